@@ -1,0 +1,125 @@
+// Package store defines where Jabbergate keeps its state — registrations,
+// contacts, durable inbox and outbox queues, message-id maps, dedupe marks —
+// and the conformance suite (package storetest) every implementation
+// passes. Implementations: store/bolt (embedded bbolt file, the zero-setup
+// default) and store/redis (go-redis UniversalClient: single server,
+// Sentinel or Cluster).
+//
+// Every key is scoped by bridge (the component domain) and, where it
+// belongs to one user, by the user's bare JID, so one store can serve many
+// bridges and, on Redis Cluster, one user's keys share a hash slot.
+//
+// All methods are safe for concurrent use and take a context first.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a record does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrLocked is returned by an embedded store whose file is held by another
+// process.
+var ErrLocked = errors.New("store: locked by another process")
+
+// Account is one user's registration with one bridge.
+type Account struct {
+	Bridge   string            // bridge domain
+	JID      string            // the user's bare JID
+	LegacyID string            // legacy account id from the adapter
+	Fields   map[string]string // registration fields; secret values already sealed by the caller
+	Settings map[string]string // user preferences
+	State    []byte            // adapter state blob (cursors)
+	Created  time.Time
+	// Subscribed records the gateway-JID subscription state with the user:
+	// "" (none), "to", "from" or "both", from the gateway's point of view
+	// ("from": the user receives the gateway's presence).
+	Subscription string
+}
+
+// Contact is a legacy contact of one user.
+type Contact struct {
+	Localpart string // JID localpart under the bridge domain (escaped)
+	LegacyID  string // the legacy ChatID, stored, never re-derived
+	Name      string
+	// Subscription from the contact's point of view: "", "from" (the user
+	// is subscribed to the contact's presence), "to", "both".
+	Subscription string
+}
+
+// Queue names one durable FIFO queue of one user on one bridge.
+type Queue struct {
+	Bridge string
+	JID    string // bare JID of the user
+	Kind   QueueKind
+}
+
+// QueueKind tells inbox from outbox.
+type QueueKind string
+
+// Queue kinds.
+const (
+	Inbox  QueueKind = "in"  // legacy → XMPP, waiting for the barrier
+	Outbox QueueKind = "out" // XMPP → legacy, waiting for the adapter
+)
+
+// Entry is one queued item. IDs are assigned by the store, increase within a
+// queue and are opaque strings; order by position in the returned slice.
+type Entry struct {
+	ID      string
+	Payload []byte
+}
+
+// Store is the state backend.
+type Store interface {
+	// PutAccount creates or replaces the account (Bridge, JID).
+	PutAccount(ctx context.Context, a *Account) error
+	// GetAccount returns the account or ErrNotFound.
+	GetAccount(ctx context.Context, bridge, jid string) (*Account, error)
+	// DeleteAccount removes the account, its contacts, its queues and its
+	// message maps. Deleting a missing account is not an error.
+	DeleteAccount(ctx context.Context, bridge, jid string) error
+	// ListAccounts returns every account of bridge, in no particular order.
+	ListAccounts(ctx context.Context, bridge string) ([]*Account, error)
+
+	// PutContact creates or replaces the contact (by Localpart).
+	PutContact(ctx context.Context, bridge, jid string, c *Contact) error
+	// GetContact returns the contact or ErrNotFound.
+	GetContact(ctx context.Context, bridge, jid, localpart string) (*Contact, error)
+	// ListContacts returns the user's contacts, sorted by Localpart.
+	ListContacts(ctx context.Context, bridge, jid string) ([]*Contact, error)
+	// DeleteContact removes a contact; missing is not an error.
+	DeleteContact(ctx context.Context, bridge, jid, localpart string) error
+
+	// Append adds payloads to the end of q, atomically, and returns their
+	// ids. When it returns nil the entries are durable.
+	Append(ctx context.Context, q Queue, payloads ...[]byte) ([]string, error)
+	// Read returns up to limit entries of q in order, starting after the
+	// entry with id after ("" = from the head).
+	Read(ctx context.Context, q Queue, after string, limit int) ([]Entry, error)
+	// Ack removes entries from q. Unknown ids are ignored.
+	Ack(ctx context.Context, q Queue, ids ...string) error
+	// Len returns the number of entries in q.
+	Len(ctx context.Context, q Queue) (int, error)
+	// Queues lists the non-empty queues of kind on bridge (used at start to
+	// resume work left by a crash).
+	Queues(ctx context.Context, bridge string, kind QueueKind) ([]Queue, error)
+
+	// PutMapping stores key → value in the namespace ns of one user, expiring
+	// after ttl (0: never). Used for legacy ↔ stanza id maps.
+	PutMapping(ctx context.Context, bridge, jid, ns, key, value string, ttl time.Duration) error
+	// GetMapping returns the value or ErrNotFound (also once expired).
+	GetMapping(ctx context.Context, bridge, jid, ns, key string) (string, error)
+
+	// MarkSeen records key (scoped by bridge and jid) for ttl and reports
+	// whether it was new. Used to drop replayed events.
+	MarkSeen(ctx context.Context, bridge, jid, key string, ttl time.Duration) (bool, error)
+
+	// Ping checks that the backend is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the backend.
+	Close() error
+}

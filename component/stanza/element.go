@@ -1,0 +1,439 @@
+// Package stanza holds the XML element tree that Jabbergate uses for XMPP
+// stanzas (RFC 6120 §8) on the component link, the encoder and decoder for
+// it, and the RFC 6120 §8.3 stanza error conditions.
+//
+// A stanza is kept as a generic element tree rather than as typed structs:
+// the gateway must pass through, inspect and rewrite payloads of many XEPs,
+// and a tree with namespace-aware lookups does that without a struct per XEP.
+// Encoding writes each namespace once, where it changes, so the output never
+// carries the duplicate xmlns attributes that encoding/xml's token re-encoder
+// produces (research/go-deps.md §1).
+package stanza
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"strings"
+)
+
+// Namespaces used across the gateway.
+const (
+	NSComponent = "jabber:component:accept"
+	NSClient    = "jabber:client"
+	NSServer    = "jabber:server"
+	NSStanzas   = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	NSStreams   = "urn:ietf:params:xml:ns:xmpp-streams"
+	NSStream    = "http://etherx.jabber.org/streams"
+	NSXML       = "http://www.w3.org/XML/1998/namespace"
+)
+
+// Attr is one attribute. Space is empty for ordinary attributes and NSXML for
+// xml:lang.
+type Attr struct {
+	Space, Local, Value string
+}
+
+// Node is one child of an element: either an element or character data.
+type Node struct {
+	El   *Element
+	Text string
+}
+
+// Element is one XML element with its attributes and children, in document
+// order. The zero value is not useful; build elements with New.
+type Element struct {
+	Space string // namespace URI
+	Local string // local name
+	Attrs []Attr
+	Nodes []Node
+}
+
+// New returns an element in namespace space with the given local name and
+// attributes, given as name, value pairs. Pairs with an empty value are
+// skipped, so optional attributes can be passed unconditionally.
+func New(space, local string, attrs ...string) *Element {
+	e := &Element{Space: space, Local: local}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		if attrs[i+1] != "" {
+			e.SetAttr(attrs[i], attrs[i+1])
+		}
+	}
+	return e
+}
+
+// Attr returns the value of the un-namespaced attribute local, or "".
+func (e *Element) Attr(local string) string {
+	if e == nil {
+		return ""
+	}
+	for _, a := range e.Attrs {
+		if a.Local == local && a.Space == "" {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// Lang returns the xml:lang attribute, or "".
+func (e *Element) Lang() string {
+	for _, a := range e.Attrs {
+		if a.Local == "lang" && a.Space == NSXML {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// SetAttr sets (or, with an empty value, removes) the un-namespaced
+// attribute local and returns e.
+func (e *Element) SetAttr(local, value string) *Element {
+	for i, a := range e.Attrs {
+		if a.Local == local && a.Space == "" {
+			if value == "" {
+				e.Attrs = append(e.Attrs[:i], e.Attrs[i+1:]...)
+			} else {
+				e.Attrs[i].Value = value
+			}
+			return e
+		}
+	}
+	if value != "" {
+		e.Attrs = append(e.Attrs, Attr{Local: local, Value: value})
+	}
+	return e
+}
+
+// Add appends child elements and returns e.
+func (e *Element) Add(children ...*Element) *Element {
+	for _, c := range children {
+		if c != nil {
+			e.Nodes = append(e.Nodes, Node{El: c})
+		}
+	}
+	return e
+}
+
+// AddText appends character data and returns e.
+func (e *Element) AddText(s string) *Element {
+	if s != "" {
+		e.Nodes = append(e.Nodes, Node{Text: s})
+	}
+	return e
+}
+
+// TextChild appends <local xmlns=space>text</local> and returns e. An empty
+// text still adds the (empty) element.
+func (e *Element) TextChild(space, local, text string) *Element {
+	return e.Add(New(space, local).AddText(text))
+}
+
+// Children returns the child elements, in order.
+func (e *Element) Children() []*Element {
+	if e == nil {
+		return nil
+	}
+	out := make([]*Element, 0, len(e.Nodes))
+	for _, n := range e.Nodes {
+		if n.El != nil {
+			out = append(out, n.El)
+		}
+	}
+	return out
+}
+
+// Child returns the first child element named local in namespace space
+// (any namespace when space is ""), or nil.
+func (e *Element) Child(space, local string) *Element {
+	if e == nil {
+		return nil
+	}
+	for _, n := range e.Nodes {
+		if n.El != nil && n.El.Local == local && (space == "" || n.El.Space == space) {
+			return n.El
+		}
+	}
+	return nil
+}
+
+// FirstChild returns the first child element, or nil.
+func (e *Element) FirstChild() *Element {
+	if e == nil {
+		return nil
+	}
+	for _, n := range e.Nodes {
+		if n.El != nil {
+			return n.El
+		}
+	}
+	return nil
+}
+
+// ChildText returns the text of the child named local in space, or "".
+func (e *Element) ChildText(space, local string) string {
+	return e.Child(space, local).Text()
+}
+
+// Text returns the concatenated character data directly inside e.
+func (e *Element) Text() string {
+	if e == nil {
+		return ""
+	}
+	if len(e.Nodes) == 1 {
+		return e.Nodes[0].Text
+	}
+	var b strings.Builder
+	for _, n := range e.Nodes {
+		b.WriteString(n.Text)
+	}
+	return b.String()
+}
+
+// RemoveChildren removes every child element named local in space (any
+// namespace when space is "") and returns e.
+func (e *Element) RemoveChildren(space, local string) *Element {
+	kept := e.Nodes[:0]
+	for _, n := range e.Nodes {
+		if n.El != nil && n.El.Local == local && (space == "" || n.El.Space == space) {
+			continue
+		}
+		kept = append(kept, n)
+	}
+	e.Nodes = kept
+	return e
+}
+
+// Copy returns a deep copy of e.
+func (e *Element) Copy() *Element {
+	if e == nil {
+		return nil
+	}
+	c := &Element{Space: e.Space, Local: e.Local}
+	c.Attrs = append([]Attr(nil), e.Attrs...)
+	c.Nodes = make([]Node, len(e.Nodes))
+	for i, n := range e.Nodes {
+		c.Nodes[i] = Node{El: n.El.Copy(), Text: n.Text}
+	}
+	return c
+}
+
+// Stanza accessors. They read the attributes RFC 6120 defines on every
+// stanza.
+
+// To returns the to attribute.
+func (e *Element) To() string { return e.Attr("to") }
+
+// From returns the from attribute.
+func (e *Element) From() string { return e.Attr("from") }
+
+// ID returns the id attribute.
+func (e *Element) ID() string { return e.Attr("id") }
+
+// Type returns the type attribute.
+func (e *Element) Type() string { return e.Attr("type") }
+
+// String returns e serialised as XML, with e's namespace declared.
+func (e *Element) String() string {
+	var b bytes.Buffer
+	e.encode(&b, "")
+	return b.String()
+}
+
+// AppendXML appends e serialised as XML to buf and returns it. parentNS is
+// the namespace in scope where e is written: the stream's default namespace
+// for a stanza, so that its xmlns is omitted.
+func (e *Element) AppendXML(buf *bytes.Buffer, parentNS string) {
+	e.encode(buf, parentNS)
+}
+
+// IsStanzaNS reports whether ns is one of the stream namespaces a stanza may
+// arrive in (component, client or server). The link normalises them all to
+// NSComponent.
+func IsStanzaNS(ns string) bool {
+	return ns == NSComponent || ns == NSClient || ns == NSServer || ns == ""
+}
+
+func (e *Element) encode(b *bytes.Buffer, parentNS string) {
+	b.WriteByte('<')
+	b.WriteString(e.Local)
+	ns := e.Space
+	if ns != parentNS {
+		b.WriteString(" xmlns='")
+		escapeAttr(b, ns)
+		b.WriteByte('\'')
+	}
+	var foreign int
+	for _, a := range e.Attrs {
+		b.WriteByte(' ')
+		switch a.Space {
+		case "":
+		case NSXML:
+			b.WriteString("xml:")
+		default:
+			// A namespaced attribute other than xml:*: declare a prefix for it.
+			foreign++
+			p := "a" + string(rune('0'+foreign%10))
+			b.WriteString("xmlns:" + p + "='")
+			escapeAttr(b, a.Space)
+			b.WriteString("' " + p + ":")
+		}
+		b.WriteString(a.Local)
+		b.WriteString("='")
+		escapeAttr(b, a.Value)
+		b.WriteByte('\'')
+	}
+	if len(e.Nodes) == 0 {
+		b.WriteString("/>")
+		return
+	}
+	b.WriteByte('>')
+	for _, n := range e.Nodes {
+		if n.El != nil {
+			n.El.encode(b, ns)
+		} else {
+			escapeText(b, n.Text)
+		}
+	}
+	b.WriteString("</")
+	b.WriteString(e.Local)
+	b.WriteByte('>')
+}
+
+func escapeAttr(b *bytes.Buffer, s string) {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var esc string
+		switch s[i] {
+		case '&':
+			esc = "&amp;"
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '\'':
+			esc = "&apos;"
+		case '"':
+			esc = "&quot;"
+		case '\n':
+			esc = "&#xA;"
+		case '\r':
+			esc = "&#xD;"
+		case '\t':
+			esc = "&#x9;"
+		default:
+			continue
+		}
+		b.WriteString(s[last:i])
+		b.WriteString(esc)
+		last = i + 1
+	}
+	b.WriteString(s[last:])
+}
+
+func escapeText(b *bytes.Buffer, s string) {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var esc string
+		switch s[i] {
+		case '&':
+			esc = "&amp;"
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '\r':
+			esc = "&#xD;"
+		default:
+			continue
+		}
+		b.WriteString(s[last:i])
+		b.WriteString(esc)
+		last = i + 1
+	}
+	b.WriteString(s[last:])
+}
+
+// ErrTooDeep is returned by Decode for elements nested deeper than
+// MaxDepth.
+var ErrTooDeep = errors.New("stanza: element nesting too deep")
+
+// MaxDepth bounds element nesting in Decode, so crafted input cannot exhaust
+// the stack.
+const MaxDepth = 64
+
+// Decode reads one element from d, whose start element has already been
+// read, up to and including its end element. Namespace declarations are
+// resolved by d and dropped from Attrs.
+func Decode(d *xml.Decoder, start xml.StartElement) (*Element, error) {
+	root := fromStart(start)
+	stack := []*Element{root}
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		top := stack[len(stack)-1]
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if len(stack) >= MaxDepth {
+				return nil, ErrTooDeep
+			}
+			el := fromStart(t)
+			top.Nodes = append(top.Nodes, Node{El: el})
+			stack = append(stack, el)
+		case xml.EndElement:
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return root, nil
+			}
+		case xml.CharData:
+			if n := len(top.Nodes); n > 0 && top.Nodes[n-1].El == nil {
+				top.Nodes[n-1].Text += string(t)
+			} else {
+				top.Nodes = append(top.Nodes, Node{Text: string(t)})
+			}
+		}
+	}
+}
+
+// Parse decodes a single element from s. It is meant for tests and config;
+// the link decodes from its stream.
+func Parse(s string) (*Element, error) {
+	d := xml.NewDecoder(strings.NewReader(s))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		if st, ok := tok.(xml.StartElement); ok {
+			return Decode(d, st)
+		}
+	}
+}
+
+// MustParse is Parse that panics on error, for tests and fixed templates.
+func MustParse(s string) *Element {
+	e, err := Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+func fromStart(s xml.StartElement) *Element {
+	e := &Element{Space: s.Name.Space, Local: s.Name.Local}
+	if len(s.Attr) > 0 {
+		e.Attrs = make([]Attr, 0, len(s.Attr))
+	}
+	for _, a := range s.Attr {
+		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			continue
+		}
+		e.Attrs = append(e.Attrs, Attr{Space: a.Name.Space, Local: a.Name.Local, Value: a.Value})
+	}
+	return e
+}

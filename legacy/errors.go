@@ -1,0 +1,91 @@
+package legacy
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Adapters wrap them (fmt.Errorf("…: %w", legacy.ErrX)) so
+// the core maps them to stanza errors in one table and knows whether to
+// retry. Errors that wrap none of them are treated as transient.
+var (
+	// ErrUnauthorized: the legacy network rejected the credentials.
+	// Permanent until the user registers again.
+	ErrUnauthorized = errors.New("legacy: credentials rejected")
+	// ErrInvalidAddress: the address is not a valid legacy address.
+	ErrInvalidAddress = errors.New("legacy: invalid address")
+	// ErrNotFound: the address is valid but names no one.
+	ErrNotFound = errors.New("legacy: recipient not found")
+	// ErrForbidden: the recipient refuses messages (blocked, opted out).
+	ErrForbidden = errors.New("legacy: recipient refuses messages")
+	// ErrRejected: the content is not acceptable (too long, bad media).
+	ErrRejected = errors.New("legacy: content rejected")
+	// ErrPolicy: the content was blocked by the network's policy (spam).
+	ErrPolicy = errors.New("legacy: blocked by policy")
+	// ErrTooLarge: a file or message is larger than the network allows.
+	ErrTooLarge = errors.New("legacy: too large")
+	// ErrUnsupported: the network cannot do this.
+	ErrUnsupported = errors.New("legacy: not supported")
+	// ErrUnavailable: the network is unreachable or failing (5xx,
+	// timeouts). Transient.
+	ErrUnavailable = errors.New("legacy: network unavailable")
+	// ErrRateLimited: slow down. Transient; see RateLimitError for the
+	// delay the network asked for.
+	ErrRateLimited = errors.New("legacy: rate limited")
+	// ErrInvalidField: a registration field is missing or malformed.
+	ErrInvalidField = errors.New("legacy: invalid registration field")
+)
+
+// RateLimitError is returned when the network asks us to wait. It wraps
+// ErrRateLimited.
+type RateLimitError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("legacy: rate limited, retry after %s", e.RetryAfter)
+}
+
+// Unwrap returns ErrRateLimited.
+func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
+
+// CodeError carries the legacy network's own error code (Telegram's
+// description, an SMTP reply code, a provider error number) to the user.
+type CodeError struct {
+	Code string // the network's code, e.g. "550 5.1.1" or "21610"
+	Text string // the network's message
+	Err  error  // the sentinel it maps to
+}
+
+func (e *CodeError) Error() string {
+	return fmt.Sprintf("%v (%s: %s)", e.Err, e.Code, e.Text)
+}
+
+// Unwrap returns the sentinel.
+func (e *CodeError) Unwrap() error { return e.Err }
+
+// FieldError names the registration field that is wrong. It wraps
+// ErrInvalidField.
+type FieldError struct {
+	Var    string
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("legacy: field %q: %s", e.Var, e.Reason)
+}
+
+// Unwrap returns ErrInvalidField.
+func (e *FieldError) Unwrap() error { return ErrInvalidField }
+
+// IsPermanent reports whether err will not go away by retrying.
+func IsPermanent(err error) bool {
+	for _, p := range []error{ErrUnauthorized, ErrInvalidAddress, ErrNotFound, ErrForbidden,
+		ErrRejected, ErrPolicy, ErrTooLarge, ErrUnsupported, ErrInvalidField} {
+		if errors.Is(err, p) {
+			return true
+		}
+	}
+	return false
+}

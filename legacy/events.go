@@ -1,0 +1,118 @@
+package legacy
+
+import "time"
+
+// Event is something that happened on the legacy network. The concrete
+// types are the structs below; the core switches on them.
+type Event interface {
+	event()
+}
+
+// Incoming is a message from the legacy network to the XMPP user.
+type Incoming struct {
+	// ID is the legacy id. It must be stable: a replayed message carries
+	// the same ID, so the core can drop the duplicate.
+	ID MessageID
+	// Chat is the conversation (the contact for 1:1 chats).
+	Chat ChatID
+	// Sender is the author in a group chat; empty in 1:1 chats.
+	Sender UserID
+	// SenderName is the author's display name in a group chat.
+	SenderName string
+	// Text is the body.
+	Text string
+	// Subject is the optional subject (email).
+	Subject string
+	// Thread is the optional thread id.
+	Thread string
+	// ReplyTo is the legacy id of the message this one answers, if any.
+	ReplyTo MessageID
+	// Time is when the message was sent on the legacy side (zero: now).
+	Time time.Time
+	// Carbon marks a message the user sent from the legacy network's own
+	// app, to be shown as sent by the user.
+	Carbon bool
+}
+
+// Edited is a correction of an earlier message (XEP-0308).
+type Edited struct {
+	ID   MessageID // the message that was edited
+	Chat ChatID
+	Text string
+	Time time.Time
+}
+
+// Retracted is the deletion of an earlier message (XEP-0424).
+type Retracted struct {
+	ID   MessageID
+	Chat ChatID
+}
+
+// Reacted is the full set of a legacy user's reactions to a message
+// (XEP-0444).
+type Reacted struct {
+	ID     MessageID
+	Chat   ChatID
+	Sender UserID
+	Emojis []string
+}
+
+// Typing is a chat-state change of a legacy contact (XEP-0085).
+type Typing struct {
+	Chat   ChatID
+	Typing bool
+}
+
+// Receipt reports that a message the user sent was delivered (XEP-0184).
+type Receipt struct {
+	ID   MessageID
+	Chat ChatID
+}
+
+// Displayed reports that the contact read the user's messages up to ID
+// (XEP-0333).
+type Displayed struct {
+	ID   MessageID
+	Chat ChatID
+}
+
+// Presence is the availability of a legacy contact.
+type Presence struct {
+	Chat      ChatID
+	Available bool
+	Away      bool
+	Status    string
+}
+
+// Contact adds or updates a contact of the user's legacy contact list.
+type Contact struct {
+	Chat    ChatID
+	Name    string
+	Group   bool
+	Removed bool
+}
+
+// StatusEvent reports the state of the session, shown to the user as the
+// gateway's presence.
+type StatusEvent struct {
+	Status Status
+	Text   string
+}
+
+// SaveState asks the core to store the adapter's state blob (cursors,
+// watermarks) durably; the next Open receives it in Account.State.
+type SaveState struct {
+	State []byte
+}
+
+func (Incoming) event()    {}
+func (Edited) event()      {}
+func (Retracted) event()   {}
+func (Reacted) event()     {}
+func (Typing) event()      {}
+func (Receipt) event()     {}
+func (Displayed) event()   {}
+func (Presence) event()    {}
+func (Contact) event()     {}
+func (StatusEvent) event() {}
+func (SaveState) event()   {}

@@ -1,0 +1,254 @@
+// Package legacy is the contract between Jabbergate's core (package bridges)
+// and a legacy network adapter (Telegram, email, SMS, echo, …).
+//
+// An adapter knows nothing of XMPP, the store or metrics. It provides a
+// Network, registered by name with Register from an init function; the core
+// asks the Network for its Info (capabilities, registration form), opens one
+// Session per registered account and runs it. The session delivers what
+// happens on the legacy side as Events to a Sink, and sends what the XMPP
+// user writes with Send.
+//
+// Lifecycle (STYLE.md §6): a Factory validates configuration and does no
+// I/O; Network.Open prepares a session and does no I/O; Session.Run does the
+// network I/O until its context ends.
+//
+// Optional features are one-method interfaces (Editor, Retracter, Reactor,
+// ChatStater, Marker, Resolver, Registrar, Webhooker) found by type
+// assertion and declared in Caps, after go-smtp's add-on interfaces.
+package legacy
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Opaque identifiers. Only the adapter creates them; the core stores and
+// compares them but never parses them.
+type (
+	// AccountID identifies the legacy account of one registration (a bot
+	// id, a mailbox address, a phone number).
+	AccountID string
+	// ChatID identifies a conversation: a contact or a group.
+	ChatID string
+	// UserID identifies a person on the legacy network.
+	UserID string
+	// MessageID identifies a message on the legacy network. It must be
+	// stable: the same legacy message always has the same MessageID, which
+	// is what makes replays after a crash recognisable.
+	MessageID string
+)
+
+// Network is one legacy network. Implementations must be safe for
+// concurrent use.
+type Network interface {
+	// Info describes the network. It must return the same value on every
+	// call; the core computes capabilities from it once.
+	Info() Info
+	// Open prepares a session for acct that delivers events to sink. It does
+	// no I/O: credentials are checked by Session.Run (or earlier by
+	// Registrar.Register).
+	Open(ctx context.Context, acct Account, sink Sink) (Session, error)
+}
+
+// Session is one account's connection to the legacy network.
+type Session interface {
+	// Run connects and delivers events to the sink until ctx ends. It
+	// returns nil when ctx ended, ErrUnauthorized when the credentials are
+	// rejected (the core then stops the session and tells the user), and
+	// any other error for a failure the core retries with backoff.
+	Run(ctx context.Context) error
+	// Send sends m and returns the legacy id of the sent message. Safe for
+	// concurrent use with Run. Errors should wrap the sentinel errors of
+	// this package so the core can tell transient from permanent failures.
+	Send(ctx context.Context, m *Message) (MessageID, error)
+}
+
+// Sink receives a session's events.
+type Sink interface {
+	// Emit hands ev to the core. It returns nil only once the event is
+	// durable (stored in the inbox); only then may the adapter acknowledge
+	// it on the legacy side (advance an offset, answer a webhook). A
+	// non-nil error means the event was not taken: keep it on the legacy
+	// side and retry later. Safe for concurrent use; may block for store
+	// I/O.
+	Emit(ctx context.Context, ev Event) error
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(ctx context.Context, ev Event) error
+
+// Emit calls f.
+func (f SinkFunc) Emit(ctx context.Context, ev Event) error { return f(ctx, ev) }
+
+// Account is what the core knows of one registration when it opens a
+// session.
+type Account struct {
+	// ID is the legacy account id the adapter returned at registration.
+	ID AccountID
+	// Owner is an opaque, stable key for the XMPP user (never a JID to
+	// parse); adapters may use it to namespace their own state.
+	Owner string
+	// Fields holds the registration form values, credentials included,
+	// decrypted. Adapters must not log them.
+	Fields map[string]string
+	// Settings holds the user's preferences (keys declared in Info.Settings).
+	Settings map[string]string
+	// State is the adapter's own state blob, last saved with a SaveState
+	// event (cursors, watermarks). Nil at first.
+	State []byte
+}
+
+// Info describes a network.
+type Info struct {
+	// Name is the registry name ("echo", "telegram", "email", "sms").
+	Name string
+	// DiscoType is the XEP-0030 gateway identity type ("sms", "telegram",
+	// "smtp", …), from the XMPP registrar's list.
+	DiscoType string
+	// DisplayName is the human name of the gateway ("Telegram").
+	DisplayName string
+	// Instructions is shown with the registration form.
+	Instructions string
+	// Fields are the registration form fields.
+	Fields []Field
+	// Settings are per-user preferences the user may change later.
+	Settings []Field
+	// Prompt and PromptDesc are the XEP-0100 jabber:iq:gateway texts
+	// ("Phone number", "Enter the number of the person to text").
+	Prompt, PromptDesc string
+	// Caps lists what the network supports.
+	Caps Caps
+	// MaxTextLength is the longest text one Send accepts (0: no limit).
+	MaxTextLength int
+	// OutboxTTL is how long an outgoing message may wait for transient
+	// failures to pass before the sender gets an error (0: core default).
+	OutboxTTL time.Duration
+}
+
+// Caps is the set of optional features a network supports. The core only
+// advertises and translates what is declared here.
+type Caps struct {
+	Edits        bool // Editor
+	Retractions  bool // Retracter
+	Reactions    bool // Reactor
+	ChatStates   bool // ChatStater, and Typing events
+	Markers      bool // Marker, and Displayed events
+	Receipts     bool // Send's success means delivered; Receipt events
+	Files        bool
+	Groups       bool
+	Presence     bool // Presence events are meaningful
+	Avatars      bool
+	Replies      bool
+	ContactsList bool // the network has a contact list (Contact events)
+}
+
+// FieldType is the XEP-0004 type of a registration field.
+type FieldType string
+
+// Field types.
+const (
+	TextSingle  FieldType = "text-single"
+	TextPrivate FieldType = "text-private"
+	Boolean     FieldType = "boolean"
+	ListSingle  FieldType = "list-single"
+	Fixed       FieldType = "fixed"
+)
+
+// Field is one registration or settings field.
+type Field struct {
+	Var      string    // form variable; the XEP-0077 element name when one fits (username, password, email)
+	Label    string    // human label
+	Type     FieldType // default TextSingle
+	Required bool
+	Secret   bool   // sealed at rest, never echoed back
+	Default  string // default value
+	Options  []Option
+	Desc     string
+}
+
+// Option is one choice of a ListSingle field.
+type Option struct {
+	Label, Value string
+}
+
+// Message is a message the XMPP user sends to the legacy side.
+type Message struct {
+	// Chat is the destination.
+	Chat ChatID
+	// Text is the body.
+	Text string
+	// Subject is the optional subject (email).
+	Subject string
+	// Thread is the optional conversation thread id.
+	Thread string
+	// ReplyTo is the legacy id of the message this one answers, if any.
+	ReplyTo MessageID
+	// Key is an idempotency key that is the same for every attempt to
+	// send this message (after a retry or a crash). Adapters that can
+	// deduplicate on the legacy side, or that derive their MessageID from
+	// it, should.
+	Key string
+}
+
+// Status is the state of a session, reported with a StatusEvent.
+type Status string
+
+// Session states.
+const (
+	StatusConnecting   Status = "connecting"
+	StatusConnected    Status = "connected"
+	StatusDisconnected Status = "disconnected"
+	StatusUnauthorized Status = "unauthorized"
+)
+
+// Optional session interfaces. The core finds them by type assertion and
+// uses them only when Caps declares the feature.
+
+// Editor changes the text of a message already sent (XEP-0308).
+type Editor interface {
+	Edit(ctx context.Context, chat ChatID, id MessageID, text string) error
+}
+
+// Retracter deletes a message already sent (XEP-0424).
+type Retracter interface {
+	Retract(ctx context.Context, chat ChatID, id MessageID) error
+}
+
+// Reactor sets the user's reactions on a message (XEP-0444): the full set,
+// replacing earlier ones.
+type Reactor interface {
+	React(ctx context.Context, chat ChatID, id MessageID, emojis []string) error
+}
+
+// ChatStater sends a typing notification (XEP-0085).
+type ChatStater interface {
+	SetTyping(ctx context.Context, chat ChatID, typing bool) error
+}
+
+// Marker marks messages up to id as read (XEP-0333).
+type Marker interface {
+	MarkRead(ctx context.Context, chat ChatID, id MessageID) error
+}
+
+// Resolver turns what a user typed ("+1 555 123 4567", "Alice@Example.com")
+// into a ChatID (XEP-0100 jabber:iq:gateway, adding contacts). It is
+// implemented by the Network, not the session: it needs no login. An input
+// that names no valid contact returns an error wrapping ErrInvalidAddress.
+type Resolver interface {
+	Resolve(ctx context.Context, input string) (ChatID, error)
+}
+
+// Registrar checks registration fields and returns the legacy account id.
+// Implemented by the Network. It may do I/O (for example getMe on Telegram).
+// Bad credentials return an error wrapping ErrUnauthorized; missing or
+// malformed fields an error wrapping ErrInvalidField.
+type Registrar interface {
+	Register(ctx context.Context, fields map[string]string) (AccountID, error)
+}
+
+// Webhooker is a Network that receives pushes from its legacy network over
+// HTTP. The core mounts the handler under /webhooks/<bridge>/.
+type Webhooker interface {
+	Webhook() http.Handler
+}
