@@ -1,0 +1,257 @@
+// Package config loads and validates Jabbergate's YAML configuration: the
+// XEP-0114 component link, the bridges (one component domain bound to one
+// legacy network each), the store, the HTTP listener, access control,
+// logging and the credential vault. configs/jabbergate.example.yaml
+// documents every key.
+//
+// Beyond plain YAML:
+//
+//   - String values may reference the environment: ${VAR} is replaced by
+//     the value of VAR (an error if VAR is unset), ${VAR:-default} by the
+//     value of VAR or, when VAR is unset or empty, by default. "$$" is a
+//     literal dollar; a "$" not followed by "{" or "$" is kept as is.
+//     Expansion applies to values only, never to keys or comments.
+//   - Keys ending in _file (bridges[].secret_file, store.redis.url_file,
+//     bridges[].options.*_file) name a file whose content, minus trailing
+//     newlines, becomes the value of the key without _file. vault.key_file
+//     is the exception: it is a path handed to the caller, which creates the
+//     key there when the file does not exist (see Vault).
+//   - Relative paths are relative to the directory of the config file.
+//
+// Every problem is reported as an *Error naming the file, line, key path
+// and problem; Load and Parse report all problems at once (errors.Join).
+// Secrets never appear in error messages; Config.Redacted prints the
+// effective configuration with secrets masked.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration file. After a successful Load or Parse
+// every default is filled in (see the field comments).
+type Config struct {
+	XMPP    XMPP     `yaml:"xmpp"`
+	Bridges []Bridge `yaml:"bridges"`
+	Store   Store    `yaml:"store"`
+	HTTP    HTTP     `yaml:"http"`
+	Access  Access   `yaml:"access"`
+	Log     Log      `yaml:"log"`
+	Vault   Vault    `yaml:"vault"`
+
+	lines map[string]int // key path → line, for Line
+}
+
+// XMPP configures the XEP-0114 component link to the XMPP server.
+type XMPP struct {
+	// Server is the server's component listener, host:port. Required
+	// unless every bridge sets its own server.
+	Server string `yaml:"server"`
+	// MaxStanzaSize is the largest stanza read or written on the link.
+	// Default 256KiB; at least 10000 bytes (RFC 6120 §13.12).
+	MaxStanzaSize ByteSize `yaml:"max_stanza_size"`
+	// PingInterval is how often an idle link is checked with an XEP-0199
+	// ping. Default 30s.
+	PingInterval time.Duration `yaml:"ping_interval"`
+	// PingTimeout is how long a ping may go unanswered before the link is
+	// considered dead and reconnected. Default 30s.
+	PingTimeout time.Duration `yaml:"ping_timeout"`
+}
+
+// Bridge binds one component domain to one legacy network.
+type Bridge struct {
+	// Network is the legacy network: "echo", "telegram", "email" or "sms".
+	Network string `yaml:"network"`
+	// Domain is the component domain, lowercased; unique across bridges.
+	Domain string `yaml:"domain"`
+	// Secret is the XEP-0114 shared secret. Required unless SecretFile is
+	// given, in which case it holds the file's content.
+	Secret string `yaml:"secret"`
+	// SecretFile is the resolved path of the file the secret was read from.
+	SecretFile string `yaml:"secret_file"`
+	// Server overrides XMPP.Server for this bridge; after Load it is always
+	// set (defaulting to XMPP.Server).
+	Server string `yaml:"server"`
+	// Name is the display name (disco identity); "" lets the network choose.
+	Name string `yaml:"name"`
+	// Options are handed to the network's factory unchanged, except that
+	// a key "x_file" is replaced by "x" holding the content of that file.
+	Options map[string]string `yaml:"options"`
+
+	// secretOptions marks options read from a *_file, for Redacted.
+	secretOptions map[string]bool
+}
+
+// Store selects where state is kept.
+type Store struct {
+	// Backend is "bolt" (default) or "redis".
+	Backend string `yaml:"backend"`
+	// Path is the bolt database file, default "jabbergate.db"; after Load
+	// it is absolute or relative to the working directory (a relative path
+	// in the file is resolved against the config file's directory).
+	Path  string `yaml:"path"`
+	Redis Redis  `yaml:"redis"`
+}
+
+// Redis configures the Redis store.
+type Redis struct {
+	// URL is a redis://, rediss:// or unix:// URL, or a comma-separated
+	// list of them for Cluster. Required when the backend is redis; when
+	// URLFile is given it holds the file's content.
+	URL string `yaml:"url"`
+	// URLFile is the resolved path of the file the URL was read from.
+	URLFile string `yaml:"url_file"`
+	// Prefix namespaces every key, default "jg".
+	Prefix string `yaml:"prefix"`
+}
+
+// HTTP configures the listener for /metrics, /healthz, /readyz, webhooks
+// and media.
+type HTTP struct {
+	// Listen is host:port, default "127.0.0.1:9470". The value "off" in the
+	// file disables the listener; Listen is then "".
+	Listen string `yaml:"listen"`
+}
+
+// Access says who may use the gateway.
+type Access struct {
+	// AllowedDomains are the user domains allowed to register, lowercased.
+	// Required and non-empty: "*" allows every domain of the federation.
+	AllowedDomains []string `yaml:"allowed_domains"`
+	// Admins are bare JIDs (lowercased) allowed to run admin commands.
+	Admins []string `yaml:"admins"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is text (default) or json.
+	Format string `yaml:"format"`
+}
+
+// Vault configures the key that seals legacy credentials at rest.
+//
+// After Load exactly one of Key and KeyFile is set. With Key, use it
+// (base64 of 32 bytes, already checked). With KeyFile, read the key from that
+// file, creating it with a new random key (mode 0600) when it does not exist
+// (vault.LoadOrCreateKey). Without key and key_file in the file, KeyFile
+// defaults to "jabbergate.key" next to the bolt store. The redis backend
+// requires key or key_file, because every instance must share one key.
+type Vault struct {
+	// Key is the base64 encoding of a 32-byte key.
+	Key string `yaml:"key"`
+	// KeyFile is the resolved path of the key file.
+	KeyFile string `yaml:"key_file"`
+}
+
+// Defaults.
+const (
+	DefaultMaxStanzaSize ByteSize      = 256 * KiB
+	DefaultPingInterval  time.Duration = 30 * time.Second
+	DefaultPingTimeout   time.Duration = 30 * time.Second
+	DefaultStoreBackend                = "bolt"
+	DefaultStorePath                   = "jabbergate.db"
+	DefaultRedisPrefix                 = "jg"
+	DefaultHTTPListen                  = "127.0.0.1:9470"
+	DefaultLogLevel                    = "info"
+	DefaultLogFormat                   = "text"
+	DefaultKeyFileName                 = "jabbergate.key"
+)
+
+// Load reads, expands and validates the file at path. Relative paths in the
+// file are resolved against the file's directory. On failure the error is
+// an *Error or several joined with errors.Join (see Errors).
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, &Error{File: path, Problem: err.Error()}
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, &Error{File: path, Problem: err.Error()}
+	}
+	return parse(path, dir, data)
+}
+
+// Parse is Load on data already read; name is the file name used in error
+// messages, and relative paths are resolved against filepath.Dir(name).
+func Parse(name string, data []byte) (*Config, error) {
+	return parse(name, filepath.Dir(name), data)
+}
+
+func parse(name, dir string, data []byte) (*Config, error) {
+	d := &decoder{file: name, dir: dir, lines: map[string]int{}, lookupEnv: os.LookupEnv}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
+		return nil, syntaxError(name, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		d.errorf(extra.Line, "", "more than one YAML document; a config file holds exactly one")
+	} else if err != io.EOF {
+		return nil, syntaxError(name, err)
+	}
+	c := &Config{}
+	d.decodeDocument(&doc, c)
+	d.validate(c)
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	d.applyDefaults(c)
+	c.lines = d.lines
+	return c, nil
+}
+
+// Line returns the line in the config file of key, a key path such as
+// "bridges[0].options" as used in Error, or of its nearest ancestor that
+// appears in the file; 0 if none does. The caller can use it to report
+// problems found later (say, an adapter rejecting its options) as an
+// *Error with a line.
+func (c *Config) Line(key string) int { return lineOf(c.lines, key) }
+
+// String returns Redacted, so a Config printed with %v shows no secret.
+func (c *Config) String() string { return c.Redacted() }
+
+// GoString is String, for %#v.
+func (c *Config) GoString() string { return c.Redacted() }
+
+// String shows a bridge without its secret or options.
+func (b Bridge) String() string {
+	return fmt.Sprintf("{network:%s domain:%s server:%s}", b.Network, b.Domain, b.Server)
+}
+
+// GoString is String, for %#v: a Bridge holds a secret.
+func (b Bridge) GoString() string { return b.String() }
+
+// String shows the Redis settings with any password in the URL masked.
+func (r Redis) String() string {
+	return fmt.Sprintf("{url:%s prefix:%s}", redactURL(r.URL), r.Prefix)
+}
+
+// GoString is String, for %#v: the URL may carry a password.
+func (r Redis) GoString() string { return r.String() }
+
+// String shows the key file, or that a key is set, never the key.
+func (v Vault) String() string {
+	if v.Key != "" {
+		return "{key:" + redacted + "}"
+	}
+	return "{key_file:" + v.KeyFile + "}"
+}
+
+// GoString is String, for %#v: a Vault may hold the key.
+func (v Vault) GoString() string { return v.String() }

@@ -1,0 +1,449 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Allowed values.
+var (
+	networks      = []string{"echo", "email", "sms", "telegram"}
+	storeBackends = []string{"bolt", "redis"}
+	logLevels     = []string{"debug", "info", "warn", "error"}
+	logFormats    = []string{"text", "json"}
+	redisSchemes  = []string{"redis", "rediss", "unix"}
+)
+
+const keyHint = "create one with: openssl rand -base64 32"
+
+func allowed(vals []string) string { return "allowed: " + strings.Join(vals, ", ") }
+
+// validate checks c, reads *_file keys and normalizes case, recording every
+// problem. It applies no defaults.
+func (d *decoder) validate(c *Config) {
+	d.validating = true
+	d.validateXMPP(c)
+	d.validateBridges(c)
+	d.validateStore(c)
+	d.validateHTTP(c)
+	d.validateAccess(c)
+	d.validateLog(c)
+	d.validateVault(c)
+}
+
+func (d *decoder) required(key, hint string) {
+	if hint != "" {
+		hint = ": " + hint
+	}
+	d.errorf(d.line(key), key, "required%s", hint)
+}
+
+func (d *decoder) validateXMPP(c *Config) {
+	x := &c.XMPP
+	everyBridgeHasServer := len(c.Bridges) > 0
+	for _, b := range c.Bridges {
+		if b.Server == "" {
+			everyBridgeHasServer = false
+		}
+	}
+	switch {
+	case x.Server != "":
+		if p := checkHostPort(x.Server, true); p != "" {
+			d.errorf(d.line("xmpp.server"), "xmpp.server", "%s", p)
+		}
+	case !everyBridgeHasServer:
+		d.required("xmpp.server", "the XMPP server's component listener, host:port")
+	}
+	switch {
+	case x.MaxStanzaSize < 0:
+		d.errorf(d.line("xmpp.max_stanza_size"), "xmpp.max_stanza_size", "must not be negative")
+	case x.MaxStanzaSize > 0 && x.MaxStanzaSize < 10000:
+		d.errorf(d.line("xmpp.max_stanza_size"), "xmpp.max_stanza_size", "must be at least 10000 bytes (RFC 6120 §13.12)")
+	}
+	if x.PingInterval < 0 {
+		d.errorf(d.line("xmpp.ping_interval"), "xmpp.ping_interval", "must not be negative")
+	}
+	if x.PingTimeout < 0 {
+		d.errorf(d.line("xmpp.ping_timeout"), "xmpp.ping_timeout", "must not be negative")
+	}
+}
+
+func (d *decoder) validateBridges(c *Config) {
+	if len(c.Bridges) == 0 {
+		d.required("bridges", "at least one bridge")
+		return
+	}
+	domains := map[string]int{} // domain → bridge index
+	for i := range c.Bridges {
+		b := &c.Bridges[i]
+		p := fmt.Sprintf("bridges[%d]", i)
+
+		switch {
+		case b.Network == "":
+			d.required(p+".network", allowed(networks))
+		case !slices.Contains(networks, b.Network):
+			d.errorf(d.line(p+".network"), p+".network", "unknown network %q (%s)", b.Network, allowed(networks))
+		}
+
+		b.Domain = strings.ToLower(strings.TrimSpace(b.Domain))
+		switch {
+		case b.Domain == "":
+			d.required(p+".domain", "the component domain, e.g. telegram.example.org")
+		case checkDomain(b.Domain) != "":
+			d.errorf(d.line(p+".domain"), p+".domain", "invalid domain %q: %s", b.Domain, checkDomain(b.Domain))
+		default:
+			if j, dup := domains[b.Domain]; dup {
+				d.errorf(d.line(p+".domain"), p+".domain", "duplicate domain %q (also bridges[%d] at line %d)",
+					b.Domain, j, d.line(fmt.Sprintf("bridges[%d].domain", j)))
+			} else {
+				domains[b.Domain] = i
+			}
+		}
+
+		switch {
+		case b.Secret != "" && b.SecretFile != "":
+			d.errorf(d.line(p+".secret_file"), p+".secret_file", "give secret or secret_file, not both")
+		case b.SecretFile != "":
+			b.SecretFile = d.path(b.SecretFile)
+			if s, ok := d.readFile(p+".secret_file", b.SecretFile); ok {
+				b.Secret = s
+			}
+		case b.Secret == "":
+			d.required(p+".secret", "the component's shared secret (or give secret_file)")
+		}
+
+		if b.Server != "" {
+			if prob := checkHostPort(b.Server, true); prob != "" {
+				d.errorf(d.line(p+".server"), p+".server", "%s", prob)
+			}
+		}
+
+		d.options(b, p+".options")
+	}
+}
+
+// options replaces every "x_file" option by "x" holding the file's content.
+func (d *decoder) options(b *Bridge, p string) {
+	keys := make([]string, 0, len(b.Options))
+	for k := range b.Options {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		base, ok := strings.CutSuffix(k, "_file")
+		if !ok {
+			continue
+		}
+		kp := p + "." + k
+		switch _, both := b.Options[base]; {
+		case base == "":
+			d.errorf(d.line(kp), kp, "option name missing before \"_file\"")
+		case both:
+			d.errorf(d.line(kp), kp, "give %s or %s, not both", base, k)
+		case b.Options[k] == "":
+			d.required(kp, "a file name")
+		default:
+			s, ok := d.readFile(kp, d.path(b.Options[k]))
+			if !ok {
+				continue
+			}
+			delete(b.Options, k)
+			b.Options[base] = s
+			if b.secretOptions == nil {
+				b.secretOptions = map[string]bool{}
+			}
+			b.secretOptions[base] = true
+		}
+	}
+}
+
+func (d *decoder) validateStore(c *Config) {
+	s := &c.Store
+	s.Backend = strings.ToLower(strings.TrimSpace(s.Backend))
+	if s.Backend != "" && !slices.Contains(storeBackends, s.Backend) {
+		d.errorf(d.line("store.backend"), "store.backend", "invalid value %q (%s)", s.Backend, allowed(storeBackends))
+	}
+	r := &s.Redis
+	if s.Backend == "redis" {
+		switch {
+		case r.URL != "" && r.URLFile != "":
+			d.errorf(d.line("store.redis.url_file"), "store.redis.url_file", "give url or url_file, not both")
+		case r.URLFile != "":
+			r.URLFile = d.path(r.URLFile)
+			if u, ok := d.readFile("store.redis.url_file", r.URLFile); ok {
+				r.URL = strings.TrimSpace(u)
+				if prob := checkRedisURL(r.URL, false); prob != "" {
+					d.errorf(d.line("store.redis.url_file"), "store.redis.url_file", "file %q: %s", r.URLFile, prob)
+				}
+			}
+		case r.URL == "":
+			d.required("store.redis.url", "when store.backend is redis (or give url_file)")
+		default:
+			if prob := checkRedisURL(r.URL, true); prob != "" {
+				d.errorf(d.line("store.redis.url"), "store.redis.url", "%s", prob)
+			}
+		}
+	}
+	if strings.ContainsAny(r.Prefix, "{} \t\r\n") {
+		d.errorf(d.line("store.redis.prefix"), "store.redis.prefix", "must not contain braces or white space (keys are hash-tagged per account)")
+	}
+}
+
+func (d *decoder) validateHTTP(c *Config) {
+	l := strings.TrimSpace(c.HTTP.Listen)
+	c.HTTP.Listen = l
+	if l == "" || strings.EqualFold(l, "off") {
+		return
+	}
+	if prob := checkHostPort(l, false); prob != "" {
+		d.errorf(d.line("http.listen"), "http.listen", "%s (or \"off\")", prob)
+	}
+}
+
+func (d *decoder) validateAccess(c *Config) {
+	a := &c.Access
+	if len(a.AllowedDomains) == 0 {
+		d.required("access.allowed_domains", `the user domains allowed to register, or "*" for any domain`)
+	}
+	for i, dom := range a.AllowedDomains {
+		dom = strings.ToLower(strings.TrimSpace(dom))
+		a.AllowedDomains[i] = dom
+		p := fmt.Sprintf("access.allowed_domains[%d]", i)
+		if dom == "*" {
+			continue
+		}
+		if dom == "" {
+			d.errorf(d.line(p), p, `empty domain (write "*" for any domain)`)
+		} else if prob := checkDomain(dom); prob != "" {
+			d.errorf(d.line(p), p, "invalid domain %q: %s", dom, prob)
+		}
+	}
+	for i, j := range a.Admins {
+		j = strings.ToLower(strings.TrimSpace(j))
+		a.Admins[i] = j
+		p := fmt.Sprintf("access.admins[%d]", i)
+		if prob := checkBareJID(j); prob != "" {
+			d.errorf(d.line(p), p, "invalid bare JID %q: %s", j, prob)
+		}
+	}
+}
+
+func (d *decoder) validateLog(c *Config) {
+	l := &c.Log
+	l.Level = strings.ToLower(strings.TrimSpace(l.Level))
+	if l.Level != "" && !slices.Contains(logLevels, l.Level) {
+		d.errorf(d.line("log.level"), "log.level", "invalid value %q (%s)", l.Level, allowed(logLevels))
+	}
+	l.Format = strings.ToLower(strings.TrimSpace(l.Format))
+	if l.Format != "" && !slices.Contains(logFormats, l.Format) {
+		d.errorf(d.line("log.format"), "log.format", "invalid value %q (%s)", l.Format, allowed(logFormats))
+	}
+}
+
+func (d *decoder) validateVault(c *Config) {
+	v := &c.Vault
+	v.Key = strings.TrimSpace(v.Key)
+	switch {
+	case v.Key != "" && v.KeyFile != "":
+		d.errorf(d.line("vault.key_file"), "vault.key_file", "give key or key_file, not both")
+	case v.Key != "":
+		k, err := base64.StdEncoding.DecodeString(v.Key)
+		switch {
+		case err != nil:
+			d.errorf(d.line("vault.key"), "vault.key", "not valid base64 (%s)", keyHint)
+		case len(k) != 32:
+			d.errorf(d.line("vault.key"), "vault.key", "must be 32 bytes, got %d (%s)", len(k), keyHint)
+		}
+	case v.KeyFile == "" && c.Store.Backend == "redis":
+		d.required("vault.key", "with store.backend redis every instance must share one key: set vault.key or vault.key_file")
+	}
+}
+
+// applyDefaults fills in defaults and resolves relative paths; c is valid.
+func (d *decoder) applyDefaults(c *Config) {
+	x := &c.XMPP
+	if x.MaxStanzaSize == 0 {
+		x.MaxStanzaSize = DefaultMaxStanzaSize
+	}
+	if x.PingInterval == 0 {
+		x.PingInterval = DefaultPingInterval
+	}
+	if x.PingTimeout == 0 {
+		x.PingTimeout = DefaultPingTimeout
+	}
+	for i := range c.Bridges {
+		if c.Bridges[i].Server == "" {
+			c.Bridges[i].Server = x.Server
+		}
+	}
+	s := &c.Store
+	if s.Backend == "" {
+		s.Backend = DefaultStoreBackend
+	}
+	if s.Path == "" {
+		s.Path = DefaultStorePath
+	}
+	s.Path = d.path(s.Path)
+	if s.Redis.Prefix == "" {
+		s.Redis.Prefix = DefaultRedisPrefix
+	}
+	switch {
+	case c.HTTP.Listen == "":
+		c.HTTP.Listen = DefaultHTTPListen
+	case strings.EqualFold(c.HTTP.Listen, "off"):
+		c.HTTP.Listen = ""
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = DefaultLogLevel
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = DefaultLogFormat
+	}
+	switch {
+	case c.Vault.KeyFile != "":
+		c.Vault.KeyFile = d.path(c.Vault.KeyFile)
+	case c.Vault.Key == "":
+		c.Vault.KeyFile = filepath.Join(filepath.Dir(s.Path), DefaultKeyFileName)
+	}
+}
+
+// path resolves p against the config file's directory.
+func (d *decoder) path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(d.dir, p)
+}
+
+// readFile reads a secret file, without its trailing newlines. Problems
+// name the file, never its content.
+func (d *decoder) readFile(key, path string) (string, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		d.errorf(d.line(key), key, "cannot read %q: %v", path, err)
+		return "", false
+	}
+	s := strings.TrimRight(string(data), "\r\n")
+	if s == "" {
+		d.errorf(d.line(key), key, "file %q is empty", path)
+		return "", false
+	}
+	return s, true
+}
+
+// checkHostPort returns why s is not a host:port address, or "".
+func checkHostPort(s string, needHost bool) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		msg := err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			msg = ae.Err
+		}
+		return fmt.Sprintf("invalid address %q: %s (want host:port)", s, msg)
+	}
+	if needHost && host == "" {
+		return fmt.Sprintf("invalid address %q: missing host (want host:port)", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Sprintf("invalid address %q: port must be a number from 1 to 65535", s)
+	}
+	return ""
+}
+
+// checkDomain returns why s (lowercase) is not a DNS domain name, or "".
+func checkDomain(s string) string {
+	if len(s) > 253 {
+		return "longer than 253 characters"
+	}
+	labels := strings.Split(s, ".")
+	for _, l := range labels {
+		if l == "" {
+			return "empty label"
+		}
+		if len(l) > 63 {
+			return "label longer than 63 characters"
+		}
+		for _, r := range l {
+			if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-') {
+				return fmt.Sprintf("character %q not allowed (letters, digits, '-' and '.'; write internationalized names as xn--…)", r)
+			}
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return "a label starts or ends with '-'"
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return "an IP address, not a domain name"
+	}
+	return ""
+}
+
+// checkBareJID returns why s (lowercase) is not a bare user JID, or "".
+func checkBareJID(s string) string {
+	if strings.Contains(s, "/") {
+		return "has a resource; give a bare JID, user@domain"
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok || local == "" {
+		return "want user@domain"
+	}
+	if len(local) > 1023 || strings.ContainsAny(local, "\"&'/:<>@ \t\r\n") {
+		return "invalid localpart"
+	}
+	if prob := checkDomain(domain); prob != "" {
+		return "domain: " + prob
+	}
+	return ""
+}
+
+// checkRedisURL returns why u is not a Redis URL or comma-separated list of
+// them, or "". It never quotes u, which may carry a password, and quotes an
+// unknown scheme only if quoteScheme and the scheme is a plain word.
+func checkRedisURL(u string, quoteScheme bool) string {
+	want := "want redis://, rediss:// or unix://"
+	for i, part := range strings.Split(u, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			return "empty entry in the comma-separated list"
+		}
+		scheme, _, ok := strings.Cut(part, "://")
+		if !ok {
+			if i == 0 {
+				return "missing scheme (" + want + ")"
+			}
+			continue // host:port of a cluster list
+		}
+		if !slices.Contains(redisSchemes, strings.ToLower(scheme)) {
+			if quoteScheme && plainScheme(scheme) {
+				return fmt.Sprintf("unknown scheme %q (%s)", scheme, want)
+			}
+			return "unknown scheme (" + want + ")"
+		}
+	}
+	return ""
+}
+
+func plainScheme(s string) bool {
+	if s == "" || len(s) > 10 {
+		return false
+	}
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '+' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
