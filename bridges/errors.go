@@ -1,0 +1,53 @@
+package bridges
+
+import (
+	"errors"
+
+	"github.com/jabbergate/jabbergate/component/stanza"
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// legacyErrors is the one table that maps the adapters' sentinel errors to
+// stanza errors (research/legacy-networks.md §1.3). The first match wins.
+var legacyErrors = []struct {
+	err  error
+	cond stanza.Condition
+	typ  string
+	text string
+}{
+	{legacy.ErrUnauthorized, stanza.NotAuthorized, stanza.ErrAuth, "the legacy network rejected your credentials; register again"},
+	{legacy.ErrInvalidAddress, stanza.JIDMalformed, stanza.ErrModify, "this is not a valid address on the legacy network"},
+	{legacy.ErrNotFound, stanza.ItemNotFound, stanza.ErrCancel, "no such recipient on the legacy network"},
+	{legacy.ErrForbidden, stanza.Forbidden, stanza.ErrAuth, "the recipient does not accept your messages"},
+	{legacy.ErrTooLarge, stanza.NotAcceptable, stanza.ErrModify, "the message is too large for the legacy network"},
+	{legacy.ErrRejected, stanza.NotAcceptable, stanza.ErrModify, "the legacy network does not accept this content"},
+	{legacy.ErrPolicy, stanza.PolicyViolation, stanza.ErrModify, "the legacy network blocked this message"},
+	{legacy.ErrUnsupported, stanza.FeatureNotImplemented, stanza.ErrCancel, "the legacy network does not support this"},
+	{legacy.ErrInvalidField, stanza.NotAcceptable, stanza.ErrModify, "a registration field is missing or invalid"},
+	{legacy.ErrRateLimited, stanza.ResourceConstraint, stanza.ErrWait, "the legacy network asked us to slow down and the message expired while waiting"},
+	{legacy.ErrUnavailable, stanza.RemoteServerTimeout, stanza.ErrWait, "the legacy network could not be reached in time"},
+}
+
+// stanzaError maps an adapter error to the stanza error the XMPP sender
+// gets. The legacy network's own code, when the adapter gave one, travels
+// in an application-specific <legacy-error/> child.
+func stanzaError(err error) *stanza.Error {
+	for _, e := range legacyErrors {
+		if errors.Is(err, e.err) {
+			se := &stanza.Error{Type: e.typ, Condition: e.cond, Text: e.text}
+			var ce *legacy.CodeError
+			if errors.As(err, &ce) {
+				se.App = stanza.New(nsJabbergate, "legacy-error", "code", ce.Code).AddText(ce.Text)
+				if ce.Text != "" {
+					se.Text = e.text + ": " + ce.Text
+				}
+			}
+			var fe *legacy.FieldError
+			if errors.As(err, &fe) {
+				se.Text = "field " + fe.Var + ": " + fe.Reason
+			}
+			return se
+		}
+	}
+	return &stanza.Error{Type: stanza.ErrCancel, Condition: stanza.InternalServerError, Text: "the gateway failed to deliver this message"}
+}

@@ -1,0 +1,289 @@
+package bridges
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jabbergate/jabbergate/bridges/jidmap"
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/component/stanza"
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// Mapping namespaces in the store.
+const (
+	mapDelivered = "delivered" // stanza id of an inbound message → "1" once the barrier confirmed it
+	mapLegacyOut = "l2s"       // legacy id of a message the user sent → the user's stanza id
+	mapStanzaOut = "s2l"       // the user's stanza id → legacy id
+)
+
+const (
+	deliveredTTL = 7 * 24 * time.Hour
+	idMapTTL     = 30 * 24 * time.Hour
+	inboxBatch   = 64
+)
+
+// inboxEntry is an inbound event as stored in the inbox.
+type inboxEntry struct {
+	Kind       string    `json:"k"` // "msg", "edit", "receipt"
+	ID         string    `json:"id"`
+	Chat       string    `json:"c"`
+	Sender     string    `json:"s,omitempty"`
+	SenderName string    `json:"sn,omitempty"`
+	Text       string    `json:"t,omitempty"`
+	Subject    string    `json:"sub,omitempty"`
+	Thread     string    `json:"th,omitempty"`
+	ReplyTo    string    `json:"re,omitempty"`
+	Time       time.Time `json:"ts"`
+}
+
+// sink is the legacy.Sink of one user's session.
+type sink struct {
+	b *Bridge
+	u *user
+}
+
+var _ legacy.Sink = (*sink)(nil)
+
+// Emit stores message-like events in the inbox and returns once they are
+// durable; ephemeral events (typing, presence, status) are applied at once.
+func (s *sink) Emit(ctx context.Context, ev legacy.Event) error {
+	b, u := s.b, s.u
+	var e *inboxEntry
+	switch ev := ev.(type) {
+	case legacy.Incoming:
+		if ev.ID == "" || ev.Chat == "" {
+			return fmt.Errorf("bridges: incoming message without id or chat: %w", legacy.ErrRejected)
+		}
+		e = &inboxEntry{Kind: "msg", ID: string(ev.ID), Chat: string(ev.Chat), Sender: string(ev.Sender),
+			SenderName: ev.SenderName, Text: ev.Text, Subject: ev.Subject, Thread: ev.Thread,
+			ReplyTo: string(ev.ReplyTo), Time: ev.Time}
+	case legacy.Edited:
+		e = &inboxEntry{Kind: "edit", ID: string(ev.ID), Chat: string(ev.Chat), Text: ev.Text, Time: ev.Time}
+	case legacy.Receipt:
+		e = &inboxEntry{Kind: "receipt", ID: string(ev.ID), Chat: string(ev.Chat)}
+	case legacy.Typing:
+		b.sendTyping(ctx, u, ev)
+		return nil
+	case legacy.Presence:
+		u.mu.Lock()
+		u.presence[ev.Chat] = ev
+		u.mu.Unlock()
+		b.sendContactPresence(ctx, u, ev.Chat)
+		return nil
+	case legacy.StatusEvent:
+		b.setStatus(ctx, u, ev.Status, ev.Text)
+		return nil
+	case legacy.SaveState:
+		return b.saveState(ctx, u, ev.State)
+	case legacy.Contact:
+		return b.saveContact(ctx, u, ev)
+	default:
+		b.log.Warn("legacy event kind not supported yet; ignored", "user", u.owner, "kind", fmt.Sprintf("%T", ev))
+		return nil
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	payload, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if _, err := b.st.Append(ctx, store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Inbox}, payload); err != nil {
+		return fmt.Errorf("bridges: store inbound event: %w", err)
+	}
+	b.obs.QueueDepth(store.Inbox, 1)
+	kick(u.kickIn)
+	return nil
+}
+
+func (b *Bridge) saveState(ctx context.Context, u *user, state []byte) error {
+	u.mu.Lock()
+	a := *u.acct
+	a.State = append([]byte(nil), state...)
+	u.mu.Unlock()
+	if err := b.st.PutAccount(ctx, &a); err != nil {
+		return err
+	}
+	u.mu.Lock()
+	u.acct = &a
+	u.mu.Unlock()
+	return nil
+}
+
+func (b *Bridge) saveContact(ctx context.Context, u *user, ev legacy.Contact) error {
+	lp, err := jidmap.Localpart(ev.Chat, b.domain)
+	if err != nil {
+		b.log.Warn("legacy contact makes no valid JID; ignored", "user", u.owner, "err", err)
+		return nil
+	}
+	if ev.Removed {
+		return b.st.DeleteContact(ctx, b.domain, u.jid, lp)
+	}
+	c, err := b.st.GetContact(ctx, b.domain, u.jid, lp)
+	if errors.Is(err, store.ErrNotFound) {
+		c = &store.Contact{Localpart: lp, LegacyID: string(ev.Chat)}
+	} else if err != nil {
+		return err
+	}
+	c.Name = ev.Name
+	return b.st.PutContact(ctx, b.domain, u.jid, c)
+}
+
+// drainInbox delivers the user's inbox to XMPP: write a batch, wait for the
+// barrier, then mark and remove it. Runs until ctx ends.
+func (b *Bridge) drainInbox(ctx context.Context, u *user) {
+	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Inbox}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-u.kickIn:
+		}
+		for ctx.Err() == nil {
+			n, err := b.drainBatch(ctx, u, q)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				b.log.Warn("inbox delivery interrupted; will retry", "user", u.owner, "err", err)
+				sleep(ctx, jitter(time.Second))
+				continue
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
+
+// drainBatch delivers one batch and returns how many entries it removed.
+func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, error) {
+	entries, err := b.st.Read(ctx, q, "", inboxBatch)
+	if err != nil || len(entries) == 0 {
+		return 0, err
+	}
+	conn, err := b.link.WaitUp(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var written []string // stanza ids written in this batch
+	seen := map[string]bool{}
+	ids := make([]string, 0, len(entries))
+	for _, ent := range entries {
+		ids = append(ids, ent.ID)
+		var e inboxEntry
+		if err := json.Unmarshal(ent.Payload, &e); err != nil {
+			b.log.Error("corrupt inbox entry dropped", "user", u.owner, "entry", ent.ID, "err", err)
+			continue
+		}
+		sid := jidmap.StanzaID(b.domain, u.owner, legacy.MessageID(e.Kind+":"+e.ID))
+		if e.Kind == "msg" {
+			sid = jidmap.StanzaID(b.domain, u.owner, legacy.MessageID(e.ID))
+		}
+		if seen[sid] {
+			continue
+		}
+		seen[sid] = true
+		if _, err := b.st.GetMapping(ctx, b.domain, u.jid, mapDelivered, sid); err == nil {
+			continue // delivered before a crash or replayed by the adapter
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
+		st, err := b.renderInbound(ctx, u, &e, sid)
+		if err != nil {
+			b.log.Warn("inbound event cannot be rendered; dropped", "user", u.owner, "kind", e.Kind, "err", err)
+			continue
+		}
+		if st == nil {
+			continue
+		}
+		if err := conn.Send(ctx, st); err != nil {
+			return 0, err
+		}
+		written = append(written, sid)
+	}
+	if len(written) > 0 {
+		if err := conn.Barrier(ctx); err != nil {
+			return 0, err
+		}
+	}
+	for _, sid := range written {
+		if err := b.st.PutMapping(ctx, b.domain, u.jid, mapDelivered, sid, "1", deliveredTTL); err != nil {
+			return 0, err
+		}
+	}
+	if err := b.st.Ack(ctx, q, ids...); err != nil {
+		return 0, err
+	}
+	for range written {
+		b.obs.Delivered("in", true)
+	}
+	b.obs.QueueDepth(store.Inbox, -len(ids))
+	return len(ids), nil
+}
+
+// renderInbound turns an inbox entry into the stanza for the user. It
+// returns nil when there is nothing to send.
+func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid string) (*stanza.Element, error) {
+	from, err := b.contactJID(legacy.ChatID(e.Chat))
+	if err != nil {
+		return nil, err
+	}
+	switch e.Kind {
+	case "msg":
+		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", from, "to", u.jid)
+		text := e.Text
+		if e.SenderName != "" {
+			text = e.SenderName + ": " + text
+		}
+		if e.Subject != "" {
+			m.TextChild(stanza.NSComponent, "subject", e.Subject)
+		}
+		m.TextChild(stanza.NSComponent, "body", text)
+		if e.Thread != "" {
+			m.TextChild(stanza.NSComponent, "thread", e.Thread)
+		}
+		m.Add(stanza.New(nsSID, "origin-id", "id", sid))
+		if !e.Time.IsZero() && time.Since(e.Time) > 10*time.Second {
+			m.Add(stanza.New(nsDelay, "delay", "stamp", e.Time.UTC().Format(time.RFC3339), "from", b.domain))
+		}
+		return m, nil
+	case "edit":
+		orig := jidmap.StanzaID(b.domain, u.owner, legacy.MessageID(e.ID))
+		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", from, "to", u.jid)
+		m.TextChild(stanza.NSComponent, "body", e.Text)
+		m.Add(stanza.New("urn:xmpp:message-correct:0", "replace", "id", orig))
+		return m, nil
+	case "receipt":
+		orig, err := b.st.GetMapping(ctx, b.domain, u.jid, mapLegacyOut, e.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil // a receipt for a message we no longer know
+		} else if err != nil {
+			return nil, err
+		}
+		m := stanza.New(stanza.NSComponent, "message", "id", sid, "from", from, "to", u.jid)
+		m.Add(stanza.New(nsReceipts, "received", "id", orig))
+		return m, nil
+	}
+	return nil, fmt.Errorf("unknown inbox entry kind %q", e.Kind)
+}
+
+// sendTyping forwards a chat-state change, best effort.
+func (b *Bridge) sendTyping(ctx context.Context, u *user, ev legacy.Typing) {
+	from, err := b.contactJID(ev.Chat)
+	if err != nil {
+		return
+	}
+	state := "paused"
+	if ev.Typing {
+		state = "composing"
+	}
+	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "from", from, "to", u.jid)
+	m.Add(stanza.New(nsChatStates, state))
+	m.Add(stanza.New("urn:xmpp:hints", "no-store"))
+	b.reply(ctx, m)
+}

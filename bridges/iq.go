@@ -1,0 +1,135 @@
+package bridges
+
+import (
+	"context"
+	"errors"
+	"runtime"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/jabbergate/jabbergate/bridges/jidmap"
+	"github.com/jabbergate/jabbergate/component/stanza"
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// handleIQ answers every IQ get/set exactly once (RFC 6120 §8.2.3) and never
+// answers results or errors.
+func (b *Bridge) handleIQ(ctx context.Context, iq *stanza.Element, from, to jid.JID) {
+	typ := iq.Type()
+	if typ != "get" && typ != "set" {
+		return // result or error for a request we did not make (or one the link already matched)
+	}
+	children := iq.Children()
+	if len(children) != 1 || iq.ID() == "" {
+		b.reply(ctx, stanza.ErrorReply(iq, stanza.NewError(stanza.BadRequest, "an IQ get or set needs an id and exactly one payload element")))
+		return
+	}
+	payload := children[0]
+	toGateway := to.Localpart() == ""
+	var res *stanza.Element
+	var serr *stanza.Error
+	switch {
+	case payload.Space == nsPing && payload.Local == "ping" && typ == "get":
+		res = stanza.Result(iq, nil)
+	case payload.Space == nsDiscoInfo && payload.Local == "query" && typ == "get":
+		res, serr = b.discoInfo(iq, payload, toGateway)
+	case payload.Space == nsDiscoItems && payload.Local == "query" && typ == "get":
+		if payload.Attr("node") != "" {
+			serr = stanza.NewError(stanza.ItemNotFound, "no such node")
+		} else {
+			res = stanza.Result(iq, stanza.New(nsDiscoItems, "query"))
+		}
+	case payload.Space == nsVersion && payload.Local == "query" && typ == "get" && toGateway:
+		q := stanza.New(nsVersion, "query")
+		q.TextChild(nsVersion, "name", "Jabbergate")
+		q.TextChild(nsVersion, "version", Version)
+		q.TextChild(nsVersion, "os", runtime.GOOS)
+		res = stanza.Result(iq, q)
+	case payload.Space == nsRegister && payload.Local == "query" && toGateway:
+		if typ == "get" {
+			res, serr = b.registerGet(ctx, iq, from)
+		} else {
+			res, serr = b.registerSet(ctx, iq, payload, from)
+		}
+	case payload.Space == nsGateway && payload.Local == "query" && toGateway && b.resolve != nil:
+		res, serr = b.gatewayIQ(ctx, iq, payload)
+	default:
+		serr = stanza.NewError(stanza.ServiceUnavailable, "")
+	}
+	if serr != nil {
+		b.reply(ctx, stanza.ErrorReply(iq, serr))
+		return
+	}
+	b.reply(ctx, res)
+}
+
+// discoInfo answers XEP-0030 disco#info on the gateway and on contacts.
+func (b *Bridge) discoInfo(iq, q *stanza.Element, toGateway bool) (*stanza.Element, *stanza.Error) {
+	if q.Attr("node") != "" {
+		return nil, stanza.NewError(stanza.ItemNotFound, "no such node")
+	}
+	r := stanza.New(nsDiscoInfo, "query")
+	var features []string
+	if toGateway {
+		name := b.opts.Name
+		if name == "" {
+			name = b.info.DisplayName + " gateway"
+		}
+		r.Add(stanza.New(nsDiscoInfo, "identity", "category", "gateway", "type", b.info.DiscoType, "name", name))
+		features = []string{nsDiscoInfo, nsDiscoItems, nsRegister, featureJIDEscaping, nsPing, nsVersion}
+		if b.resolve != nil {
+			features = append(features, nsGateway)
+		}
+	} else {
+		r.Add(stanza.New(nsDiscoInfo, "identity", "category", "client", "type", "pc", "name", b.info.DisplayName+" contact"))
+		features = []string{nsDiscoInfo, nsPing}
+		if b.info.Caps.Receipts {
+			features = append(features, nsReceipts)
+		}
+		if b.info.Caps.ChatStates {
+			features = append(features, nsChatStates)
+		}
+	}
+	for _, f := range features {
+		r.Add(stanza.New(nsDiscoInfo, "feature", "var", f))
+	}
+	return stanza.Result(iq, r), nil
+}
+
+// gatewayIQ implements XEP-0100 jabber:iq:gateway: the prompt, and turning
+// what the user typed into a contact JID.
+func (b *Bridge) gatewayIQ(ctx context.Context, iq, q *stanza.Element) (*stanza.Element, *stanza.Error) {
+	if iq.Type() == "get" {
+		r := stanza.New(nsGateway, "query")
+		desc := b.info.PromptDesc
+		if desc == "" {
+			desc = "Enter the " + b.info.DisplayName + " address of the contact."
+		}
+		prompt := b.info.Prompt
+		if prompt == "" {
+			prompt = "Address"
+		}
+		r.TextChild(nsGateway, "desc", desc)
+		r.TextChild(nsGateway, "prompt", prompt)
+		return stanza.Result(iq, r), nil
+	}
+	input := q.ChildText(nsGateway, "prompt")
+	chat, err := b.resolve.Resolve(ctx, input)
+	if err != nil {
+		text := "not a valid " + b.info.DisplayName + " address"
+		if errors.Is(err, legacy.ErrNotFound) {
+			return nil, stanza.NewError(stanza.ItemNotFound, text)
+		}
+		if !errors.Is(err, legacy.ErrInvalidAddress) {
+			return nil, stanza.NewError(stanza.RemoteServerTimeout, "could not look up the address now")
+		}
+		return nil, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify, Text: text + ": " + err.Error()}
+	}
+	j, err := jidmap.ContactJID(chat, b.domain)
+	if err != nil {
+		return nil, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify, Text: err.Error()}
+	}
+	r := stanza.New(nsGateway, "query")
+	r.TextChild(nsGateway, "jid", j.String())
+	return stanza.Result(iq, r), nil
+}

@@ -1,0 +1,208 @@
+// Package metrics exports Jabbergate's Prometheus metrics. Every name has
+// the jabbergate_ prefix and a base unit; labels carry only bounded values
+// (bridge domain, kind, direction, operation) — never a JID, a phone number
+// or an address.
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/component"
+)
+
+// Metrics holds the collectors on their own registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	linkUp       *prometheus.GaugeVec
+	reconnects   *prometheus.CounterVec
+	streamErrors *prometheus.CounterVec
+	stanzas      *prometheus.CounterVec
+	queueDepth   *prometheus.GaugeVec
+	delivered    *prometheus.CounterVec
+	sessions     *prometheus.GaugeVec
+	storeOps     *prometheus.HistogramVec
+	storeErrors  *prometheus.CounterVec
+	info         *prometheus.GaugeVec
+}
+
+// New registers the collectors, plus the Go and process collectors.
+func New(version string) *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.linkUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_link_up", Help: "1 when the component link of the bridge is connected and authenticated."}, []string{"bridge"})
+	m.reconnects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_link_reconnects_total", Help: "Successful re-connections of the component link after the first."}, []string{"bridge"})
+	m.streamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_link_stream_errors_total", Help: "Stream errors received from the XMPP server, by condition."}, []string{"bridge", "condition"})
+	m.stanzas = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_stanzas_total", Help: "Stanzas read from (in) or written to (out) the component link, by kind."}, []string{"bridge", "kind", "direction"})
+	m.queueDepth = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_queue_depth", Help: "Entries waiting in the durable queues (inbox: legacy to XMPP, outbox: XMPP to legacy), as seen by this process."}, []string{"bridge", "queue"})
+	m.delivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_messages_total", Help: "Messages carried by direction (in: legacy to XMPP, out: XMPP to legacy) and result."}, []string{"bridge", "direction", "result"})
+	m.sessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_legacy_sessions", Help: "Legacy sessions running."}, []string{"bridge"})
+	m.storeOps = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "jabbergate_store_operation_duration_seconds", Help: "Latency of store operations.", Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"operation"})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_store_errors_total", Help: "Store operations that failed (not counting not-found)."}, []string{"operation"})
+	m.info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_build_info", Help: "Always 1; the version label tells the build."}, []string{"version"})
+	m.Registry.MustRegister(m.linkUp, m.reconnects, m.streamErrors, m.stanzas, m.queueDepth, m.delivered, m.sessions, m.storeOps, m.storeErrors, m.info,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.info.WithLabelValues(version).Set(1)
+	return m
+}
+
+// Bridge returns the observers for one bridge.
+func (m *Metrics) Bridge(domain string) *BridgeMetrics {
+	bm := &BridgeMetrics{m: m, domain: domain}
+	m.linkUp.WithLabelValues(domain).Set(0)
+	m.reconnects.WithLabelValues(domain)
+	for _, q := range []string{string(store.Inbox), string(store.Outbox)} {
+		m.queueDepth.WithLabelValues(domain, queueName(store.QueueKind(q)))
+	}
+	m.sessions.WithLabelValues(domain)
+	return bm
+}
+
+func queueName(k store.QueueKind) string {
+	if k == store.Inbox {
+		return "inbox"
+	}
+	return "outbox"
+}
+
+// BridgeMetrics implements component.Observer and bridges.Observer for one
+// bridge.
+type BridgeMetrics struct {
+	m      *Metrics
+	domain string
+}
+
+var _ component.Observer = (*BridgeMetrics)(nil)
+
+// LinkUp implements component.Observer.
+func (b *BridgeMetrics) LinkUp(up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	b.m.linkUp.WithLabelValues(b.domain).Set(v)
+}
+
+// Reconnected implements component.Observer.
+func (b *BridgeMetrics) Reconnected() { b.m.reconnects.WithLabelValues(b.domain).Inc() }
+
+// Stanza implements component.Observer.
+func (b *BridgeMetrics) Stanza(dir component.Direction, kind string) {
+	b.m.stanzas.WithLabelValues(b.domain, kind, string(dir)).Inc()
+}
+
+// StreamError implements component.Observer.
+func (b *BridgeMetrics) StreamError(condition string) {
+	b.m.streamErrors.WithLabelValues(b.domain, condition).Inc()
+}
+
+// QueueDepth implements bridges.Observer.
+func (b *BridgeMetrics) QueueDepth(kind store.QueueKind, delta int) {
+	b.m.queueDepth.WithLabelValues(b.domain, queueName(kind)).Add(float64(delta))
+}
+
+// Delivered implements bridges.Observer.
+func (b *BridgeMetrics) Delivered(direction string, ok bool) {
+	r := "ok"
+	if !ok {
+		r = "failed"
+	}
+	b.m.delivered.WithLabelValues(b.domain, direction, r).Inc()
+}
+
+// Sessions implements bridges.Observer.
+func (b *BridgeMetrics) Sessions(delta int) {
+	b.m.sessions.WithLabelValues(b.domain).Add(float64(delta))
+}
+
+// observe records one store operation.
+func (m *Metrics) observe(op string, start time.Time, err error) {
+	m.storeOps.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && err != store.ErrNotFound {
+		m.storeErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// Store wraps s so every operation is timed.
+func (m *Metrics) Store(s store.Store) store.Store { return &timedStore{s: s, m: m} }
+
+type timedStore struct {
+	s store.Store
+	m *Metrics
+}
+
+var _ store.Store = (*timedStore)(nil)
+
+func (t *timedStore) PutAccount(ctx context.Context, a *store.Account) (err error) {
+	defer func(s time.Time) { t.m.observe("put_account", s, err) }(time.Now())
+	return t.s.PutAccount(ctx, a)
+}
+func (t *timedStore) GetAccount(ctx context.Context, bridge, jid string) (a *store.Account, err error) {
+	defer func(s time.Time) { t.m.observe("get_account", s, err) }(time.Now())
+	return t.s.GetAccount(ctx, bridge, jid)
+}
+func (t *timedStore) DeleteAccount(ctx context.Context, bridge, jid string) (err error) {
+	defer func(s time.Time) { t.m.observe("delete_account", s, err) }(time.Now())
+	return t.s.DeleteAccount(ctx, bridge, jid)
+}
+func (t *timedStore) ListAccounts(ctx context.Context, bridge string) (a []*store.Account, err error) {
+	defer func(s time.Time) { t.m.observe("list_accounts", s, err) }(time.Now())
+	return t.s.ListAccounts(ctx, bridge)
+}
+func (t *timedStore) PutContact(ctx context.Context, bridge, jid string, c *store.Contact) (err error) {
+	defer func(s time.Time) { t.m.observe("put_contact", s, err) }(time.Now())
+	return t.s.PutContact(ctx, bridge, jid, c)
+}
+func (t *timedStore) GetContact(ctx context.Context, bridge, jid, lp string) (c *store.Contact, err error) {
+	defer func(s time.Time) { t.m.observe("get_contact", s, err) }(time.Now())
+	return t.s.GetContact(ctx, bridge, jid, lp)
+}
+func (t *timedStore) ListContacts(ctx context.Context, bridge, jid string) (c []*store.Contact, err error) {
+	defer func(s time.Time) { t.m.observe("list_contacts", s, err) }(time.Now())
+	return t.s.ListContacts(ctx, bridge, jid)
+}
+func (t *timedStore) DeleteContact(ctx context.Context, bridge, jid, lp string) (err error) {
+	defer func(s time.Time) { t.m.observe("delete_contact", s, err) }(time.Now())
+	return t.s.DeleteContact(ctx, bridge, jid, lp)
+}
+func (t *timedStore) Append(ctx context.Context, q store.Queue, p ...[]byte) (ids []string, err error) {
+	defer func(s time.Time) { t.m.observe("append", s, err) }(time.Now())
+	return t.s.Append(ctx, q, p...)
+}
+func (t *timedStore) Read(ctx context.Context, q store.Queue, after string, limit int) (e []store.Entry, err error) {
+	defer func(s time.Time) { t.m.observe("read", s, err) }(time.Now())
+	return t.s.Read(ctx, q, after, limit)
+}
+func (t *timedStore) Ack(ctx context.Context, q store.Queue, ids ...string) (err error) {
+	defer func(s time.Time) { t.m.observe("ack", s, err) }(time.Now())
+	return t.s.Ack(ctx, q, ids...)
+}
+func (t *timedStore) Len(ctx context.Context, q store.Queue) (n int, err error) {
+	defer func(s time.Time) { t.m.observe("len", s, err) }(time.Now())
+	return t.s.Len(ctx, q)
+}
+func (t *timedStore) Queues(ctx context.Context, bridge string, kind store.QueueKind) (q []store.Queue, err error) {
+	defer func(s time.Time) { t.m.observe("queues", s, err) }(time.Now())
+	return t.s.Queues(ctx, bridge, kind)
+}
+func (t *timedStore) PutMapping(ctx context.Context, bridge, jid, ns, key, value string, ttl time.Duration) (err error) {
+	defer func(s time.Time) { t.m.observe("put_mapping", s, err) }(time.Now())
+	return t.s.PutMapping(ctx, bridge, jid, ns, key, value, ttl)
+}
+func (t *timedStore) GetMapping(ctx context.Context, bridge, jid, ns, key string) (v string, err error) {
+	defer func(s time.Time) { t.m.observe("get_mapping", s, err) }(time.Now())
+	return t.s.GetMapping(ctx, bridge, jid, ns, key)
+}
+func (t *timedStore) MarkSeen(ctx context.Context, bridge, jid, key string, ttl time.Duration) (n bool, err error) {
+	defer func(s time.Time) { t.m.observe("mark_seen", s, err) }(time.Now())
+	return t.s.MarkSeen(ctx, bridge, jid, key, ttl)
+}
+func (t *timedStore) Ping(ctx context.Context) (err error) {
+	defer func(s time.Time) { t.m.observe("ping", s, err) }(time.Now())
+	return t.s.Ping(ctx)
+}
+func (t *timedStore) Close() error { return t.s.Close() }

@@ -1,0 +1,292 @@
+package bridges
+
+import (
+	"context"
+	"errors"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/component"
+	"github.com/jabbergate/jabbergate/component/stanza"
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// Subscription states, as in RFC 6121 roster items, from our side.
+const (
+	subNone = ""
+	subFrom = "from" // the user receives our presence
+	subTo   = "to"   // we receive the user's presence
+	subBoth = "both"
+)
+
+func addSub(s, add string) string {
+	if s == subBoth || s == add {
+		return s
+	}
+	if s == subNone {
+		return add
+	}
+	return subBoth
+}
+
+func delSub(s, del string) string {
+	switch {
+	case s == subBoth && del == subFrom:
+		return subTo
+	case s == subBoth && del == subTo:
+		return subFrom
+	case s == del:
+		return subNone
+	}
+	return s
+}
+
+func hasFrom(s string) bool { return s == subFrom || s == subBoth }
+
+func presence(typ, from, to string) *stanza.Element {
+	return stanza.New(stanza.NSComponent, "presence", "type", typ, "from", from, "to", to)
+}
+
+// handlePresence plays the contacts' server (RFC 6121 §3, §4.3) and the
+// gateway's own subscription (XEP-0100).
+func (b *Bridge) handlePresence(ctx context.Context, st *stanza.Element, from, to jid.JID) {
+	bare := from.Bare().String()
+	u := b.getUser(bare)
+	typ := st.Type()
+	if to.Localpart() == "" {
+		b.gatewayPresence(ctx, u, typ, bare)
+		return
+	}
+	switch typ {
+	case "subscribe":
+		if u == nil {
+			b.reply(ctx, presence("unsubscribed", to.Bare().String(), bare))
+			return
+		}
+		b.updateContactSub(ctx, u, to.Localpart(), func(s string) string { return addSub(s, subFrom) })
+		b.reply(ctx, presence("subscribed", to.Bare().String(), bare))
+		b.sendContactPresence(ctx, u, b.chatFor(ctx, u, to.Localpart()))
+	case "unsubscribe":
+		if u != nil {
+			b.updateContactSub(ctx, u, to.Localpart(), func(s string) string { return delSub(s, subFrom) })
+		}
+		b.reply(ctx, presence("unavailable", to.Bare().String(), bare))
+	case "subscribed":
+		if u != nil {
+			b.updateContactSub(ctx, u, to.Localpart(), func(s string) string { return addSub(s, subTo) })
+		}
+	case "unsubscribed":
+		if u != nil {
+			b.updateContactSub(ctx, u, to.Localpart(), func(s string) string { return delSub(s, subTo) })
+		}
+	case "probe":
+		if u == nil {
+			b.reply(ctx, presence("unavailable", to.Bare().String(), bare))
+			return
+		}
+		c, err := b.st.GetContact(ctx, b.domain, u.jid, to.Localpart())
+		if err != nil || !hasFrom(c.Subscription) {
+			b.reply(ctx, presence("unavailable", to.Bare().String(), bare))
+			return
+		}
+		b.sendContactPresence(ctx, u, legacy.ChatID(c.LegacyID))
+	case "", "unavailable", "error":
+		// The user's own availability: legacy sessions stay connected
+		// regardless (see the package doc), so there is nothing to do.
+	}
+}
+
+func (b *Bridge) updateContactSub(ctx context.Context, u *user, localpart string, f func(string) string) {
+	c, err := b.st.GetContact(ctx, b.domain, u.jid, localpart)
+	if errors.Is(err, store.ErrNotFound) {
+		c = &store.Contact{Localpart: localpart, LegacyID: string(b.chatFor(ctx, u, localpart))}
+	} else if err != nil {
+		b.log.Warn("read contact", "user", u.owner, "err", err)
+		return
+	}
+	next := f(c.Subscription)
+	if next == c.Subscription && err == nil {
+		return
+	}
+	c.Subscription = next
+	if err := b.st.PutContact(ctx, b.domain, u.jid, c); err != nil {
+		b.log.Warn("store contact", "user", u.owner, "err", err)
+	}
+}
+
+// gatewayPresence handles presence addressed to the gateway domain.
+func (b *Bridge) gatewayPresence(ctx context.Context, u *user, typ, bare string) {
+	switch typ {
+	case "subscribe":
+		if u == nil {
+			b.reply(ctx, presence("unsubscribed", b.domain, bare))
+			return
+		}
+		b.updateAccountSub(ctx, u, func(s string) string { return addSub(s, subFrom) })
+		b.reply(ctx, presence("subscribed", b.domain, bare))
+		b.sendGatewayPresence(ctx, u)
+	case "unsubscribe":
+		if u != nil {
+			b.updateAccountSub(ctx, u, func(s string) string { return delSub(s, subFrom) })
+		}
+		b.reply(ctx, presence("unavailable", b.domain, bare))
+	case "subscribed":
+		if u != nil {
+			b.updateAccountSub(ctx, u, func(s string) string { return addSub(s, subTo) })
+		}
+	case "unsubscribed":
+		if u != nil {
+			b.updateAccountSub(ctx, u, func(s string) string { return delSub(s, subTo) })
+		}
+	case "probe":
+		if u == nil {
+			b.reply(ctx, presence("unavailable", b.domain, bare))
+			return
+		}
+		b.sendGatewayPresence(ctx, u)
+	}
+}
+
+func (b *Bridge) updateAccountSub(ctx context.Context, u *user, f func(string) string) {
+	u.mu.Lock()
+	a := *u.acct
+	u.mu.Unlock()
+	next := f(a.Subscription)
+	if next == a.Subscription {
+		return
+	}
+	a.Subscription = next
+	if err := b.st.PutAccount(ctx, &a); err != nil {
+		b.log.Warn("store account subscription", "user", u.owner, "err", err)
+		return
+	}
+	u.mu.Lock()
+	u.acct = &a
+	u.mu.Unlock()
+}
+
+// gatewayPresenceStanza is the gateway's presence for u: available with the
+// session state as status, or away when the session is down.
+func (b *Bridge) gatewayPresenceStanza(u *user) *stanza.Element {
+	u.mu.Lock()
+	status, text := u.status, u.lastErr
+	u.mu.Unlock()
+	p := presence("", b.domain, u.jid)
+	switch status {
+	case legacy.StatusConnected:
+		if text != "" {
+			p.TextChild(stanza.NSComponent, "status", text)
+		}
+	case legacy.StatusUnauthorized:
+		p.TextChild(stanza.NSComponent, "show", "xa")
+		p.TextChild(stanza.NSComponent, "status", "Login failed: "+text)
+	case legacy.StatusConnecting:
+		p.TextChild(stanza.NSComponent, "show", "away")
+		p.TextChild(stanza.NSComponent, "status", "Connecting to "+b.info.DisplayName+"…")
+	default:
+		p.TextChild(stanza.NSComponent, "show", "away")
+		p.TextChild(stanza.NSComponent, "status", "Disconnected from "+b.info.DisplayName+": "+text)
+	}
+	return p
+}
+
+func (b *Bridge) sendGatewayPresence(ctx context.Context, u *user) {
+	b.reply(ctx, b.gatewayPresenceStanza(u))
+}
+
+// contactPresenceStanza is a contact's presence: what the adapter reported,
+// or available when the network has no presence concept.
+func (b *Bridge) contactPresenceStanza(u *user, chat legacy.ChatID) *stanza.Element {
+	from, err := b.contactJID(chat)
+	if err != nil {
+		return nil
+	}
+	u.mu.Lock()
+	p, known := u.presence[chat]
+	u.mu.Unlock()
+	if !b.info.Caps.Presence || !known {
+		return presence("", from, u.jid)
+	}
+	if !p.Available {
+		return presence("unavailable", from, u.jid)
+	}
+	st := presence("", from, u.jid)
+	if p.Away {
+		st.TextChild(stanza.NSComponent, "show", "away")
+	}
+	if p.Status != "" {
+		st.TextChild(stanza.NSComponent, "status", p.Status)
+	}
+	return st
+}
+
+func (b *Bridge) sendContactPresence(ctx context.Context, u *user, chat legacy.ChatID) {
+	b.reply(ctx, b.contactPresenceStanza(u, chat))
+}
+
+// linkUp runs after every handshake: it announces the gateway and the
+// contacts the users subscribed to (nothing is replayed by servers on a
+// component link), wakes every inbox drainer, and when the connection ends
+// because we are shutting down, says goodbye.
+func (b *Bridge) linkUp(ctx context.Context, c *component.Conn) {
+	b.mu.Lock()
+	users := b.snapshotUsers()
+	b.mu.Unlock()
+	for _, u := range users {
+		kick(u.kickIn)
+		u.mu.Lock()
+		sub := u.acct.Subscription
+		u.mu.Unlock()
+		if hasFrom(sub) {
+			_ = c.Send(ctx, b.gatewayPresenceStanza(u))
+		}
+		contacts, err := b.st.ListContacts(ctx, b.domain, u.jid)
+		if err != nil {
+			b.log.Warn("list contacts", "user", u.owner, "err", err)
+			continue
+		}
+		for _, ct := range contacts {
+			if hasFrom(ct.Subscription) {
+				if p := b.contactPresenceStanza(u, legacy.ChatID(ct.LegacyID)); p != nil {
+					_ = c.Send(ctx, p)
+				}
+			}
+		}
+	}
+}
+
+// goodbye tells every subscribed user that the gateway and its contacts
+// are going away, and waits (bounded by ctx) until the server has them.
+func (b *Bridge) goodbye(ctx context.Context) {
+	if !b.link.Up() {
+		return
+	}
+	conn, err := b.link.WaitUp(ctx)
+	if err != nil {
+		return
+	}
+	b.mu.Lock()
+	users := b.snapshotUsers()
+	b.mu.Unlock()
+	for _, u := range users {
+		u.mu.Lock()
+		sub := u.acct.Subscription
+		u.mu.Unlock()
+		if hasFrom(sub) {
+			p := presence("unavailable", b.domain, u.jid)
+			p.TextChild(stanza.NSComponent, "status", "Gateway shutting down")
+			_ = conn.Send(ctx, p)
+		}
+		contacts, err := b.st.ListContacts(ctx, b.domain, u.jid)
+		if err != nil {
+			continue
+		}
+		for _, ct := range contacts {
+			if from, err := b.contactJID(legacy.ChatID(ct.LegacyID)); err == nil && hasFrom(ct.Subscription) {
+				_ = conn.Send(ctx, presence("unavailable", from, u.jid))
+			}
+		}
+	}
+	_ = conn.Barrier(ctx)
+}

@@ -1,0 +1,184 @@
+package bridges
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/jabbergate/jabbergate/bridges/jidmap"
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// user is one registered account and its running machinery.
+type user struct {
+	jid   string // bare JID
+	owner string // opaque key for logs and the adapter
+
+	mu       sync.Mutex
+	acct     *store.Account
+	sess     legacy.Session
+	status   legacy.Status
+	lastErr  string
+	presence map[legacy.ChatID]legacy.Presence
+	cancel   context.CancelFunc
+	done     chan struct{}
+
+	kickIn  chan struct{} // wakes the inbox drainer
+	kickOut chan struct{} // wakes the outbox worker
+}
+
+func (b *Bridge) newUser(a *store.Account) *user {
+	return &user{
+		jid:      a.JID,
+		owner:    jidmap.OwnerKey(b.domain, a.JID),
+		acct:     a,
+		status:   legacy.StatusConnecting,
+		presence: map[legacy.ChatID]legacy.Presence{},
+		kickIn:   make(chan struct{}, 1),
+		kickOut:  make(chan struct{}, 1),
+	}
+}
+
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// getUser returns the registered user for a bare JID, or nil.
+func (b *Bridge) getUser(bare string) *user {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.users[bare]
+}
+
+// startUser opens the legacy session and starts the user's goroutines:
+// session runner, inbox drainer, outbox worker.
+func (b *Bridge) startUser(u *user) {
+	b.mu.Lock()
+	parent := b.ctx
+	b.mu.Unlock()
+	ctx, cancel := context.WithCancel(parent)
+	u.mu.Lock()
+	u.cancel = cancel
+	u.done = make(chan struct{})
+	acct := u.acct
+	u.mu.Unlock()
+
+	fields, err := b.openFields(acct)
+	if err != nil {
+		b.log.Error("cannot open stored credentials; the user must register again", "user", u.owner, "err", err)
+	}
+	sess, err := b.opts.Network.Open(ctx, legacy.Account{
+		ID:       legacy.AccountID(acct.LegacyID),
+		Owner:    u.owner,
+		Fields:   fields,
+		Settings: acct.Settings,
+		State:    acct.State,
+	}, &sink{b: b, u: u})
+	if err != nil {
+		b.log.Error("open legacy session", "user", u.owner, "err", err)
+	}
+	u.mu.Lock()
+	u.sess = sess
+	u.mu.Unlock()
+	b.obs.Sessions(1)
+
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); b.runSession(ctx, u, sess) }()
+	go func() { defer wg.Done(); b.drainInbox(ctx, u) }()
+	go func() { defer wg.Done(); b.runOutbox(ctx, u) }()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		wg.Wait()
+		b.obs.Sessions(-1)
+		close(u.done)
+	}()
+	kick(u.kickIn)
+	kick(u.kickOut)
+}
+
+// stopUser stops a user's goroutines and waits for them.
+func (b *Bridge) stopUser(u *user) {
+	u.mu.Lock()
+	cancel, done := u.cancel, u.done
+	u.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// runSession runs the legacy session, restarting it with backoff after
+// failures, until ctx ends or the credentials are rejected.
+func (b *Bridge) runSession(ctx context.Context, u *user, sess legacy.Session) {
+	if sess == nil {
+		b.setStatus(ctx, u, legacy.StatusUnauthorized, "the legacy session could not be opened; register again")
+		return
+	}
+	delay := time.Second
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := sess.Run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, legacy.ErrUnauthorized) {
+			b.log.Warn("legacy credentials rejected; session stopped", "user", u.owner, "err", err)
+			b.setStatus(ctx, u, legacy.StatusUnauthorized, "the legacy network rejected your credentials; register again")
+			return
+		}
+		if time.Since(started) > time.Minute {
+			delay = time.Second
+		}
+		b.log.Warn("legacy session ended; restarting", "user", u.owner, "err", err, "in", delay)
+		b.setStatus(ctx, u, legacy.StatusDisconnected, errText(err))
+		if !sleep(ctx, jitter(delay)) {
+			return
+		}
+		delay = min(delay*2, 5*time.Minute)
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "session ended"
+	}
+	return err.Error()
+}
+
+func (b *Bridge) setStatus(ctx context.Context, u *user, s legacy.Status, text string) {
+	u.mu.Lock()
+	changed := u.status != s || u.lastErr != text
+	u.status, u.lastErr = s, text
+	u.mu.Unlock()
+	if changed {
+		b.sendGatewayPresence(ctx, u)
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// jitter returns a duration in [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}

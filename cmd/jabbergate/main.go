@@ -1,0 +1,125 @@
+// Command jabbergate runs the Jabbergate XMPP gateway: one XEP-0114
+// component link per configured bridge, each bound to a legacy network.
+//
+// Usage:
+//
+//	jabbergate run -config FILE           run the gateway
+//	jabbergate check-config -config FILE  validate a config file and print it with secrets redacted
+//	jabbergate version                    print the version
+//
+// Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on a usage or
+// configuration error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/jabbergate/jabbergate/bridges/config"
+	"github.com/jabbergate/jabbergate/legacy"
+	_ "github.com/jabbergate/jabbergate/legacy/all"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; otherwise
+// it comes from the module's build info.
+var version = ""
+
+func main() {
+	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+const usage = `usage:
+  jabbergate run -config FILE           run the gateway
+  jabbergate check-config -config FILE  validate a config file
+  jabbergate version                    print the version
+`
+
+// cli runs one command and returns the exit status.
+func cli(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "jabbergate %s (networks: %v)\n", buildVersion(), legacy.Names())
+		return 0
+	case "run", "check-config":
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "jabbergate: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "path to the YAML config file")
+	if err := fs.Parse(rest); err != nil {
+		return 2
+	}
+	if *path == "" || fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "jabbergate %s: -config FILE is required\n", cmd)
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err == nil {
+		err = checkNetworks(*path, cfg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "jabbergate: configuration error:\n%v\n", err)
+		return 2
+	}
+	if cmd == "check-config" {
+		fmt.Fprintf(stdout, "%s: OK\n%s", *path, cfg.Redacted())
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, stderr); err != nil {
+		fmt.Fprintf(stderr, "jabbergate: %v\n", err)
+		var ce *configError
+		if errors.As(err, &ce) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// configError is a problem found while wiring that the admin fixes in the
+// config file (exit status 2).
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+// checkNetworks builds each bridge's network once, so unknown networks and
+// bad adapter options are reported as configuration errors.
+func checkNetworks(file string, cfg *config.Config) error {
+	var errs []error
+	for i, b := range cfg.Bridges {
+		if _, err := legacy.New(b.Network, b.Options); err != nil {
+			errs = append(errs, &config.Error{File: file, Key: fmt.Sprintf("bridges[%d]", i), Problem: err.Error()})
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,481 @@
+package component
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jabbergate/jabbergate/component/stanza"
+)
+
+// nsPing is the XEP-0199 namespace.
+const nsPing = "urn:xmpp:ping"
+
+// maxBatch bounds how many bytes the writer gathers into one Write.
+const maxBatch = 64 * 1024
+
+// Conn is one authenticated connection of a Link. It ends for good when the
+// connection does; the Link then makes a new one.
+type Conn struct {
+	l        *Link
+	nc       net.Conn
+	r        *reader
+	streamID string
+	out      chan *stanza.Element
+	done     chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	writerDone chan struct{}
+	kaDone     chan struct{}
+
+	ended    atomic.Bool
+	mu       sync.Mutex
+	reason   error
+	sendCond string // stream error to send when closing
+	graceful bool   // close after flushing the queue
+	pending  map[string]*pending
+}
+
+type pending struct {
+	ch chan *stanza.Element
+	to string
+}
+
+func newConn(l *Link, nc net.Conn, r *reader, streamID string) *Conn {
+	c := &Conn{
+		l:          l,
+		nc:         nc,
+		r:          r,
+		streamID:   streamID,
+		out:        make(chan *stanza.Element, l.cfg.WriteQueue),
+		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		kaDone:     make(chan struct{}),
+		pending:    make(map[string]*pending),
+	}
+	return c
+}
+
+// Done returns a channel that is closed when the connection has ended (or
+// has begun closing; nothing more can be sent on it).
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// serve runs the connection until it ends and returns the reason.
+func (c *Conn) serve(ctx context.Context) error {
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	go c.writeLoop()
+	go c.keepalive()
+	stop := context.AfterFunc(ctx, func() { c.end(errShutdown, "", true) })
+	if c.l.cfg.OnUp != nil {
+		go c.l.callOnUp(c)
+	}
+	f := c.readLoop()
+	c.end(f.err, f.cond, false)
+	stop()
+	<-c.writerDone
+	<-c.kaDone
+	c.nc.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// closeGrace bounds the orderly close: flushing, the closing tag and
+// waiting for the server's.
+func (c *Conn) closeGrace() time.Duration {
+	return min(2*time.Second, c.l.cfg.PingTimeout)
+}
+
+// end starts closing the connection, once; later calls do nothing. reason
+// is reported by serve; cond, if set, is sent as a stream error; graceful
+// flushes the write queue before the closing tag and waits for the
+// server's.
+func (c *Conn) end(reason error, cond string, graceful bool) {
+	c.mu.Lock()
+	if c.ended.Load() {
+		c.mu.Unlock()
+		return
+	}
+	c.reason, c.sendCond, c.graceful = reason, cond, graceful
+	c.ended.Store(true)
+	c.mu.Unlock()
+	c.l.dropCur(c)
+	now := time.Now()
+	if graceful {
+		c.nc.SetWriteDeadline(now.Add(c.closeGrace()))
+	} else {
+		// Abort a blocked write; the writer sets a fresh deadline for the
+		// stream error and closing tag.
+		c.nc.SetWriteDeadline(now)
+	}
+	c.nc.SetReadDeadline(now.Add(c.closeGrace()))
+	close(c.done)
+	c.cancel()
+}
+
+// readLoop reads and dispatches stanzas until the stream fails or ends.
+func (c *Conn) readLoop() readFailure {
+	r := c.r
+	for {
+		tok, err := r.next()
+		if err != nil {
+			return c.failure(r.classify(err, nil))
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			return readFailure{err: errServerClosed}
+		}
+		el, err := r.element(start)
+		if err != nil {
+			return c.failure(r.classify(err, &start))
+		}
+		if el.Space == stanza.NSStream && el.Local == "error" {
+			se := parseStreamError(el, c.l.cfg.Domain)
+			c.l.streamError(se, "session")
+			return readFailure{err: se}
+		}
+		if !isStanza(el) {
+			c.l.log.Debug("component link ignoring unexpected element", "domain", c.l.cfg.Domain, "element", el.Local, "xmlns", el.Space)
+			continue
+		}
+		normalize(el)
+		c.l.cfg.Observer.Stanza(In, el.Local)
+		if el.Local == "iq" && c.deliver(el) {
+			continue
+		}
+		c.l.callHandler(el)
+	}
+}
+
+// failure logs a read failure that we answer with a stream error.
+func (c *Conn) failure(f readFailure) readFailure {
+	if f.cond != "" && !c.ended.Load() {
+		c.l.log.Error("component link closing connection: "+f.err.Error(), "domain", c.l.cfg.Domain,
+			"limit", c.l.cfg.MaxStanzaSize, "stream_error", f.cond)
+	}
+	return f
+}
+
+// deliver hands an IQ result or error to the pending request it answers.
+func (c *Conn) deliver(el *stanza.Element) bool {
+	if t := el.Type(); t != "result" && t != "error" {
+		return false
+	}
+	id := el.ID()
+	c.mu.Lock()
+	p := c.pending[id]
+	if p == nil || !replyFrom(p.to, el.From()) {
+		c.mu.Unlock()
+		return false
+	}
+	delete(c.pending, id)
+	c.mu.Unlock()
+	p.ch <- el
+	return true
+}
+
+// replyFrom reports whether a reply from from can answer a request sent to
+// to: the same JID, or a full JID under a bare one.
+func replyFrom(to, from string) bool {
+	if to == "" || strings.EqualFold(to, from) {
+		return true
+	}
+	if strings.IndexByte(to, '/') < 0 {
+		if i := strings.IndexByte(from, '/'); i >= 0 {
+			return strings.EqualFold(to, from[:i])
+		}
+	}
+	return false
+}
+
+// Send queues st for writing on this connection. It blocks while the write
+// queue is full (back-pressure) until ctx ends, and returns ErrConnClosed
+// once this connection has ended. st must be a message, presence or iq
+// whose from is the component domain or a JID under it (user@domain,
+// user@domain/resource, domain/resource); anything else is refused and
+// never written, because one foreign from makes Prosody and ejabberd close
+// the whole link. st must not be modified after Send.
+func (c *Conn) Send(ctx context.Context, st *stanza.Element) error {
+	st, err := c.l.check(st)
+	if err != nil {
+		return err
+	}
+	return c.enqueue(ctx, st)
+}
+
+func (c *Conn) enqueue(ctx context.Context, st *stanza.Element) error {
+	if c.ended.Load() {
+		return ErrConnClosed
+	}
+	select {
+	case c.out <- st:
+		return nil
+	case <-c.done:
+		return ErrConnClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// check validates an outgoing stanza and returns it in the component
+// namespace (a copy if it had to be moved).
+func (l *Link) check(st *stanza.Element) (*stanza.Element, error) {
+	if st == nil {
+		return nil, errors.New("component: refusing to send a nil stanza")
+	}
+	if !isStanza(st) {
+		return nil, fmt.Errorf("component: refusing to send <%s xmlns=%q>: not a message, presence or iq stanza", st.Local, st.Space)
+	}
+	if !l.inDomain(st.From()) {
+		return nil, fmt.Errorf("component: refusing to send %s to=%q id=%q with from=%q: from must be %s or a JID under it",
+			st.Local, st.To(), st.ID(), st.From(), l.cfg.Domain)
+	}
+	if st.Space != stanza.NSComponent {
+		st = st.Copy()
+		normalize(st)
+	}
+	return st, nil
+}
+
+// inDomain reports whether jid is the component domain, domain/resource,
+// local@domain or local@domain/resource.
+func (l *Link) inDomain(jid string) bool {
+	bare := jid
+	if i := strings.IndexByte(jid, '/'); i >= 0 {
+		if i == len(jid)-1 {
+			return false
+		}
+		bare = jid[:i]
+	}
+	if i := strings.IndexByte(bare, '@'); i >= 0 {
+		if i == 0 {
+			return false
+		}
+		bare = bare[i+1:]
+	}
+	return strings.EqualFold(bare, l.cfg.Domain)
+}
+
+// Request sends an IQ get or set and waits for its result or error reply,
+// which is then not passed to the Handler. An empty id is replaced by a
+// unique one and an empty from by the component domain (on a copy; iq is
+// not modified). A reply of type error is returned together with its
+// *stanza.Error; ErrConnClosed means the connection ended first.
+func (c *Conn) Request(ctx context.Context, iq *stanza.Element) (*stanza.Element, error) {
+	if iq == nil || iq.Local != "iq" {
+		return nil, errors.New("component: Request needs an iq stanza")
+	}
+	if t := iq.Type(); t != "get" && t != "set" {
+		return nil, fmt.Errorf("component: Request needs an iq of type get or set, not %q", t)
+	}
+	reply, err := c.roundTrip(ctx, iq)
+	if err != nil {
+		return nil, err
+	}
+	if reply.Type() == "error" {
+		se := stanza.ParseError(reply)
+		if se == nil || se.Condition == "" {
+			se = stanza.NewError(stanza.UndefinedCondition, "error reply without a condition")
+		}
+		return reply, se
+	}
+	return reply, nil
+}
+
+// Barrier sends an XEP-0199 ping to PingTo after everything already queued
+// on c and returns nil once the server answers (result or error). The server
+// processes a link in order, so this proves the stanzas queued before it
+// were routed. It returns ErrConnClosed if c ended first.
+func (c *Conn) Barrier(ctx context.Context) error {
+	_, err := c.roundTrip(ctx, c.pingIQ())
+	return err
+}
+
+func (c *Conn) pingIQ() *stanza.Element {
+	return stanza.New(stanza.NSComponent, "iq", "type", "get", "from", c.l.cfg.Domain, "to", c.l.cfg.PingTo).
+		Add(stanza.New(nsPing, "ping"))
+}
+
+// roundTrip sends iq and waits for the reply.
+func (c *Conn) roundTrip(ctx context.Context, iq *stanza.Element) (*stanza.Element, error) {
+	req := *iq
+	req.Attrs = slices.Clone(iq.Attrs)
+	if req.ID() == "" {
+		req.SetAttr("id", c.l.nextID())
+	}
+	if req.From() == "" {
+		req.SetAttr("from", c.l.cfg.Domain)
+	}
+	st, err := c.l.check(&req)
+	if err != nil {
+		return nil, err
+	}
+	id := st.ID()
+	p := &pending{ch: make(chan *stanza.Element, 1), to: st.To()}
+	c.mu.Lock()
+	if _, dup := c.pending[id]; dup {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("component: a request with id %q is already pending", id)
+	}
+	c.pending[id] = p
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.pending[id] == p {
+			delete(c.pending, id)
+		}
+		c.mu.Unlock()
+	}()
+	if err := c.enqueue(ctx, st); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-p.ch:
+		return r, nil
+	case <-c.done:
+		select {
+		case r := <-p.ch:
+			return r, nil
+		default:
+			return nil, ErrConnClosed
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// keepalive pings PingTo every PingInterval and closes the connection when
+// an answer takes longer than PingTimeout.
+func (c *Conn) keepalive() {
+	defer close(c.kaDone)
+	t := time.NewTimer(c.l.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.l.cfg.PingTimeout)
+		_, err := c.roundTrip(ctx, c.pingIQ())
+		timedOut := errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil
+		cancel()
+		if timedOut {
+			c.end(fmt.Errorf("dead link: no answer to keepalive ping to %s within %v", c.l.cfg.PingTo, c.l.cfg.PingTimeout), "", false)
+			return
+		}
+		if err != nil {
+			if !c.ended.Load() {
+				c.l.log.Warn("component keepalive ping failed", "domain", c.l.cfg.Domain, "err", err)
+			}
+			return
+		}
+		t.Reset(c.l.cfg.PingInterval)
+	}
+}
+
+// writeLoop is the connection's only writer. It gathers everything queued
+// into one buffer and writes it with a single Write.
+func (c *Conn) writeLoop() {
+	defer close(c.writerDone)
+	var buf bytes.Buffer
+	var kinds []string
+	for {
+		select {
+		case st := <-c.out:
+			buf.Reset()
+			kinds = kinds[:0]
+			st.AppendXML(&buf, stanza.NSComponent)
+			kinds = append(kinds, st.Local)
+		drain:
+			for buf.Len() < maxBatch {
+				select {
+				case st := <-c.out:
+					st.AppendXML(&buf, stanza.NSComponent)
+					kinds = append(kinds, st.Local)
+				default:
+					break drain
+				}
+			}
+			if c.ended.Load() && !c.isGraceful() {
+				c.shutdownWrite(nil)
+				return
+			}
+			if _, err := c.nc.Write(buf.Bytes()); err != nil {
+				c.end(fmt.Errorf("write failed: %w", err), "", false)
+				c.shutdownWrite(nil)
+				return
+			}
+			c.reportOut(kinds)
+			if buf.Cap() > 1<<20 {
+				buf = bytes.Buffer{}
+			}
+		case <-c.done:
+			c.shutdownWrite(&buf)
+			return
+		}
+	}
+}
+
+func (c *Conn) isGraceful() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.graceful
+}
+
+func (c *Conn) reportOut(kinds []string) {
+	for _, k := range kinds {
+		c.l.cfg.Observer.Stanza(Out, k)
+	}
+}
+
+// shutdownWrite writes the end of the stream: on a graceful close the rest
+// of the queue first, otherwise the stream error, if any. It then closes
+// the socket unless the close is graceful (serve waits for the server's
+// closing tag then).
+func (c *Conn) shutdownWrite(buf *bytes.Buffer) {
+	<-c.done // end has set the deadlines
+	c.mu.Lock()
+	graceful, cond := c.graceful, c.sendCond
+	c.mu.Unlock()
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	var kinds []string
+	if graceful {
+	flush:
+		for {
+			select {
+			case st := <-c.out:
+				st.AppendXML(buf, stanza.NSComponent)
+				kinds = append(kinds, st.Local)
+			default:
+				break flush
+			}
+		}
+	} else if cond != "" {
+		buf.WriteString("<stream:error><" + cond + " xmlns='" + stanza.NSStreams + "'/></stream:error>")
+	}
+	buf.WriteString("</stream:stream>")
+	if !graceful {
+		c.nc.SetWriteDeadline(time.Now().Add(c.closeGrace()))
+	}
+	if _, err := c.nc.Write(buf.Bytes()); err == nil {
+		c.reportOut(kinds)
+	} else if graceful {
+		c.l.log.Warn("component link could not flush on close", "domain", c.l.cfg.Domain, "err", err, "stanzas_lost", len(kinds))
+	}
+	if !graceful {
+		c.nc.Close()
+	}
+}

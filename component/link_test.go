@@ -1,0 +1,867 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/component/componenttest"
+	"github.com/jabbergate/jabbergate/component/stanza"
+)
+
+func TestHandshakeVector(t *testing.T) {
+	// XEP-0114 §3 example.
+	if got, want := Handshake("3BF96D32", "secret"), "b09ea9b3b7f586be8a08d0a3dd7466f110aeb136"; got != want {
+		t.Fatalf("Handshake = %s, want %s", got, want)
+	}
+}
+
+func TestNewValidatesAndDefaults(t *testing.T) {
+	good := Config{Addr: "127.0.0.1:5347", Domain: "echo.localhost", Secret: "x"}
+	for name, mod := range map[string]func(*Config){
+		"no addr":         func(c *Config) { c.Addr = "" },
+		"bad addr":        func(c *Config) { c.Addr = "localhost" },
+		"no domain":       func(c *Config) { c.Domain = "" },
+		"jid domain":      func(c *Config) { c.Domain = "a@echo.localhost" },
+		"no secret":       func(c *Config) { c.Secret = "" },
+		"single label":    func(c *Config) { c.Domain = "echo" },
+		"quoted domain":   func(c *Config) { c.Domain = "echo'.localhost" },
+		"trailing dot":    func(c *Config) { c.Domain = "echo.localhost." },
+		"space in domain": func(c *Config) { c.Domain = "echo localhost" },
+	} {
+		c := good
+		mod(&c)
+		if _, err := New(c, nil); err == nil {
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+	l, err := New(good, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := l.cfg
+	if c.PingTo != "localhost" || c.MaxStanzaSize != 256*1024 || c.PingInterval != 30*time.Second ||
+		c.PingTimeout != 30*time.Second || c.DialTimeout != 10*time.Second || c.MinBackoff != 500*time.Millisecond ||
+		c.MaxBackoff != 60*time.Second || c.AuthBackoff != 30*time.Second || c.WriteQueue != 1024 ||
+		c.Logger == nil || c.Observer == nil {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	// A dead link is detected within 90s with the defaults: the next ping
+	// is at most PingInterval after the last answer, plus its timeout.
+	if c.PingInterval+c.PingTimeout > 90*time.Second {
+		t.Errorf("dead link detection takes up to %v", c.PingInterval+c.PingTimeout)
+	}
+	if l.Domain() != "echo.localhost" || l.Up() {
+		t.Error("Domain/Up wrong before Run")
+	}
+	if err := l.Send(context.Background(), msg("echo.localhost", "a@localhost", "x")); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Send before Run = %v, want ErrNotConnected", err)
+	}
+	if err := l.Barrier(context.Background()); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Barrier before Run = %v, want ErrNotConnected", err)
+	}
+	good.PingTo = "ping.example"
+	good.Domain = "echo"
+	if l, err := New(good, nil); err != nil || l.cfg.PingTo != "ping.example" {
+		t.Errorf("explicit PingTo: %v", err)
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	l, err := New(Config{Addr: "127.0.0.1:1", Domain: "a.b", Secret: "x",
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: 1600 * time.Millisecond, AuthBackoff: 400 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		for fails := 1; fails < 70; fails++ {
+			hi := min(100*time.Millisecond<<min(fails, 20), 1600*time.Millisecond)
+			if d := l.backoff(fails, 0); d < 100*time.Millisecond || d > hi {
+				t.Fatalf("backoff(%d, 0) = %v, want in [100ms, %v]", fails, d, hi)
+			}
+		}
+		for auth, lo := range map[int]time.Duration{1: 400 * time.Millisecond, 2: 800 * time.Millisecond, 3: 1600 * time.Millisecond, 10: 1600 * time.Millisecond} {
+			if d := l.backoff(1, auth); d < lo || d > lo+lo/4 {
+				t.Fatalf("backoff(1, %d) = %v, want in [%v, %v]", auth, d, lo, lo+lo/4)
+			}
+		}
+	}
+}
+
+func TestStanzasBothWays(t *testing.T) {
+	hs := start(t, nil, nil)
+	c := hs.up(t)
+	if !hs.link.Up() {
+		t.Fatal("Up() = false after WaitUp")
+	}
+
+	// Server -> component, in the component and the client namespace.
+	in := msg("juliet@localhost/phone", "+1555@echo.localhost", "hello & <bye>")
+	if err := hs.srv.Inject(in); err != nil {
+		t.Fatal(err)
+	}
+	got := hs.rec.next(t)
+	if got.Space != stanza.NSComponent || got.From() != "juliet@localhost/phone" || got.ChildText(stanza.NSComponent, "body") != "hello & <bye>" {
+		t.Fatalf("handler got %s", got)
+	}
+	raw := `<message xmlns='jabber:client' from='juliet@localhost/phone' to='echo.localhost' id='m2'>` +
+		`<body>client ns</body><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client'><body>inner</body></message></forwarded></message>`
+	if err := hs.srv.InjectRaw(raw); err != nil {
+		t.Fatal(err)
+	}
+	got = hs.rec.next(t)
+	if got.Space != stanza.NSComponent || got.ChildText(stanza.NSComponent, "body") != "client ns" {
+		t.Fatalf("not normalised: %s", got)
+	}
+	if inner := got.Child("urn:xmpp:forward:0", "forwarded").Child("", "message"); inner == nil || inner.Space != stanza.NSClient {
+		t.Fatalf("forwarded message namespace changed: %s", got)
+	}
+
+	// Component -> server, via Conn and via Link; a jabber:client element
+	// is sent in the component namespace without modifying the original.
+	if err := c.Send(ctxT(t), msg("+1555@echo.localhost", "juliet@localhost", "one")); err != nil {
+		t.Fatal(err)
+	}
+	cl := msg("+1555@echo.localhost/sms", "juliet@localhost", "two")
+	cl.Space = stanza.NSClient
+	cl.Nodes[0].El.Space = stanza.NSClient
+	if err := hs.link.Send(ctxT(t), cl); err != nil {
+		t.Fatal(err)
+	}
+	if cl.Space != stanza.NSClient {
+		t.Error("Send modified the caller's element")
+	}
+	for _, body := range []string{"one", "two"} {
+		if _, err := hs.srv.WaitFor(waitLong, isMsgBody(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := hs.srv.Violations(); len(v) > 0 {
+		t.Fatalf("violations: %v", v)
+	}
+	o := hs.obs.snapshot()
+	if o.ups != 1 || o.in["message"] != 2 || o.out["message"] != 2 || o.reconnected != 0 {
+		t.Errorf("observer: %+v", o)
+	}
+	hs.logs.waitFor(t, "component link connected", "addr="+hs.srv.Addr(), "domain="+testDomain)
+}
+
+func TestNoStanzaBeforeHandshake(t *testing.T) {
+	var onUp atomic.Int32
+	hs := start(t, func(c *Config) {
+		c.OnUp = func(ctx context.Context, c *Conn) { onUp.Add(1) }
+		c.PingInterval = 10 * time.Millisecond // the keepalive must not run before the handshake either
+	}, nil)
+	hs.srv.SetHandshakeDelay(300 * time.Millisecond)
+	// The server's first handshake reply is delayed; in that window the link
+	// is not up and refuses to send.
+	if err := hs.srv.WaitAttempts(1, waitLong); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10 && hs.srv.Handshakes() == 0; i++ {
+		if err := hs.link.Send(ctxT(t), msg(testDomain, "a@localhost", "early")); !errors.Is(err, ErrNotConnected) && hs.srv.Handshakes() == 0 {
+			t.Fatalf("Send during handshake = %v, want ErrNotConnected", err)
+		}
+		if onUp.Load() != 0 && hs.srv.Handshakes() == 0 {
+			t.Fatal("OnUp called before the handshake succeeded")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := hs.up(t)
+	if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", "after")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hs.srv.WaitFor(waitLong, isMsgBody("after")); err != nil {
+		t.Fatal(err)
+	}
+	if v := hs.srv.Violations(); len(v) > 0 {
+		t.Fatalf("violations: %v", v)
+	}
+	deadline := time.Now().Add(waitLong)
+	for onUp.Load() != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if onUp.Load() != 1 {
+		t.Fatalf("OnUp called %d times", onUp.Load())
+	}
+}
+
+// gatedConn counts Writes and can hold one until released.
+type gatedConn struct {
+	net.Conn
+	writes atomic.Int32
+	armed  atomic.Bool
+	gate   chan struct{}
+	held   chan struct{}
+}
+
+func (g *gatedConn) Write(p []byte) (int, error) {
+	g.writes.Add(1)
+	if g.armed.CompareAndSwap(true, false) {
+		close(g.held)
+		<-g.gate
+	}
+	return g.Conn.Write(p)
+}
+
+func TestBatchingWrites(t *testing.T) {
+	srv := componenttest.NewServer(t, testDomain, testSecret)
+	logs := &logBuf{}
+	cfg := testConfig(srv, logs)
+	l, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan *gatedConn, 10)
+	d := &net.Dialer{}
+	l.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		g := &gatedConn{Conn: nc, gate: make(chan struct{}), held: make(chan struct{})}
+		conns <- g
+		return g, nil
+	}
+	runLink(t, l)
+	c, err := l.WaitUp(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := <-conns
+	before := g.writes.Load() // stream header and handshake
+	g.armed.Store(true)
+	const n = 200
+	if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", "0")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.held: // the writer is now blocked in Write with stanza 0
+	case <-time.After(waitLong):
+		t.Fatal("writer did not write")
+	}
+	for i := 1; i < n; i++ {
+		if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", string(rune('0'+i%10))+"-"+itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(g.gate)
+	last := string(rune('0'+(n-1)%10)) + "-" + itoa(n-1)
+	if _, err := srv.WaitFor(waitLong, isMsgBody(last)); err != nil {
+		t.Fatal(err)
+	}
+	writes := g.writes.Load() - before
+	// Stanza 0 alone, then the other 199 (about 20 KB) in one Write.
+	if writes != 2 {
+		t.Errorf("%d stanzas took %d writes, want 2", n, writes)
+	}
+	got := srv.Received()
+	if len(got) != n {
+		t.Fatalf("server received %d stanzas, want %d", len(got), n)
+	}
+	for i, st := range got[1:] {
+		if want := string(rune('0'+(i+1)%10)) + "-" + itoa(i+1); st.ChildText(stanza.NSComponent, "body") != want {
+			t.Fatalf("stanza %d has body %q, want %q (order)", i+1, st.ChildText(stanza.NSComponent, "body"), want)
+		}
+	}
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{byte('0' + i%10)}, b...)
+	}
+	return string(b)
+}
+
+func TestWriteQueueBackPressure(t *testing.T) {
+	srv := componenttest.NewServer(t, testDomain, testSecret)
+	cfg := testConfig(srv, &logBuf{})
+	cfg.WriteQueue = 2
+	l, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan *gatedConn, 10)
+	d := &net.Dialer{}
+	l.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		g := &gatedConn{Conn: nc, gate: make(chan struct{}), held: make(chan struct{})}
+		conns <- g
+		return g, nil
+	}
+	runLink(t, l)
+	c, err := l.WaitUp(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := <-conns
+	g.armed.Store(true)
+	defer close(g.gate)
+	if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", "held")); err != nil {
+		t.Fatal(err)
+	}
+	<-g.held
+	for i := 0; i < 2; i++ { // fills the queue
+		if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", "q")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.Send(ctx, msg(testDomain, "a@localhost", "blocked")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send on a full queue = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestOversizedStanzaReconnects(t *testing.T) {
+	hs := start(t, func(c *Config) { c.MaxStanzaSize = 4096 }, nil)
+	hs.up(t)
+	// A stanza just under the limit passes.
+	fits := msg("a@localhost", testDomain, strings.Repeat("x", 3900))
+	if err := hs.srv.Inject(fits); err != nil {
+		t.Fatal(err)
+	}
+	if got := hs.rec.next(t); len(got.ChildText(stanza.NSComponent, "body")) != 3900 {
+		t.Fatal("stanza below the limit not delivered")
+	}
+	// One huge text token: the limiter stops reading at the limit.
+	big := msg("big@localhost/res", testDomain, strings.Repeat("y", 1<<20))
+	if err := hs.srv.Inject(big); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Logf("inject: %v (the link may close while we write)", err)
+	}
+	if err := hs.srv.WaitHandshakes(2, waitLong); err != nil {
+		t.Fatal(err)
+	}
+	hs.logs.waitFor(t, "exceeds the size limit of 4096 bytes", `from=\"big@localhost/res\"`, "component link reconnecting")
+	if e := hs.srv.StreamErrors(); len(e) == 0 || e[0] != "policy-violation" {
+		t.Errorf("stream errors sent: %v, want policy-violation", e)
+	}
+	hs.rec.none(t, 50*time.Millisecond)
+	// Huge start tag: from/to unknown.
+	hs.up(t)
+	if err := hs.srv.InjectRaw("<message from='" + strings.Repeat("z", 8192) + "'>"); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.srv.WaitHandshakes(3, waitLong); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMalformedXMLReconnects(t *testing.T) {
+	hs := start(t, nil, nil)
+	hs.up(t)
+	if err := hs.srv.InjectRaw("<message from='a@localhost' to='echo.localhost'><body>x</bod></message>"); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.srv.WaitHandshakes(2, waitLong); err != nil {
+		t.Fatal(err)
+	}
+	hs.logs.waitFor(t, "malformed XML from server", "not-well-formed")
+	if e := hs.srv.StreamErrors(); len(e) == 0 || e[0] != "not-well-formed" {
+		t.Errorf("stream errors sent: %v, want not-well-formed", e)
+	}
+	// The new connection works.
+	c := hs.up(t)
+	if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", "again")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hs.srv.WaitFor(waitLong, isMsgBody("again")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNotAuthorizedWaitsAuthBackoff(t *testing.T) {
+	const authBackoff = 150 * time.Millisecond
+	hs := start(t, func(c *Config) {
+		c.Secret = "wrong"
+		c.MinBackoff = time.Millisecond
+		c.MaxBackoff = 5 * time.Millisecond
+		c.AuthBackoff = authBackoff
+	}, nil)
+	if err := hs.srv.WaitAttempts(3, waitLong); err != nil {
+		t.Fatal(err)
+	}
+	at := hs.srv.Attempts()
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < authBackoff {
+			t.Errorf("attempt %d came %v after the previous one, want >= %v", i, gap, authBackoff)
+		}
+	}
+	hs.logs.waitFor(t, "stream error from server", "condition=not-authorized",
+		"the server rejected the secret for echo.localhost; check bridges[].secret matches the server's component config")
+	if o := hs.obs.snapshot(); len(o.streamErrs) == 0 || o.streamErrs[0] != "not-authorized" || o.ups != 0 {
+		t.Errorf("observer: %+v", o)
+	}
+	if hs.link.Up() {
+		t.Error("link up with a wrong secret")
+	}
+}
+
+func TestConfigStreamErrorsWaitAuthBackoff(t *testing.T) {
+	for _, cond := range []string{"host-unknown", "conflict", "invalid-namespace"} {
+		t.Run(cond, func(t *testing.T) {
+			const authBackoff = 100 * time.Millisecond
+			hs := start(t, func(c *Config) {
+				c.MinBackoff = time.Millisecond
+				c.MaxBackoff = 5 * time.Millisecond
+				c.AuthBackoff = authBackoff
+			}, nil)
+			hs.srv.FailHandshakes(cond, "")
+			// The first attempt may already be past the handshake check.
+			if err := hs.srv.WaitAttempts(3, waitLong); err != nil {
+				t.Fatal(err)
+			}
+			at := hs.srv.Attempts()
+			if gap := at[2].Sub(at[1]); gap < authBackoff {
+				t.Errorf("attempts %v apart after %s, want >= %v", gap, cond, authBackoff)
+			}
+			hs.logs.waitFor(t, "condition="+cond)
+		})
+	}
+}
+
+func TestStreamErrorDuringSession(t *testing.T) {
+	hs := start(t, nil, nil)
+	hs.up(t)
+	if err := hs.srv.SendStreamError("system-shutdown", "restarting"); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.srv.WaitHandshakes(2, waitLong); err != nil {
+		t.Fatal(err)
+	}
+	hs.logs.waitFor(t, "condition=system-shutdown", "text=restarting", "the server is shutting down or restarting", "component link disconnected")
+	o := hs.obs.snapshot()
+	for i := 0; i < 100 && o.reconnected == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+		o = hs.obs.snapshot()
+	}
+	if o.reconnected != 1 || o.downs < 1 || len(o.streamErrs) != 1 {
+		t.Errorf("observer: %+v", o)
+	}
+}
+
+func TestDeadLinkDetected(t *testing.T) {
+	hs := start(t, func(c *Config) {
+		c.PingInterval = 20 * time.Millisecond
+		c.PingTimeout = 100 * time.Millisecond
+		c.DialTimeout = 200 * time.Millisecond
+	}, nil)
+	hs.up(t)
+	// Keepalive pings are answered: the link stays up for several periods.
+	if _, err := hs.srv.WaitFor(waitLong, func(st *stanza.Element) bool {
+		return isPing(st) && st.To() == "localhost"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if hs.srv.Handshakes() != 1 || !hs.link.Up() {
+		t.Fatal("link dropped although pings were answered")
+	}
+	hs.srv.SetUnresponsive(true)
+	if err := hs.srv.WaitDisconnected(waitLong); err != nil {
+		t.Fatal(err)
+	}
+	hs.logs.waitFor(t, "dead link: no answer to keepalive ping to localhost within 100ms")
+	hs.srv.SetUnresponsive(false)
+	if err := hs.srv.WaitHandshakes(2, waitLong); err != nil {
+		t.Fatal(err)
+	}
+	hs.up(t)
+}
+
+func TestBarrier(t *testing.T) {
+	hs := start(t, nil, nil)
+	c := hs.up(t)
+	const n = 50
+	for i := 0; i < n; i++ {
+		if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", "b"+itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := hs.link.Barrier(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	// The server records stanzas before it answers the ping that follows
+	// them, so all of them are there now.
+	got := 0
+	for _, st := range hs.srv.Received() {
+		if st.Local == "message" {
+			got++
+		}
+	}
+	if got != n {
+		t.Fatalf("after Barrier the server has %d messages, want %d", got, n)
+	}
+	hs.rec.none(t, 20*time.Millisecond) // the ping result went to the Barrier, not the Handler
+}
+
+func TestBarrierWaitsForAnswer(t *testing.T) {
+	hs := start(t, nil, nil)
+	c := hs.up(t)
+	hs.srv.SetAnswerPings(false)
+	for _, typ := range []string{"result", "error"} {
+		done := make(chan error, 1)
+		go func() { done <- c.Barrier(ctxT(t)) }()
+		ping, err := hs.srv.WaitFor(waitLong, func(st *stanza.Element) bool {
+			return isPing(st) && !answered(hs, st.ID())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ping.From() != testDomain || ping.To() != "localhost" || ping.Type() != "get" || ping.ID() == "" {
+			t.Fatalf("barrier ping: %s", ping)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Barrier returned %v before the answer", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		var reply *stanza.Element
+		if typ == "result" {
+			reply = stanza.Result(ping, nil)
+		} else {
+			reply = stanza.ErrorReply(ping, stanza.NewError(stanza.ServiceUnavailable, ""))
+		}
+		markAnswered(hs, ping.ID())
+		if err := hs.srv.Inject(reply); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Barrier after %s = %v", typ, err)
+			}
+		case <-time.After(waitLong):
+			t.Fatal("Barrier did not return after the answer")
+		}
+	}
+	hs.rec.none(t, 20*time.Millisecond)
+}
+
+var answeredIDs sync.Map
+
+func answered(hs *harness, id string) bool {
+	_, ok := answeredIDs.Load(hs.srv.Addr() + id)
+	return ok
+}
+
+func markAnswered(hs *harness, id string) { answeredIDs.Store(hs.srv.Addr()+id, true) }
+
+func TestBarrierConnClosed(t *testing.T) {
+	hs := start(t, nil, nil)
+	c := hs.up(t)
+	hs.srv.SetAnswerPings(false)
+	done := make(chan error, 1)
+	go func() { done <- c.Barrier(ctxT(t)) }()
+	if _, err := hs.srv.WaitFor(waitLong, isPing); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.srv.CloseConn(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrConnClosed) {
+			t.Fatalf("Barrier = %v, want ErrConnClosed", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("Barrier did not return when the connection died")
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(waitLong):
+		t.Fatal("Done not closed")
+	}
+	if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", "late")); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("Send on an ended Conn = %v, want ErrConnClosed", err)
+	}
+	if _, err := c.Request(ctxT(t), stanza.New(stanza.NSComponent, "iq", "type", "get", "to", "localhost")); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("Request on an ended Conn = %v, want ErrConnClosed", err)
+	}
+	// The link reconnects with a new Conn.
+	if err := hs.srv.WaitHandshakes(2, waitLong); err != nil {
+		t.Fatal(err)
+	}
+	if c2 := hs.up(t); c2 == c {
+		t.Fatal("WaitUp returned the dead Conn")
+	}
+	hs.logs.waitFor(t, "component link disconnected", "reason=")
+}
+
+func TestRequestRouting(t *testing.T) {
+	hs := start(t, nil, nil)
+	c := hs.up(t)
+	const peer = "juliet@localhost/phone"
+	type res struct {
+		reply *stanza.Element
+		err   error
+	}
+	ask := func(id string) (chan res, *stanza.Element) {
+		ch := make(chan res, 1)
+		iq := stanza.New(stanza.NSComponent, "iq", "type", "get", "to", peer, "id", id).
+			Add(stanza.New("http://jabber.org/protocol/disco#info", "query"))
+		go func() {
+			r, err := c.Request(ctxT(t), iq)
+			ch <- res{r, err}
+		}()
+		sent, err := hs.srv.WaitFor(waitLong, func(st *stanza.Element) bool {
+			return st.Local == "iq" && st.To() == peer && (id == "" || st.ID() == id) && !answered(hs, st.ID())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		markAnswered(hs, sent.ID())
+		if iq.From() != "" || (id == "" && iq.ID() != "") {
+			t.Fatal("Request modified the caller's iq")
+		}
+		return ch, sent
+	}
+
+	// A result is returned to Request, not passed to the Handler.
+	ch, sent := ask("")
+	if sent.ID() == "" || sent.From() != testDomain {
+		t.Fatalf("request sent as %s, want an id and from=%s", sent, testDomain)
+	}
+	// A result from someone else with the same id is not the answer.
+	spoof := stanza.Result(sent, nil)
+	spoof.SetAttr("from", "mallory@localhost/x")
+	if err := hs.srv.Inject(spoof); err != nil {
+		t.Fatal(err)
+	}
+	if got := hs.rec.next(t); got.From() != "mallory@localhost/x" {
+		t.Fatalf("handler got %s", got)
+	}
+	if err := hs.srv.Inject(stanza.Result(sent, stanza.New("http://jabber.org/protocol/disco#info", "query"))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil || r.reply.Type() != "result" || r.reply.Child("http://jabber.org/protocol/disco#info", "query") == nil {
+			t.Fatalf("Request = %v, %v", r.reply, r.err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("Request did not return")
+	}
+	hs.rec.none(t, 20*time.Millisecond)
+
+	// An error reply comes back with a *stanza.Error.
+	ch, sent = ask("q2")
+	if err := hs.srv.Inject(stanza.ErrorReply(sent, stanza.NewError(stanza.ItemNotFound, "gone"))); err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	var se *stanza.Error
+	if !errors.As(r.err, &se) || se.Condition != stanza.ItemNotFound || r.reply == nil || r.reply.Type() != "error" {
+		t.Fatalf("Request error reply = %v, %v", r.reply, r.err)
+	}
+
+	// A result nobody waits for goes to the Handler.
+	stray := stanza.New(stanza.NSComponent, "iq", "type", "result", "id", "nobody", "from", peer, "to", testDomain)
+	if err := hs.srv.Inject(stray); err != nil {
+		t.Fatal(err)
+	}
+	if got := hs.rec.next(t); got.ID() != "nobody" {
+		t.Fatalf("handler got %s", got)
+	}
+
+	// Bad requests are refused.
+	if _, err := c.Request(ctxT(t), stanza.New(stanza.NSComponent, "iq", "type", "result", "to", peer)); err == nil {
+		t.Error("Request accepted a result")
+	}
+	if _, err := c.Request(ctxT(t), msg(testDomain, peer, "x")); err == nil {
+		t.Error("Request accepted a message")
+	}
+	// A request that is never answered ends with ctx.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := c.Request(ctx, stanza.New(stanza.NSComponent, "iq", "type", "get", "to", peer)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("unanswered Request = %v", err)
+	}
+}
+
+func TestForeignFromRefused(t *testing.T) {
+	hs := start(t, nil, nil)
+	c := hs.up(t)
+	for _, from := range []string{"", "someone@other.org", "localhost", "echo.localhost.evil.org", "evil.echo.localhost",
+		"@echo.localhost", "echo.localhost/", "a@echo.localhost/", "a@b@echo.localhost.x", "sub.echo.localhost"} {
+		if err := c.Send(ctxT(t), msg(from, "a@localhost", "bad "+from)); err == nil {
+			t.Errorf("Send with from=%q accepted", from)
+		} else if !strings.Contains(err.Error(), "from") {
+			t.Errorf("Send with from=%q: error %q does not mention from", from, err)
+		}
+	}
+	if err := c.Send(ctxT(t), stanza.New(stanza.NSComponent, "handshake", "from", testDomain)); err == nil {
+		t.Error("Send accepted a non-stanza element")
+	}
+	if err := c.Send(ctxT(t), stanza.New("urn:example", "message", "from", testDomain)); err == nil {
+		t.Error("Send accepted a message in a foreign namespace")
+	}
+	good := []string{testDomain, "a@echo.localhost", "+15551234567@echo.localhost/sms", "echo.localhost/bot", "A@ECHO.LOCALHOST"}
+	for _, from := range good {
+		if err := c.Send(ctxT(t), msg(from, "a@localhost", "good "+from)); err != nil {
+			t.Errorf("Send with from=%q: %v", from, err)
+		}
+	}
+	if err := hs.link.Barrier(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, st := range hs.srv.Received() {
+		if st.Local == "message" {
+			bodies = append(bodies, st.ChildText(stanza.NSComponent, "body"))
+		}
+	}
+	if len(bodies) != len(good) {
+		t.Fatalf("server received %q, want only the %d good ones", bodies, len(good))
+	}
+	if v := hs.srv.Violations(); len(v) > 0 || hs.srv.Handshakes() != 1 {
+		t.Fatalf("violations %v, handshakes %d", v, hs.srv.Handshakes())
+	}
+}
+
+func TestHandlerPanicSurvived(t *testing.T) {
+	rec := newRecorder()
+	var n atomic.Int32
+	h := HandlerFunc(func(st *stanza.Element) {
+		if n.Add(1) == 1 {
+			panic("boom")
+		}
+		rec.HandleStanza(st)
+	})
+	hs := start(t, nil, h)
+	hs.up(t)
+	for _, body := range []string{"first", "second"} {
+		if err := hs.srv.Inject(msg("a@localhost", testDomain, body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rec.next(t); got.ChildText(stanza.NSComponent, "body") != "second" {
+		t.Fatalf("handler got %s", got)
+	}
+	hs.logs.waitFor(t, "component handler panicked", "panic=boom")
+	if hs.srv.Handshakes() != 1 || !hs.link.Up() {
+		t.Fatal("the panic cost the connection")
+	}
+}
+
+func TestOnUpContextAndReconnected(t *testing.T) {
+	ups := make(chan context.Context, 10)
+	hs := start(t, func(c *Config) {
+		c.OnUp = func(ctx context.Context, c *Conn) { ups <- ctx }
+	}, nil)
+	var ctx1 context.Context
+	select {
+	case ctx1 = <-ups:
+	case <-time.After(waitLong):
+		t.Fatal("OnUp not called")
+	}
+	if ctx1.Err() != nil {
+		t.Fatal("OnUp ctx already done")
+	}
+	if err := hs.srv.CloseConn(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx1.Done():
+	case <-time.After(waitLong):
+		t.Fatal("OnUp ctx did not end with its connection")
+	}
+	select {
+	case <-ups:
+	case <-time.After(waitLong):
+		t.Fatal("OnUp not called after reconnect")
+	}
+	o := hs.obs.snapshot()
+	if o.ups != 2 || o.downs != 1 || o.reconnected != 1 {
+		t.Errorf("observer: %+v", o)
+	}
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	hs := start(t, nil, nil)
+	c := hs.up(t)
+	for i := 0; i < 20; i++ {
+		if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", "bye"+itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hs.stop()
+	if hs.link.Up() {
+		t.Error("Up after Run returned")
+	}
+	if _, err := hs.srv.WaitFor(waitLong, isMsgBody("bye19")); err != nil {
+		t.Fatal("queued stanzas not flushed before closing:", err)
+	}
+	if err := hs.srv.WaitDisconnected(waitLong); err != nil {
+		t.Fatal(err)
+	}
+	if e := hs.srv.StreamErrors(); len(e) > 0 {
+		t.Errorf("stream errors on graceful close: %v", e)
+	}
+	if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", "x")); !errors.Is(err, ErrConnClosed) {
+		t.Errorf("Send after shutdown = %v", err)
+	}
+	hs.logs.waitFor(t, "component link closed")
+	if strings.Contains(hs.logs.String(), "reconnecting") {
+		t.Error("link reconnected after shutdown")
+	}
+}
+
+func TestRunTwiceRefused(t *testing.T) {
+	hs := start(t, nil, nil)
+	hs.up(t)
+	if err := hs.link.Run(context.Background()); err == nil {
+		t.Fatal("second concurrent Run accepted")
+	}
+}
+
+func TestConnectFailureBacksOff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	logs := &logBuf{}
+	l, err := New(Config{Addr: addr, Domain: testDomain, Secret: testSecret, MinBackoff: 10 * time.Millisecond,
+		MaxBackoff: 20 * time.Millisecond, Logger: testConfig(componenttest.NewServer(t, testDomain, testSecret), logs).Logger}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runLink(t, l)
+	logs.waitFor(t, "component link connect failed", "component link reconnecting", "attempt=2")
+	stop()
+}
+
+func TestStreamErrorMeaning(t *testing.T) {
+	e := &StreamError{Condition: "not-authorized", domain: "sms.example.org"}
+	if want := "the server rejected the secret for sms.example.org; check bridges[].secret matches the server's component config"; e.Meaning() != want {
+		t.Errorf("Meaning = %q", e.Meaning())
+	}
+	for _, c := range []string{"conflict", "host-unknown", "invalid-from", "improper-addressing", "invalid-namespace",
+		"policy-violation", "system-shutdown", "connection-timeout", "see-other-host", "bad-format"} {
+		if m := (&StreamError{Condition: c}).Meaning(); m == "" || m == "unknown stream error condition" {
+			t.Errorf("no meaning for %s", c)
+		}
+	}
+	if m := (&StreamError{Condition: "conflict"}).Meaning(); m != "another component is already connected for this domain (or this connection was replaced by a newer one)" {
+		t.Errorf("conflict: %q", m)
+	}
+	var err error = &StreamError{Condition: "conflict", Text: "replaced"}
+	var se *StreamError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "conflict: replaced") {
+		t.Errorf("Error() = %q", err)
+	}
+}

@@ -1,0 +1,7 @@
+// Package all links every legacy network adapter into the binary: import it
+// for its side effect of registering them.
+package all
+
+import (
+	_ "github.com/jabbergate/jabbergate/legacy/echo" // echo network
+)

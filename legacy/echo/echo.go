@@ -1,0 +1,147 @@
+// Package echo is the loopback legacy network: every contact answers each
+// message with the same text. It needs no credentials and no network, so an
+// admin can check a deployment end to end ("add hello@echo.example.org and
+// say hi"), and tests and benchmarks can drive the whole bridge without a
+// real legacy service.
+//
+// Every word is a valid contact: `anything@echo-domain`. Registration takes
+// no fields (a form carrying only FORM_TYPE, or nothing at all). The echo is
+// emitted from Send itself, before Send returns, so an outgoing message is
+// acknowledged only once its echo is durable in the inbox: a crash can
+// duplicate an echo (deduplicated by its stable id) but never lose one.
+//
+// Options (bridges[].options in the config):
+//
+//	prefix: text put before every echoed body (default "")
+package echo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// Name is the registry name of this network.
+const Name = "echo"
+
+func init() {
+	legacy.Register(Name, func(options map[string]string) (legacy.Network, error) {
+		return New(options)
+	})
+}
+
+// Network is the echo network.
+type Network struct {
+	prefix string
+}
+
+var (
+	_ legacy.Network   = (*Network)(nil)
+	_ legacy.Resolver  = (*Network)(nil)
+	_ legacy.Registrar = (*Network)(nil)
+	_ legacy.Session   = (*session)(nil)
+)
+
+// New returns an echo network. Unknown options are an error.
+func New(options map[string]string) (*Network, error) {
+	n := &Network{}
+	for k, v := range options {
+		switch k {
+		case "prefix":
+			n.prefix = v
+		default:
+			return nil, fmt.Errorf("echo: unknown option %q (known: prefix)", k)
+		}
+	}
+	return n, nil
+}
+
+// Info implements legacy.Network.
+func (n *Network) Info() legacy.Info {
+	return legacy.Info{
+		Name:          Name,
+		DiscoType:     "xmpp",
+		DisplayName:   "Echo",
+		Instructions:  "The echo network needs no account: submit this form to register. Then add any contact, e.g. hello@<this domain>, and every message you send comes back.",
+		Prompt:        "Any word",
+		PromptDesc:    "Enter any word: it becomes an echo contact.",
+		Caps:          legacy.Caps{Receipts: true},
+		MaxTextLength: 64 * 1024,
+	}
+}
+
+// Register implements legacy.Registrar: any (even empty) field set
+// registers. The account id is the same for everyone, since there is no
+// account.
+func (n *Network) Register(ctx context.Context, fields map[string]string) (legacy.AccountID, error) {
+	return "echo", nil
+}
+
+// Resolve implements legacy.Resolver: any non-empty input without spaces is
+// a contact, lower-cased.
+func (n *Network) Resolve(ctx context.Context, input string) (legacy.ChatID, error) {
+	s := strings.ToLower(strings.TrimSpace(input))
+	if s == "" {
+		return "", fmt.Errorf("echo: empty contact name: %w", legacy.ErrInvalidAddress)
+	}
+	if strings.ContainsAny(s, " \t\r\n") {
+		return "", fmt.Errorf("echo: contact name %q contains spaces: %w", input, legacy.ErrInvalidAddress)
+	}
+	return legacy.ChatID(s), nil
+}
+
+// Open implements legacy.Network.
+func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sink) (legacy.Session, error) {
+	if sink == nil {
+		return nil, errors.New("echo: nil sink")
+	}
+	return &session{net: n, sink: sink}, nil
+}
+
+type session struct {
+	net  *Network
+	sink legacy.Sink
+}
+
+// Run reports the session connected and waits for ctx to end.
+func (s *session) Run(ctx context.Context) error {
+	if err := s.sink.Emit(ctx, legacy.StatusEvent{Status: legacy.StatusConnected}); err != nil && ctx.Err() == nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Send echoes m back: it emits the echo and returns once the echo is
+// durable. The echo's id derives from m.Key, so a resend after a crash
+// yields the same id and the core drops the duplicate.
+func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID, error) {
+	if m.Chat == "" {
+		return "", fmt.Errorf("echo: no recipient: %w", legacy.ErrInvalidAddress)
+	}
+	if max := s.net.Info().MaxTextLength; max > 0 && len(m.Text) > max {
+		return "", fmt.Errorf("echo: text of %d bytes exceeds %d: %w", len(m.Text), max, legacy.ErrTooLarge)
+	}
+	key := m.Key
+	if key == "" {
+		key = fmt.Sprintf("t%d", time.Now().UnixNano())
+	}
+	sent := legacy.MessageID("out-" + key)
+	echo := legacy.Incoming{
+		ID:      legacy.MessageID("echo-" + key),
+		Chat:    m.Chat,
+		Text:    s.net.prefix + m.Text,
+		Subject: m.Subject,
+		Thread:  m.Thread,
+		ReplyTo: sent,
+		Time:    time.Now().UTC(),
+	}
+	if err := s.sink.Emit(ctx, echo); err != nil {
+		return "", fmt.Errorf("echo: store echo: %w", errors.Join(legacy.ErrUnavailable, err))
+	}
+	return sent, nil
+}
