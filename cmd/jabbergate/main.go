@@ -17,11 +17,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
 
+	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/legacy"
 	_ "github.com/jabbergate/jabbergate/legacy/all"
@@ -92,6 +94,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: OK\n%s", *path, cfg.Redacted())
 		return 0
 	}
+	bridges.Version = buildVersion()
+	slog.SetDefault(newLogger(cfg.Log, stderr))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, stderr); err != nil {

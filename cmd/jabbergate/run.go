@@ -72,8 +72,6 @@ type gateway struct {
 // run wires everything from cfg and runs until ctx ends.
 func run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	log := newLogger(cfg.Log, logOut)
-	slog.SetDefault(log)
-	bridges.Version = buildVersion()
 	m := metrics.New(bridges.Version)
 
 	st, err := openStore(ctx, cfg.Store)
