@@ -213,6 +213,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 	users := b.snapshotUsers()
 	b.mu.Unlock()
 	for _, u := range users {
+		for _, k := range []store.QueueKind{store.Inbox, store.Outbox} {
+			if n, err := b.st.Len(ctx, store.Queue{Bridge: b.domain, JID: u.jid, Kind: k}); err == nil && n > 0 {
+				b.obs.QueueDepth(k, n)
+			}
+		}
 		b.startUser(u)
 	}
 	b.log.Info("bridge started", "users", len(users))
@@ -301,13 +306,19 @@ func (b *Bridge) dispatch(ctx context.Context, st *stanza.Element) {
 		b.log.Warn("stanza with invalid from dropped", "kind", st.Local, "err", err)
 		return
 	}
+	// Errors about the address itself come from the gateway domain: the
+	// bad address cannot be a from, and one bad from closes the link.
 	to, err := jid.Parse(st.To())
 	if err != nil {
-		b.reply(ctx, stanza.ErrorReply(st, stanza.NewError(stanza.JIDMalformed, "the recipient address is not a valid JID")))
+		if r := stanza.ErrorReply(st, stanza.NewError(stanza.JIDMalformed, "the recipient address is not a valid JID")); r != nil {
+			b.reply(ctx, r.SetAttr("from", b.domain))
+		}
 		return
 	}
 	if to.Domainpart() != b.domain {
-		b.reply(ctx, stanza.ErrorReply(st, stanza.NewError(stanza.ItemNotFound, "this gateway only serves "+b.domain)))
+		if r := stanza.ErrorReply(st, stanza.NewError(stanza.ItemNotFound, "this gateway only serves "+b.domain)); r != nil {
+			b.reply(ctx, r.SetAttr("from", b.domain))
+		}
 		return
 	}
 	switch st.Local {

@@ -409,6 +409,21 @@ func TestMessagesBothWays(t *testing.T) {
 	}
 }
 
+func TestMalformedRecipient(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='bad1' from='` + alice + `/p' to='a@b@` + domain + `'><body>x</body></message>`)
+	if r := h.expect("jid-malformed", func(e *stanza.Element) bool { return e.ID() == "bad1" }); errCond(r) != stanza.JIDMalformed {
+		t.Errorf("malformed to = %s", r)
+	}
+	// A localpart that the network rejects: the echo network refuses
+	// nothing but an empty name, so use a space (escaped as \20).
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='bad2' from='` + alice + `/p' to='two\20words@` + domain + `'><body>x</body></message>`)
+	if r := h.expect("error for an invalid legacy address", func(e *stanza.Element) bool { return e.ID() == "bad2" }); r.Type() != "error" {
+		t.Errorf("invalid address = %s", r)
+	}
+}
+
 func TestChatCommands(t *testing.T) {
 	h := newHarness(t, nil)
 	h.send(`<message xmlns='jabber:component:accept' type='chat' id='c1' from='` + alice + `/x' to='` + domain + `'><body>help</body></message>`)

@@ -65,7 +65,12 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 			"register with "+b.domain+" first (service discovery, or send \"help\" to "+b.domain+")")))
 		return
 	}
-	chat := b.chatFor(ctx, u, to.Localpart())
+	chat, err := b.validChat(ctx, u, to.Localpart())
+	if err != nil {
+		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.JIDMalformed, Type: stanza.ErrModify,
+			Text: to.Localpart() + " is not a valid " + b.info.DisplayName + " address: " + err.Error()}))
+		return
+	}
 	text := body.Text()
 	if max := b.info.MaxTextLength; max > 0 && len(text) > max {
 		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify,
@@ -116,6 +121,30 @@ func (b *Bridge) chatFor(ctx context.Context, u *user, localpart string) legacy.
 		return legacy.ChatID(c.LegacyID)
 	}
 	return jidmap.ChatFromLocalpart(localpart)
+}
+
+// validChat returns the chat of a contact localpart, checking addresses
+// the store does not know yet with the network's Resolver (which must be
+// cheap for input already in canonical form), so an invalid address is
+// refused before it is queued.
+func (b *Bridge) validChat(ctx context.Context, u *user, localpart string) (legacy.ChatID, error) {
+	if c, err := b.st.GetContact(ctx, b.domain, u.jid, localpart); err == nil && c.LegacyID != "" {
+		return legacy.ChatID(c.LegacyID), nil
+	}
+	chat := jidmap.ChatFromLocalpart(localpart)
+	if b.resolve == nil {
+		return chat, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resolved, err := b.resolve.Resolve(rctx, string(chat))
+	if errors.Is(err, legacy.ErrInvalidAddress) {
+		return "", err
+	}
+	if err != nil || resolved == "" {
+		return chat, nil // not our call to refuse: the adapter will say at send time
+	}
+	return resolved, nil
 }
 
 func isEncrypted(st *stanza.Element) bool {

@@ -120,8 +120,8 @@ func (s *session) Run(ctx context.Context) error {
 // durable. The echo's id derives from m.Key, so a resend after a crash
 // yields the same id and the core drops the duplicate.
 func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID, error) {
-	if m.Chat == "" {
-		return "", fmt.Errorf("echo: no recipient: %w", legacy.ErrInvalidAddress)
+	if _, err := s.net.Resolve(ctx, string(m.Chat)); err != nil {
+		return "", err
 	}
 	if max := s.net.Info().MaxTextLength; max > 0 && len(m.Text) > max {
 		return "", fmt.Errorf("echo: text of %d bytes exceeds %d: %w", len(m.Text), max, legacy.ErrTooLarge)

@@ -1,0 +1,102 @@
+package stanza
+
+import (
+	"bytes"
+	"encoding/xml"
+	"strings"
+	"testing"
+)
+
+func TestParseEncodeRoundTrip(t *testing.T) {
+	in := `<message xmlns='jabber:component:accept' type='chat' id='a&amp;b' from='+1555@sms.example.org' to='juliet@example.org/phone' xml:lang='en'>` +
+		`<body>1 &lt; 2 &amp; 3 &gt; 2 ✓</body><active xmlns='http://jabber.org/protocol/chatstates'/>` +
+		`<x xmlns='jabber:x:data' type='submit'><field var='a'><value>v</value></field></x></message>`
+	el, err := Parse(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el.Local != "message" || el.Space != NSComponent || el.ID() != "a&b" || el.Lang() != "en" {
+		t.Fatalf("attributes: %+v", el)
+	}
+	if got := el.ChildText("", "body"); got != "1 < 2 & 3 > 2 ✓" {
+		t.Errorf("body = %q", got)
+	}
+	if el.Child("http://jabber.org/protocol/chatstates", "active") == nil || el.Child("urn:other", "active") != nil {
+		t.Errorf("namespace-aware lookup failed")
+	}
+	out := el.String()
+	// Namespaces are declared once where they change, never duplicated.
+	if strings.Count(out, "xmlns='jabber:x:data'") != 1 || strings.Contains(out, `xmlns="`) {
+		t.Errorf("encoding: %s", out)
+	}
+	back, err := Parse(out)
+	if err != nil {
+		t.Fatalf("re-parse %s: %v", out, err)
+	}
+	if back.String() != out {
+		t.Errorf("round trip changed:\n%s\n%s", out, back.String())
+	}
+	// The stream's default namespace is omitted on top-level stanzas.
+	var b bytes.Buffer
+	el.AppendXML(&b, NSComponent)
+	if strings.HasPrefix(b.String(), "<message xmlns=") || !strings.HasPrefix(b.String(), "<message ") {
+		t.Errorf("top-level xmlns not omitted: %s", b.String())
+	}
+}
+
+func TestEscaping(t *testing.T) {
+	el := New(NSComponent, "message", "to", `a'b"c<d>&`)
+	el.TextChild(NSComponent, "body", "x\r\ny<&>")
+	out := el.String()
+	back := MustParse(out)
+	if back.To() != `a'b"c<d>&` || back.ChildText("", "body") != "x\r\ny<&>" {
+		t.Errorf("escaping lost data: %s → %q %q", out, back.To(), back.ChildText("", "body"))
+	}
+}
+
+func TestDecodeLimits(t *testing.T) {
+	deep := strings.Repeat("<a>", MaxDepth+1) + strings.Repeat("</a>", MaxDepth+1)
+	if _, err := Parse(deep); err != ErrTooDeep {
+		t.Errorf("deep nesting = %v, want ErrTooDeep", err)
+	}
+	for _, bad := range []string{"<a><b></a>", "<a>", "<a x='1>"} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%q) succeeded", bad)
+		}
+	}
+	d := xml.NewDecoder(strings.NewReader("<a>text</a>"))
+	tok, _ := d.Token()
+	if el, err := Decode(d, tok.(xml.StartElement)); err != nil || el.Text() != "text" {
+		t.Errorf("Decode = %v, %v", el, err)
+	}
+}
+
+func TestErrorReply(t *testing.T) {
+	iq := MustParse(`<iq xmlns='jabber:component:accept' type='get' id='x1' from='a@b/c' to='gw.b'><query xmlns='urn:unknown'/></iq>`)
+	r := ErrorReply(iq, NewError(ServiceUnavailable, ""))
+	if r.Type() != "error" || r.ID() != "x1" || r.To() != "a@b/c" || r.From() != "gw.b" {
+		t.Fatalf("reply = %s", r)
+	}
+	e := ParseError(r)
+	if e.Condition != ServiceUnavailable || e.Type != ErrCancel {
+		t.Errorf("error = %+v", e)
+	}
+	if r.Child("", "error").Attr("code") != "503" {
+		t.Errorf("legacy code missing: %s", r)
+	}
+	m := MustParse(`<message xmlns='jabber:component:accept' type='chat' id='m1' from='a@b/c' to='x@gw.b'/>`)
+	r = ErrorReply(m, &Error{Condition: NotAcceptable, Text: "too long", App: New("urn:x", "legacy-error", "code", "42")})
+	e = ParseError(r)
+	if e.Condition != NotAcceptable || e.Type != ErrModify || e.Text != "too long" || e.App.Attr("code") != "42" {
+		t.Errorf("message error = %s → %+v", r, e)
+	}
+	// An error is never answered with an error.
+	if ErrorReply(r, NewError(BadRequest, "")) != nil {
+		t.Errorf("answered an error with an error")
+	}
+	for c := range defaultType {
+		if NewError(c, "").Element().Child(NSStanzas, string(c)) == nil {
+			t.Errorf("condition %s not encoded", c)
+		}
+	}
+}
