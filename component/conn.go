@@ -128,7 +128,7 @@ func (c *Conn) readLoop() readFailure {
 	for {
 		tok, err := r.next()
 		if err != nil {
-			return c.failure(r.classify(err, nil))
+			return r.classify(err, nil)
 		}
 		start, ok := tok.(xml.StartElement)
 		if !ok {
@@ -136,7 +136,7 @@ func (c *Conn) readLoop() readFailure {
 		}
 		el, err := r.element(start)
 		if err != nil {
-			return c.failure(r.classify(err, &start))
+			return r.classify(err, &start)
 		}
 		if el.Space == stanza.NSStream && el.Local == "error" {
 			se := parseStreamError(el, c.l.cfg.Domain)
@@ -156,13 +156,11 @@ func (c *Conn) readLoop() readFailure {
 	}
 }
 
-// failure logs a read failure that we answer with a stream error.
-func (c *Conn) failure(f readFailure) readFailure {
-	if f.cond != "" && !c.ended.Load() {
-		c.l.log.Error("component link closing connection: "+f.err.Error(), "domain", c.l.cfg.Domain,
-			"limit", c.l.cfg.MaxStanzaSize, "stream_error", f.cond)
-	}
-	return f
+// sentCond returns the stream error condition sent when closing, if any.
+func (c *Conn) sentCond() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sendCond
 }
 
 // deliver hands an IQ result or error to the pending request it answers.
@@ -269,7 +267,8 @@ func (l *Link) inDomain(jid string) bool {
 // which is then not passed to the Handler. An empty id is replaced by a
 // unique one and an empty from by the component domain (on a copy; iq is
 // not modified). A reply of type error is returned together with its
-// *stanza.Error; ErrConnClosed means the connection ended first.
+// *stanza.Error; ErrConnClosed means the connection ended first. Do not
+// call it from the Handler: the reply is read by the loop that runs it.
 func (c *Conn) Request(ctx context.Context, iq *stanza.Element) (*stanza.Element, error) {
 	if iq == nil || iq.Local != "iq" {
 		return nil, errors.New("component: Request needs an iq stanza")

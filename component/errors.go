@@ -115,15 +115,16 @@ var errTooLarge = errors.New("stanza size limit exceeded")
 // tooLargeError is the close reason for an oversized stanza.
 type tooLargeError struct {
 	limit    int
+	read     int64 // bytes of the stanza read before giving up
 	from, to string
 }
 
 func (e *tooLargeError) Error() string {
-	s := fmt.Sprintf("stanza from server exceeds the size limit of %d bytes", e.limit)
+	s := fmt.Sprintf("stanza from server exceeds the size limit of %d bytes (stopped reading at %d bytes", e.limit, e.read)
 	if e.from != "" || e.to != "" {
-		s += fmt.Sprintf(" (from=%q to=%q)", e.from, e.to)
+		s += fmt.Sprintf("; from=%q to=%q", e.from, e.to)
 	}
-	return s
+	return s + ")"
 }
 
 // malformedError is the close reason for XML the link cannot parse.

@@ -182,11 +182,20 @@ type harness struct {
 // New, h replaces the recording handler.
 func start(t *testing.T, mod func(*Config), h Handler) *harness {
 	t.Helper()
+	return startWith(t, nil, mod, h)
+}
+
+// startWith is start with setup applied to the server before Run starts.
+func startWith(t *testing.T, setup func(*componenttest.Server), mod func(*Config), h Handler) *harness {
+	t.Helper()
 	hs := &harness{
 		srv:  componenttest.NewServer(t, testDomain, testSecret),
 		logs: &logBuf{},
 		rec:  newRecorder(),
 		obs:  newObs(),
+	}
+	if setup != nil {
+		setup(hs.srv)
 	}
 	cfg := testConfig(hs.srv, hs.logs)
 	cfg.Observer = hs.obs
@@ -263,4 +272,18 @@ func isMsgBody(body string) func(*stanza.Element) bool {
 
 func isPing(st *stanza.Element) bool {
 	return st.Local == "iq" && st.Child("urn:xmpp:ping", "ping") != nil
+}
+
+// waitFor polls the observer until cond holds or waitLong passes, and
+// returns the last snapshot.
+func (o *obs) waitFor(t *testing.T, cond func(obsCounts) bool) obsCounts {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
+		c := o.snapshot()
+		if cond(c) || time.Now().After(deadline) {
+			return c
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

@@ -23,7 +23,9 @@ import (
 // Handler receives every stanza read from the link, in order, from the read
 // loop. It must not block on network I/O (it may enqueue work or Send
 // replies). Replies to the link's own requests (Request, Barrier and the
-// keepalive ping) are consumed by the link and never reach the Handler.
+// keepalive ping) are consumed by the link and never reach the Handler;
+// since that same loop reads them, the Handler must not wait for a Request
+// or Barrier itself (start a goroutine for that).
 type Handler interface{ HandleStanza(st *stanza.Element) }
 
 // HandlerFunc adapts a function to Handler.
@@ -252,9 +254,14 @@ func (l *Link) connectAndServe(ctx context.Context) (up bool, uptime time.Durati
 	err = c.serve(ctx)
 	uptime = time.Since(start)
 	l.cfg.Observer.LinkUp(false)
-	if errors.Is(err, errShutdown) {
+	switch cond := c.sentCond(); {
+	case errors.Is(err, errShutdown):
 		l.log.Info("component link closed", "domain", l.cfg.Domain, "uptime", uptime.Round(time.Millisecond))
-	} else {
+	case cond != "":
+		// We closed the stream because of what the server sent.
+		l.log.Error("component link disconnected", "domain", l.cfg.Domain, "reason", err,
+			"stream_error_sent", cond, "max_stanza_size", l.cfg.MaxStanzaSize, "uptime", uptime.Round(time.Millisecond))
+	default:
 		l.log.Warn("component link disconnected", "domain", l.cfg.Domain, "reason", err, "uptime", uptime.Round(time.Millisecond))
 	}
 	return true, uptime, err

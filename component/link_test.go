@@ -144,7 +144,9 @@ func TestStanzasBothWays(t *testing.T) {
 	if v := hs.srv.Violations(); len(v) > 0 {
 		t.Fatalf("violations: %v", v)
 	}
-	o := hs.obs.snapshot()
+	// The writer reports a stanza after its Write returned, which may be
+	// after the server recorded it.
+	o := hs.obs.waitFor(t, func(o obsCounts) bool { return o.out["message"] == 2 })
 	if o.ups != 1 || o.in["message"] != 2 || o.out["message"] != 2 || o.reconnected != 0 {
 		t.Errorf("observer: %+v", o)
 	}
@@ -153,24 +155,32 @@ func TestStanzasBothWays(t *testing.T) {
 
 func TestNoStanzaBeforeHandshake(t *testing.T) {
 	var onUp atomic.Int32
-	hs := start(t, func(c *Config) {
+	hs := startWith(t, func(s *componenttest.Server) { s.SetHandshakeDelay(300 * time.Millisecond) }, func(c *Config) {
 		c.OnUp = func(ctx context.Context, c *Conn) { onUp.Add(1) }
 		c.PingInterval = 10 * time.Millisecond // the keepalive must not run before the handshake either
 	}, nil)
-	hs.srv.SetHandshakeDelay(300 * time.Millisecond)
 	// The server's first handshake reply is delayed; in that window the link
 	// is not up and refuses to send.
 	if err := hs.srv.WaitAttempts(1, waitLong); err != nil {
 		t.Fatal(err)
 	}
+	checked := 0
 	for i := 0; i < 10 && hs.srv.Handshakes() == 0; i++ {
-		if err := hs.link.Send(ctxT(t), msg(testDomain, "a@localhost", "early")); !errors.Is(err, ErrNotConnected) && hs.srv.Handshakes() == 0 {
+		err := hs.link.Send(ctxT(t), msg(testDomain, "a@localhost", "early"))
+		if hs.srv.Handshakes() != 0 {
+			break // the window closed while we looked
+		}
+		if !errors.Is(err, ErrNotConnected) {
 			t.Fatalf("Send during handshake = %v, want ErrNotConnected", err)
 		}
-		if onUp.Load() != 0 && hs.srv.Handshakes() == 0 {
-			t.Fatal("OnUp called before the handshake succeeded")
+		if onUp.Load() != 0 || hs.link.Up() {
+			t.Fatal("link up before the handshake succeeded")
 		}
+		checked++
 		time.Sleep(10 * time.Millisecond)
+	}
+	if checked == 0 {
+		t.Fatal("the handshake delay window was never observed")
 	}
 	c := hs.up(t)
 	if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", "after")); err != nil {
@@ -344,7 +354,8 @@ func TestOversizedStanzaReconnects(t *testing.T) {
 	if err := hs.srv.WaitHandshakes(2, waitLong); err != nil {
 		t.Fatal(err)
 	}
-	hs.logs.waitFor(t, "exceeds the size limit of 4096 bytes", `from=\"big@localhost/res\"`, "component link reconnecting")
+	hs.logs.waitFor(t, "exceeds the size limit of 4096 bytes (stopped reading at 4097 bytes", `from=\"big@localhost/res\"`,
+		"stream_error_sent=policy-violation", "component link reconnecting")
 	if e := hs.srv.StreamErrors(); len(e) == 0 || e[0] != "policy-violation" {
 		t.Errorf("stream errors sent: %v, want policy-violation", e)
 	}
@@ -368,7 +379,7 @@ func TestMalformedXMLReconnects(t *testing.T) {
 	if err := hs.srv.WaitHandshakes(2, waitLong); err != nil {
 		t.Fatal(err)
 	}
-	hs.logs.waitFor(t, "malformed XML from server", "not-well-formed")
+	hs.logs.waitFor(t, "malformed XML from server", "stream_error_sent=not-well-formed")
 	if e := hs.srv.StreamErrors(); len(e) == 0 || e[0] != "not-well-formed" {
 		t.Errorf("stream errors sent: %v, want not-well-formed", e)
 	}
@@ -413,19 +424,19 @@ func TestConfigStreamErrorsWaitAuthBackoff(t *testing.T) {
 	for _, cond := range []string{"host-unknown", "conflict", "invalid-namespace"} {
 		t.Run(cond, func(t *testing.T) {
 			const authBackoff = 100 * time.Millisecond
-			hs := start(t, func(c *Config) {
+			hs := startWith(t, func(s *componenttest.Server) { s.FailHandshakes(cond, "") }, func(c *Config) {
 				c.MinBackoff = time.Millisecond
 				c.MaxBackoff = 5 * time.Millisecond
 				c.AuthBackoff = authBackoff
 			}, nil)
-			hs.srv.FailHandshakes(cond, "")
-			// The first attempt may already be past the handshake check.
 			if err := hs.srv.WaitAttempts(3, waitLong); err != nil {
 				t.Fatal(err)
 			}
 			at := hs.srv.Attempts()
-			if gap := at[2].Sub(at[1]); gap < authBackoff {
-				t.Errorf("attempts %v apart after %s, want >= %v", gap, cond, authBackoff)
+			for i := 1; i < len(at); i++ {
+				if gap := at[i].Sub(at[i-1]); gap < authBackoff {
+					t.Errorf("attempts %v apart after %s, want >= %v", gap, cond, authBackoff)
+				}
 			}
 			hs.logs.waitFor(t, "condition="+cond)
 		})
@@ -442,11 +453,7 @@ func TestStreamErrorDuringSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs.logs.waitFor(t, "condition=system-shutdown", "text=restarting", "the server is shutting down or restarting", "component link disconnected")
-	o := hs.obs.snapshot()
-	for i := 0; i < 100 && o.reconnected == 0; i++ {
-		time.Sleep(10 * time.Millisecond)
-		o = hs.obs.snapshot()
-	}
+	o := hs.obs.waitFor(t, func(o obsCounts) bool { return o.reconnected > 0 })
 	if o.reconnected != 1 || o.downs < 1 || len(o.streamErrs) != 1 {
 		t.Errorf("observer: %+v", o)
 	}
@@ -783,7 +790,7 @@ func TestOnUpContextAndReconnected(t *testing.T) {
 	case <-time.After(waitLong):
 		t.Fatal("OnUp not called after reconnect")
 	}
-	o := hs.obs.snapshot()
+	o := hs.obs.waitFor(t, func(o obsCounts) bool { return o.reconnected > 0 })
 	if o.ups != 2 || o.downs != 1 || o.reconnected != 1 {
 		t.Errorf("observer: %+v", o)
 	}

@@ -119,7 +119,7 @@ type readFailure struct {
 func (r *reader) classify(err error, start *xml.StartElement) readFailure {
 	switch {
 	case r.lim.hit || errors.Is(err, errTooLarge):
-		e := &tooLargeError{limit: int(r.max)}
+		e := &tooLargeError{limit: int(r.max), read: r.dec.InputOffset() - r.start}
 		if start != nil {
 			for _, a := range start.Attr {
 				if a.Name.Space == "" && a.Name.Local == "from" {

@@ -459,17 +459,16 @@ func (s *Server) handle(nc net.Conn) {
 		sess.write([]byte(streamError(failCond, failText)))
 		return
 	}
+	// Register the session before the component can learn of its success,
+	// so that Inject works as soon as the component is up; hold the write
+	// lock until <handshake/> is out so nothing injected can precede it.
 	s.mu.Lock()
 	if s.sess != nil {
 		s.mu.Unlock()
 		sess.write([]byte(streamError("conflict", "")))
 		return
 	}
-	s.mu.Unlock()
-	if err := sess.write([]byte("<handshake/>")); err != nil {
-		return
-	}
-	s.mu.Lock()
+	sess.wmu.Lock()
 	s.sess = sess
 	s.handshakes++
 	s.notify()
@@ -482,6 +481,12 @@ func (s *Server) handle(nc net.Conn) {
 		s.notify()
 		s.mu.Unlock()
 	}()
+	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err = nc.Write([]byte("<handshake/>"))
+	sess.wmu.Unlock()
+	if err != nil {
+		return
+	}
 	nc.SetReadDeadline(time.Time{})
 	s.serve(sess, dec)
 }
