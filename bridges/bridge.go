@@ -114,6 +114,7 @@ type Bridge struct {
 	shards  []chan *stanza.Element
 	ttl     time.Duration
 	resolve legacy.Resolver
+	caps    bridgeCaps // disco#info answers and XEP-0115 vers, computed once in New (disco.go)
 
 	mu    sync.Mutex
 	users map[string]*user // by bare JID
@@ -162,6 +163,9 @@ func New(opts Options) (*Bridge, error) {
 		b.ttl = time.Hour
 	}
 	b.resolve, _ = opts.Network.(legacy.Resolver)
+	if b.caps, err = b.newCaps(); err != nil {
+		return nil, err
+	}
 	lc := opts.Link
 	lc.Domain = b.domain
 	if lc.Logger == nil {
@@ -319,6 +323,9 @@ func (b *Bridge) dispatch(ctx context.Context, st *stanza.Element) {
 		if r := stanza.ErrorReply(st, stanza.NewError(stanza.ItemNotFound, "this gateway only serves "+b.domain)); r != nil {
 			b.reply(ctx, r.SetAttr("from", b.domain))
 		}
+		return
+	}
+	if b.interceptPrivileged(ctx, st, from, to) {
 		return
 	}
 	switch st.Local {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
@@ -28,7 +29,7 @@ const (
 
 // inboxEntry is an inbound event as stored in the inbox.
 type inboxEntry struct {
-	Kind       string    `json:"k"` // "msg", "edit", "receipt"
+	Kind       string    `json:"k"` // "msg", "edit", "receipt", "retract", "react", "displayed"
 	ID         string    `json:"id"`
 	Chat       string    `json:"c"`
 	Sender     string    `json:"s,omitempty"`
@@ -38,6 +39,8 @@ type inboxEntry struct {
 	Thread     string    `json:"th,omitempty"`
 	ReplyTo    string    `json:"re,omitempty"`
 	Time       time.Time `json:"ts"`
+	Emojis     []string  `json:"e,omitempty"` // "react": the full set
+	Seq        string    `json:"q,omitempty"` // tells successive edits/reactions of one message apart
 }
 
 // sink is the legacy.Sink of one user's session.
@@ -62,10 +65,36 @@ func (s *sink) Emit(ctx context.Context, ev legacy.Event) error {
 			SenderName: ev.SenderName, Text: ev.Text, Subject: ev.Subject, Thread: ev.Thread,
 			ReplyTo: string(ev.ReplyTo), Time: ev.Time}
 	case legacy.Edited:
-		e = &inboxEntry{Kind: "edit", ID: string(ev.ID), Chat: string(ev.Chat), Text: ev.Text, Time: ev.Time}
+		if !b.info.Caps.Edits {
+			return b.undeclared(u, "Edits", ev)
+		}
+		e = &inboxEntry{Kind: "edit", ID: string(ev.ID), Chat: string(ev.Chat), Text: ev.Text, Time: ev.Time, Seq: seqOf(ev.Time, ev.Text)}
 	case legacy.Receipt:
+		if !b.info.Caps.Receipts {
+			return b.undeclared(u, "Receipts", ev)
+		}
 		e = &inboxEntry{Kind: "receipt", ID: string(ev.ID), Chat: string(ev.Chat)}
+	case legacy.Retracted:
+		if !b.info.Caps.Retractions {
+			return b.undeclared(u, "Retractions", ev)
+		}
+		e = &inboxEntry{Kind: "retract", ID: string(ev.ID), Chat: string(ev.Chat)}
+	case legacy.Reacted:
+		if !b.info.Caps.Reactions {
+			return b.undeclared(u, "Reactions", ev)
+		}
+		emojis := append([]string{}, ev.Emojis...)
+		e = &inboxEntry{Kind: "react", ID: string(ev.ID), Chat: string(ev.Chat), Sender: string(ev.Sender), Emojis: emojis,
+			Seq: seqOf(time.Now(), emojis...)}
+	case legacy.Displayed:
+		if !b.info.Caps.Markers {
+			return b.undeclared(u, "Markers", ev)
+		}
+		e = &inboxEntry{Kind: "displayed", ID: string(ev.ID), Chat: string(ev.Chat)}
 	case legacy.Typing:
+		if !b.info.Caps.ChatStates {
+			return b.undeclared(u, "ChatStates", ev)
+		}
 		b.sendTyping(ctx, u, ev)
 		return nil
 	case legacy.Presence:
@@ -120,6 +149,7 @@ func (b *Bridge) saveContact(ctx context.Context, u *user, ev legacy.Contact) er
 		b.log.Warn("legacy contact makes no valid JID; ignored", "user", u.owner, "err", err)
 		return nil
 	}
+	b.rosterContact(u, lp, ev)
 	if ev.Removed {
 		return b.st.DeleteContact(ctx, b.domain, u.jid, lp)
 	}
@@ -180,7 +210,7 @@ func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, e
 			b.log.Error("corrupt inbox entry dropped", "user", u.owner, "entry", ent.ID, "err", err)
 			continue
 		}
-		sid := jidmap.StanzaID(b.domain, u.owner, legacy.MessageID(e.Kind+":"+e.ID))
+		sid := jidmap.StanzaID(b.domain, u.owner, legacy.MessageID(e.Kind+":"+e.ID+":"+e.Seq))
 		if e.Kind == "msg" {
 			sid = jidmap.StanzaID(b.domain, u.owner, legacy.MessageID(e.ID))
 		}
@@ -243,20 +273,80 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		if e.Subject != "" {
 			m.TextChild(stanza.NSComponent, "subject", e.Subject)
 		}
+		var ext []*stanza.Element
+		if e.ReplyTo != "" && b.info.Caps.Replies {
+			r := stanza.New(stanza.NSComponent, "x")
+			if text, err = b.addReply(ctx, u, r, e.ReplyTo, from, text); err != nil {
+				return nil, err
+			}
+			ext = r.Children()
+		}
 		m.TextChild(stanza.NSComponent, "body", text)
 		if e.Thread != "" {
 			m.TextChild(stanza.NSComponent, "thread", e.Thread)
 		}
+		m.Add(ext...)
+		if b.info.Caps.ChatStates {
+			m.Add(stanza.New(nsChatStates, "active"))
+		}
+		if b.info.Caps.Markers {
+			m.Add(stanza.New(nsMarkers, "markable"))
+		}
 		m.Add(stanza.New(nsSID, "origin-id", "id", sid))
+		lastTyping.Delete(typingKey(b, u, legacy.ChatID(e.Chat))) // a message ends typing
 		if !e.Time.IsZero() && time.Since(e.Time) > 10*time.Second {
 			m.Add(stanza.New(nsDelay, "delay", "stamp", e.Time.UTC().Format(time.RFC3339), "from", b.domain))
 		}
+		// Ids the user may refer to later (markers, reactions, replies).
+		caps := b.info.Caps
+		if caps.Markers || caps.Reactions || caps.Replies {
+			if err := b.st.PutMapping(ctx, b.domain, u.jid, mapStanzaIn, sid, e.ID, idMapTTL); err != nil {
+				return nil, err
+			}
+		}
+		if caps.Replies {
+			_ = b.st.PutMapping(ctx, b.domain, u.jid, mapQuote, e.ID, excerpt(e.Text), idMapTTL)
+		}
 		return m, nil
 	case "edit":
+		// Always the first id: inbound ids are deterministic.
 		orig := jidmap.StanzaID(b.domain, u.owner, legacy.MessageID(e.ID))
 		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", from, "to", u.jid)
 		m.TextChild(stanza.NSComponent, "body", e.Text)
-		m.Add(stanza.New("urn:xmpp:message-correct:0", "replace", "id", orig))
+		m.Add(stanza.New(nsCorrect, "replace", "id", orig))
+		if b.info.Caps.Replies {
+			_ = b.st.PutMapping(ctx, b.domain, u.jid, mapQuote, e.ID, excerpt(e.Text), idMapTTL)
+		}
+		return m, nil
+	case "retract":
+		orig := jidmap.StanzaID(b.domain, u.owner, legacy.MessageID(e.ID))
+		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", from, "to", u.jid)
+		m.Add(stanza.New(nsRetract, "retract", "id", orig))
+		m.Add(stanza.New(nsFallback, "fallback", "for", nsRetract))
+		m.TextChild(stanza.NSComponent, "body", retractFallback)
+		m.Add(stanza.New(nsHints, "store"))
+		return m, nil
+	case "react":
+		ref, _, err := b.msgRef(ctx, u, e.ID, from)
+		if err != nil {
+			return nil, err
+		}
+		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", from, "to", u.jid)
+		r := stanza.New(nsReactions, "reactions", "id", ref)
+		for _, em := range e.Emojis {
+			r.TextChild(nsReactions, "reaction", em)
+		}
+		m.Add(r, stanza.New(nsHints, "store"))
+		return m, nil
+	case "displayed":
+		ref, err := b.st.GetMapping(ctx, b.domain, u.jid, mapLegacyOut, e.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil // a marker for a message we no longer know
+		} else if err != nil {
+			return nil, err
+		}
+		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", from, "to", u.jid)
+		m.Add(stanza.New(nsMarkers, "displayed", "id", ref))
 		return m, nil
 	case "receipt":
 		orig, err := b.st.GetMapping(ctx, b.domain, u.jid, mapLegacyOut, e.ID)
@@ -272,11 +362,26 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 	return nil, fmt.Errorf("unknown inbox entry kind %q", e.Kind)
 }
 
-// sendTyping forwards a chat-state change, best effort.
+// lastTyping is the last chat state sent per user and contact, so the same
+// standalone state is never sent twice in a row (XEP-0085).
+var lastTyping sync.Map // typingKey → bool
+
+func typingKey(b *Bridge, u *user, chat legacy.ChatID) string {
+	return b.domain + "\x00" + u.jid + "\x00" + string(chat)
+}
+
+// sendTyping forwards a chat-state change, best effort. A standalone
+// state carries nothing but the state (XEP-0085 §5.5).
 func (b *Bridge) sendTyping(ctx context.Context, u *user, ev legacy.Typing) {
 	from, err := b.contactJID(ev.Chat)
 	if err != nil {
 		return
+	}
+	key := typingKey(b, u, ev.Chat)
+	if prev, ok := lastTyping.Swap(key, ev.Typing); ok && prev.(bool) == ev.Typing {
+		return
+	} else if !ok && !ev.Typing {
+		return // "not typing" is where every conversation starts
 	}
 	state := "paused"
 	if ev.Typing {
@@ -284,6 +389,12 @@ func (b *Bridge) sendTyping(ctx context.Context, u *user, ev legacy.Typing) {
 	}
 	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "from", from, "to", u.jid)
 	m.Add(stanza.New(nsChatStates, state))
-	m.Add(stanza.New("urn:xmpp:hints", "no-store"))
 	b.reply(ctx, m)
+}
+
+// undeclared drops an event of a feature the network does not declare in
+// its Caps: the core only translates what is declared.
+func (b *Bridge) undeclared(u *user, capability string, ev legacy.Event) error {
+	b.log.Warn("legacy event of an undeclared capability dropped", "user", u.owner, "cap", capability, "kind", fmt.Sprintf("%T", ev))
+	return nil
 }

@@ -31,14 +31,19 @@ func (b *Bridge) handleIQ(ctx context.Context, iq *stanza.Element, from, to jid.
 	switch {
 	case payload.Space == nsPing && payload.Local == "ping" && typ == "get":
 		res = stanza.Result(iq, nil)
+	case payload.Space == nsCommands && payload.Local == "command" && toGateway: // XEP-0050, commands.go
+		b.handleCommand(ctx, iq, payload, from)
+		return
+	case payload.Space == nsDiscoItems && payload.Local == "query" && typ == "get" && toGateway && payload.Attr("node") == nsCommands:
+		res = b.commandItems(iq, from)
+	case payload.Space == nsDiscoInfo && payload.Local == "query" && typ == "get" && toGateway && b.isCommandNode(payload.Attr("node"), from):
+		res = b.commandInfo(iq, payload.Attr("node"))
 	case payload.Space == nsDiscoInfo && payload.Local == "query" && typ == "get":
 		res, serr = b.discoInfo(iq, payload, toGateway)
 	case payload.Space == nsDiscoItems && payload.Local == "query" && typ == "get":
-		if payload.Attr("node") != "" {
-			serr = stanza.NewError(stanza.ItemNotFound, "no such node")
-		} else {
-			res = stanza.Result(iq, stanza.New(nsDiscoItems, "query"))
-		}
+		res, serr = b.discoItems(iq, payload) // disco.go
+	case typ == "get" && !toGateway && isOMEMOQuery(payload): // disco.go: contacts have no OMEMO devices
+		serr = omemoNotFound()
 	case payload.Space == nsVersion && payload.Local == "query" && typ == "get" && toGateway:
 		q := stanza.New(nsVersion, "query")
 		q.TextChild(nsVersion, "name", "Jabbergate")
@@ -61,39 +66,6 @@ func (b *Bridge) handleIQ(ctx context.Context, iq *stanza.Element, from, to jid.
 		return
 	}
 	b.reply(ctx, res)
-}
-
-// discoInfo answers XEP-0030 disco#info on the gateway and on contacts.
-func (b *Bridge) discoInfo(iq, q *stanza.Element, toGateway bool) (*stanza.Element, *stanza.Error) {
-	if q.Attr("node") != "" {
-		return nil, stanza.NewError(stanza.ItemNotFound, "no such node")
-	}
-	r := stanza.New(nsDiscoInfo, "query")
-	var features []string
-	if toGateway {
-		name := b.opts.Name
-		if name == "" {
-			name = b.info.DisplayName + " gateway"
-		}
-		r.Add(stanza.New(nsDiscoInfo, "identity", "category", "gateway", "type", b.info.DiscoType, "name", name))
-		features = []string{nsDiscoInfo, nsDiscoItems, nsRegister, featureJIDEscaping, nsPing, nsVersion}
-		if b.resolve != nil {
-			features = append(features, nsGateway)
-		}
-	} else {
-		r.Add(stanza.New(nsDiscoInfo, "identity", "category", "client", "type", "pc", "name", b.info.DisplayName+" contact"))
-		features = []string{nsDiscoInfo, nsPing}
-		if b.info.Caps.Receipts {
-			features = append(features, nsReceipts)
-		}
-		if b.info.Caps.ChatStates {
-			features = append(features, nsChatStates)
-		}
-	}
-	for _, f := range features {
-		r.Add(stanza.New(nsDiscoInfo, "feature", "var", f))
-	}
-	return stanza.Result(iq, r), nil
 }
 
 // gatewayIQ implements XEP-0100 jabber:iq:gateway: the prompt, and turning

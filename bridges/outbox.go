@@ -30,11 +30,29 @@ type outboxEntry struct {
 	Thread   string    `json:"th,omitempty"`
 	Receipt  bool      `json:"rcpt,omitempty"`
 	Time     time.Time `json:"ts"`
+
+	// Kind is "" for a message, else outEdit, outRetract or outReact.
+	Kind string `json:"kind,omitempty"`
+	// Target is the stanza id (id or origin-id) of the message an edit,
+	// retraction, reaction or reply refers to; it is mapped to the legacy
+	// id when the entry is delivered, so it may name a message queued
+	// just before.
+	Target string `json:"tgt,omitempty"`
+	// Emojis is the full reaction set of a reaction.
+	Emojis []string `json:"emo,omitempty"`
+	// Quoted is the body with its reply fallback kept, sent instead of
+	// Text when the replied-to message is unknown.
+	Quoted string `json:"quo,omitempty"`
 }
 
 const mapOutSeen = "out-origin" // origin-id of an enqueued message → "1", to drop client resends
 
 // handleMessage handles a message stanza from a user.
+//
+// Ephemeral extensions (chat states, displayed markers) are handed to the
+// user's best-effort worker and never queued; corrections, retractions and
+// reactions are queued in the durable outbox behind the messages they refer
+// to; a body without any of those is an ordinary message (possibly a reply).
 func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to jid.JID) {
 	switch st.Type() {
 	case "error":
@@ -51,13 +69,16 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 		return
 	}
 	body := st.Child("", "body")
-	if body == nil {
-		return // chat states, receipts, markers: nothing to carry yet
-	}
-	if isEncrypted(st) {
+	if isEncrypted(st) && body != nil {
 		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify,
 			Text: "end-to-end encrypted messages cannot be bridged: the legacy network needs the plain text. Turn encryption off for this contact."}))
 		return
+	}
+	b.ephemeralIn(ctx, st, from, to) // chat states and markers, best effort
+	retractID := retractTarget(st)
+	reactions := st.Child(nsReactions, "reactions")
+	if body == nil && retractID == "" && reactions == nil {
+		return // chat states, receipts, markers only: nothing to queue
 	}
 	u := b.getUser(from.Bare().String())
 	if u == nil {
@@ -69,12 +90,6 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 	if err != nil {
 		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.JIDMalformed, Type: stanza.ErrModify,
 			Text: to.Localpart() + " is not a valid " + b.info.DisplayName + " address: " + err.Error()}))
-		return
-	}
-	text := body.Text()
-	if max := b.info.MaxTextLength; max > 0 && len(text) > max {
-		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify,
-			Text: fmt.Sprintf("message of %d bytes is longer than the %d bytes %s accepts", len(text), max, b.info.DisplayName)}))
 		return
 	}
 	originID := ""
@@ -93,11 +108,22 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 		OriginID: originID,
 		To:       to.Bare().String(),
 		Chat:     string(chat),
-		Text:     text,
 		Subject:  st.ChildText("", "subject"),
 		Thread:   st.ChildText("", "thread"),
 		Receipt:  st.Child(nsReceipts, "request") != nil && st.ID() != "",
 		Time:     time.Now().UTC(),
+	}
+	if se := b.prepareOut(st, &e, body, retractID, reactions); se != nil {
+		b.reply(ctx, stanza.ErrorReply(st, se))
+		return
+	}
+	if e.Kind == "skip" {
+		return
+	}
+	if max := b.info.MaxTextLength; max > 0 && len(e.Text) > max {
+		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify,
+			Text: fmt.Sprintf("message of %d bytes is longer than the %d bytes %s accepts", len(e.Text), max, b.info.DisplayName)}))
+		return
 	}
 	payload, _ := json.Marshal(e)
 	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Outbox}
@@ -233,9 +259,7 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry) bool {
 			return true
 		}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		id, err := sess.Send(sctx, &legacy.Message{
-			Chat: legacy.ChatID(e.Chat), Text: e.Text, Subject: e.Subject, Thread: e.Thread, Key: e.Key,
-		})
+		id, err := b.sendOut(sctx, u, sess, e)
 		cancel()
 		if err == nil {
 			b.sentOut(ctx, u, e, id)
@@ -243,6 +267,12 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry) bool {
 		}
 		if ctx.Err() != nil {
 			return false
+		}
+		var se *stanza.Error
+		if errors.As(err, &se) {
+			b.log.Info("outgoing message refused by the gateway", "user", u.owner, "kind", e.Kind, "err", se.Text)
+			b.failOut(ctx, e, se)
+			return true
 		}
 		if legacy.IsPermanent(err) {
 			b.log.Info("outgoing message refused by the legacy network", "user", u.owner, "err", err)
@@ -265,11 +295,8 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry) bool {
 
 func (b *Bridge) sentOut(ctx context.Context, u *user, e *outboxEntry, id legacy.MessageID) {
 	b.obs.Delivered("out", true)
-	if id != "" && e.ID != "" {
-		_ = b.st.PutMapping(ctx, b.domain, u.jid, mapLegacyOut, string(id), e.ID, idMapTTL)
-		_ = b.st.PutMapping(ctx, b.domain, u.jid, mapStanzaOut, e.ID, string(id), idMapTTL)
-	}
-	if e.Receipt && b.info.Caps.Receipts {
+	b.mapSent(ctx, u, e, id)
+	if e.Receipt && b.info.Caps.Receipts && (e.Kind == "" || e.Kind == outEdit) {
 		m := stanza.New(stanza.NSComponent, "message", "id", "rcpt-"+e.Key, "from", e.To, "to", e.From)
 		m.Add(stanza.New(nsReceipts, "received", "id", e.ID))
 		b.reply(ctx, m)
@@ -281,7 +308,9 @@ func (b *Bridge) sentOut(ctx context.Context, u *user, e *outboxEntry, id legacy
 func (b *Bridge) failOut(ctx context.Context, e *outboxEntry, se *stanza.Error) {
 	b.obs.Delivered("out", false)
 	m := stanza.New(stanza.NSComponent, "message", "type", "error", "id", e.ID, "from", e.To, "to", e.From)
-	m.TextChild(stanza.NSComponent, "body", e.Text)
+	if e.Text != "" {
+		m.TextChild(stanza.NSComponent, "body", e.Text)
+	}
 	m.Add(se.Element())
 	// The sender must learn of the failure: wait for the link if it is down.
 	for ctx.Err() == nil {

@@ -3,9 +3,11 @@ package bridges
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/jabbergate/jabbergate/bridges/caps"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/component"
 	"github.com/jabbergate/jabbergate/component/stanza"
@@ -44,8 +46,45 @@ func delSub(s, del string) string {
 
 func hasFrom(s string) bool { return s == subFrom || s == subBoth }
 
+// presence builds a bare presence stanza. Available presences (typ "")
+// from the gateway or a contact must carry caps: build them with
+// gatewayPresenceStanza, contactPresenceStanza or b.withCaps; subscription
+// requests with b.gatewaySubscribe or b.subscribeFrom (they add the nick).
 func presence(typ, from, to string) *stanza.Element {
 	return stanza.New(stanza.NSComponent, "presence", "type", typ, "from", from, "to", to)
+}
+
+// withCaps adds the XEP-0115 <c/> of the sender (the gateway domain, or a
+// contact) to p when p is an available presence without one; it returns
+// p. Every available presence the bridge sends goes through it.
+func (b *Bridge) withCaps(p *stanza.Element) *stanza.Element {
+	if p == nil || p.Local != "presence" || p.Type() != "" || p.Child(caps.NS, "c") != nil {
+		return p
+	}
+	from := p.From()
+	switch {
+	case from == b.domain:
+		p.Add(b.caps.gateway.capsElement())
+	case strings.HasSuffix(from, "@"+b.domain) || strings.Contains(from, "@"+b.domain+"/"):
+		p.Add(b.caps.contact.capsElement())
+	}
+	return p
+}
+
+// subscribeFrom is a subscription request from a contact (or the gateway)
+// to the user, with the XEP-0172 nick when one is known.
+func subscribeFrom(from, to, nick string) *stanza.Element {
+	p := presence("subscribe", from, to)
+	if nick != "" {
+		p.Add(stanza.New(nsNick, "nick").AddText(nick))
+	}
+	return p
+}
+
+// gatewaySubscribe is the gateway's subscription request to the user
+// (XEP-0100 §4.1.1), named with the gateway's display name.
+func (b *Bridge) gatewaySubscribe(bare string) *stanza.Element {
+	return subscribeFrom(b.domain, bare, b.caps.gateway.info.Identities[0].Name)
 }
 
 // handlePresence plays the contacts' server (RFC 6121 §3, §4.3) and the
@@ -188,7 +227,7 @@ func (b *Bridge) gatewayPresenceStanza(u *user) *stanza.Element {
 		p.TextChild(stanza.NSComponent, "show", "away")
 		p.TextChild(stanza.NSComponent, "status", "Disconnected from "+b.info.DisplayName+": "+text)
 	}
-	return p
+	return b.withCaps(p)
 }
 
 func (b *Bridge) sendGatewayPresence(ctx context.Context, u *user) {
@@ -206,7 +245,7 @@ func (b *Bridge) contactPresenceStanza(u *user, chat legacy.ChatID) *stanza.Elem
 	p, known := u.presence[chat]
 	u.mu.Unlock()
 	if !b.info.Caps.Presence || !known {
-		return presence("", from, u.jid)
+		return b.withCaps(presence("", from, u.jid))
 	}
 	if !p.Available {
 		return presence("unavailable", from, u.jid)
@@ -218,7 +257,7 @@ func (b *Bridge) contactPresenceStanza(u *user, chat legacy.ChatID) *stanza.Elem
 	if p.Status != "" {
 		st.TextChild(stanza.NSComponent, "status", p.Status)
 	}
-	return st
+	return b.withCaps(st)
 }
 
 func (b *Bridge) sendContactPresence(ctx context.Context, u *user, chat legacy.ChatID) {

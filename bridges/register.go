@@ -38,6 +38,10 @@ func (b *Bridge) registerGet(ctx context.Context, iq *stanza.Element, from jid.J
 	if instr == "" {
 		instr = "Fill in the form to register with " + b.info.DisplayName + "."
 	}
+	if _, multi := b.opts.Network.(legacy.StepRegistrar); multi {
+		// Cheogram's convention: the real flow is the ad-hoc command.
+		instr += " Logging in to " + b.info.DisplayName + " takes more than one step: use the ad-hoc command \"Register\" (node jabber:iq:register), or send \"register\" in a chat with " + b.domain + "."
+	}
 	q.TextChild(nsRegister, "instructions", instr)
 	plain := true
 	for _, f := range b.info.Fields {
@@ -119,7 +123,7 @@ func (b *Bridge) registerSet(ctx context.Context, iq, q *stanza.Element, from ji
 	b.reply(ctx, stanza.Result(iq, nil))
 	if subscribe {
 		// XEP-0100 §4.1.1: ask for the user's presence, once.
-		b.reply(ctx, presence("subscribe", b.domain, bare))
+		b.reply(ctx, b.gatewaySubscribe(bare))
 	}
 	return nil, nil
 }
@@ -128,7 +132,6 @@ func (b *Bridge) registerSet(ctx context.Context, iq, q *stanza.Element, from ji
 // session. It reports whether the gateway should ask for the user's
 // presence subscription.
 func (b *Bridge) register(ctx context.Context, q *stanza.Element, from jid.JID) (bool, *stanza.Error) {
-	bare := from.Bare().String()
 	if !b.allowed(from.Domainpart()) {
 		return false, stanza.NewError(stanza.Forbidden, "users of "+from.Domainpart()+" may not register with this gateway")
 	}
@@ -136,12 +139,43 @@ func (b *Bridge) register(ctx context.Context, q *stanza.Element, from jid.JID) 
 	if serr != nil {
 		return false, serr
 	}
-	u := b.getUser(bare)
-	var old map[string]string
-	if u != nil {
-		if old, _ = b.openFields(u.acct); old == nil {
-			old = map[string]string{}
+	bare := from.Bare().String()
+	clean, serr := b.cleanFields(bare, fields)
+	if serr != nil {
+		return false, serr
+	}
+	var acctID legacy.AccountID
+	var state []byte
+	if sr, ok := b.opts.Network.(legacy.StepRegistrar); ok {
+		next, id, st, err := b.registerStep(ctx, sr, 0, clean, nil)
+		if err != nil {
+			return false, err
 		}
+		if next != nil {
+			return false, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify,
+				Text: "logging in to " + b.info.DisplayName + " takes more than one step: use the ad-hoc command \"Register\" (node jabber:iq:register) or send \"register\" in a chat with " + b.domain}
+		}
+		acctID, state = id, st
+	} else {
+		id, serr := b.checkRegistration(ctx, clean)
+		if serr != nil {
+			return false, serr
+		}
+		acctID = id
+	}
+	return b.storeRegistration(ctx, bare, clean, acctID, state)
+}
+
+// cleanFields checks submitted registration values against Info.Fields:
+// required fields, list options, and the stored secret kept when the user
+// leaves it empty.
+func (b *Bridge) cleanFields(bare string, fields map[string]string) (map[string]string, *stanza.Error) {
+	var old map[string]string
+	if u := b.getUser(bare); u != nil {
+		u.mu.Lock()
+		a := u.acct
+		u.mu.Unlock()
+		old, _ = b.openFields(a)
 	}
 	clean := map[string]string{}
 	for _, f := range b.info.Fields {
@@ -152,37 +186,96 @@ func (b *Bridge) register(ctx context.Context, q *stanza.Element, from jid.JID) 
 		if v == "" && f.Secret && old[f.Var] != "" {
 			v = old[f.Var] // an empty secret never wipes the stored one (XEP-0077 §3.3)
 		}
-		if v == "" && f.Required {
-			label := f.Label
-			if label == "" {
-				label = f.Var
-			}
-			return false, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify, Text: "the field " + label + " (" + f.Var + ") is required"}
-		}
-		if f.Type == legacy.ListSingle && v != "" && !hasOption(f, v) {
-			return false, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify, Text: fmt.Sprintf("%q is not an allowed value of %s", v, f.Var)}
+		if serr := checkField(f, v); serr != nil {
+			return nil, serr
 		}
 		if v != "" {
 			clean[f.Var] = v
 		}
 	}
+	return clean, nil
+}
+
+// checkField checks one value against its field's declaration.
+func checkField(f legacy.Field, v string) *stanza.Error {
+	if v == "" && f.Required {
+		return &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify, Text: "the field " + fieldLabel(f) + " (" + f.Var + ") is required"}
+	}
+	if f.Type == legacy.ListSingle && v != "" && !hasOption(f, v) {
+		return &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify, Text: fmt.Sprintf("%q is not an allowed value of %s", v, f.Var)}
+	}
+	if f.Type == legacy.Boolean && v != "" {
+		if _, ok := parseBool(v); !ok {
+			return &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify, Text: fmt.Sprintf("%q is not a boolean (%s)", v, f.Var)}
+		}
+	}
+	return nil
+}
+
+func fieldLabel(f legacy.Field) string {
+	if f.Label != "" {
+		return f.Label
+	}
+	return f.Var
+}
+
+// parseBool reads an XEP-0004 boolean ("1", "true", "0", "false"), and the
+// words people type in chat.
+func parseBool(v string) (bool, bool) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "y", "on":
+		return true, true
+	case "0", "false", "no", "n", "off":
+		return false, true
+	}
+	return false, false
+}
+
+// registrationError turns an adapter's refusal into the error the user sees.
+func (b *Bridge) registrationError(err error) *stanza.Error {
+	b.log.Info("registration refused", "err", err)
+	se := stanzaError(err)
+	if errors.Is(err, legacy.ErrUnavailable) || !legacy.IsPermanent(err) {
+		se = &stanza.Error{Condition: stanza.RemoteServerTimeout, Type: stanza.ErrWait, Text: "could not reach " + b.info.DisplayName + " to check your registration: " + err.Error()}
+	} else if errors.Is(err, legacy.ErrUnauthorized) {
+		se = &stanza.Error{Condition: stanza.NotAuthorized, Type: stanza.ErrAuth, Text: b.info.DisplayName + " rejected these credentials"}
+	}
+	return se
+}
+
+// checkRegistration asks a one-step Registrar for the legacy account id.
+func (b *Bridge) checkRegistration(ctx context.Context, clean map[string]string) (legacy.AccountID, *stanza.Error) {
 	acctID := legacy.AccountID(b.info.Name)
 	if r, ok := b.opts.Network.(legacy.Registrar); ok {
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		id, err := r.Register(rctx, clean)
 		cancel()
 		if err != nil {
-			b.log.Info("registration refused", "err", err)
-			se := stanzaError(err)
-			if errors.Is(err, legacy.ErrUnavailable) || !legacy.IsPermanent(err) {
-				se = &stanza.Error{Condition: stanza.RemoteServerTimeout, Type: stanza.ErrWait, Text: "could not reach " + b.info.DisplayName + " to check your registration: " + err.Error()}
-			} else if errors.Is(err, legacy.ErrUnauthorized) {
-				se = &stanza.Error{Condition: stanza.NotAuthorized, Type: stanza.ErrAuth, Text: b.info.DisplayName + " rejected these credentials"}
-			}
-			return false, se
+			return "", b.registrationError(err)
 		}
 		acctID = id
 	}
+	return acctID, nil
+}
+
+// registerStep runs one step of a multi-step registration.
+func (b *Bridge) registerStep(ctx context.Context, sr legacy.StepRegistrar, step int, fields map[string]string, state []byte) (*legacy.Form, legacy.AccountID, []byte, *stanza.Error) {
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	next, id, st, err := sr.RegisterStep(rctx, step, fields, state)
+	if err != nil {
+		return nil, "", nil, b.registrationError(err)
+	}
+	if next == nil && id == "" {
+		id = legacy.AccountID(b.info.Name)
+	}
+	return next, id, st, nil
+}
+
+// storeRegistration stores the account (sealing secrets) and (re)starts
+// the user's session. state, when not nil, replaces the adapter state.
+func (b *Bridge) storeRegistration(ctx context.Context, bare string, clean map[string]string, acctID legacy.AccountID, state []byte) (bool, *stanza.Error) {
+	u := b.getUser(bare)
 	sealed, err := b.sealFields(bare, clean)
 	if err != nil {
 		b.log.Error("seal credentials", "err", err)
@@ -197,6 +290,9 @@ func (b *Bridge) register(ctx context.Context, q *stanza.Element, from jid.JID) 
 		}
 		u.mu.Unlock()
 	}
+	if state != nil {
+		a.State = state
+	}
 	if err := b.st.PutAccount(ctx, a); err != nil {
 		b.log.Error("store account", "err", err)
 		return false, &stanza.Error{Condition: stanza.InternalServerError, Type: stanza.ErrWait, Text: "could not store your registration now; try again"}
@@ -209,8 +305,30 @@ func (b *Bridge) register(ctx context.Context, q *stanza.Element, from jid.JID) 
 	b.users[bare] = nu
 	b.mu.Unlock()
 	b.startUser(nu)
+	b.populateRoster(nu)
 	b.log.Info("user registered", "user", nu.owner, "again", u != nil)
 	return a.Subscription != subTo && a.Subscription != subBoth, nil
+}
+
+// restartUser stores a changed account and restarts the user's session
+// with it (settings changes).
+func (b *Bridge) restartUser(ctx context.Context, u *user, a *store.Account) error {
+	if err := b.st.PutAccount(ctx, a); err != nil {
+		return err
+	}
+	b.stopUser(u)
+	nu := b.newUser(a)
+	b.mu.Lock()
+	current := b.users[u.jid] == u
+	if current {
+		b.users[u.jid] = nu
+	}
+	b.mu.Unlock()
+	if !current {
+		return errors.New("the registration changed meanwhile")
+	}
+	b.startUser(nu)
+	return nil
 }
 
 func hasOption(f legacy.Field, v string) bool {
@@ -327,57 +445,4 @@ func (b *Bridge) unregister(ctx context.Context, u *user) error {
 	}
 	b.log.Info("user unregistered", "user", u.owner)
 	return nil
-}
-
-// handleGatewayChat answers plain-text messages to the gateway JID, for
-// clients without registration forms.
-func (b *Bridge) handleGatewayChat(ctx context.Context, st *stanza.Element, from jid.JID) {
-	body := strings.TrimSpace(st.ChildText("", "body"))
-	if body == "" {
-		return
-	}
-	bare := from.Bare().String()
-	u := b.getUser(bare)
-	var answer string
-	switch strings.ToLower(strings.Fields(body)[0]) {
-	case "status":
-		if u == nil {
-			answer = "You are not registered. Send \"register\" to register."
-		} else {
-			u.mu.Lock()
-			answer = fmt.Sprintf("Registered. %s session: %s %s", b.info.DisplayName, u.status, u.lastErr)
-			u.mu.Unlock()
-		}
-	case "register":
-		if len(b.info.Fields) > 0 {
-			answer = "Registering with " + b.info.DisplayName + " needs a form: use your client's service discovery on " + b.domain + " (XEP-0077)."
-			break
-		}
-		if !b.allowed(from.Domainpart()) {
-			answer = "Users of " + from.Domainpart() + " may not register with this gateway."
-			break
-		}
-		subscribe, serr := b.register(ctx, stanza.New(nsRegister, "query"), from)
-		if serr != nil {
-			answer = "Registration failed: " + serr.Text
-			break
-		}
-		answer = "You are registered. Add contacts as name@" + b.domain + "."
-		if subscribe {
-			defer b.reply(ctx, presence("subscribe", b.domain, bare))
-		}
-	case "unregister":
-		if u == nil {
-			answer = "You are not registered."
-		} else if err := b.unregister(ctx, u); err != nil {
-			answer = "Could not unregister now: try again."
-		} else {
-			answer = "You are unregistered; your data on this gateway was deleted."
-		}
-	default:
-		answer = "Jabbergate " + b.info.DisplayName + " gateway. Commands: help, register, status, unregister."
-	}
-	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "from", b.domain, "to", from.String())
-	m.TextChild(stanza.NSComponent, "body", answer)
-	b.reply(ctx, m)
 }

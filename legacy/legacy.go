@@ -124,6 +124,13 @@ type Info struct {
 	// OutboxTTL is how long an outgoing message may wait for transient
 	// failures to pass before the sender gets an error (0: core default).
 	OutboxTTL time.Duration
+	// MaxReactions is how many distinct reactions one user may put on a
+	// message (0: no limit). The core refuses larger sets before calling
+	// Reactor.React (XEP-0444 restrictions).
+	MaxReactions int
+	// AllowedReactions, when not empty, is the only set of emojis the
+	// network accepts as reactions.
+	AllowedReactions []string
 }
 
 // Caps is the set of optional features a network supports. The core only

@@ -4,6 +4,13 @@
 // say hi"), and tests and benchmarks can drive the whole bridge without a
 // real legacy service.
 //
+// The echo contact also mirrors the optional features (Caps): an edit of
+// a sent message is answered by the same edit of its echo, a retraction by
+// the retraction of its echo, reactions by the same reactions on the
+// user's message, typing by typing, a read marker on an echo by a read
+// marker on the message it echoed; the echo of a reply replies to the same
+// message.
+//
 // Every word is a valid contact: `anything@echo-domain`. Registration takes
 // no fields (a form carrying only FORM_TYPE, or nothing at all). The echo is
 // emitted from Send itself, before Send returns, so an outgoing message is
@@ -40,10 +47,15 @@ type Network struct {
 }
 
 var (
-	_ legacy.Network   = (*Network)(nil)
-	_ legacy.Resolver  = (*Network)(nil)
-	_ legacy.Registrar = (*Network)(nil)
-	_ legacy.Session   = (*session)(nil)
+	_ legacy.Network    = (*Network)(nil)
+	_ legacy.Resolver   = (*Network)(nil)
+	_ legacy.Registrar  = (*Network)(nil)
+	_ legacy.Session    = (*session)(nil)
+	_ legacy.Editor     = (*session)(nil)
+	_ legacy.Retracter  = (*session)(nil)
+	_ legacy.Reactor    = (*session)(nil)
+	_ legacy.ChatStater = (*session)(nil)
+	_ legacy.Marker     = (*session)(nil)
 )
 
 // New returns an echo network. Unknown options are an error.
@@ -63,13 +75,16 @@ func New(options map[string]string) (*Network, error) {
 // Info implements legacy.Network.
 func (n *Network) Info() legacy.Info {
 	return legacy.Info{
-		Name:          Name,
-		DiscoType:     "xmpp",
-		DisplayName:   "Echo",
-		Instructions:  "The echo network needs no account: submit this form to register. Then add any contact, e.g. hello@<this domain>, and every message you send comes back.",
-		Prompt:        "Any word",
-		PromptDesc:    "Enter any word: it becomes an echo contact.",
-		Caps:          legacy.Caps{Receipts: true},
+		Name:         Name,
+		DiscoType:    "xmpp",
+		DisplayName:  "Echo",
+		Instructions: "The echo network needs no account: submit this form to register. Then add any contact, e.g. hello@<this domain>, and every message you send comes back.",
+		Prompt:       "Any word",
+		PromptDesc:   "Enter any word: it becomes an echo contact.",
+		Caps: legacy.Caps{
+			Receipts: true, Edits: true, Retractions: true, Reactions: true,
+			ChatStates: true, Markers: true, Replies: true,
+		},
 		MaxTextLength: 64 * 1024,
 	}
 }
@@ -130,18 +145,96 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 	if key == "" {
 		key = fmt.Sprintf("t%d", time.Now().UnixNano())
 	}
-	sent := legacy.MessageID("out-" + key)
+	sent := legacy.MessageID(outPrefix + key)
 	echo := legacy.Incoming{
-		ID:      legacy.MessageID("echo-" + key),
+		ID:      legacy.MessageID(echoPrefix + key),
 		Chat:    m.Chat,
 		Text:    s.net.prefix + m.Text,
 		Subject: m.Subject,
 		Thread:  m.Thread,
-		ReplyTo: sent,
 		Time:    time.Now().UTC(),
 	}
+	echo.ReplyTo = m.ReplyTo // a reply is answered with a reply to the same message
 	if err := s.sink.Emit(ctx, echo); err != nil {
 		return "", fmt.Errorf("echo: store echo: %w", errors.Join(legacy.ErrUnavailable, err))
 	}
 	return sent, nil
+}
+
+// Legacy id prefixes: the user's sent message and its echo share the key.
+const (
+	outPrefix  = "out-"
+	echoPrefix = "echo-"
+)
+
+// echoOf returns the echo's id for a sent message id.
+func echoOf(id legacy.MessageID) (legacy.MessageID, error) {
+	key, ok := strings.CutPrefix(string(id), outPrefix)
+	if !ok || key == "" {
+		return "", fmt.Errorf("echo: no sent message %q: %w", id, legacy.ErrNotFound)
+	}
+	return legacy.MessageID(echoPrefix + key), nil
+}
+
+// sentOf returns the user's message id for an echo's or a sent message id.
+func sentOf(id legacy.MessageID) (legacy.MessageID, error) {
+	if key, ok := strings.CutPrefix(string(id), echoPrefix); ok && key != "" {
+		return legacy.MessageID(outPrefix + key), nil
+	}
+	if key, ok := strings.CutPrefix(string(id), outPrefix); ok && key != "" {
+		return id, nil
+	}
+	return "", fmt.Errorf("echo: no message %q: %w", id, legacy.ErrNotFound)
+}
+
+func (s *session) emit(ctx context.Context, ev legacy.Event) error {
+	if err := s.sink.Emit(ctx, ev); err != nil {
+		return fmt.Errorf("echo: store event: %w", errors.Join(legacy.ErrUnavailable, err))
+	}
+	return nil
+}
+
+// Edit implements legacy.Editor: the echo of the message is edited the
+// same way.
+func (s *session) Edit(ctx context.Context, chat legacy.ChatID, id legacy.MessageID, text string) error {
+	e, err := echoOf(id)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, legacy.Edited{ID: e, Chat: chat, Text: s.net.prefix + text, Time: time.Now().UTC()})
+}
+
+// Retract implements legacy.Retracter: the echo is retracted too.
+func (s *session) Retract(ctx context.Context, chat legacy.ChatID, id legacy.MessageID) error {
+	e, err := echoOf(id)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, legacy.Retracted{ID: e, Chat: chat})
+}
+
+// React implements legacy.Reactor: the contact puts the same reactions on
+// the user's message (the one reacted to, or the one an echo echoed).
+func (s *session) React(ctx context.Context, chat legacy.ChatID, id legacy.MessageID, emojis []string) error {
+	sent, err := sentOf(id)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, legacy.Reacted{ID: sent, Chat: chat, Emojis: append([]string{}, emojis...)})
+}
+
+// SetTyping implements legacy.ChatStater: the contact types when the user
+// does.
+func (s *session) SetTyping(ctx context.Context, chat legacy.ChatID, typing bool) error {
+	return s.emit(ctx, legacy.Typing{Chat: chat, Typing: typing})
+}
+
+// MarkRead implements legacy.Marker: when the user read an echo, the
+// contact reads the message it echoed.
+func (s *session) MarkRead(ctx context.Context, chat legacy.ChatID, id legacy.MessageID) error {
+	sent, err := sentOf(id)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, legacy.Displayed{ID: sent, Chat: chat})
 }

@@ -45,7 +45,7 @@ func TestEchoIsDurableBeforeSendReturns(t *testing.T) {
 		t.Fatalf("events after Send = %v, want the echo", evs)
 	}
 	in := evs[0].(legacy.Incoming)
-	if in.Text != "echo: hi" || in.Chat != "bob" || in.ID != "echo-k1" || in.ReplyTo != id {
+	if in.Text != "echo: hi" || in.Chat != "bob" || in.ID != "echo-k1" || in.ReplyTo != "" || id != "out-k1" {
 		t.Errorf("echo = %+v, sent id %q", in, id)
 	}
 	// Same key, same ids: a resend after a crash is recognisable.

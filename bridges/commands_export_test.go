@@ -1,0 +1,11 @@
+package bridges
+
+import "time"
+
+// SetCommandTimeout changes how long command sessions and chat
+// conversations live, for tests; it returns a function restoring the old
+// value.
+func SetCommandTimeout(d time.Duration) (restore func()) {
+	old := commandTimeoutNanos.Swap(int64(d))
+	return func() { commandTimeoutNanos.Store(old) }
+}

@@ -1,0 +1,270 @@
+package bridges_test
+
+// Stanza-level tests of the message extensions (protocol.md §10), both
+// ways, on the echo network (every capability) and on echo variants with
+// capabilities or reactions restricted.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/component/stanza"
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/echo"
+)
+
+const contact = "hello@" + domain
+
+// capsNetwork is the echo network with other Caps and reaction
+// restrictions; its sessions still implement every optional interface, so
+// a missing gate would show.
+type capsNetwork struct {
+	*echo.Network
+	caps    legacy.Caps
+	max     int
+	allowed []string
+}
+
+func (n capsNetwork) Info() legacy.Info {
+	i := n.Network.Info()
+	i.Caps, i.MaxReactions, i.AllowedReactions = n.caps, n.max, n.allowed
+	return i
+}
+
+func newCapsHarness(t *testing.T, caps legacy.Caps, max int, allowed ...string) *harness {
+	e, _ := echo.New(nil)
+	return newHarness(t, capsNetwork{Network: e, caps: caps, max: max, allowed: allowed})
+}
+
+// msg injects a message from alice's phone to the hello contact.
+func (h *harness) msg(id, inner string) {
+	h.t.Helper()
+	h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s/phone' to='%s'>%s</message>`, id, alice, contact, inner))
+}
+
+// chat sends a message with origin-id = id and returns its echo.
+func (h *harness) chat(id, body string) *stanza.Element {
+	h.t.Helper()
+	h.msg(id, `<body>`+body+`</body><origin-id xmlns='urn:xmpp:sid:0' id='`+id+`'/>`)
+	return h.expect("echo of "+body, func(e *stanza.Element) bool {
+		return e.Local == "message" && e.From() == contact && e.ChildText("", "body") == body
+	})
+}
+
+func golden(t *testing.T, what string, got *stanza.Element, want string) {
+	t.Helper()
+	if got.String() != want {
+		t.Errorf("%s:\n got %s\nwant %s", what, got, want)
+	}
+}
+
+// expectError waits for the message error bound to id and checks its
+// condition and that it carries a human-readable text.
+func (h *harness) expectError(id string, cond stanza.Condition) *stanza.Element {
+	h.t.Helper()
+	r := h.expect("error for "+id, func(e *stanza.Element) bool { return e.ID() == id && e.Type() == "error" })
+	pe := stanza.ParseError(r)
+	if pe == nil || pe.Condition != cond || pe.Text == "" || r.From() != contact || r.To() != alice+"/phone" {
+		h.t.Errorf("error for %s = %s, want %s with a text", id, r, cond)
+	}
+	return r
+}
+
+func TestInboundMessageMarkup(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	e := h.chat("m1", "hi")
+	golden(t, "echo", e, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><body>hi</body><active xmlns='http://jabber.org/protocol/chatstates'/><markable xmlns='urn:xmpp:chat-markers:0'/><origin-id xmlns='urn:xmpp:sid:0' id='%[1]s'/></message>`, e.ID(), contact, alice))
+	// Without markers and chat states: neither <markable/> nor <active/>.
+	h2 := newCapsHarness(t, legacy.Caps{Receipts: true}, 0)
+	h2.register(alice)
+	e = h2.chat("m1", "hi")
+	if e.Child("urn:xmpp:chat-markers:0", "markable") != nil || e.Child("http://jabber.org/protocol/chatstates", "active") != nil {
+		t.Errorf("markup without caps: %s", e)
+	}
+}
+
+func TestCorrections(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	// The correction is queued right behind the message it corrects.
+	h.msg("m1", `<body>hi</body><origin-id xmlns='urn:xmpp:sid:0' id='m1'/>`)
+	h.msg("c1", `<body>hello</body><replace xmlns='urn:xmpp:message-correct:0' id='m1'/>`)
+	echo1 := h.expect("echo", func(e *stanza.Element) bool { return e.From() == contact && e.ChildText("", "body") == "hi" })
+	c1 := h.expect("corrected echo", func(e *stanza.Element) bool { return e.Child("urn:xmpp:message-correct:0", "replace") != nil })
+	golden(t, "correction", c1, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><body>hello</body><replace xmlns='urn:xmpp:message-correct:0' id='%s'/></message>`, c1.ID(), contact, alice, echo1.ID()))
+	// A second correction still names the first id, in and out.
+	h.msg("c2", `<body>hello again</body><replace xmlns='urn:xmpp:message-correct:0' id='m1'/>`)
+	c2 := h.expect("second corrected echo", func(e *stanza.Element) bool { return e.ChildText("", "body") == "hello again" })
+	if r := c2.Child("urn:xmpp:message-correct:0", "replace"); r == nil || r.Attr("id") != echo1.ID() || c2.ID() == c1.ID() || c2.ID() == echo1.ID() {
+		t.Errorf("second correction = %s (first %s)", c2, c1)
+	}
+	// Unknown id: item-not-found, with the correction's id.
+	h.msg("c3", `<body>x</body><replace xmlns='urn:xmpp:message-correct:0' id='nope'/>`)
+	h.expectError("c3", stanza.ItemNotFound)
+	// Corrections of the contact's messages are not the user's to make.
+	h.msg("c4", `<body>x</body><replace xmlns='urn:xmpp:message-correct:0' id='`+echo1.ID()+`'/>`)
+	h.expectError("c4", stanza.ItemNotFound)
+}
+
+func TestCorrectionWithoutEditsIsANewMessage(t *testing.T) {
+	h := newCapsHarness(t, legacy.Caps{Receipts: true}, 0)
+	h.register(alice)
+	h.chat("m1", "hi")
+	h.msg("c1", `<body>hello</body><replace xmlns='urn:xmpp:message-correct:0' id='m1'/>`)
+	e := h.expect("echo of the fallback", func(e *stanza.Element) bool {
+		return e.From() == contact && strings.Contains(e.ChildText("", "body"), "hello")
+	})
+	if e.ChildText("", "body") != "Correction: hello" || e.Child("urn:xmpp:message-correct:0", "replace") != nil {
+		t.Errorf("fallback = %s", e)
+	}
+}
+
+func TestRetractions(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	e1 := h.chat("m1", "one")
+	e2 := h.chat("m2", "two")
+	// XEP-0424 v1, with the fallback body a client adds: the body is not sent.
+	h.msg("r1", `<retract xmlns='urn:xmpp:message-retract:1' id='m1'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:message-retract:1'/><body>/me retracted a message</body><store xmlns='urn:xmpp:hints'/>`)
+	r1 := h.expect("retraction of the echo", func(e *stanza.Element) bool { return e.Child("urn:xmpp:message-retract:1", "retract") != nil })
+	golden(t, "retraction", r1, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><retract xmlns='urn:xmpp:message-retract:1' id='%s'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:message-retract:1'/><body>/me retracted a message (your client does not support that)</body><store xmlns='urn:xmpp:hints'/></message>`, r1.ID(), contact, alice, e1.ID()))
+	// The old :0 form inside <apply-to/>.
+	h.msg("r2", `<apply-to xmlns='urn:xmpp:fasten:0' id='m2'><retract xmlns='urn:xmpp:message-retract:0'/></apply-to>`)
+	h.expect("retraction of the second echo", func(e *stanza.Element) bool {
+		r := e.Child("urn:xmpp:message-retract:1", "retract")
+		return r != nil && r.Attr("id") == e2.ID()
+	})
+	h.msg("r3", `<retract xmlns='urn:xmpp:message-retract:1' id='unknown'/>`)
+	h.expectError("r3", stanza.ItemNotFound)
+	for _, r := range h.srv.Received() {
+		if r.Local == "message" && r.ChildText("", "body") == "/me retracted a message" {
+			t.Errorf("a retraction's fallback body was sent as a message: %s", r)
+		}
+	}
+
+	// A network without retractions: feature-not-implemented at once.
+	h2 := newCapsHarness(t, legacy.Caps{}, 0)
+	h2.register(alice)
+	h2.chat("m1", "one")
+	h2.msg("r1", `<retract xmlns='urn:xmpp:message-retract:1' id='m1'/><body>/me retracted a message</body>`)
+	h2.expectError("r1", stanza.FeatureNotImplemented)
+}
+
+func TestReactions(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	e1 := h.chat("m1", "hi")
+	// Reacting to the echo: the contact puts the same reactions on m1.
+	h.msg("x1", `<reactions xmlns='urn:xmpp:reactions:0' id='`+e1.ID()+`'><reaction>👍</reaction><reaction>🎉</reaction><reaction>👍</reaction></reactions><store xmlns='urn:xmpp:hints'/>`)
+	x := h.expect("reactions from the contact", func(e *stanza.Element) bool { return e.Child("urn:xmpp:reactions:0", "reactions") != nil })
+	golden(t, "reactions", x, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><reactions xmlns='urn:xmpp:reactions:0' id='m1'><reaction>👍</reaction><reaction>🎉</reaction></reactions><store xmlns='urn:xmpp:hints'/></message>`, x.ID(), contact, alice))
+	// An empty set removes them all, and is a new stanza.
+	h.msg("x2", `<reactions xmlns='urn:xmpp:reactions:0' id='m1'/>`)
+	x2 := h.expect("empty reactions", func(e *stanza.Element) bool {
+		r := e.Child("urn:xmpp:reactions:0", "reactions")
+		return r != nil && len(r.Children()) == 0
+	})
+	if x2.ID() == x.ID() {
+		t.Errorf("reaction stanzas share an id: %s", x2)
+	}
+	h.msg("x3", `<reactions xmlns='urn:xmpp:reactions:0' id='nope'><reaction>👍</reaction></reactions>`)
+	h.expectError("x3", stanza.ItemNotFound)
+	h.msg("x4", `<reactions xmlns='urn:xmpp:reactions:0'><reaction>👍</reaction></reactions>`)
+	h.expectError("x4", stanza.BadRequest)
+}
+
+func TestReactionRestrictions(t *testing.T) {
+	h := newCapsHarness(t, legacy.Caps{Reactions: true}, 1, "👍", "❤️")
+	h.register(alice)
+	h.chat("m1", "hi")
+	h.msg("x1", `<reactions xmlns='urn:xmpp:reactions:0' id='m1'><reaction>🦄</reaction></reactions>`)
+	if r := h.expectError("x1", stanza.NotAcceptable); !strings.Contains(stanza.ParseError(r).Text, "🦄") {
+		t.Errorf("error text does not name the reaction: %s", r)
+	}
+	h.msg("x2", `<reactions xmlns='urn:xmpp:reactions:0' id='m1'><reaction>👍</reaction><reaction>❤️</reaction></reactions>`)
+	h.expectError("x2", stanza.NotAcceptable)
+	h.msg("x3", `<reactions xmlns='urn:xmpp:reactions:0' id='m1'><reaction>❤️</reaction></reactions>`)
+	h.expect("allowed reaction", func(e *stanza.Element) bool {
+		r := e.Child("urn:xmpp:reactions:0", "reactions")
+		return r != nil && r.Attr("id") == "m1" && r.ChildText("", "reaction") == "❤️"
+	})
+}
+
+func TestReactionWithoutReactionsIsText(t *testing.T) {
+	h := newCapsHarness(t, legacy.Caps{Receipts: true}, 0)
+	h.register(alice)
+	h.chat("m1", "hi")
+	h.msg("x1", `<reactions xmlns='urn:xmpp:reactions:0' id='m1'><reaction>👍</reaction></reactions>`)
+	h.expect("text fallback", func(e *stanza.Element) bool { return e.ChildText("", "body") == "Reacted 👍" })
+	// Removing reactions cannot be said in text: dropped without error.
+	h.msg("x2", `<reactions xmlns='urn:xmpp:reactions:0' id='m1'/>`)
+	h.chat("m2", "after")
+	for _, r := range h.srv.Received() {
+		if r.ID() == "x2" {
+			t.Errorf("empty reaction set answered: %s", r)
+		}
+	}
+}
+
+func TestReplies(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	e1 := h.chat("m1", "hi there")
+	// A reply with a quote fallback of 11 code points ("> hi there\n");
+	// the echo network echoes the text it got, so the echo shows that the
+	// quote was stripped, and it replies to the same message with a quote
+	// the gateway adds.
+	h.msg("p1", `<body>&gt; hi there
+ünï 🎉</body><reply xmlns='urn:xmpp:reply:0' to='`+contact+`' id='`+e1.ID()+`'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='11'/></fallback>`)
+	p := h.expect("echo of the reply", func(e *stanza.Element) bool { return e.Child("urn:xmpp:reply:0", "reply") != nil })
+	golden(t, "reply", p, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><body>&gt; hi there
+ünï 🎉</body><reply xmlns='urn:xmpp:reply:0' to='%[2]s' id='%[4]s'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='11'/></fallback><active xmlns='http://jabber.org/protocol/chatstates'/><markable xmlns='urn:xmpp:chat-markers:0'/><origin-id xmlns='urn:xmpp:sid:0' id='%[1]s'/></message>`, p.ID(), contact, alice, e1.ID()))
+	// A reply to an unknown message keeps its quote.
+	h.msg("p2", `<body>&gt; lost
+answer</body><reply xmlns='urn:xmpp:reply:0' to='`+contact+`' id='nope'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='7'/></fallback>`)
+	h.expect("echo with the quote", func(e *stanza.Element) bool { return e.ChildText("", "body") == "> lost\nanswer" })
+}
+
+func TestChatStatesAndMarkers(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	e1 := h.chat("m1", "hi")
+	h.msg("", `<composing xmlns='http://jabber.org/protocol/chatstates'/><no-store xmlns='urn:xmpp:hints'/>`)
+	c := h.expect("composing from the contact", func(e *stanza.Element) bool {
+		return e.Child("http://jabber.org/protocol/chatstates", "composing") != nil
+	})
+	golden(t, "composing", c, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' from='%s' to='%s'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`, contact, alice))
+	h.msg("", `<active xmlns='http://jabber.org/protocol/chatstates'/>`)
+	h.expect("paused from the contact", func(e *stanza.Element) bool {
+		return e.Child("http://jabber.org/protocol/chatstates", "paused") != nil
+	})
+	// Displayed marker on the echo: the contact read m1.
+	h.msg("d1", `<displayed xmlns='urn:xmpp:chat-markers:0' id='`+e1.ID()+`'/>`)
+	d := h.expect("displayed from the contact", func(e *stanza.Element) bool { return e.Child("urn:xmpp:chat-markers:0", "displayed") != nil })
+	golden(t, "displayed", d, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><displayed xmlns='urn:xmpp:chat-markers:0' id='m1'/></message>`, d.ID(), contact, alice))
+	// Nothing of this went through the durable outbox, and an unknown
+	// marker id is ignored without an answer.
+	h.msg("d2", `<displayed xmlns='urn:xmpp:chat-markers:0' id='nope'/>`)
+	h.chat("m2", "after")
+	if n, _ := h.st.Len(context.Background(), store.Queue{Bridge: domain, JID: alice, Kind: store.Outbox}); n > 1 {
+		t.Errorf("outbox has %d entries", n)
+	}
+	for _, r := range h.srv.Received() {
+		if r.ID() == "d2" || r.Type() == "error" {
+			t.Errorf("unexpected answer: %s", r)
+		}
+	}
+}
+
+func TestUnregisteredExtensions(t *testing.T) {
+	h := newHarness(t, nil)
+	h.msg("x1", `<reactions xmlns='urn:xmpp:reactions:0' id='m1'><reaction>👍</reaction></reactions>`)
+	h.expectError("x1", stanza.RegistrationRequired)
+	// Chat states from strangers are ignored.
+	h.msg("s1", `<composing xmlns='http://jabber.org/protocol/chatstates'/>`)
+	h.iq(alice, domain, "get", `<ping xmlns='urn:xmpp:ping'/>`)
+}

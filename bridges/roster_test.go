@@ -1,0 +1,322 @@
+package bridges_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/component/stanza"
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/echo"
+)
+
+// contactsNetwork is the echo network whose sessions report a contact
+// list (legacy.Contact events) when they start.
+type contactsNetwork struct {
+	*echo.Network
+	contacts []legacy.Contact
+}
+
+func newContactsNetwork(contacts ...legacy.Contact) *contactsNetwork {
+	n, _ := echo.New(nil)
+	return &contactsNetwork{Network: n, contacts: contacts}
+}
+
+func (n *contactsNetwork) Open(ctx context.Context, a legacy.Account, s legacy.Sink) (legacy.Session, error) {
+	inner, err := n.Network.Open(ctx, a, s)
+	if err != nil {
+		return nil, err
+	}
+	return &contactsSession{Session: inner, sink: s, contacts: n.contacts}, nil
+}
+
+type contactsSession struct {
+	legacy.Session
+	sink     legacy.Sink
+	contacts []legacy.Contact
+}
+
+func (s *contactsSession) Run(ctx context.Context) error {
+	for _, c := range s.contacts {
+		if err := s.sink.Emit(ctx, c); err != nil {
+			return err
+		}
+	}
+	return s.Session.Run(ctx)
+}
+
+var twoContacts = []legacy.Contact{{Chat: "ann", Name: "Ann Example"}, {Chat: "ben", Name: "Ben"}}
+
+// fakeRoster plays the user's server for privileged roster IQs: it stores
+// sets (keeping the subscription attribute like Prosody, or the stored
+// subscription like ejabberd) and answers gets with what it stored.
+type fakeRoster struct {
+	h          *harness
+	honourSub  bool
+	mu         sync.Mutex
+	items      map[string]*stanza.Element
+	sets, gets []*stanza.Element
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+func startFakeRoster(h *harness, honourSub bool) *fakeRoster {
+	f := &fakeRoster{h: h, honourSub: honourSub, items: map[string]*stanza.Element{}, stop: make(chan struct{}), done: make(chan struct{})}
+	answered := map[string]bool{}
+	go func() {
+		defer close(f.done)
+		for {
+			select {
+			case <-f.stop:
+				return
+			default:
+			}
+			iq, err := h.srv.WaitFor(100*time.Millisecond, func(e *stanza.Element) bool {
+				return e.Local == "iq" && e.To() == alice && e.Child("jabber:iq:roster", "query") != nil && !answered[e.ID()]
+			})
+			if err != nil {
+				continue
+			}
+			answered[iq.ID()] = true
+			f.answer(iq)
+		}
+	}()
+	h.t.Cleanup(func() { close(f.stop); <-f.done })
+	return f
+}
+
+func (f *fakeRoster) answer(iq *stanza.Element) {
+	f.mu.Lock()
+	q := iq.Child("jabber:iq:roster", "query")
+	res := stanza.New(stanza.NSComponent, "iq", "type", "result", "id", iq.ID(), "from", alice, "to", domain)
+	switch iq.Type() {
+	case "set":
+		f.sets = append(f.sets, iq)
+		for _, it := range q.Children() {
+			j := it.Attr("jid")
+			if it.Attr("subscription") == "remove" {
+				delete(f.items, j)
+				continue
+			}
+			sub := "none"
+			if old := f.items[j]; old != nil {
+				sub = old.Attr("subscription")
+			}
+			if f.honourSub && it.Attr("subscription") != "" {
+				sub = it.Attr("subscription")
+			}
+			stored := stanza.New("jabber:iq:roster", "item", "jid", j, "name", it.Attr("name"), "subscription", sub)
+			f.items[j] = stored
+		}
+	case "get":
+		f.gets = append(f.gets, iq)
+		rq := stanza.New("jabber:iq:roster", "query")
+		for _, it := range f.items {
+			rq.Add(it.Copy())
+		}
+		res.Add(rq)
+	}
+	f.mu.Unlock()
+	if err := f.h.srv.Inject(res); err != nil {
+		f.h.t.Error(err)
+	}
+}
+
+func (f *fakeRoster) snapshot() (sets, gets []*stanza.Element) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*stanza.Element(nil), f.sets...), append([]*stanza.Element(nil), f.gets...)
+}
+
+func advertisement(ns string) string {
+	return fmt.Sprintf(`<message xmlns='jabber:component:accept' from='localhost' to='%s'><privilege xmlns='%s'>`+
+		`<perm access='roster' type='both' push='true'/><perm access='message' type='outgoing'/>`+
+		`<perm access='iq'><namespace ns='http://jabber.org/protocol/pubsub' type='both'/></perm></privilege></message>`, domain, ns)
+}
+
+// waitLog waits until the bridge log contains s.
+func (h *harness) waitLog(s string) {
+	h.t.Helper()
+	deadline := time.After(wait)
+	for !strings.Contains(h.log.String(), s) {
+		select {
+		case <-deadline:
+			h.t.Fatalf("log never contained %q", s)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func isPresence(typ, from string) func(*stanza.Element) bool {
+	return func(e *stanza.Element) bool {
+		return e.Local == "presence" && e.Type() == typ && e.From() == from && e.To() == alice
+	}
+}
+
+// wantRosterSet checks the shape of the privileged roster set for jid:
+// from the component domain to the user's bare JID, one item with the
+// name, subscription='both' and the network's group.
+func wantRosterSet(t *testing.T, sets []*stanza.Element, jid, name string) {
+	t.Helper()
+	for _, iq := range sets {
+		items := iq.Child("jabber:iq:roster", "query").Children()
+		if len(items) != 1 {
+			t.Fatalf("roster set with %d items (want one per IQ): %s", len(items), iq)
+		}
+		it := items[0]
+		if it.Attr("jid") != jid {
+			continue
+		}
+		got := iq.String()
+		want := fmt.Sprintf(`<iq xmlns='jabber:component:accept' type='set' from='%s' to='%s' id='%s'><query xmlns='jabber:iq:roster'><item jid='%s' name='%s' subscription='both'><group>Echo</group></item></query></iq>`,
+			domain, alice, iq.ID(), jid, name)
+		if got != want {
+			t.Errorf("roster set for %s:\n got %s\nwant %s", jid, got, want)
+		}
+		return
+	}
+	t.Fatalf("no roster set for %s among %d", jid, len(sets))
+}
+
+func TestPrivilegedRosterV2(t *testing.T) {
+	h := newHarness(t, newContactsNetwork(twoContacts...))
+	roster := startFakeRoster(h, true) // Prosody: subscription='both' is stored
+	h.send(advertisement("urn:xmpp:privilege:2"))
+	h.waitLog(`server=localhost namespace=urn:xmpp:privilege:2 roster=both roster_push=true message=outgoing iq="http://jabber.org/protocol/pubsub=both"`)
+	h.register(alice)
+
+	// Everything ends in 'both': presences follow, no subscribe requests.
+	h.expect("gateway presence after the roster set", isPresence("", domain))
+	h.expect("ann's presence", isPresence("", "ann@"+domain))
+	h.expect("ben's presence", isPresence("", "ben@"+domain))
+	h.waitLog(`method=xep0356 namespace=urn:xmpp:privilege:2`)
+	sets, gets := roster.snapshot()
+	wantRosterSet(t, sets, domain, "Echo")
+	wantRosterSet(t, sets, "ann@"+domain, "Ann Example")
+	wantRosterSet(t, sets, "ben@"+domain, "Ben")
+	if len(gets) == 0 {
+		t.Errorf("the roster was not read back")
+	}
+	for _, st := range h.srv.Received() {
+		if st.Local == "presence" && st.Type() == "subscribe" && st.From() != domain {
+			t.Errorf("subscribe sent although the roster holds 'both': %s", st)
+		}
+	}
+	// The stored subscription now answers probes with presence.
+	h.send(fmt.Sprintf(`<presence xmlns='jabber:component:accept' type='probe' id='p1' from='%s' to='ann@%s'/>`, alice, domain))
+	h.expect("presence on probe", func(e *stanza.Element) bool {
+		return e.Local == "presence" && e.From() == "ann@"+domain && e.Type() == "" && e.ID() == ""
+	})
+
+}
+
+func TestPrivilegedRosterV1KeepsStoredSubscription(t *testing.T) {
+	h := newHarness(t, newContactsNetwork(twoContacts...))
+	roster := startFakeRoster(h, false) // ejabberd: the stored subscription stays
+	h.send(advertisement("urn:xmpp:privilege:1"))
+	h.waitLog(`namespace=urn:xmpp:privilege:1 roster=both`)
+	h.register(alice)
+
+	// The items exist but at 'none': each contact still asks, with a nick.
+	for _, c := range twoContacts {
+		p := h.expect("subscribe from "+string(c.Chat), isPresence("subscribe", string(c.Chat)+"@"+domain))
+		if got := p.ChildText("http://jabber.org/protocol/nick", "nick"); got != c.Name {
+			t.Errorf("nick = %q, want %q: %s", got, c.Name, p)
+		}
+	}
+	h.waitLog(`method=xep0356 namespace=urn:xmpp:privilege:1`)
+	sets, _ := roster.snapshot()
+	wantRosterSet(t, sets, domain, "Echo")
+	wantRosterSet(t, sets, "ann@"+domain, "Ann Example")
+	wantRosterSet(t, sets, "ben@"+domain, "Ben")
+}
+
+func TestRosterFallbackSubscribeWithNick(t *testing.T) {
+	h := newHarness(t, newContactsNetwork(twoContacts...))
+	h.register(alice)
+	for _, c := range twoContacts {
+		p := h.expect("subscribe from "+string(c.Chat), isPresence("subscribe", string(c.Chat)+"@"+domain))
+		want := fmt.Sprintf(`<presence xmlns='jabber:component:accept' type='subscribe' from='%s@%s' to='%s'><nick xmlns='http://jabber.org/protocol/nick'>%s</nick></presence>`, c.Chat, domain, alice, c.Name)
+		if p.String() != want {
+			t.Errorf("subscribe:\n got %s\nwant %s", p, want)
+		}
+	}
+	h.waitLog(`method=subscribe reason="no roster privilege"`)
+	for _, st := range h.srv.Received() {
+		if st.Local == "iq" && st.Child("jabber:iq:roster", "query") != nil {
+			t.Errorf("roster IQ without privileges: %s", st)
+		}
+	}
+	// The user approves ann and leaves ben unanswered; after a restart the
+	// network reports both again, and nobody asks a second time.
+	h.send(fmt.Sprintf(`<presence xmlns='jabber:component:accept' type='subscribed' from='%s' to='ann@%s'/>`, alice, domain))
+	h.send(fmt.Sprintf(`<presence xmlns='jabber:component:accept' type='subscribe' from='%s' to='ann@%s'/>`, alice, domain))
+	h.expect("subscribed", isPresence("subscribed", "ann@"+domain))
+	count := func() int {
+		n := 0
+		for _, st := range h.srv.Received() {
+			if st.Local == "presence" && st.Type() == "subscribe" && st.From() != domain {
+				n++
+			}
+		}
+		return n
+	}
+	before := count()
+	logged := strings.Count(h.log.String(), "roster population")
+	h.stop()
+	h.start(newContactsNetwork(append(twoContacts, legacy.Contact{Chat: "cy", Name: "Cy"})...))
+	// A new contact is still asked; the barrier after it proves the
+	// others were handled (same user, one queue, in order).
+	h.expect("subscribe from cy", isPresence("subscribe", "cy@"+domain))
+	if got := count() - before; got != 1 {
+		t.Errorf("%d subscribe requests after the restart, want 1 (cy)", got)
+	}
+	if strings.Count(h.log.String(), "roster population") <= logged {
+		t.Errorf("no population logged after the restart")
+	}
+}
+
+func TestPrivilegedRosterSetRefusedFallsBack(t *testing.T) {
+	h := newHarness(t, newContactsNetwork(twoContacts...))
+	// The server advertises, but refuses the sets.
+	answered := map[string]bool{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			iq, err := h.srv.WaitFor(100*time.Millisecond, func(e *stanza.Element) bool {
+				return e.Local == "iq" && e.To() == alice && e.Child("jabber:iq:roster", "query") != nil && !answered[e.ID()]
+			})
+			if err != nil {
+				continue
+			}
+			answered[iq.ID()] = true
+			_ = h.srv.Inject(stanza.ErrorReply(iq, stanza.NewError(stanza.Forbidden, "no")))
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	h.send(advertisement("urn:xmpp:privilege:2"))
+	h.waitLog("XEP-0356 privileges granted")
+	h.register(alice)
+	for _, c := range twoContacts {
+		h.expect("subscribe from "+string(c.Chat), isPresence("subscribe", string(c.Chat)+"@"+domain))
+	}
+	h.waitLog(`reason="privileged set refused"`)
+}
+
+func TestRosterPushAcknowledged(t *testing.T) {
+	h := newHarness(t, nil)
+	r := h.iq(alice, domain, "set", `<query xmlns='jabber:iq:roster'><item jid='echo.localhost' subscription='remove'/></query>`)
+	if r.Type() != "result" {
+		t.Fatalf("roster push answer: %s", r)
+	}
+}
