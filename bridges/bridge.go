@@ -116,6 +116,8 @@ type Bridge struct {
 	resolve legacy.Resolver
 	caps    bridgeCaps // disco#info answers and XEP-0115 vers, computed once in New (disco.go)
 
+	cmds *cmdState // ad-hoc command sessions and chat conversations
+
 	mu    sync.Mutex
 	users map[string]*user // by bare JID
 	ctx   context.Context  // the Run context, set when Run starts
@@ -150,6 +152,7 @@ func New(opts Options) (*Bridge, error) {
 		st:     opts.Store,
 		obs:    opts.Observer,
 		users:  map[string]*user{},
+		cmds:   newCmdState(),
 	}
 	if b.obs == nil {
 		b.obs = nopObserver{}

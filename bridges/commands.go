@@ -81,15 +81,11 @@ type cmdState struct {
 	chats    map[string]*chatFlow // by bare JID
 }
 
-var cmdStates sync.Map // *Bridge → *cmdState
-
-func (b *Bridge) commands() *cmdState {
-	if v, ok := cmdStates.Load(b); ok {
-		return v.(*cmdState)
-	}
-	v, _ := cmdStates.LoadOrStore(b, &cmdState{sessions: map[string]*cmdSession{}, chats: map[string]*chatFlow{}})
-	return v.(*cmdState)
+func newCmdState() *cmdState {
+	return &cmdState{sessions: map[string]*cmdSession{}, chats: map[string]*chatFlow{}}
 }
+
+func (b *Bridge) commands() *cmdState { return b.cmds }
 
 // newSession stores a new session, evicting expired ones, then the oldest
 // when a bound is reached.

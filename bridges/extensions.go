@@ -437,8 +437,6 @@ type ephemeral struct {
 	lastRead map[legacy.ChatID]legacy.MessageID
 }
 
-var ephemerals sync.Map // *user → *ephemeral
-
 // ephemeralIn hands a message's chat state and displayed marker to the
 // user's ephemeral worker, when the network declares them.
 func (b *Bridge) ephemeralIn(ctx context.Context, st *stanza.Element, from, to jid.JID) {
@@ -460,11 +458,7 @@ func (b *Bridge) ephemeralIn(ctx context.Context, st *stanza.Element, from, to j
 		return
 	}
 	chat := b.chatFor(ctx, u, to.Localpart())
-	v, _ := ephemerals.LoadOrStore(u, &ephemeral{
-		typing: map[legacy.ChatID]bool{}, sent: map[legacy.ChatID]bool{},
-		read: map[legacy.ChatID]string{}, lastRead: map[legacy.ChatID]legacy.MessageID{},
-	})
-	w := v.(*ephemeral)
+	w := u.ephemeral
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if state != "" {

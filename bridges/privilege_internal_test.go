@@ -5,12 +5,15 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 	"github.com/jabbergate/jabbergate/component"
 	"github.com/jabbergate/jabbergate/component/componenttest"
+	"github.com/jabbergate/jabbergate/component/servertest"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy/echo"
 )
@@ -162,5 +165,85 @@ func TestOwnPrivilegedMessageNotForwarded(t *testing.T) {
 		if e.ID() == "jg-sent-1" {
 			t.Errorf("own message answered: %s", e)
 		}
+	}
+}
+
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestPrivilegedMessageOnRealServers sends a message "from the user"
+// through the message permission on Prosody (mod_privilege, :2) and
+// ejabberd 23.01 (:1) and checks what the server does with it: it routes
+// the inner message, from the user's bare JID, to the contact, i.e. back
+// to the gateway, which recognises and drops it.
+func TestPrivilegedMessageOnRealServers(t *testing.T) {
+	for _, kind := range servertest.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			srv := servertest.Start(t, kind, servertest.Options{
+				Components: map[string]string{"gw.localhost": "s3cret"},
+				Users:      map[string]string{"alice": "alicepw"},
+				Privileged: true,
+			})
+			st, err := bolt.Open(filepath.Join(t.TempDir(), "jg.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nw, _ := echo.New(nil)
+			logs := &lockedLog{}
+			b, err := New(Options{
+				Domain: "gw.localhost", Network: nw, Store: st, AllowedDomains: []string{"localhost"},
+				Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				Link:   component.Config{Addr: srv.ComponentAddr, Secret: "s3cret"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- b.Run(ctx) }()
+			t.Cleanup(func() {
+				cancel()
+				<-done
+				st.Close()
+				if t.Failed() {
+					t.Logf("bridge log:\n%s\nserver log:\n%s", logs.String(), srv.Log())
+				}
+			})
+			g := waitGrant(t, b, "localhost", func(g *privGrant) bool { return g.messageOut() })
+			t.Logf("%s grants %s roster=%s message=%s", kind, g.ns, g.roster, g.message)
+
+			inner := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", "jg-real", "from", "alice@localhost", "to", "ann@gw.localhost")
+			inner.TextChild(stanza.NSComponent, "body", "sent from the legacy app")
+			m := b.privilegedMessage(inner)
+			if m == nil {
+				t.Fatal("no privileged message despite the grant")
+			}
+			if err := b.link.Send(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.After(privWait)
+			for !strings.Contains(logs.String(), "own privileged message routed back") {
+				select {
+				case <-deadline:
+					t.Fatalf("the server did not route the privileged message back to the contact")
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		})
 	}
 }

@@ -26,6 +26,8 @@ type user struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
+	ephemeral *ephemeral // chat states and markers waiting to be sent
+
 	kickIn  chan struct{} // wakes the inbox drainer
 	kickOut chan struct{} // wakes the outbox worker
 }
@@ -37,8 +39,12 @@ func (b *Bridge) newUser(a *store.Account) *user {
 		acct:     a,
 		status:   legacy.StatusConnecting,
 		presence: map[legacy.ChatID]legacy.Presence{},
-		kickIn:   make(chan struct{}, 1),
-		kickOut:  make(chan struct{}, 1),
+		ephemeral: &ephemeral{
+			typing: map[legacy.ChatID]bool{}, sent: map[legacy.ChatID]bool{},
+			read: map[legacy.ChatID]string{}, lastRead: map[legacy.ChatID]legacy.MessageID{},
+		},
+		kickIn:  make(chan struct{}, 1),
+		kickOut: make(chan struct{}, 1),
 	}
 }
 
