@@ -82,6 +82,8 @@ type privState struct {
 	seen    map[*component.Conn]bool
 	changed chan struct{} // closed and replaced on every advertisement
 	queues  map[string]*rosterQueue
+	// resources: bare JID → full JID → what is known (rosterx.go).
+	resources map[string]map[string]*resourceInfo
 }
 
 var privStates sync.Map // *Bridge → *privState
@@ -103,8 +105,10 @@ func (b *Bridge) privOf() *privState {
 // XEP-0356 that are not addressed to a user-facing entity: the server's
 // privilege advertisement, roster pushes, and the reflection of messages
 // the gateway itself sent through the message permission. It reports
-// whether st was consumed.
+// whether st was consumed. It also notes the user's resources for XEP-0144
+// (observeResource), without consuming anything.
 func (b *Bridge) interceptPrivileged(ctx context.Context, st *stanza.Element, from, to jid.JID) bool {
+	b.observeResource(st, from, to)
 	switch st.Local {
 	case "message":
 		if from.Localpart() == "" && from.Resourcepart() == "" && to.Localpart() == "" {

@@ -13,10 +13,10 @@ package bridges
 //     subscription decides the rest: 'both' needs nothing more (the store
 //     is updated and the contact's presence sent); otherwise the contact
 //     still sends a subscribe with a nick, as in 3.
-//  2. XEP-0144 roster item exchange: not implemented (it needs to know that
-//     one of the user's resources advertises
-//     http://jabber.org/protocol/rosterx, which means tracking the caps of
-//     the user's resources; client support is thin).
+//  2. XEP-0144 roster item exchange (rosterx.go), when one of the user's
+//     resources known to the gateway advertises
+//     http://jabber.org/protocol/rosterx: one suggestion message to that
+//     resource; the client asks the user, adds the items and subscribes.
 //  3. A subscribe presence from each contact with an XEP-0172 nick: the
 //     user's client asks her, and approving it puts the contact in her
 //     roster.
@@ -241,6 +241,9 @@ func (b *Bridge) populate(ctx context.Context, u *user, items []rosterItem) erro
 		ps.mu.Unlock()
 		b.log.Warn("privileged roster set refused; falling back to subscription requests for this connection", "user", u.owner, "namespace", g.ns, "err", err)
 	}
+	if full := b.rosterxResource(ctx, conn, u); full != "" {
+		return b.rosterExchange(ctx, conn, u, full, items)
+	}
 	return b.subscribeRoster(ctx, conn, u, items, g)
 }
 
@@ -442,15 +445,24 @@ func (b *Bridge) sendSubscribes(ctx context.Context, conn *component.Conn, u *us
 	if len(sent) == 0 {
 		return nil
 	}
-	if err := conn.Barrier(ctx); err != nil {
-		return err
-	}
-	for _, it := range sent {
-		if it.local != "" {
-			if err := b.st.PutMapping(ctx, b.domain, u.jid, mapAsked, it.local, "1", askedTTL); err != nil {
-				b.log.Warn("store subscription request", "user", u.owner, "err", err)
-			}
+	b.recordAsked(ctx, u, sent)
+	return conn.Barrier(ctx)
+}
+
+// recordAsked notes that items were asked (or suggested), once the
+// stanzas are queued on the link, even if ctx ends meanwhile.
+func (b *Bridge) recordAsked(ctx context.Context, u *user, items []rosterItem) {
+	sctx := context.WithoutCancel(ctx)
+	n := 0
+	for _, it := range items {
+		if it.local == "" {
+			continue
 		}
+		if err := b.st.PutMapping(sctx, b.domain, u.jid, mapAsked, it.local, "1", askedTTL); err != nil {
+			b.log.Warn("store roster request", "user", u.owner, "err", err)
+			continue
+		}
+		n++
 	}
-	return nil
+	b.log.Debug("roster requests recorded", "user", u.owner, "n", n)
 }

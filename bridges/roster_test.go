@@ -264,6 +264,7 @@ func TestRosterFallbackSubscribeWithNick(t *testing.T) {
 		}
 		return n
 	}
+	h.waitLog("roster requests recorded")
 	before := count()
 	logged := strings.Count(h.log.String(), "roster population")
 	h.stop()
@@ -319,4 +320,76 @@ func TestRosterPushAcknowledged(t *testing.T) {
 	if r.Type() != "result" {
 		t.Fatalf("roster push answer: %s", r)
 	}
+}
+
+// answerDisco answers the gateway's disco#info queries to full with the
+// given features, until the test ends.
+func answerDisco(h *harness, full string, features ...string) {
+	answered := map[string]bool{}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			iq, err := h.srv.WaitFor(100*time.Millisecond, func(e *stanza.Element) bool {
+				return e.Local == "iq" && e.Type() == "get" && e.To() == full && e.Child("http://jabber.org/protocol/disco#info", "query") != nil && !answered[e.ID()]
+			})
+			if err != nil {
+				continue
+			}
+			answered[iq.ID()] = true
+			q := stanza.New("http://jabber.org/protocol/disco#info", "query")
+			if n := iq.Child("http://jabber.org/protocol/disco#info", "query").Attr("node"); n != "" {
+				q.SetAttr("node", n)
+			}
+			q.Add(stanza.New("http://jabber.org/protocol/disco#info", "identity", "category", "client", "type", "pc"))
+			for _, f := range features {
+				q.Add(stanza.New("http://jabber.org/protocol/disco#info", "feature", "var", f))
+			}
+			_ = h.srv.Inject(stanza.New(stanza.NSComponent, "iq", "type", "result", "id", iq.ID(), "from", full, "to", domain).Add(q))
+		}
+	}()
+	h.t.Cleanup(func() { close(stop); <-done })
+}
+
+func TestRosterItemExchange(t *testing.T) {
+	h := newHarness(t, newContactsNetwork(twoContacts...))
+	// The registering resource supports XEP-0144 (h.register uses /res).
+	answerDisco(h, alice+"/res", "http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/rosterx")
+	h.register(alice)
+	m := h.expect("roster item exchange", func(e *stanza.Element) bool {
+		return e.Local == "message" && e.To() == alice+"/res" && e.Child("http://jabber.org/protocol/rosterx", "x") != nil
+	})
+	want := fmt.Sprintf(`<message xmlns='jabber:component:accept' from='%[1]s' to='%[2]s/res'><x xmlns='http://jabber.org/protocol/rosterx'>`+
+		`<item action='add' jid='ann@%[1]s' name='Ann Example'><group>Echo</group></item>`+
+		`<item action='add' jid='ben@%[1]s' name='Ben'><group>Echo</group></item></x></message>`, domain, alice)
+	if m.String() != want {
+		// The two contacts may be split over two suggestions.
+		if !strings.Contains(m.String(), "ann@"+domain) && !strings.Contains(m.String(), "ben@"+domain) {
+			t.Errorf("suggestion:\n got %s\nwant %s", m, want)
+		}
+	}
+	h.waitLog("method=xep0144")
+	h.waitLog("roster requests recorded")
+	for _, st := range h.srv.Received() {
+		if st.Local == "presence" && st.Type() == "subscribe" && st.From() != domain {
+			t.Errorf("subscribe sent although the client takes suggestions: %s", st)
+		}
+	}
+}
+
+func TestRosterItemExchangeFromCaps(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice) // /res answers nothing: the subscribe fallback (nothing to ask)
+	// A Gajim-like resource comes online with caps; the gateway asks
+	// node#ver when the network later reports a contact.
+	full := alice + "/gajim"
+	answerDisco(h, full, "http://jabber.org/protocol/rosterx")
+	h.send(fmt.Sprintf(`<presence xmlns='jabber:component:accept' from='%s' to='%s'><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://gajim.org' ver='abc='/></presence>`, full, domain))
+	h.expect("gateway presence", isPresence("", domain))
+	_ = full
 }
