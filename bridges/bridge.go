@@ -47,6 +47,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
+	"github.com/jabbergate/jabbergate/bridges/media"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/vault"
 	"github.com/jabbergate/jabbergate/component"
@@ -87,6 +88,10 @@ type Options struct {
 	OutboxTTL time.Duration
 	// RetryMin and RetryMax bound the outbox retry backoff (default 1 s, 5 min).
 	RetryMin, RetryMax time.Duration
+	// Media stores inbound files and fetches outbound ones (attachments.go);
+	// nil: inbound files become a text note, outbound file URLs are sent
+	// as text.
+	Media *media.Store
 }
 
 // Observer receives the engine's metrics. Methods must not block.
@@ -116,7 +121,8 @@ type Bridge struct {
 	resolve legacy.Resolver
 	caps    bridgeCaps // disco#info answers and XEP-0115 vers, computed once in New (disco.go)
 
-	cmds *cmdState // ad-hoc command sessions and chat conversations
+	cmds *cmdState  // ad-hoc command sessions and chat conversations
+	priv *privState // XEP-0356 grants and roster population queues
 
 	mu    sync.Mutex
 	users map[string]*user // by bare JID
@@ -153,6 +159,7 @@ func New(opts Options) (*Bridge, error) {
 		obs:    opts.Observer,
 		users:  map[string]*user{},
 		cmds:   newCmdState(),
+		priv:   newPrivState(),
 	}
 	if b.obs == nil {
 		b.obs = nopObserver{}

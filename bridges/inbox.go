@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
@@ -41,6 +40,7 @@ type inboxEntry struct {
 	Time       time.Time `json:"ts"`
 	Emojis     []string  `json:"e,omitempty"` // "react": the full set
 	Seq        string    `json:"q,omitempty"` // tells successive edits/reactions of one message apart
+	Files      []inFile  `json:"f,omitempty"` // "msg": stored attachments (attachments.go)
 }
 
 // sink is the legacy.Sink of one user's session.
@@ -64,6 +64,9 @@ func (s *sink) Emit(ctx context.Context, ev legacy.Event) error {
 		e = &inboxEntry{Kind: "msg", ID: string(ev.ID), Chat: string(ev.Chat), Sender: string(ev.Sender),
 			SenderName: ev.SenderName, Text: ev.Text, Subject: ev.Subject, Thread: ev.Thread,
 			ReplyTo: string(ev.ReplyTo), Time: ev.Time}
+		if err := b.storeAttachments(ctx, u, e, ev.Attachments); err != nil {
+			return err
+		}
 	case legacy.Edited:
 		if !b.info.Caps.Edits {
 			return b.undeclared(u, "Edits", ev)
@@ -150,6 +153,7 @@ func (b *Bridge) saveContact(ctx context.Context, u *user, ev legacy.Contact) er
 		return nil
 	}
 	b.rosterContact(u, lp, ev)
+	defer b.contactAvatar(ctx, u, lp, ev) // avatar.go, once the contact is stored
 	if ev.Removed {
 		return b.st.DeleteContact(ctx, b.domain, u.jid, lp)
 	}
@@ -223,16 +227,18 @@ func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, e
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return 0, err
 		}
-		st, err := b.renderInbound(ctx, u, &e, sid)
+		sts, err := b.renderEntry(ctx, u, &e, sid)
 		if err != nil {
 			b.log.Warn("inbound event cannot be rendered; dropped", "user", u.owner, "kind", e.Kind, "err", err)
 			continue
 		}
-		if st == nil {
+		if len(sts) == 0 {
 			continue
 		}
-		if err := conn.Send(ctx, st); err != nil {
-			return 0, err
+		for _, st := range sts {
+			if err := conn.Send(ctx, st); err != nil {
+				return 0, err
+			}
 		}
 		written = append(written, sid)
 	}
@@ -293,7 +299,9 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 			m.Add(stanza.New(nsMarkers, "markable"))
 		}
 		m.Add(stanza.New(nsSID, "origin-id", "id", sid))
-		lastTyping.Delete(typingKey(b, u, legacy.ChatID(e.Chat))) // a message ends typing
+		u.mu.Lock()
+		delete(u.typingSent, legacy.ChatID(e.Chat)) // a message ends typing
+		u.mu.Unlock()
 		if !e.Time.IsZero() && time.Since(e.Time) > 10*time.Second {
 			m.Add(stanza.New(nsDelay, "delay", "stamp", e.Time.UTC().Format(time.RFC3339), "from", b.domain))
 		}
@@ -362,14 +370,6 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 	return nil, fmt.Errorf("unknown inbox entry kind %q", e.Kind)
 }
 
-// lastTyping is the last chat state sent per user and contact, so the same
-// standalone state is never sent twice in a row (XEP-0085).
-var lastTyping sync.Map // typingKey → bool
-
-func typingKey(b *Bridge, u *user, chat legacy.ChatID) string {
-	return b.domain + "\x00" + u.jid + "\x00" + string(chat)
-}
-
 // sendTyping forwards a chat-state change, best effort. A standalone
 // state carries nothing but the state (XEP-0085 §5.5).
 func (b *Bridge) sendTyping(ctx context.Context, u *user, ev legacy.Typing) {
@@ -377,11 +377,14 @@ func (b *Bridge) sendTyping(ctx context.Context, u *user, ev legacy.Typing) {
 	if err != nil {
 		return
 	}
-	key := typingKey(b, u, ev.Chat)
-	if prev, ok := lastTyping.Swap(key, ev.Typing); ok && prev.(bool) == ev.Typing {
+	// The same standalone state is never sent twice in a row, and "not
+	// typing" is where every conversation starts (XEP-0085).
+	u.mu.Lock()
+	prev := u.typingSent[ev.Chat]
+	u.typingSent[ev.Chat] = ev.Typing
+	u.mu.Unlock()
+	if prev == ev.Typing {
 		return
-	} else if !ok && !ev.Typing {
-		return // "not typing" is where every conversation starts
 	}
 	state := "paused"
 	if ev.Typing {

@@ -44,6 +44,10 @@ func (b *Bridge) handleIQ(ctx context.Context, iq *stanza.Element, from, to jid.
 		res, serr = b.discoItems(iq, payload) // disco.go
 	case typ == "get" && !toGateway && isOMEMOQuery(payload): // disco.go: contacts have no OMEMO devices
 		serr = omemoNotFound()
+	case !toGateway && payload.Space == nsVCard && payload.Local == "vCard": // avatar.go: XEP-0054
+		res, serr = b.vcardIQ(ctx, iq, from, to)
+	case !toGateway && isAvatarQuery(payload): // avatar.go: XEP-0084 emulation
+		res, serr = b.avatarItems(ctx, iq, payload, from, to)
 	case payload.Space == nsVersion && payload.Local == "query" && typ == "get" && toGateway:
 		q := stanza.New(nsVersion, "query")
 		q.TextChild(nsVersion, "name", "Jabbergate")

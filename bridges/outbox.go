@@ -43,6 +43,9 @@ type outboxEntry struct {
 	// Quoted is the body with its reply fallback kept, sent instead of
 	// Text when the replied-to message is unknown.
 	Quoted string `json:"quo,omitempty"`
+	// File is the http(s) URL of an attachment to fetch and send
+	// (attachments.go); Text is then its caption.
+	File string `json:"file,omitempty"`
 }
 
 const mapOutSeen = "out-origin" // origin-id of an enqueued message → "1", to drop client resends
@@ -77,6 +80,8 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 	b.ephemeralIn(ctx, st, from, to) // chat states and markers, best effort
 	retractID := retractTarget(st)
 	reactions := st.Child(nsReactions, "reactions")
+	fileURL := oobURL(st)
+	body = bodyOrURL(body, fileURL)
 	if body == nil && retractID == "" && reactions == nil {
 		return // chat states, receipts, markers only: nothing to queue
 	}
@@ -120,6 +125,7 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 	if e.Kind == "skip" {
 		return
 	}
+	b.prepareFile(&e, fileURL)
 	if max := b.info.MaxTextLength; max > 0 && len(e.Text) > max {
 		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify,
 			Text: fmt.Sprintf("message of %d bytes is longer than the %d bytes %s accepts", len(e.Text), max, b.info.DisplayName)}))
@@ -238,6 +244,7 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user) {
 func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry) bool {
 	delay := b.opts.RetryMin
 	var lastErr error
+	var file *legacy.Attachment // a fetched attachment, kept across retries
 	for {
 		if ctx.Err() != nil {
 			return false
@@ -259,7 +266,7 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry) bool {
 			return true
 		}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		id, err := b.sendOut(sctx, u, sess, e)
+		id, err := b.sendEntry(sctx, u, sess, e, &file)
 		cancel()
 		if err == nil {
 			b.sentOut(ctx, u, e, id)

@@ -245,7 +245,7 @@ func (b *Bridge) contactPresenceStanza(u *user, chat legacy.ChatID) *stanza.Elem
 	p, known := u.presence[chat]
 	u.mu.Unlock()
 	if !b.info.Caps.Presence || !known {
-		return b.withCaps(presence("", from, u.jid))
+		return b.withCaps(b.withIdentity(u, chat, presence("", from, u.jid)))
 	}
 	if !p.Available {
 		return presence("unavailable", from, u.jid)
@@ -257,7 +257,7 @@ func (b *Bridge) contactPresenceStanza(u *user, chat legacy.ChatID) *stanza.Elem
 	if p.Status != "" {
 		st.TextChild(stanza.NSComponent, "status", p.Status)
 	}
-	return b.withCaps(st)
+	return b.withCaps(b.withIdentity(u, chat, st))
 }
 
 func (b *Bridge) sendContactPresence(ctx context.Context, u *user, chat legacy.ChatID) {

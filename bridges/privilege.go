@@ -86,20 +86,16 @@ type privState struct {
 	resources map[string]map[string]*resourceInfo
 }
 
-var privStates sync.Map // *Bridge → *privState
-
-func (b *Bridge) privOf() *privState {
-	if p, ok := privStates.Load(b); ok {
-		return p.(*privState)
-	}
-	p, _ := privStates.LoadOrStore(b, &privState{
+func newPrivState() *privState {
+	return &privState{
 		grants:  map[string]*privGrant{},
 		seen:    map[*component.Conn]bool{},
 		changed: make(chan struct{}),
 		queues:  map[string]*rosterQueue{},
-	})
-	return p.(*privState)
+	}
 }
+
+func (b *Bridge) privOf() *privState { return b.priv }
 
 // interceptPrivileged handles, before the normal dispatch, the stanzas of
 // XEP-0356 that are not addressed to a user-facing entity: the server's

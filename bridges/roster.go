@@ -177,14 +177,21 @@ func (b *Bridge) runRosterQueue(ctx context.Context, bare string, q *rosterQueue
 		if known {
 			items = b.withKnown(ctx, u, items)
 		}
-		for len(items) > 0 && ctx.Err() == nil {
+		for tries := 0; len(items) > 0 && ctx.Err() == nil; {
 			n := min(len(items), rosterBatch)
 			if err := b.populate(ctx, u, items[:n]); err != nil {
-				if ctx.Err() == nil {
-					b.log.Warn("roster population interrupted", "user", u.owner, "err", err)
+				if ctx.Err() != nil {
+					break
 				}
+				// A link that dropped mid-batch: the batch is redone on the
+				// next connection (every step is idempotent), a few times.
+				if tries++; errors.Is(err, component.ErrConnClosed) && tries < 3 {
+					continue
+				}
+				b.log.Warn("roster population interrupted", "user", u.owner, "err", err)
 				break
 			}
+			tries = 0
 			items = items[n:]
 		}
 	}
@@ -287,7 +294,7 @@ func (b *Bridge) privilegedRoster(ctx context.Context, conn *component.Conn, g *
 			if errors.Is(err, component.ErrConnClosed) || ctx.Err() != nil {
 				return err
 			}
-			return b.subscribeRoster(ctx, conn, u, items[i:], nil)
+			return b.subscribeRoster(ctx, conn, u, items[i:], g)
 		}
 	}
 	stored := map[string]string{} // jid → subscription in the user's roster

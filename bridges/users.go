@@ -26,7 +26,8 @@ type user struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
-	ephemeral *ephemeral // chat states and markers waiting to be sent
+	ephemeral  *ephemeral             // chat states and markers waiting to be sent
+	typingSent map[legacy.ChatID]bool // last chat state sent to the user per contact
 
 	kickIn  chan struct{} // wakes the inbox drainer
 	kickOut chan struct{} // wakes the outbox worker
@@ -34,11 +35,12 @@ type user struct {
 
 func (b *Bridge) newUser(a *store.Account) *user {
 	return &user{
-		jid:      a.JID,
-		owner:    jidmap.OwnerKey(b.domain, a.JID),
-		acct:     a,
-		status:   legacy.StatusConnecting,
-		presence: map[legacy.ChatID]legacy.Presence{},
+		jid:        a.JID,
+		owner:      jidmap.OwnerKey(b.domain, a.JID),
+		acct:       a,
+		status:     legacy.StatusConnecting,
+		presence:   map[legacy.ChatID]legacy.Presence{},
+		typingSent: map[legacy.ChatID]bool{},
 		ephemeral: &ephemeral{
 			typing: map[legacy.ChatID]bool{}, sent: map[legacy.ChatID]bool{},
 			read: map[legacy.ChatID]string{}, lastRead: map[legacy.ChatID]legacy.MessageID{},

@@ -32,6 +32,11 @@ type Incoming struct {
 	// Carbon marks a message the user sent from the legacy network's own
 	// app, to be shown as sent by the user.
 	Carbon bool
+	// Attachments are files carried by the message (with Caps.Files);
+	// Text is then their caption. Each file reaches the user as its own
+	// message (an HTTP link to the gateway's media store), after the
+	// caption.
+	Attachments []Attachment
 }
 
 // Edited is a correction of an earlier message (XEP-0308).
@@ -90,6 +95,16 @@ type Contact struct {
 	Name    string
 	Group   bool
 	Removed bool
+
+	// Avatar is the contact's picture (PNG, JPEG, GIF or WebP; small, at
+	// most 128 KiB, ideally a square of 64 to 192 pixels) and AvatarType
+	// its MIME type (sniffed when empty). A nil Avatar leaves the stored
+	// picture as it is, so a contact list reported without pictures erases
+	// nothing; NoAvatar removes it. Networks that report pictures declare
+	// Caps.Avatars.
+	Avatar     []byte
+	AvatarType string
+	NoAvatar   bool
 }
 
 // StatusEvent reports the state of the session, shown to the user as the

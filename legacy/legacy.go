@@ -131,6 +131,10 @@ type Info struct {
 	// AllowedReactions, when not empty, is the only set of emojis the
 	// network accepts as reactions.
 	AllowedReactions []string
+	// MaxFileSize is the largest attachment Send accepts, in bytes (0: no
+	// limit of its own; the gateway's media max_size still applies). The
+	// core refuses larger files before calling Send.
+	MaxFileSize int64
 }
 
 // Caps is the set of optional features a network supports. The core only
@@ -196,6 +200,23 @@ type Message struct {
 	// deduplicate on the legacy side, or that derive their MessageID from
 	// it, should.
 	Key string
+	// Attachments are files the user sent (only when Caps.Files), already
+	// downloaded by the core within Info.MaxFileSize; Text is then the
+	// caption, often empty.
+	Attachments []Attachment
+}
+
+// Attachment is a file carried by a message, either way.
+type Attachment struct {
+	// Name is the file name the sender gave ("photo.jpg"); may be empty.
+	// It is untrusted: the core never uses it as a path.
+	Name string
+	// Type is the MIME type ("image/jpeg"); empty when unknown (the core
+	// then guesses from Name, else application/octet-stream).
+	Type string
+	// Data is the content. Inbound, the core stores it before Sink.Emit
+	// returns, so the adapter may acknowledge the message afterwards.
+	Data []byte
 }
 
 // Status is the state of a session, reported with a StatusEvent.

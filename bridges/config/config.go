@@ -46,6 +46,7 @@ type Config struct {
 	Access  Access   `yaml:"access"`
 	Log     Log      `yaml:"log"`
 	Vault   Vault    `yaml:"vault"`
+	Media   Media    `yaml:"media"`
 
 	lines map[string]int // key path → line, for Line
 }
@@ -153,18 +154,69 @@ type Vault struct {
 	KeyFile string `yaml:"key_file"`
 }
 
+// Media configures attachments: files from legacy contacts are stored in
+// Dir and served by the HTTP listener under signed, expiring /media/ URLs;
+// files XMPP users send (HTTP upload URLs) are downloaded and handed to the
+// legacy network.
+//
+// BaseURL is required for inbound files: without it a file from a legacy
+// contact reaches the user as a text note naming it. Outbound files work
+// without it. After Load, Key holds the URL signing key when key or
+// key_file was given; when it is empty the caller derives one from the
+// vault key.
+type Media struct {
+	// Dir holds the stored files, default "media" next to the bolt store.
+	Dir string `yaml:"dir"`
+	// BaseURL is the public URL prefix of the HTTP listener as users'
+	// clients reach it (https://gw.example.org, usually through a reverse
+	// proxy); files are served at BaseURL/media/…. No trailing slash
+	// needed. Requires the HTTP listener.
+	BaseURL string `yaml:"base_url"`
+	// MaxSize is the largest file stored or downloaded, default 20MiB.
+	MaxSize ByteSize `yaml:"max_size"`
+	// TTL is how long a stored file and its URL stay valid, default 168h.
+	TTL time.Duration `yaml:"ttl"`
+	// Key is the URL signing secret (at least 16 bytes). When KeyFile is
+	// given it holds the file's content.
+	Key string `yaml:"key"`
+	// KeyFile is the resolved path of the file the key was read from.
+	KeyFile string `yaml:"key_file"`
+	// AllowPrivateFetch lets the gateway download files from loopback and
+	// private addresses. Default false: a user could otherwise make the
+	// gateway fetch from services on its own network.
+	AllowPrivateFetch bool `yaml:"allow_private_fetch"`
+	// FetchTimeout bounds one download, default 1m.
+	FetchTimeout time.Duration `yaml:"fetch_timeout"`
+}
+
+// String shows the media settings without the key.
+func (m Media) String() string {
+	k := ""
+	if m.Key != "" {
+		k = " key:" + redacted
+	}
+	return fmt.Sprintf("{dir:%s base_url:%s max_size:%d ttl:%s%s}", m.Dir, m.BaseURL, m.MaxSize, m.TTL, k)
+}
+
+// GoString is String, for %#v: Media may hold the key.
+func (m Media) GoString() string { return m.String() }
+
 // Defaults.
 const (
-	DefaultMaxStanzaSize ByteSize      = 256 * KiB
-	DefaultPingInterval  time.Duration = 30 * time.Second
-	DefaultPingTimeout   time.Duration = 30 * time.Second
-	DefaultStoreBackend                = "bolt"
-	DefaultStorePath                   = "jabbergate.db"
-	DefaultRedisPrefix                 = "jg"
-	DefaultHTTPListen                  = "127.0.0.1:9470"
-	DefaultLogLevel                    = "info"
-	DefaultLogFormat                   = "text"
-	DefaultKeyFileName                 = "jabbergate.key"
+	DefaultMaxStanzaSize     ByteSize      = 256 * KiB
+	DefaultPingInterval      time.Duration = 30 * time.Second
+	DefaultPingTimeout       time.Duration = 30 * time.Second
+	DefaultStoreBackend                    = "bolt"
+	DefaultStorePath                       = "jabbergate.db"
+	DefaultRedisPrefix                     = "jg"
+	DefaultHTTPListen                      = "127.0.0.1:9470"
+	DefaultLogLevel                        = "info"
+	DefaultLogFormat                       = "text"
+	DefaultKeyFileName                     = "jabbergate.key"
+	DefaultMediaDirName                    = "media"
+	DefaultMediaMaxSize      ByteSize      = 20 * MiB
+	DefaultMediaTTL          time.Duration = 7 * 24 * time.Hour
+	DefaultMediaFetchTimeout time.Duration = time.Minute
 )
 
 // Load reads, expands and validates the file at path. Relative paths in the

@@ -65,7 +65,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "unknown key without suggestion",
 			yaml: valid + "colour: blue\n",
-			want: []string{`t.yaml:9: colour: unknown key (known keys: xmpp, bridges, store, http, access, log, vault)`},
+			want: []string{`t.yaml:9: colour: unknown key (known keys: xmpp, bridges, store, http, access, log, vault, media)`},
 		},
 		{
 			name: "typo in nested section",
@@ -626,6 +626,7 @@ func TestDefaults(t *testing.T) {
 		Access:  Access{AllowedDomains: []string{"localhost"}},
 		Log:     Log{Level: "info", Format: "text"},
 		Vault:   Vault{KeyFile: "jabbergate.key"},
+		Media:   Media{Dir: "media", MaxSize: 20 * MiB, TTL: 7 * 24 * time.Hour, FetchTimeout: time.Minute},
 		lines:   c.lines,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -829,7 +830,7 @@ func TestMergeKeys(t *testing.T) {
 	if err == nil {
 		t.Fatal("x-common accepted as a key")
 	}
-	if got := errStrings(t, err); !slices.Equal(got, []string{`t.yaml:3: x-common: unknown key (known keys: xmpp, bridges, store, http, access, log, vault)`}) {
+	if got := errStrings(t, err); !slices.Equal(got, []string{`t.yaml:3: x-common: unknown key (known keys: xmpp, bridges, store, http, access, log, vault, media)`}) {
 		t.Fatalf("errors: %q", got)
 	}
 	c, err = Parse("t.yaml", []byte(doc(

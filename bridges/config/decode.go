@@ -138,6 +138,19 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if s, ok := d.scalar(n, path); ok {
 			v.SetString(s)
 		}
+	case t.Kind() == reflect.Bool:
+		s, ok := d.scalar(n, path)
+		if !ok || s == "" {
+			return
+		}
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "true", "yes", "on":
+			v.SetBool(true)
+		case "false", "no", "off":
+			v.SetBool(false)
+		default:
+			d.errorf(n.Line, path, "invalid boolean %q (want true or false)", s)
+		}
 	case t.Kind() == reflect.Struct:
 		d.structure(n, v, path)
 	case t.Kind() == reflect.Slice:

@@ -51,6 +51,9 @@ func (c *Config) Redacted() string {
 	if r.Vault.Key != "" {
 		r.Vault.Key = redacted
 	}
+	if r.Media.Key != "" {
+		r.Media.Key = redacted
+	}
 	if r.HTTP.Listen == "" {
 		r.HTTP.Listen = "off"
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,6 +38,47 @@ func (d *decoder) validate(c *Config) {
 	d.validateAccess(c)
 	d.validateLog(c)
 	d.validateVault(c)
+	d.validateMedia(c)
+}
+
+func (d *decoder) validateMedia(c *Config) {
+	m := &c.Media
+	m.BaseURL = strings.TrimRight(strings.TrimSpace(m.BaseURL), "/")
+	if m.BaseURL != "" {
+		u, err := url.Parse(m.BaseURL)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			d.errorf(d.line("media.base_url"), "media.base_url", "invalid URL %q (want the public http(s) URL of the HTTP listener, e.g. https://gw.example.org)", m.BaseURL)
+		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			d.errorf(d.line("media.base_url"), "media.base_url", "must not have user info, a query or a fragment")
+		case strings.EqualFold(strings.TrimSpace(c.HTTP.Listen), "off"):
+			d.errorf(d.line("media.base_url"), "media.base_url", "files are served by the HTTP listener, but http.listen is off")
+		}
+	}
+	if m.MaxSize < 0 {
+		d.errorf(d.line("media.max_size"), "media.max_size", "must not be negative")
+	}
+	if m.TTL < 0 {
+		d.errorf(d.line("media.ttl"), "media.ttl", "must not be negative")
+	}
+	if m.FetchTimeout < 0 {
+		d.errorf(d.line("media.fetch_timeout"), "media.fetch_timeout", "must not be negative")
+	}
+	switch {
+	case m.Key != "" && m.KeyFile != "":
+		d.errorf(d.line("media.key_file"), "media.key_file", "give key or key_file, not both")
+	case m.KeyFile != "":
+		m.KeyFile = d.path(m.KeyFile)
+		if s, ok := d.readFile("media.key_file", m.KeyFile); ok {
+			if len(s) < 16 {
+				d.errorf(d.line("media.key_file"), "media.key_file", "file %q: the key must be at least 16 bytes (%s)", m.KeyFile, keyHint)
+			} else {
+				m.Key = s
+			}
+		}
+	case m.Key != "" && len(m.Key) < 16:
+		d.errorf(d.line("media.key"), "media.key", "must be at least 16 bytes (%s)", keyHint)
+	}
 }
 
 func (d *decoder) required(key, hint string) {
@@ -306,6 +348,20 @@ func (d *decoder) applyDefaults(c *Config) {
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = DefaultLogFormat
+	}
+	md := &c.Media
+	if md.Dir == "" {
+		md.Dir = filepath.Join(filepath.Dir(s.Path), DefaultMediaDirName)
+	}
+	md.Dir = d.path(md.Dir)
+	if md.MaxSize == 0 {
+		md.MaxSize = DefaultMediaMaxSize
+	}
+	if md.TTL == 0 {
+		md.TTL = DefaultMediaTTL
+	}
+	if md.FetchTimeout == 0 {
+		md.FetchTimeout = DefaultMediaFetchTimeout
 	}
 	switch {
 	case c.Vault.KeyFile != "":

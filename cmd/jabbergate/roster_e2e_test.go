@@ -5,6 +5,7 @@ package main
 // that reports a contact list when the session starts.
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"fmt"
@@ -244,4 +245,147 @@ func waitLog(t *testing.T, gw *gatewayProc, s string) {
 	}
 }
 
-var _ xmpp.IQ
+// TestRosterItemExchangeE2E: without privileges, a client that advertises
+// XEP-0144 gets the contacts as one roster suggestion through its real
+// server, instead of subscription requests.
+func TestRosterItemExchangeE2E(t *testing.T) {
+	for _, kind := range servertest.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			srv := servertest.Start(t, kind, servertest.Options{
+				Components: map[string]string{gwDomain: gwSecret},
+				Users:      map[string]string{"alice": "alicepw"},
+			})
+			gw := startRosterGateway(t, srv)
+			alice, raw := dialCapture(t, srv, "alice", "alicepw", "gajim")
+			alice.send(`<iq type='set' id='reg' to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`, gwDomain)
+			if r := alice.waitIQ("reg"); r.Type != "result" {
+				t.Fatalf("register = %+v", r)
+			}
+			// The gateway asks the registering resource what it supports.
+			q := alice.wait("disco#info from the gateway", func(st any) bool {
+				iq, ok := st.(xmpp.IQ)
+				return ok && iq.Type == "get" && iq.From == gwDomain && strings.Contains(string(iq.Query), "disco#info")
+			}).(xmpp.IQ)
+			alice.send(`<iq type='result' id='%s' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='client' type='pc'/><feature var='http://jabber.org/protocol/disco#info'/><feature var='http://jabber.org/protocol/rosterx'/></query></iq>`, q.ID, gwDomain)
+			// go-xmpp decodes <x/> as its Oob field and drops the items:
+			// read the raw stream instead.
+			deadline := time.Now().Add(e2eWait)
+			for {
+				items := map[string]rosterxItem{}
+				for _, it := range rosterSuggestions(raw.String(), gwDomain) {
+					items[it.JID] = it
+				}
+				ann, ben := items["ann@"+gwDomain], items["ben@"+gwDomain]
+				if ann.JID != "" && ben.JID != "" {
+					if ann.Action != "add" || ann.Name != "Ann Example" || len(ann.Groups) != 1 || ann.Groups[0] != "Echo" || ben.Name != "Ben" {
+						t.Errorf("suggested items %+v", items)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no suggestion of ann and ben; got %+v", items)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			alice.mu.Lock()
+			for _, st := range alice.seen {
+				if p, ok := st.(xmpp.Presence); ok && p.Type == "subscribe" && p.From != gwDomain {
+					t.Errorf("subscribe although the client takes suggestions: %+v", p)
+				}
+			}
+			alice.mu.Unlock()
+			waitLog(t, gw, "method=xep0144")
+		})
+	}
+}
+
+// recvCapture keeps what a go-xmpp client received, from its debug output
+// ("RECV " + data + a newline when data had none: one trailing newline is
+// dropped, which only loses whitespace between stanzas).
+type recvCapture struct {
+	lockedBuffer
+	t *testing.T
+}
+
+func (r *recvCapture) Write(p []byte) (int, error) {
+	if testing.Verbose() {
+		r.t.Logf("xmpp: %s", p)
+	}
+	if rest, ok := bytes.CutPrefix(p, []byte("RECV ")); ok {
+		rest = bytes.TrimSuffix(rest, []byte("\n"))
+		_, _ = r.lockedBuffer.Write(rest)
+	}
+	return len(p), nil
+}
+
+// dialCapture is dialClient with the raw received stream kept.
+func dialCapture(t *testing.T, s *servertest.Server, user, password, resource string) (*xclient, *recvCapture) {
+	t.Helper()
+	capture := &recvCapture{t: t}
+	opts := xmpp.Options{
+		Host: s.C2SAddr, User: s.JID(user), Password: password, Resource: resource,
+		NoTLS: true, InsecureAllowUnencryptedAuth: true, Mechanism: "PLAIN", DialTimeout: 10 * time.Second,
+		Debug: true, DebugWriter: capture,
+	}
+	c, err := opts.NewClient()
+	if err != nil {
+		t.Fatalf("login %s on %s: %v\n%s", opts.User, s.Kind, err, s.Log())
+	}
+	x := &xclient{t: t, c: c, jid: opts.User, ch: make(chan any, 1024), done: make(chan struct{})}
+	go func() {
+		defer close(x.done)
+		for {
+			st, err := c.Recv()
+			if err != nil {
+				return
+			}
+			x.ch <- st
+		}
+	}()
+	if _, err := c.SendOrg(`<presence/>`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(x.close)
+	return x, capture
+}
+
+type rosterxItem struct {
+	Action string   `xml:"action,attr"`
+	JID    string   `xml:"jid,attr"`
+	Name   string   `xml:"name,attr"`
+	Groups []string `xml:"group"`
+}
+
+// rosterSuggestions returns the XEP-0144 items of the messages from
+// `from` in a raw client stream.
+func rosterSuggestions(stream, from string) []rosterxItem {
+	d := xml.NewDecoder(strings.NewReader(stream))
+	var out []rosterxItem
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return out
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok || se.Name.Local != "message" {
+			continue
+		}
+		var m struct {
+			From string `xml:"from,attr"`
+			X    []struct {
+				XMLName xml.Name      `xml:"http://jabber.org/protocol/rosterx x"`
+				Items   []rosterxItem `xml:"item"`
+			} `xml:"http://jabber.org/protocol/rosterx x"`
+		}
+		if err := d.DecodeElement(&m, &se); err != nil {
+			return out
+		}
+		if m.From != from {
+			continue
+		}
+		for _, x := range m.X {
+			out = append(out, x.Items...)
+		}
+	}
+}

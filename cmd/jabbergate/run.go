@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/config"
+	"github.com/jabbergate/jabbergate/bridges/media"
 	"github.com/jabbergate/jabbergate/bridges/metrics"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
@@ -61,12 +64,44 @@ func openVault(cfg config.Vault) (*vault.Vault, error) {
 	return vault.New(map[int][]byte{1: key})
 }
 
+// openMedia builds the media store. Without media.key or media.key_file
+// the URL signing key is derived from the vault key.
+func openMedia(cfg *config.Config, log *slog.Logger) (*media.Store, error) {
+	key := []byte(cfg.Media.Key)
+	if len(key) == 0 {
+		var vk []byte
+		var err error
+		if cfg.Vault.Key != "" {
+			vk, err = vault.DecodeKey(cfg.Vault.Key)
+		} else {
+			vk, err = vault.LoadOrCreateKey(cfg.Vault.KeyFile)
+		}
+		if err != nil {
+			return nil, err
+		}
+		mac := hmac.New(sha256.New, vk)
+		mac.Write([]byte("jabbergate media URL signing key v1"))
+		key = mac.Sum(nil)
+	}
+	return media.New(media.Options{
+		Dir:          cfg.Media.Dir,
+		BaseURL:      cfg.Media.BaseURL,
+		Key:          key,
+		TTL:          cfg.Media.TTL,
+		MaxSize:      int64(cfg.Media.MaxSize),
+		FetchTimeout: cfg.Media.FetchTimeout,
+		AllowPrivate: cfg.Media.AllowPrivateFetch,
+		Logger:       log.With("component", "media"),
+	})
+}
+
 // gateway is the running process: its bridges, store and HTTP listener.
 type gateway struct {
 	log     *slog.Logger
 	store   store.Store
 	metrics *metrics.Metrics
 	bridges []*bridges.Bridge
+	media   *media.Store
 }
 
 // run wires everything from cfg and runs until ctx ends.
@@ -87,7 +122,14 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 		return &configError{fmt.Errorf("vault: %w", err)}
 	}
 
-	g := &gateway{log: log, store: m.Store(st), metrics: m}
+	ms, err := openMedia(cfg, log)
+	if err != nil {
+		return &configError{fmt.Errorf("media: %w", err)}
+	}
+	if !ms.Enabled() {
+		log.Info("media.base_url is not set: files from legacy contacts arrive as a text note")
+	}
+	g := &gateway{log: log, store: m.Store(st), metrics: m, media: ms}
 	for _, bc := range cfg.Bridges {
 		nw, err := legacy.New(bc.Network, bc.Options)
 		if err != nil {
@@ -108,6 +150,7 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 			Admins:         cfg.Access.Admins,
 			Logger:         log,
 			Observer:       bm,
+			Media:          ms,
 			Link: component.Config{
 				Addr:          server,
 				Secret:        bc.Secret,
@@ -140,6 +183,13 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 
 	log.Info("jabbergate starting", "version", bridges.Version, "bridges", len(g.bridges), "store", cfg.Store.Backend)
 	var wg sync.WaitGroup
+	if ms.Enabled() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ms.Run(ctx, 0) // deletes expired files
+		}()
+	}
 	errs := make([]error, len(g.bridges))
 	for i, b := range g.bridges {
 		wg.Add(1)
@@ -162,6 +212,9 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 func (g *gateway) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g.metrics.Registry, promhttp.HandlerOpts{Registry: g.metrics.Registry}))
+	if g.media != nil && g.media.Enabled() {
+		mux.Handle(media.Prefix, g.media.Handler())
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

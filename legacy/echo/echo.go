@@ -83,7 +83,8 @@ func (n *Network) Info() legacy.Info {
 		PromptDesc:   "Enter any word: it becomes an echo contact.",
 		Caps: legacy.Caps{
 			Receipts: true, Edits: true, Retractions: true, Reactions: true,
-			ChatStates: true, Markers: true, Replies: true,
+			ChatStates: true, Markers: true, Replies: true, Avatars: true,
+			Files: true,
 		},
 		MaxTextLength: 64 * 1024,
 	}
@@ -127,7 +128,7 @@ func (s *session) Run(ctx context.Context) error {
 	if err := s.sink.Emit(ctx, legacy.StatusEvent{Status: legacy.StatusConnected}); err != nil && ctx.Err() == nil {
 		return err
 	}
-	<-ctx.Done()
+	s.introductions(ctx) // avatar.go: waits for ctx to end
 	return nil
 }
 
@@ -155,6 +156,8 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 		Time:    time.Now().UTC(),
 	}
 	echo.ReplyTo = m.ReplyTo // a reply is answered with a reply to the same message
+	echo.Attachments = echoFiles(m.Attachments)
+	s.introduce(ctx, m.Chat) // avatar.go: the contact's name and picture, once per session
 	if err := s.sink.Emit(ctx, echo); err != nil {
 		return "", fmt.Errorf("echo: store echo: %w", errors.Join(legacy.ErrUnavailable, err))
 	}

@@ -1,0 +1,315 @@
+package bridges_test
+
+// Stanza-level tests of attachments (protocol.md §15, row 25, §18): files
+// from the legacy side as a caption message and URL + jabber:x:oob
+// messages; files from XMPP users fetched from an HTTP server on loopback
+// and handed to the adapter (the echo network sends them back).
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/bridges"
+	"github.com/jabbergate/jabbergate/bridges/media"
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	"github.com/jabbergate/jabbergate/bridges/vault"
+	"github.com/jabbergate/jabbergate/component"
+	"github.com/jabbergate/jabbergate/component/componenttest"
+	"github.com/jabbergate/jabbergate/component/stanza"
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/echo"
+)
+
+const mediaBase = "https://gw.example.org"
+
+// newMediaHarness is newHarness with a media store (nil: none).
+func newMediaHarness(t *testing.T, network legacy.Network, mod func(*media.Options)) (*harness, *media.Store) {
+	t.Helper()
+	var ms *media.Store
+	if mod != nil {
+		o := media.Options{Dir: filepath.Join(t.TempDir(), "media"), BaseURL: mediaBase, Key: []byte("test signing key 0123456789"),
+			AllowPrivate: true, FetchTimeout: wait}
+		mod(&o)
+		var err error
+		if ms, err = media.New(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &harness{t: t, srv: componenttest.NewServer(t, domain, "s3cret"), path: filepath.Join(t.TempDir(), "jg.db"), log: &syncBuffer{}}
+	st, err := bolt.Open(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.st = st
+	v, _ := vault.New(map[int][]byte{1: bytes.Repeat([]byte{7}, 32)})
+	if network == nil {
+		network, _ = echo.New(nil)
+	}
+	b, err := bridges.New(bridges.Options{
+		Domain: domain, Network: network, Store: st, Vault: v, AllowedDomains: []string{"localhost"},
+		Logger:   slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+		Media: ms,
+		Link: component.Config{
+			Addr: h.srv.Addr(), Secret: "s3cret",
+			MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+			PingInterval: time.Second, PingTimeout: 500 * time.Millisecond,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- b.Run(ctx) }()
+	if err := h.srv.WaitHandshakes(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.stop()
+		if t.Failed() {
+			t.Logf("bridge log:\n%s", h.log.String())
+		}
+	})
+	return h, ms
+}
+
+// download gets a media URL through the store's handler.
+func download(t *testing.T, ms *media.Store, raw string) (*http.Response, []byte) {
+	t.Helper()
+	if !strings.HasPrefix(raw, mediaBase+"/media/") {
+		t.Fatalf("not a media URL: %s", raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	ms.Handler().ServeHTTP(rec, httptest.NewRequest("GET", u.RequestURI(), nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	return rec.Result(), body
+}
+
+// fileMessage reports whether e is a file message: body = OOB URL.
+func fileMessage(e *stanza.Element) bool {
+	x := e.Child("jabber:x:oob", "x")
+	return e.Local == "message" && x != nil && x.ChildText("", "url") != "" && e.ChildText("", "body") == x.ChildText("", "url")
+}
+
+func indexOf(h *harness, e *stanza.Element) int {
+	for i, r := range h.srv.Received() {
+		if r == e {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestInboundFiles(t *testing.T) {
+	net := &scripted{caps: legacy.Caps{Files: true, Markers: true}}
+	dir := filepath.Join(t.TempDir(), "files")
+	h, ms := newMediaHarness(t, net, func(o *media.Options) { o.Dir = dir })
+	h.register(alice)
+	net.waitSink(t)
+	ctx := context.Background()
+	img := bytes.Repeat([]byte{0x89, 'P', 'N', 'G'}, 100)
+
+	// A caption and a file: the caption first, then body = URL + oob.
+	if err := net.emit(ctx, legacy.Incoming{ID: "in1", Chat: "hello", Text: "look at this",
+		Attachments: []legacy.Attachment{{Name: "../../secret/cat.png", Type: "image/png", Data: img}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Durable once Emit returned: the file and its metadata are on disk.
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("after Emit the media dir holds %v, want the file and its metadata", ents)
+	}
+	caption := h.expect("caption", func(e *stanza.Element) bool { return e.ChildText("", "body") == "look at this" })
+	file := h.expect("file message", fileMessage)
+	u := file.ChildText("", "body")
+	if caption.Child("jabber:x:oob", "x") != nil {
+		t.Errorf("caption carries the oob: %s", caption)
+	}
+	if indexOf(h, caption) > indexOf(h, file) {
+		t.Errorf("file before its caption")
+	}
+	if !strings.HasPrefix(u, mediaBase+"/media/") || !strings.Contains(u, "/cat.png?exp=") || strings.Contains(u, "secret") {
+		t.Errorf("file URL = %s", u)
+	}
+	golden(t, "file message", file, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s-f0' from='%s' to='%s'><body>%s</body><x xmlns='jabber:x:oob'><url>%[4]s</url></x><origin-id xmlns='urn:xmpp:sid:0' id='%[1]s-f0'/></message>`,
+		caption.ID(), contact, alice, escapeXML(u)))
+	resp, body := download(t, ms, u)
+	if resp.StatusCode != 200 || !bytes.Equal(body, img) || resp.Header.Get("Content-Type") != "image/png" {
+		t.Errorf("download = %d %s, %d bytes", resp.StatusCode, resp.Header, len(body))
+	}
+
+	// Two files without a caption: the first is the message itself
+	// (markable, the message's id), the second follows.
+	if err := net.emit(ctx, legacy.Incoming{ID: "in2", Chat: "hello", Attachments: []legacy.Attachment{
+		{Name: "a.txt", Data: []byte("first")}, {Name: "b.bin", Data: []byte("second")}}}); err != nil {
+		t.Fatal(err)
+	}
+	first := h.expect("first file", func(e *stanza.Element) bool { return fileMessage(e) && strings.Contains(e.ChildText("", "body"), "/a.txt?") })
+	second := h.expect("second file", func(e *stanza.Element) bool { return fileMessage(e) && strings.Contains(e.ChildText("", "body"), "/b.bin?") })
+	if first.Child("urn:xmpp:chat-markers:0", "markable") == nil || second.ID() != first.ID()+"-f1" || indexOf(h, first) > indexOf(h, second) {
+		t.Errorf("files without caption:\n%s\n%s", first, second)
+	}
+	if _, b := download(t, ms, second.ChildText("", "body")); string(b) != "second" {
+		t.Errorf("second file = %q", b)
+	}
+	// Over the limit: a note, no URL.
+	big := make([]byte, media.DefaultMaxSize+1)
+	if err := net.emit(ctx, legacy.Incoming{ID: "in3", Chat: "hello", Text: "huge", Attachments: []legacy.Attachment{{Name: "big.iso", Data: big}}}); err != nil {
+		t.Fatal(err)
+	}
+	note := h.expect("too-large note", func(e *stanza.Element) bool { return strings.HasPrefix(e.ChildText("", "body"), "huge\n[file big.iso") })
+	if note.Child("jabber:x:oob", "x") != nil || !strings.Contains(note.ChildText("", "body"), "larger than") {
+		t.Errorf("note = %s", note)
+	}
+}
+
+func escapeXML(s string) string {
+	var b bytes.Buffer
+	stanza.New("", "x").AddText(s).AppendXML(&b, "")
+	out := strings.TrimPrefix(b.String(), "<x>")
+	return strings.TrimSuffix(out, "</x>")
+}
+
+func TestInboundFileWithoutMedia(t *testing.T) {
+	net := &scripted{caps: legacy.Caps{Files: true}}
+	h, _ := newMediaHarness(t, net, nil)
+	h.register(alice)
+	net.waitSink(t)
+	if err := net.emit(context.Background(), legacy.Incoming{ID: "in1", Chat: "hello",
+		Attachments: []legacy.Attachment{{Name: "cat.jpg", Data: []byte("jpeg")}}}); err != nil {
+		t.Fatal(err)
+	}
+	m := h.expect("note", func(e *stanza.Element) bool { return e.Local == "message" && e.ChildText("", "body") != "" })
+	if m.ChildText("", "body") != "[file cat.jpg, 4 bytes: not shown, this gateway has no media storage (media.base_url)]" || m.Child("jabber:x:oob", "x") != nil {
+		t.Errorf("note = %s", m)
+	}
+}
+
+// uploadServer is an XEP-0363 upload service stand-in on loopback.
+func uploadServer(t *testing.T, files map[string][]byte) *httptest.Server {
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		data, ok := files[r.URL.Path]
+		mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(data)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestOutboundFileEchoed(t *testing.T) {
+	img := bytes.Repeat([]byte("PNGDATA"), 50)
+	up := uploadServer(t, map[string][]byte{"/upload/abc/photo.png": img})
+	h, ms := newMediaHarness(t, nil, func(o *media.Options) {})
+	h.register(alice)
+	src := up.URL + "/upload/abc/photo.png"
+
+	// A Conversations upload: body = URL = oob. The echo sends the file
+	// back as a file of its own, no caption.
+	h.msg("f1", `<body>`+src+`</body><x xmlns='jabber:x:oob'><url>`+src+`</url></x><origin-id xmlns='urn:xmpp:sid:0' id='f1'/>`)
+	e := h.expect("echoed file", func(e *stanza.Element) bool { return fileMessage(e) && e.From() == contact })
+	u := e.ChildText("", "body")
+	if !strings.Contains(u, "/photo.png?") || e.Child("urn:xmpp:chat-markers:0", "markable") == nil {
+		t.Errorf("echoed file = %s", e)
+	}
+	resp, body := download(t, ms, u)
+	if resp.StatusCode != 200 || !bytes.Equal(body, img) || resp.Header.Get("Content-Type") != "image/png" {
+		t.Errorf("download = %d %v, %d bytes", resp.StatusCode, resp.Header, len(body))
+	}
+
+	// A caption in the body: the caption comes back first, then the file.
+	h.msg("f2", `<body>my cat</body><x xmlns='jabber:x:oob'><url>`+src+`</url></x>`)
+	c := h.expect("echoed caption", func(e *stanza.Element) bool { return e.ChildText("", "body") == "my cat" })
+	f := h.expect("echoed file after caption", func(e *stanza.Element) bool { return fileMessage(e) && e.ID() == c.ID()+"-f0" })
+	if indexOf(h, c) > indexOf(h, f) {
+		t.Error("file before caption")
+	}
+
+	// An OOB element alone (no body) is a file too.
+	h.msg("f3", `<x xmlns='jabber:x:oob'><url>`+src+`</url></x>`)
+	h.expect("echo of a bodyless file", func(e *stanza.Element) bool {
+		return fileMessage(e) && e.ID() != f.ID() && e.ID() != c.ID() && e.ChildText("", "body") != u
+	})
+
+	// A file the upload server does not have: item-not-found.
+	h.msg("f4", `<body>`+up.URL+`/gone.png</body><x xmlns='jabber:x:oob'><url>`+up.URL+`/gone.png</url></x>`)
+	h.expectError("f4", stanza.ItemNotFound)
+}
+
+func TestOutboundFileTooLarge(t *testing.T) {
+	up := uploadServer(t, map[string][]byte{"/big.png": bytes.Repeat([]byte("x"), 2048)})
+	h, _ := newMediaHarness(t, nil, func(o *media.Options) { o.MaxSize = 1024 })
+	h.register(alice)
+	src := up.URL + "/big.png"
+	h.msg("big", `<body>`+src+`</body><x xmlns='jabber:x:oob'><url>`+src+`</url></x>`)
+	r := h.expectError("big", stanza.NotAcceptable)
+	text := stanza.ParseError(r).Text
+	if !strings.Contains(text, "2048 bytes") || !strings.Contains(text, "1024 bytes") {
+		t.Errorf("text must name the size and the limit: %q", text)
+	}
+}
+
+// smallFiles is echo with a network file limit below the media limit.
+type smallFiles struct{ *echo.Network }
+
+func (n smallFiles) Info() legacy.Info {
+	i := n.Network.Info()
+	i.MaxFileSize = 100
+	return i
+}
+
+func TestOutboundFileNetworkLimitAndPrivate(t *testing.T) {
+	up := uploadServer(t, map[string][]byte{"/f.png": bytes.Repeat([]byte("x"), 200)})
+	e, _ := echo.New(nil)
+	h, _ := newMediaHarness(t, smallFiles{e}, func(o *media.Options) {})
+	h.register(alice)
+	src := up.URL + "/f.png"
+	h.msg("n1", `<body>`+src+`</body><x xmlns='jabber:x:oob'><url>`+src+`</url></x>`)
+	if text := stanza.ParseError(h.expectError("n1", stanza.NotAcceptable)).Text; !strings.Contains(text, "100 bytes") {
+		t.Errorf("network limit not named: %q", text)
+	}
+
+	// Without allow_private_fetch, loopback URLs are refused.
+	strict, _ := newMediaHarness(t, nil, func(o *media.Options) { o.AllowPrivate = false })
+	strict.register(alice)
+	strict.msg("p1", `<body>`+src+`</body><x xmlns='jabber:x:oob'><url>`+src+`</url></x>`)
+	if text := stanza.ParseError(strict.expectError("p1", stanza.NotAllowed)).Text; !strings.Contains(text, "private") {
+		t.Errorf("private refusal text: %q", text)
+	}
+}
+
+func TestOutboundFileWithoutFilesCapIsText(t *testing.T) {
+	up := uploadServer(t, map[string][]byte{"/f.png": []byte("x")})
+	h := newCapsHarness(t, legacy.Caps{}, 0) // echo without Files
+	h.register(alice)
+	src := up.URL + "/f.png"
+	h.msg("t1", `<body>`+src+`</body><x xmlns='jabber:x:oob'><url>`+src+`</url></x>`)
+	// The URL travels as text: the echo is the URL, without oob.
+	e := h.expect("echo of the URL", func(e *stanza.Element) bool { return e.From() == contact && e.ChildText("", "body") == src })
+	if e.Child("jabber:x:oob", "x") != nil {
+		t.Errorf("echo = %s", e)
+	}
+}
