@@ -33,6 +33,7 @@ type inboxEntry struct {
 	Chat       string    `json:"c"`
 	Sender     string    `json:"s,omitempty"`
 	SenderName string    `json:"sn,omitempty"`
+	Carbon     bool      `json:"cb,omitempty"` // sent by the user from the legacy app
 	Text       string    `json:"t,omitempty"`
 	Subject    string    `json:"sub,omitempty"`
 	Thread     string    `json:"th,omitempty"`
@@ -62,7 +63,7 @@ func (s *sink) Emit(ctx context.Context, ev legacy.Event) error {
 			return fmt.Errorf("bridges: incoming message without id or chat: %w", legacy.ErrRejected)
 		}
 		e = &inboxEntry{Kind: "msg", ID: string(ev.ID), Chat: string(ev.Chat), Sender: string(ev.Sender),
-			SenderName: ev.SenderName, Text: ev.Text, Subject: ev.Subject, Thread: ev.Thread,
+			SenderName: ev.SenderName, Carbon: ev.Carbon, Text: ev.Text, Subject: ev.Subject, Thread: ev.Thread,
 			ReplyTo: string(ev.ReplyTo), Time: ev.Time}
 		if err := b.storeAttachments(ctx, u, e, ev.Attachments); err != nil {
 			return err
@@ -271,6 +272,9 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 	}
 	switch e.Kind {
 	case "msg":
+		if e.Carbon {
+			return b.renderCarbon(u, e, sid, from), nil
+		}
 		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", from, "to", u.jid)
 		text := e.Text
 		if e.SenderName != "" {
@@ -400,4 +404,25 @@ func (b *Bridge) sendTyping(ctx context.Context, u *user, ev legacy.Typing) {
 func (b *Bridge) undeclared(u *user, capability string, ev legacy.Event) error {
 	b.log.Warn("legacy event of an undeclared capability dropped", "user", u.owner, "cap", capability, "kind", fmt.Sprintf("%T", ev))
 	return nil
+}
+
+// renderCarbon renders a message the user sent from the legacy network's
+// own app. With the XEP-0356 message permission it becomes a message from
+// the user to the contact, routed by the server so that carbons and the
+// archive show it as sent. Without it, the user still gets it, from the
+// contact, marked as their own words, so nothing is lost.
+func (b *Bridge) renderCarbon(u *user, e *inboxEntry, sid, contact string) *stanza.Element {
+	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", u.jid, "to", contact)
+	m.TextChild(stanza.NSComponent, "body", e.Text)
+	m.Add(stanza.New(nsSID, "origin-id", "id", sid))
+	if pm := b.privilegedMessage(m); pm != nil {
+		return pm
+	}
+	f := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", contact, "to", u.jid)
+	f.TextChild(stanza.NSComponent, "body", "You wrote from "+b.info.DisplayName+": "+e.Text)
+	f.Add(stanza.New(nsSID, "origin-id", "id", sid))
+	if !e.Time.IsZero() && time.Since(e.Time) > 10*time.Second {
+		f.Add(stanza.New(nsDelay, "delay", "stamp", e.Time.UTC().Format(time.RFC3339), "from", b.domain))
+	}
+	return f
 }
