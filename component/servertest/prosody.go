@@ -100,6 +100,13 @@ func (p *prosodyImpl) waitComponentPort() bool {
 	return len(p.s.opts.Components) > 0
 }
 
+func (p *prosodyImpl) listening(log string) bool {
+	if !strings.Contains(log, "Activated service 'c2s'") {
+		return false
+	}
+	return !p.waitComponentPort() || strings.Contains(log, "Activated service 'component'")
+}
+
 func (p *prosodyImpl) startupError(log string) string {
 	for _, line := range strings.Split(log, "\n") {
 		if strings.Contains(line, "Failed to open server port") {

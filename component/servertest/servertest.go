@@ -98,6 +98,9 @@ type serverImpl interface {
 	startupError(log string) string
 	// waitComponentPort reports whether the component port opens at all.
 	waitComponentPort() bool
+	// listening reports whether the log shows that the server itself bound
+	// its ports: a port that accepts connections may be someone else's.
+	listening(log string) bool
 	// register adds a user; the server may or may not be running.
 	register(ctx context.Context, user, password string) error
 	// afterReady runs once the ports accept connections (e.g. registers
@@ -296,6 +299,9 @@ func (s *Server) waitReady(p *proc) error {
 				break
 			}
 			c.Close()
+		}
+		if ready && !s.impl.listening(s.Log()) {
+			ready = false
 		}
 		if ready {
 			// A bind failure of one port may be logged just after the
