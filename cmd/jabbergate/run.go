@@ -101,7 +101,9 @@ type gateway struct {
 	store   store.Store
 	metrics *metrics.Metrics
 	bridges []*bridges.Bridge
-	media   *media.Store
+	// webhooks are the adapters' push receivers by bridge domain.
+	webhooks map[string]http.Handler
+	media    *media.Store
 }
 
 // run wires everything from cfg and runs until ctx ends.
@@ -132,6 +134,12 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	g := &gateway{log: log, store: m.Store(st), metrics: m, media: ms}
 	for _, bc := range cfg.Bridges {
 		nw, err := legacy.New(bc.Network, bc.Options)
+		if wh, ok := nw.(legacy.Webhooker); ok && err == nil {
+			if g.webhooks == nil {
+				g.webhooks = map[string]http.Handler{}
+			}
+			g.webhooks[bc.Domain] = wh.Webhook()
+		}
 		if err != nil {
 			return &configError{fmt.Errorf("bridge %s: %w", bc.Domain, err)}
 		}
@@ -214,6 +222,12 @@ func (g *gateway) handler() http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(g.metrics.Registry, promhttp.HandlerOpts{Registry: g.metrics.Registry}))
 	if g.media != nil && g.media.Enabled() {
 		mux.Handle(media.Prefix, g.media.Handler())
+	}
+	// Adapters that receive pushes from their legacy network get
+	// /webhooks/<bridge domain>/, with that prefix stripped.
+	for domain, h := range g.webhooks {
+		prefix := "/webhooks/" + domain
+		mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
