@@ -23,6 +23,7 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/media"
+	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 	"github.com/jabbergate/jabbergate/bridges/vault"
 	"github.com/jabbergate/jabbergate/component"
@@ -139,9 +140,8 @@ func TestInboundFiles(t *testing.T) {
 	caption := h.expect("caption", func(e *stanza.Element) bool { return e.ChildText("", "body") == "look at this" })
 	file := h.expect("file message", fileMessage)
 	u := file.ChildText("", "body")
-	if caption.Child("jabber:x:oob", "x") != nil {
-		t.Errorf("caption carries the oob: %s", caption)
-	}
+	golden(t, "caption", caption, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><body>look at this</body><markable xmlns='urn:xmpp:chat-markers:0'/><origin-id xmlns='urn:xmpp:sid:0' id='%[1]s'/></message>`,
+		caption.ID(), contact, alice))
 	if indexOf(h, caption) > indexOf(h, file) {
 		t.Errorf("file before its caption")
 	}
@@ -161,8 +161,12 @@ func TestInboundFiles(t *testing.T) {
 		{Name: "a.txt", Data: []byte("first")}, {Name: "b.bin", Data: []byte("second")}}}); err != nil {
 		t.Fatal(err)
 	}
-	first := h.expect("first file", func(e *stanza.Element) bool { return fileMessage(e) && strings.Contains(e.ChildText("", "body"), "/a.txt?") })
-	second := h.expect("second file", func(e *stanza.Element) bool { return fileMessage(e) && strings.Contains(e.ChildText("", "body"), "/b.bin?") })
+	first := h.expect("first file", func(e *stanza.Element) bool {
+		return fileMessage(e) && strings.Contains(e.ChildText("", "body"), "/a.txt?")
+	})
+	second := h.expect("second file", func(e *stanza.Element) bool {
+		return fileMessage(e) && strings.Contains(e.ChildText("", "body"), "/b.bin?")
+	})
 	if first.Child("urn:xmpp:chat-markers:0", "markable") == nil || second.ID() != first.ID()+"-f1" || indexOf(h, first) > indexOf(h, second) {
 		t.Errorf("files without caption:\n%s\n%s", first, second)
 	}
@@ -311,5 +315,24 @@ func TestOutboundFileWithoutFilesCapIsText(t *testing.T) {
 	e := h.expect("echo of the URL", func(e *stanza.Element) bool { return e.From() == contact && e.ChildText("", "body") == src })
 	if e.Child("jabber:x:oob", "x") != nil {
 		t.Errorf("echo = %s", e)
+	}
+}
+
+func TestInboundFileNotStoredIsNotTaken(t *testing.T) {
+	net := &scripted{caps: legacy.Caps{Files: true}}
+	notDir := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := newMediaHarness(t, net, func(o *media.Options) { o.Dir = notDir })
+	h.register(alice)
+	net.waitSink(t)
+	err := net.emit(context.Background(), legacy.Incoming{ID: "in1", Chat: "hello", Text: "x",
+		Attachments: []legacy.Attachment{{Name: "a.txt", Data: []byte("a")}}})
+	if err == nil {
+		t.Fatal("Emit took a message whose file could not be stored")
+	}
+	if n, _ := h.st.Len(context.Background(), store.Queue{Bridge: domain, JID: alice, Kind: store.Inbox}); n != 0 {
+		t.Errorf("inbox holds %d entries", n)
 	}
 }
