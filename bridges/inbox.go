@@ -28,20 +28,24 @@ const (
 
 // inboxEntry is an inbound event as stored in the inbox.
 type inboxEntry struct {
-	Kind       string    `json:"k"` // "msg", "edit", "receipt", "retract", "react", "displayed"
-	ID         string    `json:"id"`
-	Chat       string    `json:"c"`
-	Sender     string    `json:"s,omitempty"`
-	SenderName string    `json:"sn,omitempty"`
-	Carbon     bool      `json:"cb,omitempty"` // sent by the user from the legacy app
-	Text       string    `json:"t,omitempty"`
-	Subject    string    `json:"sub,omitempty"`
-	Thread     string    `json:"th,omitempty"`
-	ReplyTo    string    `json:"re,omitempty"`
-	Time       time.Time `json:"ts"`
-	Emojis     []string  `json:"e,omitempty"` // "react": the full set
-	Seq        string    `json:"q,omitempty"` // tells successive edits/reactions of one message apart
-	Files      []inFile  `json:"f,omitempty"` // "msg": stored attachments (attachments.go)
+	Kind       string `json:"k"` // "msg", "edit", "receipt", "retract", "react", "displayed"
+	ID         string `json:"id"`
+	Chat       string `json:"c"`
+	Sender     string `json:"s,omitempty"`
+	SenderName string `json:"sn,omitempty"`
+	Carbon     bool   `json:"cb,omitempty"` // sent by the user from the legacy app
+	// A late delivery failure ("undelivered"), mapped when stored.
+	Cond    string    `json:"cond,omitempty"`
+	ErrType string    `json:"et,omitempty"`
+	Code    string    `json:"code,omitempty"`
+	Text    string    `json:"t,omitempty"`
+	Subject string    `json:"sub,omitempty"`
+	Thread  string    `json:"th,omitempty"`
+	ReplyTo string    `json:"re,omitempty"`
+	Time    time.Time `json:"ts"`
+	Emojis  []string  `json:"e,omitempty"` // "react": the full set
+	Seq     string    `json:"q,omitempty"` // tells successive edits/reactions of one message apart
+	Files   []inFile  `json:"f,omitempty"` // "msg": stored attachments (attachments.go)
 }
 
 // sink is the legacy.Sink of one user's session.
@@ -73,6 +77,13 @@ func (s *sink) Emit(ctx context.Context, ev legacy.Event) error {
 			return b.undeclared(u, "Edits", ev)
 		}
 		e = &inboxEntry{Kind: "edit", ID: string(ev.ID), Chat: string(ev.Chat), Text: ev.Text, Time: ev.Time, Seq: seqOf(ev.Time, ev.Text)}
+	case legacy.Undelivered:
+		se := stanzaError(ev.Err)
+		e = &inboxEntry{Kind: "undelivered", ID: string(ev.ID), Chat: string(ev.Chat),
+			Text: se.Text, Cond: string(se.Condition), ErrType: se.Type}
+		if se.App != nil {
+			e.Code = se.App.Attr("code")
+		}
 	case legacy.Receipt:
 		if !b.info.Caps.Receipts {
 			return b.undeclared(u, "Receipts", ev)
@@ -369,6 +380,23 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		}
 		m := stanza.New(stanza.NSComponent, "message", "id", sid, "from", from, "to", u.jid)
 		m.Add(stanza.New(nsReceipts, "received", "id", orig))
+		return m, nil
+	case "undelivered":
+		// A late failure: the message error carries the original id, so
+		// clients mark that message failed. The condition was mapped when
+		// the event was stored.
+		orig, err := b.st.GetMapping(ctx, b.domain, u.jid, mapLegacyOut, e.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			orig = sid // unknown message: still tell the user, under our own id
+		} else if err != nil {
+			return nil, err
+		}
+		se := &stanza.Error{Condition: stanza.Condition(e.Cond), Type: e.ErrType, Text: e.Text}
+		if e.Code != "" {
+			se.App = stanza.New(nsJabbergate, "legacy-error", "code", e.Code)
+		}
+		m := stanza.New(stanza.NSComponent, "message", "type", "error", "id", orig, "from", from, "to", u.jid)
+		m.Add(se.Element())
 		return m, nil
 	}
 	return nil, fmt.Errorf("unknown inbox entry kind %q", e.Kind)

@@ -74,6 +74,17 @@ type Receipt struct {
 	Chat ChatID
 }
 
+// Undelivered reports that a message the user sent, which Send had
+// accepted, finally failed on the legacy side: an email bounce, an SMS
+// delivery report with an error. Err wraps one of the sentinel errors
+// (usually in a CodeError carrying the network's code); the user gets a
+// message error on the original message.
+type Undelivered struct {
+	ID   MessageID // the id Send returned
+	Chat ChatID
+	Err  error
+}
+
 // Displayed reports that the contact read the user's messages up to ID
 // (XEP-0333).
 type Displayed struct {
@@ -126,6 +137,7 @@ func (Retracted) event()   {}
 func (Reacted) event()     {}
 func (Typing) event()      {}
 func (Receipt) event()     {}
+func (Undelivered) event() {}
 func (Displayed) event()   {}
 func (Presence) event()    {}
 func (Contact) event()     {}
