@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the integration tests start (component/servertest
-# and friends): Prosody + prosody-modules (mod_privilege), ejabberd, Redis.
+# and friends): Prosody + prosody-modules (mod_privilege), ejabberd, Redis,
+# Kannel with fakesmsc (the SMS adapter's HTTP gateway peer).
 #
 # Idempotent and quiet when everything is present. As root, missing Debian
 # packages are installed with apt-get; otherwise the exact command is
@@ -34,6 +35,8 @@ check() {
 	[[ -f $MOD_PRIVILEGE ]] || add prosody-modules
 	have_cmd ejabberdctl || [[ -x /usr/sbin/ejabberdctl ]] || add ejabberd
 	have_cmd redis-server || [[ -x /usr/bin/redis-server ]] || add redis-server
+	have_cmd bearerbox || [[ -x /usr/sbin/bearerbox ]] || add kannel
+	[[ -x /usr/lib/kannel/test/fakesmsc ]] || add kannel-extras
 }
 
 check

@@ -4,4 +4,5 @@ package all
 
 import (
 	_ "github.com/jabbergate/jabbergate/legacy/echo" // echo network
+	_ "github.com/jabbergate/jabbergate/legacy/sms"  // SMS (Twilio, Kannel, SMPP)
 )

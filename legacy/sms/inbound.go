@@ -1,0 +1,294 @@
+package sms
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/sms/kannel"
+	"github.com/jabbergate/jabbergate/legacy/sms/twilio"
+)
+
+// Webhook implements legacy.Webhooker. The core mounts it at
+// /webhooks/<bridge domain>/; public_url must name that same place as the
+// providers see it (https://gw.example.org/webhooks/sms.example.org).
+//
+//	POST /twilio/sms     Twilio incoming messages (the number's "A message comes in" webhook)
+//	POST /twilio/status  Twilio status callbacks (set by Send on every message)
+//	GET|POST /kannel/mo  Kannel MO (sms-service get-url or post-url)
+//	GET|POST /kannel/dlr Kannel delivery reports (dlr-url set by Send)
+//
+// Delivery reports: "delivered" becomes a legacy.Receipt, "undelivered"
+// and "failed" (Twilio) or DLR types 2 and 16 (Kannel) a
+// legacy.Undelivered carrying the provider's code.
+//
+// Answers: 200 once every event was taken by Sink.Emit; 403 for a bad
+// signature or secret; 400 for a malformed request; 503 when no session
+// runs for the destination number or Emit failed, so the provider retries
+// (Kannel only with http-request-retry set; Twilio only with connection
+// overrides).
+func (n *Network) Webhook() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /twilio/sms", n.twilioSMS)
+	mux.HandleFunc("POST /twilio/status", n.twilioStatus)
+	mux.HandleFunc("/kannel/mo", n.kannelMO)
+	mux.HandleFunc("/kannel/dlr", n.kannelDLR)
+	return http.MaxBytesHandler(mux, 256<<10)
+}
+
+// twilioAuth parses the form and checks its signature with the auth token
+// of the session owning number (own credentials) or the operator's. It
+// answers the request and returns false when it fails.
+func (n *Network) twilioAuth(w http.ResponseWriter, r *http.Request, numberField string) (*session, bool) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "malformed form", http.StatusBadRequest)
+		return nil, false
+	}
+	s := n.lookup(r.PostForm.Get(numberField))
+	token := n.twilioToken
+	if s != nil && s.own != nil {
+		token = s.own.AuthToken
+	}
+	if n.publicURL == "" {
+		n.log.Error("twilio webhook refused: public_url is not set, signatures cannot be checked")
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return nil, false
+	}
+	u := n.publicURL + r.URL.Path
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	if err := twilio.Verify(token, u, r); err != nil {
+		n.log.Warn("twilio webhook with a bad signature refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return nil, false
+	}
+	if s == nil {
+		http.Error(w, "no session for this number", http.StatusServiceUnavailable)
+		return nil, false
+	}
+	return s, true
+}
+
+func (n *Network) twilioSMS(w http.ResponseWriter, r *http.Request) {
+	s, ok := n.twilioAuth(w, r, "To")
+	if !ok {
+		return
+	}
+	in, err := twilio.ParseInbound(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	text := in.Body
+	for _, m := range in.Media { // SGX: media URLs at the end of the body
+		if text != "" {
+			text += "\n"
+		}
+		text += m
+	}
+	if err := s.receive(r.Context(), "tw-"+in.SID, in.From, text, nil); err != nil {
+		n.log.Warn("incoming SMS not taken, provider will retry", "err", err)
+		http.Error(w, "try again later", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	io.WriteString(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>")
+}
+
+func (n *Network) twilioStatus(w http.ResponseWriter, r *http.Request) {
+	s, ok := n.twilioAuth(w, r, "From")
+	if !ok {
+		return
+	}
+	st, err := twilio.ParseStatus(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	switch st.Status {
+	case "delivered":
+		if err := s.receipt(r.Context(), legacy.MessageID(st.SID), st.To); err != nil {
+			http.Error(w, "try again later", http.StatusServiceUnavailable)
+			return
+		}
+	case "undelivered", "failed":
+		if err := s.undelivered(r.Context(), legacy.MessageID(st.SID), st.To, twilio.DeliveryError(st.Status, st.ErrorCode)); err != nil {
+			http.Error(w, "try again later", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (n *Network) kannelMO(w http.ResponseWriter, r *http.Request) {
+	if err := kannel.CheckSecret(n.kannelKey, r); err != nil {
+		n.log.Warn("kannel webhook with a bad secret refused", "remote", r.RemoteAddr)
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	mo, err := kannel.ParseMO(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s := n.lookup(mo.To)
+	if s == nil {
+		http.Error(w, "no session for this number", http.StatusServiceUnavailable)
+		return
+	}
+	id := mo.ID
+	if id == "" {
+		sum := sha256.Sum256([]byte(mo.From + "\x00" + mo.To + "\x00" + mo.Time + "\x00" + mo.Text))
+		id = "h" + hex.EncodeToString(sum[:12])
+	}
+	var via route
+	for _, r := range n.routes {
+		if r.name() == "kannel" {
+			via = r
+		}
+	}
+	if err := s.receive(r.Context(), "kn-mo-"+id, mo.From, mo.Text, via); err != nil {
+		n.log.Warn("incoming SMS not taken, Kannel should retry", "err", err)
+		http.Error(w, "try again later", http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusOK) // empty body: nothing is sent back (max-messages = 0)
+}
+
+func (n *Network) kannelDLR(w http.ResponseWriter, r *http.Request) {
+	if err := kannel.CheckSecret(n.kannelKey, r); err != nil {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	d, err := kannel.ParseDLR(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s := n.lookup(r.Form.Get("from"))
+	if s == nil {
+		http.Error(w, "no session for this number", http.StatusServiceUnavailable)
+		return
+	}
+	switch {
+	case d.Type&kannel.DLRDelivered != 0:
+		if err := s.receipt(r.Context(), legacy.MessageID(d.ID), d.To); err != nil {
+			http.Error(w, "try again later", http.StatusServiceUnavailable)
+			return
+		}
+	case d.Type&(kannel.DLRFailed|kannel.DLRRejected) != 0:
+		cause, text := legacy.ErrUnavailable, "not delivered to the phone"
+		if d.Type&kannel.DLRRejected != 0 {
+			cause, text = legacy.ErrRejected, "rejected by the SMS centre"
+		}
+		if d.Reply != "" {
+			text += " (" + d.Reply + ")"
+		}
+		err := &legacy.CodeError{Code: "DLR " + strconv.Itoa(d.Type), Text: text, Err: cause}
+		if err := s.undelivered(r.Context(), legacy.MessageID(d.ID), d.To, err); err != nil {
+			http.Error(w, "try again later", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *session) receipt(ctx context.Context, id legacy.MessageID, to string) error {
+	chat := to
+	if e, err := s.net.normalize(to); err == nil {
+		chat = e
+	}
+	return s.sink.Emit(ctx, legacy.Receipt{ID: id, Chat: legacy.ChatID(chat)})
+}
+
+// undelivered reports a final delivery failure of a message Send accepted.
+func (s *session) undelivered(ctx context.Context, id legacy.MessageID, to string, cause error) error {
+	chat := to
+	if e, err := s.net.normalize(to); err == nil {
+		chat = e
+	}
+	return s.sink.Emit(ctx, legacy.Undelivered{ID: id, Chat: legacy.ChatID(chat), Err: cause})
+}
+
+// Opt-out keywords (Twilio's list, https://support.twilio.com/hc/en-us/articles/223134027).
+var (
+	stopWords  = []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
+	startWords = []string{"START", "YES", "UNSTOP"}
+	helpWords  = []string{"HELP", "INFO"}
+)
+
+func keyword(text string) string {
+	w := strings.ToUpper(strings.TrimRight(strings.TrimSpace(text), ".!"))
+	for _, set := range [][]string{stopWords, startWords, helpWords} {
+		for _, k := range set {
+			if w == k {
+				return set[0]
+			}
+		}
+	}
+	return ""
+}
+
+// receive delivers an incoming SMS, then handles the opt-out keywords:
+//
+//   - STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT (one word, any case):
+//     the message is delivered as it is, the contact is marked opted out in
+//     the session state (SaveState), and a note from the contact tells the
+//     user that further messages to them are refused until they text
+//     START. Twilio blocks the pair itself (21610 on send); on Kannel
+//     routes the gateway is the one that enforces it.
+//   - START, YES, UNSTOP: delivered, the opt-out is cleared, the user told.
+//   - HELP, INFO: delivered; when the SMS came through a route of the
+//     operator that does not answer keywords itself (via: Kannel, SMPP),
+//     the operator's help_text is sent back through it, and the user told.
+//
+// It returns nil only when every event was taken.
+func (s *session) receive(ctx context.Context, id, from, text string, via route) error {
+	chat := from
+	if e, err := s.net.normalize(from); err == nil {
+		chat = e
+	}
+	c := legacy.ChatID(chat)
+	if err := s.sink.Emit(ctx, legacy.Incoming{ID: legacy.MessageID(id), Chat: c, Text: text, Time: time.Now().UTC()}); err != nil {
+		return err
+	}
+	var note string
+	switch keyword(text) {
+	case "STOP":
+		s.setOptOut(chat, true)
+		note = "[SMS gateway] " + chat + " texted STOP: they have opted out, and messages to them are refused until they text START."
+	case "START":
+		s.setOptOut(chat, false)
+		note = "[SMS gateway] " + chat + " texted START: you can message them again."
+	case "HELP":
+		if via == nil || s.net.helpText == "" || s.own != nil {
+			return nil
+		}
+		// Sent in the background: an SMPP MO is handled on the bind's
+		// reading goroutine, which must stay free to read the answer.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := via.send(ctx, s.number, chat, s.net.helpText, Count(s.net.helpText), id+"-help"); err != nil {
+				s.net.log.Warn("HELP auto-reply not sent", "err", err)
+			}
+		}()
+		note = "[SMS gateway] " + chat + " texted HELP; the gateway answers with its help text: " + s.net.helpText
+	}
+	if note == "" {
+		return nil
+	}
+	if b := s.stateBlob(); b != nil {
+		if err := s.sink.Emit(ctx, legacy.SaveState{State: b}); err != nil {
+			return err
+		}
+	}
+	return s.sink.Emit(ctx, legacy.Incoming{ID: legacy.MessageID(id + "-note"), Chat: c, Text: note, Time: time.Now().UTC()})
+}

@@ -1,0 +1,245 @@
+package sms
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/sms/kannel"
+	"github.com/jabbergate/jabbergate/legacy/sms/twilio"
+)
+
+// route is one way out: a provider account.
+type route interface {
+	name() string
+	// send sends text from one number to another; key is the message's
+	// idempotency key. It returns the legacy message id, which status
+	// callbacks and DLRs carry back.
+	send(ctx context.Context, from, to, text string, seg Segments, key string) (legacy.MessageID, error)
+}
+
+type twilioRoute struct {
+	net *Network
+	c   *twilio.Client
+}
+
+func (r *twilioRoute) name() string { return "twilio" }
+
+func (r *twilioRoute) send(ctx context.Context, from, to, text string, seg Segments, key string) (legacy.MessageID, error) {
+	cb := ""
+	if r.net.publicURL != "" {
+		cb = r.net.publicURL + "/twilio/status"
+	}
+	sent, err := r.c.Send(ctx, from, to, text, cb)
+	if err != nil {
+		return "", err
+	}
+	return legacy.MessageID(sent.SID), nil
+}
+
+type kannelRoute struct {
+	net *Network
+	c   *kannel.Client
+}
+
+func (r *kannelRoute) name() string { return "kannel" }
+
+func (r *kannelRoute) send(ctx context.Context, from, to, text string, seg Segments, key string) (legacy.MessageID, error) {
+	if key == "" {
+		key = fmt.Sprintf("t%d", time.Now().UnixNano())
+	}
+	sum := sha256.Sum256([]byte(from + "\x00" + key))
+	id := "kn-" + hex.EncodeToString(sum[:12])
+	coding := kannel.Coding7Bit
+	if seg.Encoding == UCS2 {
+		coding = kannel.CodingUCS2
+	}
+	dlr := ""
+	if r.net.publicURL != "" && r.net.kannelKey != "" {
+		q := url.Values{"secret": {r.net.kannelKey}, "id": {id}, "from": {from}, "to": {to}}
+		// %d is Kannel's escape for the DLR type: appended unencoded.
+		dlr = r.net.publicURL + "/kannel/dlr?" + q.Encode() + "&type=%d"
+	}
+	if err := r.c.Send(ctx, from, to, text, coding, dlr); err != nil {
+		return "", err
+	}
+	return legacy.MessageID(id), nil
+}
+
+// session is one user's number.
+type session struct {
+	net         *Network
+	owner       string
+	number      string
+	sink        legacy.Sink
+	routes      []route
+	own         *twilio.Client // the user's own Twilio account, if any
+	maxSegments int
+	limit       *rate.Limiter // segments per minute of this number, if rate_per_minute
+
+	mu     sync.Mutex
+	optout map[string]bool    // contacts that texted STOP
+	concat map[string]*concat // SMPP concatenated MO being reassembled
+}
+
+// state is the session's state blob.
+type state struct {
+	OptOut []string           `json:"optout,omitempty"`
+	Concat map[string]*concat `json:"concat,omitempty"`
+}
+
+func (s *session) loadState(b []byte) error {
+	s.optout, s.concat = map[string]bool{}, map[string]*concat{}
+	if len(b) == 0 {
+		return nil
+	}
+	var st state
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("sms: state: %w", err)
+	}
+	for _, n := range st.OptOut {
+		s.optout[n] = true
+	}
+	for k, c := range st.Concat {
+		if c != nil && c.Parts != nil && c.Total > 0 {
+			s.concat[k] = c
+		}
+	}
+	return nil
+}
+
+// setOptOut records (or clears) a contact's opt-out.
+func (s *session) setOptOut(contact string, out bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if out {
+		s.optout[contact] = true
+	} else {
+		delete(s.optout, contact)
+	}
+}
+
+// stateBlob returns the state to save (always, so a replayed webhook whose
+// SaveState was lost saves it again).
+func (s *session) stateBlob() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := state{OptOut: []string{}}
+	for n := range s.optout {
+		st.OptOut = append(st.OptOut, n)
+	}
+	slices.Sort(st.OptOut)
+	if len(s.concat) > 0 {
+		st.Concat = s.concat // marshalled under the lock
+	}
+	b, _ := json.Marshal(st)
+	return b
+}
+
+func (s *session) optedOut(contact string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.optout[contact]
+}
+
+// Run registers the session's number with the Network, so webhooks for it
+// reach this session, and waits for ctx to end. With the user's own Twilio
+// credentials it checks them first. A number already run by another
+// account's session is refused with ErrUnauthorized.
+func (s *session) Run(ctx context.Context) error {
+	if s.own != nil {
+		if err := s.own.Check(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	if err := s.net.claim(s); err != nil {
+		_ = s.sink.Emit(ctx, legacy.StatusEvent{Status: legacy.StatusUnauthorized, Text: err.Error()})
+		return err
+	}
+	defer s.net.release(s)
+	if sr := s.net.smpp; sr != nil && s.own == nil {
+		sr.acquire()
+		defer sr.release()
+		go func() { // deliver concatenated SMS whose parts stopped coming
+			t := time.NewTicker(min(max(s.net.concatTimeout/4, 10*time.Millisecond), time.Minute))
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					s.flushStale(ctx, s.net.concatTimeout, sr)
+				}
+			}
+		}()
+	}
+	if err := s.sink.Emit(ctx, legacy.StatusEvent{Status: legacy.StatusConnected, Text: s.number}); err != nil && ctx.Err() == nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Send sends m as SMS through the first route that takes it. The text is
+// refused (ErrRejected, with the count and the limit) when it takes more
+// segments than the user's limit. A transient failure of one route tries
+// the next; a permanent one is returned at once. Safe for concurrent use.
+func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID, error) {
+	to, err := s.net.normalize(string(m.Chat))
+	if err != nil {
+		return "", err
+	}
+	if m.Text == "" {
+		return "", fmt.Errorf("sms: empty message: %w", legacy.ErrRejected)
+	}
+	if s.optedOut(to) {
+		return "", fmt.Errorf("sms: %w", &legacy.CodeError{Code: "STOP",
+			Text: to + " has opted out of messages from this number (they texted STOP); they must text START to receive messages again",
+			Err:  legacy.ErrForbidden})
+	}
+	seg := Count(m.Text)
+	if seg.Count > s.maxSegments {
+		return "", fmt.Errorf("sms: this message needs %d SMS segments (%s, %d units), more than the limit of %d: %w",
+			seg.Count, seg.Encoding, seg.Units, s.maxSegments, legacy.ErrRejected)
+	}
+	if s.limit != nil {
+		res := s.limit.ReserveN(time.Now(), seg.Count)
+		if d := res.Delay(); d > 0 {
+			res.Cancel()
+			return "", fmt.Errorf("sms: this number's limit of %d segments a minute is reached: %w",
+				s.net.ratePerMin, &legacy.RateLimitError{RetryAfter: d})
+		}
+	}
+	var errs []error
+	for _, r := range s.routes {
+		id, err := r.send(ctx, s.number, to, m.Text, seg, m.Key)
+		if err == nil {
+			return id, nil
+		}
+		if legacy.IsPermanent(err) {
+			return "", err
+		}
+		s.net.log.Info("sms route failed, trying the next", "route", r.name(), "err", err)
+		errs = append(errs, fmt.Errorf("route %s: %w", r.name(), err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return "", fmt.Errorf("sms: no route configured: %w", legacy.ErrUnavailable)
+	}
+	return "", fmt.Errorf("sms: every route failed: %w", errors.Join(errs...))
+}

@@ -1,0 +1,320 @@
+// Package smpp is the SMPP 3.4 route of the SMS adapter, over
+// github.com/linxGnu/gosmpp: one bind_transceiver per Client with
+// enquire_link keep-alive and automatic rebind.
+//
+//   - MT: Submit sends one submit_sm per part the caller split (the sms
+//     package's own counter, not gosmpp's Split, which over-splits and
+//     copies sequence numbers): data_coding 0 (SMSC default alphabet,
+//     unpacked GSM-7) or 8 (UCS-2), and for several parts a UDH with the
+//     8-bit-reference concatenation element (IE 0x00) and esm_class 0x40;
+//     registered_delivery 1 asks for receipts. Every part is a new PDU with
+//     its own sequence number; submit_sm_resp statuses are mapped to
+//     legacy sentinels (ESME_RTHROTTLED and ESME_RMSGQFUL → rate limited,
+//     ESME_RINVDSTADR → invalid address, others rejected).
+//   - MO: each deliver_sm is handed to Deliver and answered ESME_ROK only
+//     when it returned nil, ESME_RX_T_APPN (temporary) otherwise, so the
+//     SMSC redelivers.
+//   - Receipts: deliver_sm with esm_class bit 0x04, read from the
+//     receipted_message_id TLV or the "id:… stat:…" text of SMPP 3.4
+//     appendix B, handed to Receipt.
+//
+// Concatenated MO parts are reported as parts (MO.Ref, Part, Total);
+// package sms reassembles them.
+//
+// Not yet: SAR TLVs, message_payload, separate TX/RX binds, TLS, windowing
+// limits. A deliver_sm whose UDH does not parse fails in gosmpp's PDU
+// reader, which drops the bind (gosmpp then rebinds) instead of answering
+// generic_nack.
+package smpp
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/linxGnu/gosmpp"
+	"github.com/linxGnu/gosmpp/data"
+	"github.com/linxGnu/gosmpp/pdu"
+
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// MO is a mobile-originated message.
+type MO struct {
+	// From and To are the addresses, with "+" when their TON is
+	// international (1).
+	From, To, Text string
+	// Ref, Part and Total describe a part of a concatenated message (UDH
+	// element 0x00 with an 8-bit reference or 0x08 with a 16-bit one);
+	// Total is 0 for a single message.
+	Ref         uint16
+	Part, Total byte
+}
+
+// Receipt is a delivery receipt.
+type Receipt struct {
+	// ID is the SMSC's message id, as submit_sm_resp gave it.
+	ID string
+	// From is the recipient of the original message (the receipt's
+	// source), To our number.
+	From, To string
+	// State is the stat field (DELIVRD, UNDELIV, EXPIRED, REJECTD, …).
+	State string
+}
+
+// Delivered reports whether the receipt is a final success.
+func (r Receipt) Delivered() bool { return r.State == "DELIVRD" }
+
+// Client is one SMPP bind. Set the fields, then call Run; Submit works
+// while Run is bound. Safe for concurrent use.
+type Client struct {
+	Addr, SystemID, Password, SystemType string
+	// Deliver and Receipt receive what the SMSC pushes. They are called
+	// one at a time from the reading goroutine; a nil return
+	// acknowledges the deliver_sm.
+	Deliver func(MO) error
+	Receipt func(Receipt) error
+	// Timeout bounds a submit (default 30s).
+	Timeout time.Duration
+
+	mu      sync.Mutex
+	sess    *gosmpp.Session
+	pending map[int32]chan *pdu.SubmitSMResp
+}
+
+// Run binds and stays bound (rebinding after failures) until ctx ends.
+// It returns the first bind's error, or nil when ctx ended.
+func (c *Client) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.pending == nil {
+		c.pending = map[int32]chan *pdu.SubmitSMResp{}
+	}
+	c.mu.Unlock()
+	auth := gosmpp.Auth{SMSC: c.Addr, SystemID: c.SystemID, Password: c.Password, SystemType: c.SystemType}
+	sess, err := gosmpp.NewSession(gosmpp.TRXConnector(gosmpp.NonTLSDialer, auth), gosmpp.Settings{
+		EnquireLink: 30 * time.Second,
+		ReadTimeout: 90 * time.Second,
+		OnAllPDU:    c.handle,
+	}, 5*time.Second)
+	if err != nil {
+		var be gosmpp.BindError
+		if errors.As(err, &be) {
+			return fmt.Errorf("smpp: bind refused (%v): %w", be.CommandStatus, legacy.ErrUnavailable)
+		}
+		return fmt.Errorf("smpp: bind: %w", errors.Join(legacy.ErrUnavailable, err))
+	}
+	c.mu.Lock()
+	c.sess = sess
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	c.sess = nil
+	for seq, ch := range c.pending {
+		close(ch)
+		delete(c.pending, seq)
+	}
+	c.mu.Unlock()
+	sess.Close()
+	return nil
+}
+
+func (c *Client) handle(p pdu.PDU) (pdu.PDU, bool) {
+	switch pd := p.(type) {
+	case *pdu.SubmitSMResp:
+		c.mu.Lock()
+		ch := c.pending[pd.SequenceNumber]
+		delete(c.pending, pd.SequenceNumber)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- pd
+		}
+		return nil, false
+	case *pdu.DeliverSM:
+		resp := pd.GetResponse().(*pdu.DeliverSMResp)
+		if err := c.deliver(pd); err != nil {
+			resp.CommandStatus = data.ESME_RX_T_APPN
+		}
+		return resp, false
+	case *pdu.EnquireLink:
+		return pd.GetResponse(), false
+	case *pdu.Unbind:
+		return pd.GetResponse(), true
+	case *pdu.DataSM:
+		r := pd.GetResponse()
+		return r, false
+	}
+	return nil, false
+}
+
+func (c *Client) deliver(pd *pdu.DeliverSM) error {
+	from, to := e164(pd.SourceAddr), e164(pd.DestAddr)
+	if pd.EsmClass&0x04 != 0 {
+		r := parseReceipt(pd)
+		r.From, r.To = from, to
+		if c.Receipt == nil {
+			return nil
+		}
+		return c.Receipt(r)
+	}
+	text, err := pd.Message.GetMessage()
+	if err != nil {
+		// Undecodable: acknowledge (it would never decode) but say so.
+		text = "[undecodable SMS]"
+	}
+	mo := MO{From: from, To: to, Text: text}
+	udh := pd.Message.UDH()
+	if total, part, ref, ok := udh.GetConcatInfo(); ok {
+		mo.Total, mo.Part, mo.Ref = total, part, uint16(ref)
+	} else if ie, ok := udh.FindInfoElement(data.UDH_CONCAT_MSG_16_BIT_REF); ok && len(ie.Data) == 4 {
+		mo.Ref, mo.Total, mo.Part = uint16(ie.Data[0])<<8|uint16(ie.Data[1]), ie.Data[2], ie.Data[3]
+	}
+	if mo.Total > 0 && (mo.Part == 0 || mo.Part > mo.Total) {
+		mo.Total, mo.Part = 0, 0 // an impossible part number: deliver it as a whole message
+	}
+	if c.Deliver == nil {
+		return errors.New("smpp: no Deliver handler")
+	}
+	return c.Deliver(mo)
+}
+
+// e164 returns an address, with "+" when its TON is international.
+func e164(a pdu.Address) string {
+	s := a.Address()
+	if a.Ton() == 1 && s != "" && !strings.HasPrefix(s, "+") {
+		return "+" + s
+	}
+	return s
+}
+
+// parseReceipt reads the TLVs, then the appendix-B text
+// "id:IIII sub:SSS dlvrd:DDD submit date:… done date:… stat:SSSSSSS err:E text:…".
+func parseReceipt(pd *pdu.DeliverSM) Receipt {
+	var r Receipt
+	if f, ok := pd.OptionalParameters[pdu.TagReceiptedMessageID]; ok {
+		r.ID = f.String()
+	}
+	text, _ := pd.Message.GetMessage()
+	for _, w := range strings.Fields(text) {
+		k, v, ok := strings.Cut(w, ":")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(k) {
+		case "id":
+			if r.ID == "" {
+				r.ID = v
+			}
+		case "stat":
+			r.State = strings.ToUpper(v)
+		}
+	}
+	return r
+}
+
+// Submit sends parts (already split by the caller, in order) from one
+// address to another and returns the SMSC's message id of every part. ucs2
+// chooses data_coding 8, else 0 (GSM-7).
+func (c *Client) Submit(ctx context.Context, from, to string, parts []string, ucs2 bool) ([]string, error) {
+	c.mu.Lock()
+	sess := c.sess
+	c.mu.Unlock()
+	if sess == nil {
+		return nil, fmt.Errorf("smpp: not bound: %w", legacy.ErrUnavailable)
+	}
+	if len(parts) == 0 || len(parts) > 255 {
+		return nil, fmt.Errorf("smpp: %d parts: %w", len(parts), legacy.ErrRejected)
+	}
+	enc := data.GSM7BIT
+	if ucs2 {
+		enc = data.UCS2
+	}
+	var ref [1]byte
+	rand.Read(ref[:])
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ids := make([]string, 0, len(parts))
+	for i, part := range parts {
+		sm := pdu.NewSubmitSM().(*pdu.SubmitSM) // a new PDU: its own sequence number
+		src, err := pdu.NewAddressWithTonNpiAddr(1, 1, strings.TrimPrefix(from, "+"))
+		if err != nil {
+			return ids, fmt.Errorf("smpp: source %q: %w", from, legacy.ErrRejected)
+		}
+		dst, err := pdu.NewAddressWithTonNpiAddr(1, 1, strings.TrimPrefix(to, "+"))
+		if err != nil {
+			return ids, fmt.Errorf("smpp: destination %q: %w", to, legacy.ErrInvalidAddress)
+		}
+		sm.SourceAddr, sm.DestAddr = src, dst
+		if err := sm.Message.SetMessageWithEncoding(part, enc); err != nil {
+			return ids, fmt.Errorf("smpp: part %d: %v: %w", i+1, err, legacy.ErrRejected)
+		}
+		if len(parts) > 1 {
+			sm.Message.SetUDH(pdu.UDH{pdu.NewIEConcatMessage(byte(len(parts)), byte(i+1), ref[0])})
+			sm.EsmClass = 0x40
+		}
+		sm.RegisteredDelivery = 1
+		id, err := c.submit(ctx, sess, sm, timeout)
+		if err != nil {
+			return ids, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+func (c *Client) submit(ctx context.Context, sess *gosmpp.Session, sm *pdu.SubmitSM, timeout time.Duration) (string, error) {
+	ch := make(chan *pdu.SubmitSMResp, 1)
+	seq := sm.GetSequenceNumber()
+	c.mu.Lock()
+	if c.pending == nil {
+		c.mu.Unlock()
+		return "", fmt.Errorf("smpp: not bound: %w", legacy.ErrUnavailable)
+	}
+	c.pending[seq] = ch
+	c.mu.Unlock()
+	forget := func() {
+		c.mu.Lock()
+		delete(c.pending, seq)
+		c.mu.Unlock()
+	}
+	if err := sess.Transceiver().Submit(sm); err != nil {
+		forget()
+		return "", fmt.Errorf("smpp: submit: %w", errors.Join(legacy.ErrUnavailable, err))
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case resp, ok := <-ch:
+		if !ok {
+			return "", fmt.Errorf("smpp: bind closed before submit_sm_resp: %w", legacy.ErrUnavailable)
+		}
+		return resp.MessageID, statusError(resp.CommandStatus)
+	case <-t.C:
+		forget()
+		return "", fmt.Errorf("smpp: no submit_sm_resp within %s: %w", timeout, legacy.ErrUnavailable)
+	case <-ctx.Done():
+		forget()
+		return "", fmt.Errorf("smpp: %w", errors.Join(legacy.ErrUnavailable, ctx.Err()))
+	}
+}
+
+// statusError maps a submit_sm_resp command_status.
+func statusError(st data.CommandStatusType) error {
+	code := fmt.Sprintf("0x%08X", uint32(st))
+	switch st {
+	case data.ESME_ROK:
+		return nil
+	case data.ESME_RTHROTTLED, data.ESME_RMSGQFUL:
+		return fmt.Errorf("smpp: %s (%s): %w", st.Desc(), code, &legacy.RateLimitError{RetryAfter: time.Second})
+	case data.ESME_RINVDSTADR:
+		return fmt.Errorf("smpp: %w", &legacy.CodeError{Code: code, Text: st.Desc(), Err: legacy.ErrInvalidAddress})
+	case data.ESME_RSYSERR, data.ESME_RSUBMITFAIL:
+		return fmt.Errorf("smpp: %w", &legacy.CodeError{Code: code, Text: st.Desc(), Err: legacy.ErrUnavailable})
+	}
+	return fmt.Errorf("smpp: %w", &legacy.CodeError{Code: code, Text: st.Desc(), Err: legacy.ErrRejected})
+}

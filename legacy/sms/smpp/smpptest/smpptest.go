@@ -1,0 +1,179 @@
+// Package smpptest is a fake SMSC for tests, built on gosmpp's pdu package
+// and listening on 127.0.0.1: bind_transceiver (password "secret"),
+// enquire_link, unbind, submit_sm with queued error statuses, and
+// deliver_sm pushed on demand.
+package smpptest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/linxGnu/gosmpp/data"
+	"github.com/linxGnu/gosmpp/pdu"
+)
+
+// SMSC is a fake SMSC built on gosmpp's pdu package: it accepts a
+// bind_transceiver with the right password, answers enquire_link, records
+// submit_sm (answering with a queued status, if any), and pushes
+// deliver_sm on demand, recording the ESME's answers.
+type SMSC struct {
+	t  testing.TB
+	ln net.Listener
+
+	mu       sync.Mutex
+	conn     net.Conn
+	submits  []*pdu.SubmitSM
+	statuses []data.CommandStatusType // next submit_sm_resp statuses
+	answers  chan *pdu.DeliverSMResp
+	bound    chan struct{}
+	nextID   int
+}
+
+func New(t testing.TB) *SMSC {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &SMSC{t: t, ln: ln, answers: make(chan *pdu.DeliverSMResp, 16), bound: make(chan struct{}, 4)}
+	go f.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		f.mu.Lock()
+		if f.conn != nil {
+			f.conn.Close()
+		}
+		f.mu.Unlock()
+	})
+	return f
+}
+
+// Addr is the SMSC's host:port.
+func (f *SMSC) Addr() string { return f.ln.Addr().String() }
+
+// Bound receives a value after each successful bind.
+func (f *SMSC) Bound() <-chan struct{} { return f.bound }
+
+// Submits returns the submit_sm received so far.
+func (f *SMSC) Submits() []*pdu.SubmitSM {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*pdu.SubmitSM(nil), f.submits...)
+}
+
+// Fail queues command statuses for the next submit_sm_resp.
+func (f *SMSC) Fail(st ...data.CommandStatusType) {
+	f.mu.Lock()
+	f.statuses = append(f.statuses, st...)
+	f.mu.Unlock()
+}
+
+func (f *SMSC) accept() {
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.conn = c
+		f.mu.Unlock()
+		go f.serve(c)
+	}
+}
+
+func (f *SMSC) write(p pdu.PDU) error {
+	b := pdu.NewBuffer(make([]byte, 0, 64))
+	p.Marshal(b)
+	f.mu.Lock()
+	c := f.conn
+	f.mu.Unlock()
+	if c == nil {
+		return errors.New("no connection")
+	}
+	_, err := c.Write(b.Bytes())
+	return err
+}
+
+func (f *SMSC) serve(c net.Conn) {
+	defer c.Close()
+	for {
+		p, err := pdu.Parse(c)
+		if err != nil {
+			return
+		}
+		switch pd := p.(type) {
+		case *pdu.BindRequest:
+			resp := pd.GetResponse().(*pdu.BindResp)
+			if pd.Password != "secret" {
+				resp.CommandStatus = data.ESME_RINVPASWD
+			}
+			f.write(resp)
+			if resp.CommandStatus == data.ESME_ROK {
+				f.bound <- struct{}{}
+			}
+		case *pdu.EnquireLink:
+			f.write(pd.GetResponse())
+		case *pdu.Unbind:
+			f.write(pd.GetResponse())
+			return
+		case *pdu.SubmitSM:
+			f.mu.Lock()
+			f.submits = append(f.submits, pd)
+			st := data.ESME_ROK
+			if len(f.statuses) > 0 {
+				st, f.statuses = f.statuses[0], f.statuses[1:]
+			}
+			f.nextID++
+			id := f.nextID
+			f.mu.Unlock()
+			resp := pd.GetResponse().(*pdu.SubmitSMResp)
+			resp.CommandStatus = st
+			if st == data.ESME_ROK {
+				resp.MessageID = fmt.Sprintf("%X", 0xA000+id)
+			}
+			f.write(resp)
+		case *pdu.DeliverSMResp:
+			f.answers <- pd
+		}
+	}
+}
+
+// Deliver sends a deliver_sm (esm 0x04 for a receipt) and returns the
+// ESME's deliver_sm_resp.
+func (f *SMSC) Deliver(t testing.TB, from, to, text string, esm byte, enc data.Encoding) *pdu.DeliverSMResp {
+	t.Helper()
+	return f.DeliverUDH(t, from, to, text, esm, enc, nil)
+}
+
+// DeliverUDH is Deliver with a user data header (esm_class 0x40 is added
+// when udh is not nil).
+func (f *SMSC) DeliverUDH(t testing.TB, from, to, text string, esm byte, enc data.Encoding, udh pdu.UDH) *pdu.DeliverSMResp {
+	t.Helper()
+	d := pdu.NewDeliverSM().(*pdu.DeliverSM)
+	d.SourceAddr, _ = pdu.NewAddressWithTonNpiAddr(1, 1, from)
+	d.DestAddr, _ = pdu.NewAddressWithTonNpiAddr(1, 1, to)
+	d.EsmClass = esm
+	if err := d.Message.SetMessageWithEncoding(text, enc); err != nil {
+		t.Fatal(err)
+	}
+	if udh != nil {
+		d.Message.SetUDH(udh)
+		d.EsmClass |= 0x40
+	}
+	if err := f.write(d); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-f.answers:
+		if r.SequenceNumber != d.SequenceNumber {
+			t.Errorf("deliver_sm_resp for sequence %d, want %d", r.SequenceNumber, d.SequenceNumber)
+		}
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no deliver_sm_resp")
+		return nil
+	}
+}

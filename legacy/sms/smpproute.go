@@ -1,0 +1,130 @@
+package sms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/sms/smpp"
+)
+
+// smppRoute is the operator's SMPP bind, shared by every session. The bind
+// is up while at least one session runs (acquire/release from Run), so the
+// Network itself does no I/O outside Session.Run.
+type smppRoute struct {
+	net *Network
+	c   *smpp.Client
+
+	mu     sync.Mutex
+	users  int
+	cancel context.CancelFunc
+	done   chan struct{}
+	moSeq  atomic.Uint64
+}
+
+func (r *smppRoute) name() string { return "smpp" }
+
+// send splits text with our own splitter (Split) and submits every part.
+// The message id is the SMSC's id of the last part, so the receipt of the
+// last part becomes the XEP-0184 receipt.
+func (r *smppRoute) send(ctx context.Context, from, to, text string, seg Segments, key string) (legacy.MessageID, error) {
+	ids, err := r.c.Submit(ctx, from, to, Split(text), seg.Encoding == UCS2)
+	if err != nil {
+		if len(ids) > 0 {
+			r.net.log.Warn("SMPP message partly submitted; a retry resends every part", "parts_sent", len(ids))
+		}
+		return "", err
+	}
+	return legacy.MessageID("smpp-" + ids[len(ids)-1]), nil
+}
+
+// acquire starts the bind with the first user.
+func (r *smppRoute) acquire() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.users++
+	if r.users > 1 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel, r.done = cancel, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		for backoff := time.Second; ; backoff = min(2*backoff, time.Minute) {
+			err := r.c.Run(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			r.net.log.Warn("SMPP bind failed, retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+		}
+	}(r.done)
+}
+
+// release stops the bind with the last user and waits for it to end,
+// holding the lock so that a new first user cannot start a second bind
+// meanwhile.
+func (r *smppRoute) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.users--
+	if r.users > 0 {
+		return
+	}
+	r.cancel()
+	<-r.done
+}
+
+// smppDeliver handles an MO deliver_sm: it returns nil (ESME_ROK) once the
+// owner's session took it, an error (ESME_RX_T_APPN, the SMSC retries)
+// otherwise. deliver_sm carries no message id, so each one gets a new id:
+// a deliver_sm redelivered after an error was not stored, and one
+// redelivered after a lost deliver_sm_resp may show twice.
+func (n *Network) smppDeliver(mo smpp.MO) error {
+	s := n.lookup(mo.To)
+	if s == nil {
+		return fmt.Errorf("sms: no running session for %s", mo.To)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id := fmt.Sprintf("smpp-mo-%d-%d", time.Now().UnixNano(), n.smpp.moSeq.Add(1))
+	if mo.Total > 1 {
+		return s.receivePart(ctx, mo, n.smpp)
+	}
+	return s.receive(ctx, id, mo.From, mo.Text, n.smpp)
+}
+
+// smppReceipt turns a DELIVRD receipt into a legacy.Receipt and the final
+// failures (UNDELIV, EXPIRED, DELETED, UNKNOWN, REJECTD) into
+// legacy.Undelivered; other states are not final and are ignored.
+func (n *Network) smppReceipt(r smpp.Receipt) error {
+	var cause error
+	switch r.State {
+	case "DELIVRD":
+	case "REJECTD":
+		cause = legacy.ErrRejected
+	case "UNDELIV", "EXPIRED", "DELETED", "UNKNOWN":
+		cause = legacy.ErrUnavailable
+	default: // ENROUTE, ACCEPTD, …: not final
+		return nil
+	}
+	s := n.lookup(r.To)
+	if s == nil {
+		return errors.New("sms: no running session for the receipt's number")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id := legacy.MessageID("smpp-" + r.ID)
+	if cause != nil {
+		return s.undelivered(ctx, id, r.From, &legacy.CodeError{Code: r.State, Text: "the SMS centre reports the message " + r.State, Err: cause})
+	}
+	return s.receipt(ctx, id, r.From)
+}

@@ -1,0 +1,476 @@
+// Package sms bridges XMPP users to SMS through three kinds of route:
+// Twilio's REST API and Twilio-compatible ones such as SignalWire (package
+// twilio), Kannel's smsbox HTTP interface (package kannel) and SMPP 3.4
+// (package smpp, over github.com/linxGnu/gosmpp). Contacts are E.164
+// numbers ("+15551234567@sms.example.org"), following the Soprani.ca SGX
+// conventions (https://wiki.soprani.ca/SGX) so the gateway can serve as a
+// Cheogram backend route.
+//
+// User model: the operator configures one or more routes and a pool of
+// numbers; each user registers with one number of the pool (the number is
+// the account id), or, when the operator allows it, with their own Twilio
+// account SID, auth token and number. Outgoing messages go through the
+// routes in the configured order: a transient failure (5xx, timeout, rate
+// limit, the operator's credentials refused, SMPP not bound) on one route
+// tries the next (failover); a permanent one (invalid number, opted out)
+// is returned at once.
+//
+// What works:
+//   - segment counting of our own (Count, Split: GSM 03.38 default
+//     alphabet and extension table, 160/153 septets; UCS-2 70/67 UTF-16
+//     units; escape and surrogate pairs never split) and a per-user limit
+//     on segments per message (operator option max_segments, user setting
+//     max_segments) → ErrRejected with the count;
+//   - number normalisation with github.com/nyaruka/phonenumbers and a
+//     default region (Resolver, XEP-0100 prompt);
+//   - Twilio: sending, error codes mapped to legacy sentinels, webhooks
+//     verified with X-Twilio-Signature (bad signature → 403), incoming
+//     messages, status callbacks ("delivered" → legacy.Receipt);
+//   - Kannel: sendsms with coding chosen from Count, MO and DLR webhooks
+//     authenticated by a shared secret (tested against a real Kannel with
+//     fakesmsc);
+//   - SMPP: one shared bind_transceiver, up while at least one session
+//     runs; concatenated submit_sm with a UDH (8-bit reference) and a
+//     sequence number of its own per part; deliver_sm answered ESME_ROK
+//     only after Sink.Emit returned, ESME_RX_T_APPN otherwise;
+//     concatenated MO (UDH with 8-bit or 16-bit references) reassembled,
+//     every part kept in the session state (SaveState) before it is
+//     acknowledged, delivered with "[part n missing]" markers after
+//     smpp_concat_timeout; DELIVRD receipts → legacy.Receipt;
+//   - a per-number limit of segments a minute (rate_per_minute);
+//   - STOP/START/HELP: see inbound.go.
+//
+// Every webhook answers 2xx only after Sink.Emit returned nil (503
+// otherwise, so the provider retries). A webhook (or deliver_sm) finds the
+// user by the number the SMS was sent to: every running session registers
+// its number with the Network in Run and removes it when Run returns, so
+// messages for a user whose session is not running get 503
+// (ESME_RX_T_APPN on SMPP).
+//
+// Delivery reports (Twilio status callbacks, Kannel DLRs, SMPP receipts):
+// "delivered" becomes a legacy.Receipt, a final failure a
+// legacy.Undelivered carrying the provider's code.
+//
+// Not yet: MMS media as files (media URLs are appended to the text, as SGX
+// does), SAR TLVs, a daily spend cap, short codes and alphanumeric senders
+// one can answer, hex/decimal SMPP message-id normalisation, delivering
+// inside XMPP when the destination is another user of the gateway,
+// Telnyx/Vonage/Plivo.
+//
+// Options: see README.md and New.
+package sms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/time/rate"
+
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/sms/kannel"
+	"github.com/jabbergate/jabbergate/legacy/sms/smpp"
+	"github.com/jabbergate/jabbergate/legacy/sms/twilio"
+)
+
+// Name is the registry name of this network.
+const Name = "sms"
+
+func init() {
+	legacy.Register(Name, func(options map[string]string) (legacy.Network, error) {
+		return New(options)
+	})
+}
+
+// Registration and settings field names.
+const (
+	FieldNumber     = "number"
+	FieldTwilioSID  = "twilio_account_sid"
+	FieldTwilioAuth = "twilio_auth_token"
+	SettingMaxSegs  = "max_segments"
+)
+
+// DefaultMaxSegments is the default limit on segments per message.
+const DefaultMaxSegments = 10
+
+// Network is the SMS network. Safe for concurrent use.
+type Network struct {
+	region      string
+	publicURL   string
+	maxSegments int
+	ratePerMin  int
+	allowOwn    bool
+	helpText    string
+	pool        []string
+	routes      []route
+	twilioURL   string
+	twilioToken string // the operator's, for webhooks
+	kannelKey   string // the Kannel webhook secret
+	httpc       *http.Client
+	log         *slog.Logger
+	info        legacy.Info
+
+	smpp          *smppRoute // nil without smpp_addr; its bind runs while sessions use it
+	concatTimeout time.Duration
+
+	mu       sync.Mutex
+	sessions map[string]*session // running sessions by E.164 number
+}
+
+var (
+	_ legacy.Network   = (*Network)(nil)
+	_ legacy.Resolver  = (*Network)(nil)
+	_ legacy.Registrar = (*Network)(nil)
+	_ legacy.Webhooker = (*Network)(nil)
+	_ legacy.Session   = (*session)(nil)
+)
+
+var knownOptions = []string{
+	"routes", "numbers", "default_region", "public_url", "max_segments", "allow_own_credentials",
+	"help_text", "timeout", "rate_per_minute",
+	"twilio_account_sid", "twilio_auth_token", "twilio_api_url",
+	"kannel_send_url", "kannel_username", "kannel_password", "kannel_smsc", "kannel_secret",
+	"smpp_addr", "smpp_system_id", "smpp_password", "smpp_system_type", "smpp_concat_timeout",
+}
+
+// New builds the network from its options (all optional unless said):
+//
+//	routes                 route order for failover, e.g. "twilio,kannel" (default: every configured route, Twilio first)
+//	numbers                the operator's number pool, separated by commas, any notation default_region parses
+//	default_region         ISO 3166 region for numbers without a country code (default US)
+//	public_url             the public URL of this bridge's webhooks, https://host/webhooks/<bridge domain>; required for
+//	                       Twilio signature checks and for status callbacks/DLRs
+//	max_segments           the most SMS segments one message may take (default 10)
+//	allow_own_credentials  "true": users may register with their own Twilio account
+//	rate_per_minute        the most SMS segments one number sends per minute (default 0: no limit)
+//	help_text              auto-reply to HELP/INFO on Kannel routes (Twilio answers those itself)
+//	timeout                HTTP timeout towards providers (default 30s)
+//	twilio_account_sid, twilio_auth_token (or twilio_auth_token_file), twilio_api_url (default https://api.twilio.com)
+//	kannel_send_url (e.g. http://127.0.0.1:13013/cgi-bin/sendsms), kannel_username, kannel_password, kannel_smsc,
+//	kannel_secret          the shared secret Kannel's MO get-url and the DLR URLs carry
+//	smpp_addr (host:port), smpp_system_id, smpp_password (or smpp_password_file), smpp_system_type
+//	smpp_concat_timeout    how long parts of a concatenated SMS wait for the others (default 30m)
+//
+// It validates and does no I/O.
+func New(options map[string]string) (*Network, error) {
+	for k := range options {
+		if !slices.Contains(knownOptions, k) {
+			return nil, fmt.Errorf("sms: unknown option %q (known: %s)", k, strings.Join(knownOptions, ", "))
+		}
+	}
+	o := func(k string) string { return strings.TrimSpace(options[k]) }
+	n := &Network{
+		region: strings.ToUpper(o("default_region")), publicURL: strings.TrimRight(o("public_url"), "/"),
+		maxSegments: DefaultMaxSegments, helpText: o("help_text"),
+		twilioURL: o("twilio_api_url"), twilioToken: o("twilio_auth_token"), kannelKey: o("kannel_secret"),
+		log: slog.Default().With("network", Name), sessions: map[string]*session{},
+	}
+	if n.region == "" {
+		n.region = "US"
+	}
+	if phonenumbers.GetCountryCodeForRegion(n.region) == 0 {
+		return nil, fmt.Errorf("sms: default_region %q is not a region code (e.g. US, GB, DE)", n.region)
+	}
+	if n.publicURL != "" {
+		if u, err := url.Parse(n.publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("sms: public_url %q must be an absolute http(s) URL", n.publicURL)
+		}
+	}
+	if s := o("max_segments"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("sms: max_segments %q must be a positive integer", s)
+		}
+		n.maxSegments = v
+	}
+	if s := o("rate_per_minute"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("sms: rate_per_minute %q must be a number of segments, 0 for no limit", s)
+		}
+		n.ratePerMin = v
+	}
+	if s := o("allow_own_credentials"); s != "" {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("sms: allow_own_credentials %q must be true or false", s)
+		}
+		n.allowOwn = v
+	}
+	timeout := 30 * time.Second
+	if s := o("timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("sms: timeout %q must be a positive duration such as 30s", s)
+		}
+		timeout = d
+	}
+	n.httpc = &http.Client{Timeout: timeout}
+	if n.twilioURL != "" {
+		if u, err := url.Parse(n.twilioURL); err != nil || u.Host == "" {
+			return nil, fmt.Errorf("sms: twilio_api_url %q is not an absolute URL", n.twilioURL)
+		}
+	}
+
+	avail := map[string]route{}
+	if sid := o("twilio_account_sid"); sid != "" || n.twilioToken != "" {
+		if sid == "" || n.twilioToken == "" {
+			return nil, errors.New("sms: give both twilio_account_sid and twilio_auth_token (or twilio_auth_token_file)")
+		}
+		avail["twilio"] = &twilioRoute{net: n, c: &twilio.Client{BaseURL: n.twilioURL, AccountSID: sid, AuthToken: n.twilioToken, HTTP: n.httpc}}
+	}
+	if su := o("kannel_send_url"); su != "" {
+		if u, err := url.Parse(su); err != nil || u.Host == "" {
+			return nil, fmt.Errorf("sms: kannel_send_url %q is not an absolute URL", su)
+		}
+		avail["kannel"] = &kannelRoute{net: n, c: &kannel.Client{SendURL: su, Username: o("kannel_username"),
+			Password: o("kannel_password"), SMSC: o("kannel_smsc"), HTTP: n.httpc}}
+	} else if o("kannel_username") != "" || o("kannel_password") != "" || o("kannel_smsc") != "" {
+		return nil, errors.New("sms: kannel_* options without kannel_send_url")
+	}
+	n.concatTimeout = DefaultConcatTimeout
+	if s := o("smpp_concat_timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("sms: smpp_concat_timeout %q must be a positive duration such as 30m", s)
+		}
+		n.concatTimeout = d
+	}
+	if addr := o("smpp_addr"); addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("sms: smpp_addr %q must be host:port", addr)
+		}
+		if o("smpp_system_id") == "" {
+			return nil, errors.New("sms: smpp_addr without smpp_system_id")
+		}
+		n.smpp = &smppRoute{net: n, c: &smpp.Client{Addr: addr, SystemID: o("smpp_system_id"), Password: o("smpp_password"),
+			SystemType: o("smpp_system_type"), Timeout: timeout}}
+		n.smpp.c.Deliver, n.smpp.c.Receipt = n.smppDeliver, n.smppReceipt
+		avail["smpp"] = n.smpp
+	} else if o("smpp_system_id") != "" || o("smpp_password") != "" || o("smpp_system_type") != "" {
+		return nil, errors.New("sms: smpp_* options without smpp_addr")
+	}
+	order := splitList(o("routes"))
+	if len(order) == 0 {
+		for _, r := range []string{"twilio", "kannel", "smpp"} {
+			if avail[r] != nil {
+				order = append(order, r)
+			}
+		}
+	}
+	for _, name := range order {
+		r, ok := avail[name]
+		if !ok {
+			return nil, fmt.Errorf("sms: route %q in routes is not configured (twilio needs twilio_account_sid and twilio_auth_token; kannel needs kannel_send_url; smpp needs smpp_addr)", name)
+		}
+		if slices.Contains(n.routes, r) {
+			return nil, fmt.Errorf("sms: route %q listed twice", name)
+		}
+		n.routes = append(n.routes, r)
+	}
+	for _, s := range strings.FieldsFunc(o("numbers"), func(r rune) bool { return r == ',' || r == ';' || r == '\n' }) {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		e, err := n.normalize(s)
+		if err != nil {
+			return nil, fmt.Errorf("sms: numbers: %q is not a phone number", s)
+		}
+		if !slices.Contains(n.pool, e) {
+			n.pool = append(n.pool, e)
+		}
+	}
+	if len(n.routes) == 0 && !n.allowOwn {
+		return nil, errors.New("sms: no route: configure twilio_*, kannel_* or smpp_* options, or allow_own_credentials")
+	}
+	if len(n.routes) > 0 && len(n.pool) == 0 && !n.allowOwn {
+		return nil, errors.New("sms: numbers (the operator's number pool) is empty")
+	}
+	n.info = n.buildInfo()
+	return n, nil
+}
+
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == ';' })
+}
+
+func (n *Network) buildInfo() legacy.Info {
+	num := legacy.Field{Var: FieldNumber, Label: "Your SMS number", Required: true}
+	instr := "Choose the phone number your contacts will see and reply to."
+	if n.allowOwn {
+		num.Desc = "A number of the gateway's pool (" + strings.Join(n.pool, ", ") + "), or your own Twilio number."
+		instr += " To use your own Twilio account instead, give its account SID and auth token, and one of its numbers."
+	} else {
+		num.Type = legacy.ListSingle
+		for _, p := range n.pool {
+			num.Options = append(num.Options, legacy.Option{Label: p, Value: p})
+		}
+	}
+	fields := []legacy.Field{num}
+	if n.allowOwn {
+		fields = append(fields,
+			legacy.Field{Var: FieldTwilioSID, Label: "Your Twilio account SID (optional)"},
+			legacy.Field{Var: FieldTwilioAuth, Label: "Your Twilio auth token (optional)", Type: legacy.TextPrivate, Secret: true})
+	}
+	return legacy.Info{
+		Name:         Name,
+		DiscoType:    "sms",
+		DisplayName:  "SMS",
+		Instructions: instr,
+		Fields:       fields,
+		Settings: []legacy.Field{{Var: SettingMaxSegs, Label: "Longest message, in SMS segments (at most " + strconv.Itoa(n.maxSegments) + ")",
+			Default: strconv.Itoa(n.maxSegments)}},
+		Prompt:     "Phone number",
+		PromptDesc: "Enter the phone number of the person to text, e.g. +1 555 123 4567",
+		Caps:       legacy.Caps{Receipts: true},
+		// Generous, so that a text over max_segments reaches Send and is
+		// refused with its segment count rather than a byte count; still a
+		// bound on what the outbox stores.
+		MaxTextLength: max(64<<10, 3*gsmSingle*n.maxSegments),
+		OutboxTTL:     24 * time.Hour,
+	}
+}
+
+// Info implements legacy.Network.
+func (n *Network) Info() legacy.Info { return n.info }
+
+// normalize parses input as a phone number and returns it in E.164. "00"
+// as an international prefix is understood whatever the default region.
+func (n *Network) normalize(input string) (string, error) {
+	s := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(input), "tel:"))
+	if s == "" || strings.ContainsAny(s, "@/") {
+		return "", fmt.Errorf("sms: %q is not a phone number: %w", input, legacy.ErrInvalidAddress)
+	}
+	compact := strings.Map(func(r rune) rune {
+		if strings.ContainsRune(" .-()\u00a0", r) {
+			return -1
+		}
+		return r
+	}, s)
+	if rest, ok := strings.CutPrefix(compact, "00"); ok {
+		s = "+" + rest
+	}
+	num, err := phonenumbers.Parse(s, n.region)
+	if err != nil || !phonenumbers.IsPossibleNumber(num) {
+		return "", fmt.Errorf("sms: %q is not a phone number: %w", input, legacy.ErrInvalidAddress)
+	}
+	return phonenumbers.Format(num, phonenumbers.E164), nil
+}
+
+// Resolve implements legacy.Resolver: any common notation of a phone
+// number ("(555) 123-4567", "+1 555 123 4567", "0044 20 7946 0958") becomes
+// its E.164 form; numbers without a country code are read in
+// default_region. Numbers are checked for a possible length, not for being
+// assigned (fictional 555 numbers pass).
+func (n *Network) Resolve(ctx context.Context, input string) (legacy.ChatID, error) {
+	e, err := n.normalize(input)
+	return legacy.ChatID(e), err
+}
+
+// Register implements legacy.Registrar. The account id is the user's
+// number in E.164. A number of the pool is accepted as is (exclusive
+// assignment is enforced when sessions run: see Run); with own Twilio
+// credentials (allow_own_credentials) they are checked against Twilio.
+func (n *Network) Register(ctx context.Context, fields map[string]string) (legacy.AccountID, error) {
+	num, err := n.normalize(fields[FieldNumber])
+	if err != nil {
+		return "", &legacy.FieldError{Var: FieldNumber, Reason: "not a phone number"}
+	}
+	sid, tok := strings.TrimSpace(fields[FieldTwilioSID]), strings.TrimSpace(fields[FieldTwilioAuth])
+	if sid != "" || tok != "" {
+		if !n.allowOwn {
+			return "", &legacy.FieldError{Var: FieldTwilioSID, Reason: "this gateway does not accept your own provider credentials"}
+		}
+		if sid == "" {
+			return "", &legacy.FieldError{Var: FieldTwilioSID, Reason: "required with an auth token"}
+		}
+		if tok == "" {
+			return "", &legacy.FieldError{Var: FieldTwilioAuth, Reason: "required with an account SID"}
+		}
+		c := n.ownClient(sid, tok)
+		if err := c.Check(ctx); err != nil {
+			return "", err
+		}
+		return legacy.AccountID(num), nil
+	}
+	if len(n.routes) == 0 {
+		return "", &legacy.FieldError{Var: FieldTwilioSID, Reason: "this gateway has no numbers of its own: give your Twilio account SID and auth token"}
+	}
+	if !slices.Contains(n.pool, num) {
+		return "", &legacy.FieldError{Var: FieldNumber, Reason: "not one of the gateway's numbers: " + strings.Join(n.pool, ", ")}
+	}
+	return legacy.AccountID(num), nil
+}
+
+func (n *Network) ownClient(sid, tok string) *twilio.Client {
+	return &twilio.Client{BaseURL: n.twilioURL, AccountSID: sid, AuthToken: tok, HTTP: n.httpc, OwnCredentials: true}
+}
+
+// Open implements legacy.Network. It does no I/O.
+func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sink) (legacy.Session, error) {
+	if sink == nil {
+		return nil, errors.New("sms: nil sink")
+	}
+	num, err := n.normalize(string(acct.ID))
+	if err != nil {
+		return nil, fmt.Errorf("sms: account id: %w", err)
+	}
+	s := &session{net: n, owner: acct.Owner, number: num, sink: sink, routes: n.routes, maxSegments: n.maxSegments}
+	if n.ratePerMin > 0 {
+		// Burst: a minute's worth, and at least one message of the longest kind.
+		s.limit = rate.NewLimiter(rate.Every(time.Minute/time.Duration(n.ratePerMin)), max(n.ratePerMin, n.maxSegments))
+	}
+	if v, err := strconv.Atoi(acct.Settings[SettingMaxSegs]); err == nil && v >= 1 && v < s.maxSegments {
+		s.maxSegments = v
+	}
+	if sid, tok := acct.Fields[FieldTwilioSID], acct.Fields[FieldTwilioAuth]; sid != "" && tok != "" {
+		s.own = n.ownClient(sid, tok)
+		s.routes = []route{&twilioRoute{net: n, c: s.own}}
+	}
+	if err := s.loadState(acct.State); err != nil {
+		n.log.Warn("ignoring unreadable session state", "err", err)
+	}
+	return s, nil
+}
+
+// claim registers s as the running session of its number. Another owner's
+// running session on the same number is a conflict.
+func (n *Network) claim(s *session) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if cur, ok := n.sessions[s.number]; ok && cur.owner != s.owner {
+		return fmt.Errorf("sms: the number %s is already in use by another account of this gateway; register again with another number: %w",
+			s.number, legacy.ErrUnauthorized)
+	}
+	n.sessions[s.number] = s
+	return nil
+}
+
+func (n *Network) release(s *session) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sessions[s.number] == s {
+		delete(n.sessions, s.number)
+	}
+}
+
+// lookup returns the running session of number.
+func (n *Network) lookup(number string) *session {
+	e, err := n.normalize(number)
+	if err != nil {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sessions[e]
+}

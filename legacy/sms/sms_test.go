@@ -1,0 +1,605 @@
+package sms_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/legacytest"
+	"github.com/jabbergate/jabbergate/legacy/sms"
+	"github.com/jabbergate/jabbergate/legacy/sms/twilio"
+	"github.com/jabbergate/jabbergate/legacy/sms/twilio/twiliotest"
+)
+
+const (
+	publicURL = "https://gw.example.org/webhooks/sms.example.org"
+	sid       = "AC0123456789abcdef0123456789abcdef"
+	token     = "operator-token"
+	myNumber  = "+15550001111"
+	contact   = "+15551234567"
+	kSecret   = "kannel-secret"
+)
+
+// fakeKannel is a smsbox sendsms endpoint: 202 "0: Accepted for delivery",
+// 403 for wrong credentials, 400 without a receiver, queued 503s.
+type fakeKannel struct {
+	*httptest.Server
+	mu    sync.Mutex
+	got   []url.Values
+	fails int
+}
+
+func newFakeKannel(t *testing.T) *fakeKannel {
+	k := &fakeKannel{}
+	k.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		switch {
+		case r.URL.Path != "/cgi-bin/sendsms":
+			http.NotFound(w, r)
+		case q.Get("username") != "kuser" || q.Get("password") != "kpass":
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte("Authorization failed for sendsms"))
+		case q.Get("to") == "":
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte("Missing receiver number, rejected"))
+		case k.fails > 0:
+			k.fails--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("Sending failed."))
+		default:
+			k.got = append(k.got, q)
+			w.WriteHeader(http.StatusAccepted)
+			w.Write([]byte("0: Accepted for delivery"))
+		}
+	}))
+	t.Cleanup(k.Close)
+	return k
+}
+
+func (k *fakeKannel) sent() []url.Values {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]url.Values(nil), k.got...)
+}
+
+type env struct {
+	tw  *twiliotest.Server
+	kn  *fakeKannel
+	net *sms.Network
+}
+
+func newEnv(t *testing.T, extra map[string]string) *env {
+	t.Helper()
+	e := &env{tw: twiliotest.New(sid, token), kn: newFakeKannel(t)}
+	t.Cleanup(e.tw.Close)
+	opts := map[string]string{
+		"twilio_account_sid": sid, "twilio_auth_token": token, "twilio_api_url": e.tw.URL,
+		"kannel_send_url": e.kn.URL + "/cgi-bin/sendsms", "kannel_username": "kuser", "kannel_password": "kpass",
+		"kannel_secret": kSecret,
+		"numbers":       "+1 555 000 1111, (555) 000-2222", "public_url": publicURL, "timeout": "5s",
+	}
+	for k, v := range extra {
+		if v == "" {
+			delete(opts, k)
+		} else {
+			opts[k] = v
+		}
+	}
+	n, err := sms.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.net = n
+	return e
+}
+
+// run opens and runs a session for number and waits until it is
+// registered with the network.
+func (e *env) run(t *testing.T, acct legacy.Account) (legacy.Session, *legacytest.Recorder) {
+	t.Helper()
+	rec := &legacytest.Recorder{}
+	s, err := e.net.Open(context.Background(), acct, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return")
+		}
+	})
+	if rec.Wait(5*time.Second, func(ev legacy.Event) bool {
+		st, ok := ev.(legacy.StatusEvent)
+		return ok && st.Status == legacy.StatusConnected
+	}) == nil {
+		t.Fatalf("session not connected: %v", rec.Events())
+	}
+	return s, rec
+}
+
+func TestConformance(t *testing.T) {
+	e := newEnv(t, nil)
+	legacytest.Run(t, legacytest.Suite{
+		Network: e.net,
+		Fields:  map[string]string{sms.FieldNumber: myNumber},
+		Chat:    contact,
+		CheckSent: func(t *testing.T, rec *legacytest.Recorder, text string) {
+			for _, m := range e.tw.Sent() {
+				if m.Body == text && m.To == contact && m.From == myNumber && m.StatusCallback == publicURL+"/twilio/status" {
+					return
+				}
+			}
+			t.Errorf("Twilio did not get %q: %+v", text, e.tw.Sent())
+		},
+	})
+}
+
+func TestResolve(t *testing.T) {
+	e := newEnv(t, nil)
+	for in, want := range map[string]legacy.ChatID{
+		"(555) 123-4567":    "+15551234567",
+		"+1 555 123 4567":   "+15551234567",
+		"555.123.4567":      "+15551234567",
+		"555-123-4567":      "+15551234567",
+		"1 555 123 4567":    "+15551234567",
+		"+15551234567":      "+15551234567",
+		"tel:+15551234567":  "+15551234567",
+		"0044 20 7946 0958": "+442079460958",
+		"+44 20 7946 0958":  "+442079460958",
+		"+49 30 123456":     "+4930123456",
+	} {
+		got, err := e.net.Resolve(context.Background(), in)
+		if err != nil || got != want {
+			t.Errorf("Resolve(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "hello", "12", "alice@example.org", "+1 555 123 4567 8901 2345", "++"} {
+		if got, err := e.net.Resolve(context.Background(), bad); !errors.Is(err, legacy.ErrInvalidAddress) {
+			t.Errorf("Resolve(%q) = %q, %v; want ErrInvalidAddress", bad, got, err)
+		}
+	}
+	gb := newEnv(t, map[string]string{"default_region": "gb", "numbers": "+15550001111"})
+	if got, err := gb.net.Resolve(context.Background(), "020 7946 0958"); err != nil || got != "+442079460958" {
+		t.Errorf("Resolve in GB = %q, %v", got, err)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	for name, opts := range map[string]map[string]string{
+		"unknown option":   {"numbers": "+15550001111", "kannel_send_url": "http://k/", "nope": "1"},
+		"no route":         {"numbers": "+15550001111"},
+		"sid without key":  {"numbers": "+15550001111", "twilio_account_sid": "AC1"},
+		"empty pool":       {"kannel_send_url": "http://k/"},
+		"bad pool number":  {"kannel_send_url": "http://k/", "numbers": "nope"},
+		"bad region":       {"kannel_send_url": "http://k/", "numbers": "+15550001111", "default_region": "XX"},
+		"bad max":          {"kannel_send_url": "http://k/", "numbers": "+15550001111", "max_segments": "0"},
+		"unknown route":    {"kannel_send_url": "http://k/", "numbers": "+15550001111", "routes": "twilio"},
+		"relative pub url": {"kannel_send_url": "http://k/", "numbers": "+15550001111", "public_url": "/hooks"},
+	} {
+		if _, err := sms.New(opts); err == nil {
+			t.Errorf("%s: accepted %v", name, opts)
+		}
+	}
+	if _, err := sms.New(map[string]string{"allow_own_credentials": "true"}); err != nil {
+		t.Errorf("own credentials only: %v", err)
+	}
+}
+
+func TestRegister(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if id, err := e.net.Register(ctx, map[string]string{sms.FieldNumber: "(555) 000-2222"}); err != nil || id != "+15550002222" {
+		t.Errorf("Register pool number = %q, %v", id, err)
+	}
+	var fe *legacy.FieldError
+	if _, err := e.net.Register(ctx, map[string]string{sms.FieldNumber: "+15559999999"}); !errors.As(err, &fe) || fe.Var != sms.FieldNumber {
+		t.Errorf("Register outside the pool = %v, want a FieldError on number", err)
+	}
+	if _, err := e.net.Register(ctx, map[string]string{sms.FieldNumber: myNumber, sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: token}); !errors.Is(err, legacy.ErrInvalidField) {
+		t.Errorf("own credentials when not allowed = %v", err)
+	}
+	info := e.net.Info()
+	if info.Fields[0].Type != legacy.ListSingle || len(info.Fields[0].Options) != 2 {
+		t.Errorf("number field = %+v, want a list of the pool", info.Fields[0])
+	}
+
+	own := newEnv(t, map[string]string{"allow_own_credentials": "true"})
+	if id, err := own.net.Register(ctx, map[string]string{sms.FieldNumber: "+15557770000", sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: token}); err != nil || id != "+15557770000" {
+		t.Errorf("Register with own credentials = %q, %v", id, err)
+	}
+	if _, err := own.net.Register(ctx, map[string]string{sms.FieldNumber: "+15557770000", sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: "wrong"}); !errors.Is(err, legacy.ErrUnauthorized) {
+		t.Errorf("Register with a wrong token = %v, want ErrUnauthorized", err)
+	}
+	if _, err := own.net.Register(ctx, map[string]string{sms.FieldNumber: "+15557770000", sms.FieldTwilioSID: sid}); !errors.As(err, &fe) || fe.Var != sms.FieldTwilioAuth {
+		t.Errorf("Register with a SID only = %v", err)
+	}
+}
+
+func TestOwnCredentialsSession(t *testing.T) {
+	e := newEnv(t, map[string]string{"allow_own_credentials": "true"})
+	s, _ := e.run(t, legacy.Account{ID: "+15557770000", Owner: "u1",
+		Fields: map[string]string{sms.FieldNumber: "+15557770000", sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: token}})
+	if _, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "mine"}); err != nil {
+		t.Fatal(err)
+	}
+	e.tw.Fail(twiliotest.Fault20003)
+	if _, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "x"}); !errors.Is(err, legacy.ErrUnauthorized) {
+		t.Errorf("Send with revoked own credentials = %v, want ErrUnauthorized", err)
+	}
+	// Run refuses revoked credentials.
+	bad, _ := e.net.Open(context.Background(), legacy.Account{ID: "+15557770001", Owner: "u2",
+		Fields: map[string]string{sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: "revoked"}}, &legacytest.Recorder{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bad.Run(ctx); !errors.Is(err, legacy.ErrUnauthorized) {
+		t.Errorf("Run with a wrong token = %v, want ErrUnauthorized", err)
+	}
+}
+
+func TestSegmentLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	s, _ := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	_, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: strings.Repeat("a", 153*10+1)})
+	if !errors.Is(err, legacy.ErrRejected) || !strings.Contains(err.Error(), "11 SMS segments") || !strings.Contains(err.Error(), "limit of 10") {
+		t.Errorf("11 segments = %v, want ErrRejected naming 11 and 10", err)
+	}
+	if _, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: strings.Repeat("a", 153*10)}); err != nil {
+		t.Errorf("10 segments: %v", err)
+	}
+	if len(e.tw.Sent()) != 1 {
+		t.Errorf("Twilio got %d messages, want 1", len(e.tw.Sent()))
+	}
+	// The user's own, lower limit.
+	e2 := newEnv(t, nil)
+	s2, _ := e2.run(t, legacy.Account{ID: myNumber, Owner: "u1", Settings: map[string]string{sms.SettingMaxSegs: "1"}})
+	if _, err := s2.Send(context.Background(), &legacy.Message{Chat: contact, Text: strings.Repeat("я", 71)}); !errors.Is(err, legacy.ErrRejected) || !strings.Contains(err.Error(), "2 SMS segments") {
+		t.Errorf("71 UCS-2 characters with a limit of 1 = %v", err)
+	}
+	if _, err := s2.Send(context.Background(), &legacy.Message{Chat: "not a number", Text: "x"}); !errors.Is(err, legacy.ErrInvalidAddress) {
+		t.Errorf("Send to a non-number = %v", err)
+	}
+}
+
+func TestFailover(t *testing.T) {
+	e := newEnv(t, nil)
+	s, _ := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	ctx := context.Background()
+
+	// Twilio down: Kannel takes the message, GSM-7 coding.
+	e.tw.Fail(twiliotest.Fault500)
+	id, err := s.Send(ctx, &legacy.Message{Chat: contact, Text: "via kannel", Key: "k1"})
+	if err != nil || !strings.HasPrefix(string(id), "kn-") {
+		t.Fatalf("Send with Twilio down = %q, %v", id, err)
+	}
+	got := e.kn.sent()
+	if len(got) != 1 || got[0].Get("text") != "via kannel" || got[0].Get("coding") != "0" || got[0].Get("to") != contact || got[0].Get("from") != myNumber {
+		t.Fatalf("kannel got %v", got)
+	}
+	dlr := got[0].Get("dlr-url")
+	if !strings.HasPrefix(dlr, publicURL+"/kannel/dlr?") || !strings.HasSuffix(dlr, "&type=%d") || !strings.Contains(dlr, "id="+string(id)) {
+		t.Errorf("dlr-url = %q", dlr)
+	}
+	// Rate limited and HTML: also transient, Kannel again (UCS-2 now).
+	e.tw.Fail(twiliotest.Fault429)
+	if _, err := s.Send(ctx, &legacy.Message{Chat: contact, Text: "ünïcödé ✓"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.kn.sent(); len(got) != 2 || got[1].Get("coding") != "2" {
+		t.Errorf("kannel got %v", got)
+	}
+	// A permanent error on Twilio is not retried on Kannel.
+	e.tw.OptOut("+15557654321")
+	if _, err := s.Send(ctx, &legacy.Message{Chat: "+15557654321", Text: "x"}); !errors.Is(err, legacy.ErrForbidden) {
+		t.Errorf("opted-out recipient = %v, want ErrForbidden", err)
+	}
+	if len(e.kn.sent()) != 2 {
+		t.Errorf("a permanent Twilio error went to Kannel")
+	}
+	// Both down: a transient error that keeps the rate-limit delay.
+	e.tw.Fail(twiliotest.Fault429)
+	e.kn.mu.Lock()
+	e.kn.fails = 1
+	e.kn.mu.Unlock()
+	_, err = s.Send(ctx, &legacy.Message{Chat: contact, Text: "x"})
+	var rl *legacy.RateLimitError
+	if err == nil || legacy.IsPermanent(err) || !errors.As(err, &rl) || !errors.Is(err, legacy.ErrUnavailable) {
+		t.Errorf("both routes down = %v, want a transient error carrying both causes", err)
+	}
+	// Twilio back: used first again.
+	if id, err := s.Send(ctx, &legacy.Message{Chat: contact, Text: "back"}); err != nil || !strings.HasPrefix(string(id), "SM") {
+		t.Errorf("Send with Twilio back = %q, %v", id, err)
+	}
+}
+
+func TestNumberTakenByAnotherAccount(t *testing.T) {
+	e := newEnv(t, nil)
+	e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	rec := &legacytest.Recorder{}
+	s, _ := e.net.Open(context.Background(), legacy.Account{ID: myNumber, Owner: "u2"}, rec)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Run(ctx); !errors.Is(err, legacy.ErrUnauthorized) || !strings.Contains(err.Error(), "already in use") {
+		t.Errorf("second account on the same number: Run = %v", err)
+	}
+}
+
+// twilioPost sends a webhook as Twilio would: a form POST signed with
+// token over the public URL.
+func twilioPost(t *testing.T, n *sms.Network, path, tok string, params url.Values) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(params.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("X-Twilio-Signature", twilio.Signature(tok, publicURL+path, params))
+	w := httptest.NewRecorder()
+	n.Webhook().ServeHTTP(w, r)
+	return w
+}
+
+func TestTwilioWebhooks(t *testing.T) {
+	e := newEnv(t, nil)
+	s, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	in := url.Values{"MessageSid": {"SM0001"}, "AccountSid": {sid}, "From": {contact}, "To": {myNumber}, "Body": {"hi there"},
+		"NumMedia": {"1"}, "MediaUrl0": {"https://api.twilio.com/media/ME1"}}
+
+	if w := twilioPost(t, e.net, "/twilio/sms", "forged", in); w.Code != http.StatusForbidden {
+		t.Errorf("forged signature: %d, want 403", w.Code)
+	}
+	if len(rec.Events()) != 1 { // the StatusEvent only
+		t.Fatalf("forged webhook produced events: %v", rec.Events())
+	}
+
+	rec.SetFail(errors.New("store down"))
+	if w := twilioPost(t, e.net, "/twilio/sms", token, in); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("Emit failing: %d, want 503", w.Code)
+	}
+	rec.SetFail(nil)
+	w := twilioPost(t, e.net, "/twilio/sms", token, in)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "<Response>") {
+		t.Fatalf("good webhook: %d %q", w.Code, w.Body)
+	}
+	ev := rec.Wait(time.Second, func(ev legacy.Event) bool { _, ok := ev.(legacy.Incoming); return ok })
+	if m, _ := ev.(legacy.Incoming); m.ID != "tw-SM0001" || m.Chat != contact || m.Text != "hi there\nhttps://api.twilio.com/media/ME1" {
+		t.Errorf("incoming = %+v", ev)
+	}
+
+	// Not our number: 503 (no running session), after the signature check.
+	other := url.Values{"MessageSid": {"SM0002"}, "From": {contact}, "To": {"+15550002222"}, "Body": {"x"}}
+	if w := twilioPost(t, e.net, "/twilio/sms", token, other); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("number without session: %d, want 503", w.Code)
+	}
+
+	// Status callbacks: delivered → Receipt on the id Send returned.
+	id, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "ping"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := url.Values{"MessageSid": {string(id)}, "MessageStatus": {"sent"}, "From": {myNumber}, "To": {contact}, "AccountSid": {sid}}
+	if w := twilioPost(t, e.net, "/twilio/status", token, st); w.Code != http.StatusOK {
+		t.Errorf("sent status: %d", w.Code)
+	}
+	st.Set("MessageStatus", "delivered")
+	if w := twilioPost(t, e.net, "/twilio/status", "forged", st); w.Code != http.StatusForbidden {
+		t.Errorf("forged status: %d", w.Code)
+	}
+	rec.SetFail(errors.New("store down"))
+	if w := twilioPost(t, e.net, "/twilio/status", token, st); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("status with Emit failing: %d, want 503", w.Code)
+	}
+	rec.SetFail(nil)
+	if w := twilioPost(t, e.net, "/twilio/status", token, st); w.Code != http.StatusOK {
+		t.Errorf("delivered status: %d", w.Code)
+	}
+	var receipts []legacy.Receipt
+	for _, ev := range rec.Events() {
+		if r, ok := ev.(legacy.Receipt); ok {
+			receipts = append(receipts, r)
+		}
+	}
+	if len(receipts) != 1 || receipts[0].ID != id || receipts[0].Chat != contact {
+		t.Errorf("receipts = %+v, want one for %s", receipts, id)
+	}
+	// Final failures → legacy.Undelivered with Twilio's code; 503 while
+	// the sink refuses it.
+	st.Set("MessageStatus", "undelivered")
+	st.Set("ErrorCode", "30007")
+	rec.SetFail(errors.New("store down"))
+	if w := twilioPost(t, e.net, "/twilio/status", token, st); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("undelivered status with Emit failing: %d", w.Code)
+	}
+	rec.SetFail(nil)
+	if w := twilioPost(t, e.net, "/twilio/status", token, st); w.Code != http.StatusOK {
+		t.Errorf("undelivered status: %d", w.Code)
+	}
+	ev = rec.Wait(time.Second, func(ev legacy.Event) bool { _, ok := ev.(legacy.Undelivered); return ok })
+	var ce *legacy.CodeError
+	if u, ok := ev.(legacy.Undelivered); !ok || u.ID != id || u.Chat != contact || !errors.Is(u.Err, legacy.ErrPolicy) ||
+		!errors.As(u.Err, &ce) || ce.Code != "30007" {
+		t.Errorf("undelivered event = %+v", ev)
+	}
+
+	// Without public_url nothing can be verified: everything is refused.
+	np := newEnv(t, map[string]string{"public_url": ""})
+	np.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	if w := twilioPost(t, np.net, "/twilio/sms", token, in); w.Code != http.StatusForbidden {
+		t.Errorf("no public_url: %d, want 403", w.Code)
+	}
+}
+
+func kannelGet(n *sms.Network, target string) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	n.Webhook().ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
+	return w
+}
+
+func TestKannelWebhooksAndKeywords(t *testing.T) {
+	e := newEnv(t, map[string]string{"routes": "kannel", "help_text": "Reply STOP to stop."})
+	s, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	mo := func(id, text, secret string) *httptest.ResponseRecorder {
+		q := url.Values{"id": {id}, "from": {"15551234567"}, "to": {"15550001111"}, "text": {text}, "ts": {"1700000000"}}
+		if secret != "" {
+			q.Set("secret", secret)
+		}
+		return kannelGet(e.net, "/kannel/mo?"+q.Encode())
+	}
+	if w := mo("1", "hello", "wrong"); w.Code != http.StatusForbidden {
+		t.Errorf("wrong secret: %d", w.Code)
+	}
+	if w := mo("1", "hello", ""); w.Code != http.StatusForbidden {
+		t.Errorf("no secret: %d", w.Code)
+	}
+	rec.SetFail(errors.New("store down"))
+	if w := mo("1", "hello", kSecret); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("Emit failing: %d", w.Code)
+	}
+	rec.SetFail(nil)
+	if w := mo("1", "hello", kSecret); w.Code != http.StatusOK || w.Body.Len() != 0 {
+		t.Errorf("MO: %d %q, want 200 and an empty body", w.Code, w.Body)
+	}
+	if ev := rec.Wait(time.Second, func(ev legacy.Event) bool {
+		m, ok := ev.(legacy.Incoming)
+		return ok && m.ID == "kn-mo-1" && m.Chat == contact && m.Text == "hello"
+	}); ev == nil {
+		t.Errorf("no incoming message: %v", rec.Events())
+	}
+
+	// STOP: delivered, state saved, the user told, sends refused.
+	if w := mo("2", " stop ", kSecret); w.Code != http.StatusOK {
+		t.Fatalf("STOP: %d", w.Code)
+	}
+	var saved []byte
+	var note string
+	for _, ev := range rec.Events() {
+		switch ev := ev.(type) {
+		case legacy.SaveState:
+			saved = ev.State
+		case legacy.Incoming:
+			if ev.ID == "kn-mo-2-note" {
+				note = ev.Text
+			}
+		}
+	}
+	if !strings.Contains(string(saved), contact) || !strings.Contains(note, "STOP") || !strings.Contains(note, "START") {
+		t.Errorf("after STOP: state %q, note %q", saved, note)
+	}
+	_, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "are you there?"})
+	var ce *legacy.CodeError
+	if !errors.Is(err, legacy.ErrForbidden) || !errors.As(err, &ce) || !strings.Contains(ce.Text, "START") {
+		t.Errorf("Send after STOP = %v, want ErrForbidden explaining START", err)
+	}
+	// The opt-out survives a restart through the saved state.
+	s2, _ := e.net.Open(context.Background(), legacy.Account{ID: myNumber, Owner: "u1", State: saved}, &legacytest.Recorder{})
+	if _, err := s2.Send(context.Background(), &legacy.Message{Chat: contact, Text: "x"}); !errors.Is(err, legacy.ErrForbidden) {
+		t.Errorf("Send after STOP and restart = %v", err)
+	}
+	// START clears it.
+	if w := mo("3", "Start", kSecret); w.Code != http.StatusOK {
+		t.Fatalf("START: %d", w.Code)
+	}
+	id, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "welcome back", Key: "wb"})
+	if err != nil {
+		t.Fatalf("Send after START: %v", err)
+	}
+	// HELP: the operator's help text goes back through Kannel.
+	if w := mo("4", "HELP", kSecret); w.Code != http.StatusOK {
+		t.Fatalf("HELP: %d", w.Code)
+	}
+	if !waitFor(10*time.Second, func() bool {
+		got := e.kn.sent()
+		last := got[len(got)-1]
+		return last.Get("text") == "Reply STOP to stop." && last.Get("to") == contact
+	}) {
+		t.Errorf("no HELP reply: %v", e.kn.sent())
+	}
+
+	// DLR: delivered → Receipt for the id Send returned.
+	dlr := url.Values{"secret": {kSecret}, "id": {string(id)}, "from": {myNumber}, "to": {contact}, "type": {"1"}}
+	if w := kannelGet(e.net, "/kannel/dlr?"+dlr.Encode()); w.Code != http.StatusOK {
+		t.Errorf("DLR: %d", w.Code)
+	}
+	if ev := rec.Wait(time.Second, func(ev legacy.Event) bool {
+		r, ok := ev.(legacy.Receipt)
+		return ok && r.ID == id && r.Chat == contact
+	}); ev == nil {
+		t.Errorf("no receipt for %s: %v", id, rec.Events())
+	}
+	dlr.Set("type", "16")
+	if w := kannelGet(e.net, "/kannel/dlr?"+dlr.Encode()); w.Code != http.StatusOK {
+		t.Errorf("failed DLR: %d", w.Code)
+	}
+	if ev := rec.Wait(time.Second, func(ev legacy.Event) bool {
+		u, ok := ev.(legacy.Undelivered)
+		return ok && u.ID == id && u.Chat == contact && errors.Is(u.Err, legacy.ErrRejected)
+	}); ev == nil {
+		t.Errorf("no Undelivered for a rejected DLR: %v", rec.Events())
+	}
+	dlr.Set("secret", "wrong")
+	if w := kannelGet(e.net, "/kannel/dlr?"+dlr.Encode()); w.Code != http.StatusForbidden {
+		t.Errorf("DLR with a wrong secret: %d", w.Code)
+	}
+}
+
+func TestFortySegments(t *testing.T) {
+	e := newEnv(t, nil)
+	s, _ := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	text := strings.Repeat("x", 153*40)
+	if max := e.net.Info().MaxTextLength; len(text) > max {
+		t.Fatalf("the core would refuse %d bytes (MaxTextLength %d) before the segment check", len(text), max)
+	}
+	_, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: text})
+	if !errors.Is(err, legacy.ErrRejected) || !legacy.IsPermanent(err) || !strings.Contains(err.Error(), "40 SMS segments") {
+		t.Errorf("40 segments = %v", err)
+	}
+	if len(e.tw.Sent()) != 0 {
+		t.Errorf("a 40-segment message reached Twilio")
+	}
+}
+
+func TestRatePerMinute(t *testing.T) {
+	// Two segments a minute, bursts of up to max_segments (2): the third
+	// segment within the same minute waits.
+	e := newEnv(t, map[string]string{"rate_per_minute": "2", "max_segments": "2"})
+	s, _ := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	ctx := context.Background()
+	if _, err := s.Send(ctx, &legacy.Message{Chat: contact, Text: strings.Repeat("a", 200)}); err != nil { // 2 segments
+		t.Fatal(err)
+	}
+	_, err := s.Send(ctx, &legacy.Message{Chat: contact, Text: "one too many"})
+	var rl *legacy.RateLimitError
+	if !errors.As(err, &rl) || rl.RetryAfter <= 0 || legacy.IsPermanent(err) {
+		t.Errorf("third segment = %v, want a RateLimitError", err)
+	}
+	if n := len(e.tw.Sent()); n != 1 {
+		t.Errorf("Twilio got %d messages, want 1", n)
+	}
+}
+
+func TestConformanceKannel(t *testing.T) {
+	e := newEnv(t, map[string]string{"routes": "kannel"})
+	legacytest.Run(t, legacytest.Suite{
+		Network: e.net,
+		Fields:  map[string]string{sms.FieldNumber: myNumber},
+		Chat:    contact,
+		CheckSent: func(t *testing.T, rec *legacytest.Recorder, text string) {
+			for _, q := range e.kn.sent() {
+				if q.Get("text") == text && q.Get("to") == contact && q.Get("from") == myNumber && q.Get("coding") == "2" {
+					return
+				}
+			}
+			t.Errorf("Kannel did not get %q: %v", text, e.kn.sent())
+		},
+	})
+}
