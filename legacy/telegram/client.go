@@ -1,0 +1,430 @@
+package telegram
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// client is a small Bot API client: one POST per method, JSON parameters,
+// a context on every call and errors that never contain the token.
+type client struct {
+	base  string // api_url without a trailing slash
+	token string
+	hc    *http.Client
+}
+
+// apiError is an {"ok":false} reply of the Bot API.
+type apiError struct {
+	Method      string
+	Code        int
+	Description string
+	RetryAfter  int
+	MigrateTo   int64
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("telegram: %s: %d %s", e.Method, e.Code, e.Description)
+}
+
+// errConflict is a 409 from getUpdates: another poller or a webhook owns
+// the token.
+var errConflict = errors.New("telegram: conflict")
+
+type apiResponse struct {
+	OK          bool            `json:"ok"`
+	Result      json.RawMessage `json:"result"`
+	ErrorCode   int             `json:"error_code"`
+	Description string          `json:"description"`
+	Parameters  *struct {
+		RetryAfter      int   `json:"retry_after"`
+		MigrateToChatID int64 `json:"migrate_to_chat_id"`
+	} `json:"parameters"`
+}
+
+// scrub removes the token from s, so errors from net/http (whose *url.Error
+// text holds the whole URL) can be logged.
+func (c *client) scrub(s string) string {
+	if c.token == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, c.token, "<token>")
+}
+
+// call invokes method with params encoded as JSON and decodes the result
+// into out (if not nil). Every error wraps a legacy sentinel (see
+// classify) and is free of the token.
+func (c *client) call(ctx context.Context, method string, params any, out any) error {
+	var body io.Reader
+	if params != nil {
+		b, err := json.Marshal(params)
+		if err != nil {
+			return fmt.Errorf("telegram: %s: %v: %w", method, err, legacy.ErrRejected)
+		}
+		body = bytes.NewReader(b)
+	}
+	return c.do(ctx, method, "application/json", body, out)
+}
+
+// upload invokes method with a multipart body: the fields and one file.
+func (c *client) upload(ctx context.Context, method string, fields map[string]string, fileField, fileName, fileType string, data []byte, out any) error {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		if err := w.WriteField(k, v); err != nil {
+			return err
+		}
+	}
+	if fileName == "" {
+		fileName = "file"
+	}
+	h := make(map[string][]string)
+	h["Content-Disposition"] = []string{fmt.Sprintf(`form-data; name=%q; filename=%q`, fileField, fileName)}
+	if fileType == "" {
+		fileType = "application/octet-stream"
+	}
+	h["Content-Type"] = []string{fileType}
+	part, err := w.CreatePart(h)
+	if err != nil {
+		return err
+	}
+	if _, err := part.Write(data); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.do(ctx, method, w.FormDataContentType(), &buf, out)
+}
+
+func (c *client) do(ctx context.Context, method, ctype string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/bot"+c.token+"/"+method, body)
+	if err != nil {
+		return fmt.Errorf("telegram: %s: %s: %w", method, c.scrub(err.Error()), legacy.ErrUnavailable)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("telegram: %s: %w: %w", method, ctx.Err(), legacy.ErrUnavailable)
+		}
+		return fmt.Errorf("telegram: %s: %s: %w", method, c.scrub(err.Error()), legacy.ErrUnavailable)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("telegram: %s: reading the reply: %s: %w", method, c.scrub(err.Error()), legacy.ErrUnavailable)
+	}
+	var r apiResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return fmt.Errorf("telegram: %s: malformed reply (HTTP %d): %w", method, resp.StatusCode, legacy.ErrUnavailable)
+	}
+	if !r.OK {
+		e := &apiError{Method: method, Code: r.ErrorCode, Description: c.scrub(r.Description)}
+		if e.Code == 0 {
+			e.Code = resp.StatusCode
+		}
+		if r.Parameters != nil {
+			e.RetryAfter = r.Parameters.RetryAfter
+			e.MigrateTo = r.Parameters.MigrateToChatID
+		}
+		return classify(e)
+	}
+	if out != nil {
+		if err := json.Unmarshal(r.Result, out); err != nil {
+			return fmt.Errorf("telegram: %s: malformed result: %w", method, legacy.ErrUnavailable)
+		}
+	}
+	return nil
+}
+
+// Texts shown to the XMPP user for the two 403s.
+const (
+	textBlocked    = "the Telegram user blocked your bot; they must unblock it before you can write to them"
+	textNotStarted = "this Telegram user has not started a conversation with your bot yet: ask them to open your bot in Telegram and press Start (or send it any message)"
+)
+
+// classify wraps an API error in the legacy sentinel it maps to
+// (research notes §2.4, "Failure mapping").
+func classify(e *apiError) error {
+	d := strings.ToLower(e.Description)
+	code := strconv.Itoa(e.Code)
+	switch {
+	case e.Code == 429:
+		ra := time.Duration(e.RetryAfter) * time.Second
+		if ra <= 0 {
+			ra = time.Second
+		}
+		return fmt.Errorf("%w: %w", e, &legacy.RateLimitError{RetryAfter: ra})
+	case e.Code == 401:
+		return &legacy.CodeError{Code: code, Text: "Telegram rejected the bot token (" + e.Description + "); get a valid token from @BotFather and register again", Err: legacy.ErrUnauthorized}
+	case e.Code == 409:
+		return fmt.Errorf("%w: %w", e, errConflict)
+	case e.Code == 403 && strings.Contains(d, "blocked"):
+		return &legacy.CodeError{Code: code, Text: textBlocked + " (" + e.Description + ")", Err: legacy.ErrForbidden}
+	case e.Code == 403 && strings.Contains(d, "initiate"):
+		return &legacy.CodeError{Code: code, Text: textNotStarted + " (" + e.Description + ")", Err: legacy.ErrForbidden}
+	case e.Code == 403:
+		return &legacy.CodeError{Code: code, Text: e.Description, Err: legacy.ErrForbidden}
+	case e.MigrateTo != 0:
+		return &legacy.CodeError{Code: code, Text: fmt.Sprintf("this group became a supergroup: write to %d instead (%s)", e.MigrateTo, e.Description), Err: legacy.ErrNotFound}
+	case e.Code == 400 && (strings.Contains(d, "not found") || strings.Contains(d, "user not found")):
+		return &legacy.CodeError{Code: code, Text: e.Description, Err: legacy.ErrNotFound}
+	case e.Code == 400 && strings.Contains(d, "too long"):
+		return &legacy.CodeError{Code: code, Text: e.Description, Err: legacy.ErrTooLarge}
+	case e.Code == 413 || strings.Contains(d, "too big"):
+		return &legacy.CodeError{Code: code, Text: e.Description, Err: legacy.ErrTooLarge}
+	case e.Code == 404 && strings.Contains(d, "method"):
+		return &legacy.CodeError{Code: code, Text: "this Bot API server does not know the method " + e.Method + " (" + e.Description + ")", Err: legacy.ErrUnsupported}
+	case e.Code == 404:
+		// The Bot API answers 404 to a path whose token is malformed.
+		return &legacy.CodeError{Code: code, Text: "Telegram does not know this bot token (" + e.Description + ")", Err: legacy.ErrUnauthorized}
+	case e.Code >= 400 && e.Code < 500:
+		return &legacy.CodeError{Code: code, Text: e.Description, Err: legacy.ErrRejected}
+	default:
+		return fmt.Errorf("%w: %w", e, legacy.ErrUnavailable)
+	}
+}
+
+// Bot API types: only the fields the adapter uses. Unknown fields are
+// ignored, so newer servers are fine.
+
+// User is a Telegram user or bot.
+type User struct {
+	ID        int64  `json:"id"`
+	IsBot     bool   `json:"is_bot"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name,omitempty"`
+	Username  string `json:"username,omitempty"`
+}
+
+// Name is the display name: first and last name, else @username.
+func (u *User) Name() string {
+	if u == nil {
+		return ""
+	}
+	n := strings.TrimSpace(u.FirstName + " " + u.LastName)
+	if n == "" && u.Username != "" {
+		n = "@" + u.Username
+	}
+	return n
+}
+
+// Chat is a private chat, a group, a supergroup or a channel.
+type Chat struct {
+	ID        int64  `json:"id"`
+	Type      string `json:"type"`
+	Title     string `json:"title,omitempty"`
+	Username  string `json:"username,omitempty"`
+	FirstName string `json:"first_name,omitempty"`
+	LastName  string `json:"last_name,omitempty"`
+}
+
+func (c Chat) private() bool { return c.Type == "private" }
+
+func (c Chat) name() string {
+	if c.Title != "" {
+		return c.Title
+	}
+	u := User{FirstName: c.FirstName, LastName: c.LastName, Username: c.Username}
+	return u.Name()
+}
+
+// Entity is a MessageEntity; Offset and Length are UTF-16 code units.
+type Entity struct {
+	Type   string `json:"type"`
+	Offset int    `json:"offset"`
+	Length int    `json:"length"`
+	URL    string `json:"url,omitempty"`
+}
+
+// File fields shared by the media types.
+type File struct {
+	FileID       string `json:"file_id"`
+	FileUniqueID string `json:"file_unique_id"`
+	FileSize     int64  `json:"file_size,omitempty"`
+	FilePath     string `json:"file_path,omitempty"`
+	FileName     string `json:"file_name,omitempty"`
+	MimeType     string `json:"mime_type,omitempty"`
+	Emoji        string `json:"emoji,omitempty"`
+}
+
+// Location is a point on the map.
+type Location struct {
+	Latitude  float64 `json:"latitude"`
+	Longitude float64 `json:"longitude"`
+}
+
+// SharedContact is a contact card sent in a message.
+type SharedContact struct {
+	PhoneNumber string `json:"phone_number"`
+	FirstName   string `json:"first_name"`
+	LastName    string `json:"last_name,omitempty"`
+}
+
+// Message is a Telegram message.
+type Message struct {
+	MessageID       int64          `json:"message_id"`
+	From            *User          `json:"from,omitempty"`
+	Chat            Chat           `json:"chat"`
+	Date            int64          `json:"date"`
+	EditDate        int64          `json:"edit_date,omitempty"`
+	Text            string         `json:"text,omitempty"`
+	Entities        []Entity       `json:"entities,omitempty"`
+	Caption         string         `json:"caption,omitempty"`
+	CaptionEntities []Entity       `json:"caption_entities,omitempty"`
+	ReplyToMessage  *Message       `json:"reply_to_message,omitempty"`
+	Photo           []File         `json:"photo,omitempty"`
+	Document        *File          `json:"document,omitempty"`
+	Voice           *File          `json:"voice,omitempty"`
+	Audio           *File          `json:"audio,omitempty"`
+	Video           *File          `json:"video,omitempty"`
+	VideoNote       *File          `json:"video_note,omitempty"`
+	Animation       *File          `json:"animation,omitempty"`
+	Sticker         *File          `json:"sticker,omitempty"`
+	Location        *Location      `json:"location,omitempty"`
+	Contact         *SharedContact `json:"contact,omitempty"`
+	MigrateToChatID int64          `json:"migrate_to_chat_id,omitempty"`
+
+	// Forwards: forward_origin since Bot API 7.0, the older fields before.
+	ForwardOrigin     *MessageOrigin `json:"forward_origin,omitempty"`
+	ForwardFrom       *User          `json:"forward_from,omitempty"`
+	ForwardFromChat   *Chat          `json:"forward_from_chat,omitempty"`
+	ForwardSenderName string         `json:"forward_sender_name,omitempty"`
+}
+
+// MessageOrigin is where a forwarded message came from.
+type MessageOrigin struct {
+	Type           string `json:"type"` // user, hidden_user, chat, channel
+	SenderUser     *User  `json:"sender_user,omitempty"`
+	SenderUserName string `json:"sender_user_name,omitempty"`
+	SenderChat     *Chat  `json:"sender_chat,omitempty"`
+	Chat           *Chat  `json:"chat,omitempty"`
+}
+
+// forwardedFrom names the original author of a forwarded message ("" if
+// it is not a forward).
+func (m *Message) forwardedFrom() string {
+	if o := m.ForwardOrigin; o != nil {
+		switch {
+		case o.SenderUser != nil:
+			return o.SenderUser.Name()
+		case o.SenderUserName != "":
+			return o.SenderUserName
+		case o.SenderChat != nil:
+			return o.SenderChat.name()
+		case o.Chat != nil:
+			return o.Chat.name()
+		}
+		return "someone"
+	}
+	switch {
+	case m.ForwardFrom != nil:
+		return m.ForwardFrom.Name()
+	case m.ForwardFromChat != nil:
+		return m.ForwardFromChat.name()
+	}
+	return m.ForwardSenderName
+}
+
+// ChatMember is the status of a user in a chat.
+type ChatMember struct {
+	Status string `json:"status"`
+	User   User   `json:"user"`
+}
+
+// ChatMemberUpdated reports a change of a member's status (my_chat_member:
+// the bot's own).
+type ChatMemberUpdated struct {
+	Chat          Chat       `json:"chat"`
+	From          User       `json:"from"`
+	Date          int64      `json:"date"`
+	OldChatMember ChatMember `json:"old_chat_member"`
+	NewChatMember ChatMember `json:"new_chat_member"`
+}
+
+// Update is one incoming update.
+type Update struct {
+	UpdateID          int64              `json:"update_id"`
+	Message           *Message           `json:"message,omitempty"`
+	EditedMessage     *Message           `json:"edited_message,omitempty"`
+	ChannelPost       *Message           `json:"channel_post,omitempty"`
+	EditedChannelPost *Message           `json:"edited_channel_post,omitempty"`
+	MyChatMember      *ChatMemberUpdated `json:"my_chat_member,omitempty"`
+}
+
+// allowedUpdates is what we ask Telegram for.
+var allowedUpdates = []string{"message", "edited_message", "channel_post", "edited_channel_post", "my_chat_member"}
+
+func (c *client) getMe(ctx context.Context) (*User, error) {
+	var u User
+	if err := c.call(ctx, "getMe", nil, &u); err != nil {
+		return nil, err
+	}
+	if u.ID == 0 {
+		return nil, fmt.Errorf("telegram: getMe: no bot id in the reply: %w", legacy.ErrUnavailable)
+	}
+	return &u, nil
+}
+
+func (c *client) getUpdates(ctx context.Context, offset int64, timeout time.Duration) ([]Update, error) {
+	params := map[string]any{
+		"offset":          offset,
+		"limit":           100,
+		"timeout":         int(timeout / time.Second),
+		"allowed_updates": allowedUpdates,
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout+15*time.Second)
+	defer cancel()
+	var ups []Update
+	if err := c.call(ctx, "getUpdates", params, &ups); err != nil {
+		return nil, err
+	}
+	return ups, nil
+}
+
+// getFile returns the file's path on the file server.
+func (c *client) getFile(ctx context.Context, fileID string) (*File, error) {
+	var f File
+	if err := c.call(ctx, "getFile", map[string]any{"file_id": fileID}, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// download fetches a file from <api_url>/file/bot<token>/<path>, up to max
+// bytes.
+func (c *client) download(ctx context.Context, path string, max int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/file/bot"+c.token+"/"+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("telegram: download: %s: %w", c.scrub(err.Error()), legacy.ErrUnavailable)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("telegram: download: %s: %w", c.scrub(err.Error()), legacy.ErrUnavailable)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("telegram: download: HTTP %d: %w", resp.StatusCode, legacy.ErrUnavailable)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("telegram: download: %s: %w", c.scrub(err.Error()), legacy.ErrUnavailable)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("telegram: download: larger than %d bytes: %w", max, legacy.ErrTooLarge)
+	}
+	return data, nil
+}

@@ -1,0 +1,528 @@
+package telegram
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// session is one bot's connection.
+type session struct {
+	net  *Network
+	c    *client
+	sink legacy.Sink
+	log  *slog.Logger
+	lim  *limiters
+
+	botID int64 // set by Run after getMe
+
+	// procMu serialises update processing (poll loop and webhook
+	// requests), so events of one chat keep their order.
+	procMu sync.Mutex
+	offset int64            // next update_id to fetch; only advanced once durable
+	seen   map[int64]string // chats announced with a Contact event, by name
+
+	typingMu sync.Mutex
+	typing   map[int64]time.Time // last typing action per chat
+	now      func() time.Time    // the clock of the typing throttle
+}
+
+// Run implements legacy.Session: getMe, then the poll loop (or, in webhook
+// mode, setWebhook and wait) until ctx ends.
+func (s *session) Run(ctx context.Context) error {
+	me, err := s.c.getMe(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	s.botID = me.ID
+	s.log = s.log.With("bot", "@"+me.Username)
+	if s.net.webhookURL != "" {
+		return s.runWebhook(ctx)
+	}
+	// getUpdates fails with 409 while a webhook is set.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = s.c.call(cctx, "deleteWebhook", map[string]any{"drop_pending_updates": false}, nil)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	return s.poll(ctx)
+}
+
+func (s *session) status(ctx context.Context, st legacy.Status, text string) {
+	if err := s.sink.Emit(ctx, legacy.StatusEvent{Status: st, Text: text}); err != nil && ctx.Err() == nil {
+		s.log.Warn("telegram: status not delivered", "err", err)
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still alive.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (s *session) poll(ctx context.Context) error {
+	s.status(ctx, legacy.StatusConnected, "")
+	backoff := s.net.minBackoff
+	grow := func() {
+		backoff *= 2
+		if backoff > s.net.maxBackoff {
+			backoff = s.net.maxBackoff
+		}
+	}
+	conflict := false
+	for ctx.Err() == nil {
+		s.procMu.Lock()
+		offset := s.offset
+		s.procMu.Unlock()
+		ups, err := s.c.getUpdates(ctx, offset, s.net.pollTimeout)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var rl *legacy.RateLimitError
+			switch {
+			case errors.Is(err, legacy.ErrUnauthorized):
+				return err
+			case errors.Is(err, errConflict):
+				s.log.Error("telegram: getUpdates conflict (409): another program is polling this bot token, or a webhook is set; backing off", "err", err, "retry_in", backoff)
+				if !conflict {
+					conflict = true
+					s.status(ctx, legacy.StatusDisconnected, "another program is receiving this bot's updates (Telegram answered 409 Conflict); stop it, or use a separate bot for the gateway")
+				}
+				if !sleep(ctx, backoff) {
+					return nil
+				}
+				grow()
+			case errors.As(err, &rl):
+				s.log.Warn("telegram: getUpdates rate limited", "retry_after", rl.RetryAfter)
+				if !sleep(ctx, rl.RetryAfter) {
+					return nil
+				}
+			default:
+				s.log.Warn("telegram: getUpdates failed", "err", err, "retry_in", backoff)
+				if !sleep(ctx, backoff) {
+					return nil
+				}
+				grow()
+			}
+			continue
+		}
+		if conflict {
+			conflict = false
+			s.status(ctx, legacy.StatusConnected, "")
+		}
+		if err := s.process(ctx, ups, true); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Warn("telegram: updates not taken by the gateway; they stay with Telegram", "err", err, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			grow()
+			continue
+		}
+		backoff = s.net.minBackoff
+	}
+	return nil
+}
+
+// process emits the events of ups in order. With commit, it then persists
+// the offset past the last update whose events were all emitted (a
+// SaveState event) and only then advances the offset that the next
+// getUpdates sends, which confirms the updates to Telegram.
+func (s *session) process(ctx context.Context, ups []Update, commit bool) error {
+	s.procMu.Lock()
+	defer s.procMu.Unlock()
+	next := s.offset
+	var perr error
+	for _, u := range ups {
+		if commit && u.UpdateID < s.offset {
+			continue // already durable (a server replaying what we confirmed)
+		}
+		if err := s.handle(ctx, u); err != nil {
+			perr = err
+			break
+		}
+		if u.UpdateID+1 > next {
+			next = u.UpdateID + 1
+		}
+	}
+	if commit && next > s.offset {
+		b, _ := json.Marshal(state{Offset: next})
+		if err := s.sink.Emit(ctx, legacy.SaveState{State: b}); err != nil {
+			return errors.Join(perr, fmt.Errorf("telegram: saving the update offset: %w", err))
+		}
+		s.offset = next
+	}
+	return perr
+}
+
+// handle translates one update and emits its events.
+func (s *session) handle(ctx context.Context, u Update) error {
+	for _, ev := range s.translate(ctx, u) {
+		if err := s.sink.Emit(ctx, ev); err != nil {
+			return err
+		}
+		if c, ok := ev.(legacy.Contact); ok {
+			id, _ := strconv.ParseInt(string(c.Chat), 10, 64)
+			s.seen[id] = c.Name
+		}
+	}
+	return nil
+}
+
+func chatID(id int64) legacy.ChatID { return legacy.ChatID(strconv.FormatInt(id, 10)) }
+
+// messageID is the stable legacy id of a message: message_id is unique
+// only within its chat.
+func messageID(chat, msg int64) legacy.MessageID {
+	return legacy.MessageID(strconv.FormatInt(chat, 10) + ":" + strconv.FormatInt(msg, 10))
+}
+
+// parseMessageID reverses messageID.
+func parseMessageID(id legacy.MessageID) (chat, msg int64, err error) {
+	c, m, ok := strings.Cut(string(id), ":")
+	if ok {
+		chat, err = strconv.ParseInt(c, 10, 64)
+		if err == nil {
+			msg, err = strconv.ParseInt(m, 10, 64)
+		}
+	}
+	if !ok || err != nil {
+		return 0, 0, fmt.Errorf("telegram: %q is not a message id of this gateway: %w", id, legacy.ErrNotFound)
+	}
+	return chat, msg, nil
+}
+
+// translate turns an update into events. Unknown update kinds give none
+// (and are confirmed).
+func (s *session) translate(ctx context.Context, u Update) []legacy.Event {
+	switch {
+	case u.Message != nil:
+		return s.incoming(ctx, u.Message)
+	case u.ChannelPost != nil:
+		return s.incoming(ctx, u.ChannelPost)
+	case u.EditedMessage != nil:
+		return s.edited(u.EditedMessage)
+	case u.EditedChannelPost != nil:
+		return s.edited(u.EditedChannelPost)
+	case u.MyChatMember != nil:
+		return s.member(ctx, u.MyChatMember)
+	}
+	return nil
+}
+
+// contact returns a Contact event for m's chat if it was not announced
+// in this session under the same name.
+func (s *session) contact(c Chat) []legacy.Event {
+	name := c.name()
+	if old, ok := s.seen[c.ID]; ok && old == name {
+		return nil
+	}
+	return []legacy.Event{legacy.Contact{Chat: chatID(c.ID), Name: name, Group: !c.private()}}
+}
+
+func msgTime(unix int64) time.Time {
+	if unix == 0 {
+		return time.Time{}
+	}
+	return time.Unix(unix, 0).UTC()
+}
+
+func (s *session) incoming(ctx context.Context, m *Message) []legacy.Event {
+	if m.MigrateToChatID != 0 {
+		return []legacy.Event{legacy.Incoming{
+			ID: messageID(m.Chat.ID, m.MessageID), Chat: chatID(m.Chat.ID), Time: msgTime(m.Date),
+			Text: fmt.Sprintf("[this group became a supergroup; it continues as the contact %d]", m.MigrateToChatID),
+		}}
+	}
+	text, atts := s.body(ctx, m)
+	if text == "" && len(atts) == 0 {
+		return nil // service messages (joins, pins, …)
+	}
+	if from := m.forwardedFrom(); from != "" {
+		text = strings.TrimSuffix("Forwarded from "+from+":\n"+text, "\n")
+	}
+	evs := s.withAvatar(ctx, s.contact(m.Chat))
+	in := legacy.Incoming{
+		ID:          messageID(m.Chat.ID, m.MessageID),
+		Chat:        chatID(m.Chat.ID),
+		Text:        text,
+		Time:        msgTime(m.Date),
+		Attachments: atts,
+	}
+	if !m.Chat.private() && m.From != nil {
+		in.Sender = legacy.UserID(strconv.FormatInt(m.From.ID, 10))
+		in.SenderName = m.From.Name()
+	} else if !m.Chat.private() {
+		in.SenderName = m.Chat.name()
+	}
+	if m.ReplyToMessage != nil {
+		in.ReplyTo = messageID(m.Chat.ID, m.ReplyToMessage.MessageID)
+	}
+	return append(evs, in)
+}
+
+func (s *session) edited(m *Message) []legacy.Event {
+	text := renderEntities(m.Text, m.Entities)
+	if text == "" {
+		text = renderEntities(m.Caption, m.CaptionEntities)
+	}
+	if text == "" {
+		return nil
+	}
+	t := msgTime(m.EditDate)
+	if t.IsZero() {
+		t = msgTime(m.Date)
+	}
+	return []legacy.Event{legacy.Edited{ID: messageID(m.Chat.ID, m.MessageID), Chat: chatID(m.Chat.ID), Text: text, Time: t}}
+}
+
+// member handles my_chat_member: the bot's own status in a chat.
+func (s *session) member(ctx context.Context, u *ChatMemberUpdated) []legacy.Event {
+	chat := chatID(u.Chat.ID)
+	switch st := u.NewChatMember.Status; {
+	case u.Chat.private() && st == "kicked":
+		return []legacy.Event{legacy.Presence{Chat: chat, Available: false, Status: "blocked your bot"}}
+	case u.Chat.private() && st == "member":
+		return append(s.withAvatar(ctx, s.contact(u.Chat)), legacy.Presence{Chat: chat, Available: true})
+	case st == "left" || st == "kicked":
+		return []legacy.Event{legacy.Presence{Chat: chat, Available: false, Status: "your bot is no longer in this group"}}
+	case st == "member" || st == "administrator" || st == "creator":
+		return append(s.contact(u.Chat), legacy.Presence{Chat: chat, Available: true})
+	}
+	return nil
+}
+
+// body is the text and files of a message.
+func (s *session) body(ctx context.Context, m *Message) (string, []legacy.Attachment) {
+	text := renderEntities(m.Text, m.Entities)
+	if m.Caption != "" {
+		text = renderEntities(m.Caption, m.CaptionEntities)
+	}
+	var f *File
+	kind := ""
+	switch {
+	case len(m.Photo) > 0:
+		f, kind = &m.Photo[len(m.Photo)-1], "photo" // the largest size comes last
+		if f.MimeType == "" {
+			f.MimeType = "image/jpeg"
+		}
+	case m.Document != nil:
+		f, kind = m.Document, "document"
+	case m.Voice != nil:
+		f, kind = m.Voice, "voice message"
+	case m.Audio != nil:
+		f, kind = m.Audio, "audio"
+	case m.Video != nil:
+		f, kind = m.Video, "video"
+	case m.VideoNote != nil:
+		f, kind = m.VideoNote, "video message"
+	case m.Animation != nil:
+		f, kind = m.Animation, "animation"
+	case m.Sticker != nil:
+		e := m.Sticker.Emoji
+		if e == "" {
+			e = "[sticker]"
+		}
+		return e, nil
+	case m.Location != nil:
+		return fmt.Sprintf("geo:%s,%s",
+			strconv.FormatFloat(m.Location.Latitude, 'f', -1, 64),
+			strconv.FormatFloat(m.Location.Longitude, 'f', -1, 64)), nil
+	case m.Contact != nil:
+		n := strings.TrimSpace(m.Contact.FirstName + " " + m.Contact.LastName)
+		return strings.TrimSpace("Contact: " + n + " " + m.Contact.PhoneNumber), nil
+	}
+	if f == nil {
+		return text, nil
+	}
+	att, note := s.fetch(ctx, f, kind)
+	if note != "" {
+		if text != "" {
+			text += "\n"
+		}
+		return text + note, nil
+	}
+	return text, []legacy.Attachment{att}
+}
+
+// fetch downloads a file within the Bot API's getFile limit. When it
+// cannot, it returns a note for the user instead.
+func (s *session) fetch(ctx context.Context, f *File, kind string) (legacy.Attachment, string) {
+	name := f.FileName
+	if f.FileSize > maxDownload {
+		return legacy.Attachment{}, fmt.Sprintf("[%s %s of %.1f MB not fetched: the Telegram Bot API only lets bots download files up to 20 MB]", kind, name, float64(f.FileSize)/(1<<20))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	info, err := s.c.getFile(ctx, f.FileID)
+	if err == nil && info.FilePath == "" {
+		err = fmt.Errorf("telegram: getFile gave no file_path: %w", legacy.ErrUnavailable)
+	}
+	var data []byte
+	if err == nil {
+		data, err = s.c.download(ctx, info.FilePath, maxDownload)
+	}
+	if err != nil {
+		s.log.Warn("telegram: file not fetched", "kind", kind, "err", err)
+		if errors.Is(err, legacy.ErrTooLarge) || strings.Contains(err.Error(), "too big") {
+			return legacy.Attachment{}, fmt.Sprintf("[%s %s not fetched: the Telegram Bot API only lets bots download files up to 20 MB]", kind, name)
+		}
+		return legacy.Attachment{}, fmt.Sprintf("[%s %s could not be fetched from Telegram]", kind, name)
+	}
+	if name == "" && info.FilePath != "" {
+		name = info.FilePath[strings.LastIndexByte(info.FilePath, '/')+1:]
+	}
+	return legacy.Attachment{Name: name, Type: f.MimeType, Data: data}, ""
+}
+
+// runWebhook registers the webhook and serves until ctx ends; updates
+// arrive through Network.Webhook.
+func (s *session) runWebhook(ctx context.Context) error {
+	hook := s.net.webhookURL + "/" + strconv.FormatInt(s.botID, 10)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := s.c.call(cctx, "setWebhook", map[string]any{
+		"url":             hook,
+		"secret_token":    s.net.webhookSecretFor(s.botID),
+		"allowed_updates": allowedUpdates,
+		"max_connections": 1, // updates in order
+	}, nil)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	s.net.mu.Lock()
+	s.net.hooks[s.botID] = s
+	s.net.mu.Unlock()
+	defer func() {
+		s.net.mu.Lock()
+		if s.net.hooks[s.botID] == s {
+			delete(s.net.hooks, s.botID)
+		}
+		s.net.mu.Unlock()
+	}()
+	s.status(ctx, legacy.StatusConnected, "")
+	<-ctx.Done()
+	return nil
+}
+
+// serveWebhook handles POST /<bot id>: 401 without the right secret
+// header, 200 once the update's events are durable, 503 otherwise (Telegram
+// retries).
+func (n *Network) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	if n.webhookURL == "" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	id, err := strconv.ParseInt(strings.Trim(r.URL.Path, "/"), 10, 64)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	want := n.webhookSecretFor(id)
+	got := r.Header.Get("X-Telegram-Bot-Api-Secret-Token")
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		http.Error(w, "bad secret token", http.StatusUnauthorized)
+		return
+	}
+	n.mu.Lock()
+	s := n.hooks[id]
+	n.mu.Unlock()
+	if s == nil {
+		http.Error(w, "bot session not running", http.StatusServiceUnavailable)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, "reading the update", http.StatusBadRequest)
+		return
+	}
+	var u Update
+	if err := json.Unmarshal(body, &u); err != nil {
+		http.Error(w, "malformed update", http.StatusBadRequest)
+		return
+	}
+	if err := s.process(r.Context(), []Update{u}, false); err != nil {
+		s.log.Warn("telegram: webhook update not taken; Telegram will retry", "update", u.UpdateID, "err", err)
+		http.Error(w, "not stored, retry later", http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// maxAvatar is the largest picture put in a Contact event (the contract
+// asks for at most 128 KiB).
+const maxAvatar = 128 << 10
+
+// withAvatar adds the profile photo of a private chat's user to a Contact
+// event: the smallest size of the newest photo (Telegram gives 160, 320
+// and 640 pixel squares). A user with no visible photo gets NoAvatar; a
+// failure leaves the stored picture as it is.
+func (s *session) withAvatar(ctx context.Context, evs []legacy.Event) []legacy.Event {
+	for i, ev := range evs {
+		c, ok := ev.(legacy.Contact)
+		if !ok || c.Group {
+			continue
+		}
+		user, err := strconv.ParseInt(string(c.Chat), 10, 64)
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		var photos struct {
+			TotalCount int      `json:"total_count"`
+			Photos     [][]File `json:"photos"`
+		}
+		err = s.c.call(cctx, "getUserProfilePhotos", map[string]any{"user_id": user, "limit": 1}, &photos)
+		if err == nil && (photos.TotalCount == 0 || len(photos.Photos) == 0 || len(photos.Photos[0]) == 0) {
+			c.NoAvatar = true
+		} else if err == nil {
+			var info *File
+			info, err = s.c.getFile(cctx, photos.Photos[0][0].FileID)
+			if err == nil {
+				c.Avatar, err = s.c.download(cctx, info.FilePath, maxAvatar)
+				c.AvatarType = "image/jpeg"
+			}
+		}
+		cancel()
+		if err != nil {
+			s.log.Debug("telegram: no profile photo", "err", err)
+			c.Avatar, c.AvatarType = nil, ""
+		}
+		evs[i] = c
+	}
+	return evs
+}

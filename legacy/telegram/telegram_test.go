@@ -1,0 +1,929 @@
+package telegram
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/legacytest"
+	"github.com/jabbergate/jabbergate/legacy/telegram/telegramtest"
+)
+
+const waitFor = 10 * time.Second
+
+func newNetwork(t *testing.T, srv *telegramtest.Server, extra map[string]string) *Network {
+	t.Helper()
+	opts := map[string]string{"api_url": srv.URL, "poll_timeout": "1s"}
+	for k, v := range extra {
+		opts[k] = v
+	}
+	n, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.minBackoff, n.maxBackoff = 5*time.Millisecond, 50*time.Millisecond
+	return n
+}
+
+func fields() map[string]string { return map[string]string{"token": telegramtest.Token} }
+
+func open(t *testing.T, n *Network, sink legacy.Sink, st []byte) *session {
+	t.Helper()
+	s, err := n.Open(context.Background(), legacy.Account{ID: "123456789", Owner: "o", Fields: fields(), State: st}, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.(*session)
+}
+
+// start runs s until the returned stop is called (or the test ends); stop
+// checks that Run returned nil in time.
+func start(t *testing.T, s *session) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run = %v, want nil after cancel", err)
+				}
+			case <-time.After(waitFor):
+				t.Errorf("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitIncoming(t *testing.T, rec *legacytest.Recorder, id legacy.MessageID) legacy.Incoming {
+	t.Helper()
+	ev := rec.Wait(waitFor, func(ev legacy.Event) bool {
+		in, ok := ev.(legacy.Incoming)
+		return ok && in.ID == id
+	})
+	if ev == nil {
+		t.Fatalf("no Incoming %s; got %#v", id, rec.Events())
+	}
+	return ev.(legacy.Incoming)
+}
+
+// eventually polls cond every few milliseconds, for at most waitFor.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(waitFor); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func noToken(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && strings.Contains(err.Error(), telegramtest.Token) {
+		t.Errorf("error leaks the bot token: %v", err)
+	}
+	if err != nil && strings.Contains(err.Error(), strings.SplitN(telegramtest.Token, ":", 2)[1]) {
+		t.Errorf("error leaks the secret part of the bot token: %v", err)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	legacytest.Run(t, legacytest.Suite{
+		Network: n,
+		Fields:  fields(),
+		Chat:    "42",
+		CheckSent: func(t *testing.T, rec *legacytest.Recorder, text string) {
+			msgs := srv.Messages(42)
+			if len(msgs) == 0 || msgs[len(msgs)-1].Text != text {
+				t.Errorf("the fake Bot API did not get %q: %+v", text, msgs)
+			}
+		},
+	})
+}
+
+func TestOptions(t *testing.T) {
+	for _, bad := range []map[string]string{
+		{"api_url": "ftp://x"},
+		{"poll_timeout": "forever"},
+		{"webhook_url": "https://gw.example.org/webhooks/tg"}, // no secret
+		{"nonsense": "1"},
+	} {
+		if _, err := New(bad); err == nil {
+			t.Errorf("New(%v) = nil error", bad)
+		}
+	}
+	if _, err := New(nil); err != nil {
+		t.Errorf("New(nil) = %v", err)
+	}
+}
+
+func TestRegister(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	ctx := context.Background()
+
+	id, err := n.Register(ctx, fields())
+	if err != nil || id != "123456789" {
+		t.Fatalf("Register = %q, %v; want the bot id", id, err)
+	}
+
+	_, err = n.Register(ctx, map[string]string{"token": "123456789:AAHwrong-token_for_tests_0123456789xyz"})
+	if !errors.Is(err, legacy.ErrUnauthorized) {
+		t.Errorf("wrong token: %v, want ErrUnauthorized", err)
+	}
+	if err != nil && !strings.Contains(err.Error(), "BotFather") {
+		t.Errorf("wrong token: the error should tell the user what to do: %v", err)
+	}
+	noToken(t, err)
+
+	for _, bad := range []string{"", "not a token", "12345"} {
+		if _, err := n.Register(ctx, map[string]string{"token": bad}); !errors.Is(err, legacy.ErrInvalidField) {
+			t.Errorf("token %q: %v, want ErrInvalidField", bad, err)
+		}
+	}
+
+	srv.Inject("getMe", telegramtest.Fault{Status: 502, Description: "Bad Gateway"})
+	_, err = n.Register(ctx, fields())
+	if !errors.Is(err, legacy.ErrUnavailable) {
+		t.Errorf("5xx: %v, want ErrUnavailable", err)
+	}
+	srv.Inject("getMe", telegramtest.Fault{Status: 200, Body: "<html>oops"})
+	_, err = n.Register(ctx, fields())
+	if !errors.Is(err, legacy.ErrUnavailable) {
+		t.Errorf("malformed reply: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestTokenNotInNetworkErrors: net/http's *url.Error carries the request
+// URL, which holds the token.
+func TestTokenNotInNetworkErrors(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	n, err := New(map[string]string{"api_url": "http://" + addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.Register(context.Background(), fields())
+	if !errors.Is(err, legacy.ErrUnavailable) {
+		t.Fatalf("Register against a closed port = %v, want ErrUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), "<token>") {
+		t.Errorf("expected the URL with a scrubbed token in %q", err)
+	}
+	noToken(t, err)
+
+	// Send and the poll loop go through the same client.
+	s := open(t, n, &legacytest.Recorder{}, nil)
+	_, err = s.Send(context.Background(), &legacy.Message{Chat: "42", Text: "hi"})
+	if !errors.Is(err, legacy.ErrUnavailable) || legacy.IsPermanent(err) {
+		t.Errorf("Send = %v, want a transient ErrUnavailable", err)
+	}
+	noToken(t, err)
+}
+
+func TestInbound(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	rec := &legacytest.Recorder{}
+	s := open(t, n, rec, nil)
+
+	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 7, "hello ✓"))
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 8, map[string]any{
+		"text":             "see docs",
+		"entities":         []any{map[string]any{"type": "text_link", "offset": 4, "length": 4, "url": "https://x.org"}},
+		"reply_to_message": map[string]any{"message_id": 7, "chat": map[string]any{"id": 42, "type": "private"}, "date": 1},
+	})})
+	srv.AddUpdate(map[string]any{"edited_message": telegramtest.PrivateMessage(42, "Alice", 7, map[string]any{"text": "hello ✓✓", "edit_date": 1700000100})})
+	srv.AddUpdate(telegramtest.GroupText(-1001, "Friends", 43, "Bob", 3, "hi all"))
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 9, map[string]any{"sticker": map[string]any{"file_id": "s", "file_unique_id": "s", "emoji": "😀"}})})
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 10, map[string]any{"location": map[string]any{"latitude": 48.8584, "longitude": 2.2945}})})
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 11, map[string]any{
+		"text": "news", "forward_origin": map[string]any{"type": "channel", "date": 1, "chat": map[string]any{"id": -100500, "type": "channel", "title": "Daily"}},
+	})})
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 12, map[string]any{
+		"text": "old style", "forward_sender_name": "Hidden Person",
+	})})
+	srv.AddUpdate(map[string]any{"my_chat_member": map[string]any{
+		"chat": map[string]any{"id": 44, "type": "private", "first_name": "Carol"},
+		"from": map[string]any{"id": 44, "first_name": "Carol"}, "date": 1,
+		"old_chat_member": map[string]any{"status": "member", "user": map[string]any{"id": telegramtest.BotID}},
+		"new_chat_member": map[string]any{"status": "kicked", "user": map[string]any{"id": telegramtest.BotID}},
+	}})
+	srv.AddUpdate(map[string]any{"my_chat_member": map[string]any{
+		"chat": map[string]any{"id": 45, "type": "private", "first_name": "Dave"},
+		"from": map[string]any{"id": 45, "first_name": "Dave"}, "date": 1,
+		"old_chat_member": map[string]any{"status": "kicked", "user": map[string]any{"id": telegramtest.BotID}},
+		"new_chat_member": map[string]any{"status": "member", "user": map[string]any{"id": telegramtest.BotID}},
+	}})
+	start(t, s)
+
+	in := waitIncoming(t, rec, "42:7")
+	if in.Chat != "42" || in.Text != "hello ✓" || in.Sender != "" || in.Time.IsZero() {
+		t.Errorf("private message: %+v", in)
+	}
+	in = waitIncoming(t, rec, "42:8")
+	if in.Text != "see docs (https://x.org)" || in.ReplyTo != "42:7" {
+		t.Errorf("reply with a link: %+v", in)
+	}
+	in = waitIncoming(t, rec, "-1001:3")
+	if in.Chat != "-1001" || in.Sender != "43" || in.SenderName != "Bob" || in.Text != "hi all" {
+		t.Errorf("group message: %+v", in)
+	}
+	if in := waitIncoming(t, rec, "42:9"); in.Text != "😀" {
+		t.Errorf("sticker: %q", in.Text)
+	}
+	if in := waitIncoming(t, rec, "42:10"); in.Text != "geo:48.8584,2.2945" {
+		t.Errorf("location: %q", in.Text)
+	}
+	if in := waitIncoming(t, rec, "42:11"); in.Text != "Forwarded from Daily:\nnews" {
+		t.Errorf("forward: %q", in.Text)
+	}
+	if in := waitIncoming(t, rec, "42:12"); in.Text != "Forwarded from Hidden Person:\nold style" {
+		t.Errorf("forward (before Bot API 7): %q", in.Text)
+	}
+	ev := rec.Wait(waitFor, func(ev legacy.Event) bool { p, ok := ev.(legacy.Presence); return ok && p.Chat == "44" })
+	if p, _ := ev.(legacy.Presence); ev == nil || p.Available {
+		t.Errorf("blocked: %#v, want an unavailable Presence", ev)
+	}
+	ev = rec.Wait(waitFor, func(ev legacy.Event) bool { p, ok := ev.(legacy.Presence); return ok && p.Chat == "45" })
+	if p, _ := ev.(legacy.Presence); ev == nil || !p.Available {
+		t.Errorf("unblocked: %#v, want an available Presence", ev)
+	}
+	eventually(t, "the offset to be saved and confirmed", func() bool { return len(srv.Pending()) == 0 })
+
+	// Event order and the Contact/Edited/SaveState events.
+	var contacts []legacy.Contact
+	var edited []legacy.Edited
+	var saved []byte
+	firstContact, firstIncoming := -1, -1
+	for i, ev := range rec.Events() {
+		switch ev := ev.(type) {
+		case legacy.Contact:
+			contacts = append(contacts, ev)
+			if ev.Chat == "42" && firstContact < 0 {
+				firstContact = i
+			}
+		case legacy.Incoming:
+			if ev.Chat == "42" && firstIncoming < 0 {
+				firstIncoming = i
+			}
+		case legacy.Edited:
+			edited = append(edited, ev)
+		case legacy.SaveState:
+			saved = ev.State
+		}
+	}
+	if firstContact < 0 || firstContact > firstIncoming {
+		t.Errorf("the Contact of a chat must come before its first message")
+	}
+	want := map[legacy.ChatID]legacy.Contact{"42": {Chat: "42", Name: "Alice"}, "-1001": {Chat: "-1001", Name: "Friends", Group: true}, "45": {Chat: "45", Name: "Dave"}}
+	if len(contacts) != 3 {
+		t.Errorf("contacts = %+v, want one per chat", contacts)
+	}
+	for _, c := range contacts {
+		if w := want[c.Chat]; c.Name != w.Name || c.Group != w.Group {
+			t.Errorf("contact %+v, want %+v", c, w)
+		}
+	}
+	for _, c := range contacts {
+		if c.Chat == "42" && (!c.NoAvatar || c.Avatar != nil) {
+			t.Errorf("a user without a profile photo: %+v, want NoAvatar", c)
+		}
+	}
+	if len(edited) != 1 || edited[0].ID != "42:7" || edited[0].Text != "hello ✓✓" || edited[0].Time.Unix() != 1700000100 {
+		t.Errorf("edits = %+v", edited)
+	}
+	var st state
+	if err := json.Unmarshal(saved, &st); err != nil || st.Offset == 0 {
+		t.Errorf("saved state %q: %v", saved, err)
+	}
+}
+
+// crashSink records events; it can refuse SaveState (a crash between Emit
+// and the offset commit), calling crash when it does.
+type crashSink struct {
+	legacytest.Recorder
+	mu        sync.Mutex
+	failSave  bool
+	failOnce  legacy.MessageID // refuse this Incoming once
+	crash     func()
+	lastState []byte
+}
+
+func (c *crashSink) Emit(ctx context.Context, ev legacy.Event) error {
+	c.mu.Lock()
+	switch ev := ev.(type) {
+	case legacy.SaveState:
+		if c.failSave {
+			crash := c.crash
+			c.mu.Unlock()
+			if crash != nil {
+				crash()
+			}
+			return errors.New("crash before the offset commit")
+		}
+		c.lastState = ev.State
+	case legacy.Incoming:
+		if ev.ID == c.failOnce {
+			c.failOnce = ""
+			c.mu.Unlock()
+			return errors.New("store unavailable")
+		}
+	}
+	c.mu.Unlock()
+	return c.Recorder.Emit(ctx, ev)
+}
+
+func incomingIDs(evs []legacy.Event) map[legacy.MessageID]int {
+	ids := map[legacy.MessageID]int{}
+	for _, ev := range evs {
+		if in, ok := ev.(legacy.Incoming); ok {
+			ids[in.ID]++
+		}
+	}
+	return ids
+}
+
+// TestCrashBetweenEmitAndCommit stops the session after the events were
+// emitted but before the offset was saved; the restarted session gets the
+// same updates again with the same ids (which the core deduplicates), and
+// nothing is lost. Updates whose offset was saved are not emitted again.
+func TestCrashBetweenEmitAndCommit(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	for i := int64(1); i <= 3; i++ {
+		srv.AddUpdate(telegramtest.PrivateText(42, "Alice", i, "m"))
+	}
+
+	// Run 1 crashes at the commit.
+	sink1 := &crashSink{failSave: true}
+	s1 := open(t, n, sink1, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	sink1.crash = cancel
+	done := make(chan error, 1)
+	go func() { done <- s1.Run(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("Run did not stop at the crash")
+	}
+	if got := incomingIDs(sink1.Events()); len(got) != 3 {
+		t.Fatalf("run 1 emitted %v, want the 3 messages", got)
+	}
+	if len(srv.Pending()) != 3 {
+		t.Fatalf("updates confirmed to Telegram without a saved offset: pending %v", srv.Pending())
+	}
+
+	// Run 2 restarts from the last saved state (none): the same 3 again,
+	// same ids.
+	sink2 := &crashSink{}
+	stop := start(t, open(t, n, sink2, nil))
+	for i := 1; i <= 3; i++ {
+		waitIncoming(t, &sink2.Recorder, legacy.MessageID("42:"+string(rune('0'+i))))
+	}
+	eventually(t, "the offset commit", func() bool { return len(srv.Pending()) == 0 })
+	stop()
+	if got := incomingIDs(sink2.Events()); len(got) != 3 || got["42:1"] != 1 || got["42:2"] != 1 || got["42:3"] != 1 {
+		t.Errorf("run 2 emitted %v, want each message once", got)
+	}
+
+	// Run 3 starts from run 2's saved state: only what is new.
+	sink2.mu.Lock()
+	saved := sink2.lastState
+	sink2.mu.Unlock()
+	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 4, "new"))
+	sink3 := &crashSink{}
+	start(t, open(t, n, sink3, saved))
+	waitIncoming(t, &sink3.Recorder, "42:4")
+	if got := incomingIDs(sink3.Events()); len(got) != 1 {
+		t.Errorf("run 3 emitted %v, want only the new message", got)
+	}
+}
+
+// TestEmitFailureKeepsUpdates: when Emit refuses an update mid-batch, the
+// updates before it are committed, it and the ones after stay with
+// Telegram and come again.
+func TestEmitFailureKeepsUpdates(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	for i := int64(1); i <= 3; i++ {
+		srv.AddUpdate(telegramtest.PrivateText(42, "Alice", i, "m"))
+	}
+	sink := &crashSink{failOnce: "42:2"}
+	start(t, open(t, n, sink, nil))
+	waitIncoming(t, &sink.Recorder, "42:3")
+	eventually(t, "the offset commit", func() bool { return len(srv.Pending()) == 0 })
+	if got := incomingIDs(sink.Events()); len(got) != 3 || got["42:1"] != 1 || got["42:2"] != 1 || got["42:3"] != 1 {
+		t.Errorf("emitted %v, want each message exactly once", got)
+	}
+}
+
+func TestConflictBacksOff(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	for range 3 {
+		srv.Inject("getUpdates", telegramtest.Fault{Status: 409, Description: "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"})
+	}
+	rec := &legacytest.Recorder{}
+	start(t, open(t, n, rec, nil))
+	ev := rec.Wait(waitFor, func(ev legacy.Event) bool {
+		st, ok := ev.(legacy.StatusEvent)
+		return ok && st.Status == legacy.StatusDisconnected
+	})
+	if ev == nil || !strings.Contains(ev.(legacy.StatusEvent).Text, "409") {
+		t.Fatalf("no status explaining the conflict: %#v", rec.Events())
+	}
+	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 1, "after the conflict"))
+	waitIncoming(t, rec, "42:1")
+	// Backoff doubles from 5ms: three conflicts cannot have taken more
+	// than a handful of polls (no spinning).
+	if n := len(srv.Calls("getUpdates")); n > 20 {
+		t.Errorf("%d getUpdates calls: the loop spins on 409", n)
+	}
+}
+
+func TestPollRecoversFromFaults(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	srv.Inject("getUpdates", telegramtest.Fault{Status: 502, Description: "Bad Gateway"})
+	srv.Inject("getUpdates", telegramtest.Fault{Status: 200, Body: `{"ok":tru`})
+	srv.Inject("getUpdates", telegramtest.Fault{Status: 429, Description: "Too Many Requests: retry after 0", RetryAfter: 0})
+	rec := &legacytest.Recorder{}
+	start(t, open(t, n, rec, nil))
+	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 1, "hi"))
+	waitIncoming(t, rec, "42:1")
+}
+
+func TestRunUnauthorized(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	s, _ := n.Open(context.Background(), legacy.Account{ID: "1", Fields: map[string]string{"token": "1:revoked_token_revoked_token_x"}}, &legacytest.Recorder{})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	err := s.Run(ctx)
+	if !errors.Is(err, legacy.ErrUnauthorized) {
+		t.Errorf("Run with a revoked token = %v, want ErrUnauthorized", err)
+	}
+	noToken(t, err)
+}
+
+func TestWebhook(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, map[string]string{
+		"webhook_url":    "https://gw.example.org/webhooks/telegram.example.org/",
+		"webhook_secret": "0123456789abcdef0123",
+	})
+	hook := httptest.NewServer(n.Webhook())
+	t.Cleanup(hook.Close)
+
+	sink := &crashSink{}
+	start(t, open(t, n, sink, nil))
+	var url, secret string
+	eventually(t, "setWebhook", func() bool { url, secret = srv.Webhook(); return url != "" })
+	if url != "https://gw.example.org/webhooks/telegram.example.org/123456789" || secret == "" {
+		t.Fatalf("setWebhook(%q, %q)", url, secret)
+	}
+	eventually(t, "the session to serve", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.hooks[telegramtest.BotID] != nil
+	})
+
+	post := func(secret, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, hook.URL+"/123456789", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if secret != "" {
+			req.Header.Set("X-Telegram-Bot-Api-Secret-Token", secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	update := func(id, msg int64) string {
+		b, _ := json.Marshal(map[string]any{"update_id": id, "message": telegramtest.PrivateText(42, "Alice", msg, "via webhook")["message"]})
+		return string(b)
+	}
+	if code := post("", update(1, 1)); code != http.StatusUnauthorized {
+		t.Errorf("no secret header: %d, want 401", code)
+	}
+	if code := post("wrong", update(1, 1)); code != http.StatusUnauthorized {
+		t.Errorf("wrong secret: %d, want 401", code)
+	}
+	if len(sink.Events()) > 1 { // the status event only
+		t.Errorf("events from unauthenticated requests: %#v", sink.Events())
+	}
+	if code := post(secret, update(1, 1)); code != http.StatusOK {
+		t.Errorf("good request: %d, want 200", code)
+	}
+	waitIncoming(t, &sink.Recorder, "42:1")
+
+	sink.mu.Lock()
+	sink.failOnce = "42:2"
+	sink.mu.Unlock()
+	if code := post(secret, update(2, 2)); code < 500 {
+		t.Errorf("Emit failed but the webhook answered %d, want 5xx so Telegram retries", code)
+	}
+	if code := post(secret, update(2, 2)); code != http.StatusOK {
+		t.Errorf("retry: %d, want 200", code)
+	}
+	waitIncoming(t, &sink.Recorder, "42:2")
+	if code := post(secret, "{malformed"); code != http.StatusBadRequest {
+		t.Errorf("malformed: %d, want 400", code)
+	}
+}
+
+func TestSendErrors(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	s := open(t, n, &legacytest.Recorder{}, nil)
+	ctx := context.Background()
+
+	srv.SetChatError(1, telegramtest.Fault{Status: 403, Description: "Forbidden: bot was blocked by the user"})
+	srv.SetChatError(2, telegramtest.Fault{Status: 403, Description: "Forbidden: bot can't initiate conversation with a user"})
+	srv.SetChatError(3, telegramtest.Fault{Status: 400, Description: "Bad Request: chat not found"})
+	srv.SetChatError(4, telegramtest.Fault{Status: 400, Description: "Bad Request: group chat was upgraded to a supergroup chat", MigrateTo: -1009})
+
+	for _, tc := range []struct {
+		chat     legacy.ChatID
+		want     error
+		code     string
+		textHas  string
+		injected *telegramtest.Fault
+	}{
+		{chat: "1", want: legacy.ErrForbidden, code: "403", textHas: "blocked"},
+		{chat: "2", want: legacy.ErrForbidden, code: "403", textHas: "press Start"},
+		{chat: "3", want: legacy.ErrNotFound, code: "400", textHas: "chat not found"},
+		{chat: "4", want: legacy.ErrNotFound, code: "400", textHas: "-1009"},
+		{chat: "5", want: legacy.ErrUnauthorized, code: "401", injected: &telegramtest.Fault{Status: 401, Description: "Unauthorized"}},
+		{chat: "5", want: legacy.ErrUnavailable, injected: &telegramtest.Fault{Status: 500, Description: "Internal Server Error"}},
+		{chat: "5", want: legacy.ErrUnavailable, injected: &telegramtest.Fault{Status: 502, Body: "<html>Bad Gateway</html>"}},
+		{chat: "5", want: legacy.ErrRejected, code: "400", injected: &telegramtest.Fault{Status: 400, Description: "Bad Request: can't parse entities"}},
+		{chat: "x", want: legacy.ErrInvalidAddress},
+	} {
+		if tc.injected != nil {
+			srv.Inject("sendMessage", *tc.injected)
+		}
+		_, err := s.Send(ctx, &legacy.Message{Chat: tc.chat, Text: "hi"})
+		if !errors.Is(err, tc.want) {
+			t.Errorf("chat %s %+v: %v, want %v", tc.chat, tc.injected, err, tc.want)
+			continue
+		}
+		noToken(t, err)
+		var ce *legacy.CodeError
+		if tc.code != "" && (!errors.As(err, &ce) || ce.Code != tc.code || !strings.Contains(ce.Text, tc.textHas)) {
+			t.Errorf("chat %s: %#v, want a CodeError %s with %q", tc.chat, err, tc.code, tc.textHas)
+		}
+		if errors.Is(tc.want, legacy.ErrUnavailable) && legacy.IsPermanent(err) {
+			t.Errorf("chat %s: %v must be transient", tc.chat, err)
+		}
+	}
+
+	srv.Inject("sendMessage", telegramtest.Fault{Status: 429, Description: "Too Many Requests: retry after 7", RetryAfter: 7})
+	_, err := s.Send(ctx, &legacy.Message{Chat: "6", Text: "hi"})
+	var rl *legacy.RateLimitError
+	if !errors.As(err, &rl) || rl.RetryAfter != 7*time.Second || !errors.Is(err, legacy.ErrRateLimited) {
+		t.Errorf("429: %v, want a RateLimitError of 7s", err)
+	}
+
+	// A slow answer: the caller's deadline ends the call.
+	srv.Inject("sendMessage", telegramtest.Fault{Delay: time.Hour})
+	sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = s.Send(sctx, &legacy.Message{Chat: "7", Text: "hi"})
+	if !errors.Is(err, legacy.ErrUnavailable) {
+		t.Errorf("slow answer: %v, want ErrUnavailable", err)
+	}
+	noToken(t, err)
+}
+
+func TestSendLongAndReply(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	s := open(t, n, &legacytest.Recorder{}, nil)
+	ctx := context.Background()
+
+	text := strings.Repeat("é日😀 ", 1500) // 7500 UTF-16 units
+	id, err := s.Send(ctx, &legacy.Message{Chat: "42", Text: text, ReplyTo: "42:3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages(42)
+	if len(msgs) != 2 || id != "42:1" {
+		t.Fatalf("sent %d messages, id %q; want 2 and the first's id", len(msgs), id)
+	}
+	if msgs[0].Text+msgs[1].Text != text {
+		t.Errorf("the parts do not add up to the text")
+	}
+	if msgs[0].ReplyTo != 3 || msgs[1].ReplyTo != 0 {
+		t.Errorf("reply_parameters: %d, %d; want the first part to reply to 3", msgs[0].ReplyTo, msgs[1].ReplyTo)
+	}
+}
+
+func TestEditRetractReactTyping(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	s := open(t, n, &legacytest.Recorder{}, nil)
+	ctx := context.Background()
+
+	id, err := s.Send(ctx, &legacy.Message{Chat: "42", Text: "helo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Edit(ctx, "42", id, "hello"); err != nil {
+		t.Fatalf("Edit: %v", err)
+	}
+	if m := srv.Messages(42); m[0].Text != "hello" {
+		t.Errorf("after the edit: %q", m[0].Text)
+	}
+	if err := s.Edit(ctx, "42", id, "hello"); err != nil {
+		t.Errorf("an edit to the same text is not an error: %v", err)
+	}
+	if err := s.Edit(ctx, "42", "42:99", "x"); !errors.Is(err, legacy.ErrNotFound) {
+		t.Errorf("Edit of an unknown message: %v, want ErrNotFound", err)
+	}
+	if err := s.Edit(ctx, "43", id, "x"); !errors.Is(err, legacy.ErrNotFound) {
+		t.Errorf("Edit of a message of another chat: %v, want ErrNotFound", err)
+	}
+
+	if err := s.React(ctx, "42", "42:5", []string{"❤️"}); err != nil {
+		t.Fatalf("React: %v", err)
+	}
+	calls := srv.Calls("setMessageReaction")
+	if len(calls) != 1 {
+		t.Fatalf("setMessageReaction calls: %+v", calls)
+	}
+	b, _ := json.Marshal(calls[0].Params["reaction"])
+	if string(b) != `[{"emoji":"❤","type":"emoji"}]` {
+		t.Errorf("reaction = %s", b)
+	}
+	if err := s.React(ctx, "42", "42:5", nil); err != nil {
+		t.Errorf("removing reactions: %v", err)
+	}
+	if b, _ := json.Marshal(srv.Calls("setMessageReaction")[1].Params["reaction"]); string(b) != `[]` {
+		t.Errorf("removing reactions sent %s, want []", b)
+	}
+
+	clock := time.Unix(1700000000, 0)
+	s.now = func() time.Time { return clock }
+	if err := s.SetTyping(ctx, "42", true); err != nil {
+		t.Fatalf("SetTyping: %v", err)
+	}
+	clock = clock.Add(typingEvery - time.Second)
+	if err := s.SetTyping(ctx, "42", true); err != nil { // throttled: Telegram still shows the first
+		t.Fatalf("SetTyping: %v", err)
+	}
+	if c := srv.Calls("sendChatAction"); len(c) != 1 || c[0].Params["action"] != "typing" || c[0].Params["chat_id"] != json.Number("42") {
+		t.Errorf("sendChatAction calls: %+v", c)
+	}
+	clock = clock.Add(time.Second)
+	if err := s.SetTyping(ctx, "42", true); err != nil { // refreshed
+		t.Fatalf("SetTyping: %v", err)
+	}
+	if err := s.SetTyping(ctx, "42", false); err != nil {
+		t.Fatalf("SetTyping(false): %v", err)
+	}
+	if err := s.SetTyping(ctx, "42", true); err != nil { // typing again after a pause
+		t.Fatalf("SetTyping: %v", err)
+	}
+	if c := srv.Calls("sendChatAction"); len(c) != 3 {
+		t.Errorf("%d sendChatAction calls, want 3", len(c))
+	}
+
+	if err := s.Retract(ctx, "42", id); err != nil {
+		t.Fatalf("Retract: %v", err)
+	}
+	if m := srv.Messages(42); len(m) != 0 {
+		t.Errorf("after the retraction: %+v", m)
+	}
+	if err := s.Retract(ctx, "42", id); !errors.Is(err, legacy.ErrNotFound) {
+		t.Errorf("second Retract: %v, want ErrNotFound", err)
+	}
+}
+
+func TestFiles(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	rec := &legacytest.Recorder{}
+	s := open(t, n, rec, nil)
+
+	jpeg := []byte("\xff\xd8\xff\xe0fake jpeg")
+	srv.AddFile("big-photo", "photos/file_1.jpg", jpeg, 0)
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 1, map[string]any{
+		"caption": "look",
+		"photo": []any{
+			map[string]any{"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
+			map[string]any{"file_id": "big-photo", "file_unique_id": "b", "width": 800, "height": 800, "file_size": len(jpeg)},
+		},
+	})})
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 2, map[string]any{
+		"document": map[string]any{"file_id": "huge", "file_unique_id": "h", "file_name": "movie.mkv", "file_size": 30 << 20},
+	})})
+	srv.AddFile("doc", "documents/file_2.pdf", []byte("%PDF-1.4"), 0)
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 3, map[string]any{
+		"document": map[string]any{"file_id": "doc", "file_unique_id": "d", "file_name": "report.pdf", "mime_type": "application/pdf", "file_size": 8},
+	})})
+	start(t, s)
+
+	in := waitIncoming(t, rec, "42:1")
+	if in.Text != "look" || len(in.Attachments) != 1 || string(in.Attachments[0].Data) != string(jpeg) || in.Attachments[0].Type != "image/jpeg" {
+		t.Errorf("photo: %+v", in)
+	}
+	in = waitIncoming(t, rec, "42:2")
+	if len(in.Attachments) != 0 || !strings.Contains(in.Text, "20 MB") || !strings.Contains(in.Text, "movie.mkv") {
+		t.Errorf("a file over 20 MB must become a note: %+v", in)
+	}
+	in = waitIncoming(t, rec, "42:3")
+	if len(in.Attachments) != 1 || in.Attachments[0].Name != "report.pdf" || in.Attachments[0].Type != "application/pdf" {
+		t.Errorf("document: %+v", in)
+	}
+
+	id, err := s.Send(context.Background(), &legacy.Message{Chat: "42", Text: "my cat", Attachments: []legacy.Attachment{
+		{Name: "cat.jpg", Type: "image/jpeg", Data: jpeg},
+		{Name: "notes.txt", Type: "text/plain", Data: []byte("notes")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages(42)
+	if id != "42:1" || len(msgs) != 2 || msgs[0].Method != "sendPhoto" || msgs[0].Text != "my cat" || string(msgs[0].File) != string(jpeg) ||
+		msgs[1].Method != "sendDocument" || string(msgs[1].File) != "notes" {
+		t.Errorf("sent %q: %+v", id, msgs)
+	}
+	if err := s.Edit(context.Background(), "42", id, "my cat, asleep"); err != nil {
+		t.Errorf("editing a photo's caption: %v", err)
+	} else if m := srv.Messages(42); m[0].Text != "my cat, asleep" {
+		t.Errorf("caption after the edit: %q", m[0].Text)
+	}
+	if c := srv.Calls("sendDocument"); len(c) != 1 || c[0].FileName != "notes.txt" {
+		t.Errorf("sendDocument: %+v", c)
+	}
+	_, err = s.Send(context.Background(), &legacy.Message{Chat: "42", Attachments: []legacy.Attachment{{Name: "big", Data: make([]byte, maxUpload+1)}}})
+	if !errors.Is(err, legacy.ErrTooLarge) {
+		t.Errorf("a file over 50 MB: %v, want ErrTooLarge", err)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	n, _ := New(nil)
+	for in, want := range map[string]legacy.ChatID{"42": "42", " -1001234 ": "-1001234"} {
+		if got, err := n.Resolve(context.Background(), in); err != nil || got != want {
+			t.Errorf("Resolve(%q) = %q, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "@alice", "0", "abc"} {
+		if _, err := n.Resolve(context.Background(), in); !errors.Is(err, legacy.ErrInvalidAddress) {
+			t.Errorf("Resolve(%q) = %v, want ErrInvalidAddress", in, err)
+		}
+	}
+}
+
+func TestAvatar(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	rec := &legacytest.Recorder{}
+	pic := []byte("\xff\xd8\xff\xe0avatar")
+	srv.SetProfilePhoto(42, pic)
+	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 1, "hi"))
+	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 2, "again"))
+	start(t, open(t, n, rec, nil))
+	waitIncoming(t, rec, "42:2")
+	var contacts []legacy.Contact
+	for _, ev := range rec.Events() {
+		if c, ok := ev.(legacy.Contact); ok {
+			contacts = append(contacts, c)
+		}
+	}
+	if len(contacts) != 1 || string(contacts[0].Avatar) != string(pic) || contacts[0].AvatarType != "image/jpeg" || contacts[0].Name != "Alice" {
+		t.Errorf("contacts = %+v, want one with the profile photo", contacts)
+	}
+	if c := srv.Calls("getUserProfilePhotos"); len(c) != 1 {
+		t.Errorf("getUserProfilePhotos called %d times, want once per chat", len(c))
+	}
+}
+
+func TestLimiters(t *testing.T) {
+	l := newLimiters()
+	if p := l.chat(42); p.Limit() != 1 || p.Burst() != 3 {
+		t.Errorf("private chat bucket: %v/s burst %d, want 1/s burst 3", p.Limit(), p.Burst())
+	}
+	if g := l.chat(-1001); float64(g.Limit())*60 != 20 || g.Burst() != 5 {
+		t.Errorf("group bucket: %v/s burst %d, want 20/min burst 5", g.Limit(), g.Burst())
+	}
+	if l.bot.Limit() != 30 {
+		t.Errorf("bot bucket: %v/s, want 30/s", l.bot.Limit())
+	}
+	if l.chat(42) != l.chat(42) {
+		t.Errorf("one bucket per chat")
+	}
+
+	// The burst passes at once; the next message would wait about a second,
+	// longer than the caller's deadline allows: a RateLimitError at once.
+	ctx := context.Background()
+	for i := range 3 {
+		if err := l.wait(ctx, 7, true); err != nil {
+			t.Fatalf("message %d of the burst: %v", i, err)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	var rl *legacy.RateLimitError
+	if err := l.wait(dctx, 7, true); !errors.As(err, &rl) {
+		t.Errorf("over the chat's rate: %v, want a RateLimitError", err)
+	}
+	// Other chats and non-message calls are not held back by chat 7.
+	if err := l.wait(dctx, 8, true); err != nil {
+		t.Errorf("another chat: %v", err)
+	}
+	if err := l.wait(dctx, 7, false); err != nil {
+		t.Errorf("a non-message call: %v", err)
+	}
+}
+
+// TestFakeBotAPI checks the fake's getUpdates semantics the adapter relies
+// on: an offset confirms (drops) the updates below it, a second poller
+// terminates the first with 409, and a webhook blocks polling.
+func TestFakeBotAPI(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	c := n.client(telegramtest.Token)
+	ctx := context.Background()
+	a := srv.AddUpdate(telegramtest.PrivateText(1, "A", 1, "a"))
+	b := srv.AddUpdate(telegramtest.PrivateText(1, "A", 2, "b"))
+
+	ups, err := c.getUpdates(ctx, 0, 0)
+	if err != nil || len(ups) != 2 || ups[0].UpdateID != a || ups[0].Message.Text != "a" {
+		t.Fatalf("getUpdates = %+v, %v", ups, err)
+	}
+	if ups, err = c.getUpdates(ctx, 0, 0); len(ups) != 2 {
+		t.Errorf("without a higher offset nothing is confirmed: %+v, %v", ups, err)
+	}
+	if ups, err = c.getUpdates(ctx, b, 0); len(ups) != 1 || ups[0].UpdateID != b {
+		t.Errorf("offset %d: %+v, %v", b, ups, err)
+	}
+	if ups, err = c.getUpdates(ctx, a, 0); len(ups) != 1 {
+		t.Errorf("a confirmed update never comes back: %+v, %v", ups, err)
+	}
+
+	// Two pollers: the first long poll is terminated with 409.
+	if _, err := c.getUpdates(ctx, b+1, 0); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.getUpdates(ctx, b+1, 30*time.Second)
+		first <- err
+	}()
+	eventually(t, "the first poll to arrive", func() bool { return len(srv.Calls("getUpdates")) == 6 })
+	second := make(chan error, 1)
+	go func() {
+		_, err := c.getUpdates(ctx, b+1, 30*time.Second)
+		second <- err
+	}()
+	select {
+	case err := <-first:
+		if !errors.Is(err, errConflict) {
+			t.Errorf("the older poll: %v, want a 409 conflict", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the older poll was not terminated")
+	}
+	srv.AddUpdate(telegramtest.PrivateText(1, "A", 3, "c"))
+	if err := <-second; err != nil {
+		t.Errorf("the newer poll: %v", err)
+	}
+
+	if err := c.call(ctx, "setWebhook", map[string]any{"url": "https://x.example/hook"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.getUpdates(ctx, 0, 0); !errors.Is(err, errConflict) {
+		t.Errorf("getUpdates with a webhook set: %v, want a 409 conflict", err)
+	}
+}
