@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers the integration tests start (component/servertest
 # and friends): Prosody + prosody-modules (mod_privilege), ejabberd, Redis,
-# Kannel with fakesmsc (the SMS adapter's HTTP gateway peer).
+# Kannel with fakesmsc (the SMS adapter's HTTP gateway peer), Dovecot (the
+# email adapter's IMAP peer).
 #
 # Idempotent and quiet when everything is present. As root, missing Debian
 # packages are installed with apt-get; otherwise the exact command is
@@ -37,6 +38,7 @@ check() {
 	have_cmd redis-server || [[ -x /usr/bin/redis-server ]] || add redis-server
 	have_cmd bearerbox || [[ -x /usr/sbin/bearerbox ]] || add kannel
 	[[ -x /usr/lib/kannel/test/fakesmsc ]] || add kannel-extras
+	have_cmd doveadm || [[ -x /usr/bin/doveadm ]] || add dovecot-imapd
 }
 
 check

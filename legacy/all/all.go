@@ -4,6 +4,7 @@ package all
 
 import (
 	_ "github.com/jabbergate/jabbergate/legacy/echo"     // echo network
+	_ "github.com/jabbergate/jabbergate/legacy/email"    // email network (IMAP in, SMTP out)
 	_ "github.com/jabbergate/jabbergate/legacy/sms"      // SMS (Twilio, Kannel, SMPP)
 	_ "github.com/jabbergate/jabbergate/legacy/telegram" // telegram network (Bot API)
 )

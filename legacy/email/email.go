@@ -1,0 +1,355 @@
+// Package email is the email legacy network: mail arrives over IMAP
+// (RFC 9051/3501, IDLE per RFC 2177, polling where the server lacks it) and
+// leaves over SMTP submission (RFC 6409; implicit TLS per RFC 8314 or
+// STARTTLS), with MIME (RFC 2045–2049, RFC 2047 encoded words, RFC 2231)
+// handled by github.com/emersion/go-message.
+//
+// Each XMPP user registers one mailbox. A correspondent is a contact whose
+// ChatID is the lower-cased addr-spec ("alice@example.com"); the core turns
+// it into a JID with XEP-0106 escaping.
+//
+// Inbound: the session watches INBOX (read-only, BODY.PEEK, so nothing is
+// marked \Seen) and imports every mail above the (UIDVALIDITY, last UID)
+// watermark, in UID order, advancing and saving the watermark (SaveState)
+// only after Sink.Emit returned nil: a crash imports nothing twice (the
+// core deduplicates by id) and skips nothing. The first session starts at
+// the mailbox's current end (no history import). When UIDVALIDITY changes,
+// only mail whose INTERNALDATE is after the last imported mail's is
+// imported again; older mail is marked seen without being delivered. Text
+// is text/plain when there is one, else text/html converted with
+// github.com/k3a/html2text; a trailing quote ("On … wrote:" followed by
+// ">" lines, "-----Original Message-----", a trailing ">" block) and the
+// signature after "-- " are trimmed. Attachments become legacy
+// attachments (within max_file_size; larger ones are named in the text).
+// Automatic mail (Auto-Submitted other than "no", Precedence bulk/list/junk,
+// List-Id) is delivered with an "[automatic]"/"[list]" tag, or skipped
+// when the user's "automated" setting says so; it never causes mail to be
+// sent. Bounces (multipart/report; report-type=delivery-status, RFC 3464)
+// are delivered as a readable notice from the failed recipient whose
+// ReplyTo is the Message-ID of the returned mail, which is the MessageID
+// Send returned for it.
+//
+// Outbound: Send builds a text/plain UTF-8 quoted-printable mail
+// (multipart/mixed with attachments) with From, To, Date, a Message-ID
+// derived from Message.Key (a retry sends the same Message-ID),
+// In-Reply-To/References when continuing a thread and Auto-Submitted: no,
+// and submits it with AUTH PLAIN or LOGIN, or XOAUTH2 when the user chose
+// it (the password field then holds an OAuth 2.0 access token, used for
+// IMAP AUTHENTICATE too; the gateway does not refresh it). Send's success
+// means the submission server accepted the mail (250 after DATA): that is
+// what Caps.Receipts promises here, not delivery to the recipient's
+// mailbox.
+// SMTP 4xx replies are transient (ErrUnavailable, or RateLimitError when
+// the reply mentions a rate), 5xx are CodeErrors carrying the reply code.
+//
+// Not yet: OAuth token refresh, OAUTHBEARER, folders other than INBOX,
+// appending sent mail to the Sent folder, presence-aware delivery (headers
+// only / hold while away), mapping a bounce to an error stanza on the
+// original message (the contract has no such event), format=flowed
+// reflowing.
+//
+// Options (bridges[].options in the config):
+//
+//	allow_insecure_loopback: "true" lets imap_security/smtp_security be
+//	                         "none" when the host is a loopback address
+//	                         (tests, a local Dovecot); never elsewhere
+//	poll_interval:           how often to poll when the server lacks IDLE (default 60s)
+//	max_file_size:           largest attachment in bytes, either way (default 20 MiB)
+//	max_message_size:        larger mails are imported as a notice only (default 25 MiB)
+package email
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// Name is the registry name of this network.
+const Name = "email"
+
+func init() {
+	legacy.Register(Name, func(options map[string]string) (legacy.Network, error) {
+		return New(options)
+	})
+}
+
+// Security modes of the IMAP and SMTP connections.
+const (
+	SecurityTLS      = "tls"
+	SecurityStartTLS = "starttls"
+	SecurityNone     = "none"
+)
+
+// Network is the email network.
+type Network struct {
+	allowInsecureLoopback bool
+	pollInterval          time.Duration
+	maxFileSize           int64
+	maxMessageSize        int64
+
+	// For tests.
+	tlsConfig              *tls.Config // base TLS config (RootCAs)
+	minBackoff, maxBackoff time.Duration
+	dialTimeout            time.Duration
+	idleRefresh            time.Duration // re-check the mailbox while idling
+}
+
+var (
+	_ legacy.Network   = (*Network)(nil)
+	_ legacy.Resolver  = (*Network)(nil)
+	_ legacy.Registrar = (*Network)(nil)
+	_ legacy.Session   = (*session)(nil)
+)
+
+// New returns an email network. Unknown options are an error.
+func New(options map[string]string) (*Network, error) {
+	n := &Network{
+		pollInterval:   60 * time.Second,
+		maxFileSize:    20 << 20,
+		maxMessageSize: 25 << 20,
+		minBackoff:     time.Second,
+		maxBackoff:     5 * time.Minute,
+		dialTimeout:    30 * time.Second,
+		idleRefresh:    10 * time.Minute,
+	}
+	for k, v := range options {
+		switch k {
+		case "allow_insecure_loopback":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("email: option allow_insecure_loopback: %v", err)
+			}
+			n.allowInsecureLoopback = b
+		case "poll_interval":
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("email: option poll_interval: want a positive duration, got %q", v)
+			}
+			n.pollInterval = d
+		case "max_file_size", "max_message_size":
+			i, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || i <= 0 {
+				return nil, fmt.Errorf("email: option %s: want a positive number of bytes, got %q", k, v)
+			}
+			if k == "max_file_size" {
+				n.maxFileSize = i
+			} else {
+				n.maxMessageSize = i
+			}
+		default:
+			return nil, fmt.Errorf("email: unknown option %q (known: allow_insecure_loopback, poll_interval, max_file_size, max_message_size)", k)
+		}
+	}
+	return n, nil
+}
+
+var securityOptions = []legacy.Option{
+	{Label: "TLS (implicit)", Value: SecurityTLS},
+	{Label: "STARTTLS", Value: SecurityStartTLS},
+	{Label: "None (local servers only)", Value: SecurityNone},
+}
+
+// Info implements legacy.Network.
+func (n *Network) Info() legacy.Info {
+	return legacy.Info{
+		Name:        Name,
+		DiscoType:   "smtp",
+		DisplayName: "Email",
+		Instructions: "Enter your mailbox: the address, the IMAP server for incoming mail and the SMTP submission server for outgoing mail. " +
+			"Empty hosts default to imap.<domain> and smtp.<domain>; empty ports to the standard port of the chosen security (993/143, 465/587). " +
+			"The username defaults to the address. Your password is stored encrypted.",
+		Fields: []legacy.Field{
+			{Var: "address", Label: "Email address", Required: true},
+			{Var: "imap_host", Label: "IMAP server"},
+			{Var: "imap_port", Label: "IMAP port"},
+			{Var: "imap_security", Label: "IMAP security", Type: legacy.ListSingle, Default: SecurityTLS, Options: securityOptions},
+			{Var: "smtp_host", Label: "SMTP server"},
+			{Var: "smtp_port", Label: "SMTP port"},
+			{Var: "smtp_security", Label: "SMTP security", Type: legacy.ListSingle, Default: SecurityTLS, Options: securityOptions},
+			{Var: "username", Label: "Username"},
+			{Var: "password", Label: "Password", Type: legacy.TextPrivate, Secret: true, Required: true},
+			{Var: "auth", Label: "Authentication", Type: legacy.ListSingle, Default: "password",
+				Options: []legacy.Option{{Label: "Password (PLAIN/LOGIN)", Value: "password"}, {Label: "OAuth 2.0 access token (XOAUTH2)", Value: "xoauth2"}},
+				Desc:    "With XOAUTH2 the password field holds an OAuth 2.0 access token; the gateway does not refresh it."},
+		},
+		Settings: []legacy.Field{
+			{Var: "automated", Label: "Automatic and mailing-list mail", Type: legacy.ListSingle, Default: "deliver",
+				Options: []legacy.Option{{Label: "Deliver, tagged", Value: "deliver"}, {Label: "Skip", Value: "skip"}}},
+		},
+		Prompt:     "Email address",
+		PromptDesc: "Enter the email address of the person to write to.",
+		Caps: legacy.Caps{
+			Receipts: true, // Send's success: accepted by the submission server
+			Files:    true,
+			Replies:  true,
+		},
+		MaxTextLength: 1 << 20,
+		OutboxTTL:     24 * time.Hour,
+		MaxFileSize:   n.maxFileSize,
+	}
+}
+
+// Resolve implements legacy.Resolver: "Alice <Alice@Example.com>",
+// "mailto:alice@example.com" and "alice@example.com" all give
+// "alice@example.com".
+func (n *Network) Resolve(ctx context.Context, input string) (legacy.ChatID, error) {
+	addr, err := parseAddress(input)
+	if err != nil {
+		return "", err
+	}
+	return legacy.ChatID(addr), nil
+}
+
+// parseAddress returns the lower-cased addr-spec of a typed address.
+func parseAddress(input string) (string, error) {
+	s := strings.TrimSpace(input)
+	if len(s) >= 7 && strings.EqualFold(s[:7], "mailto:") {
+		s = s[7:]
+		if i := strings.IndexByte(s, '?'); i >= 0 {
+			s = s[:i]
+		}
+	}
+	if s == "" {
+		return "", fmt.Errorf("email: empty address: %w", legacy.ErrInvalidAddress)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return "", fmt.Errorf("email: %q is not an email address (%v): %w", input, err, legacy.ErrInvalidAddress)
+	}
+	at := strings.LastIndexByte(a.Address, '@')
+	if at <= 0 || at == len(a.Address)-1 || strings.ContainsAny(a.Address, " \t\r\n") {
+		return "", fmt.Errorf("email: %q is not an email address: %w", input, legacy.ErrInvalidAddress)
+	}
+	return strings.ToLower(a.Address), nil
+}
+
+// config is one account's parsed registration.
+type config struct {
+	address            string // lower-cased
+	imapAddr, smtpAddr string // host:port
+	imapHost, smtpHost string
+	imapSec, smtpSec   string
+	username, password string
+	xoauth2            bool
+}
+
+func (n *Network) parseFields(f map[string]string) (*config, error) {
+	addr, err := parseAddress(f["address"])
+	if err != nil {
+		return nil, &legacy.FieldError{Var: "address", Reason: "not an email address"}
+	}
+	domain := addr[strings.LastIndexByte(addr, '@')+1:]
+	c := &config{address: addr, username: f["username"], password: f["password"]}
+	if c.username == "" {
+		c.username = addr
+	}
+	if c.password == "" {
+		return nil, &legacy.FieldError{Var: "password", Reason: "required"}
+	}
+	switch strings.ToLower(strings.TrimSpace(f["auth"])) {
+	case "", "password":
+	case "xoauth2":
+		c.xoauth2 = true
+	default:
+		return nil, &legacy.FieldError{Var: "auth", Reason: "want password or xoauth2"}
+	}
+	var e error
+	c.imapHost, c.imapAddr, c.imapSec, e = n.server(f, "imap", "imap."+domain, 993, 143)
+	if e != nil {
+		return nil, e
+	}
+	c.smtpHost, c.smtpAddr, c.smtpSec, e = n.server(f, "smtp", "smtp."+domain, 465, 587)
+	if e != nil {
+		return nil, e
+	}
+	return c, nil
+}
+
+func (n *Network) server(f map[string]string, proto, defHost string, tlsPort, startTLSPort int) (host, addr, sec string, err error) {
+	host = strings.TrimSpace(f[proto+"_host"])
+	if host == "" {
+		host = defHost
+	}
+	sec = strings.ToLower(strings.TrimSpace(f[proto+"_security"]))
+	if sec == "" {
+		sec = SecurityTLS
+	}
+	port := tlsPort
+	switch sec {
+	case SecurityTLS:
+	case SecurityStartTLS:
+		port = startTLSPort
+	case SecurityNone:
+		if !n.allowInsecureLoopback || !isLoopback(host) {
+			return "", "", "", &legacy.FieldError{Var: proto + "_security", Reason: "\"none\" is only allowed for a loopback host on a gateway with allow_insecure_loopback"}
+		}
+		port = startTLSPort
+	default:
+		return "", "", "", &legacy.FieldError{Var: proto + "_security", Reason: "want tls, starttls or none"}
+	}
+	if p := strings.TrimSpace(f[proto+"_port"]); p != "" {
+		i, err := strconv.Atoi(p)
+		if err != nil || i <= 0 || i > 65535 {
+			return "", "", "", &legacy.FieldError{Var: proto + "_port", Reason: "want a port number"}
+		}
+		port = i
+	}
+	return host, net.JoinHostPort(host, strconv.Itoa(port)), sec, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (n *Network) tlsFor(host string) *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if n.tlsConfig != nil {
+		c = n.tlsConfig.Clone()
+	}
+	c.ServerName = host
+	return c
+}
+
+// Register implements legacy.Registrar: it logs in to the IMAP server.
+// The account id is the lower-cased address.
+func (n *Network) Register(ctx context.Context, fields map[string]string) (legacy.AccountID, error) {
+	c, err := n.parseFields(fields)
+	if err != nil {
+		return "", err
+	}
+	cl, err := n.dialIMAP(ctx, c, nil)
+	if err != nil {
+		return "", err
+	}
+	cl.Logout().Wait()
+	cl.Close()
+	return legacy.AccountID(c.address), nil
+}
+
+// Open implements legacy.Network.
+func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sink) (legacy.Session, error) {
+	if sink == nil {
+		return nil, errors.New("email: nil sink")
+	}
+	c, err := n.parseFields(acct.Fields)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{net: n, cfg: c, sink: sink, acct: acct.ID, automated: acct.Settings["automated"]}
+	if err := s.state.unmarshal(acct.State); err != nil {
+		return nil, fmt.Errorf("email: saved state: %v", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,446 @@
+package email
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// ownMessageID matches the Message-IDs Send generates.
+var ownMessageID = regexp.MustCompile(`^jg\.[0-9a-f]{32}@`)
+
+// maxThreads bounds the thread memory kept in the state blob.
+const maxThreads = 200
+
+// state is the session's saved state (SaveState): the watermark and what
+// Send needs to continue a thread.
+type state struct {
+	UIDValidity uint32 `json:"uidvalidity"`
+	LastUID     uint32 `json:"last_uid"`
+	// LastDate is the INTERNALDATE of the last imported mail.
+	LastDate time.Time `json:"last_date,omitzero"`
+	// Floor, set after a UIDVALIDITY change, hides mail not newer than it.
+	Floor time.Time `json:"floor,omitzero"`
+	// Threads maps a thread id (root Message-ID) to what a reply needs.
+	Threads map[string]*thread `json:"threads,omitempty"`
+}
+
+type thread struct {
+	Subject string    `json:"subject"`
+	Last    string    `json:"last"` // Message-ID of the last mail
+	Refs    []string  `json:"refs,omitempty"`
+	Seen    time.Time `json:"seen"`
+}
+
+func (s *state) unmarshal(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return json.Unmarshal(b, s)
+}
+
+// session is one mailbox.
+type session struct {
+	net       *Network
+	cfg       *config
+	sink      legacy.Sink
+	acct      legacy.AccountID
+	automated string
+
+	mu       sync.Mutex // guards state
+	state    state
+	contacts map[string]bool // senders reported this run (Run's goroutine only)
+}
+
+// errAuth wraps an IMAP login failure.
+func authError(err error) error {
+	return fmt.Errorf("email: the IMAP server rejected the username or password (%v): %w", err, legacy.ErrUnauthorized)
+}
+
+// dialIMAP connects and logs in. newMail, if set, is signalled when the
+// server reports a new message count.
+func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct{}) (*imapclient.Client, error) {
+	opts := &imapclient.Options{}
+	if newMail != nil {
+		opts.UnilateralDataHandler = &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					select {
+					case newMail <- struct{}{}:
+					default:
+					}
+				}
+			},
+		}
+	}
+	d := net.Dialer{Timeout: n.dialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", c.imapAddr)
+	if err != nil {
+		return nil, fmt.Errorf("email: IMAP server %s unreachable: %v: %w", c.imapAddr, err, legacy.ErrUnavailable)
+	}
+	var cl *imapclient.Client
+	switch c.imapSec {
+	case SecurityTLS:
+		cl = imapclient.New(tls.Client(conn, n.tlsFor(c.imapHost)), opts)
+	case SecurityStartTLS:
+		opts.TLSConfig = n.tlsFor(c.imapHost)
+		cl, err = imapclient.NewStartTLS(conn, opts)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("email: IMAP STARTTLS with %s: %v: %w", c.imapAddr, err, legacy.ErrUnavailable)
+		}
+	default:
+		cl = imapclient.New(conn, opts)
+	}
+	stop := context.AfterFunc(ctx, func() { cl.Close() })
+	defer stop()
+	if err := cl.WaitGreeting(); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("email: IMAP server %s: %v: %w", c.imapAddr, err, legacy.ErrUnavailable)
+	}
+	if cl.State() == imap.ConnStateAuthenticated {
+		return cl, nil // PREAUTH greeting (a local server started for this user)
+	}
+	var login error
+	if c.xoauth2 {
+		login = cl.Authenticate(&xoauth2{user: c.username, token: c.password})
+	} else {
+		login = cl.Login(c.username, c.password).Wait()
+	}
+	if err := login; err != nil {
+		cl.Close()
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
+			switch ie.Code {
+			case imap.ResponseCodeUnavailable, imap.ResponseCodeServerBug, imap.ResponseCodeLimit:
+				return nil, fmt.Errorf("email: IMAP login: %v: %w", err, legacy.ErrUnavailable)
+			}
+			return nil, authError(err)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("email: IMAP login: %v: %w", err, legacy.ErrUnavailable)
+	}
+	return cl, nil
+}
+
+// Run implements legacy.Session: it watches INBOX, reconnecting with
+// backoff, until ctx ends or the credentials are rejected.
+func (s *session) Run(ctx context.Context) error {
+	backoff := s.net.minBackoff
+	for {
+		connected, err := s.runOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, legacy.ErrUnauthorized) {
+			s.status(ctx, legacy.StatusUnauthorized, err.Error())
+			return err
+		}
+		if connected {
+			backoff = s.net.minBackoff
+		}
+		s.status(ctx, legacy.StatusDisconnected, err.Error())
+		wait := backoff/2 + rand.N(backoff/2+1)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, s.net.maxBackoff)
+	}
+}
+
+func (s *session) status(ctx context.Context, st legacy.Status, text string) {
+	_ = s.sink.Emit(ctx, legacy.StatusEvent{Status: st, Text: text})
+}
+
+// runOnce connects, imports and waits for new mail until an error. It
+// reports whether it got as far as selecting the mailbox.
+func (s *session) runOnce(ctx context.Context) (connected bool, err error) {
+	s.status(ctx, legacy.StatusConnecting, "")
+	newMail := make(chan struct{}, 1)
+	cl, err := s.net.dialIMAP(ctx, s.cfg, newMail)
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	stop := context.AfterFunc(ctx, func() { cl.Close() })
+	defer stop()
+
+	sel, err := cl.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return false, fmt.Errorf("email: EXAMINE INBOX: %w", err)
+	}
+	if err := s.sync(ctx, cl, sel); err != nil {
+		return false, err
+	}
+	s.status(ctx, legacy.StatusConnected, "")
+	idle := cl.Caps().Has(imap.CapIdle)
+	for {
+		if err := s.ingest(ctx, cl); err != nil {
+			return true, err
+		}
+		if idle {
+			cmd, err := cl.Idle()
+			if err != nil {
+				return true, fmt.Errorf("email: IDLE: %w", err)
+			}
+			// Some servers do not report mail that arrived just before
+			// IDLE started: look again every idleRefresh regardless.
+			t := time.NewTimer(s.net.idleRefresh)
+			select {
+			case <-newMail:
+			case <-t.C:
+			case <-ctx.Done():
+			case <-cl.Closed():
+			}
+			t.Stop()
+			cmd.Close()
+			if err := cmd.Wait(); err != nil {
+				return true, fmt.Errorf("email: IDLE: %w", err)
+			}
+		} else {
+			t := time.NewTimer(s.net.pollInterval)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			if err := cl.Noop().Wait(); err != nil {
+				return true, fmt.Errorf("email: NOOP: %w", err)
+			}
+		}
+		if ctx.Err() != nil {
+			return true, ctx.Err()
+		}
+	}
+}
+
+// sync reconciles the saved watermark with the selected mailbox.
+func (s *session) sync(ctx context.Context, cl *imapclient.Client, sel *imap.SelectData) error {
+	s.mu.Lock()
+	st := s.state
+	s.mu.Unlock()
+	if st.UIDValidity == sel.UIDValidity && st.UIDValidity != 0 {
+		return nil
+	}
+	if st.UIDValidity == 0 {
+		// First run: start at the current end of the mailbox.
+		last, err := lastUID(cl, sel)
+		if err != nil {
+			return err
+		}
+		return s.save(ctx, func(st *state) {
+			st.UIDValidity, st.LastUID, st.LastDate = sel.UIDValidity, last, time.Now().UTC()
+		})
+	}
+	// UIDVALIDITY changed: every UID is void. Walk the new mailbox from
+	// the start but deliver only mail newer than the last import.
+	return s.save(ctx, func(st *state) {
+		st.UIDValidity, st.LastUID, st.Floor = sel.UIDValidity, 0, st.LastDate
+	})
+}
+
+// lastUID is UIDNEXT-1, or the UID of the last message where the server
+// does not send UIDNEXT.
+func lastUID(cl *imapclient.Client, sel *imap.SelectData) (uint32, error) {
+	if sel.UIDNext > 0 {
+		return uint32(sel.UIDNext) - 1, nil
+	}
+	if sel.NumMessages == 0 {
+		return 0, nil
+	}
+	msgs, err := cl.Fetch(imap.SeqSetNum(sel.NumMessages), &imap.FetchOptions{UID: true}).Collect()
+	if err != nil {
+		return 0, fmt.Errorf("email: FETCH last UID: %w", err)
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	return uint32(msgs[0].UID), nil
+}
+
+// save changes the state and asks the core to store it.
+func (s *session) save(ctx context.Context, f func(*state)) error {
+	s.mu.Lock()
+	f(&s.state)
+	b, err := json.Marshal(&s.state)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := s.sink.Emit(ctx, legacy.SaveState{State: b}); err != nil {
+		return fmt.Errorf("email: saving the watermark: %w", err)
+	}
+	return nil
+}
+
+// ingest imports every mail above the watermark, in UID order.
+func (s *session) ingest(ctx context.Context, cl *imapclient.Client) error {
+	s.mu.Lock()
+	from := s.state.LastUID
+	s.mu.Unlock()
+	var set imap.UIDSet
+	set.AddRange(imap.UID(from+1), 0) // from+1:*
+	msgs, err := cl.Fetch(set, &imap.FetchOptions{UID: true, InternalDate: true, RFC822Size: true}).Collect()
+	if err != nil {
+		return fmt.Errorf("email: UID FETCH: %w", err)
+	}
+	// "n:*" always includes the highest UID, even below n: filter.
+	var todo []*imapclient.FetchMessageBuffer
+	for _, m := range msgs {
+		if uint32(m.UID) > from {
+			todo = append(todo, m)
+		}
+	}
+	sort.Slice(todo, func(i, j int) bool { return todo[i].UID < todo[j].UID })
+	for _, m := range todo {
+		if err := s.importOne(ctx, cl, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// importOne fetches, converts and emits one mail, then advances the
+// watermark past it.
+func (s *session) importOne(ctx context.Context, cl *imapclient.Client, m *imapclient.FetchMessageBuffer) error {
+	s.mu.Lock()
+	floor := s.state.Floor
+	s.mu.Unlock()
+	uid := uint32(m.UID)
+	if !floor.IsZero() && !m.InternalDate.After(floor) {
+		// Re-sync after a UIDVALIDITY change: already seen (or too old).
+		return s.save(ctx, func(st *state) { st.LastUID = max(st.LastUID, uid) })
+	}
+	section := &imap.FetchItemBodySection{Peek: true}
+	if m.RFC822Size > s.net.maxMessageSize {
+		section = &imap.FetchItemBodySection{Peek: true, Specifier: imap.PartSpecifierHeader}
+	}
+	bufs, err := cl.Fetch(imap.UIDSetNum(m.UID), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+	if err != nil {
+		return fmt.Errorf("email: UID FETCH %d: %w", uid, err)
+	}
+	var raw []byte
+	for _, b := range bufs {
+		if b.UID == m.UID {
+			raw = b.FindBodySection(section)
+		}
+	}
+	if raw == nil {
+		// Expunged meanwhile: nothing to import.
+		return s.save(ctx, func(st *state) { st.LastUID = max(st.LastUID, uid) })
+	}
+	s.mu.Lock()
+	validity := s.state.UIDValidity
+	s.mu.Unlock()
+	p := parse(raw, s.net.maxFileSize)
+	if m.RFC822Size > s.net.maxMessageSize {
+		p.text = fmt.Sprintf("[This mail is too large to import (%d bytes); read it in your mail client.]", m.RFC822Size)
+		p.attachments = nil
+	}
+	if p.id == "" {
+		p.id = fmt.Sprintf("imap:%d:%d", validity, uid)
+	}
+	if p.date.IsZero() {
+		p.date = m.InternalDate
+	}
+	if p.from == s.cfg.address && ownMessageID.MatchString(p.messageID) {
+		// A mail this gateway sent, seen again (sent to oneself, Bcc,
+		// provider copy): not a new message.
+		return s.save(ctx, func(st *state) { st.LastUID = max(st.LastUID, uid) })
+	}
+	if err := s.deliver(ctx, p); err != nil {
+		return err
+	}
+	return s.save(ctx, func(st *state) {
+		st.LastUID = max(st.LastUID, uid)
+		if m.InternalDate.After(st.LastDate) {
+			st.LastDate = m.InternalDate.UTC()
+		}
+		if p.from != "" && p.bounce == nil && p.messageID != "" {
+			rememberThread(st, p)
+		}
+	})
+}
+
+// rememberThread records what a reply in p's thread needs.
+func rememberThread(st *state, p *parsed) {
+	if st.Threads == nil {
+		st.Threads = map[string]*thread{}
+	}
+	refs := append(append([]string(nil), p.references...), p.messageID)
+	if len(refs) > 20 {
+		refs = append(refs[:1], refs[len(refs)-19:]...)
+	}
+	st.Threads[p.thread] = &thread{Subject: p.subject, Last: p.messageID, Refs: refs, Seen: time.Now().UTC()}
+	for len(st.Threads) > maxThreads {
+		var oldest string
+		var t time.Time
+		for k, v := range st.Threads {
+			if oldest == "" || v.Seen.Before(t) {
+				oldest, t = k, v.Seen
+			}
+		}
+		delete(st.Threads, oldest)
+	}
+}
+
+// deliver emits the events of one parsed mail.
+func (s *session) deliver(ctx context.Context, p *parsed) error {
+	if p.from == "" {
+		// No usable sender: deliver from the mailbox itself so nothing is lost.
+		p.from = s.cfg.address
+		p.text = "[Mail without a valid From address]\n" + p.text
+	}
+	if p.automated != "" && p.bounce == nil {
+		if s.automated == "skip" {
+			return nil
+		}
+		p.text = "[" + p.automated + "] " + p.text
+	}
+	if s.contacts == nil {
+		s.contacts = map[string]bool{}
+	}
+	if !s.contacts[p.from] {
+		if err := s.sink.Emit(ctx, legacy.Contact{Chat: legacy.ChatID(p.from), Name: p.fromName}); err != nil {
+			return fmt.Errorf("email: emit contact: %w", err)
+		}
+		s.contacts[p.from] = true
+	}
+	in := legacy.Incoming{
+		ID:          legacy.MessageID(p.id),
+		Chat:        legacy.ChatID(p.from),
+		Text:        p.text,
+		Subject:     p.subject,
+		Thread:      p.thread,
+		ReplyTo:     legacy.MessageID(p.inReplyTo),
+		Time:        p.date,
+		Attachments: p.attachments,
+	}
+	if p.bounce != nil {
+		in.ReplyTo = legacy.MessageID(p.bounce.original)
+		in.Thread = ""
+	}
+	if err := s.sink.Emit(ctx, in); err != nil {
+		return fmt.Errorf("email: emit mail %s: %w", p.id, err)
+	}
+	return nil
+}

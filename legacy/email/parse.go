@@ -1,0 +1,351 @@
+package email
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	"net/textproto"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset" // legacy charsets
+	"github.com/emersion/go-message/mail"
+	"github.com/k3a/html2text"
+
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// parsed is what the gateway takes from one mail.
+type parsed struct {
+	id         string // Message-ID, or empty
+	messageID  string
+	from       string // lower-cased addr-spec
+	fromName   string
+	subject    string
+	text       string
+	thread     string // root Message-ID
+	inReplyTo  string
+	references []string
+	date       time.Time
+	automated  string // "automatic", "list" or ""
+	bounce     *bounce
+
+	attachments []legacy.Attachment
+}
+
+// bounce is the gist of a delivery status notification (RFC 3464).
+type bounce struct {
+	recipient, action, status, diagnostic string
+	original                              string // Message-ID of the returned mail
+}
+
+var wordDecoder = &mime.WordDecoder{CharsetReader: message.CharsetReader}
+
+// parse converts a raw mail. It never fails: what cannot be read is
+// described in the text, so a broken mail still reaches the user.
+func parse(raw []byte, maxFile int64) *parsed {
+	p := &parsed{}
+	var problems []string
+	mr, err := mail.CreateReader(bytes.NewReader(raw))
+	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+		p.header(readHeaderLoose(raw))
+		p.text = fmt.Sprintf("[This mail could not be read (%v); %d bytes, read it in your mail client.]", err, len(raw))
+		return p
+	}
+	if err != nil {
+		problems = append(problems, charsetNote(err))
+	}
+	p.header(mr.Header)
+	top, params, _ := mr.Header.ContentType()
+	isReport := top == "multipart/report" && strings.EqualFold(params["report-type"], "delivery-status")
+
+	var plain, html, original string
+	var plainSet, htmlSet bool
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil && !message.IsUnknownCharset(err) {
+			problems = append(problems, "broken MIME structure: "+err.Error())
+			break
+		}
+		if err != nil {
+			problems = append(problems, charsetNote(err))
+		}
+		var h message.Header
+		switch ph := part.Header.(type) {
+		case *mail.InlineHeader:
+			h = ph.Header
+		case *mail.AttachmentHeader:
+			h = ph.Header
+		}
+		typ, _, _ := h.ContentType()
+		body, rerr := io.ReadAll(io.LimitReader(part.Body, max(maxFile, 1<<20)+1))
+		if rerr != nil {
+			problems = append(problems, "part unreadable: "+rerr.Error())
+			continue
+		}
+		switch {
+		case isReport && typ == "message/delivery-status":
+			p.bounce = parseDSN(body)
+			continue
+		case isReport && (typ == "text/rfc822-headers" || typ == "message/rfc822"):
+			rh := readHeaderLoose(body)
+			if id, err := rh.MessageID(); err == nil && id != "" {
+				original = id
+			}
+			continue
+		}
+		ah, isAttachment := part.Header.(*mail.AttachmentHeader)
+		if !isAttachment && typ != "" && !strings.HasPrefix(typ, "text/") {
+			// An inline image or other inline non-text part (cid:).
+			ah, isAttachment = &mail.AttachmentHeader{Header: h}, true
+		}
+		if isAttachment {
+			name, _ := ah.Filename()
+			if name == "" {
+				_, params, _ := h.ContentType()
+				name = params["name"]
+			}
+			if int64(len(body)) > maxFile {
+				problems = append(problems, fmt.Sprintf("attachment %q is larger than %d bytes and was left in the mailbox", name, maxFile))
+				continue
+			}
+			p.attachments = append(p.attachments, legacy.Attachment{Name: name, Type: typ, Data: body})
+			continue
+		}
+		if !utf8.Valid(body) {
+			// An unknown or lying charset: Latin-1 keeps every byte readable.
+			body = latin1(body)
+		}
+		switch {
+		case typ == "text/plain" && !plainSet:
+			plain, plainSet = string(body), true
+		case typ == "text/html" && !htmlSet:
+			html, htmlSet = string(body), true
+		case typ == "" && !plainSet:
+			plain, plainSet = string(body), true
+		}
+	}
+	switch {
+	case plainSet:
+		p.text = trimQuote(normalizeNewlines(plain))
+	case htmlSet:
+		p.text = trimQuote(normalizeNewlines(html2text.HTML2Text(html)))
+	}
+	if isReport && p.bounce == nil {
+		p.bounce = &bounce{action: "failed"}
+	}
+	if p.bounce != nil {
+		p.bounce.original = original
+		p.text = p.bounce.describe()
+		if p.bounce.recipient != "" {
+			if a, err := parseAddress(p.bounce.recipient); err == nil {
+				p.from, p.fromName = a, ""
+			}
+		}
+		p.automated = ""
+	}
+	if len(problems) > 0 {
+		seen := map[string]bool{}
+		var notes []string
+		for _, pr := range problems {
+			if !seen[pr] {
+				seen[pr] = true
+				notes = append(notes, pr)
+			}
+		}
+		p.text = strings.TrimSpace(p.text + "\n\n[" + strings.Join(notes, "; ") + "]")
+	}
+	return p
+}
+
+// header fills the header-derived fields.
+func (p *parsed) header(h mail.Header) {
+	if addrs, err := h.AddressList("From"); err == nil && len(addrs) > 0 {
+		if a, err := parseAddress(addrs[0].Address); err == nil {
+			p.from, p.fromName = a, addrs[0].Name
+		}
+	} else if v := h.Get("From"); v != "" {
+		if i, j := strings.LastIndexByte(v, '<'), strings.LastIndexByte(v, '>'); i >= 0 && j > i {
+			v = v[i+1 : j]
+		}
+		if a, err := parseAddress(v); err == nil {
+			p.from = a
+		}
+	}
+	if s, err := h.Subject(); err == nil {
+		p.subject = s
+	} else if s, err := wordDecoder.DecodeHeader(h.Get("Subject")); err == nil {
+		p.subject = s
+	} else {
+		p.subject = h.Get("Subject")
+	}
+	p.messageID, _ = h.MessageID()
+	p.id = p.messageID
+	p.references, _ = h.MsgIDList("References")
+	irt, _ := h.MsgIDList("In-Reply-To")
+	if len(irt) > 0 {
+		p.inReplyTo = irt[0]
+	}
+	switch {
+	case len(p.references) > 0:
+		p.thread = p.references[0]
+	case p.inReplyTo != "":
+		p.thread = p.inReplyTo
+	default:
+		p.thread = p.messageID
+	}
+	if d, err := h.Date(); err == nil {
+		p.date = d
+	}
+	as := strings.ToLower(strings.TrimSpace(h.Get("Auto-Submitted")))
+	prec := strings.ToLower(strings.TrimSpace(h.Get("Precedence")))
+	switch {
+	case as != "" && as != "no":
+		p.automated = "automatic"
+	case h.Get("List-Id") != "" || prec == "list" || prec == "bulk" || prec == "junk":
+		p.automated = "list"
+	}
+}
+
+// readHeaderLoose reads the header of a mail whose MIME structure is
+// broken, as far as it goes.
+func readHeaderLoose(raw []byte) mail.Header {
+	h := mail.Header{Header: message.Header{}}
+	mh, _ := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw))).ReadMIMEHeader()
+	for k, vs := range mh {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	return h
+}
+
+// parseDSN reads a message/delivery-status body: per-message fields, then
+// one block per recipient; the first failed (else first) recipient wins.
+func parseDSN(body []byte) *bounce {
+	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(body)))
+	var b *bounce
+	first := true
+	for {
+		h, err := r.ReadMIMEHeader()
+		if len(h) > 0 && !first {
+			cand := &bounce{
+				recipient:  addrType(h.Get("Final-Recipient")),
+				action:     strings.ToLower(strings.TrimSpace(h.Get("Action"))),
+				status:     strings.TrimSpace(h.Get("Status")),
+				diagnostic: addrType(h.Get("Diagnostic-Code")),
+			}
+			if b == nil || (b.action != "failed" && cand.action == "failed") {
+				b = cand
+			}
+		}
+		first = false
+		if err != nil {
+			break
+		}
+	}
+	if b == nil {
+		b = &bounce{action: "failed"}
+	}
+	return b
+}
+
+// addrType strips the "rfc822;" or "smtp;" type of a DSN field.
+func addrType(v string) string {
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		return strings.TrimSpace(v[i+1:])
+	}
+	return strings.TrimSpace(v)
+}
+
+func (b *bounce) describe() string {
+	var sb strings.Builder
+	switch b.action {
+	case "delayed":
+		sb.WriteString("Your mail has not been delivered yet; the server keeps trying.")
+	case "delivered", "relayed", "expanded":
+		sb.WriteString("Your mail was delivered.")
+	default:
+		sb.WriteString("Your mail could not be delivered.")
+	}
+	if b.recipient != "" {
+		sb.WriteString("\nRecipient: " + b.recipient)
+	}
+	if b.status != "" {
+		sb.WriteString("\nStatus: " + b.status)
+	}
+	if b.diagnostic != "" {
+		sb.WriteString("\nReason: " + b.diagnostic)
+	}
+	return sb.String()
+}
+
+func charsetNote(err error) string {
+	if message.IsUnknownCharset(err) {
+		return "this mail uses a charset the gateway does not know; text shown as Latin-1"
+	}
+	return err.Error()
+}
+
+func latin1(b []byte) []byte {
+	r := make([]rune, len(b))
+	for i, c := range b {
+		r[i] = rune(c)
+	}
+	return []byte(string(r))
+}
+
+func normalizeNewlines(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+}
+
+var attribution = regexp.MustCompile(`(?i)^(on\s.+wrote:|le\s.+a écrit\s?:|am\s.+schrieb\s.+:|-+\s*original message\s*-+|-+\s*ursprüngliche nachricht\s*-+)\s*$`)
+
+// trimQuote removes the signature (after "-- ") and a trailing quote: an
+// attribution line followed only by quoted or empty lines, an Outlook
+// "Original Message" block, or a trailing block of ">" lines. Interleaved
+// quotes (answers between quoted lines) are kept.
+func trimQuote(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if l == "-- " {
+			lines = lines[:i]
+			break
+		}
+	}
+	cut := len(lines)
+	for i := len(lines) - 1; i >= 0; i-- {
+		t := strings.TrimSpace(lines[i])
+		if t == "" || strings.HasPrefix(t, ">") {
+			cut = i
+			continue
+		}
+		break
+	}
+	// An attribution just before the quote, or an Outlook header anywhere.
+	for i := 0; i < len(lines); i++ {
+		t := strings.TrimSpace(lines[i])
+		if !attribution.MatchString(t) {
+			continue
+		}
+		lt := strings.ToLower(strings.Trim(t, "- "))
+		if strings.HasPrefix(lt, "original message") || strings.HasPrefix(lt, "ursprüngliche") || i+1 >= cut {
+			cut = i
+			break
+		}
+	}
+	out := strings.TrimRight(strings.Join(lines[:cut], "\n"), " \n\t")
+	if strings.TrimSpace(out) == "" {
+		// Nothing but a quote: show it rather than nothing.
+		return strings.TrimRight(strings.Join(lines, "\n"), " \n\t")
+	}
+	return out
+}

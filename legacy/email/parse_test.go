@@ -1,0 +1,185 @@
+package email
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+func TestParseHTMLOnly(t *testing.T) {
+	p := parse([]byte(crlf("From: Bob <bob@example.org>\nSubject: hi\nMIME-Version: 1.0\n"+
+		"Content-Type: text/html; charset=utf-8\n\n<html><head><style>p{}</style></head><body><p>Hello <b>there</b></p><ul><li>one</li><li>two</li></ul></body></html>\n")), 1<<20)
+	if !strings.Contains(p.text, "Hello there") || !strings.Contains(p.text, "one") || strings.Contains(p.text, "<") || strings.Contains(p.text, "p{}") {
+		t.Errorf("text = %q", p.text)
+	}
+}
+
+func TestParsePrefersPlain(t *testing.T) {
+	p := parse([]byte(crlf("From: bob@example.org\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=b\n\n"+
+		"--b\nContent-Type: text/html\n\n<p>html version</p>\n--b\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nplain vers=E9ion\n--b--\n")), 1<<20)
+	if p.text != "plain verséion" {
+		t.Errorf("text = %q", p.text)
+	}
+}
+
+func TestTrimQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"Sure.\n\nOn Mon, Nov 23, 2026 at 10:00 Bob <b@x> wrote:\n> question?\n> \n":  "Sure.",
+		"Sure.\n\n-----Original Message-----\nFrom: Bob\nSent: Monday\n\nquestion?\n": "Sure.",
+		"Sure.\n> trailing quote\n>> deeper\n":                                        "Sure.",
+		"> q1\nanswer 1\n> q2\nanswer 2\n":                                            "> q1\nanswer 1\n> q2\nanswer 2",
+		"Body\n-- \nBob\nPhone 123\n":                                                 "Body",
+		"> only a quote\n":                                                            "> only a quote",
+		"Le lun. 23 nov. 2026, Bob a écrit :\n> x\n":                                  "Le lun. 23 nov. 2026, Bob a écrit :\n> x",
+		"Text before\nLe lun. 23 nov. 2026, Bob a écrit :\n> x\n":                     "Text before",
+		"I wrote: this is not an attribution because text follows\nmore text\n":       "I wrote: this is not an attribution because text follows\nmore text",
+		"On Monday we meet. Bob wrote:\nno quote after\n":                             "On Monday we meet. Bob wrote:\nno quote after",
+	} {
+		if got := trimQuote(in); got != want {
+			t.Errorf("trimQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseBrokenMIME(t *testing.T) {
+	// A multipart without its closing boundary and a part with a bad header.
+	p := parse([]byte(crlf("From: Bob <bob@example.org>\nSubject: broken\nMessage-ID: <br@x>\nMIME-Version: 1.0\n"+
+		"Content-Type: multipart/mixed; boundary=zz\n\n--zz\nContent-Type: text/plain\n\nfirst part\n--zz\nBad header line without colon\n\nrest\n")), 1<<20)
+	if p.from != "bob@example.org" || p.subject != "broken" || !strings.Contains(p.text, "first part") {
+		t.Errorf("parsed = %+v", p)
+	}
+	// A header that is not a header at all.
+	p = parse([]byte("this is not a mail\x00\xff\r\n\r\nbody"), 1<<20)
+	if !strings.Contains(p.text, "could not be read") {
+		t.Errorf("text = %q, want a notice", p.text)
+	}
+}
+
+func TestParseUnknownCharset(t *testing.T) {
+	p := parse([]byte(crlf("From: =?x-unknown?q?B=F6b?= <bob@example.org>\nSubject: =?x-unknown?q?S=FCbject?=\nMIME-Version: 1.0\n"+
+		"Content-Type: text/plain; charset=x-unknown\nContent-Transfer-Encoding: quoted-printable\n\nGr=FC=DFe\n")), 1<<20)
+	if p.from != "bob@example.org" {
+		t.Errorf("from = %q", p.from)
+	}
+	if !strings.HasPrefix(p.text, "Grüße") || !strings.Contains(p.text, "charset the gateway does not know") {
+		t.Errorf("text = %q, want a Latin-1 decoding and a note", p.text)
+	}
+	if p.subject == "" {
+		t.Errorf("subject lost")
+	}
+}
+
+func TestParseAutomated(t *testing.T) {
+	for _, c := range []struct{ hdr, want string }{
+		{"Auto-Submitted: auto-replied", "automatic"},
+		{"Auto-Submitted: no", ""},
+		{"List-Id: <dev.lists.example.org>", "list"},
+		{"Precedence: bulk", "list"},
+	} {
+		p := parse([]byte(crlf("From: bob@example.org\n"+c.hdr+"\n\nbody\n")), 1<<20)
+		if p.automated != c.want {
+			t.Errorf("%s: automated = %q, want %q", c.hdr, p.automated, c.want)
+		}
+	}
+}
+
+func TestAutomatedSetting(t *testing.T) {
+	im := startIMAP(t, true)
+	n := testNetwork(t)
+	for _, setting := range []string{"deliver", "skip"} {
+		t.Run(setting, func(t *testing.T) {
+			r := runSessionSettings(t, n, fields(im.addr, ""), map[string]string{"automated": setting})
+			r.waitState(t, 0)
+			waitStatus(t, r.rec, legacy.StatusConnected)
+			im.deliver(t, "From: vacation@example.org\nAuto-Submitted: auto-replied\nMessage-ID: <auto-"+setting+"@x>\n\nI am away\n", time.Time{})
+			im.deliver(t, simpleMail("bob@example.org", "human", "human-"+setting+"@x", "hello"), time.Time{})
+			in := r.waitIncoming(t, 1)
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				in = incomings(r.rec)
+				if in[len(in)-1].ID == legacy.MessageID("human-"+setting+"@x") {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			var ids []string
+			for _, m := range in {
+				ids = append(ids, string(m.ID))
+				if m.ID == legacy.MessageID("auto-"+setting+"@x") && !strings.HasPrefix(m.Text, "[automatic] ") {
+					t.Errorf("automatic mail not tagged: %q", m.Text)
+				}
+			}
+			want := "auto-deliver@x,human-deliver@x"
+			if setting == "skip" {
+				want = "human-skip@x"
+			}
+			if strings.Join(ids, ",") != want {
+				t.Errorf("ids = %v, want %s", ids, want)
+			}
+		})
+	}
+}
+
+const dsn = `From: MAILER-DAEMON@mx.example.org
+To: alice@example.com
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <bounce1@mx.example.org>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+I'm sorry to have to inform you that your message could not be delivered.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+Original-Envelope-Id: jg.abc
+
+Final-Recipient: rfc822; Nobody@Example.org
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <nobody@example.org>: Recipient address rejected
+
+--B
+Content-Type: text/rfc822-headers
+
+From: alice@example.com
+To: nobody@example.org
+Subject: hello
+Message-ID: <jg.abc@example.com>
+
+--B--
+`
+
+func TestParseBounce(t *testing.T) {
+	p := parse([]byte(crlf(dsn)), 1<<20)
+	if p.bounce == nil {
+		t.Fatal("bounce not recognised")
+	}
+	if p.from != "nobody@example.org" || p.bounce.original != "jg.abc@example.com" || p.automated != "" ||
+		!strings.Contains(p.text, "could not be delivered") || !strings.Contains(p.text, "5.1.1") || !strings.Contains(p.text, "Recipient address rejected") {
+		t.Errorf("parsed = %+v, text %q", p, p.text)
+	}
+}
+
+func TestParseAttachments(t *testing.T) {
+	raw := crlf("From: bob@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=m\n\n" +
+		"--m\nContent-Type: text/plain\n\nsee attached\n" +
+		"--m\nContent-Type: image/png\nContent-Disposition: attachment; filename*=utf-8''%C3%A9t%C3%A9.png\nContent-Transfer-Encoding: base64\n\naGVsbG8=\n" +
+		"--m\nContent-Type: image/gif; name=inline.gif\nContent-Disposition: inline\nContent-ID: <c1>\nContent-Transfer-Encoding: base64\n\nR0lGODlh\n" +
+		"--m\nContent-Type: application/zip\nContent-Disposition: attachment; filename=big.zip\n\n" + strings.Repeat("x", 100) + "\n--m--\n")
+	p := parse([]byte(raw), 50)
+	if p.text == "" || !strings.HasPrefix(p.text, "see attached") || !strings.Contains(p.text, "big.zip") {
+		t.Errorf("text = %q", p.text)
+	}
+	if len(p.attachments) != 2 || p.attachments[0].Name != "été.png" || string(p.attachments[0].Data) != "hello" || p.attachments[0].Type != "image/png" ||
+		p.attachments[1].Name != "inline.gif" || string(p.attachments[1].Data) != "GIF89a" {
+		t.Errorf("attachments = %+v", p.attachments)
+	}
+}
