@@ -3,6 +3,7 @@ package email
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -686,5 +687,29 @@ func TestCrashBetweenEmitAndSave(t *testing.T) {
 	}
 	if strings.Join(ids, ",") != "c1@x,c1@x,c2@x" {
 		t.Errorf("ids = %v, want c1, c1 replayed with the same id, c2", ids)
+	}
+}
+
+// A bounce of a mail the user sent becomes legacy.Undelivered for the
+// original Message-ID, carrying the RFC 3463 status, besides the readable
+// notice.
+func TestBounceIsUndelivered(t *testing.T) {
+	im := startIMAP(t, true)
+	r := runSession(t, testNetwork(t), fields(im.addr, ""), nil)
+	r.waitState(t, 0)
+	waitStatus(t, r.rec, legacy.StatusConnected)
+	im.deliver(t, crlf(dsn), time.Time{})
+	ev := r.rec.Wait(10*time.Second, func(ev legacy.Event) bool { _, ok := ev.(legacy.Undelivered); return ok })
+	if ev == nil {
+		t.Fatalf("no Undelivered; events: %+v", r.rec.Events())
+	}
+	u := ev.(legacy.Undelivered)
+	var ce *legacy.CodeError
+	if u.ID != "jg.abc@example.com" || u.Chat != "nobody@example.org" || !errors.As(u.Err, &ce) || ce.Code != "5.1.1" ||
+		!errors.Is(u.Err, legacy.ErrNotFound) || !strings.Contains(ce.Text, "Recipient address rejected") {
+		t.Errorf("undelivered = %+v (%v)", u, u.Err)
+	}
+	if in := r.waitIncoming(t, 1); !strings.Contains(in[0].Text, "could not be delivered") {
+		t.Errorf("notice = %+v", in[0])
 	}
 }

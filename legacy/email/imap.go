@@ -438,6 +438,14 @@ func (s *session) deliver(ctx context.Context, p *parsed) error {
 	if p.bounce != nil {
 		in.ReplyTo = legacy.MessageID(p.bounce.original)
 		in.Thread = ""
+		// A failed delivery of a mail the user sent: the core turns it into
+		// an error on the original message (Send returned its Message-ID).
+		if p.bounce.action == "failed" && p.bounce.original != "" {
+			if err := s.sink.Emit(ctx, legacy.Undelivered{ID: legacy.MessageID(p.bounce.original), Chat: legacy.ChatID(p.from),
+				Err: p.bounce.err()}); err != nil {
+				return fmt.Errorf("email: emit bounce of %s: %w", p.bounce.original, err)
+			}
+		}
 	}
 	if err := s.sink.Emit(ctx, in); err != nil {
 		return fmt.Errorf("email: emit mail %s: %w", p.id, err)

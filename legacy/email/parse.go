@@ -44,6 +44,26 @@ type bounce struct {
 	original                              string // Message-ID of the returned mail
 }
 
+// err maps the bounce's RFC 3463 status to the sentinel errors: 5.1.x
+// (bad mailbox or domain) is not found, 5.7.x (security, policy) a policy
+// refusal, 5.2.2/5.3.4 too large, anything else rejected.
+func (b *bounce) err() error {
+	sentinel := legacy.ErrRejected
+	switch {
+	case strings.HasPrefix(b.status, "5.1."):
+		sentinel = legacy.ErrNotFound
+	case strings.HasPrefix(b.status, "5.7."):
+		sentinel = legacy.ErrPolicy
+	case b.status == "5.2.2" || b.status == "5.3.4":
+		sentinel = legacy.ErrTooLarge
+	}
+	text := b.diagnostic
+	if text == "" {
+		text = "the mail was returned as undeliverable"
+	}
+	return &legacy.CodeError{Code: b.status, Text: text, Err: sentinel}
+}
+
 var wordDecoder = &mime.WordDecoder{CharsetReader: message.CharsetReader}
 
 // parse converts a raw mail. It never fails: what cannot be read is
