@@ -27,7 +27,9 @@
 // sent. Bounces (multipart/report; report-type=delivery-status, RFC 3464)
 // are delivered as a readable notice from the failed recipient whose
 // ReplyTo is the Message-ID of the returned mail, which is the MessageID
-// Send returned for it.
+// Send returned for it; a failed one is also emitted as
+// legacy.Undelivered, which the core turns into an error on the user's
+// original message, carrying the RFC 3463 status.
 //
 // Outbound: Send builds a text/plain UTF-8 quoted-printable mail
 // (multipart/mixed with attachments) with From, To, Date, a Message-ID
@@ -44,9 +46,7 @@
 //
 // Not yet: OAuth token refresh, OAUTHBEARER, folders other than INBOX,
 // appending sent mail to the Sent folder, presence-aware delivery (headers
-// only / hold while away), mapping a bounce to an error stanza on the
-// original message (the contract has no such event), format=flowed
-// reflowing.
+// only / hold while away), format=flowed reflowing.
 //
 // Options (bridges[].options in the config):
 //
