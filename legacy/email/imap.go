@@ -43,6 +43,7 @@ type thread struct {
 	Last    string    `json:"last"` // Message-ID of the last mail
 	Refs    []string  `json:"refs,omitempty"`
 	Seen    time.Time `json:"seen"`
+	With    string    `json:"with,omitempty"` // the correspondent's address
 }
 
 func (s *state) unmarshal(b []byte) error {
@@ -390,7 +391,7 @@ func rememberThread(st *state, p *parsed) {
 	if len(refs) > 20 {
 		refs = append(refs[:1], refs[len(refs)-19:]...)
 	}
-	st.Threads[p.thread] = &thread{Subject: p.subject, Last: p.messageID, Refs: refs, Seen: time.Now().UTC()}
+	st.Threads[p.thread] = &thread{Subject: p.subject, Last: p.messageID, Refs: refs, Seen: time.Now().UTC(), With: p.from}
 	for len(st.Threads) > maxThreads {
 		var oldest string
 		var t time.Time

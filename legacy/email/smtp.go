@@ -69,6 +69,16 @@ func (s *session) compose(m *legacy.Message, to, id string, now time.Time) ([]by
 	subject := strings.TrimSpace(m.Subject)
 	s.mu.Lock()
 	th := s.state.Threads[m.Thread]
+	if th == nil && m.Thread == "" && m.ReplyTo == "" {
+		// Chat clients rarely send <thread>: an answer to a correspondent
+		// continues the latest thread with them, as a mail client's
+		// "Reply" would.
+		for _, t := range s.state.Threads {
+			if t.With == to && (th == nil || t.Seen.After(th.Seen)) {
+				th = t
+			}
+		}
+	}
 	var refs []string
 	var parent string
 	var thSubject string
