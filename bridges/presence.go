@@ -93,6 +93,9 @@ func (b *Bridge) handlePresence(ctx context.Context, st *stanza.Element, from, t
 	bare := from.Bare().String()
 	u := b.getUser(bare)
 	typ := st.Type()
+	if u != nil && from.Resourcepart() != "" && (typ == "" || typ == "unavailable") {
+		b.userPresence(u, from.String(), typ == "")
+	}
 	if to.Localpart() == "" {
 		b.gatewayPresence(ctx, u, typ, bare)
 		return
@@ -132,7 +135,8 @@ func (b *Bridge) handlePresence(ctx context.Context, st *stanza.Element, from, t
 		b.sendContactPresence(ctx, u, legacy.ChatID(c.LegacyID))
 	case "", "unavailable", "error":
 		// The user's own availability: legacy sessions stay connected
-		// regardless (see the package doc), so there is nothing to do.
+		// regardless (see the package doc); sessions that care were told
+		// above.
 	}
 }
 
@@ -279,6 +283,11 @@ func (b *Bridge) linkUp(ctx context.Context, c *component.Conn) {
 		u.mu.Unlock()
 		if hasFrom(sub) {
 			_ = c.Send(ctx, b.gatewayPresenceStanza(u))
+		}
+		if sub == subTo || sub == subBoth {
+			// Learn which of the user's resources are online (nothing is
+			// replayed to a component after a reconnect).
+			_ = c.Send(ctx, presence("probe", b.domain, u.jid))
 		}
 		contacts, err := b.st.ListContacts(ctx, b.domain, u.jid)
 		if err != nil {

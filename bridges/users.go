@@ -28,6 +28,7 @@ type user struct {
 
 	ephemeral  *ephemeral             // chat states and markers waiting to be sent
 	typingSent map[legacy.ChatID]bool // last chat state sent to the user per contact
+	online     map[string]bool        // the user's available resources (full JIDs)
 
 	kickIn  chan struct{} // wakes the inbox drainer
 	kickOut chan struct{} // wakes the outbox worker
@@ -41,6 +42,7 @@ func (b *Bridge) newUser(a *store.Account) *user {
 		status:     legacy.StatusConnecting,
 		presence:   map[legacy.ChatID]legacy.Presence{},
 		typingSent: map[legacy.ChatID]bool{},
+		online:     map[string]bool{},
 		ephemeral: &ephemeral{
 			typing: map[legacy.ChatID]bool{}, sent: map[legacy.ChatID]bool{},
 			read: map[legacy.ChatID]string{}, lastRead: map[legacy.ChatID]legacy.MessageID{},
@@ -93,7 +95,11 @@ func (b *Bridge) startUser(u *user) {
 	}
 	u.mu.Lock()
 	u.sess = sess
+	online := len(u.online) > 0
 	u.mu.Unlock()
+	if pw, ok := sess.(legacy.PresenceWatcher); ok {
+		pw.UserPresence(online)
+	}
 	b.obs.Sessions(1)
 
 	var wg sync.WaitGroup
@@ -189,4 +195,26 @@ func jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d/2 + rand.N(d/2+1)
+}
+
+// userPresence records the availability of one of the user's resources and
+// tells a PresenceWatcher session when the user as a whole comes online or
+// goes away.
+func (b *Bridge) userPresence(u *user, full string, available bool) {
+	u.mu.Lock()
+	was := len(u.online) > 0
+	if available {
+		u.online[full] = true
+	} else {
+		delete(u.online, full)
+	}
+	now := len(u.online) > 0
+	sess := u.sess
+	u.mu.Unlock()
+	if was == now {
+		return
+	}
+	if pw, ok := sess.(legacy.PresenceWatcher); ok {
+		pw.UserPresence(now)
+	}
 }

@@ -183,6 +183,10 @@ func (n *Network) Info() legacy.Info {
 		Settings: []legacy.Field{
 			{Var: "automated", Label: "Automatic and mailing-list mail", Type: legacy.ListSingle, Default: "deliver",
 				Options: []legacy.Option{{Label: "Deliver, tagged", Value: "deliver"}, {Label: "Skip", Value: "skip"}}},
+			{Var: "delivery", Label: "Mail delivery", Type: legacy.ListSingle, Default: "full",
+				Options: []legacy.Option{{Label: "Full mail", Value: "full"}, {Label: "Headers only (sender and subject)", Value: "headers"},
+					{Label: "Hold while I am offline", Value: "hold"}},
+				Desc: "With \"hold\", mail stays on the server while none of your XMPP clients is online and arrives when one comes back; the gateway learns that from your presence, so approve its presence subscription request."},
 		},
 		Prompt:     "Email address",
 		PromptDesc: "Enter the email address of the person to write to.",
@@ -347,7 +351,8 @@ func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sin
 	if err != nil {
 		return nil, err
 	}
-	s := &session{net: n, cfg: c, sink: sink, acct: acct.ID, automated: acct.Settings["automated"]}
+	s := &session{net: n, cfg: c, sink: sink, acct: acct.ID, automated: acct.Settings["automated"],
+		delivery: acct.Settings["delivery"], wake: make(chan struct{}, 1)}
 	if err := s.state.unmarshal(acct.State); err != nil {
 		return nil, fmt.Errorf("email: saved state: %v", err)
 	}

@@ -713,3 +713,35 @@ func TestBounceIsUndelivered(t *testing.T) {
 		t.Errorf("notice = %+v", in[0])
 	}
 }
+
+// Delivery "hold" keeps mail on the server while the XMPP user is offline
+// and imports it when they come back; "headers" sends only the headers.
+func TestPresenceAwareDelivery(t *testing.T) {
+	im := startIMAP(t, false)
+	n := testNetwork(t)
+	r := runSessionSettings(t, n, fields(im.addr, ""), map[string]string{"delivery": "hold"})
+	waitStatus(t, r.rec, legacy.StatusConnected)
+	im.deliver(t, simpleMail("bob@example.org", "held", "h1@x", "wait for me"), time.Time{})
+	// Offline (the core says so when the session starts): nothing arrives.
+	// Let the poller run a few rounds, then check.
+	for range 5 {
+		r.sess.UserPresence(false)
+		time.Sleep(40 * time.Millisecond)
+	}
+	if got := incomings(r.rec); len(got) != 0 {
+		t.Fatalf("mail imported while the user is offline: %+v", got)
+	}
+	r.sess.UserPresence(true)
+	if in := r.waitIncoming(t, 1); in[0].Text != "wait for me" {
+		t.Errorf("held mail = %+v", in[0])
+	}
+
+	im2 := startIMAP(t, false)
+	r2 := runSessionSettings(t, testNetwork(t), fields(im2.addr, ""), map[string]string{"delivery": "headers"})
+	waitStatus(t, r2.rec, legacy.StatusConnected)
+	im2.deliver(t, simpleMail("bob@example.org", "Subject line", "hd1@x", "secret body"), time.Time{})
+	in := r2.waitIncoming(t, 1)
+	if strings.Contains(in[0].Text, "secret body") || in[0].Subject != "Subject line" {
+		t.Errorf("headers-only mail = %+v", in[0])
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -60,11 +61,32 @@ type session struct {
 	sink      legacy.Sink
 	acct      legacy.AccountID
 	automated string
+	delivery  string      // "full" (default), "headers" or "hold"
+	online    atomic.Bool // the XMPP user has an available resource (PresenceWatcher)
+	wake      chan struct{}
 
 	mu       sync.Mutex // guards state
 	state    state
 	contacts map[string]bool // senders reported this run (Run's goroutine only)
 }
+
+var _ legacy.PresenceWatcher = (*session)(nil)
+
+// UserPresence implements legacy.PresenceWatcher: with delivery "hold",
+// mail is imported only while the user is online; coming online wakes the
+// import loop.
+func (s *session) UserPresence(available bool) {
+	s.online.Store(available)
+	if available {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// holding reports whether mail must stay on the server for now.
+func (s *session) holding() bool { return s.delivery == "hold" && !s.online.Load() }
 
 // errAuth wraps an IMAP login failure.
 func authError(err error) error {
@@ -208,6 +230,7 @@ func (s *session) runOnce(ctx context.Context) (connected bool, err error) {
 			t := time.NewTimer(s.net.idleRefresh)
 			select {
 			case <-newMail:
+			case <-s.wake:
 			case <-t.C:
 			case <-ctx.Done():
 			case <-cl.Closed():
@@ -221,6 +244,8 @@ func (s *session) runOnce(ctx context.Context) (connected bool, err error) {
 			t := time.NewTimer(s.net.pollInterval)
 			select {
 			case <-t.C:
+			case <-s.wake:
+				t.Stop()
 			case <-ctx.Done():
 				t.Stop()
 			}
@@ -295,6 +320,9 @@ func (s *session) save(ctx context.Context, f func(*state)) error {
 
 // ingest imports every mail above the watermark, in UID order.
 func (s *session) ingest(ctx context.Context, cl *imapclient.Client) error {
+	if s.holding() {
+		return nil // delivery "hold": the mail waits on the server
+	}
 	s.mu.Lock()
 	from := s.state.LastUID
 	s.mu.Unlock()
@@ -435,6 +463,16 @@ func (s *session) deliver(ctx context.Context, p *parsed) error {
 		ReplyTo:     legacy.MessageID(p.inReplyTo),
 		Time:        p.date,
 		Attachments: p.attachments,
+	}
+	if s.delivery == "headers" && p.bounce == nil {
+		// Headers only: the subject and sender travel; the body and files
+		// stay in the mailbox.
+		n := len(p.attachments)
+		in.Text = "[New mail — open it in your mail client]"
+		if n > 0 {
+			in.Text = fmt.Sprintf("[New mail with %d attachment(s) — open it in your mail client]", n)
+		}
+		in.Attachments = nil
 	}
 	if p.bounce != nil {
 		in.ReplyTo = legacy.MessageID(p.bounce.original)
