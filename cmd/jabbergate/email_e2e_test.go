@@ -20,6 +20,7 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/component/servertest"
+	"github.com/jabbergate/jabbergate/legacy/email/emailtest"
 )
 
 // mailbox is an IMAP server (go-imap's in-memory one, without IDLE so the
@@ -224,5 +225,69 @@ log:
 			t.Fatalf("no mail submitted; got %d", len(sent))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestEmailDovecotEndToEnd: a mail delivered into a real Dovecot mailbox
+// arrives at the XMPP client through Prosody and the gateway.
+func TestEmailDovecotEndToEnd(t *testing.T) {
+	const mailDomain = "mail.localhost"
+	dv := emailtest.StartDovecot(t, "alice")
+	mb := startMailbox(t, "alice", "mailpw") // for SMTP submission
+	srv := servertest.Start(t, "prosody", servertest.Options{
+		Components: map[string]string{mailDomain: gwSecret},
+		Users:      map[string]string{"alice": "alicepw"},
+	})
+	g := &gatewayProc{t: t, log: &lockedBuffer{}, http: freeAddr(t)}
+	yaml := fmt.Sprintf(`
+xmpp:
+  server: %s
+bridges:
+  - network: email
+    domain: %s
+    secret: %s
+    options:
+      allow_insecure_loopback: "true"
+      poll_interval: 200ms
+store:
+  backend: bolt
+  path: %s
+http:
+  listen: %s
+access:
+  allowed_domains: [localhost]
+`, srv.ComponentAddr, mailDomain, gwSecret, filepath.Join(t.TempDir(), "jg.db"), g.http)
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "mail.yaml"), []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.cfg = cfg
+	g.start()
+	t.Cleanup(func() {
+		g.stop()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", g.log.String())
+		}
+	})
+	alice := dialClient(t, srv, "alice", "alicepw", "dovecot")
+	ih, ip, _ := net.SplitHostPort(dv.Addr)
+	sh, sp, _ := net.SplitHostPort(mb.smtpAddr)
+	field := func(k, v string) string { return fmt.Sprintf("<field var='%s'><value>%s</value></field>", k, v) }
+	form := field("address", "alice@example.com") + field("imap_host", ih) + field("imap_port", ip) + field("imap_security", "none") +
+		field("smtp_host", sh) + field("smtp_port", sp) + field("smtp_security", "none") + field("username", "alice") + field("password", "mailpw")
+	alice.send(`<iq type='set' id='r1' to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>%s</x></query></iq>`, mailDomain, form)
+	if r := alice.waitIQ("r1"); r.Type != "result" {
+		t.Fatalf("register = %+v", r)
+	}
+	alice.wait("gateway connected", func(st any) bool {
+		p, ok := st.(xmpp.Presence)
+		return ok && bare(p.From) == mailDomain && p.Type == "" && p.Show == ""
+	})
+	dv.Deliver(t, "From: =?iso-8859-1?q?Jos=E9?= <jose@example.org>\nTo: alice@example.com\nSubject: Dovecot\n"+
+		"Message-ID: <dv-e2e@example.org>\nMIME-Version: 1.0\nContent-Type: text/plain; charset=iso-8859-1\n"+
+		"Content-Transfer-Encoding: 8bit\n\nol\xe9 from Dovecot\n")
+	m := alice.waitChat("mail from Dovecot", func(m xmpp.Chat) bool { return m.Text != "" && bare(m.Remote) == `jose\40example.org@`+mailDomain })
+	if m.Text != "olé from Dovecot" || m.Subject != "Dovecot" {
+		t.Errorf("inbound = %+v", m)
 	}
 }
