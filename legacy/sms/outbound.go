@@ -87,15 +87,20 @@ type session struct {
 	maxSegments int
 	limit       *rate.Limiter // segments per minute of this number, if rate_per_minute
 
-	mu     sync.Mutex
-	optout map[string]bool    // contacts that texted STOP
-	concat map[string]*concat // SMPP concatenated MO being reassembled
+	mu       sync.Mutex
+	optout   map[string]bool    // contacts that texted STOP
+	concat   map[string]*concat // SMPP concatenated MO being reassembled
+	day      string             // UTC day of daySent (daily_segments)
+	daySent  int                // segments sent that day
+	dayLimit int                // daily_segments; 0: none
 }
 
 // state is the session's state blob.
 type state struct {
-	OptOut []string           `json:"optout,omitempty"`
-	Concat map[string]*concat `json:"concat,omitempty"`
+	OptOut  []string           `json:"optout,omitempty"`
+	Concat  map[string]*concat `json:"concat,omitempty"`
+	Day     string             `json:"day,omitempty"`
+	DaySent int                `json:"day_sent,omitempty"`
 }
 
 func (s *session) loadState(b []byte) error {
@@ -115,6 +120,7 @@ func (s *session) loadState(b []byte) error {
 			s.concat[k] = c
 		}
 	}
+	s.day, s.daySent = st.Day, st.DaySent
 	return nil
 }
 
@@ -142,6 +148,7 @@ func (s *session) stateBlob() []byte {
 	if len(s.concat) > 0 {
 		st.Concat = s.concat // marshalled under the lock
 	}
+	st.Day, st.DaySent = s.day, s.daySent
 	b, _ := json.Marshal(st)
 	return b
 }
@@ -223,10 +230,14 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 				s.net.ratePerMin, &legacy.RateLimitError{RetryAfter: d})
 		}
 	}
+	if err := s.checkDailyCap(seg.Count); err != nil {
+		return "", err
+	}
 	var errs []error
 	for _, r := range s.routes {
 		id, err := r.send(ctx, s.number, to, m.Text, seg, m.Key)
 		if err == nil {
+			s.countSent(ctx, seg.Count)
 			return id, nil
 		}
 		if legacy.IsPermanent(err) {
@@ -242,4 +253,46 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 		return "", fmt.Errorf("sms: no route configured: %w", legacy.ErrUnavailable)
 	}
 	return "", fmt.Errorf("sms: every route failed: %w", errors.Join(errs...))
+}
+
+// checkDailyCap refuses a message that would take the number over its
+// daily_segments cap (the operator's spend limit: segments are what
+// providers bill). The refusal is a rate limit until the next UTC day, so
+// the core keeps the message queued until then or until its TTL, when the
+// sender gets resource-constraint.
+func (s *session) checkDailyCap(segments int) error {
+	if s.dayLimit <= 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	today := now.Format(time.DateOnly)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.day != today {
+		s.day, s.daySent = today, 0
+	}
+	if s.daySent+segments <= s.dayLimit {
+		return nil
+	}
+	midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+	return fmt.Errorf("sms: this number's daily limit of %d SMS segments is reached (%d sent today, this message needs %d): %w",
+		s.dayLimit, s.daySent, segments, &legacy.RateLimitError{RetryAfter: midnight.Sub(now)})
+}
+
+// countSent adds sent segments to today's count and saves it (best effort:
+// a lost save undercounts, it never blocks a sent message).
+func (s *session) countSent(ctx context.Context, segments int) {
+	if s.dayLimit <= 0 {
+		return
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	s.mu.Lock()
+	if s.day != today {
+		s.day, s.daySent = today, 0
+	}
+	s.daySent += segments
+	s.mu.Unlock()
+	if err := s.sink.Emit(ctx, legacy.SaveState{State: s.stateBlob()}); err != nil {
+		s.net.log.Warn("sms: daily segment count not saved", "err", err)
+	}
 }

@@ -105,20 +105,21 @@ const DefaultMaxSegments = 10
 
 // Network is the SMS network. Safe for concurrent use.
 type Network struct {
-	region      string
-	publicURL   string
-	maxSegments int
-	ratePerMin  int
-	allowOwn    bool
-	helpText    string
-	pool        []string
-	routes      []route
-	twilioURL   string
-	twilioToken string // the operator's, for webhooks
-	kannelKey   string // the Kannel webhook secret
-	httpc       *http.Client
-	log         *slog.Logger
-	info        legacy.Info
+	region        string
+	publicURL     string
+	maxSegments   int
+	ratePerMin    int
+	dailySegments int
+	allowOwn      bool
+	helpText      string
+	pool          []string
+	routes        []route
+	twilioURL     string
+	twilioToken   string // the operator's, for webhooks
+	kannelKey     string // the Kannel webhook secret
+	httpc         *http.Client
+	log           *slog.Logger
+	info          legacy.Info
 
 	smpp          *smppRoute // nil without smpp_addr; its bind runs while sessions use it
 	concatTimeout time.Duration
@@ -137,7 +138,7 @@ var (
 
 var knownOptions = []string{
 	"routes", "numbers", "default_region", "public_url", "max_segments", "allow_own_credentials",
-	"help_text", "timeout", "rate_per_minute",
+	"help_text", "timeout", "rate_per_minute", "daily_segments",
 	"twilio_account_sid", "twilio_auth_token", "twilio_api_url",
 	"kannel_send_url", "kannel_username", "kannel_password", "kannel_smsc", "kannel_secret",
 	"smpp_addr", "smpp_system_id", "smpp_password", "smpp_system_type", "smpp_concat_timeout",
@@ -153,6 +154,8 @@ var knownOptions = []string{
 //	max_segments           the most SMS segments one message may take (default 10)
 //	allow_own_credentials  "true": users may register with their own Twilio account
 //	rate_per_minute        the most SMS segments one number sends per minute (default 0: no limit)
+//	daily_segments         spend cap: the most SMS segments one number sends per UTC day (default 0: no cap);
+//	                       over it, messages wait for the next day (or fail with resource-constraint at the TTL)
 //	help_text              auto-reply to HELP/INFO on Kannel routes (Twilio answers those itself)
 //	timeout                HTTP timeout towards providers (default 30s)
 //	twilio_account_sid, twilio_auth_token (or twilio_auth_token_file), twilio_api_url (default https://api.twilio.com)
@@ -199,6 +202,13 @@ func New(options map[string]string) (*Network, error) {
 			return nil, fmt.Errorf("sms: rate_per_minute %q must be a number of segments, 0 for no limit", s)
 		}
 		n.ratePerMin = v
+	}
+	if s := o("daily_segments"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("sms: daily_segments %q must be a number of segments, 0 for no cap", s)
+		}
+		n.dailySegments = v
 	}
 	if s := o("allow_own_credentials"); s != "" {
 		v, err := strconv.ParseBool(s)
@@ -426,6 +436,7 @@ func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sin
 		return nil, fmt.Errorf("sms: account id: %w", err)
 	}
 	s := &session{net: n, owner: acct.Owner, number: num, sink: sink, routes: n.routes, maxSegments: n.maxSegments}
+	s.dayLimit = n.dailySegments
 	if n.ratePerMin > 0 {
 		// Burst: a minute's worth, and at least one message of the longest kind.
 		s.limit = rate.NewLimiter(rate.Every(time.Minute/time.Duration(n.ratePerMin)), max(n.ratePerMin, n.maxSegments))

@@ -603,3 +603,38 @@ func TestConformanceKannel(t *testing.T) {
 		},
 	})
 }
+
+func TestDailySegmentCap(t *testing.T) {
+	// A cap of 3 segments a day: a 2-segment message and a 1-segment one
+	// go; the next waits for the next UTC day; the count survives a
+	// restart through the saved state.
+	e := newEnv(t, map[string]string{"daily_segments": "3"})
+	s, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	ctx := context.Background()
+	for _, text := range []string{strings.Repeat("b", 200), "c"} {
+		if _, err := s.Send(ctx, &legacy.Message{Chat: contact, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := s.Send(ctx, &legacy.Message{Chat: contact, Text: "over the cap"})
+	var rl *legacy.RateLimitError
+	if !errors.As(err, &rl) || rl.RetryAfter <= 0 || rl.RetryAfter > 24*time.Hour || !strings.Contains(err.Error(), "daily limit of 3") {
+		t.Errorf("over the cap = %v, want a RateLimitError until midnight UTC", err)
+	}
+	if n := len(e.tw.Sent()); n != 2 {
+		t.Errorf("Twilio got %d messages, want 2", n)
+	}
+	var saved []byte
+	for _, ev := range rec.Events() {
+		if ss, ok := ev.(legacy.SaveState); ok {
+			saved = ss.State
+		}
+	}
+	s2, _ := e.run(t, legacy.Account{ID: "+15550002222", Owner: "u2", State: saved})
+	if _, err := s2.Send(ctx, &legacy.Message{Chat: contact, Text: "x"}); !errors.As(err, &rl) {
+		t.Errorf("after a restart with the saved count = %v, want the cap to hold", err)
+	}
+	if _, err := sms.New(map[string]string{"daily_segments": "-1"}); err == nil {
+		t.Errorf("a negative cap was accepted")
+	}
+}
