@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -86,14 +88,17 @@ func (n *Network) twilioSMS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	// MMS media become files; a medium that cannot be fetched stays a URL
+	// at the end of the body (as SGX does), so nothing is lost.
+	atts, unfetched := s.fetchMMS(r.Context(), in.Media)
 	text := in.Body
-	for _, m := range in.Media { // SGX: media URLs at the end of the body
+	for _, m := range unfetched {
 		if text != "" {
 			text += "\n"
 		}
 		text += m
 	}
-	if err := s.receive(r.Context(), "tw-"+in.SID, in.From, text, nil); err != nil {
+	if err := s.receive(r.Context(), "tw-"+in.SID, in.From, text, nil, atts...); err != nil {
 		n.log.Warn("incoming SMS not taken, provider will retry", "err", err)
 		http.Error(w, "try again later", http.StatusServiceUnavailable)
 		return
@@ -250,13 +255,13 @@ func keyword(text string) string {
 //     the operator's help_text is sent back through it, and the user told.
 //
 // It returns nil only when every event was taken.
-func (s *session) receive(ctx context.Context, id, from, text string, via route) error {
+func (s *session) receive(ctx context.Context, id, from, text string, via route, atts ...legacy.Attachment) error {
 	chat := from
 	if e, err := s.net.normalize(from); err == nil {
 		chat = e
 	}
 	c := legacy.ChatID(chat)
-	if err := s.sink.Emit(ctx, legacy.Incoming{ID: legacy.MessageID(id), Chat: c, Text: text, Time: time.Now().UTC()}); err != nil {
+	if err := s.sink.Emit(ctx, legacy.Incoming{ID: legacy.MessageID(id), Chat: c, Text: text, Time: time.Now().UTC(), Attachments: atts}); err != nil {
 		return err
 	}
 	var note string
@@ -291,4 +296,59 @@ func (s *session) receive(ctx context.Context, id, from, text string, via route)
 		}
 	}
 	return s.sink.Emit(ctx, legacy.Incoming{ID: legacy.MessageID(id + "-note"), Chat: c, Text: note, Time: time.Now().UTC()})
+}
+
+// mmsMaxSize bounds one fetched MMS medium (carriers cap MMS at a few MB).
+const mmsMaxSize = 5 << 20
+
+// fetchMMS downloads Twilio MMS media with the account's credentials
+// (Twilio may require HTTP basic auth on media URLs), each within
+// mmsMaxSize and the request's deadline. It returns the media it got as
+// attachments and the URLs it could not fetch.
+func (s *session) fetchMMS(ctx context.Context, urls []string) ([]legacy.Attachment, []string) {
+	var atts []legacy.Attachment
+	var failed []string
+	var c *twilio.Client
+	if s.own != nil {
+		c = s.own
+	} else {
+		for _, r := range s.routes {
+			if tr, ok := r.(*twilioRoute); ok {
+				c = tr.c
+			}
+		}
+	}
+	for i, u := range urls {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			failed = append(failed, u)
+			continue
+		}
+		if c != nil {
+			req.SetBasicAuth(c.AccountSID, c.AuthToken)
+		}
+		resp, err := s.net.httpc.Do(req)
+		if err != nil {
+			s.net.log.Warn("sms: MMS medium not fetched; sent as a link", "err", err)
+			failed = append(failed, u)
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, mmsMaxSize+1))
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || len(data) > mmsMaxSize {
+			s.net.log.Warn("sms: MMS medium not fetched; sent as a link", "status", resp.StatusCode, "size", len(data))
+			failed = append(failed, u)
+			continue
+		}
+		typ := resp.Header.Get("Content-Type")
+		if typ == "" {
+			typ = http.DetectContentType(data)
+		}
+		name := fmt.Sprintf("mms-%d", i+1)
+		if exts, _ := mime.ExtensionsByType(typ); len(exts) > 0 {
+			name += exts[0]
+		}
+		atts = append(atts, legacy.Attachment{Name: name, Type: typ, Data: data})
+	}
+	return atts, failed
 }

@@ -51,9 +51,12 @@
 // "delivered" becomes a legacy.Receipt, a final failure a
 // legacy.Undelivered carrying the provider's code.
 //
-// Not yet: MMS media as files (media URLs are appended to the text, as SGX
-// does), SAR TLVs, a daily spend cap, short codes and alphanumeric senders
-// one can answer, hex/decimal SMPP message-id normalisation, delivering
+// Incoming MMS media (Twilio) are fetched with the account's credentials
+// and become files; one that cannot be fetched stays a URL at the end of
+// the text, as SGX does. daily_segments caps what a number sends per day.
+//
+// Not yet: outgoing MMS (files the user sends arrive as links), SAR TLVs,
+// short codes and alphanumeric senders one can answer, hex/decimal SMPP message-id normalisation, delivering
 // inside XMPP when the destination is another user of the gateway,
 // Telnyx/Vonage/Plivo.
 //

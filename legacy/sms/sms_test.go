@@ -353,7 +353,7 @@ func TestTwilioWebhooks(t *testing.T) {
 	e := newEnv(t, nil)
 	s, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
 	in := url.Values{"MessageSid": {"SM0001"}, "AccountSid": {sid}, "From": {contact}, "To": {myNumber}, "Body": {"hi there"},
-		"NumMedia": {"1"}, "MediaUrl0": {"https://api.twilio.com/media/ME1"}}
+		"NumMedia": {"1"}, "MediaUrl0": {e.tw.URL + "/media/ME1"}} // the fake has no media: it stays a link
 
 	if w := twilioPost(t, e.net, "/twilio/sms", "forged", in); w.Code != http.StatusForbidden {
 		t.Errorf("forged signature: %d, want 403", w.Code)
@@ -372,7 +372,7 @@ func TestTwilioWebhooks(t *testing.T) {
 		t.Fatalf("good webhook: %d %q", w.Code, w.Body)
 	}
 	ev := rec.Wait(time.Second, func(ev legacy.Event) bool { _, ok := ev.(legacy.Incoming); return ok })
-	if m, _ := ev.(legacy.Incoming); m.ID != "tw-SM0001" || m.Chat != contact || m.Text != "hi there\nhttps://api.twilio.com/media/ME1" {
+	if m, _ := ev.(legacy.Incoming); m.ID != "tw-SM0001" || m.Chat != contact || m.Text != "hi there\n"+e.tw.URL+"/media/ME1" {
 		t.Errorf("incoming = %+v", ev)
 	}
 
@@ -636,5 +636,33 @@ func TestDailySegmentCap(t *testing.T) {
 	}
 	if _, err := sms.New(map[string]string{"daily_segments": "-1"}); err == nil {
 		t.Errorf("a negative cap was accepted")
+	}
+}
+
+func TestMMSMediaBecomeFiles(t *testing.T) {
+	e := newEnv(t, nil)
+	_, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	png := []byte("\x89PNG\r\n\x1a\n fake image")
+	var auth string
+	media := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, _ := r.BasicAuth()
+		auth = u + ":" + p
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(png)
+	}))
+	defer media.Close()
+	in := url.Values{"MessageSid": {"SM-mms"}, "AccountSid": {sid}, "From": {contact}, "To": {myNumber}, "Body": {"look"},
+		"NumMedia": {"1"}, "MediaUrl0": {media.URL + "/ME1"}}
+	if w := twilioPost(t, e.net, "/twilio/sms", token, in); w.Code != http.StatusOK {
+		t.Fatalf("webhook: %d %s", w.Code, w.Body)
+	}
+	ev := rec.Wait(5*time.Second, func(ev legacy.Event) bool { m, ok := ev.(legacy.Incoming); return ok && m.ID == "tw-SM-mms" })
+	m, _ := ev.(legacy.Incoming)
+	if m.Text != "look" || len(m.Attachments) != 1 || string(m.Attachments[0].Data) != string(png) ||
+		m.Attachments[0].Type != "image/png" || !strings.HasSuffix(m.Attachments[0].Name, ".png") {
+		t.Errorf("MMS = %+v", m)
+	}
+	if auth != sid+":"+token {
+		t.Errorf("media fetched without the account's credentials: %q", auth)
 	}
 }
