@@ -6,6 +6,8 @@ package metrics
 
 import (
 	"context"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +31,7 @@ type Metrics struct {
 	storeOps     *prometheus.HistogramVec
 	storeErrors  *prometheus.CounterVec
 	info         *prometheus.GaugeVec
+	webhooks     *prometheus.CounterVec
 }
 
 // New registers the collectors, plus the Go and process collectors.
@@ -43,8 +46,9 @@ func New(version string) *Metrics {
 	m.sessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_legacy_sessions", Help: "Legacy sessions running."}, []string{"bridge"})
 	m.storeOps = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "jabbergate_store_operation_duration_seconds", Help: "Latency of store operations.", Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"operation"})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_store_errors_total", Help: "Store operations that failed (not counting not-found)."}, []string{"operation"})
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_webhook_requests_total", Help: "Requests to the adapters' webhooks, by HTTP status class (2xx, 4xx: refused, e.g. a bad signature; 5xx: not taken, the provider retries)."}, []string{"bridge", "code"})
 	m.info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_build_info", Help: "Always 1; the version label tells the build."}, []string{"version"})
-	m.Registry.MustRegister(m.linkUp, m.reconnects, m.streamErrors, m.stanzas, m.queueDepth, m.delivered, m.sessions, m.storeOps, m.storeErrors, m.info,
+	m.Registry.MustRegister(m.linkUp, m.reconnects, m.streamErrors, m.stanzas, m.queueDepth, m.delivered, m.sessions, m.storeOps, m.storeErrors, m.info, m.webhooks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.info.WithLabelValues(version).Set(1)
 	return m
@@ -206,3 +210,26 @@ func (t *timedStore) Ping(ctx context.Context) (err error) {
 	return t.s.Ping(ctx)
 }
 func (t *timedStore) Close() error { return t.s.Close() }
+
+// Webhook wraps an adapter's webhook handler so every answer is counted by
+// status class.
+func (m *Metrics) Webhook(bridge string, h http.Handler) http.Handler {
+	for _, c := range []string{"2xx", "4xx", "5xx"} {
+		m.webhooks.WithLabelValues(bridge, c)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		m.webhooks.WithLabelValues(bridge, strconv.Itoa(sw.status/100)+"xx").Inc()
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}

@@ -227,7 +227,7 @@ func (g *gateway) handler() http.Handler {
 	// /webhooks/<bridge domain>/, with that prefix stripped.
 	for domain, h := range g.webhooks {
 		prefix := "/webhooks/" + domain
-		mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
+		mux.Handle(prefix+"/", http.StripPrefix(prefix, g.metrics.Webhook(domain, h)))
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")

@@ -120,6 +120,10 @@ log:
 	if code := post(twilio.Signature(token, publicURL+"/twilio/sms", in), in); code != http.StatusOK {
 		t.Fatalf("signed webhook: %d", code)
 	}
+	if _, body := g.get("/metrics"); !strings.Contains(body, `jabbergate_webhook_requests_total{bridge="sms.localhost",code="4xx"} 1`) ||
+		!strings.Contains(body, `jabbergate_webhook_requests_total{bridge="sms.localhost",code="2xx"} 1`) {
+		t.Errorf("webhook metrics missing or wrong:\n%s", body)
+	}
 	m := alice.waitChat("SMS from the contact", func(m xmpp.Chat) bool { return m.Text != "" && bare(m.Remote) == "+15551234567@"+smsDomain })
 	if m.Text != "reply by SMS ☎" {
 		t.Errorf("inbound = %+v", m)
