@@ -9,6 +9,7 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
 	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 )
 
@@ -169,11 +170,21 @@ func errText(err error) string {
 
 func (b *Bridge) setStatus(ctx context.Context, u *user, s legacy.Status, text string) {
 	u.mu.Lock()
+	wasUnauthorized := u.status == legacy.StatusUnauthorized
 	changed := u.status != s || u.lastErr != text
 	u.status, u.lastErr = s, text
 	u.mu.Unlock()
-	if changed {
-		b.sendGatewayPresence(ctx, u)
+	if !changed {
+		return
+	}
+	b.sendGatewayPresence(ctx, u)
+	if s == legacy.StatusUnauthorized && !wasUnauthorized {
+		// Presence alone is easy to miss: say it in the chat with the
+		// gateway too, once per failure.
+		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "from", b.domain, "to", u.jid)
+		m.TextChild(stanza.NSComponent, "body", b.info.DisplayName+" login failed: "+text+
+			". Your messages cannot be sent until you register again with new credentials (send \"register\" here, or use your client's registration form).")
+		b.reply(ctx, m)
 	}
 }
 

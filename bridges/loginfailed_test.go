@@ -1,0 +1,46 @@
+package bridges_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jabbergate/jabbergate/component/stanza"
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/echo"
+)
+
+// rejectNet is echo whose sessions find their credentials rejected.
+type rejectNet struct{ *echo.Network }
+
+func (n rejectNet) Open(ctx context.Context, a legacy.Account, s legacy.Sink) (legacy.Session, error) {
+	inner, err := n.Network.Open(ctx, a, s)
+	return &rejectSession{Session: inner}, err
+}
+
+type rejectSession struct{ legacy.Session }
+
+func (rejectSession) Run(context.Context) error {
+	return fmt.Errorf("password changed on the legacy side: %w", legacy.ErrUnauthorized)
+}
+
+func TestLoginFailureIsToldToTheUser(t *testing.T) {
+	e, _ := echo.New(nil)
+	h := newHarness(t, rejectNet{e})
+	h.register(alice)
+	p := h.expect("gateway presence saying so", func(e *stanza.Element) bool {
+		return e.Local == "presence" && e.From() == domain && strings.Contains(e.ChildText("", "status"), "Login failed")
+	})
+	if p.ChildText("", "show") != "xa" {
+		t.Errorf("presence = %s", p)
+	}
+	h.expect("chat message saying so", func(e *stanza.Element) bool {
+		return e.Local == "message" && e.From() == domain && strings.Contains(e.ChildText("", "body"), "login failed")
+	})
+	// A message now fails at once with not-authorized, not after a TTL.
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='x1' from='` + alice + `/p' to='hello@` + domain + `'><body>hi</body></message>`)
+	if r := h.expect("error", func(e *stanza.Element) bool { return e.ID() == "x1" }); errCond(r) != stanza.NotAuthorized {
+		t.Errorf("message after login failure = %s", r)
+	}
+}
