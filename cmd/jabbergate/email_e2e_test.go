@@ -18,7 +18,6 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/xmppo/go-xmpp"
 
-	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/component/servertest"
 	"github.com/jabbergate/jabbergate/legacy/email/emailtest"
 )
@@ -136,7 +135,7 @@ func TestEmailEndToEnd(t *testing.T) {
 		Components: map[string]string{mailDomain: gwSecret},
 		Users:      map[string]string{"alice": "alicepw"},
 	})
-	g := &gatewayProc{t: t, log: &lockedBuffer{}, http: freeAddr(t)}
+	g := newGatewayProc(t)
 	yaml := fmt.Sprintf(`
 xmpp:
   server: %s
@@ -157,18 +156,7 @@ access:
 log:
   level: debug
 `, srv.ComponentAddr, mailDomain, gwSecret, filepath.Join(t.TempDir(), "jg.db"), g.http)
-	cfg, err := config.Parse(filepath.Join(t.TempDir(), "mail.yaml"), []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.cfg = cfg
-	g.start()
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.log.String())
-		}
-	})
+	runGateway(t, g, yaml)
 
 	alice := dialClient(t, srv, "alice", "alicepw", "mail")
 	ih, ip, _ := net.SplitHostPort(mb.imapAddr)
@@ -238,7 +226,7 @@ func TestEmailDovecotEndToEnd(t *testing.T) {
 		Components: map[string]string{mailDomain: gwSecret},
 		Users:      map[string]string{"alice": "alicepw"},
 	})
-	g := &gatewayProc{t: t, log: &lockedBuffer{}, http: freeAddr(t)}
+	g := newGatewayProc(t)
 	yaml := fmt.Sprintf(`
 xmpp:
   server: %s
@@ -257,18 +245,7 @@ http:
 access:
   allowed_domains: [localhost]
 `, srv.ComponentAddr, mailDomain, gwSecret, filepath.Join(t.TempDir(), "jg.db"), g.http)
-	cfg, err := config.Parse(filepath.Join(t.TempDir(), "mail.yaml"), []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.cfg = cfg
-	g.start()
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.log.String())
-		}
-	})
+	runGateway(t, g, yaml)
 	alice := dialClient(t, srv, "alice", "alicepw", "dovecot")
 	ih, ip, _ := net.SplitHostPort(dv.Addr)
 	sh, sp, _ := net.SplitHostPort(mb.smtpAddr)

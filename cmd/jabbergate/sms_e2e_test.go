@@ -11,7 +11,6 @@ import (
 
 	"github.com/xmppo/go-xmpp"
 
-	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/component/servertest"
 	"github.com/jabbergate/jabbergate/legacy/sms/twilio"
 	"github.com/jabbergate/jabbergate/legacy/sms/twilio/twiliotest"
@@ -33,7 +32,7 @@ func TestSMSEndToEnd(t *testing.T) {
 		Components: map[string]string{smsDomain: gwSecret},
 		Users:      map[string]string{"alice": "alicepw"},
 	})
-	g := &gatewayProc{t: t, log: &lockedBuffer{}, http: freeAddr(t)}
+	g := newGatewayProc(t)
 	publicURL := "http://" + g.http + "/webhooks/" + smsDomain
 	yaml := fmt.Sprintf(`
 xmpp:
@@ -60,18 +59,7 @@ access:
 log:
   level: debug
 `, srv.ComponentAddr, smsDomain, gwSecret, myNumber, publicURL, sid, token, api.URL, filepath.Join(t.TempDir(), "jg.db"), g.http)
-	cfg, err := config.Parse(filepath.Join(t.TempDir(), "sms.yaml"), []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.cfg = cfg
-	g.start()
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.log.String())
-		}
-	})
+	runGateway(t, g, yaml)
 
 	alice := dialClient(t, srv, "alice", "alicepw", "sms")
 	alice.send(`<iq type='set' id='r1' to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='number'><value>%s</value></field></x></query></iq>`, smsDomain, myNumber)

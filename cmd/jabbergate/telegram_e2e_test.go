@@ -9,7 +9,6 @@ import (
 
 	"github.com/xmppo/go-xmpp"
 
-	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/component/servertest"
 	"github.com/jabbergate/jabbergate/legacy/telegram/telegramtest"
 )
@@ -23,7 +22,7 @@ func TestTelegramEndToEnd(t *testing.T) {
 		Components: map[string]string{tgDomain: gwSecret},
 		Users:      map[string]string{"alice": "alicepw"},
 	})
-	g := &gatewayProc{t: t, log: &lockedBuffer{}, http: freeAddr(t)}
+	g := newGatewayProc(t)
 	yaml := fmt.Sprintf(`
 xmpp:
   server: %s
@@ -44,18 +43,7 @@ access:
 log:
   level: debug
 `, srv.ComponentAddr, tgDomain, gwSecret, api.URL, filepath.Join(t.TempDir(), "jg.db"), g.http)
-	cfg, err := config.Parse(filepath.Join(t.TempDir(), "tg.yaml"), []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.cfg = cfg
-	g.start()
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.log.String())
-		}
-	})
+	runGateway(t, g, yaml)
 
 	alice := dialClient(t, srv, "alice", "alicepw", "tg")
 	// A wrong token is refused with not-authorized and a clear text.
