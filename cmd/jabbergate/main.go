@@ -5,6 +5,7 @@
 //
 //	jabbergate run -config FILE           run the gateway
 //	jabbergate check-config -config FILE  validate a config file and print it with secrets redacted
+//	jabbergate doctor -config FILE        check the server, store and URLs the config names and say what to change
 //	jabbergate version                    print the version
 //
 // Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on a usage or
@@ -50,6 +51,8 @@ func buildVersion() string {
 const usage = `usage:
   jabbergate run -config FILE           run the gateway
   jabbergate check-config -config FILE  validate a config file
+  jabbergate doctor -config FILE        diagnose the XMPP server, store and URLs
+                                        (-json, -check-accounts, -force-link, -timeout D)
   jabbergate version                    print the version
 `
 
@@ -64,6 +67,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "jabbergate %s (networks: %v)\n", buildVersion(), legacy.Names())
 		return 0
+	case "doctor":
+		return doctorCmd(rest, stdout, stderr)
 	case "run", "check-config":
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

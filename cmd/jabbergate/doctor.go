@@ -1,0 +1,914 @@
+package main
+
+// jabbergate doctor: connect to the configured XMPP server once per bridge
+// and report, one check per line, what works and what the admin must
+// change, with the exact server config lines where they help.
+//
+//	jabbergate doctor -config FILE [-json] [-check-accounts] [-force-link] [-timeout 5s]
+//
+// Checks: store (bolt file / Redis PING and AOF), media.base_url, and per
+// bridge: link (TCP reach and handshake, stream errors explained), XEP-0356
+// privileges (advertisement awaited up to 2 s), a ping round trip to the
+// server domain, HTTP upload among the server's disco items, webhook URLs
+// (options public_url, webhook_url) and, with -check-accounts, the number
+// of registered accounts. Exit status: 0 when no check FAILs, 1 when one
+// does, 2 for usage and configuration errors (printed as run prints them).
+// -json prints one JSON object per check instead of text.
+//
+// Doctor must never disturb a running gateway:
+//
+//   - When a gateway is detected (its http.listen answers /healthz, or the
+//     bolt store is locked), doctor does not open a component link at all
+//     unless -force-link is given: it reports the link state the running
+//     gateway's /readyz gives instead. ejabberd accepts a second link for a
+//     domain and load-balances users' stanzas between the two at random
+//     (protocol.md §2), so a doctor link would take a share of live
+//     traffic, and the server's answers to doctor's own requests may be
+//     routed to the gateway.
+//   - Its component link is short-lived (small timeouts, no keepalive) and
+//     closed with an orderly </stream:stream>.
+//   - When the server refuses the link with <conflict/> (Prosody, Openfire:
+//     the domain already has a connection) that is reported as a WARN, not
+//     as a configuration failure, and the link checks that need a
+//     connection are skipped.
+//   - ejabberd accepts a second connection and load-balances stanzas
+//     between the two for as long as doctor is connected (protocol.md §2).
+//     With -force-link, or when no running gateway was detected, doctor
+//     keeps that window to the few round trips it needs, answers any IQ
+//     meant for the gateway with a retryable <wait/> error, reports how
+//     many stanzas strayed onto its link, and reports an unanswered ping
+//     as a WARN rather than a FAIL when a gateway runs.
+//   - A bolt store held by a running gateway is reported as in use, never
+//     forced; a missing bolt file is not created.
+//   - Legacy credentials are never tried: logging in to a user's legacy
+//     account from a second process can end the gateway's session (Telegram
+//     and most IM networks allow one session per login) or trip the
+//     network's abuse detection. -check-accounts only counts the registered
+//     accounts per bridge.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jabbergate/jabbergate/bridges/config"
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	redisstore "github.com/jabbergate/jabbergate/bridges/store/redis"
+	"github.com/jabbergate/jabbergate/component"
+	"github.com/jabbergate/jabbergate/component/stanza"
+)
+
+// Check statuses.
+const (
+	statusOK   = "OK"
+	statusWarn = "WARN"
+	statusFail = "FAIL"
+)
+
+const (
+	nsDiscoItems   = "http://jabber.org/protocol/disco#items"
+	nsDiscoInfo    = "http://jabber.org/protocol/disco#info"
+	nsUpload       = "urn:xmpp:http:upload:0"
+	nsPrivilegeV1  = "urn:xmpp:privilege:1"
+	nsPrivilegeV2  = "urn:xmpp:privilege:2"
+	nsXMPPPing     = "urn:xmpp:ping"
+	maxDiscoProbes = 20 // disco#info requests per bridge when looking for the upload service
+)
+
+// check is one line of the report.
+type check struct {
+	Bridge  string `json:"bridge,omitempty"` // component domain; "" for global checks (store, media)
+	Check   string `json:"check"`            // link, privileges, ping, upload, store, media, webhook, accounts
+	Status  string `json:"status"`           // OK, WARN, FAIL
+	Message string `json:"message"`
+	// Fix maps where to change something ("ejabberd", "prosody",
+	// "openfire", "redis", "jabbergate") to the exact config lines.
+	Fix map[string]string `json:"fix,omitempty"`
+}
+
+// fixOrder is the order fixes are printed in.
+var fixOrder = []string{"jabbergate", "ejabberd", "prosody", "openfire", "redis"}
+
+// doctorOptions tunes a doctor run; zero values select the defaults.
+type doctorOptions struct {
+	Timeout       time.Duration // per network step, default 5s
+	PrivilegeWait time.Duration // wait for the XEP-0356 advertisement, default 2s
+	CheckAccounts bool          // count registered accounts per bridge
+	ForceLink     bool          // open a component link even when a gateway runs
+	HTTPClient    *http.Client  // for media and webhook checks
+}
+
+func (o doctorOptions) withDefaults() doctorOptions {
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.PrivilegeWait <= 0 {
+		o.PrivilegeWait = 2 * time.Second
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: o.Timeout}
+	}
+	return o
+}
+
+// doctorCmd is `jabbergate doctor`.
+func doctorCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "path to the YAML config file")
+	asJSON := fs.Bool("json", false, "print one JSON object per check")
+	accounts := fs.Bool("check-accounts", false, "count the registered accounts per bridge (legacy logins are never tried)")
+	force := fs.Bool("force-link", false, "open a component link even when a running gateway is detected (on ejabberd it briefly shares the gateway's traffic)")
+	timeout := fs.Duration("timeout", 5*time.Second, "timeout of each network step")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "jabbergate doctor: -config FILE is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err == nil {
+		err = checkNetworks(*path, cfg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "jabbergate: configuration error:\n%v\n", err)
+		return 2
+	}
+	checks := runDoctor(context.Background(), cfg, doctorOptions{Timeout: *timeout, CheckAccounts: *accounts, ForceLink: *force})
+	if *asJSON {
+		writeJSONReport(stdout, checks)
+	} else {
+		writeTextReport(stdout, checks)
+	}
+	for _, c := range checks {
+		if c.Status == statusFail {
+			return 1
+		}
+	}
+	return 0
+}
+
+// runDoctor runs every check and returns them in report order: the
+// store and media first, then each bridge's.
+func runDoctor(ctx context.Context, cfg *config.Config, o doctorOptions) []check {
+	o = o.withDefaults()
+	var out []check
+	st, locked, stChecks := doctorStore(ctx, cfg.Store, o)
+	out = append(out, stChecks...)
+	if st != nil {
+		defer st.Close()
+	}
+	out = append(out, doctorMedia(ctx, cfg.Media, o)...)
+	gw := probeGateway(ctx, cfg.HTTP.Listen, o)
+	if locked && !gw.running {
+		gw.running, gw.how = true, "the bolt store "+cfg.Store.Path+" is locked"
+	}
+	for i, b := range cfg.Bridges {
+		if gw.running && !o.ForceLink {
+			out = append(out, runningLinkCheck(b.Domain, gw))
+		} else {
+			out = append(out, doctorBridge(ctx, cfg, i, b, gw.running, o)...)
+		}
+		out = append(out, doctorWebhooks(ctx, b, o)...)
+		out = append(out, doctorAccounts(ctx, b, st, o)...)
+	}
+	return out
+}
+
+// gatewayState is what doctor learned about a running gateway.
+type gatewayState struct {
+	running bool
+	how     string // how it was detected
+	ready   string // body of /readyz ("" when not asked)
+	readyOK bool
+}
+
+// probeGateway asks the configured HTTP listener's /healthz and /readyz
+// whether a gateway runs and how its links are.
+func probeGateway(ctx context.Context, listen string, o doctorOptions) gatewayState {
+	var gs gatewayState
+	if listen == "" {
+		return gs
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return gs
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	get := func(path string) (int, string, error) {
+		ctx, cancel := context.WithTimeout(ctx, min(o.Timeout, 2*time.Second))
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if err != nil {
+			return 0, "", err
+		}
+		resp, err := o.HTTPClient.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return resp.StatusCode, string(b), nil
+	}
+	if code, body, err := get("/healthz"); err != nil || code != http.StatusOK || strings.TrimSpace(body) != "ok" {
+		return gs
+	}
+	gs.running, gs.how = true, base+"/healthz answers"
+	if code, body, err := get("/readyz"); err == nil {
+		gs.ready, gs.readyOK = strings.TrimSpace(body), code == http.StatusOK
+	}
+	return gs
+}
+
+// runningLinkCheck reports a bridge's link from the running gateway's
+// point of view, without opening a link of doctor's own.
+func runningLinkCheck(domain string, gw gatewayState) check {
+	c := check{Bridge: domain, Check: "link"}
+	skipped := "doctor opened no link of its own (ejabberd would load-balance users' stanzas onto it); the privilege, ping and upload checks were skipped: stop the gateway, or pass -force-link, to run them"
+	down := false
+	for _, line := range strings.Split(gw.ready, "\n") {
+		if strings.TrimSpace(line) == "link "+domain+" down" {
+			down = true
+		}
+	}
+	switch {
+	case gw.ready == "":
+		c.Status = statusWarn
+		c.Message = "a gateway is running (" + gw.how + ") but its link state is unknown; " + skipped
+	case down:
+		c.Status = statusWarn
+		c.Message = "the running gateway reports its link for " + domain + " down (/readyz); its log names the stream error; " + skipped
+	default:
+		c.Status = statusOK
+		c.Message = "the running gateway reports its link for " + domain + " up (/readyz); " + skipped
+	}
+	return c
+}
+
+// ---- XMPP link ----
+
+// linkEvents captures what the component link reports while doctor waits
+// for the handshake: the first failure, from its logger and observer.
+type linkEvents struct {
+	mu      sync.Mutex
+	failed  chan struct{}
+	once    sync.Once
+	err     string
+	cond    string // stream error condition
+	text    string
+	meaning string
+}
+
+func (e *linkEvents) fail(err, cond, text, meaning string) {
+	e.mu.Lock()
+	if e.err == "" && e.cond == "" {
+		e.err, e.cond, e.text, e.meaning = err, cond, text, meaning
+	}
+	e.mu.Unlock()
+	e.once.Do(func() { close(e.failed) })
+}
+
+// Handle implements slog.Handler for the link's logger.
+func (e *linkEvents) Enabled(context.Context, slog.Level) bool { return true }
+func (e *linkEvents) WithAttrs([]slog.Attr) slog.Handler       { return e }
+func (e *linkEvents) WithGroup(string) slog.Handler            { return e }
+func (e *linkEvents) Handle(_ context.Context, r slog.Record) error {
+	switch r.Message {
+	case "component link connect failed", "component link handshake failed", "component link stream error from server":
+	default:
+		return nil
+	}
+	var errText, cond, text, meaning, phase string
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "err":
+			errText = a.Value.String()
+		case "condition":
+			cond = a.Value.String()
+		case "text":
+			text = a.Value.String()
+		case "meaning":
+			meaning = a.Value.String()
+		case "phase":
+			phase = a.Value.String()
+		}
+		return true
+	})
+	if r.Message == "component link stream error from server" && phase != "handshake" {
+		return nil
+	}
+	e.fail(errText, cond, text, meaning)
+	return nil
+}
+
+// doctorLink is doctor's connection for one bridge.
+type doctorLink struct {
+	link    *component.Link
+	conn    *component.Conn
+	adverts chan *stanza.Element
+	stray   atomic.Int64 // stanzas meant for a running gateway
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func (d *doctorLink) close() {
+	d.cancel()
+	<-d.done
+}
+
+// doctorBridge runs the link, privilege, ping and upload checks of bridge i.
+func doctorBridge(ctx context.Context, cfg *config.Config, i int, b config.Bridge, running bool, o doctorOptions) []check {
+	add := func(out []check, name, status, msg string, fix map[string]string) []check {
+		return append(out, check{Bridge: b.Domain, Check: name, Status: status, Message: msg, Fix: fix})
+	}
+	var out []check
+	addr := b.Server
+	if addr == "" {
+		addr = cfg.XMPP.Server
+	}
+	serverDomain := b.Domain
+	if j := strings.IndexByte(b.Domain, '.'); j >= 0 {
+		serverDomain = b.Domain[j+1:]
+	}
+	key := fmt.Sprintf("bridges[%d]", i)
+
+	// 1a. TCP reach.
+	nc, err := net.DialTimeout("tcp", addr, o.Timeout)
+	if err != nil {
+		return add(out, "link", statusFail, fmt.Sprintf("cannot reach the component listener %s: %v; check xmpp.server (or %s.server) and that the server listens for components there", addr, err, key), listenerFix(addr))
+	}
+	nc.Close()
+
+	// 1b. Handshake.
+	ev := &linkEvents{failed: make(chan struct{})}
+	dl := &doctorLink{adverts: make(chan *stanza.Element, 4), done: make(chan struct{})}
+	lctx, cancel := context.WithCancel(ctx)
+	dl.cancel = cancel
+	l, err := component.New(component.Config{
+		Addr:          addr,
+		Domain:        b.Domain,
+		Secret:        b.Secret,
+		MaxStanzaSize: int(cfg.XMPP.MaxStanzaSize),
+		PingInterval:  time.Hour, // no keepalive: doctor's link is short-lived
+		PingTimeout:   o.Timeout,
+		DialTimeout:   o.Timeout,
+		MinBackoff:    time.Hour, // one attempt only: doctor cancels before any retry
+		MaxBackoff:    time.Hour,
+		AuthBackoff:   time.Hour,
+		Logger:        slog.New(ev),
+	}, component.HandlerFunc(func(st *stanza.Element) { dl.handle(lctx, st, serverDomain) }))
+	if err != nil {
+		cancel()
+		return add(out, "link", statusFail, fmt.Sprintf("%s: %v", key, err), nil)
+	}
+	dl.link = l
+	go func() {
+		defer close(dl.done)
+		_ = l.Run(lctx)
+	}()
+	defer dl.close()
+	wctx, wcancel := context.WithTimeout(lctx, 2*o.Timeout+time.Second)
+	go func() {
+		select {
+		case <-ev.failed:
+			wcancel()
+		case <-wctx.Done():
+		}
+	}()
+	conn, err := l.WaitUp(wctx)
+	wcancel()
+	if err != nil {
+		ev.mu.Lock()
+		cond, msg, text, meaning := ev.cond, ev.err, ev.text, ev.meaning
+		ev.mu.Unlock()
+		if cond == "" && msg == "" {
+			msg = "no handshake reply within " + (2*o.Timeout + time.Second).String()
+		}
+		return append(out, handshakeCheck(b.Domain, key, addr, serverDomain, cond, text, meaning, msg, running))
+	}
+	dl.conn = conn
+	msg := fmt.Sprintf("%s reachable; handshake for %s accepted", addr, b.Domain)
+	if running {
+		msg += "; note: a gateway answers on http.listen and this server accepted a second link (ejabberd load-balances between links while doctor is connected)"
+	}
+	out = add(out, "link", statusOK, msg, nil)
+
+	// 2. XEP-0356 privileges.
+	out = append(out, privilegeCheck(ctx, b.Domain, serverDomain, dl.adverts, o.PrivilegeWait))
+
+	// 3. Ping round trip. Beside a running gateway on ejabberd the answer
+	// may be routed to the gateway's link: try a few times then.
+	attempts := 1
+	if running {
+		attempts = 3
+	}
+	var rtt time.Duration
+	for n := 0; n < attempts; n++ {
+		pctx, pcancel := context.WithTimeout(ctx, o.Timeout)
+		ping := stanza.New(stanza.NSComponent, "iq", "type", "get", "to", serverDomain).Add(stanza.New(nsXMPPPing, "ping"))
+		start := time.Now()
+		_, err = conn.Request(pctx, ping)
+		rtt = time.Since(start)
+		pcancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+	}
+	var se *stanza.Error
+	switch {
+	case err == nil:
+		out = add(out, "ping", statusOK, fmt.Sprintf("ping to %s answered in %v", serverDomain, rtt.Round(time.Microsecond)), nil)
+	case errors.As(err, &se):
+		out = add(out, "ping", statusOK, fmt.Sprintf("ping to %s answered in %v (with error %s, which still proves the round trip)", serverDomain, rtt.Round(time.Microsecond), se.Condition), nil)
+	case running || dl.stray.Load() > 0:
+		out = add(out, "ping", statusWarn, fmt.Sprintf("no answer to a ping to %s (%v), but another link to %s is up and the server may have routed the answer to it (ejabberd load-balances between links); stop the gateway for a conclusive check", serverDomain, err, b.Domain), nil)
+	default:
+		out = add(out, "ping", statusFail, fmt.Sprintf("no answer to a ping to %s: %v; the gateway's delivery barrier and keepalive need the server to answer pings to its domain", serverDomain, err), nil)
+	}
+
+	// 4. HTTP upload.
+	up := uploadCheck(ctx, conn, b.Domain, serverDomain, o)
+	if up.Status != statusOK && (running || dl.stray.Load() > 0) {
+		up.Message += " (another link to " + b.Domain + " is up and may have received the server's answers; stop the gateway for a conclusive check)"
+	}
+	out = append(out, up)
+
+	if n := dl.stray.Load(); n > 0 {
+		out = add(out, "link", statusWarn, fmt.Sprintf("%d stanza(s) meant for the running gateway arrived on doctor's link while it was connected (the server load-balances between links to %s); IQs among them were answered with a retryable wait error", n, b.Domain), map[string]string{
+			"ejabberd": "domain_balancing:\n  " + b.Domain + ":\n    type: bare_source",
+		})
+	}
+	return out
+}
+
+// handle is the doctor link's stanza handler.
+func (d *doctorLink) handle(ctx context.Context, st *stanza.Element, serverDomain string) {
+	if st.Local == "message" && !strings.ContainsAny(st.From(), "@/") {
+		if st.Child(nsPrivilegeV2, "privilege") != nil || st.Child(nsPrivilegeV1, "privilege") != nil {
+			select {
+			case d.adverts <- st:
+			default:
+			}
+			return
+		}
+	}
+	// Roster pushes under a privilege grant are the server's, not a
+	// user's: acknowledge them like the gateway does.
+	if st.Local == "iq" && st.Type() == "set" && st.Child("jabber:iq:roster", "query") != nil && !strings.Contains(st.To(), "@") {
+		_ = d.link.Send(ctx, stanza.Result(st, nil))
+		return
+	}
+	d.stray.Add(1)
+	if st.Local == "iq" && (st.Type() == "get" || st.Type() == "set") {
+		// resource-constraint is of type wait: the sender may retry.
+		_ = d.link.Send(ctx, stanza.ErrorReply(st, stanza.NewError(stanza.ResourceConstraint, "")))
+	}
+}
+
+// handshakeCheck explains a failed handshake.
+func handshakeCheck(domain, key, addr, serverDomain, cond, text, meaning, errText string, running bool) check {
+	c := check{Bridge: domain, Check: "link", Status: statusFail}
+	sub := domain
+	if strings.HasSuffix(domain, "."+serverDomain) {
+		sub = strings.TrimSuffix(domain, "."+serverDomain)
+	}
+	secretFix := map[string]string{
+		"ejabberd": "listen:\n  -\n    port: " + portOf(addr) + "\n    module: ejabberd_service\n    hosts:\n      \"" + domain + "\":\n        password: \"<the value of " + key + ".secret>\"",
+		"prosody":  "Component \"" + domain + "\"\n  component_secret = \"<the value of " + key + ".secret>\"",
+		"openfire": "Server > Server Settings > External Components: Allowed to Connect: subdomain \"" + sub + "\", shared secret <the value of " + key + ".secret>\n(or the system property xmpp.component.defaultSecret)",
+	}
+	switch cond {
+	case "not-authorized":
+		c.Message = fmt.Sprintf("the server rejected the secret for %s: %s.secret does not match the server's component secret (change one of them so they are equal)", domain, key)
+		c.Fix = secretFix
+	case "host-unknown":
+		c.Message = fmt.Sprintf("the server at %s has no component %s configured: add it (and check %s.domain)", addr, domain, key)
+		c.Fix = secretFix
+		c.Fix["openfire"] = "the component must be a subdomain of the XMPP domain; " + c.Fix["openfire"]
+	case "conflict":
+		c.Status = statusWarn
+		if running {
+			c.Message = fmt.Sprintf("%s is already connected (a gateway is running): the server refused doctor's second link (conflict), which is expected and left the running gateway alone; the privilege, ping and upload checks need the link and were skipped (stop the gateway to run them)", domain)
+		} else {
+			c.Message = fmt.Sprintf("the server refused the link with conflict: another component is connected as %s (another gateway instance?), or on ejabberd %s is also one of the server's own virtual hosts; the privilege, ping and upload checks were skipped", domain, domain)
+		}
+	case "invalid-namespace":
+		c.Message = fmt.Sprintf("%s is not the server's component port (it refused jabber:component:accept): point xmpp.server or %s.server at the component listener", addr, key)
+		c.Fix = listenerFix(addr)
+	case "":
+		c.Message = fmt.Sprintf("handshake with %s failed: %s; check that %s is the server's XEP-0114 component port, not its client (5222) or s2s (5269) port", addr, errText, addr)
+		c.Fix = listenerFix(addr)
+	default:
+		c.Message = fmt.Sprintf("the server refused the handshake with stream error %s", cond)
+		if text != "" {
+			c.Message += " (" + text + ")"
+		}
+		if meaning != "" {
+			c.Message += ": " + meaning
+		}
+	}
+	return c
+}
+
+func portOf(addr string) string {
+	if _, p, err := net.SplitHostPort(addr); err == nil {
+		return p
+	}
+	return "5347"
+}
+
+// listenerFix is the server config that opens a component listener.
+func listenerFix(addr string) map[string]string {
+	p := portOf(addr)
+	return map[string]string{
+		"ejabberd": "listen:\n  -\n    port: " + p + "\n    ip: \"127.0.0.1\"\n    module: ejabberd_service",
+		"prosody":  "-- global section\ncomponent_ports = { " + p + " }\ncomponent_interfaces = { \"127.0.0.1\" }",
+		"openfire": "Server > Server Settings > External Components: Enabled, port " + p + " (system property xmpp.component.socket.port)",
+	}
+}
+
+// privilegeCheck waits for the XEP-0356 advertisement and reports it.
+func privilegeCheck(ctx context.Context, domain, serverDomain string, adverts <-chan *stanza.Element, wait time.Duration) check {
+	c := check{Bridge: domain, Check: "privileges"}
+	fix := map[string]string{
+		"ejabberd": "acl:\n  gateway_acl:\n    server:\n      - \"" + domain + "\"\naccess_rules:\n  gateway_rule:\n    - allow: gateway_acl\nmodules:\n  mod_privilege:\n    roster:\n      both: gateway_rule\n    message:\n      outgoing: gateway_rule",
+		"prosody":  "-- prosodyctl install --server=https://modules.prosody.im/rocks/ mod_privilege\nVirtualHost \"" + serverDomain + "\"\n  modules_enabled = { \"privilege\" }\n  privileged_entities = {\n    [\"" + domain + "\"] = { roster = \"both\"; message = \"outgoing\"; };\n  }\nComponent \"" + domain + "\"\n  modules_enabled = { \"privilege\" }",
+		"openfire": "Openfire has no XEP-0356 support: the gateway uses roster item exchange and subscription requests instead",
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	var adv *stanza.Element
+	select {
+	case adv = <-adverts:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	if adv == nil {
+		c.Status = statusWarn
+		c.Message = fmt.Sprintf("no XEP-0356 privilege advertisement within %v: the gateway cannot add contacts to users' rosters itself (it falls back to roster item exchange and subscription requests) nor show messages users sent from the legacy app as sent by them", wait)
+		c.Fix = fix
+		return c
+	}
+	ns := nsPrivilegeV2
+	p := adv.Child(nsPrivilegeV2, "privilege")
+	if p == nil {
+		ns, p = nsPrivilegeV1, adv.Child(nsPrivilegeV1, "privilege")
+	}
+	roster, push, message := "none", false, "none"
+	var iqs []string
+	for _, perm := range p.Children() {
+		if perm.Local != "perm" || perm.Space != ns {
+			continue
+		}
+		switch perm.Attr("access") {
+		case "roster":
+			roster = perm.Attr("type")
+			push = perm.Attr("push") == "true" || perm.Attr("push") == "1"
+		case "message":
+			message = perm.Attr("type")
+		case "iq":
+			for _, n := range perm.Children() {
+				if n.Local == "namespace" && n.Attr("ns") != "" {
+					iqs = append(iqs, n.Attr("ns")+"="+n.Attr("type"))
+				}
+			}
+		}
+	}
+	version := "v2"
+	if ns == nsPrivilegeV1 {
+		version = "v1"
+	}
+	c.Message = fmt.Sprintf("%s (%s) from %s: roster=%s", ns, version, adv.From(), roster)
+	if push {
+		c.Message += " (push)"
+	}
+	c.Message += ", message=" + message
+	if len(iqs) > 0 {
+		slices.Sort(iqs)
+		c.Message += ", iq=" + strings.Join(iqs, ",")
+	}
+	var missing []string
+	if roster != "both" && roster != "set" {
+		missing = append(missing, "roster set (contacts cannot be added to users' rosters directly)")
+	}
+	if message != "outgoing" {
+		missing = append(missing, "message outgoing (messages sent from the legacy app are not shown as the user's)")
+	}
+	if len(missing) == 0 {
+		c.Status = statusOK
+		return c
+	}
+	c.Status = statusWarn
+	c.Message += "; missing: " + strings.Join(missing, "; ")
+	delete(fix, "openfire")
+	c.Fix = fix
+	return c
+}
+
+// uploadCheck looks for an XEP-0363 service among the server's disco
+// items (and the server itself).
+func uploadCheck(ctx context.Context, conn *component.Conn, domain, serverDomain string, o doctorOptions) check {
+	c := check{Bridge: domain, Check: "upload"}
+	fix := map[string]string{
+		"prosody":  "Component \"upload." + serverDomain + "\" \"http_file_share\"\n  http_file_share_access = { \"" + domain + "\" }",
+		"ejabberd": "acl:\n  gateway_acl:\n    server:\n      - \"" + domain + "\"\nmodules:\n  mod_http_upload:\n    put_url: \"https://@HOST@:5443/upload\"\n    access:\n      - allow: local\n      - allow: gateway_acl",
+		"openfire": "install the HTTP File Upload plugin (Server > Plugins)",
+	}
+	request := func(to, ns string) (*stanza.Element, error) {
+		rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+		iq := stanza.New(stanza.NSComponent, "iq", "type", "get", "to", to).Add(stanza.New(ns, "query"))
+		return conn.Request(rctx, iq)
+	}
+	hasUpload := func(jid string) (bool, string) {
+		r, err := request(jid, nsDiscoInfo)
+		if err != nil {
+			return false, ""
+		}
+		q := r.Child(nsDiscoInfo, "query")
+		if q == nil {
+			return false, ""
+		}
+		found := false
+		for _, f := range q.Children() {
+			if f.Local == "feature" && f.Attr("var") == nsUpload {
+				found = true
+			}
+		}
+		if !found {
+			return false, ""
+		}
+		// max-file-size from the XEP-0128 form, if any.
+		for _, x := range q.Children() {
+			if x.Local != "x" {
+				continue
+			}
+			for _, f := range x.Children() {
+				if f.Local == "field" && f.Attr("var") == "max-file-size" {
+					return true, f.ChildText(f.Space, "value")
+				}
+			}
+		}
+		return true, ""
+	}
+	r, err := request(serverDomain, nsDiscoItems)
+	if err != nil {
+		c.Status = statusWarn
+		c.Message = fmt.Sprintf("disco#items on %s failed (%v): cannot tell whether HTTP upload (XEP-0363) is available; without it users' files cannot be sent through the gateway (see the media section)", serverDomain, err)
+		c.Fix = fix
+		return c
+	}
+	jids := []string{}
+	if q := r.Child(nsDiscoItems, "query"); q != nil {
+		for _, it := range q.Children() {
+			if it.Local == "item" && it.Attr("jid") != "" && it.Attr("jid") != domain && it.Attr("node") == "" {
+				jids = append(jids, it.Attr("jid"))
+			}
+		}
+	}
+	// Likely names first.
+	slices.SortStableFunc(jids, func(a, b string) int {
+		ua, ub := strings.Contains(a, "upload") || strings.Contains(a, "share"), strings.Contains(b, "upload") || strings.Contains(b, "share")
+		switch {
+		case ua && !ub:
+			return -1
+		case ub && !ua:
+			return 1
+		}
+		return 0
+	})
+	jids = append(jids, serverDomain)
+	if len(jids) > maxDiscoProbes {
+		jids = jids[:maxDiscoProbes]
+	}
+	for _, j := range jids {
+		if ok, max := hasUpload(j); ok {
+			c.Status = statusOK
+			c.Message = "HTTP upload (" + nsUpload + ") at " + j
+			if max != "" {
+				c.Message += ", max-file-size " + max + " bytes"
+			}
+			return c
+		}
+	}
+	c.Status = statusWarn
+	c.Message = fmt.Sprintf("no HTTP upload service (%s) among the disco items of %s: users' files cannot be sent through the gateway without it (see the media section)", nsUpload, serverDomain)
+	c.Fix = fix
+	return c
+}
+
+// ---- store ----
+
+// doctorStore opens the store, reports on it and returns it (nil when it
+// could not or must not be opened).
+func doctorStore(ctx context.Context, cfg config.Store, o doctorOptions) (st store.Store, locked bool, checks []check) {
+	c := check{Check: "store"}
+	switch cfg.Backend {
+	case "redis":
+		rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+		s, err := redisstore.Open(rctx, cfg.Redis.URL, redisstore.Options{Prefix: cfg.Redis.Prefix})
+		if err != nil {
+			c.Status, c.Message = statusFail, fmt.Sprintf("redis unreachable: %v; check store.redis.url", err)
+			return nil, false, []check{c}
+		}
+		out := []check{{Check: "store", Status: statusOK, Message: "redis answers PING"}}
+		p := check{Check: "store"}
+		aof, how := redisAOF(rctx, s)
+		switch aof {
+		case "yes":
+			p.Status, p.Message = statusOK, "redis persistence: append-only file on ("+how+")"
+		case "no":
+			p.Status = statusWarn
+			p.Message = "redis persistence: append-only file off (" + how + "): a Redis restart can lose the last minutes of queued messages and registrations"
+			p.Fix = map[string]string{"redis": "# redis.conf\nappendonly yes\nappendfsync everysec\n# or at run time: CONFIG SET appendonly yes, then CONFIG REWRITE"}
+		default:
+			p.Status = statusWarn
+			p.Message = "redis persistence: cannot tell whether the append-only file is on (" + how + ")"
+			p.Fix = map[string]string{"redis": "# redis.conf\nappendonly yes"}
+		}
+		return s, false, append(out, p)
+	default:
+		info, err := os.Stat(cfg.Path)
+		if errors.Is(err, os.ErrNotExist) {
+			dir := filepath.Dir(cfg.Path)
+			if di, derr := os.Stat(dir); derr != nil || !di.IsDir() {
+				c.Status, c.Message = statusFail, fmt.Sprintf("bolt store %s does not exist and its directory %s is missing; create the directory or change store.path", cfg.Path, dir)
+				return nil, false, []check{c}
+			}
+			c.Status, c.Message = statusOK, fmt.Sprintf("bolt store %s does not exist yet; the gateway creates it on first start", cfg.Path)
+			return nil, false, []check{c}
+		}
+		if err != nil {
+			c.Status, c.Message = statusFail, fmt.Sprintf("bolt store %s: %v", cfg.Path, err)
+			return nil, false, []check{c}
+		}
+		if info.IsDir() {
+			c.Status, c.Message = statusFail, fmt.Sprintf("bolt store %s is a directory; store.path must name a file", cfg.Path)
+			return nil, false, []check{c}
+		}
+		s, err := bolt.Open(cfg.Path, bolt.Timeout(300*time.Millisecond))
+		if errors.Is(err, store.ErrLocked) {
+			c.Status, c.Message = statusOK, fmt.Sprintf("bolt store %s is in use by a running gateway (file locked); not opened", cfg.Path)
+			return nil, true, []check{c}
+		}
+		if err != nil {
+			c.Status, c.Message = statusFail, fmt.Sprintf("bolt store: %v", err)
+			return nil, false, []check{c}
+		}
+		c.Status, c.Message = statusOK, fmt.Sprintf("bolt store %s opens (persistent file)", cfg.Path)
+		return s, false, []check{c}
+	}
+}
+
+// redisAOF reports "yes", "no" or "" (unknown) for Redis's appendonly
+// setting, and how it was found.
+func redisAOF(ctx context.Context, s *redisstore.Store) (string, string) {
+	cl := s.Client()
+	if m, err := cl.ConfigGet(ctx, "appendonly").Result(); err == nil {
+		if v, ok := m["appendonly"]; ok {
+			return strings.ToLower(v), "CONFIG GET appendonly"
+		}
+	}
+	info, err := cl.Info(ctx, "persistence").Result()
+	if err != nil {
+		return "", "CONFIG GET and INFO persistence refused: " + err.Error()
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "aof_enabled:"); ok {
+			if v == "1" {
+				return "yes", "INFO persistence"
+			}
+			return "no", "INFO persistence"
+		}
+	}
+	return "", "INFO persistence has no aof_enabled"
+}
+
+// ---- HTTP ----
+
+// doctorMedia checks media.base_url.
+func doctorMedia(ctx context.Context, m config.Media, o doctorOptions) []check {
+	if m.BaseURL == "" {
+		return []check{{Check: "media", Status: statusWarn,
+			Message: "media.base_url is not set: files from legacy contacts arrive as a text note instead of a file",
+			Fix:     map[string]string{"jabbergate": "media:\n  base_url: https://gateway.example.org   # public URL of http.listen (behind a reverse proxy)"}}}
+	}
+	return []check{httpReach(ctx, "", "media", "media.base_url", m.BaseURL, o)}
+}
+
+// doctorWebhooks checks the adapter options that name the gateway's public
+// URL.
+func doctorWebhooks(ctx context.Context, b config.Bridge, o doctorOptions) []check {
+	var out []check
+	for _, k := range []string{"public_url", "webhook_url"} {
+		if u := b.Options[k]; u != "" {
+			out = append(out, httpReach(ctx, b.Domain, "webhook", "options."+k, u, o))
+		}
+	}
+	return out
+}
+
+// httpReach GETs u: any HTTP answer proves reachability; a transport error
+// is a WARN (the URL may only be reachable from outside).
+func httpReach(ctx context.Context, bridge, name, key, u string, o doctorOptions) check {
+	c := check{Bridge: bridge, Check: name}
+	rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		c.Status, c.Message = statusWarn, fmt.Sprintf("%s %q is not a valid URL: %v", key, u, err)
+		return c
+	}
+	resp, err := o.HTTPClient.Do(req)
+	if err != nil {
+		c.Status, c.Message = statusWarn, fmt.Sprintf("%s %s is not reachable from here: %v (it must be reachable by users' clients and the legacy network; check the reverse proxy)", key, u, err)
+		return c
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	c.Status, c.Message = statusOK, fmt.Sprintf("%s %s reachable (HTTP %d)", key, u, resp.StatusCode)
+	if resp.StatusCode >= 500 {
+		c.Status = statusWarn
+		c.Message += ": the server behind it fails; is the gateway running behind the proxy?"
+	}
+	return c
+}
+
+// ---- accounts ----
+
+// doctorAccounts counts the registered accounts with -check-accounts; it
+// never logs in to a legacy account.
+func doctorAccounts(ctx context.Context, b config.Bridge, st store.Store, o doctorOptions) []check {
+	if !o.CheckAccounts {
+		return nil
+	}
+	c := check{Bridge: b.Domain, Check: "accounts", Status: statusOK}
+	if st == nil {
+		c.Message = "store not opened (in use or absent): accounts not counted"
+		return []check{c}
+	}
+	rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	accs, err := st.ListAccounts(rctx, b.Domain)
+	if err != nil {
+		c.Status, c.Message = statusWarn, fmt.Sprintf("listing accounts failed: %v", err)
+		return []check{c}
+	}
+	c.Message = fmt.Sprintf("%d registered account(s); legacy logins not tried (doctor never logs in to users' accounts)", len(accs))
+	return []check{c}
+}
+
+// ---- output ----
+
+func writeJSONReport(w io.Writer, checks []check) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, c := range checks {
+		_ = enc.Encode(c)
+	}
+}
+
+func writeTextReport(w io.Writer, checks []check) {
+	cur := "\x00"
+	counts := map[string]int{}
+	for _, c := range checks {
+		if c.Bridge != cur {
+			cur = c.Bridge
+			if c.Bridge == "" {
+				fmt.Fprintln(w, "[global]")
+			} else {
+				fmt.Fprintf(w, "[bridge %s]\n", c.Bridge)
+			}
+		}
+		counts[c.Status]++
+		fmt.Fprintf(w, "%-4s  %-10s  %s\n", c.Status, c.Check, c.Message)
+		for _, k := range fixOrder {
+			if s, ok := c.Fix[k]; ok {
+				fmt.Fprintf(w, "      fix (%s):\n", k)
+				for _, line := range strings.Split(s, "\n") {
+					fmt.Fprintf(w, "        %s\n", line)
+				}
+			}
+		}
+	}
+	fmt.Fprintf(w, "%d OK, %d WARN, %d FAIL\n", counts[statusOK], counts[statusWarn], counts[statusFail])
+}

@@ -1,0 +1,177 @@
+package main
+
+// jabbergate doctor against a real Prosody and a real ejabberd, with and
+// without XEP-0356 privileges.
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/bridges/config"
+	"github.com/jabbergate/jabbergate/component"
+	"github.com/jabbergate/jabbergate/component/servertest"
+)
+
+const httpOff = "http:\n  listen: \"off\"\n"
+
+// doctorServerConfig is a config for one echo bridge on s with secret.
+func doctorServerConfig(t *testing.T, s *servertest.Server, secret, extra string) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	p := writeConfig(t, fmt.Sprintf(`xmpp:
+  server: %s
+bridges:
+  - network: echo
+    domain: %s
+    secret: %s
+access:
+  allowed_domains: [localhost]
+store:
+  path: %s
+vault:
+  key_file: %s
+`, s.ComponentAddr, gwDomain, secret, filepath.Join(dir, "jg.db"), filepath.Join(dir, "vault.key"))+extra)
+	cfg, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestDoctorRealServers(t *testing.T) {
+	for _, kind := range servertest.Kinds {
+		for _, priv := range []bool{true, false} {
+			name := kind + "-unprivileged"
+			if priv {
+				name = kind + "-privileged"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				srv := servertest.Start(t, kind, servertest.Options{
+					Components: map[string]string{gwDomain: gwSecret},
+					Privileged: priv,
+				})
+				ctx := context.Background()
+
+				// The privilege advertisement comes right after the
+				// handshake; the long wait only bounds a broken server.
+				wait := 2 * time.Second
+				if priv {
+					wait = e2eWait
+				}
+				checks := runDoctor(ctx, doctorServerConfig(t, srv, gwSecret, httpOff), doctorOptions{PrivilegeWait: wait})
+				t.Log("\n" + report(checks))
+				if c := one(t, checks, "link"); c.Status != statusOK {
+					t.Fatalf("link = %+v\n%s", c, srv.Log())
+				}
+				if c := one(t, checks, "ping"); c.Status != statusOK || !strings.Contains(c.Message, "ping to localhost answered") {
+					t.Errorf("ping = %+v", c)
+				}
+				if c := one(t, checks, "upload"); c.Status != statusOK && c.Status != statusWarn {
+					t.Errorf("upload = %+v", c)
+				}
+				c := one(t, checks, "privileges")
+				switch {
+				case priv:
+					// servertest: Prosody's mod_privilege speaks v2,
+					// ejabberd 23.01 v1; both grant roster both and
+					// message outgoing.
+					ns := "urn:xmpp:privilege:2 (v2)"
+					if kind == "ejabberd" {
+						ns = "urn:xmpp:privilege:1 (v1)"
+					}
+					if c.Status != statusOK || !strings.Contains(c.Message, ns) || !strings.Contains(c.Message, "roster=both") || !strings.Contains(c.Message, "message=outgoing") {
+						t.Errorf("privileges = %+v", c)
+					}
+				default:
+					if c.Status != statusWarn || !strings.Contains(c.Message, "no XEP-0356 privilege advertisement") ||
+						!strings.Contains(c.Fix["ejabberd"], "mod_privilege") || !strings.Contains(c.Fix["prosody"], "privileged_entities") {
+						t.Errorf("privileges = %+v", c)
+					}
+				}
+				for _, c := range checks {
+					if c.Status == statusFail {
+						t.Errorf("FAIL: %+v", c)
+					}
+				}
+
+				// A wrong secret is a FAIL that names the fix.
+				checks = runDoctor(ctx, doctorServerConfig(t, srv, "not-the-secret", httpOff), doctorOptions{PrivilegeWait: wait})
+				t.Log("wrong secret:\n" + report(checks))
+				c = one(t, checks, "link")
+				if c.Status != statusFail || !strings.Contains(c.Message, "rejected the secret") || !strings.Contains(c.Message, "bridges[0].secret") ||
+					!strings.Contains(c.Fix["prosody"], `component_secret = "<the value of bridges[0].secret>"`) ||
+					!strings.Contains(c.Fix["ejabberd"], "password:") {
+					t.Errorf("wrong secret: link = %+v\n%s", c, report(checks))
+				}
+				if strings.Contains(report(checks), "not-the-secret") {
+					t.Error("report prints the secret")
+				}
+			})
+		}
+	}
+}
+
+// TestDoctorBesideRunningLink: doctor -force-link while a component link
+// for the domain is up. Prosody refuses doctor's second link (WARN, not
+// FAIL); ejabberd accepts it and may route the answers to doctor's
+// requests to the other link (ping/upload WARN, never FAIL). Either way
+// the running link stays up.
+func TestDoctorBesideRunningLink(t *testing.T) {
+	for _, kind := range servertest.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			srv := servertest.Start(t, kind, servertest.Options{Components: map[string]string{gwDomain: gwSecret}})
+			ctx, cancel := context.WithCancel(context.Background())
+			l, err := component.New(component.Config{Addr: srv.ComponentAddr, Domain: gwDomain, Secret: gwSecret}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { defer close(done); _ = l.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			wctx, wcancel := context.WithTimeout(ctx, e2eWait)
+			conn, err := l.WaitUp(wctx)
+			wcancel()
+			if err != nil {
+				t.Fatalf("running link: %v\n%s", err, srv.Log())
+			}
+
+			// The gateway's HTTP listener answers; -force-link makes
+			// doctor connect anyway.
+			checks := runDoctor(ctx, doctorServerConfig(t, srv, gwSecret, fakeGatewayHTTP(t, 200, "ready")), doctorOptions{PrivilegeWait: time.Second, ForceLink: true})
+			t.Log("\n" + report(checks))
+			c := find(checks, "link")[0]
+			switch kind {
+			case "prosody":
+				if c.Status != statusWarn || !strings.Contains(c.Message, "conflict") {
+					t.Errorf("link = %+v", c)
+				}
+			default:
+				if c.Status != statusOK {
+					t.Errorf("link = %+v", c)
+				}
+			}
+			for _, c := range checks {
+				if c.Status == statusFail {
+					t.Errorf("FAIL: %+v", c)
+				}
+			}
+			// The running link is the same connection and still answers.
+			select {
+			case <-conn.Done():
+				t.Fatal("doctor ended the running link")
+			default:
+			}
+			bctx, bcancel := context.WithTimeout(ctx, e2eWait)
+			defer bcancel()
+			if err := conn.Barrier(bctx); err != nil {
+				t.Errorf("running link after doctor: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,505 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/jabbergate/jabbergate/bridges/config"
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	redisstore "github.com/jabbergate/jabbergate/bridges/store/redis"
+	"github.com/jabbergate/jabbergate/bridges/store/redistest"
+	"github.com/jabbergate/jabbergate/component/componenttest"
+	"github.com/jabbergate/jabbergate/component/stanza"
+)
+
+const doctorSecret = "doctor-secret-value"
+
+// doctorConfig writes a config for one echo bridge on addr and loads it.
+// extra is appended verbatim (top-level YAML).
+func doctorConfig(t *testing.T, addr, extra string) (*config.Config, string) {
+	t.Helper()
+	dir := t.TempDir()
+	body := fmt.Sprintf(`xmpp:
+  server: %s
+bridges:
+  - network: echo
+    domain: echo.localhost
+    secret: %s
+access:
+  allowed_domains: [localhost]
+vault:
+  key_file: %s
+`, addr, doctorSecret, filepath.Join(dir, "vault.key"))
+	if !strings.Contains(extra, "store:") {
+		body += "store:\n  path: " + filepath.Join(dir, "jabbergate.db") + "\n"
+	}
+	if !strings.Contains(extra, "http:") {
+		body += "http:\n  listen: \"off\"\n"
+	}
+	body += extra
+	p := writeConfig(t, body)
+	cfg, err := config.Load(p)
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, body)
+	}
+	return cfg, p
+}
+
+// find returns the checks named name.
+func find(checks []check, name string) []check {
+	var out []check
+	for _, c := range checks {
+		if c.Check == name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func one(t *testing.T, checks []check, name string) check {
+	t.Helper()
+	f := find(checks, name)
+	if len(f) != 1 {
+		t.Fatalf("want one %q check, got %d:\n%s", name, len(f), report(checks))
+	}
+	return f[0]
+}
+
+func report(checks []check) string {
+	var b strings.Builder
+	writeTextReport(&b, checks)
+	return b.String()
+}
+
+// injectAfterHandshake sends st to the component once it has connected.
+func injectAfterHandshake(t *testing.T, srv *componenttest.Server, st string) {
+	go func() {
+		if err := srv.WaitHandshakes(1, 10*time.Second); err != nil {
+			return
+		}
+		_ = srv.InjectRaw(st)
+	}()
+}
+
+func TestDoctorPrivilegesV2AndPing(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	injectAfterHandshake(t, srv, `<message from='localhost' to='echo.localhost'><privilege xmlns='urn:xmpp:privilege:2'>`+
+		`<perm access='roster' type='both' push='true'/><perm access='message' type='outgoing'/></privilege></message>`)
+	cfg, _ := doctorConfig(t, srv.Addr(), "")
+	checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 10 * time.Second})
+	t.Log("\n" + report(checks))
+
+	if c := one(t, checks, "link"); c.Status != statusOK || !strings.Contains(c.Message, "handshake for echo.localhost accepted") {
+		t.Errorf("link = %+v", c)
+	}
+	c := one(t, checks, "privileges")
+	if c.Status != statusOK || !strings.Contains(c.Message, "urn:xmpp:privilege:2 (v2)") ||
+		!strings.Contains(c.Message, "roster=both (push)") || !strings.Contains(c.Message, "message=outgoing") {
+		t.Errorf("privileges = %+v", c)
+	}
+	if c := one(t, checks, "ping"); c.Status != statusOK || !strings.Contains(c.Message, "ping to localhost answered in") {
+		t.Errorf("ping = %+v", c)
+	}
+	// The fake server answers disco#items with service-unavailable.
+	if c := one(t, checks, "upload"); c.Status != statusWarn || !strings.Contains(c.Message, "users' files cannot be sent") || c.Fix["prosody"] == "" {
+		t.Errorf("upload = %+v", c)
+	}
+	if c := one(t, checks, "store"); c.Status != statusOK || !strings.Contains(c.Message, "does not exist yet") {
+		t.Errorf("store = %+v", c)
+	}
+	if c := one(t, checks, "media"); c.Status != statusWarn || !strings.Contains(c.Fix["jabbergate"], "base_url") {
+		t.Errorf("media = %+v", c)
+	}
+	if len(find(checks, "accounts")) != 0 {
+		t.Errorf("accounts checked without -check-accounts")
+	}
+	// Doctor closed its link cleanly: the server saw no violation, and the
+	// only stream it served is gone.
+	if err := srv.WaitDisconnected(10 * time.Second); err != nil {
+		t.Error(err)
+	}
+	if v := srv.Violations(); len(v) != 0 {
+		t.Errorf("violations: %v", v)
+	}
+	// Only the ping and disco requests were sent: nothing else.
+	for _, st := range srv.Received() {
+		if st.Local != "iq" || st.Type() != "get" {
+			t.Errorf("doctor sent %s", st)
+		}
+	}
+}
+
+func TestDoctorPrivilegesV1Partial(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	injectAfterHandshake(t, srv, `<message from='localhost' to='echo.localhost'><privilege xmlns='urn:xmpp:privilege:1'>`+
+		`<perm access='roster' type='get'/></privilege></message>`)
+	cfg, _ := doctorConfig(t, srv.Addr(), "")
+	checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 10 * time.Second})
+	c := one(t, checks, "privileges")
+	if c.Status != statusWarn || !strings.Contains(c.Message, "urn:xmpp:privilege:1 (v1)") || !strings.Contains(c.Message, "roster=get") ||
+		!strings.Contains(c.Message, "message=none") || !strings.Contains(c.Message, "missing: roster set") {
+		t.Errorf("privileges = %+v", c)
+	}
+	if !strings.Contains(c.Fix["ejabberd"], "mod_privilege") || !strings.Contains(c.Fix["prosody"], "privileged_entities") {
+		t.Errorf("fix = %v", c.Fix)
+	}
+}
+
+func TestDoctorNoPrivileges(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	cfg, _ := doctorConfig(t, srv.Addr(), "")
+	checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 100 * time.Millisecond})
+	c := one(t, checks, "privileges")
+	if c.Status != statusWarn || !strings.Contains(c.Message, "no XEP-0356 privilege advertisement") {
+		t.Errorf("privileges = %+v", c)
+	}
+	for _, want := range []string{"mod_privilege:", "both: gateway_rule", "outgoing: gateway_rule", `- "echo.localhost"`} {
+		if !strings.Contains(c.Fix["ejabberd"], want) {
+			t.Errorf("ejabberd fix lacks %q:\n%s", want, c.Fix["ejabberd"])
+		}
+	}
+	for _, want := range []string{`modules_enabled = { "privilege" }`, `["echo.localhost"] = { roster = "both"; message = "outgoing"; }`, `VirtualHost "localhost"`} {
+		if !strings.Contains(c.Fix["prosody"], want) {
+			t.Errorf("prosody fix lacks %q:\n%s", want, c.Fix["prosody"])
+		}
+	}
+}
+
+func TestDoctorHandshakeErrors(t *testing.T) {
+	cases := []struct {
+		cond, status string
+		want         []string
+		fix          map[string]string
+	}{
+		{"not-authorized", statusFail, []string{"rejected the secret", "bridges[0].secret does not match"}, map[string]string{
+			"ejabberd": "module: ejabberd_service\n    hosts:\n      \"echo.localhost\":\n        password: \"<the value of bridges[0].secret>\"",
+			"prosody":  "Component \"echo.localhost\"\n  component_secret = \"<the value of bridges[0].secret>\"",
+			"openfire": "External Components",
+		}},
+		{"host-unknown", statusFail, []string{"has no component echo.localhost configured"}, map[string]string{
+			"prosody":  `Component "echo.localhost"`,
+			"openfire": "subdomain of the XMPP domain",
+		}},
+		{"conflict", statusWarn, []string{"another component is connected as echo.localhost", "skipped"}, nil},
+		{"invalid-namespace", statusFail, []string{"is not the server's component port"}, map[string]string{
+			"prosody": "component_ports = {",
+		}},
+		{"system-shutdown", statusFail, []string{"stream error system-shutdown", "shutting down"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.cond, func(t *testing.T) {
+			srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+			srv.FailHandshakes(tc.cond, "")
+			cfg, p := doctorConfig(t, srv.Addr(), "")
+			checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 100 * time.Millisecond})
+			c := one(t, checks, "link")
+			if c.Status != tc.status {
+				t.Errorf("status = %s, want %s: %+v", c.Status, tc.status, c)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(c.Message, w) {
+					t.Errorf("message lacks %q: %s", w, c.Message)
+				}
+			}
+			for k, w := range tc.fix {
+				if !strings.Contains(c.Fix[k], w) {
+					t.Errorf("fix[%s] lacks %q:\n%s", k, w, c.Fix[k])
+				}
+			}
+			for _, name := range []string{"privileges", "ping", "upload"} {
+				if len(find(checks, name)) != 0 {
+					t.Errorf("%s checked without a link", name)
+				}
+			}
+			if strings.Contains(report(checks), doctorSecret) {
+				t.Errorf("report prints the secret")
+			}
+			// One attempt only, and the exit status through the CLI.
+			code, out, errs := runCLI("doctor", "-config", p, "-json")
+			want := 1
+			if tc.status == statusWarn {
+				want = 0
+			}
+			if code != want {
+				t.Errorf("exit %d, want %d\n%s%s", code, want, out, errs)
+			}
+			if n := len(srv.Attempts()); n != 2 {
+				t.Errorf("%d connection attempts for two doctor runs, want 2", n)
+			}
+		})
+	}
+}
+
+// fakeGatewayHTTP serves /healthz and /readyz like a running gateway and
+// returns the http.listen YAML naming it.
+func fakeGatewayHTTP(t *testing.T, readyCode int, ready string) string {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz":
+			fmt.Fprintln(w, "ok")
+		case "/readyz":
+			w.WriteHeader(readyCode)
+			fmt.Fprintln(w, ready)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(hs.Close)
+	return "http:\n  listen: " + strings.TrimPrefix(hs.URL, "http://") + "\n"
+}
+
+func TestDoctorBesideRunningGatewayOpensNoLink(t *testing.T) {
+	for _, tc := range []struct {
+		code          int
+		ready, status string
+		want          string
+	}{
+		{http.StatusOK, "ready", statusOK, "reports its link for echo.localhost up"},
+		{http.StatusServiceUnavailable, "link echo.localhost down", statusWarn, "reports its link for echo.localhost down"},
+	} {
+		srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+		cfg, _ := doctorConfig(t, srv.Addr(), fakeGatewayHTTP(t, tc.code, tc.ready))
+		checks := runDoctor(context.Background(), cfg, doctorOptions{})
+		c := one(t, checks, "link")
+		if c.Status != tc.status || !strings.Contains(c.Message, tc.want) || !strings.Contains(c.Message, "-force-link") {
+			t.Errorf("link = %+v", c)
+		}
+		if n := len(srv.Attempts()); n != 0 {
+			t.Errorf("doctor connected %d times beside a running gateway", n)
+		}
+		for _, name := range []string{"privileges", "ping", "upload"} {
+			if len(find(checks, name)) != 0 {
+				t.Errorf("%s checked without a link", name)
+			}
+		}
+	}
+}
+
+func TestDoctorConflictWithRunningGateway(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	srv.FailHandshakes("conflict", "")
+	cfg, _ := doctorConfig(t, srv.Addr(), fakeGatewayHTTP(t, http.StatusOK, "ready"))
+	checks := runDoctor(context.Background(), cfg, doctorOptions{ForceLink: true})
+	c := one(t, checks, "link")
+	if c.Status != statusWarn || !strings.Contains(c.Message, "already connected") || !strings.Contains(c.Message, "left the running gateway alone") {
+		t.Errorf("link = %+v", c)
+	}
+}
+
+func TestDoctorUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg, _ := doctorConfig(t, addr, "")
+	checks := runDoctor(context.Background(), cfg, doctorOptions{})
+	c := one(t, checks, "link")
+	if c.Status != statusFail || !strings.Contains(c.Message, "cannot reach the component listener "+addr) || !strings.Contains(c.Fix["ejabberd"], "ejabberd_service") {
+		t.Errorf("link = %+v", c)
+	}
+}
+
+func TestDoctorAnswersStrayStanzas(t *testing.T) {
+	// ejabberd load-balances between two links of one domain: an IQ meant
+	// for the running gateway may reach doctor. It is answered with a
+	// retryable error and counted.
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	injectAfterHandshake(t, srv, `<iq type='get' id='stray1' from='romeo@localhost/x' to='echo.localhost'><query xmlns='jabber:iq:version'/></iq>`+
+		`<message from='localhost' to='echo.localhost'><privilege xmlns='urn:xmpp:privilege:2'><perm access='roster' type='both'/><perm access='message' type='outgoing'/></privilege></message>`)
+	cfg, _ := doctorConfig(t, srv.Addr(), "")
+	checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 10 * time.Second})
+	reply, err := srv.WaitFor(10*time.Second, func(st *stanza.Element) bool { return st.ID() == "stray1" })
+	if err != nil {
+		t.Fatalf("stray IQ not answered: %v", err)
+	}
+	if reply.Type() != "error" || !strings.Contains(reply.String(), "resource-constraint") || !strings.Contains(reply.String(), "type=\"wait\"") && !strings.Contains(reply.String(), "type='wait'") {
+		t.Errorf("reply = %s", reply)
+	}
+	var warned bool
+	for _, c := range find(checks, "link") {
+		if c.Status == statusWarn && strings.Contains(c.Message, "1 stanza(s) meant for the running gateway") && strings.Contains(c.Fix["ejabberd"], "bare_source") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("no stray-stanza warning:\n%s", report(checks))
+	}
+}
+
+func TestDoctorBoltLockedAndAccounts(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "jg.db")
+	st, err := bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, u := range []string{"romeo@localhost", "juliet@localhost"} {
+		if err := st.PutAccount(ctx, &store.Account{Bridge: "echo.localhost", JID: u, LegacyID: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, _ := doctorConfig(t, srv.Addr(), "store:\n  path: "+path+"\n")
+
+	// Held by a "running gateway": reported as in use, never forced.
+	checks := runDoctor(ctx, cfg, doctorOptions{PrivilegeWait: 50 * time.Millisecond, CheckAccounts: true})
+	if c := one(t, checks, "store"); c.Status != statusOK || !strings.Contains(c.Message, "in use by a running gateway") {
+		t.Errorf("store = %+v", c)
+	}
+	if c := one(t, checks, "accounts"); c.Status != statusOK || !strings.Contains(c.Message, "not counted") {
+		t.Errorf("accounts = %+v", c)
+	}
+	// A locked store means a gateway runs: no link of doctor's own.
+	if c := one(t, checks, "link"); c.Status != statusWarn || !strings.Contains(c.Message, "is locked") {
+		t.Errorf("link = %+v", c)
+	}
+	if n := len(srv.Attempts()); n != 0 {
+		t.Errorf("doctor connected %d times beside a running gateway", n)
+	}
+	st.Close()
+
+	checks = runDoctor(ctx, cfg, doctorOptions{PrivilegeWait: 50 * time.Millisecond, CheckAccounts: true})
+	if c := one(t, checks, "store"); c.Status != statusOK || !strings.Contains(c.Message, "opens") {
+		t.Errorf("store = %+v", c)
+	}
+	if c := one(t, checks, "accounts"); c.Status != statusOK || !strings.Contains(c.Message, "2 registered account(s)") || !strings.Contains(c.Message, "legacy logins not tried") {
+		t.Errorf("accounts = %+v", c)
+	}
+}
+
+func TestDoctorBoltMissingDirectory(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	path := filepath.Join(t.TempDir(), "nope", "jg.db")
+	cfg, _ := doctorConfig(t, srv.Addr(), "store:\n  path: "+path+"\n")
+	checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 50 * time.Millisecond})
+	if c := one(t, checks, "store"); c.Status != statusFail || !strings.Contains(c.Message, "directory") {
+		t.Errorf("store = %+v", c)
+	}
+}
+
+func TestDoctorRedisAOF(t *testing.T) {
+	rs := redistest.StartServer(t)
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	cfg, _ := doctorConfig(t, srv.Addr(), "store:\n  backend: redis\n  redis:\n    url: "+rs.URL()+"\n")
+	ctx := context.Background()
+	checks := runDoctor(ctx, cfg, doctorOptions{PrivilegeWait: 50 * time.Millisecond})
+	st := find(checks, "store")
+	if len(st) != 2 || st[0].Status != statusOK || !strings.Contains(st[0].Message, "PING") ||
+		st[1].Status != statusOK || !strings.Contains(st[1].Message, "append-only file on") {
+		t.Fatalf("store checks = %+v", st)
+	}
+
+	// Turn AOF off: WARN with the redis.conf line.
+	s, aofCleanup := redisClient(t, rs.URL())
+	defer aofCleanup()
+	if err := s.ConfigSet(ctx, "appendonly", "no").Err(); err != nil {
+		t.Fatal(err)
+	}
+	checks = runDoctor(ctx, cfg, doctorOptions{PrivilegeWait: 50 * time.Millisecond})
+	st = find(checks, "store")
+	if len(st) != 2 || st[1].Status != statusWarn || !strings.Contains(st[1].Message, "append-only file off") || !strings.Contains(st[1].Fix["redis"], "appendonly yes") {
+		t.Fatalf("store checks = %+v", st)
+	}
+}
+
+func TestDoctorRedisUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	cfg, _ := doctorConfig(t, srv.Addr(), "store:\n  backend: redis\n  redis:\n    url: redis://"+addr+"/0\n")
+	checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 50 * time.Millisecond, Timeout: 2 * time.Second})
+	if c := one(t, checks, "store"); c.Status != statusFail || !strings.Contains(c.Message, "store.redis.url") {
+		t.Errorf("store = %+v", c)
+	}
+}
+
+func TestDoctorMediaAndWebhooks(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }))
+	defer hs.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	cfg, _ := doctorConfig(t, srv.Addr(), "media:\n  base_url: "+hs.URL+"\n")
+	cfg.Bridges[0].Options = map[string]string{"public_url": dead + "/webhooks/echo.localhost"}
+	checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 50 * time.Millisecond})
+	if c := one(t, checks, "media"); c.Status != statusOK || !strings.Contains(c.Message, "reachable (HTTP 404)") {
+		t.Errorf("media = %+v", c)
+	}
+	if c := one(t, checks, "webhook"); c.Status != statusWarn || !strings.Contains(c.Message, "options.public_url") || !strings.Contains(c.Message, "not reachable") {
+		t.Errorf("webhook = %+v", c)
+	}
+}
+
+func TestDoctorCLI(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	_, p := doctorConfig(t, srv.Addr(), "")
+	code, out, errs := runCLI("doctor", "-config", p, "-json", "-timeout", "5s")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	seen := map[string]bool{}
+	for _, l := range lines {
+		var c check
+		if err := json.Unmarshal([]byte(l), &c); err != nil {
+			t.Fatalf("not one JSON object per line: %q: %v", l, err)
+		}
+		if c.Status != statusOK && c.Status != statusWarn {
+			t.Errorf("check %+v", c)
+		}
+		seen[c.Check] = true
+	}
+	for _, want := range []string{"store", "media", "link", "privileges", "ping", "upload"} {
+		if !seen[want] {
+			t.Errorf("no %s check in %s", want, out)
+		}
+	}
+
+	code, out, _ = runCLI("doctor", "-config", p)
+	if code != 0 || !strings.Contains(out, "[bridge echo.localhost]") || !strings.Contains(out, "FAIL") || !strings.Contains(out, "fix (prosody):") {
+		t.Errorf("text report: exit %d\n%s", code, out)
+	}
+
+	// Configuration errors: the same output and exit status as run.
+	bad := writeConfig(t, strings.Replace(goodConfig, "    secret:", "    secert:", 1))
+	code, _, errs = runCLI("doctor", "-config", bad)
+	_, _, runErrs := runCLI("run", "-config", bad)
+	if code != 2 || errs != runErrs || !strings.Contains(errs, "configuration error") {
+		t.Errorf("config error: exit %d %q (run: %q)", code, errs, runErrs)
+	}
+	if code, _, errs := runCLI("doctor"); code != 2 || !strings.Contains(errs, "-config FILE is required") {
+		t.Errorf("no -config: %d %q", code, errs)
+	}
+}
+
+// redisClient opens a client on url for the test.
+func redisClient(t *testing.T, url string) (goredis.UniversalClient, func()) {
+	t.Helper()
+	s, err := redisstore.Open(context.Background(), url, redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Client(), func() { s.Close() }
+}
