@@ -2,7 +2,8 @@
 # Installs the real peers the integration tests start (component/servertest
 # and friends): Prosody + prosody-modules (mod_privilege), ejabberd, Redis,
 # Kannel with fakesmsc (the SMS adapter's HTTP gateway peer), Dovecot (the
-# email adapter's IMAP peer).
+# email adapter's IMAP peer), and promtool (package prometheus) for the
+# alerting rules in deploy/prometheus.
 #
 # Idempotent and quiet when everything is present. As root, missing Debian
 # packages are installed with apt-get; otherwise the exact command is
@@ -39,6 +40,8 @@ check() {
 	have_cmd bearerbox || [[ -x /usr/sbin/bearerbox ]] || add kannel
 	[[ -x /usr/lib/kannel/test/fakesmsc ]] || add kannel-extras
 	have_cmd doveadm || [[ -x /usr/bin/doveadm ]] || add dovecot-imapd
+	# promtool validates deploy/prometheus/alerts.yaml (deploy tests).
+	have_cmd promtool || add prometheus
 }
 
 check

@@ -190,6 +190,7 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	}
 
 	log.Info("jabbergate starting", "version", bridges.Version, "bridges", len(g.bridges), "store", cfg.Store.Backend)
+	defer g.notifySystemd(ctx)() // sd_notify: READY=1, WATCHDOG=1, STOPPING=1 (sdnotify.go)
 	var wg sync.WaitGroup
 	if ms.Enabled() {
 		wg.Add(1)
