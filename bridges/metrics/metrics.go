@@ -101,7 +101,21 @@ func (b *BridgeMetrics) Stanza(dir component.Direction, kind string) {
 
 // StreamError implements component.Observer.
 func (b *BridgeMetrics) StreamError(condition string) {
+	if !streamConditions[condition] {
+		condition = "other" // the label takes what the server sent: keep it bounded
+	}
 	b.m.streamErrors.WithLabelValues(b.domain, condition).Inc()
+}
+
+// streamConditions are the stream error conditions of RFC 6120 §4.9.3.
+var streamConditions = map[string]bool{
+	"bad-format": true, "bad-namespace-prefix": true, "conflict": true, "connection-timeout": true,
+	"host-gone": true, "host-unknown": true, "improper-addressing": true, "internal-server-error": true,
+	"invalid-from": true, "invalid-namespace": true, "invalid-xml": true, "not-authorized": true,
+	"not-well-formed": true, "policy-violation": true, "remote-connection-failed": true, "reset": true,
+	"resource-constraint": true, "restricted-xml": true, "see-other-host": true, "system-shutdown": true,
+	"undefined-condition": true, "unsupported-encoding": true, "unsupported-feature": true,
+	"unsupported-stanza-type": true, "unsupported-version": true,
 }
 
 // QueueDepth implements bridges.Observer.
