@@ -33,8 +33,16 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+## bench: Go benchmarks (stanza, jidmap, stores, the bridge's message paths on bolt and Redis), then
+## jgbench end to end against real Prosody and ejabberd, gateway vs. the limit component (about 1.5–3 min).
+## Method and figures: docs/performance.md.
+BENCH_FLAGS ?= -n 20000 -msgn 1000 -warm 2000 -window 64 -runs 1
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms ./component/stanza ./component ./bridges/jidmap ./bridges/store/bolt ./bridges/store/redis
+	$(GO) test -run '^$$' -bench 'Inbound|OutboundEcho' -benchmem -benchtime 200x ./bridges
+	$(GO) test -run '^$$' -bench 'Startup' -benchmem -benchtime 1x ./bridges
+	$(GO) build -o bin/jgbench ./cmd/jgbench
+	bin/jgbench -gateway $(BIN) $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin .demo

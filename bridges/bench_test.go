@@ -1,0 +1,570 @@
+package bridges_test
+
+// Benchmarks of the bridge's message paths, end to end inside the process:
+// a bridges.Bridge with the echo network, a real store (bolt on disk, or a
+// real redis-server from redistest) and a minimal in-process XEP-0114 peer
+// (benchPeer) on loopback TCP that answers pings (the barrier) and counts
+// the messages the component writes. The peer does no XML parsing: a byte
+// splitter finds stanza boundaries, so its cost per stanza is small (it is
+// nevertheless included in ns/op and allocs/op, as is the whole TCP round
+// trip of the barrier).
+//
+// Completion is observed through bridges.Options.Observer: Delivered("in",
+// true) is reported after the barrier confirmed the written stanza and the
+// inbox entry was acknowledged — the full durable path.
+//
+// Custom metrics: store-reads/op and store-writes/op count calls on the
+// store.Store interface (each one is at least one bolt transaction or one
+// Redis round trip; a bolt write is one fsync).
+//
+// Benchmarks are not tests: nothing here asserts a time.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/bridges"
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	"github.com/jabbergate/jabbergate/bridges/store/redis"
+	"github.com/jabbergate/jabbergate/bridges/store/redistest"
+	"github.com/jabbergate/jabbergate/bridges/vault"
+	"github.com/jabbergate/jabbergate/component"
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/echo"
+)
+
+const benchUser = "bench@localhost"
+
+// benchCountingStore wraps a store.Store and counts the calls.
+type benchCountingStore struct {
+	store.Store
+	reads, writes atomic.Int64
+	mu            sync.Mutex
+	calls         map[string]int64 // per method
+}
+
+func (c *benchCountingStore) r(name string) { c.reads.Add(1); c.count(name) }
+func (c *benchCountingStore) w(name string) { c.writes.Add(1); c.count(name) }
+
+func (c *benchCountingStore) count(name string) {
+	c.mu.Lock()
+	if c.calls == nil {
+		c.calls = map[string]int64{}
+	}
+	c.calls[name]++
+	c.mu.Unlock()
+}
+
+func (c *benchCountingStore) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.calls)
+}
+
+func (c *benchCountingStore) PutAccount(ctx context.Context, a *store.Account) error {
+	c.w("PutAccount")
+	return c.Store.PutAccount(ctx, a)
+}
+func (c *benchCountingStore) GetAccount(ctx context.Context, bridge, jid string) (*store.Account, error) {
+	c.r("GetAccount")
+	return c.Store.GetAccount(ctx, bridge, jid)
+}
+func (c *benchCountingStore) DeleteAccount(ctx context.Context, bridge, jid string) error {
+	c.w("DeleteAccount")
+	return c.Store.DeleteAccount(ctx, bridge, jid)
+}
+func (c *benchCountingStore) ListAccounts(ctx context.Context, bridge string) ([]*store.Account, error) {
+	c.r("ListAccounts")
+	return c.Store.ListAccounts(ctx, bridge)
+}
+func (c *benchCountingStore) PutContact(ctx context.Context, bridge, jid string, ct *store.Contact) error {
+	c.w("PutContact")
+	return c.Store.PutContact(ctx, bridge, jid, ct)
+}
+func (c *benchCountingStore) GetContact(ctx context.Context, bridge, jid, lp string) (*store.Contact, error) {
+	c.r("GetContact")
+	return c.Store.GetContact(ctx, bridge, jid, lp)
+}
+func (c *benchCountingStore) ListContacts(ctx context.Context, bridge, jid string) ([]*store.Contact, error) {
+	c.r("ListContacts")
+	return c.Store.ListContacts(ctx, bridge, jid)
+}
+func (c *benchCountingStore) DeleteContact(ctx context.Context, bridge, jid, lp string) error {
+	c.w("DeleteContact")
+	return c.Store.DeleteContact(ctx, bridge, jid, lp)
+}
+func (c *benchCountingStore) Append(ctx context.Context, q store.Queue, p ...[]byte) ([]string, error) {
+	c.w("Append")
+	return c.Store.Append(ctx, q, p...)
+}
+func (c *benchCountingStore) Read(ctx context.Context, q store.Queue, after string, limit int) ([]store.Entry, error) {
+	c.r("Read")
+	return c.Store.Read(ctx, q, after, limit)
+}
+func (c *benchCountingStore) Ack(ctx context.Context, q store.Queue, ids ...string) error {
+	c.w("Ack")
+	return c.Store.Ack(ctx, q, ids...)
+}
+func (c *benchCountingStore) Len(ctx context.Context, q store.Queue) (int, error) {
+	c.r("Len")
+	return c.Store.Len(ctx, q)
+}
+func (c *benchCountingStore) Queues(ctx context.Context, bridge string, kind store.QueueKind) ([]store.Queue, error) {
+	c.r("Queues")
+	return c.Store.Queues(ctx, bridge, kind)
+}
+func (c *benchCountingStore) PutMapping(ctx context.Context, bridge, jid, ns, key, value string, ttl time.Duration) error {
+	c.w("PutMapping")
+	return c.Store.PutMapping(ctx, bridge, jid, ns, key, value, ttl)
+}
+func (c *benchCountingStore) GetMapping(ctx context.Context, bridge, jid, ns, key string) (string, error) {
+	c.r("GetMapping")
+	return c.Store.GetMapping(ctx, bridge, jid, ns, key)
+}
+func (c *benchCountingStore) MarkSeen(ctx context.Context, bridge, jid, key string, ttl time.Duration) (bool, error) {
+	c.w("MarkSeen")
+	return c.Store.MarkSeen(ctx, bridge, jid, key, ttl)
+}
+
+// benchObs counts inbound deliveries (after barrier and ack).
+type benchObs struct {
+	in   atomic.Int64
+	kick chan struct{}
+}
+
+func (o *benchObs) QueueDepth(store.QueueKind, int) {}
+func (o *benchObs) Sessions(int)                    {}
+func (o *benchObs) Delivered(dir string, ok bool) {
+	if dir == "in" && ok {
+		o.in.Add(1)
+		select {
+		case o.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitIn waits until n inbound deliveries have been counted.
+func (o *benchObs) waitIn(b *testing.B, n int64) {
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for o.in.Load() < n {
+		select {
+		case <-o.kick:
+		case <-deadline.C:
+			b.Fatalf("only %d of %d deliveries within 30 s", o.in.Load(), n)
+		}
+	}
+}
+
+// benchCapturingNet is the echo network, remembering the sink of the session
+// it opens so the benchmark can emit legacy events directly.
+type benchCapturingNet struct {
+	*echo.Network
+	mu   sync.Mutex
+	sink legacy.Sink
+	got  chan struct{}
+}
+
+func (n *benchCapturingNet) Open(ctx context.Context, acct legacy.Account, sink legacy.Sink) (legacy.Session, error) {
+	n.mu.Lock()
+	n.sink = sink
+	n.mu.Unlock()
+	select {
+	case n.got <- struct{}{}:
+	default:
+	}
+	return n.Network.Open(ctx, acct, sink)
+}
+
+// benchPeer is a minimal XEP-0114 server side for one component: it
+// accepts the stream without checking the secret, answers every iq get/set
+// with an empty result and counts messages.
+type benchPeer struct {
+	ln   net.Listener
+	up   chan struct{}
+	wmu  sync.Mutex
+	w    *bufio.Writer
+	nc   net.Conn
+	msgs atomic.Int64
+}
+
+func newBenchPeer(b *testing.B) *benchPeer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &benchPeer{ln: ln, up: make(chan struct{})}
+	go p.accept()
+	b.Cleanup(func() {
+		ln.Close()
+		p.wmu.Lock()
+		if p.nc != nil {
+			p.nc.Close()
+		}
+		p.wmu.Unlock()
+	})
+	return p
+}
+
+func (p *benchPeer) accept() {
+	nc, err := p.ln.Accept()
+	if err != nil {
+		return
+	}
+	p.wmu.Lock()
+	p.nc = nc
+	p.w = bufio.NewWriterSize(nc, 64<<10)
+	p.wmu.Unlock()
+	r := bufio.NewReaderSize(nc, 64<<10)
+	// Stream header: read up to the '>' closing <stream:stream ...>.
+	var hdr []byte
+	for !bytes.Contains(hdr, []byte("stream:stream")) || hdr[len(hdr)-1] != '>' {
+		c, err := r.ReadByte()
+		if err != nil {
+			return
+		}
+		hdr = append(hdr, c)
+	}
+	p.write([]byte("<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' from='echo.localhost' id='bench1'>"))
+	var buf []byte
+	if buf, err = benchSplitStanza(r, buf[:0]); err != nil { // <handshake>
+		return
+	}
+	p.write([]byte("<handshake/>"))
+	close(p.up)
+	var out []byte
+	for {
+		if buf, err = benchSplitStanza(r, buf[:0]); err != nil {
+			return
+		}
+		switch {
+		case bytes.HasPrefix(buf, []byte("<iq")):
+			t := benchAttr(buf, "type")
+			if t != "get" && t != "set" {
+				continue
+			}
+			out = append(out[:0], "<iq type='result' id='"...)
+			out = append(out, benchAttr(buf, "id")...)
+			out = append(out, "' from='"...)
+			out = append(out, benchAttr(buf, "to")...)
+			out = append(out, "' to='"...)
+			out = append(out, benchAttr(buf, "from")...)
+			out = append(out, "'/>"...)
+			p.writeBuffered(out, r.Buffered() == 0)
+		case bytes.HasPrefix(buf, []byte("<message")):
+			p.msgs.Add(1)
+		}
+	}
+}
+
+func (p *benchPeer) write(b []byte) { p.writeBuffered(b, true) }
+
+func (p *benchPeer) writeBuffered(b []byte, flush bool) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.w.Write(b)
+	if flush {
+		p.w.Flush()
+	}
+}
+
+// benchSplitStanza reads one top-level element (or the stream's first element)
+// from r into buf. It tracks only tag nesting and quoted attribute values.
+func benchSplitStanza(r *bufio.Reader, buf []byte) ([]byte, error) {
+	depth := 0
+	for {
+		c, err := r.ReadByte()
+		if err != nil {
+			return buf, err
+		}
+		if c != '<' {
+			if depth > 0 {
+				buf = append(buf, c)
+			}
+			continue
+		}
+		buf = append(buf, c)
+		start := len(buf) - 1
+		var quote byte
+		for {
+			c, err = r.ReadByte()
+			if err != nil {
+				return buf, err
+			}
+			buf = append(buf, c)
+			if quote != 0 {
+				if c == quote {
+					quote = 0
+				}
+				continue
+			}
+			if c == '\'' || c == '"' {
+				quote = c
+				continue
+			}
+			if c == '>' {
+				break
+			}
+		}
+		tag := buf[start:]
+		switch {
+		case len(tag) > 1 && (tag[1] == '?' || tag[1] == '!'):
+			if depth == 0 {
+				buf = buf[:start]
+			}
+		case len(tag) > 1 && tag[1] == '/':
+			depth--
+			if depth <= 0 {
+				return buf, nil
+			}
+		case tag[len(tag)-2] == '/':
+			if depth == 0 {
+				return buf, nil
+			}
+		default:
+			depth++
+		}
+	}
+}
+
+// attr returns the value of attribute name in the first tag of el.
+func benchAttr(el []byte, name string) string {
+	end := bytes.IndexByte(el, '>')
+	if end < 0 {
+		end = len(el)
+	}
+	tag := el[:end]
+	for i := 0; ; {
+		j := bytes.Index(tag[i:], []byte(" "+name+"="))
+		if j < 0 {
+			return ""
+		}
+		k := i + j + len(name) + 2
+		if k >= len(tag) {
+			return ""
+		}
+		q := tag[k]
+		v := bytes.IndexByte(tag[k+1:], q)
+		if v < 0 {
+			return ""
+		}
+		return string(tag[k+1 : k+1+v])
+	}
+}
+
+// benchBridge is a running bridge with one registered user.
+type benchBridge struct {
+	peer *benchPeer
+	st   *benchCountingStore
+	obs  *benchObs
+	net  *benchCapturingNet
+	sink legacy.Sink
+}
+
+func openBenchStore(b *testing.B, kind string) store.Store {
+	switch kind {
+	case "bolt":
+		st, err := bolt.Open(filepath.Join(b.TempDir(), "jg.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st
+	case "redis":
+		url := redistest.Start(b)
+		st, err := redis.Open(context.Background(), url, redis.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st
+	}
+	b.Fatalf("unknown store %q", kind)
+	return nil
+}
+
+func newBenchBridge(b *testing.B, kind string) *benchBridge {
+	b.Helper()
+	raw := openBenchStore(b, kind)
+	ctx := context.Background()
+	if err := raw.PutAccount(ctx, &store.Account{Bridge: domain, JID: benchUser, LegacyID: "bench",
+		Fields: map[string]string{}, Created: time.Now().UTC(), Subscription: "both"}); err != nil {
+		b.Fatal(err)
+	}
+	en, _ := echo.New(nil)
+	bb := &benchBridge{
+		peer: newBenchPeer(b),
+		st:   &benchCountingStore{Store: raw},
+		obs:  &benchObs{kick: make(chan struct{}, 1)},
+		net:  &benchCapturingNet{Network: en, got: make(chan struct{}, 1)},
+	}
+	v, _ := vault.New(map[int][]byte{1: bytes.Repeat([]byte{7}, 32)})
+	br, err := bridges.New(bridges.Options{
+		Domain:         domain,
+		Network:        bb.net,
+		Store:          bb.st,
+		Vault:          v,
+		AllowedDomains: []string{"localhost"},
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Observer:       bb.obs,
+		Link: component.Config{
+			Addr: bb.peer.ln.Addr().String(), Secret: "s3cret",
+			MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- br.Run(rctx) }()
+	b.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			b.Errorf("bridge did not stop")
+		}
+		raw.Close()
+	})
+	select {
+	case <-bb.peer.up:
+	case <-time.After(10 * time.Second):
+		b.Fatal("no component connection")
+	}
+	select {
+	case <-bb.net.got:
+	case <-time.After(10 * time.Second):
+		b.Fatal("user session not opened")
+	}
+	bb.net.mu.Lock()
+	bb.sink = bb.net.sink
+	bb.net.mu.Unlock()
+	return bb
+}
+
+// emitIn hands an incoming legacy message to the bridge (returns once it
+// is durable in the inbox).
+func (bb *benchBridge) emitIn(b *testing.B, i int) {
+	err := bb.sink.Emit(context.Background(), legacy.Incoming{ID: legacy.MessageID("m" + strconv.Itoa(i)), Chat: "hello", Text: "hello there"})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// sendOut writes a message from the user to an echo contact, as the server
+// would route it to the component.
+func (bb *benchBridge) sendOut(i int, flush bool) {
+	bb.peer.writeBuffered(fmt.Appendf(nil, "<message xmlns='jabber:component:accept' type='chat' id='o%d' from='%s/r' to='hello@%s'><body>hello there</body></message>", i, benchUser, domain), flush)
+}
+
+func (bb *benchBridge) report(b *testing.B, r0, w0 int64, calls0 map[string]int64) {
+	n := float64(b.N)
+	var per []string
+	for name, v := range bb.st.snapshot() {
+		if d := v - calls0[name]; d > 0 {
+			per = append(per, fmt.Sprintf("%s=%.2f", name, float64(d)/n))
+		}
+	}
+	slices.Sort(per)
+	b.Logf("store calls per message: %s", strings.Join(per, " "))
+	b.ReportMetric(float64(bb.st.reads.Load()-r0)/n, "store-reads/op")
+	b.ReportMetric(float64(bb.st.writes.Load()-w0)/n, "store-writes/op")
+}
+
+// warm sends a few messages both ways so one-time work (contact
+// introduction, caches) is out of the measurement.
+func (bb *benchBridge) warm(b *testing.B) int64 {
+	for i := range 5 {
+		bb.emitIn(b, -1-i)
+		bb.sendOut(-1-i, true)
+	}
+	bb.obs.waitIn(b, 10)
+	time.Sleep(50 * time.Millisecond) // let trailing introductions settle
+	return bb.obs.in.Load()
+}
+
+var benchStores = []string{"bolt", "redis"}
+
+// BenchmarkInbound: legacy Emit → inbox → stanza written → barrier →
+// delivered mark and ack. Serial: one message at a time (latency of the
+// whole durable path). Pipelined: b.N emits back to back, then wait for
+// all (the drainer batches what has accumulated).
+func BenchmarkInbound(b *testing.B) {
+	for _, kind := range benchStores {
+		b.Run(kind+"/serial", func(b *testing.B) {
+			bb := newBenchBridge(b, kind)
+			base := bb.warm(b)
+			r0, w0, c0 := bb.st.reads.Load(), bb.st.writes.Load(), bb.st.snapshot()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				bb.emitIn(b, i)
+				bb.obs.waitIn(b, base+int64(i)+1)
+			}
+			b.StopTimer()
+			bb.report(b, r0, w0, c0)
+		})
+		b.Run(kind+"/pipelined", func(b *testing.B) {
+			bb := newBenchBridge(b, kind)
+			base := bb.warm(b)
+			r0, w0, c0 := bb.st.reads.Load(), bb.st.writes.Load(), bb.st.snapshot()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				bb.emitIn(b, i)
+			}
+			bb.obs.waitIn(b, base+int64(b.N))
+			b.StopTimer()
+			bb.report(b, r0, w0, c0)
+		})
+	}
+}
+
+// BenchmarkOutboundEcho: message stanza read from the link → outbox →
+// echo Send → echo emitted into the inbox → echo stanza written →
+// barrier → delivered. Serial and pipelined as in BenchmarkInbound.
+func BenchmarkOutboundEcho(b *testing.B) {
+	for _, kind := range benchStores {
+		b.Run(kind+"/serial", func(b *testing.B) {
+			bb := newBenchBridge(b, kind)
+			base := bb.warm(b)
+			r0, w0, c0 := bb.st.reads.Load(), bb.st.writes.Load(), bb.st.snapshot()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				bb.sendOut(i, true)
+				bb.obs.waitIn(b, base+int64(i)+1)
+			}
+			b.StopTimer()
+			bb.report(b, r0, w0, c0)
+		})
+		b.Run(kind+"/pipelined", func(b *testing.B) {
+			bb := newBenchBridge(b, kind)
+			base := bb.warm(b)
+			r0, w0, c0 := bb.st.reads.Load(), bb.st.writes.Load(), bb.st.snapshot()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				bb.sendOut(i, i%64 == 63 || i == b.N-1)
+			}
+			bb.obs.waitIn(b, base+int64(b.N))
+			b.StopTimer()
+			bb.report(b, r0, w0, c0)
+		})
+	}
+}

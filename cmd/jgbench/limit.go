@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+)
+
+// runLimit is `jgbench limit`: the minimal component that bounds what any
+// component can do on this server. iq get/set → empty result (disco#info →
+// one identity), message → the same body back to the sender; replies are
+// flushed when no input is buffered.
+func runLimit(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("limit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "", "server component listener host:port")
+	domain := fs.String("domain", "limit.localhost", "component domain")
+	secret := fs.String("secret", "", "component secret")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := dialComponent(*addr, *domain, *secret)
+	if err != nil {
+		fmt.Fprintf(stderr, "jgbench limit: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stderr, "jgbench limit: connected")
+	var buf, out []byte
+	for {
+		if buf, err = splitStanza(c.r, buf[:0]); err != nil {
+			return 0
+		}
+		out = out[:0]
+		switch {
+		case bytes.HasPrefix(buf, []byte("<iq")):
+			t := attr(buf, "type")
+			if t != "get" && t != "set" {
+				continue
+			}
+			out = append(out, "<iq type='result' id='"...)
+			out = append(out, attr(buf, "id")...)
+			out = append(out, "' from='"...)
+			out = append(out, attr(buf, "to")...)
+			out = append(out, "' to='"...)
+			out = append(out, attr(buf, "from")...)
+			if bytes.Contains(buf, []byte("disco#info")) {
+				out = append(out, "'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='gateway' type='xmpp' name='limit'/></query></iq>"...)
+			} else {
+				out = append(out, "'/>"...)
+			}
+		case bytes.HasPrefix(buf, []byte("<message")):
+			out = append(out, "<message type='chat' from='"...)
+			out = append(out, attr(buf, "to")...)
+			out = append(out, "' to='"...)
+			out = append(out, attr(buf, "from")...)
+			out = append(out, "'><body>"...)
+			out = append(out, body(buf)...)
+			out = append(out, "</body></message>"...)
+		default:
+			continue
+		}
+		if err := c.write(out, c.r.Buffered() == 0); err != nil {
+			return 0
+		}
+	}
+}

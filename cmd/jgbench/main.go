@@ -1,0 +1,341 @@
+// Command jgbench is Jabbergate's end-to-end load tool.
+//
+// For each XMPP server kind it starts a private Prosody or ejabberd on
+// loopback (component/servertest), the jabbergate binary with the echo
+// network (bolt store) as echo.localhost, and its own "limit" component
+// (a child process: `jgbench limit`) as limit.localhost. It then connects
+// as a third component, load.localhost, and drives, with at most -window
+// requests outstanding:
+//
+//   - ping:    iq ping round trips to the component domain,
+//   - disco:   disco#info round trips to the component domain,
+//   - message: messages to contacts c<k>@domain and their echoes back
+//     (through the gateway: outbox, echo network, inbox, barrier).
+//
+// Each (server, kind, run) measures the limit component and the gateway
+// side by side and prints one JSON line per measurement; the gateway's line
+// carries its ratio to the limit measured in the same run.
+//
+// Usage:
+//
+//	jgbench [-servers prosody,ejabberd] [-kinds ping,disco,message]
+//	        [-n 20000] [-msgn 2000] [-warm 2000] [-window 64] [-runs 1]
+//	        [-users 8] [-gateway bin/jabbergate]
+//	jgbench limit -addr HOST:PORT -domain D -secret S
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jabbergate/jabbergate/component/servertest"
+)
+
+const (
+	gwDomain    = "echo.localhost"
+	limitDomain = "limit.localhost"
+	loadDomain  = "load.localhost"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "limit" {
+		os.Exit(runLimit(os.Args[2:], os.Stderr))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type config struct {
+	servers, kinds        []string
+	n, msgN, warm, window int
+	runs, users, contacts int
+	gateway               string
+	timeout               time.Duration
+	keep                  bool
+}
+
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	fs := flag.NewFlagSet("jgbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	servers := fs.String("servers", "prosody,ejabberd", "server kinds to start")
+	kinds := fs.String("kinds", "ping,disco,message", "load kinds")
+	var c config
+	fs.IntVar(&c.n, "n", 20000, "measured iq round trips per run")
+	fs.IntVar(&c.msgN, "msgn", 2000, "measured echo messages per run")
+	fs.IntVar(&c.warm, "warm", 2000, "warm-up requests before each measurement")
+	fs.IntVar(&c.window, "window", 64, "outstanding requests")
+	fs.IntVar(&c.runs, "runs", 1, "runs per (server, kind)")
+	fs.IntVar(&c.users, "users", 8, "distinct senders (registered with the gateway)")
+	fs.IntVar(&c.contacts, "contacts", 8, "distinct echo contacts for messages")
+	fs.StringVar(&c.gateway, "gateway", "bin/jabbergate", "jabbergate binary")
+	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "bound of one measurement")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c.servers = strings.Split(*servers, ",")
+	c.kinds = strings.Split(*kinds, ",")
+	gw, err := filepath.Abs(c.gateway)
+	if err == nil {
+		_, err = os.Stat(gw)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "jgbench: gateway binary: %v (run `make build`)\n", err)
+		return 2
+	}
+	c.gateway = gw
+	t := newShim(stderr)
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(shimFatal); !ok {
+				t.cleanup()
+				panic(r)
+			}
+			code = 1
+		}
+		t.cleanup()
+	}()
+	for _, kind := range c.servers {
+		benchServer(t, &c, kind, stdout, stderr)
+	}
+	return 0
+}
+
+func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
+	secret := randomSecret()
+	srv := servertest.Start(t, kind, servertest.Options{Components: map[string]string{
+		gwDomain: secret, limitDomain: secret, loadDomain: secret,
+	}})
+	serverPIDs := pidsMentioning(srv.Dir)
+	fmt.Fprintf(stderr, "jgbench: %s up (component %s, pids %v)\n", kind, srv.ComponentAddr, serverPIDs)
+
+	dir := t.TempDir()
+	fmt.Fprintf(stderr, "jgbench: gateway and limit logs in %s (removed at exit)\n", dir)
+	gwPID := startGateway(t, c, srv.ComponentAddr, secret, dir)
+	limitPID := startLimit(t, srv.ComponentAddr, secret, dir)
+
+	conn, err := dialComponent(srv.ComponentAddr, loadDomain, secret)
+	if err != nil {
+		t.Fatalf("jgbench: load component: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	var from []string
+	for i := range c.users {
+		from = append(from, fmt.Sprintf("u%d@%s/jgbench", i, loadDomain))
+	}
+	l := newLoader(conn, from)
+	seq := 0
+	waitReady(t, l, gwDomain, &seq)
+	waitReady(t, l, limitDomain, &seq)
+	register(t, l, from, &seq)
+
+	for _, k := range c.kinds {
+		n := c.n
+		if k == "message" {
+			n = c.msgN
+		}
+		for r := 0; r < c.runs; r++ {
+			var limitOps float64
+			for _, target := range []struct {
+				name, domain string
+				pid          int
+			}{{"limit", limitDomain, limitPID}, {"gateway", gwDomain, gwPID}} {
+				n, warm := n, c.warm
+				if target.name == "limit" {
+					n = c.n // the limit is fast: always measure a long run
+				} else if k == "message" {
+					warm = min(c.warm, n/4+1)
+				}
+				l.run(k, target.domain, seq, warm, c.window, c.contacts, c.timeout)
+				seq += warm
+				pids := append([]int{target.pid}, serverPIDs...)
+				before := sampleCPU(pids)
+				res := l.run(k, target.domain, seq, n, c.window, c.contacts, c.timeout)
+				seq += n
+				after := sampleCPU(pids)
+				line := report(kind, target.name, k, c.window, n, r, res, before, after, target.pid, serverPIDs)
+				if target.name == "limit" {
+					limitOps = line.OpsPerS
+				} else if limitOps > 0 {
+					line.RatioToLimit = round(line.OpsPerS/limitOps, 3)
+				}
+				b, _ := json.Marshal(line)
+				fmt.Fprintln(stdout, string(b))
+			}
+		}
+	}
+}
+
+// result is one JSON line.
+type result struct {
+	Server       string  `json:"server"`
+	Component    string  `json:"component"`
+	Kind         string  `json:"kind"`
+	Window       int     `json:"window"`
+	N            int     `json:"n"`
+	Run          int     `json:"run"`
+	Done         int     `json:"done"`
+	Errors       int     `json:"errors,omitempty"`
+	TimedOut     bool    `json:"timed_out,omitempty"`
+	OpsPerS      float64 `json:"ops_per_s"`
+	P50us        float64 `json:"p50_us"`
+	P99us        float64 `json:"p99_us"`
+	P999us       float64 `json:"p999_us"`
+	CompCPUs     float64 `json:"component_cpu_s"`
+	CompCPUusOp  float64 `json:"component_cpu_us_per_op"`
+	CompRSSKiB   int     `json:"component_peak_rss_kib"`
+	ServerCPUs   float64 `json:"server_cpu_s"`
+	ServerRSSKiB int     `json:"server_peak_rss_kib"`
+	HostIdlePct  float64 `json:"host_idle_pct"`
+	RatioToLimit float64 `json:"ratio_to_limit,omitempty"`
+	ElapsedS     float64 `json:"elapsed_s"`
+}
+
+func report(server, comp, kind string, window, n, run int, r loadResult, before, after cpuSample, compPID int, serverPIDs []int) result {
+	el := r.Elapsed.Seconds()
+	compCPU := after.proc[compPID] - before.proc[compPID]
+	var srvCPU float64
+	for _, p := range serverPIDs {
+		srvCPU += after.proc[p] - before.proc[p]
+	}
+	res := result{Server: server, Component: comp, Kind: kind, Window: window, N: n, Run: run, Done: r.Done,
+		Errors: r.Errors, TimedOut: r.TimedOut, ElapsedS: round(el, 3),
+		P50us: r.pct(0.5), P99us: r.pct(0.99), P999us: r.pct(0.999),
+		CompCPUs: round(compCPU, 3), ServerCPUs: round(srvCPU, 3),
+		CompRSSKiB: peakRSS(compPID)}
+	if el > 0 {
+		res.OpsPerS = round(float64(r.Done)/el, 1)
+	}
+	if r.Done > 0 {
+		res.CompCPUusOp = round(compCPU*1e6/float64(r.Done), 2)
+	}
+	for _, p := range serverPIDs {
+		res.ServerRSSKiB += peakRSS(p)
+	}
+	if tot := after.hostTotal - before.hostTotal; tot > 0 {
+		res.HostIdlePct = round(100*(after.hostIdle-before.hostIdle)/tot, 1)
+	}
+	return res
+}
+
+// waitReady pings domain until it answers with a result (the component is
+// connected and routed), for at most 30 s.
+func waitReady(t *shim, l *loader, domain string, seq *int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		r := l.run("ping", domain, *seq, 1, 1, 1, 2*time.Second)
+		*seq++
+		if r.Done == 1 && r.Errors == 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("jgbench: %s does not answer pings", domain)
+}
+
+// register registers every sender with the gateway (the echo network takes
+// an empty form).
+func register(t *shim, l *loader, from []string, seq *int) {
+	done := make(chan string, len(from))
+	l.other = func(el []byte) {
+		if strings.HasPrefix(attr(el, "id"), "reg") {
+			done <- attr(el, "type")
+		}
+	}
+	defer func() { l.other = nil }()
+	for i, f := range from {
+		l.c.write(fmt.Appendf(nil, "<iq type='set' id='reg%d' from='%s' to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>", i, f, gwDomain), true)
+	}
+	for range from {
+		select {
+		case typ := <-done:
+			if typ != "result" {
+				t.Fatalf("jgbench: registration with the gateway: %s", typ)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("jgbench: registration with the gateway timed out")
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // let the sessions open
+}
+
+func startGateway(t *shim, c *config, compAddr, secret, dir string) int {
+	secretFile := filepath.Join(dir, "secret")
+	os.WriteFile(secretFile, []byte(secret+"\n"), 0o600)
+	cfg := filepath.Join(dir, "jabbergate.yaml")
+	yaml := fmt.Sprintf(`xmpp:
+  server: %s
+bridges:
+  - network: echo
+    domain: %s
+    secret_file: %s
+store:
+  backend: bolt
+  path: %s
+http:
+  listen: 127.0.0.1:%d
+access:
+  allowed_domains: [%s]
+log:
+  level: warn
+  format: text
+`, compAddr, gwDomain, secretFile, filepath.Join(dir, "jabbergate.db"), freePort(t), loadDomain)
+	os.WriteFile(cfg, []byte(yaml), 0o600)
+	return startChild(t, dir, "gateway", c.gateway, "run", "-config", cfg)
+}
+
+func startLimit(t *shim, compAddr, secret, dir string) int {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatalf("jgbench: %v", err)
+	}
+	return startChild(t, dir, "limit", self, "limit", "-addr", compAddr, "-domain", limitDomain, "-secret", secret)
+}
+
+func startChild(t *shim, dir, name, bin string, args ...string) int {
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		t.Fatalf("jgbench: %v", err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("jgbench: start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+	})
+	return cmd.Process.Pid
+}
+
+func freePort(t *shim) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("jgbench: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func round(x float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	return float64(int64(x*p+0.5)) / p
+}
