@@ -477,6 +477,11 @@ func TestDoctorCLI(t *testing.T) {
 		}
 	}
 
+	// The first run's link must be gone before the second connects, or the
+	// server (like Prosody) answers conflict.
+	if err := srv.WaitDisconnected(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	code, out, _ = runCLI("doctor", "-config", p)
 	if code != 0 || !strings.Contains(out, "[bridge echo.localhost]") || !strings.Contains(out, "FAIL") || !strings.Contains(out, "fix (prosody):") {
 		t.Errorf("text report: exit %d\n%s", code, out)
