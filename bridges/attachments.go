@@ -101,18 +101,7 @@ func (b *Bridge) sendEntry(ctx context.Context, u *user, sess legacy.Session, e 
 		}
 		*file = a
 	}
-	m := &legacy.Message{Chat: legacy.ChatID(e.Chat), Text: e.Text, Subject: e.Subject, Thread: e.Thread, Key: e.Key,
-		Attachments: []legacy.Attachment{**file}}
-	if e.Target != "" {
-		id, err := b.resolveTarget(ctx, u, e.Target, true)
-		if err != nil {
-			return "", err
-		}
-		if id != "" && b.info.Caps.Replies {
-			m.ReplyTo = id
-		}
-	}
-	return sess.Send(ctx, m)
+	return b.sendOut(ctx, u, sess, e, **file)
 }
 
 // fileLimit is the largest file the network takes through this gateway.

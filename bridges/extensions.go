@@ -265,14 +265,15 @@ func notImplemented(b *Bridge, what string) *stanza.Error {
 		Text: b.info.DisplayName + " does not support " + what}
 }
 
-// sendOut makes the adapter call an outbox entry stands for. A
-// *stanza.Error result is a refusal by the gateway itself (unknown id,
-// missing capability); other errors come from the adapter or the store.
-func (b *Bridge) sendOut(ctx context.Context, u *user, sess legacy.Session, e *outboxEntry) (legacy.MessageID, error) {
+// sendOut makes the adapter call an outbox entry stands for; atts are the
+// files of a message entry, already fetched. A *stanza.Error result is a
+// refusal by the gateway itself (unknown id, missing capability); other
+// errors come from the adapter or the store.
+func (b *Bridge) sendOut(ctx context.Context, u *user, sess legacy.Session, e *outboxEntry, atts ...legacy.Attachment) (legacy.MessageID, error) {
 	chat := legacy.ChatID(e.Chat)
 	switch e.Kind {
 	case "":
-		m := &legacy.Message{Chat: chat, Text: e.Text, Subject: e.Subject, Thread: e.Thread, Key: e.Key}
+		m := &legacy.Message{Chat: chat, Text: e.Text, Subject: e.Subject, Thread: e.Thread, Key: e.Key, Attachments: atts}
 		if e.Target != "" {
 			id, err := b.resolveTarget(ctx, u, e.Target, true)
 			if err != nil {

@@ -141,12 +141,8 @@ func doctorCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "jabbergate doctor: -config FILE is required")
 		return 2
 	}
-	cfg, err := config.Load(*path)
-	if err == nil {
-		err = checkNetworks(*path, cfg)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "jabbergate: configuration error:\n%v\n", err)
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
 		return 2
 	}
 	checks := runDoctor(context.Background(), cfg, doctorOptions{Timeout: *timeout, CheckAccounts: *accounts, ForceLink: *force})

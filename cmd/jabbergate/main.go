@@ -87,12 +87,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jabbergate %s: -config FILE is required\n", cmd)
 		return 2
 	}
-	cfg, err := config.Load(*path)
-	if err == nil {
-		err = checkNetworks(*path, cfg)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "jabbergate: configuration error:\n%v\n", err)
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
 		return 2
 	}
 	if cmd == "check-config" {
@@ -120,6 +116,20 @@ type configError struct{ err error }
 
 func (e *configError) Error() string { return e.err.Error() }
 func (e *configError) Unwrap() error { return e.err }
+
+// loadConfig loads and checks the config file the way every command does,
+// printing any error to stderr; ok is false on a configuration error.
+func loadConfig(path string, stderr io.Writer) (cfg *config.Config, ok bool) {
+	cfg, err := config.Load(path)
+	if err == nil {
+		err = checkNetworks(path, cfg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "jabbergate: configuration error:\n%v\n", err)
+		return nil, false
+	}
+	return cfg, true
+}
 
 // checkNetworks builds each bridge's network once, so unknown networks and
 // bad adapter options are reported as configuration errors.
