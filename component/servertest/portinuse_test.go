@@ -38,6 +38,21 @@ func TestPortInUseDetected(t *testing.T) {
 				t.Fatalf("launch with a taken c2s port: %v, want errPortInUse\n%s", err, s.logTail())
 			}
 			t.Logf("detected: %v", err)
+
+			// The failed attempt's "eaddrinuse" stays in the appended
+			// console log; the retry on free ports must not trip over it.
+			ports, err = freePorts(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.C2SAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+			s.ComponentAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
+			s.mu.Lock()
+			err = s.launch()
+			s.mu.Unlock()
+			if err != nil {
+				t.Fatalf("retry on free ports after a port clash: %v\n%s", err, s.logTail())
+			}
 		})
 	}
 }

@@ -202,6 +202,42 @@ func (s *Server) JID(user string) string {
 	return user + "@" + s.Domain
 }
 
+// logMark records how long each log file is, so that a launch looks only at
+// what its own process wrote: the console log is appended to across
+// restarts and retries, and an "eaddrinuse" left by a failed attempt must not
+// fail the next one.
+func (s *Server) logMark() map[string]int64 {
+	mark := make(map[string]int64)
+	for _, f := range s.impl.logFiles() {
+		if fi, err := os.Stat(f); err == nil {
+			mark[f] = fi.Size()
+		}
+	}
+	return mark
+}
+
+// logSince is Log restricted to what was written after mark was taken.
+func (s *Server) logSince(mark map[string]int64) string {
+	var b strings.Builder
+	for _, f := range s.impl.logFiles() {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if off := mark[f]; off > 0 && off <= int64(len(data)) {
+			data = data[off:]
+		}
+		if len(data) == 0 {
+			continue
+		}
+		b.Write(data)
+		if data[len(data)-1] != '\n' {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
 func (s *Server) logTail() string {
 	return "--- " + s.Kind + " log (tail) ---\n" + tail(s.Log(), logTailLines)
 }
@@ -227,7 +263,7 @@ func (s *Server) startInitial(t testing.TB) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var err error
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < 5; attempt++ {
 		ports, perr := freePorts(2)
 		if perr != nil {
 			t.Fatalf("servertest: %v", perr)
@@ -261,12 +297,13 @@ func (s *Server) launch() error {
 	if f := s.impl.termPIDFile(); f != "" {
 		_ = os.Remove(f) // stale from a previous run
 	}
+	mark := s.logMark()
 	p, err := startProc(s.impl.command(), filepath.Join(s.Dir, "console.log"))
 	if err != nil {
 		return err
 	}
 	p.termPIDFile = s.impl.termPIDFile()
-	if err := s.waitReady(p); err != nil {
+	if err := s.waitReady(p, mark); err != nil {
 		p.stop()
 		return err
 	}
@@ -274,19 +311,19 @@ func (s *Server) launch() error {
 	return nil
 }
 
-func (s *Server) waitReady(p *proc) error {
+func (s *Server) waitReady(p *proc, mark map[string]int64) error {
 	deadline := time.Now().Add(readyTimeout)
 	addrs := []string{s.C2SAddr}
 	if s.impl.waitComponentPort() {
 		addrs = append(addrs, s.ComponentAddr)
 	}
 	for {
-		if msg := s.impl.startupError(s.Log()); msg != "" {
+		if msg := s.impl.startupError(s.logSince(mark)); msg != "" {
 			return fmt.Errorf("%w: %s", errPortInUse, msg)
 		}
 		if p.exited() {
 			err := fmt.Errorf("server process exited during startup: %v", p.waitErr)
-			if strings.Contains(strings.ToLower(s.Log()), "eaddrinuse") {
+			if strings.Contains(strings.ToLower(s.logSince(mark)), "eaddrinuse") {
 				err = fmt.Errorf("%w: %v", errPortInUse, err)
 			}
 			return err
@@ -300,13 +337,13 @@ func (s *Server) waitReady(p *proc) error {
 			}
 			c.Close()
 		}
-		if ready && !s.impl.listening(s.Log()) {
+		if ready && !s.impl.listening(s.logSince(mark)) {
 			ready = false
 		}
 		if ready {
 			// A bind failure of one port may be logged just after the
 			// other port opened: look once more.
-			if msg := s.impl.startupError(s.Log()); msg != "" {
+			if msg := s.impl.startupError(s.logSince(mark)); msg != "" {
 				return fmt.Errorf("%w: %s", errPortInUse, msg)
 			}
 			return nil
