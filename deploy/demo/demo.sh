@@ -9,6 +9,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 DEMO_DIR="${DEMO_DIR:-$ROOT/.demo}"
 C2S_PORT="${C2S_PORT:-5222}"
 COMPONENT_PORT="${COMPONENT_PORT:-5347}"
+UPLOAD_PORT="${UPLOAD_PORT:-5280}"
 HTTP_LISTEN="${HTTP_LISTEN:-127.0.0.1:9470}"
 DEMO_USER="${DEMO_USER:-demo}"
 DEMO_PASSWORD="${DEMO_PASSWORD:-demo}"
@@ -20,9 +21,9 @@ for cmd in prosody prosodyctl; do
 		exit 1
 	fi
 done
-for port in "$C2S_PORT" "$COMPONENT_PORT"; do
+for port in "$C2S_PORT" "$COMPONENT_PORT" "$UPLOAD_PORT"; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-		echo "demo: port $port on 127.0.0.1 is in use; set C2S_PORT / COMPONENT_PORT to free ports" >&2
+		echo "demo: port $port on 127.0.0.1 is in use; set C2S_PORT / COMPONENT_PORT / UPLOAD_PORT to free ports" >&2
 		exit 1
 	fi
 done
@@ -50,10 +51,21 @@ component_ports = { $COMPONENT_PORT }
 component_interfaces = { "127.0.0.1" }
 modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "register"; "time"; "version"; "uptime"; "posix"; "carbons"; "offline" }
 modules_disabled = { "s2s"; "s2s_auth_certs" }
+-- HTTP upload (XEP-0363) on plain HTTP, loopback only, so files can be tried.
+http_ports = { $UPLOAD_PORT }
+http_interfaces = { "127.0.0.1" }
+https_ports = { }
+https_interfaces = { }
+http_external_url = "http://127.0.0.1:$UPLOAD_PORT/"
+http_default_host = "upload.localhost"
 authentication = "internal_plain"
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 VirtualHost "localhost"
+    disco_items = { { "upload.localhost", "File uploads" } }
+Component "upload.localhost" "http_file_share"
+    http_file_share_size_limit = 10485760
+    http_file_share_access = { "localhost" }
 Component "echo.localhost"
     component_secret = "$SECRET"
     name = "Echo gateway (Jabbergate demo)"
@@ -101,6 +113,12 @@ http:
   listen: $HTTP_LISTEN
 access:
   allowed_domains: [localhost]
+media:
+  # Files echoed back are served by the gateway itself on the demo listener.
+  base_url: http://$HTTP_LISTEN
+  # The demo's upload service is on loopback; never enable this in production
+  # unless the upload service is on your own network.
+  allow_private_fetch: true
 log:
   level: info
   format: text
@@ -119,7 +137,8 @@ cat <<TXT
     1. Discover services on "localhost" and register with "echo.localhost"
        (or send "register" in a chat with echo.localhost).
     2. Add any contact such as hello@echo.localhost and write to it: it answers
-       with your text.
+       with your text. Files sent through the client's upload (upload.localhost,
+       http://127.0.0.1:$UPLOAD_PORT/) come back too.
 
   Metrics: http://$HTTP_LISTEN/metrics   Ready: http://$HTTP_LISTEN/readyz
   Stop with Ctrl-C. State is kept in $DEMO_DIR.
