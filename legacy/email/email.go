@@ -13,7 +13,9 @@
 // watermark, in UID order, advancing and saving the watermark (SaveState)
 // only after Sink.Emit returned nil: a crash imports nothing twice (the
 // core deduplicates by id) and skips nothing. The first session starts at
-// the mailbox's current end (no history import). When UIDVALIDITY changes,
+// the mailbox's end as it was when the session was opened (no history
+// import; mail delivered between Open and the first connection, to the
+// second, is imported). When UIDVALIDITY changes,
 // only mail whose INTERNALDATE is after the last imported mail's is
 // imported again; older mail is marked seen without being delivered. Text
 // is text/plain when there is one, else text/html converted with
@@ -54,6 +56,12 @@
 //	                         "none" when the host is a loopback address
 //	                         (tests, a local Dovecot); never elsewhere
 //	poll_interval:           how often to poll when the server lacks IDLE (default 60s)
+//	idle:                    "false" polls every poll_interval even when the server
+//	                         offers IDLE (default true)
+//	idle_refresh:            how long one IDLE lasts before the mailbox is checked
+//	                         again (default 10m): the bound on the delay of mail that
+//	                         a server does not report because it arrived just before
+//	                         IDLE began (see imap.go, runOnce)
 //	max_file_size:           largest attachment in bytes, either way (default 20 MiB)
 //	max_message_size:        larger mails are imported as a notice only (default 25 MiB)
 package email
@@ -92,6 +100,7 @@ const (
 type Network struct {
 	allowInsecureLoopback bool
 	pollInterval          time.Duration
+	noIdle                bool // option idle: "false": poll even when the server offers IDLE
 	maxFileSize           int64
 	maxMessageSize        int64
 
@@ -99,7 +108,7 @@ type Network struct {
 	tlsConfig              *tls.Config // base TLS config (RootCAs)
 	minBackoff, maxBackoff time.Duration
 	dialTimeout            time.Duration
-	idleRefresh            time.Duration // re-check the mailbox while idling
+	idleRefresh            time.Duration // option idle_refresh: re-check the mailbox while idling
 }
 
 var (
@@ -134,6 +143,18 @@ func New(options map[string]string) (*Network, error) {
 				return nil, fmt.Errorf("email: option poll_interval: want a positive duration, got %q", v)
 			}
 			n.pollInterval = d
+		case "idle":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("email: option idle: %v", err)
+			}
+			n.noIdle = !b
+		case "idle_refresh":
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("email: option idle_refresh: want a positive duration, got %q", v)
+			}
+			n.idleRefresh = d
 		case "max_file_size", "max_message_size":
 			i, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || i <= 0 {
@@ -145,7 +166,7 @@ func New(options map[string]string) (*Network, error) {
 				n.maxMessageSize = i
 			}
 		default:
-			return nil, fmt.Errorf("email: unknown option %q (known: allow_insecure_loopback, poll_interval, max_file_size, max_message_size)", k)
+			return nil, fmt.Errorf("email: unknown option %q (known: allow_insecure_loopback, poll_interval, idle, idle_refresh, max_file_size, max_message_size)", k)
 		}
 	}
 	return n, nil
@@ -352,7 +373,7 @@ func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sin
 		return nil, err
 	}
 	s := &session{net: n, cfg: c, sink: sink, acct: acct.ID, automated: acct.Settings["automated"],
-		delivery: acct.Settings["delivery"], wake: make(chan struct{}, 1)}
+		delivery: acct.Settings["delivery"], wake: make(chan struct{}, 1), opened: time.Now()}
 	if err := s.state.unmarshal(acct.State); err != nil {
 		return nil, fmt.Errorf("email: saved state: %v", err)
 	}

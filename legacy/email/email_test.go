@@ -167,7 +167,11 @@ func waitStatus(t *testing.T, rec *legacytest.Recorder, st legacy.Status) legacy
 
 func TestInboundPolling(t *testing.T) {
 	im := startIMAP(t, false)
-	r := runSession(t, testNetwork(t), fields(im.addr, ""), nil)
+	// go-imap's server offers IDLE with IMAP4rev1 whatever its Caps say:
+	// only idle=false makes the session poll.
+	n := testNetwork(t)
+	n.noIdle = true
+	r := runSession(t, n, fields(im.addr, ""), nil)
 	r.waitState(t, 0)
 	waitStatus(t, r.rec, legacy.StatusConnected)
 	im.deliver(t, simpleMail("bob@example.org", "hi", "p1@x", "polled"), time.Time{})
@@ -743,5 +747,40 @@ func TestPresenceAwareDelivery(t *testing.T) {
 	in := r2.waitIncoming(t, 1)
 	if strings.Contains(in[0].Text, "secret body") || in[0].Subject != "Subject line" {
 		t.Errorf("headers-only mail = %+v", in[0])
+	}
+}
+
+// TestFirstRunFromOpen: mail delivered after the session was opened but
+// before its first connection (a slow or failing first connect) is
+// imported; mail from before the session is not. Before, the first run
+// started at UIDNEXT of the first EXAMINE and skipped such mail.
+func TestFirstRunFromOpen(t *testing.T) {
+	im := startIMAP(t, false)
+	im.deliver(t, simpleMail("old@example.com", "old", "old@x", "old mail"), time.Now().Add(-time.Hour))
+	n := testNetwork(t)
+	rec := &legacytest.Recorder{}
+	ls, err := n.Open(context.Background(), legacy.Account{ID: testAddr, Owner: "o", Fields: fields(im.addr, "")}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Delivered after Open (two seconds later: INTERNALDATE has whole
+	// seconds), before Run connects.
+	im.deliver(t, simpleMail("bob@example.org", "early", "early@x", "early"), time.Now().Add(2*time.Second))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ls.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitStatus(t, rec, legacy.StatusConnected)
+	im.deliver(t, simpleMail("bob@example.org", "late", "late@x", "late"), time.Time{})
+	ev := rec.Wait(10*time.Second, func(ev legacy.Event) bool {
+		in, ok := ev.(legacy.Incoming)
+		return ok && in.ID == "late@x"
+	})
+	if ev == nil {
+		t.Fatalf("late mail not imported: %+v", rec.Events())
+	}
+	in := incomings(rec)
+	if len(in) != 2 || in[0].ID != "early@x" || in[1].ID != "late@x" {
+		t.Errorf("imported %+v, want early@x then late@x (not old@x)", in)
 	}
 }

@@ -41,6 +41,7 @@ func (n *Network) Webhook() http.Handler {
 	mux.HandleFunc("POST /twilio/status", n.twilioStatus)
 	mux.HandleFunc("/kannel/mo", n.kannelMO)
 	mux.HandleFunc("/kannel/dlr", n.kannelDLR)
+	mux.HandleFunc("GET /media/{token}/{name}", n.media.serve)
 	return http.MaxBytesHandler(mux, 256<<10)
 }
 

@@ -28,6 +28,16 @@ type route interface {
 	send(ctx context.Context, from, to, text string, seg Segments, key string) (legacy.MessageID, error)
 }
 
+// mmsRoute is a route that sends media as MMS.
+type mmsRoute interface {
+	route
+	// sendMMS sends text (may be empty) with media, public URLs the
+	// provider fetches.
+	sendMMS(ctx context.Context, from, to, text string, media []string, key string) (legacy.MessageID, error)
+}
+
+var _ mmsRoute = (*twilioRoute)(nil)
+
 type twilioRoute struct {
 	net *Network
 	c   *twilio.Client
@@ -36,11 +46,15 @@ type twilioRoute struct {
 func (r *twilioRoute) name() string { return "twilio" }
 
 func (r *twilioRoute) send(ctx context.Context, from, to, text string, seg Segments, key string) (legacy.MessageID, error) {
+	return r.sendMMS(ctx, from, to, text, nil, key)
+}
+
+func (r *twilioRoute) sendMMS(ctx context.Context, from, to, text string, media []string, key string) (legacy.MessageID, error) {
 	cb := ""
 	if r.net.publicURL != "" {
 		cb = r.net.publicURL + "/twilio/status"
 	}
-	sent, err := r.c.Send(ctx, from, to, text, cb)
+	sent, err := r.c.SendMedia(ctx, from, to, text, media, cb)
 	if err != nil {
 		return "", err
 	}
@@ -209,7 +223,7 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 	if err != nil {
 		return "", err
 	}
-	if m.Text == "" {
+	if m.Text == "" && len(m.Attachments) == 0 {
 		return "", fmt.Errorf("sms: empty message: %w", legacy.ErrRejected)
 	}
 	if s.optedOut(to) {
@@ -217,10 +231,17 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 			Text: to + " has opted out of messages from this number (they texted STOP); they must text START to receive messages again",
 			Err:  legacy.ErrForbidden})
 	}
-	seg := Count(m.Text)
-	if seg.Count > s.maxSegments {
-		return "", fmt.Errorf("sms: this message needs %d SMS segments (%s, %d units), more than the limit of %d: %w",
-			seg.Count, seg.Encoding, seg.Units, s.maxSegments, legacy.ErrRejected)
+	out, err := s.prepare(m)
+	if err != nil {
+		return "", err
+	}
+	// The limits count the segments of what the first route sends.
+	seg := out.smsSeg
+	if _, ok := s.first().(mmsRoute); ok {
+		seg = out.mmsSeg
+	}
+	if err := s.tooLong(seg); err != nil {
+		return "", err
 	}
 	if s.limit != nil {
 		res := s.limit.ReserveN(time.Now(), seg.Count)
@@ -235,7 +256,19 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 	}
 	var errs []error
 	for _, r := range s.routes {
-		id, err := r.send(ctx, s.number, to, m.Text, seg, m.Key)
+		var id legacy.MessageID
+		var err error
+		if mr, ok := r.(mmsRoute); ok && len(out.media) > 0 {
+			id, err = mr.sendMMS(ctx, s.number, to, out.mmsText, out.media, m.Key)
+		} else if ok {
+			id, err = r.send(ctx, s.number, to, out.mmsText, out.mmsSeg, m.Key)
+		} else if err = s.tooLong(out.smsSeg); err != nil {
+			// A failover route without MMS would need more segments:
+			// try the others (a later attempt may find the first one up).
+			err = fmt.Errorf("sms: %v: %w", err, legacy.ErrUnavailable)
+		} else {
+			id, err = r.send(ctx, s.number, to, out.smsText, out.smsSeg, m.Key)
+		}
 		if err == nil {
 			s.countSent(ctx, seg.Count)
 			return id, nil
@@ -253,6 +286,67 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 		return "", fmt.Errorf("sms: no route configured: %w", legacy.ErrUnavailable)
 	}
 	return "", fmt.Errorf("sms: every route failed: %w", errors.Join(errs...))
+}
+
+// outgoing is a message as each kind of route sends it.
+type outgoing struct {
+	// mmsText and media are for routes with MMS: the files that fit as
+	// media, the others as links in the text.
+	mmsText string
+	media   []string
+	mmsSeg  Segments
+	// smsText is for routes without MMS: every file as a link.
+	smsText string
+	smsSeg  Segments
+}
+
+// prepare hosts m's files (mms.go) and builds what the routes send.
+func (s *session) prepare(m *legacy.Message) (*outgoing, error) {
+	o := &outgoing{mmsText: m.Text, smsText: m.Text}
+	if len(m.Attachments) > 0 {
+		if s.net.publicURL == "" {
+			return nil, fmt.Errorf("sms: files need the operator's public_url: %w", legacy.ErrUnavailable)
+		}
+		var total int
+		var links, mmsLinks []string
+		key := "" // per owner: keys of different users may collide
+		if m.Key != "" {
+			key = s.owner + "\x00" + m.Key
+		}
+		for i, a := range m.Attachments {
+			u := s.net.media.put(s.net.publicURL, a, key, i)
+			links = append(links, u)
+			if mmsAble(a) && len(o.media) < twilio.MaxMedia && total+len(a.Data) <= twilio.MaxMediaSize {
+				o.media = append(o.media, u)
+				total += len(a.Data)
+			} else {
+				mmsLinks = append(mmsLinks, u)
+			}
+		}
+		o.mmsText, o.smsText = withLinks(m.Text, mmsLinks), withLinks(m.Text, links)
+	}
+	o.mmsSeg, o.smsSeg = Count(o.mmsText), Count(o.smsText)
+	if o.mmsText == "" {
+		o.mmsSeg.Count = 1 // an MMS without text still counts as one message
+	}
+	return o, nil
+}
+
+// first is the first route tried.
+func (s *session) first() route {
+	if len(s.routes) == 0 {
+		return nil
+	}
+	return s.routes[0]
+}
+
+// tooLong refuses a text over the user's segment limit.
+func (s *session) tooLong(seg Segments) error {
+	if seg.Count > s.maxSegments {
+		return fmt.Errorf("sms: this message needs %d SMS segments (%s, %d units), more than the limit of %d: %w",
+			seg.Count, seg.Encoding, seg.Units, s.maxSegments, legacy.ErrRejected)
+	}
+	return nil
 }
 
 // checkDailyCap refuses a message that would take the number over its

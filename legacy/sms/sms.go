@@ -36,7 +36,9 @@
 //     concatenated MO (UDH with 8-bit or 16-bit references) reassembled,
 //     every part kept in the session state (SaveState) before it is
 //     acknowledged, delivered with "[part n missing]" markers after
-//     smpp_concat_timeout; DELIVRD receipts → legacy.Receipt;
+//     smpp_concat_timeout; DELIVRD receipts → legacy.Receipt; a
+//     deliver_sm with a broken UDH answered ESME_RINVESMCLASS, logged and
+//     counted, the bind kept (package smpp);
 //   - a per-number limit of segments a minute (rate_per_minute);
 //   - STOP/START/HELP: see inbound.go.
 //
@@ -55,7 +57,11 @@
 // and become files; one that cannot be fetched stays a URL at the end of
 // the text, as SGX does. daily_segments caps what a number sends per day.
 //
-// Not yet: outgoing MMS (files the user sends arrive as links), SAR TLVs,
+// Files the user sends go as MMS media on Twilio routes (hosted by the
+// adapter under public_url/media/, within Twilio's 10 media and 5 MB) and
+// as links in the text on Kannel and SMPP routes: see mms.go.
+//
+// Not yet: SAR TLVs,
 // short codes and alphanumeric senders one can answer, hex/decimal SMPP message-id normalisation, delivering
 // inside XMPP when the destination is another user of the gateway,
 // Telnyx/Vonage/Plivo.
@@ -65,6 +71,7 @@ package sms
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,6 +133,7 @@ type Network struct {
 
 	smpp          *smppRoute // nil without smpp_addr; its bind runs while sessions use it
 	concatTimeout time.Duration
+	media         *mediaHost // files sent as MMS or links (mms.go)
 
 	mu       sync.Mutex
 	sessions map[string]*session // running sessions by E.164 number
@@ -145,6 +153,7 @@ var knownOptions = []string{
 	"twilio_account_sid", "twilio_auth_token", "twilio_api_url",
 	"kannel_send_url", "kannel_username", "kannel_password", "kannel_smsc", "kannel_secret",
 	"smpp_addr", "smpp_system_id", "smpp_password", "smpp_system_type", "smpp_concat_timeout",
+	"media_ttl",
 }
 
 // New builds the network from its options (all optional unless said):
@@ -166,6 +175,7 @@ var knownOptions = []string{
 //	kannel_secret          the shared secret Kannel's MO get-url and the DLR URLs carry
 //	smpp_addr (host:port), smpp_system_id, smpp_password (or smpp_password_file), smpp_system_type
 //	smpp_concat_timeout    how long parts of a concatenated SMS wait for the others (default 30m)
+//	media_ttl              how long files the users send stay fetchable under public_url/media/ (default 24h; mms.go)
 //
 // It validates and does no I/O.
 func New(options map[string]string) (*Network, error) {
@@ -229,6 +239,15 @@ func New(options map[string]string) (*Network, error) {
 		timeout = d
 	}
 	n.httpc = &http.Client{Timeout: timeout}
+	n.media = &mediaHost{ttl: DefaultMediaTTL, now: time.Now}
+	rand.Read(n.media.secret[:])
+	if s := o("media_ttl"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("sms: media_ttl %q must be a positive duration such as 24h", s)
+		}
+		n.media.ttl = d
+	}
 	if n.twilioURL != "" {
 		if u, err := url.Parse(n.twilioURL); err != nil || u.Host == "" {
 			return nil, fmt.Errorf("sms: twilio_api_url %q is not an absolute URL", n.twilioURL)
@@ -267,7 +286,7 @@ func New(options map[string]string) (*Network, error) {
 			return nil, errors.New("sms: smpp_addr without smpp_system_id")
 		}
 		n.smpp = &smppRoute{net: n, c: &smpp.Client{Addr: addr, SystemID: o("smpp_system_id"), Password: o("smpp_password"),
-			SystemType: o("smpp_system_type"), Timeout: timeout}}
+			SystemType: o("smpp_system_type"), Timeout: timeout, Log: n.log}}
 		n.smpp.c.Deliver, n.smpp.c.Receipt = n.smppDeliver, n.smppReceipt
 		avail["smpp"] = n.smpp
 	} else if o("smpp_system_id") != "" || o("smpp_password") != "" || o("smpp_system_type") != "" {
@@ -335,6 +354,22 @@ func (n *Network) buildInfo() legacy.Info {
 			legacy.Field{Var: FieldTwilioSID, Label: "Your Twilio account SID (optional)"},
 			legacy.Field{Var: FieldTwilioAuth, Label: "Your Twilio auth token (optional)", Type: legacy.TextPrivate, Secret: true})
 	}
+	// Files: with a route that sends MMS (Twilio, the operator's or the
+	// user's own) and a public_url to host them under (mms.go). Without,
+	// the core sends a file's URL as text, which is what Kannel and SMPP
+	// could do anyway.
+	files := false
+	if n.publicURL != "" {
+		files = n.allowOwn
+		for _, r := range n.routes {
+			if _, ok := r.(mmsRoute); ok {
+				files = true
+			}
+		}
+	}
+	// No MaxFileSize of our own: media.max_size applies; what is over
+	// Twilio's MMS limits goes as a link (mms.go), as before files were
+	// taken at all.
 	return legacy.Info{
 		Name:         Name,
 		DiscoType:    "sms",
@@ -345,7 +380,7 @@ func (n *Network) buildInfo() legacy.Info {
 			Default: strconv.Itoa(n.maxSegments)}},
 		Prompt:     "Phone number",
 		PromptDesc: "Enter the phone number of the person to text, e.g. +1 555 123 4567",
-		Caps:       legacy.Caps{Receipts: true},
+		Caps:       legacy.Caps{Receipts: true, Files: files},
 		// Generous, so that a text over max_segments reaches Send and is
 		// refused with its segment count rather than a byte count; still a
 		// bound on what the outbox stores.

@@ -363,10 +363,16 @@ type Update struct {
 	ChannelPost       *Message           `json:"channel_post,omitempty"`
 	EditedChannelPost *Message           `json:"edited_channel_post,omitempty"`
 	MyChatMember      *ChatMemberUpdated `json:"my_chat_member,omitempty"`
+	// Reactions (reactions.go).
+	MessageReaction      *MessageReactionUpdated      `json:"message_reaction,omitempty"`
+	MessageReactionCount *MessageReactionCountUpdated `json:"message_reaction_count,omitempty"`
 }
 
 // allowedUpdates is what we ask Telegram for.
-var allowedUpdates = []string{"message", "edited_message", "channel_post", "edited_channel_post", "my_chat_member"}
+// Telegram sends message_reaction and message_reaction_count only when
+// they are named here.
+var allowedUpdates = []string{"message", "edited_message", "channel_post", "edited_channel_post", "my_chat_member",
+	"message_reaction", "message_reaction_count"}
 
 func (c *client) getMe(ctx context.Context) (*User, error) {
 	var u User

@@ -32,6 +32,8 @@ type session struct {
 	procMu sync.Mutex
 	offset int64            // next update_id to fetch; only advanced once durable
 	seen   map[int64]string // chats announced with a Contact event, by name
+	// customEmoji maps custom emoji ids to their emoji (reactions.go).
+	customEmoji map[string]string
 
 	typingMu sync.Mutex
 	typing   map[int64]time.Time // last typing action per chat
@@ -233,6 +235,10 @@ func (s *session) translate(ctx context.Context, u Update) []legacy.Event {
 		return s.edited(u.EditedChannelPost)
 	case u.MyChatMember != nil:
 		return s.member(ctx, u.MyChatMember)
+	case u.MessageReaction != nil:
+		return s.reacted(ctx, u.MessageReaction)
+	case u.MessageReactionCount != nil:
+		return s.reactionCount(ctx, u.MessageReactionCount)
 	}
 	return nil
 }

@@ -28,7 +28,8 @@
 // note), stickers (their emoji), locations (a geo: URI, RFC 5870), shared
 // contacts, forwards ("Forwarded from X:"), channel posts, and
 // my_chat_member (blocked/unblocked → Presence, added to/removed from a
-// group → Contact/Presence).
+// group → Contact/Presence), and reactions of Telegram users
+// (message_reaction, message_reaction_count → Reacted; see reactions.go).
 //
 // Outbound: sendMessage (chunked at 4096 UTF-16 units, never inside a
 // surrogate pair), replies (reply_parameters), editMessageText (Editor),
@@ -61,8 +62,7 @@
 // (getUserProfilePhotos, fetched when the contact is first seen in a
 // running session).
 //
-// Not yet: forum topics, message_reaction updates (reactions of Telegram
-// users), group pictures, group-to-supergroup migration beyond
+// Not yet: forum topics, group pictures, group-to-supergroup migration beyond
 // an error naming the new chat id, groups as MUC rooms, a lease so that
 // only one gateway instance polls a token (a second one gets 409s and
 // backs off).

@@ -21,10 +21,21 @@
 // Concatenated MO parts are reported as parts (MO.Ref, Part, Total);
 // package sms reassembles them.
 //
-// Not yet: SAR TLVs, message_payload, separate TX/RX binds, TLS, windowing
-// limits. A deliver_sm whose UDH does not parse fails in gosmpp's PDU
-// reader, which drops the bind (gosmpp then rebinds) instead of answering
-// generic_nack.
+// Malformed deliver_sm (guard.go): every deliver_sm is checked before
+// gosmpp parses it. A broken UDH (UDHL 0 or past the short_message, an
+// element running past UDHL, a concatenation element of the wrong length,
+// a total of 0, a part 0 or beyond the total) is answered
+// ESME_RINVESMCLASS (0x43): the esm_class announces a header (UDHI) that
+// the short_message does not hold. It is a permanent status on purpose:
+// the same octets would fail again, and a temporary one (ESME_RSYSERR,
+// ESME_RX_T_APPN) makes SMSCs redeliver it forever. Other deliver_sm that
+// do not parse (sm_length past the PDU, bad TLVs) get ESME_RX_P_APPN
+// (0x65, permanent). The bind stays up, the refusal is logged (Log) and
+// counted (Malformed), and the next PDUs flow.
+//
+// Not yet: SAR TLVs, message_payload (a UDHI deliver_sm with an empty
+// short_message is read as empty), separate TX/RX binds, TLS, windowing
+// limits.
 package smpp
 
 import (
@@ -32,8 +43,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/linxGnu/gosmpp"
@@ -80,6 +94,12 @@ type Client struct {
 	Receipt func(Receipt) error
 	// Timeout bounds a submit (default 30s).
 	Timeout time.Duration
+	// Log receives a line for every refused deliver_sm (nil: slog's
+	// default logger).
+	Log *slog.Logger
+
+	guard     guard
+	malformed atomic.Uint64
 
 	mu      sync.Mutex
 	sess    *gosmpp.Session
@@ -95,7 +115,14 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	auth := gosmpp.Auth{SMSC: c.Addr, SystemID: c.SystemID, Password: c.Password, SystemType: c.SystemType}
-	sess, err := gosmpp.NewSession(gosmpp.TRXConnector(gosmpp.NonTLSDialer, auth), gosmpp.Settings{
+	dial := func(addr string) (net.Conn, error) {
+		conn, err := gosmpp.NonTLSDialer(addr)
+		if err != nil {
+			return nil, err
+		}
+		return &guardConn{Conn: conn, g: &c.guard}, nil
+	}
+	sess, err := gosmpp.NewSession(gosmpp.TRXConnector(dial, auth), gosmpp.Settings{
 		EnquireLink: 30 * time.Second,
 		ReadTimeout: 90 * time.Second,
 		OnAllPDU:    c.handle,
@@ -135,6 +162,17 @@ func (c *Client) handle(p pdu.PDU) (pdu.PDU, bool) {
 		return nil, false
 	case *pdu.DeliverSM:
 		resp := pd.GetResponse().(*pdu.DeliverSMResp)
+		if bad, ok := c.guard.take(pd.SequenceNumber); ok {
+			c.malformed.Add(1)
+			log := c.Log
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Warn("smpp: deliver_sm refused", "sequence", pd.SequenceNumber,
+				"status", fmt.Sprintf("0x%08X", uint32(bad.status)), "reason", bad.reason)
+			resp.CommandStatus = bad.status
+			return resp, false
+		}
 		if err := c.deliver(pd); err != nil {
 			resp.CommandStatus = data.ESME_RX_T_APPN
 		}
@@ -172,14 +210,15 @@ func (c *Client) deliver(pd *pdu.DeliverSM) error {
 	} else if ie, ok := udh.FindInfoElement(data.UDH_CONCAT_MSG_16_BIT_REF); ok && len(ie.Data) == 4 {
 		mo.Ref, mo.Total, mo.Part = uint16(ie.Data[0])<<8|uint16(ie.Data[1]), ie.Data[2], ie.Data[3]
 	}
-	if mo.Total > 0 && (mo.Part == 0 || mo.Part > mo.Total) {
-		mo.Total, mo.Part = 0, 0 // an impossible part number: deliver it as a whole message
-	}
 	if c.Deliver == nil {
 		return errors.New("smpp: no Deliver handler")
 	}
 	return c.Deliver(mo)
 }
+
+// Malformed is the number of deliver_sm refused because they were
+// malformed (see the package doc) since the Client was created.
+func (c *Client) Malformed() uint64 { return c.malformed.Load() }
 
 // e164 returns an address, with "+" when its TON is international.
 func e164(a pdu.Address) string {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/linxGnu/gosmpp/data"
+	"github.com/linxGnu/gosmpp/pdu"
 
 	"github.com/jabbergate/jabbergate/legacy"
 	"github.com/jabbergate/jabbergate/legacy/sms/smpp"
@@ -164,5 +165,94 @@ func TestBindRefused(t *testing.T) {
 	}
 	if _, err := c.Submit(ctx, "+1", "+2", []string{"x"}, false); !errors.Is(err, legacy.ErrUnavailable) {
 		t.Errorf("Submit unbound = %v", err)
+	}
+}
+
+// TestBrokenUDH sends deliver_sm whose user data header is broken, each
+// followed by a good message on the same bind: every broken one is
+// answered ESME_RINVESMCLASS and counted, never delivered; the bind stays
+// up (no second bind) and the good messages are delivered.
+func TestBrokenUDH(t *testing.T) {
+	f := smpptest.New(t)
+	var mu sync.Mutex
+	var mos []smpp.MO
+	c := &smpp.Client{Addr: f.Addr(), SystemID: "gw", Password: "secret",
+		Deliver: func(m smpp.MO) error {
+			mu.Lock()
+			defer mu.Unlock()
+			mos = append(mos, m)
+			return nil
+		},
+	}
+	run(t, c, f)
+	hi := []byte("hi")
+	cases := []struct {
+		name string
+		sm   []byte
+	}{
+		{"UDHL beyond the payload", append([]byte{0x10, 0x00, 0x03, 7, 2, 1}, hi...)},
+		{"UDHL beyond a short payload", []byte{0x05, 0x00, 0x03}},
+		{"UDHL 0", append([]byte{0x00}, hi...)},
+		{"element beyond UDHL", append([]byte{0x03, 0x00, 0x03, 7, 2, 1}, hi...)},
+		{"element length beyond the payload", []byte{0x05, 0x00, 0xF0, 7, 2, 1}},
+		{"element cut by UDHL", append([]byte{0x06, 0x00, 0x03, 7, 2, 1, 0x24}, hi...)},
+		{"8-bit concat of 2 octets", append([]byte{0x04, 0x00, 0x02, 7, 2}, hi...)},
+		{"16-bit concat of 3 octets", append([]byte{0x05, 0x08, 0x03, 0, 7, 2}, hi...)},
+		{"total 0", append([]byte{0x05, 0x00, 0x03, 7, 0, 1}, hi...)},
+		{"part 0", append([]byte{0x05, 0x00, 0x03, 7, 2, 0}, hi...)},
+		{"part beyond total", append([]byte{0x05, 0x00, 0x03, 7, 2, 3}, hi...)},
+		{"16-bit part beyond total", append([]byte{0x06, 0x08, 0x04, 0, 7, 2, 5}, hi...)},
+	}
+	for i, tc := range cases {
+		r := f.DeliverRaw(t, "15551234567", "15550001111", 0x40, 0, tc.sm)
+		if r.CommandStatus != data.ESME_RINVESMCLASS {
+			t.Errorf("%s: answered %v, want ESME_RINVESMCLASS", tc.name, r.CommandStatus)
+		}
+		if got := c.Malformed(); got != uint64(i+1) {
+			t.Errorf("%s: Malformed() = %d, want %d", tc.name, got, i+1)
+		}
+		if r := f.Deliver(t, "15551234567", "15550001111", "good "+tc.name, 0, data.GSM7BIT); r.CommandStatus != data.ESME_ROK {
+			t.Errorf("good message after %s: answered %v", tc.name, r.CommandStatus)
+		}
+	}
+	// A good UDH with an element we do not know next to the concatenation
+	// element still goes through.
+	good := append([]byte{0x09, 0x24, 0x02, 1, 2, 0x00, 0x03, 9, 2, 1}, hi...)
+	if r := f.DeliverRaw(t, "15551234567", "15550001111", 0x40, 0, good); r.CommandStatus != data.ESME_ROK {
+		t.Errorf("good UDH answered %v", r.CommandStatus)
+	}
+	// A deliver_sm whose sm_length runs past the PDU: refused as
+	// permanent, the bind stays.
+	d := pdu.NewDeliverSM().(*pdu.DeliverSM)
+	d.SourceAddr, _ = pdu.NewAddressWithTonNpiAddr(1, 1, "15551234567")
+	d.DestAddr, _ = pdu.NewAddressWithTonNpiAddr(1, 1, "15550001111")
+	d.Message.SetMessageWithEncoding("cut", data.GSM7BIT)
+	b := pdu.NewBuffer(nil)
+	d.Marshal(b)
+	frame := b.Bytes()
+	frame[len(frame)-4] = 40 // sm_length: 40 octets, 3 present
+	if r := f.DeliverFrame(t, frame); r.CommandStatus != data.ESME_RX_P_APPN {
+		t.Errorf("sm_length past the PDU answered %v, want ESME_RX_P_APPN", r.CommandStatus)
+	}
+	if r := f.Deliver(t, "15551234567", "15550001111", "after", 0, data.GSM7BIT); r.CommandStatus != data.ESME_ROK {
+		t.Errorf("good message after a cut PDU: answered %v", r.CommandStatus)
+	}
+	select {
+	case <-f.Bound():
+		t.Error("the bind was dropped and bound again")
+	default:
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(mos) != len(cases)+2 {
+		t.Fatalf("delivered %d messages, want %d: %+v", len(mos), len(cases)+2, mos)
+	}
+	for i, tc := range cases {
+		if mos[i].Text != "good "+tc.name || mos[i].Total != 0 {
+			t.Errorf("message %d = %+v", i, mos[i])
+		}
+	}
+	if last := mos[len(cases)]; last.Text != "hi" || last.Total != 2 || last.Part != 1 || last.Ref != 9 {
+		t.Errorf("message with a good UDH = %+v", last)
 	}
 }

@@ -4,7 +4,8 @@
 //
 //   - sending: POST /2010-04-01/Accounts/{AccountSid}/Messages.json with
 //     HTTP basic auth (account SID, auth token) and the form fields To, From,
-//     Body, StatusCallback (https://www.twilio.com/docs/sms/api/message-resource);
+//     Body, StatusCallback and, for MMS, up to 10 MediaUrl (SendMedia;
+//     https://www.twilio.com/docs/sms/api/message-resource);
 //   - errors: the JSON error body {"code", "message", "more_info", "status"}
 //     mapped to package legacy's sentinels (Client.Send documents the table);
 //   - webhooks: X-Twilio-Signature, base64(HMAC-SHA1(auth token, URL + every
@@ -82,6 +83,8 @@ type apiError struct {
 //	21408 (region not enabled)                ErrForbidden
 //	21612 (cannot route To from this From)    ErrRejected
 //	21617 (body over 1600 characters)         ErrTooLarge
+//	21620 (invalid media URL)                 ErrRejected
+//	21623 (more than 10 media)                ErrTooLarge
 //	other 4xx codes                           ErrRejected
 //	401, 20003                                ErrUnauthorized (own credentials) or ErrUnavailable
 //	429, 20429                                *legacy.RateLimitError (Retry-After, default 1 s)
@@ -89,7 +92,41 @@ type apiError struct {
 //
 // Provider codes travel in a *legacy.CodeError.
 func (c *Client) Send(ctx context.Context, from, to, text, statusCallback string) (*Sent, error) {
+	return c.SendMedia(ctx, from, to, text, nil, statusCallback)
+}
+
+// MaxMedia is the most media one Twilio message carries; MaxMediaSize
+// their total size ("up to 10 media files that have a total size of up to
+// 5MB", https://www.twilio.com/docs/messaging/api/media-resource).
+// Images (JPEG, PNG, GIF) are resized by Twilio for the carrier; other
+// accepted types must stay within MaxOtherMediaSize each.
+const (
+	MaxMedia          = 10
+	MaxMediaSize      = 5_000_000
+	MaxOtherMediaSize = 500_000
+)
+
+// SendMedia is Send for an MMS: media are public http(s) URLs that Twilio
+// fetches when it sends the message (at most MaxMedia; text may then be
+// empty). URLs are checked here as Twilio checks them (21620, 21623), so
+// a bad one fails before any request.
+func (c *Client) SendMedia(ctx context.Context, from, to, text string, media []string, statusCallback string) (*Sent, error) {
+	if len(media) > MaxMedia {
+		return nil, fmt.Errorf("twilio: %w", &legacy.CodeError{Code: "21623",
+			Text: fmt.Sprintf("%d media files, more than the %d a message may carry", len(media), MaxMedia), Err: legacy.ErrTooLarge})
+	}
+	for _, m := range media {
+		if u, err := url.Parse(m); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("twilio: %w", &legacy.CodeError{Code: "21620", Text: "invalid media URL " + strconv.Quote(m), Err: legacy.ErrRejected})
+		}
+	}
 	form := url.Values{"To": {to}, "From": {from}, "Body": {text}}
+	if len(media) > 0 && text == "" {
+		form.Del("Body")
+	}
+	for _, m := range media {
+		form.Add("MediaUrl", m)
+	}
 	if statusCallback != "" {
 		form.Set("StatusCallback", statusCallback)
 	}
@@ -210,7 +247,7 @@ func (c *Client) classify(resp *http.Response, ae apiError, isJSON bool, ct stri
 		return ce(legacy.ErrForbidden)
 	case 21612:
 		return ce(legacy.ErrRejected)
-	case 21617:
+	case 21617, 21623:
 		return ce(legacy.ErrTooLarge)
 	}
 	if resp.StatusCode == http.StatusNotFound && ae.Code == 20404 {

@@ -9,11 +9,24 @@
 // its update_id; a newer poll terminates an older one with 409; 409 while
 // a webhook is set), sendMessage, editMessageText, editMessageCaption, deleteMessage,
 // sendChatAction, setMessageReaction, setWebhook, deleteWebhook, getFile,
-// getUserProfilePhotos, sendPhoto and sendDocument (multipart); an unknown
+// getUserProfilePhotos, getCustomEmojiStickers, sendPhoto and sendDocument
+// (multipart); an unknown
 // method gets 404 "Not Found: method not found". Faults are injectable per method
 // (Inject: any status and description, 429 with retry_after, slow answers,
 // malformed bodies) and per chat (SetChatError: 403 blocked, 400 chat not
 // found, …). A wrong token gets 401 "Unauthorized".
+//
+// allowed_updates behaves as documented: the list given to getUpdates or
+// setWebhook stays in force until changed; an empty list, or none ever
+// given, means every update type except chat_member, message_reaction and
+// message_reaction_count; and the setting decides which updates are
+// created, so AddUpdate drops (and reports with 0) an update of a type the
+// bot did not ask for — a reaction added before the bot's first
+// getUpdates naming message_reaction is never seen, as with Telegram.
+// Reaction helpers build the Bot API 7.0 shapes: MessageReaction
+// (message_reaction with old_reaction/new_reaction arrays of Emoji,
+// CustomEmoji or Paid reaction types) and ReactionCount
+// (message_reaction_count).
 package telegramtest
 
 import (
@@ -91,8 +104,14 @@ type Server struct {
 	faults     map[string][]Fault
 	chatErrs   map[int64]Fault
 	files      map[string]file
-	photos     map[int64]string // user id → file id of the profile photo
+	photos     map[int64]string  // user id → file id of the profile photo
+	allowed    map[string]bool   // allowed_updates in force; nil: the default
+	custom     map[string]string // custom emoji id → its emoji
 }
+
+// optInUpdates are the update types Telegram sends only when
+// allowed_updates names them.
+var optInUpdates = map[string]bool{"chat_member": true, "message_reaction": true, "message_reaction_count": true}
 
 type file struct {
 	path string
@@ -111,6 +130,7 @@ func New(t testing.TB) *Server {
 		chatErrs:   map[int64]Fault{},
 		files:      map[string]file{},
 		photos:     map[int64]string{},
+		custom:     map[string]string{},
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -132,10 +152,16 @@ func (s *Server) broadcast() {
 }
 
 // AddUpdate queues an update (the body without update_id, e.g.
-// {"message": {...}}) and returns its update_id.
+// {"message": {...}}) and returns its update_id, or 0 when the bot's
+// allowed_updates exclude its type (Telegram then never creates it).
 func (s *Server) AddUpdate(body map[string]any) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for kind := range body {
+		if !s.allowedLocked(kind) {
+			return 0
+		}
+	}
 	s.nextUpdate++
 	id := s.nextUpdate
 	b := map[string]any{"update_id": id}
@@ -145,6 +171,63 @@ func (s *Server) AddUpdate(body map[string]any) int64 {
 	s.updates = append(s.updates, update{id: id, body: b})
 	s.broadcast()
 	return id
+}
+
+// allowedLocked reports whether updates of kind are created.
+func (s *Server) allowedLocked(kind string) bool {
+	if s.allowed == nil {
+		return !optInUpdates[kind]
+	}
+	return s.allowed[kind]
+}
+
+// setAllowed applies an allowed_updates parameter (a JSON array, or a
+// JSON string holding one in form-encoded calls); absent: unchanged.
+func (s *Server) setAllowed(v any) {
+	if str, ok := v.(string); ok {
+		var l []any
+		if json.Unmarshal([]byte(str), &l) != nil {
+			return
+		}
+		v = l
+	}
+	l, ok := v.([]any)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(l) == 0 {
+		s.allowed = nil
+		return
+	}
+	s.allowed = map[string]bool{}
+	for _, k := range l {
+		if k, ok := k.(string); ok {
+			s.allowed[k] = true
+		}
+	}
+}
+
+// AllowedUpdates returns the update types the bot asked for last (nil:
+// never asked, or the default).
+func (s *Server) AllowedUpdates() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for k := range s.allowed {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// AddCustomEmoji registers a custom emoji sticker for
+// getCustomEmojiStickers: id stands for emoji.
+func (s *Server) AddCustomEmoji(id, emoji string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.custom[id] = emoji
 }
 
 // Pending returns the ids of the updates not yet confirmed.
@@ -259,6 +342,68 @@ func GroupText(chat int64, title string, user int64, firstName string, msgID int
 		"date":       1700000000,
 		"text":       text,
 	}}
+}
+
+// Emoji is a ReactionTypeEmoji.
+func Emoji(e string) map[string]any { return map[string]any{"type": "emoji", "emoji": e} }
+
+// CustomEmoji is a ReactionTypeCustomEmoji.
+func CustomEmoji(id string) map[string]any {
+	return map[string]any{"type": "custom_emoji", "custom_emoji_id": id}
+}
+
+// Paid is a ReactionTypePaid (a Telegram Stars reaction).
+func Paid() map[string]any { return map[string]any{"type": "paid"} }
+
+// MessageReaction is a message_reaction update: user (0: an anonymous
+// actor, actorChat) changed their reactions to message msgID of chat from
+// before to after. A chat id equal to user is their private chat with the bot;
+// a negative one a supergroup titled title.
+func MessageReaction(chat int64, title string, user int64, firstName string, actorChat int64, msgID int64, before, after []map[string]any) map[string]any {
+	r := map[string]any{
+		"chat":         chatObject(chat, title, firstName),
+		"message_id":   msgID,
+		"date":         time.Now().Unix(),
+		"old_reaction": reactionList(before),
+		"new_reaction": reactionList(after),
+	}
+	if user != 0 {
+		r["user"] = map[string]any{"id": user, "is_bot": false, "first_name": firstName}
+	} else if actorChat != 0 {
+		r["actor_chat"] = map[string]any{"id": actorChat, "type": "channel", "title": title}
+	}
+	return map[string]any{"message_reaction": r}
+}
+
+// ReactionCount is a message_reaction_count update: the anonymous
+// reactions to message msgID of a group or channel, as (reaction type,
+// total_count) pairs.
+func ReactionCount(chat int64, title string, msgID int64, counts ...any) map[string]any {
+	rs := []any{}
+	for i := 0; i+1 < len(counts); i += 2 {
+		rs = append(rs, map[string]any{"type": counts[i], "total_count": counts[i+1]})
+	}
+	return map[string]any{"message_reaction_count": map[string]any{
+		"chat":       chatObject(chat, title, ""),
+		"message_id": msgID,
+		"date":       time.Now().Unix(),
+		"reactions":  rs,
+	}}
+}
+
+func chatObject(chat int64, title, firstName string) map[string]any {
+	if chat > 0 {
+		return map[string]any{"id": chat, "type": "private", "first_name": firstName}
+	}
+	return map[string]any{"id": chat, "type": "supergroup", "title": title}
+}
+
+func reactionList(l []map[string]any) []any {
+	out := []any{}
+	for _, r := range l {
+		out = append(out, r)
+	}
+	return out
 }
 
 // ServeHTTP implements http.Handler.
@@ -477,7 +622,28 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, c Call) {
 	case "getMe":
 		writeOK(w, map[string]any{"id": BotID, "is_bot": true, "first_name": "Test Bot", "username": "test_bot", "can_join_groups": true})
 	case "getUpdates":
+		s.setAllowed(p["allowed_updates"])
 		s.getUpdates(w, r, p)
+	case "getCustomEmojiStickers":
+		ids, _ := p["custom_emoji_ids"].([]any)
+		if str, ok := p["custom_emoji_ids"].(string); ok {
+			json.Unmarshal([]byte(str), &ids)
+		}
+		if len(ids) == 0 {
+			writeErr(w, Fault{Status: 400, Description: "Bad Request: custom_emoji_ids is empty"})
+			return
+		}
+		out := []any{}
+		s.mu.Lock()
+		for _, id := range ids {
+			id := fmt.Sprint(id)
+			if e, ok := s.custom[id]; ok {
+				out = append(out, map[string]any{"file_id": "ce-" + id, "file_unique_id": "uce-" + id, "type": "custom_emoji",
+					"width": 100, "height": 100, "is_animated": false, "is_video": false, "emoji": e, "custom_emoji_id": id})
+			}
+		}
+		s.mu.Unlock()
+		writeOK(w, out)
 	case "sendMessage":
 		chat, f := s.chatCheck(p)
 		if f != nil {
@@ -589,6 +755,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, c Call) {
 				return
 			}
 		}
+		s.setAllowed(p["allowed_updates"])
 		s.mu.Lock()
 		s.webhookURL, s.secret = u, secret
 		s.broadcast()

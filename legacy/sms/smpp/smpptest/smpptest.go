@@ -5,6 +5,7 @@
 package smpptest
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -148,6 +149,47 @@ func (f *SMSC) Deliver(t testing.TB, from, to, text string, esm byte, enc data.E
 	return f.DeliverUDH(t, from, to, text, esm, enc, nil)
 }
 
+// DeliverRaw sends a deliver_sm whose short_message is exactly sm (for a
+// broken user data header: set esm 0x40 yourself), with data_coding
+// coding, and returns the ESME's deliver_sm_resp.
+func (f *SMSC) DeliverRaw(t testing.TB, from, to string, esm, coding byte, sm []byte) *pdu.DeliverSMResp {
+	t.Helper()
+	d := pdu.NewDeliverSM().(*pdu.DeliverSM)
+	d.SourceAddr, _ = pdu.NewAddressWithTonNpiAddr(1, 1, from)
+	d.DestAddr, _ = pdu.NewAddressWithTonNpiAddr(1, 1, to)
+	d.EsmClass = esm
+	if err := d.Message.SetMessageDataWithEncoding(sm, data.FromDataCoding(coding)); err != nil {
+		t.Fatal(err)
+	}
+	return f.send(t, d)
+}
+
+// DeliverFrame writes frame, a whole deliver_sm PDU as octets (for PDUs
+// the pdu package cannot marshal), and returns the ESME's answer.
+func (f *SMSC) DeliverFrame(t testing.TB, frame []byte) *pdu.DeliverSMResp {
+	t.Helper()
+	f.mu.Lock()
+	c := f.conn
+	f.mu.Unlock()
+	if c == nil {
+		t.Fatal("no connection")
+	}
+	if _, err := c.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	seq := int32(binary.BigEndian.Uint32(frame[12:16]))
+	select {
+	case r := <-f.answers:
+		if r.SequenceNumber != seq {
+			t.Errorf("deliver_sm_resp for sequence %d, want %d", r.SequenceNumber, seq)
+		}
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no deliver_sm_resp")
+		return nil
+	}
+}
+
 // DeliverUDH is Deliver with a user data header (esm_class 0x40 is added
 // when udh is not nil).
 func (f *SMSC) DeliverUDH(t testing.TB, from, to, text string, esm byte, enc data.Encoding, udh pdu.UDH) *pdu.DeliverSMResp {
@@ -163,6 +205,12 @@ func (f *SMSC) DeliverUDH(t testing.TB, from, to, text string, esm byte, enc dat
 		d.Message.SetUDH(udh)
 		d.EsmClass |= 0x40
 	}
+	return f.send(t, d)
+}
+
+// send writes a deliver_sm and waits for its answer.
+func (f *SMSC) send(t testing.TB, d *pdu.DeliverSM) *pdu.DeliverSMResp {
+	t.Helper()
 	if err := f.write(d); err != nil {
 		t.Fatal(err)
 	}

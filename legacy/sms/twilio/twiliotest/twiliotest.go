@@ -2,9 +2,18 @@
 // httptest server on 127.0.0.1 that answers like Twilio's documented REST
 // API (https://www.twilio.com/docs/sms/api/message-resource), with its JSON
 // error bodies {"code", "message", "more_info", "status"} for the codes
-// the adapter maps (20003 authenticate, 21211 invalid To, 21602 empty body,
-// 21610 unsubscribed recipient, 21617 body too long, 20429 too many
-// requests) and injectable faults (5xx, HTML bodies, hangs).
+// the adapter maps (20003 authenticate, 21211 invalid To, 21602 neither
+// body nor media, 21610 unsubscribed recipient, 21617 body too long, 21620
+// invalid media URL, 21623 more than 10 media, 20429 too many requests)
+// and injectable faults (5xx, HTML bodies, hangs).
+//
+// MMS: MediaUrl may be repeated (up to 10). Like Twilio, the fake refuses
+// malformed ones at once (21620: not an absolute http(s) URL) and fetches
+// the media itself when it accepts the message (before answering, so tests
+// see the result at once); what it got, or why it could not, is in
+// Message.Media. Twilio fetches asynchronously and reports a failed fetch
+// or media over 5 MB in total as a failed message; the fake only records
+// it.
 package twiliotest
 
 import (
@@ -12,17 +21,31 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 )
 
 // Message is a message the fake accepted.
 type Message struct {
 	SID, AccountSID, From, To, Body, StatusCallback string
+	// Media are the MediaUrl fetched for an MMS, in order.
+	Media []Media
+}
+
+// Media is one MediaUrl of an MMS and what the fake fetched from it.
+type Media struct {
+	URL  string
+	Type string // Content-Type of the answer
+	Data []byte
+	Err  string // why the fetch failed ("" on success)
 }
 
 // Fault is an injected failure for the next request.
@@ -192,6 +215,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	to, from, body := r.PostForm.Get("To"), r.PostForm.Get("From"), r.PostForm.Get("Body")
+	media := r.PostForm["MediaUrl"]
+	for _, m := range media {
+		if u, err := url.Parse(m); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			apiError(w, 400, 21620, "Invalid media URL(s)")
+			return
+		}
+	}
 	switch {
 	case !e164.MatchString(to):
 		apiError(w, 400, 21211, "The 'To' number "+to+" is not a valid phone number.")
@@ -199,12 +229,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case !e164.MatchString(from):
 		apiError(w, 400, 21212, "The 'From' number "+from+" is not a valid phone number, shortcode, or alphanumeric sender ID.")
 		return
-	case strings.TrimSpace(body) == "":
+	case len(media) > 10:
+		apiError(w, 400, 21623, "Number of media files exceeds allowed limit")
+		return
+	case strings.TrimSpace(body) == "" && len(media) == 0:
 		apiError(w, 400, 21602, "Message body is required.")
 		return
 	case utf8.RuneCountInString(body) > 1600:
 		apiError(w, 400, 21617, "The concatenated message body exceeds the 1600 character limit.")
 		return
+	}
+	var fetched []Media
+	for _, m := range media {
+		fetched = append(fetched, fetch(m))
 	}
 	s.mu.Lock()
 	if s.optedOut[to] {
@@ -215,15 +252,39 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	b := make([]byte, 16)
 	rand.Read(b)
 	msg := Message{SID: "SM" + hex.EncodeToString(b), AccountSID: s.AccountSID, From: from, To: to, Body: body,
-		StatusCallback: r.PostForm.Get("StatusCallback")}
+		StatusCallback: r.PostForm.Get("StatusCallback"), Media: fetched}
 	s.sent = append(s.sent, msg)
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(map[string]any{
-		"sid": msg.SID, "account_sid": msg.AccountSID, "to": to, "from": from, "body": body,
+		"sid": msg.SID, "account_sid": msg.AccountSID, "to": to, "from": from, "body": body, "num_media": strconv.Itoa(len(media)),
 		"status": "queued", "num_segments": "1", "direction": "outbound-api", "api_version": "2010-04-01",
 		"price": nil, "error_code": nil, "error_message": nil,
 		"uri": "/2010-04-01/Accounts/" + s.AccountSID + "/Messages/" + msg.SID + ".json",
 	})
+}
+
+// fetch gets one MediaUrl as Twilio would: GET, 2xx, at most 5 MB.
+func fetch(u string) Media {
+	m := Media{URL: u}
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(u)
+	if err != nil {
+		m.Err = err.Error()
+		return m
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		m.Err = "HTTP " + resp.Status
+		return m
+	}
+	m.Type = resp.Header.Get("Content-Type")
+	m.Data, err = io.ReadAll(io.LimitReader(resp.Body, 5_000_001))
+	if err != nil {
+		m.Err = err.Error()
+	} else if len(m.Data) > 5_000_000 {
+		m.Err = "larger than 5 MB"
+	}
+	return m
 }
