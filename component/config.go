@@ -18,8 +18,9 @@ type Config struct {
 	Secret        string                             // shared secret of the XEP-0114 handshake
 	PingTo        string                             // JID the keepalive/barrier ping is sent to; default: Domain minus its first label ("echo.localhost" -> "localhost"); any IQ answer (result or error) counts as an answer
 	MaxStanzaSize int                                // bytes, default 256*1024
+	MaxDepth      int                                // element nesting limit of a stanza read (the stanza is depth 1), default 32; deeper closes the link with policy-violation
 	PingInterval  time.Duration                      // keepalive ping period, default 30s
-	PingTimeout   time.Duration                      // default 30s; a dead link must be detected within 90s with defaults
+	PingTimeout   time.Duration                      // default 30s; a dead link must be detected within 90s with defaults; a late answer while stanzas are still being read or handled (we are the slow side) does not end the link
 	DialTimeout   time.Duration                      // default 10s; bounds the TCP dial and, separately, the stream handshake
 	MinBackoff    time.Duration                      // default 500ms
 	MaxBackoff    time.Duration                      // default 60s
@@ -33,6 +34,7 @@ type Config struct {
 // Defaults of the Config fields.
 const (
 	defaultMaxStanzaSize = 256 * 1024
+	defaultMaxDepth      = 32
 	defaultPingInterval  = 30 * time.Second
 	defaultPingTimeout   = 30 * time.Second
 	defaultDialTimeout   = 10 * time.Second
@@ -68,6 +70,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxStanzaSize <= 0 {
 		c.MaxStanzaSize = defaultMaxStanzaSize
+	}
+	if c.MaxDepth <= 0 {
+		c.MaxDepth = defaultMaxDepth
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

@@ -37,7 +37,12 @@ type Conn struct {
 	writerDone chan struct{}
 	kaDone     chan struct{}
 
-	ended    atomic.Bool
+	ended atomic.Bool
+	// progress counts stanzas read and busy is set while the handler
+	// runs: a ping answer queued behind stanzas we are still processing
+	// (the handler blocks under back-pressure) is no sign of a dead link.
+	progress atomic.Uint64
+	busy     atomic.Bool
 	mu       sync.Mutex
 	reason   error
 	sendCond string // stream error to send when closing
@@ -148,11 +153,14 @@ func (c *Conn) readLoop() readFailure {
 			continue
 		}
 		normalize(el)
+		c.progress.Add(1)
 		c.l.cfg.Observer.Stanza(In, el.Local)
 		if el.Local == "iq" && c.deliver(el) {
 			continue
 		}
+		c.busy.Store(true)
 		c.l.callHandler(el)
+		c.busy.Store(false)
 	}
 }
 
@@ -364,10 +372,19 @@ func (c *Conn) keepalive() {
 			return
 		case <-t.C:
 		}
+		before := c.progress.Load()
 		ctx, cancel := context.WithTimeout(c.ctx, c.l.cfg.PingTimeout)
 		_, err := c.roundTrip(ctx, c.pingIQ())
 		timedOut := errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil
 		cancel()
+		if timedOut && (c.progress.Load() != before || c.busy.Load()) {
+			// The server is talking and we are the slow reader: the
+			// answer waits behind stanzas not yet read. Closing now
+			// would lose everything the server already sent us.
+			c.l.log.Debug("keepalive answer late while stanzas are still being read; link kept", "domain", c.l.cfg.Domain)
+			t.Reset(c.l.cfg.PingInterval)
+			continue
+		}
 		if timedOut {
 			c.end(fmt.Errorf("dead link: no answer to keepalive ping to %s within %v", c.l.cfg.PingTo, c.l.cfg.PingTimeout), "", false)
 			return

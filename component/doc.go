@@ -13,7 +13,13 @@
 //     8 µs with encoding/xml's Token() and our element tree, against about
 //     18 µs through mellium's mux and handler path.
 //   - It is fully under our control: the stanza size limit is enforced
-//     below the XML decoder, `from` is validated before anything is written
+//     below the XML decoder, and so is an element-depth limit
+//     (Config.MaxDepth, 32 by default; both close the link with
+//     policy-violation and a log line naming the limit and the addresses); a
+//     DTD closes it with restricted-xml and no entity is ever expanded; text
+//     and attributes are written as well-formed XML 1.0 whatever a legacy
+//     network sends (invalid UTF-8 and control characters become U+FFFD);
+//     `from` is validated before anything is written
 //     (one foreign `from` kills the link on Prosody and ejabberd), writes are
 //     batched, stream errors are explained, and reconnect, keepalive and
 //     barrier semantics are ours to define and test.

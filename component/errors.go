@@ -127,6 +127,21 @@ func (e *tooLargeError) Error() string {
 	return s + ")"
 }
 
+// tooDeepError is the close reason for a stanza nested deeper than
+// Config.MaxDepth.
+type tooDeepError struct {
+	limit    int
+	from, to string
+}
+
+func (e *tooDeepError) Error() string {
+	s := fmt.Sprintf("stanza from server exceeds the element-depth limit of %d", e.limit)
+	if e.from != "" || e.to != "" {
+		s += fmt.Sprintf(" (from=%q to=%q)", e.from, e.to)
+	}
+	return s
+}
+
 // malformedError is the close reason for XML the link cannot parse.
 type malformedError struct{ err error }
 

@@ -288,6 +288,7 @@ func (l *Link) handshake(ctx context.Context, nc net.Conn) (*reader, string, err
 		return nil, "", fmt.Errorf("writing stream header: %w", err)
 	}
 	r := newReader(nc, l.cfg.MaxStanzaSize)
+	r.maxDepth = l.cfg.MaxDepth
 	fail := func(what string, err error) (*reader, string, error) {
 		if f := r.classify(err, nil); f.err != nil {
 			err = f.err

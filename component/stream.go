@@ -65,6 +65,8 @@ type reader struct {
 	dec   *xml.Decoder
 	max   int64
 	start int64 // decoder offset where the current top-level element began
+	// maxDepth bounds element nesting (0: stanza.MaxDepth).
+	maxDepth int
 }
 
 func newReader(r io.Reader, max int) *reader {
@@ -93,13 +95,16 @@ func (r *reader) next() (xml.Token, error) {
 		switch t := tok.(type) {
 		case xml.StartElement, xml.EndElement:
 			return t, nil
+		case xml.Directive:
+			// A DTD between stanzas (RFC 6120 §11.1): never skipped.
+			return nil, stanza.ErrRestrictedXML
 		}
 	}
 }
 
 // element reads the rest of the top-level element started by start.
 func (r *reader) element(start xml.StartElement) (*stanza.Element, error) {
-	el, err := stanza.Decode(r.dec, start)
+	el, err := stanza.DecodeLimit(r.dec, start, r.maxDepth)
 	if err != nil {
 		return nil, err
 	}
@@ -143,13 +148,35 @@ func (r *reader) classify(err error, start *xml.StartElement) readFailure {
 		}
 		return readFailure{err: r.lim.err}
 	case errors.Is(err, stanza.ErrTooDeep):
-		return readFailure{&malformedError{err}, "policy-violation"}
+		e := &tooDeepError{limit: r.maxDepth}
+		if e.limit <= 0 {
+			e.limit = stanza.MaxDepth
+		}
+		if start != nil {
+			e.from, e.to = startAddrs(start)
+		}
+		return readFailure{e, "policy-violation"}
+	case errors.Is(err, stanza.ErrRestrictedXML):
+		return readFailure{&malformedError{err}, "restricted-xml"}
 	}
 	var se *xml.SyntaxError
 	if errors.As(err, &se) {
 		return readFailure{&malformedError{err}, "not-well-formed"}
 	}
 	return readFailure{err: err}
+}
+
+// startAddrs returns the from and to attributes of a start element.
+func startAddrs(start *xml.StartElement) (from, to string) {
+	for _, a := range start.Attr {
+		if a.Name.Space == "" && a.Name.Local == "from" {
+			from = a.Value
+		}
+		if a.Name.Space == "" && a.Name.Local == "to" {
+			to = a.Value
+		}
+	}
+	return from, to
 }
 
 // parseStreamError reads a <stream:error/> element.

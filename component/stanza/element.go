@@ -16,6 +16,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // Namespaces used across the gateway.
@@ -300,6 +301,24 @@ func (e *Element) encode(b *bytes.Buffer, parentNS string) {
 	b.WriteByte('>')
 }
 
+// illegalXML reports the size of the character at s[i] and whether XML 1.0
+// forbids it (control characters other than tab, newline and carriage
+// return; U+FFFE, U+FFFF) or it is not UTF-8. The escapers write U+FFFD
+// instead: one such character from a legacy network would otherwise make
+// the server close the link (not-well-formed), and the replayed message
+// would close it again and again (found by FuzzSerialize).
+func illegalXML(s string, i int) (size int, bad bool) {
+	c := s[i]
+	switch {
+	case c >= 0x20 && c < 0x80, c == '\t', c == '\n', c == '\r':
+		return 1, false
+	case c < 0x20:
+		return 1, true
+	}
+	r, size := utf8.DecodeRuneInString(s[i:])
+	return size, r == utf8.RuneError && size == 1 || r == 0xFFFE || r == 0xFFFF
+}
+
 func escapeAttr(b *bytes.Buffer, s string) {
 	last := 0
 	for i := 0; i < len(s); i++ {
@@ -322,6 +341,18 @@ func escapeAttr(b *bytes.Buffer, s string) {
 		case '\t':
 			esc = "&#x9;"
 		default:
+			if c := s[i]; c >= 0x20 && c < 0x80 {
+				continue // the common case, kept cheap
+			}
+			size, bad := illegalXML(s, i)
+			if !bad {
+				i += size - 1
+				continue
+			}
+			b.WriteString(s[last:i])
+			b.WriteString("\uFFFD")
+			i += size - 1
+			last = i + 1
 			continue
 		}
 		b.WriteString(s[last:i])
@@ -345,6 +376,18 @@ func escapeText(b *bytes.Buffer, s string) {
 		case '\r':
 			esc = "&#xD;"
 		default:
+			if c := s[i]; c >= 0x20 && c < 0x80 {
+				continue // the common case, kept cheap
+			}
+			size, bad := illegalXML(s, i)
+			if !bad {
+				i += size - 1
+				continue
+			}
+			b.WriteString(s[last:i])
+			b.WriteString("\uFFFD")
+			i += size - 1
+			last = i + 1
 			continue
 		}
 		b.WriteString(s[last:i])
@@ -359,13 +402,30 @@ func escapeText(b *bytes.Buffer, s string) {
 var ErrTooDeep = errors.New("stanza: element nesting too deep")
 
 // MaxDepth bounds element nesting in Decode, so crafted input cannot exhaust
-// the stack.
+// the stack. DecodeLimit takes another bound.
 const MaxDepth = 64
+
+// ErrRestrictedXML is returned by Decode for a DTD (<!DOCTYPE …>) or any
+// other markup declaration inside an element: XMPP forbids them (RFC 6120
+// §11.1). encoding/xml never expands entities other than the five
+// predefined ones and character references; an undeclared entity is a
+// syntax error.
+var ErrRestrictedXML = errors.New("stanza: DTD or markup declaration (restricted XML)")
 
 // Decode reads one element from d, whose start element has already been
 // read, up to and including its end element. Namespace declarations are
-// resolved by d and dropped from Attrs.
+// resolved by d and dropped from Attrs. Nesting is bounded by MaxDepth.
 func Decode(d *xml.Decoder, start xml.StartElement) (*Element, error) {
+	return DecodeLimit(d, start, MaxDepth)
+}
+
+// DecodeLimit is Decode with a bound on element nesting: the start element
+// is depth 1, and an element deeper than maxDepth returns ErrTooDeep
+// (maxDepth <= 0 means MaxDepth).
+func DecodeLimit(d *xml.Decoder, start xml.StartElement, maxDepth int) (*Element, error) {
+	if maxDepth <= 0 {
+		maxDepth = MaxDepth
+	}
 	root := fromStart(start)
 	stack := []*Element{root}
 	for {
@@ -379,7 +439,7 @@ func Decode(d *xml.Decoder, start xml.StartElement) (*Element, error) {
 		top := stack[len(stack)-1]
 		switch t := tok.(type) {
 		case xml.StartElement:
-			if len(stack) >= MaxDepth {
+			if len(stack) >= maxDepth {
 				return nil, ErrTooDeep
 			}
 			el := fromStart(t)
@@ -390,6 +450,8 @@ func Decode(d *xml.Decoder, start xml.StartElement) (*Element, error) {
 			if len(stack) == 0 {
 				return root, nil
 			}
+		case xml.Directive:
+			return nil, ErrRestrictedXML
 		case xml.CharData:
 			if n := len(top.Nodes); n > 0 && top.Nodes[n-1].El == nil {
 				top.Nodes[n-1].Text += string(t)
@@ -409,8 +471,11 @@ func Parse(s string) (*Element, error) {
 		if err != nil {
 			return nil, err
 		}
-		if st, ok := tok.(xml.StartElement); ok {
-			return Decode(d, st)
+		switch t := tok.(type) {
+		case xml.StartElement:
+			return Decode(d, t)
+		case xml.Directive:
+			return nil, ErrRestrictedXML
 		}
 	}
 }
