@@ -1,13 +1,24 @@
 // Package metrics exports Jabbergate's Prometheus metrics. Every name has
 // the jabbergate_ prefix and a base unit; labels carry only bounded values
-// (bridge domain, kind, direction, operation) — never a JID, a phone number
-// or an address.
+// (bridge domain, network, kind, direction, operation, reason) — never a
+// JID, a phone number or an address.
+//
+// jabbergate_outbox_oldest_age_seconds is computed at scrape time from the
+// enqueue time of the entry at the head of each user's outbox, as the
+// bridges report it (OutboxOldest); users are told apart by an opaque key
+// that is never exported. It covers the outboxes this process works on:
+// in a cluster, each instance reports the accounts it owns.
+// jabbergate_legacy_session_failures_total counts by a fixed set of
+// reasons (SessionFailureReasons). RemoveBridge drops a bridge's series
+// when a config reload removes or restarts it.
 package metrics
 
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,11 +43,20 @@ type Metrics struct {
 	storeErrors  *prometheus.CounterVec
 	info         *prometheus.GaugeVec
 	webhooks     *prometheus.CounterVec
+	sessionFails *prometheus.CounterVec
+
+	// outboxHeads holds, per bridge and per user (an opaque key, never
+	// exported), when the entry at the head of the user's outbox was
+	// queued; jabbergate_outbox_oldest_age_seconds is computed from it at
+	// scrape time.
+	mu          sync.Mutex
+	outboxHeads map[string]map[string]time.Time
+	now         func() time.Time
 }
 
 // New registers the collectors, plus the Go and process collectors.
 func New(version string) *Metrics {
-	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m := &Metrics{Registry: prometheus.NewRegistry(), outboxHeads: map[string]map[string]time.Time{}, now: time.Now}
 	m.linkUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_link_up", Help: "1 when the component link of the bridge is connected and authenticated."}, []string{"bridge"})
 	m.reconnects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_link_reconnects_total", Help: "Successful re-connections of the component link after the first."}, []string{"bridge"})
 	m.streamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_link_stream_errors_total", Help: "Stream errors received from the XMPP server, by condition."}, []string{"bridge", "condition"})
@@ -47,8 +67,10 @@ func New(version string) *Metrics {
 	m.storeOps = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "jabbergate_store_operation_duration_seconds", Help: "Latency of store operations.", Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"operation"})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_store_errors_total", Help: "Store operations that failed (not counting not-found)."}, []string{"operation"})
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_webhook_requests_total", Help: "Requests to the adapters' webhooks, by HTTP status class (2xx, 4xx: refused, e.g. a bad signature; 5xx: not taken, the provider retries)."}, []string{"bridge", "code"})
+	m.sessionFails = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_legacy_session_failures_total", Help: "Legacy sessions that failed, by reason: unauthorized (credentials rejected: the session stops until the user registers again), credentials (stored credentials could not be unsealed: vault key changed?), open (the adapter could not open the session), rate_limited, unavailable (network unreachable or down), ended (the session stopped by itself), error (anything else). All but unauthorized, credentials and open are retried with backoff."}, []string{"bridge", "network", "reason"})
 	m.info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_build_info", Help: "Always 1; the version label tells the build."}, []string{"version"})
 	m.Registry.MustRegister(m.linkUp, m.reconnects, m.streamErrors, m.stanzas, m.queueDepth, m.delivered, m.sessions, m.storeOps, m.storeErrors, m.info, m.webhooks,
+		m.sessionFails, outboxAge{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.info.WithLabelValues(version).Set(1)
 	return m
@@ -63,7 +85,97 @@ func (m *Metrics) Bridge(domain string) *BridgeMetrics {
 		m.queueDepth.WithLabelValues(domain, queueName(store.QueueKind(q)))
 	}
 	m.sessions.WithLabelValues(domain)
+	m.mu.Lock()
+	if m.outboxHeads[domain] == nil {
+		m.outboxHeads[domain] = map[string]time.Time{}
+	}
+	m.mu.Unlock()
 	return bm
+}
+
+// RemoveBridge drops every series of a bridge, for a bridge removed or
+// restarted by a configuration reload (Bridge makes them again). The
+// bridge must have stopped.
+func (m *Metrics) RemoveBridge(domain string) {
+	l := prometheus.Labels{"bridge": domain}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.linkUp, m.reconnects, m.streamErrors, m.stanzas, m.queueDepth, m.delivered, m.sessions, m.webhooks, m.sessionFails,
+	} {
+		v.DeletePartialMatch(l)
+	}
+	m.mu.Lock()
+	delete(m.outboxHeads, domain)
+	m.mu.Unlock()
+}
+
+// SessionFailureReasons are the values of the reason label of
+// jabbergate_legacy_session_failures_total; any other reason is counted
+// as "error".
+var SessionFailureReasons = []string{"unauthorized", "credentials", "open", "rate_limited", "unavailable", "ended", "error"}
+
+// InitNetwork makes the bridge's jabbergate_legacy_session_failures_total
+// series for its network exist at zero, so increase() sees the first
+// failure.
+func (b *BridgeMetrics) InitNetwork(network string) {
+	for _, r := range SessionFailureReasons {
+		b.m.sessionFails.WithLabelValues(b.domain, network, r)
+	}
+}
+
+// SessionFailed implements bridges.SessionObserver.
+func (b *BridgeMetrics) SessionFailed(network, reason string) {
+	if !slices.Contains(SessionFailureReasons, reason) {
+		reason = "error"
+	}
+	b.m.sessionFails.WithLabelValues(b.domain, network, reason).Inc()
+}
+
+// OutboxOldest implements bridges.OutboxObserver: enqueued is when the
+// entry now at the head of one user's outbox was queued, zero when that
+// outbox is empty or no longer worked on. user is an opaque key that only
+// tells users apart; it is never exported.
+func (b *BridgeMetrics) OutboxOldest(user string, enqueued time.Time) {
+	b.m.mu.Lock()
+	defer b.m.mu.Unlock()
+	heads := b.m.outboxHeads[b.domain]
+	if heads == nil {
+		if enqueued.IsZero() {
+			return
+		}
+		heads = map[string]time.Time{}
+		b.m.outboxHeads[b.domain] = heads
+	}
+	if enqueued.IsZero() {
+		delete(heads, user)
+	} else {
+		heads[user] = enqueued
+	}
+}
+
+// outboxAge exports jabbergate_outbox_oldest_age_seconds.
+type outboxAge struct{ m *Metrics }
+
+var outboxAgeDesc = prometheus.NewDesc("jabbergate_outbox_oldest_age_seconds",
+	"Age of the oldest message from an XMPP user still waiting in this process's outboxes to be sent to the legacy network (0 when none waits).",
+	[]string{"bridge"}, nil)
+
+func (o outboxAge) Describe(ch chan<- *prometheus.Desc) { ch <- outboxAgeDesc }
+
+func (o outboxAge) Collect(ch chan<- prometheus.Metric) {
+	o.m.mu.Lock()
+	now := o.m.now()
+	ages := make(map[string]float64, len(o.m.outboxHeads))
+	for domain, heads := range o.m.outboxHeads {
+		age := 0.0
+		for _, t := range heads {
+			age = max(age, now.Sub(t).Seconds())
+		}
+		ages[domain] = age
+	}
+	o.m.mu.Unlock()
+	for domain, age := range ages {
+		ch <- prometheus.MustNewConstMetric(outboxAgeDesc, prometheus.GaugeValue, age, domain)
+	}
 }
 
 func queueName(k store.QueueKind) string {

@@ -3,6 +3,7 @@ package metrics
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -24,5 +25,88 @@ func TestStreamErrorLabelsAreBounded(t *testing.T) {
 	}
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(""), "jabbergate_nonexistent"); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestOutboxOldestAge(t *testing.T) {
+	m := New("test")
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	m.now = func() time.Time { return now }
+	a, b := m.Bridge("a.example.org"), m.Bridge("b.example.org")
+	age := func(bridge string) float64 {
+		t.Helper()
+		mfs, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "jabbergate_outbox_oldest_age_seconds" {
+				continue
+			}
+			for _, mt := range mf.GetMetric() {
+				if mt.GetLabel()[0].GetValue() == bridge {
+					return mt.GetGauge().GetValue()
+				}
+			}
+		}
+		t.Fatalf("no jabbergate_outbox_oldest_age_seconds for %s", bridge)
+		return 0
+	}
+	if v := age("a.example.org"); v != 0 {
+		t.Errorf("empty outboxes: age %v", v)
+	}
+	a.OutboxOldest("u1", now.Add(-90*time.Second))
+	a.OutboxOldest("u2", now.Add(-30*time.Second))
+	b.OutboxOldest("u1", now.Add(-5*time.Second))
+	if v := age("a.example.org"); v != 90 {
+		t.Errorf("a: age %v, want 90 (the oldest of two users)", v)
+	}
+	if v := age("b.example.org"); v != 5 {
+		t.Errorf("b: age %v, want 5 (bridges are separate)", v)
+	}
+	a.OutboxOldest("u1", time.Time{})
+	if v := age("a.example.org"); v != 30 {
+		t.Errorf("a after u1 drained: age %v, want 30", v)
+	}
+	// The user key never reaches the output.
+	var out strings.Builder
+	mfs, _ := m.Registry.Gather()
+	for _, mf := range mfs {
+		out.WriteString(mf.String())
+	}
+	if strings.Contains(out.String(), "u2") {
+		t.Error("a user key is exported")
+	}
+	m.RemoveBridge("a.example.org")
+	if n, _ := testutil.GatherAndCount(m.Registry, "jabbergate_outbox_oldest_age_seconds"); n != 1 {
+		t.Errorf("series after RemoveBridge: %d, want 1", n)
+	}
+}
+
+func TestSessionFailuresAndRemoveBridge(t *testing.T) {
+	m := New("test")
+	b := m.Bridge("gw.example.org")
+	b.InitNetwork("telegram")
+	b.SessionFailed("telegram", "unauthorized")
+	b.SessionFailed("telegram", "token 12345:secret was rejected") // not a reason: bounded
+	if v := testutil.ToFloat64(m.sessionFails.WithLabelValues("gw.example.org", "telegram", "unauthorized")); v != 1 {
+		t.Errorf("unauthorized = %v", v)
+	}
+	if v := testutil.ToFloat64(m.sessionFails.WithLabelValues("gw.example.org", "telegram", "error")); v != 1 {
+		t.Errorf("error = %v", v)
+	}
+	if n, _ := testutil.GatherAndCount(m.Registry, "jabbergate_legacy_session_failures_total"); n != len(SessionFailureReasons) {
+		t.Errorf("series = %d, want one per reason (%d)", n, len(SessionFailureReasons))
+	}
+	b.LinkUp(true)
+	m.RemoveBridge("gw.example.org")
+	for _, name := range []string{"jabbergate_legacy_session_failures_total", "jabbergate_link_up", "jabbergate_queue_depth"} {
+		if n, _ := testutil.GatherAndCount(m.Registry, name); n != 0 {
+			t.Errorf("%s: %d series after RemoveBridge", name, n)
+		}
+	}
+	m.Bridge("gw.example.org")
+	if v := testutil.ToFloat64(m.linkUp.WithLabelValues("gw.example.org")); v != 0 {
+		t.Errorf("link_up after re-adding = %v", v)
 	}
 }

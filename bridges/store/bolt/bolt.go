@@ -83,6 +83,7 @@ type Store struct {
 	path string
 	now  func() time.Time
 
+	gc        groupCommit        // shared write transactions (batch.go)
 	stop      context.CancelFunc // stops the sweeper
 	sweeper   sync.WaitGroup
 	closeOnce sync.Once

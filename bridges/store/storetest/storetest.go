@@ -88,6 +88,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Keys", s.keys)
 	t.Run("Persistence", s.persistence)
 	t.Run("Misc", s.misc)
+	t.Run("Batch", s.batch) // batch.go
+	t.Run("Lease", s.lease) // lease.go: the optional Leaser and Notifier
 }
 
 type suite struct{ h Harness }

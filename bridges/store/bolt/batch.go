@@ -1,0 +1,231 @@
+package bolt
+
+// Group commit: store.Batcher for bbolt.
+//
+// Apply runs a whole store.Batch in one write transaction, and concurrent
+// Apply calls share transactions (and so the fsync that ends each one):
+// the first caller to find no commit running becomes the committer; while
+// it commits, later callers queue up, and the next commit takes everything
+// queued. A lone caller is committed at once (no timer, unlike bbolt's
+// DB.Batch, whose 10 ms MaxBatchDelay a serial caller would pay on every
+// call); under load a commit carries everything that arrived during the
+// previous fsync. If a shared transaction fails, each request is retried in
+// a transaction of its own, so one failing batch cannot fail the others.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jabbergate/jabbergate/bridges/store"
+	bbolt "go.etcd.io/bbolt"
+)
+
+var _ store.Batcher = (*Store)(nil)
+
+// groupCommit queues write requests for shared transactions.
+type groupCommit struct {
+	mu      sync.Mutex
+	pending []*commitReq
+	running bool // a committer is active
+}
+
+type commitReq struct {
+	fn   func(tx *bbolt.Tx) error // must be safe to run again after a rollback
+	done chan error
+}
+
+// maxGroup bounds the requests of one shared transaction.
+const maxGroup = 256
+
+// commit runs fn in a write transaction, shared with concurrent callers,
+// and returns once that transaction is durable (or failed).
+func (s *Store) commit(fn func(tx *bbolt.Tx) error) error {
+	g := &s.gc
+	r := &commitReq{fn: fn, done: make(chan error, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, r)
+	if g.running {
+		g.mu.Unlock()
+		return <-r.done
+	}
+	g.running = true
+	g.mu.Unlock()
+	// This caller commits until its own request is done, then hands what
+	// is left to a goroutine so it does not wait for later callers.
+	for {
+		s.commitRound()
+		select {
+		case err := <-r.done:
+			g.mu.Lock()
+			if len(g.pending) == 0 {
+				g.running = false
+				g.mu.Unlock()
+			} else {
+				g.mu.Unlock()
+				go s.commitRest()
+			}
+			return err
+		default:
+		}
+	}
+}
+
+// commitRest commits until nothing is pending.
+func (s *Store) commitRest() {
+	g := &s.gc
+	for {
+		g.mu.Lock()
+		if len(g.pending) == 0 {
+			g.running = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		s.commitRound()
+	}
+}
+
+// commitRound takes up to maxGroup pending requests and commits them.
+func (s *Store) commitRound() {
+	g := &s.gc
+	g.mu.Lock()
+	n := min(len(g.pending), maxGroup)
+	batch := g.pending[:n:n]
+	g.pending = g.pending[n:]
+	if len(g.pending) == 0 {
+		g.pending = nil
+	}
+	g.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		for _, r := range batch {
+			if err := r.fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil || len(batch) == 1 {
+		for _, r := range batch {
+			r.done <- err
+		}
+		return
+	}
+	for _, r := range batch { // find the culprit: each on its own
+		r.done <- s.db.Update(r.fn)
+	}
+}
+
+// Apply applies every operation of b in one transaction (see
+// store.Batcher), shared with concurrent Apply calls.
+func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	n := b.Len()
+	res := &store.BatchResult{IDs: make([][]string, n), Seen: make([]bool, n)}
+	if n == 0 {
+		return res, nil
+	}
+	now := s.now()
+	nowNano := now.UnixNano()
+	err := s.commit(func(tx *bbolt.Tx) error {
+		for i, op := range b.Ops {
+			res.IDs[i], res.Seen[i] = nil, false // a retry starts afresh
+			var err error
+			switch op.Kind {
+			case store.OpAppend:
+				res.IDs[i], err = txAppend(tx, op.Queue, op.Payloads)
+			case store.OpAck:
+				err = txAck(tx, op.Queue, op.IDs)
+			case store.OpPutMapping:
+				err = txPutMapping(tx, op, expiryAt(nowNano, op.TTL))
+			case store.OpMarkSeen:
+				res.Seen[i], err = txMarkSeen(tx, op, nowNano, expiryAt(nowNano, op.TTL))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return res, nil
+}
+
+func expiryAt(now int64, ttl time.Duration) uint64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return uint64(now + int64(ttl))
+}
+
+func txAppend(tx *bbolt.Tx, q store.Queue, payloads [][]byte) ([]string, error) {
+	if len(payloads) == 0 {
+		return nil, nil
+	}
+	b, err := createSub(tx, q.Bridge, q.JID, queueName(q.Kind))
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(payloads))
+	for i, p := range payloads {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return nil, err
+		}
+		if err := b.Put(seqKey(seq), p); err != nil {
+			return nil, err
+		}
+		ids[i] = formatID(seq)
+	}
+	return ids, nil
+}
+
+func txAck(tx *bbolt.Tx, q store.Queue, ids []string) error {
+	b := sub(tx, q.Bridge, q.JID, queueName(q.Kind))
+	if b == nil {
+		return nil
+	}
+	for _, id := range ids {
+		if n, ok := parseID(id); ok {
+			if err := b.Delete(seqKey(n)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func txPutMapping(tx *bbolt.Tx, op store.Op, exp uint64) error {
+	v := make([]byte, 8, 8+len(op.Value))
+	binary.BigEndian.PutUint64(v, exp)
+	v = append(v, op.Value...)
+	b, err := createSub(tx, op.Queue.Bridge, op.Queue.JID, bktMap)
+	if err != nil {
+		return err
+	}
+	return b.Put(mapKey(op.NS, op.Key), v)
+}
+
+func txMarkSeen(tx *bbolt.Tx, op store.Op, now int64, exp uint64) (bool, error) {
+	b, err := createSub(tx, op.Queue.Bridge, op.Queue.JID, bktSeen)
+	if err != nil {
+		return false, err
+	}
+	k := seenKey(op.Key)
+	if v := b.Get(k); len(v) == 8 && !expired(binary.BigEndian.Uint64(v), now) {
+		return false, nil
+	}
+	return true, b.Put(k, binary.BigEndian.AppendUint64(nil, exp))
+}
