@@ -4,7 +4,7 @@ BIN     := bin/jabbergate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-short deps vet fmt-check bench clean
+.PHONY: all build demo test test-short deps vet fmt-check bench clean fuzz vulncheck
 
 all: build
 
@@ -22,6 +22,7 @@ demo: deps build
 ## test: every test, unit and integration (real Prosody, ejabberd and Redis), with the race detector.
 test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz
 
 test-short:
 	$(GO) test -count=1 -short ./...
@@ -43,6 +44,38 @@ bench: deps build
 	$(GO) test -run '^$$' -bench 'Startup' -benchmem -benchtime 1x ./bridges
 	$(GO) build -o bin/jgbench ./cmd/jgbench
 	bin/jgbench -gateway $(BIN) $(BENCH_FLAGS)
+
+## fuzz: every fuzz target for a bounded number of inputs each (FUZZ_EXECS; about 2–4 s a target on
+## an idle machine). A count, not -fuzztime=3s: a duration races Go 1.26's fuzz coordinator under
+## load and fails with "context deadline exceeded" and no input (golang/go#75804). `go test ./...`
+## already replays every seed and every input once found (testdata/fuzz). Longer: make fuzz FUZZ_EXECS=2000000
+FUZZ_EXECS ?= 20000
+FUZZ_TARGETS := \
+	./component:FuzzStreamReader \
+	./component/stanza:FuzzParse \
+	./component/stanza:FuzzSerialize \
+	./component/xep0106:FuzzUnescape \
+	./component/xep0106:FuzzRoundTrip \
+	./bridges/jidmap:FuzzContactJID \
+	./bridges/config:FuzzParse \
+	./bridges/vault:FuzzOpen \
+	./bridges/store/internal/record:FuzzDecodeAccount \
+	./legacy/telegram:FuzzUpdate \
+	./legacy/email:FuzzParse \
+	./legacy/sms/twilio:FuzzWebhookForm \
+	./legacy/sms/kannel:FuzzWebhook \
+	./legacy/sms/smpp:FuzzDeliverSM
+fuzz:
+	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn ($(FUZZ_EXECS) inputs)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_EXECS)x -timeout 3m $$pkg > $$log 2>&1 \
+			|| { cat $$log; echo "fuzz: $$pkg $$fn failed; the input is in $$pkg/testdata/fuzz/$$fn/"; exit 1; }; \
+	done
+
+## vulncheck: known vulnerabilities in the dependencies and the code paths that reach them. Needs
+## network access to vuln.go.dev (not part of `make test`).
+vulncheck:
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@latest ./...
 
 clean:
 	rm -rf bin .demo

@@ -30,6 +30,11 @@ func ContactJID(chat legacy.ChatID, domain string) (jid.JID, error) {
 	if err != nil {
 		return jid.JID{}, fmt.Errorf("jidmap: chat id %q makes no valid JID: %w", chat, err)
 	}
+	if j.Localpart() == "" {
+		// Found by FuzzContactJID: a chat id of spaces escapes to nothing,
+		// which would make the contact the gateway JID itself.
+		return jid.JID{}, fmt.Errorf("jidmap: chat id %q makes an empty localpart", chat)
+	}
 	return j, nil
 }
 

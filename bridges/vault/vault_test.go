@@ -2,8 +2,13 @@ package vault
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -13,7 +18,7 @@ func TestSealOpen(t *testing.T) {
 	k2 := bytes.Repeat([]byte{2}, KeySize)
 	old, _ := New(map[int][]byte{1: k1})
 	s1, err := old.Seal("b|alice|password", "hunter2")
-	if err != nil || strings.Contains(s1, "hunter2") || !strings.HasPrefix(s1, "v1:") {
+	if err != nil || strings.Contains(s1, "hunter2") || !strings.HasPrefix(s1, "k"+KeyID(k1)+":") {
 		t.Fatalf("Seal = %q, %v", s1, err)
 	}
 	v, _ := New(map[int][]byte{1: k1, 2: k2})
@@ -21,22 +26,75 @@ func TestSealOpen(t *testing.T) {
 		t.Fatalf("Open old-key value = %q, %v", got, err)
 	}
 	s2, _ := v.Seal("b|alice|password", "hunter2")
-	if !strings.HasPrefix(s2, "v2:") || s2 == s1 {
+	if !strings.HasPrefix(s2, "k"+KeyID(k2)+":") || s2 == s1 || !v.Current(s2) || v.Current(s1) {
 		t.Errorf("new values must use the newest key: %q", s2)
 	}
 	if _, err := v.Open("b|mallory|password", s2); !errors.Is(err, ErrOpen) {
 		t.Errorf("value opened under another binding: %v", err)
 	}
-	if _, err := old.Open("b|alice|password", s2); !errors.Is(err, ErrOpen) {
-		t.Errorf("unknown key version opened: %v", err)
+	if _, err := old.Open("b|alice|password", s2); !errors.Is(err, ErrOpen) || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("unknown key opened: %v", err)
 	}
-	for _, bad := range []string{"", "v2", "x2:abc", "v2:!!!", "v2:AAAA"} {
+	for _, bad := range []string{"", "v2", "x2:abc", "v2:!!!", "v2:AAAA", "k:AAAA", "kzz:AAAA"} {
 		if _, err := v.Open("b", bad); !errors.Is(err, ErrOpen) {
 			t.Errorf("Open(%q) = %v", bad, err)
 		}
 	}
 	if _, err := New(map[int][]byte{1: {1, 2}}); err == nil {
 		t.Errorf("short key accepted")
+	}
+	if _, err := NewKeys(k1, []byte{3}); err == nil {
+		t.Errorf("short old key accepted")
+	}
+}
+
+// legacySeal seals the way the vault did before key ids: "v<n>:".
+func legacySeal(t *testing.T, key []byte, ver int, binding, pt string) string {
+	t.Helper()
+	block, _ := aes.NewCipher(key)
+	aead, _ := cipher.NewGCM(block)
+	nonce := make([]byte, aead.NonceSize())
+	rand.Read(nonce)
+	return "v" + strconv.Itoa(ver) + ":" + base64.RawStdEncoding.EncodeToString(aead.Seal(nonce, nonce, []byte(pt), []byte(binding)))
+}
+
+func TestRotation(t *testing.T) {
+	k1 := bytes.Repeat([]byte{1}, KeySize)
+	k2 := bytes.Repeat([]byte{2}, KeySize)
+	legacy := legacySeal(t, k1, 1, "b|u|token", "tok")
+	first, _ := NewKeys(k1)
+	sealed1, _ := first.Seal("b|u|password", "pw")
+	// After rotation: k2 seals, k1 still opens both formats.
+	rot, err := NewKeys(k2, k1)
+	if err != nil || rot.KeyID() != KeyID(k2) {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{legacy: "tok", sealed1: "pw"} {
+		b := "b|u|token"
+		if want == "pw" {
+			b = "b|u|password"
+		}
+		if got, err := rot.Open(b, in); err != nil || got != want {
+			t.Errorf("Open(%q) after rotation = %q, %v", in, got, err)
+		}
+		if rot.Current(in) {
+			t.Errorf("%q reported as sealed with the current key", in)
+		}
+	}
+	// Without the old key the old values do not open; the error names the
+	// key id, never a key.
+	only2, _ := NewKeys(k2)
+	_, err = only2.Open("b|u|password", sealed1)
+	if !errors.Is(err, ErrOpen) || !strings.Contains(err.Error(), KeyID(k1)) || strings.Contains(err.Error(), base64.StdEncoding.EncodeToString(k1)) {
+		t.Errorf("missing old key error = %v", err)
+	}
+	if _, err := only2.Open("b|u|token", legacy); !errors.Is(err, ErrOpen) {
+		t.Errorf("legacy value opened with the wrong key: %v", err)
+	}
+	for s, want := range map[string]bool{sealed1: true, legacy: true, "hunter2": false, "v:x": false, "k12:x": false, "user@example.org": false} {
+		if _, ok := SealedKeyID(s); ok != want {
+			t.Errorf("SealedKeyID(%q) ok = %v", s, ok)
+		}
 	}
 }
 

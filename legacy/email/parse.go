@@ -72,7 +72,9 @@ func parse(raw []byte, maxFile int64) *parsed {
 	p := &parsed{}
 	var problems []string
 	mr, err := mail.CreateReader(bytes.NewReader(raw))
-	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+	// mr is nil for an unknown top-level transfer encoding (found by
+	// FuzzParse: "Content-Transfer-Encoding: 0" crashed the session).
+	if mr == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
 		p.header(readHeaderLoose(raw))
 		p.text = fmt.Sprintf("[This mail could not be read (%v); %d bytes, read it in your mail client.]", err, len(raw))
 		return p
