@@ -141,6 +141,16 @@ func (c *benchCountingStore) MarkSeen(ctx context.Context, bridge, jid, key stri
 	return c.Store.MarkSeen(ctx, bridge, jid, key, ttl)
 }
 
+// Apply counts one write per batch (one commit), and the operations in
+// it under "Apply.<op>".
+func (c *benchCountingStore) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, error) {
+	c.w("Apply")
+	for _, op := range b.Ops {
+		c.count("Apply." + [...]string{"?", "Append", "Ack", "PutMapping", "MarkSeen"}[min(int(op.Kind), 4)])
+	}
+	return store.Apply(ctx, c.Store, b)
+}
+
 // benchObs counts inbound deliveries (after barrier and ack).
 type benchObs struct {
 	in   atomic.Int64
@@ -202,6 +212,10 @@ type benchPeer struct {
 	w    *bufio.Writer
 	nc   net.Conn
 	msgs atomic.Int64
+	// results counts iq results the component wrote (answers to the
+	// requests a benchmark injected).
+	results atomic.Int64
+	resKick chan struct{} // signalled after each result
 }
 
 func newBenchPeer(b *testing.B) *benchPeer {
@@ -209,7 +223,7 @@ func newBenchPeer(b *testing.B) *benchPeer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &benchPeer{ln: ln, up: make(chan struct{})}
+	p := &benchPeer{ln: ln, up: make(chan struct{}), resKick: make(chan struct{}, 1)}
 	go p.accept()
 	b.Cleanup(func() {
 		ln.Close()
@@ -257,6 +271,13 @@ func (p *benchPeer) accept() {
 		case bytes.HasPrefix(buf, []byte("<iq")):
 			t := benchAttr(buf, "type")
 			if t != "get" && t != "set" {
+				if t == "result" {
+					p.results.Add(1)
+					select {
+					case p.resKick <- struct{}{}:
+					default:
+					}
+				}
 				continue
 			}
 			out = append(out[:0], "<iq type='result' id='"...)
@@ -421,6 +442,7 @@ func newBenchBridge(b *testing.B, kind string) *benchBridge {
 		AllowedDomains: []string{"localhost"},
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Observer:       bb.obs,
+		RateLimit:      -1, // the load is far above the default per-user limit
 		Link: component.Config{
 			Addr: bb.peer.ln.Addr().String(), Secret: "s3cret",
 			MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
@@ -566,5 +588,54 @@ func BenchmarkOutboundEcho(b *testing.B) {
 			b.StopTimer()
 			bb.report(b, r0, w0, c0)
 		})
+	}
+}
+
+// BenchmarkDomainIQ: an iq ping or disco#info to the gateway domain, from
+// a user, read off the link, answered, the answer written back: the
+// in-process cost of the simplest round trips (answered in the link's
+// read loop, without the shard hop: "fast"; "shard" turns that off for
+// comparison). Window of 64 outstanding requests, as jgbench.
+func BenchmarkDomainIQ(b *testing.B) {
+	for _, kind := range []struct{ name, payload string }{
+		{"ping", "<ping xmlns='urn:xmpp:ping'/>"},
+		{"disco", "<query xmlns='http://jabber.org/protocol/disco#info'/>"},
+	} {
+		for _, path := range []string{"fast", "shard"} {
+			b.Run(kind.name+"/"+path, func(b *testing.B) {
+				bridges.SetFastIQ(path == "fast")
+				defer bridges.SetFastIQ(true)
+				bb := newBenchBridge(b, "bolt")
+				req := func(i int, flush bool) {
+					bb.peer.writeBuffered(fmt.Appendf(nil, "<iq xmlns='jabber:component:accept' type='get' id='q%d' from='%s/r' to='%s'>%s</iq>", i, benchUser, domain, kind.payload), flush)
+				}
+				wait := func(n int64) {
+					deadline := time.NewTimer(30 * time.Second)
+					defer deadline.Stop()
+					for bb.peer.results.Load() < n {
+						select {
+						case <-bb.peer.resKick:
+						case <-deadline.C:
+							b.Fatalf("%d of %d answers within 30 s", bb.peer.results.Load(), n)
+						}
+					}
+				}
+				for i := range 100 { // warm up
+					req(-1-i, true)
+				}
+				wait(100)
+				base := bb.peer.results.Load()
+				const window = 64
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if i >= window {
+						wait(base + int64(i-window+1))
+					}
+					req(i, i%16 == 15 || i == b.N-1)
+				}
+				wait(base + int64(b.N))
+			})
+		}
 	}
 }

@@ -8,10 +8,15 @@
 // 1:1 messages both ways through durable queues:
 //
 //   - XMPP → legacy: a message is validated, appended to the user's outbox
-//     and only then considered taken. A worker per user sends it through
-//     the adapter, retrying transient failures with backoff until the
+//     (by the outbox appender, which group-commits the messages of all
+//     users that arrived meanwhile; the shard does not wait for it) and
+//     only then handed to the user's worker, which sends it through the
+//     adapter, retrying transient failures with backoff until the
 //     network's TTL; a permanent failure comes back to the sender as a
-//     stanza error with the original id.
+//     stanza error with the original id. Once warm, neither direction
+//     reads the store per message (in-memory queue tails, contact cache:
+//     inbox.go, outbox.go, storecache.go) and writes are batched
+//     (store.Batcher).
 //   - legacy → XMPP: the adapter's Sink.Emit returns once the event is in
 //     the user's inbox. A drainer per user writes the stanzas with
 //     deterministic ids, then waits for a barrier ping on the same
@@ -31,6 +36,19 @@
 // Legacy sessions stay connected whether or not the user is online (as
 // modern gateways do); the user's server stores what arrives while they are
 // away.
+//
+// With Options.Cluster, several instances share one store (Redis): each
+// account runs on the instance holding its lease, any instance accepts
+// stanzas and queues them for the owner, and with one component link per
+// domain the instances are active/standby (cluster.go, lease.go,
+// docs/scale-out.md, which lists what does not work yet).
+//
+// Security (docs/security.md): only users of AllowedDomains register or
+// write to contacts; a legacy account belongs to one XMPP user per bridge
+// (a second registration gets conflict; register.go) — not yet across two
+// bridges of the same network; each user has a token bucket on inbound
+// stanzas (resource-constraint; ratelimit.go); a from in the gateway's own
+// domain is dropped.
 package bridges
 
 import (
@@ -92,6 +110,15 @@ type Options struct {
 	// nil: inbound files become a text note, outbound file URLs are sent
 	// as text.
 	Media *media.Store
+	// RateLimit is the sustained number of stanzas per second one user
+	// (bare JID) may send to the bridge, RateBurst how many at once
+	// (ratelimit.go). 0 selects DefaultRateLimit / DefaultRateBurst; a
+	// negative RateLimit disables the limit.
+	RateLimit float64
+	RateBurst int
+	// Cluster, when set, makes this bridge one of several instances on a
+	// shared store (cluster.go); nil: the only instance.
+	Cluster *Cluster
 }
 
 // Observer receives the engine's metrics. Methods must not block.
@@ -99,6 +126,43 @@ type Observer interface {
 	QueueDepth(kind store.QueueKind, delta int)
 	Delivered(direction string, ok bool)
 	Sessions(delta int)
+}
+
+// OutboxObserver is an optional Observer extension for the age of the
+// oldest queued outgoing message. OutboxOldest is called with the time the
+// entry now at the head of one user's outbox was queued, and with the zero
+// time when that outbox is empty or its worker stopped; user is an opaque
+// key (never a JID) that only tells users apart. It must not block.
+type OutboxObserver interface {
+	OutboxOldest(user string, enqueued time.Time)
+}
+
+// SessionObserver is an optional Observer extension counting legacy
+// session failures. reason is one of SessionFailureReasons. It must not
+// block.
+type SessionObserver interface {
+	SessionFailed(network, reason string)
+}
+
+// SessionFailureReasons are the reasons a SessionObserver is given:
+// unauthorized (credentials rejected), credentials (stored credentials
+// could not be unsealed), open (Network.Open failed), rate_limited,
+// unavailable (legacy.ErrUnavailable or a network error), ended (Run
+// returned nil while not asked to stop), error (anything else).
+var SessionFailureReasons = []string{"unauthorized", "credentials", "open", "rate_limited", "unavailable", "ended", "error"}
+
+// outboxOldest tells an OutboxObserver about a user's outbox head.
+func (b *Bridge) outboxOldest(u *user, enqueued time.Time) {
+	if o, ok := b.obs.(OutboxObserver); ok {
+		o.OutboxOldest(u.owner, enqueued)
+	}
+}
+
+// sessionFailed tells a SessionObserver that a legacy session failed.
+func (b *Bridge) sessionFailed(reason string) {
+	if o, ok := b.obs.(SessionObserver); ok {
+		o.SessionFailed(b.info.Name, reason)
+	}
 }
 
 type nopObserver struct{}
@@ -121,8 +185,19 @@ type Bridge struct {
 	resolve legacy.Resolver
 	caps    bridgeCaps // disco#info answers and XEP-0115 vers, computed once in New (disco.go)
 
+	outApp     outAppender     // outbox appends, group-committed (outbox.go)
+	discoOnce  sync.Once       // gatewayDiscoQuery (iq.go)
+	discoQuery *stanza.Element // the gateway's disco#info query, shared by fastIQ replies
+
 	cmds *cmdState  // ad-hoc command sessions and chat conversations
 	priv *privState // XEP-0356 grants and roster population queues
+
+	regMu   sync.Mutex   // serialises registrations (checkAccountFree, register.go)
+	limiter *rateLimiter // per-user inbound rate limit (ratelimit.go)
+
+	accessMu sync.RWMutex // guards opts.AllowedDomains and opts.Admins (SetAccess)
+
+	cl *cluster // leases when one of several instances (cluster.go); nil alone
 
 	mu    sync.Mutex
 	users map[string]*user // by bare JID
@@ -160,6 +235,11 @@ func New(opts Options) (*Bridge, error) {
 		users:  map[string]*user{},
 		cmds:   newCmdState(),
 		priv:   newPrivState(),
+	}
+	b.limiter = newRateLimiter(opts.RateLimit, opts.RateBurst)
+	b.st = newContactCache(opts.Store, opts.Cluster == nil) // storecache.go: no contact reads on the message path
+	if b.cl, err = newCluster(b, opts.Cluster); err != nil {
+		return nil, err
 	}
 	if b.obs == nil {
 		b.obs = nopObserver{}
@@ -212,6 +292,14 @@ func (b *Bridge) Info() legacy.Info { return b.info }
 // workers, and serves the component link until ctx ends. On the way out it
 // tells every user the gateway is unavailable.
 func (b *Bridge) Run(ctx context.Context) error {
+	if b.cl.standby() {
+		return b.runStandby(ctx) // one link for the domain: active/standby (lease.go)
+	}
+	return b.run(ctx)
+}
+
+// run is Run once the bridge may serve its domain.
+func (b *Bridge) run(ctx context.Context) error {
 	accts, err := b.st.ListAccounts(ctx, b.domain)
 	if err != nil {
 		return fmt.Errorf("bridges: %s: load accounts: %w", b.domain, err)
@@ -232,9 +320,18 @@ func (b *Bridge) Run(ctx context.Context) error {
 				b.obs.QueueDepth(k, n)
 			}
 		}
-		b.startUser(u)
+		if b.cl == nil {
+			b.startUser(u)
+		}
 	}
 	b.log.Info("bridge started", "users", len(users))
+	if b.cl != nil { // users start where their account lease is taken (cluster.go)
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.cl.run(runCtx)
+		}()
+	}
 
 	for _, ch := range b.shards {
 		b.wg.Add(1)
@@ -253,9 +350,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 	select {
 	case linkErr = <-linkDone:
 	case <-ctx.Done():
-		gctx, gcancel := context.WithTimeout(linkCtx, 5*time.Second)
-		b.goodbye(gctx)
-		gcancel()
+		if !b.cl.skipGoodbye(ctx) { // other instances keep serving (lease.go)
+			gctx, gcancel := context.WithTimeout(linkCtx, 5*time.Second)
+			b.goodbye(gctx)
+			gcancel()
+		}
 		stopLink()
 		linkErr = <-linkDone
 	}
@@ -276,6 +375,9 @@ func (b *Bridge) snapshotUsers() []*user {
 // handle is the component.Handler: called from the read loop, it only
 // routes the stanza to its shard.
 func (b *Bridge) handle(st *stanza.Element) {
+	if b.cl.forwardReply(st) { // a reply for another instance's link (cluster.go)
+		return
+	}
 	from := st.From()
 	if i := strings.IndexByte(from, '/'); i >= 0 {
 		from = from[:i]
@@ -287,6 +389,9 @@ func (b *Bridge) handle(st *stanza.Element) {
 	ctx := b.ctx
 	b.mu.Unlock()
 	if ctx == nil {
+		return
+	}
+	if b.fastIQ(ctx, st) { // ping and disco#info to the domain, no shard hop (iq.go)
 		return
 	}
 	select {
@@ -335,6 +440,9 @@ func (b *Bridge) dispatch(ctx context.Context, st *stanza.Element) {
 		}
 		return
 	}
+	if !b.admit(ctx, st, from) { // own-domain from, foreign domains, rate limit (ratelimit.go)
+		return
+	}
 	if b.interceptPrivileged(ctx, st, from, to) {
 		return
 	}
@@ -363,7 +471,19 @@ func (b *Bridge) reply(ctx context.Context, st *stanza.Element) {
 
 // allowed reports whether a user of domain may register.
 func (b *Bridge) allowed(domain string) bool {
+	b.accessMu.RLock()
+	defer b.accessMu.RUnlock()
 	return slices.Contains(b.opts.AllowedDomains, "*") || slices.Contains(b.opts.AllowedDomains, domain)
+}
+
+// SetAccess replaces Options.AllowedDomains and Options.Admins of a
+// running bridge (configuration reload); they apply from the next check
+// on, and no registration is removed. Safe for concurrent use.
+func (b *Bridge) SetAccess(allowedDomains, admins []string) {
+	b.accessMu.Lock()
+	defer b.accessMu.Unlock()
+	b.opts.AllowedDomains = slices.Clone(allowedDomains)
+	b.opts.Admins = slices.Clone(admins)
 }
 
 // contactJID returns the contact JID string for a legacy chat.

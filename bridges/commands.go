@@ -235,6 +235,8 @@ func findCommand(node string) *command {
 
 // isAdmin reports whether bare is in Options.Admins.
 func (b *Bridge) isAdmin(bare string) bool {
+	b.accessMu.RLock() // SetAccess
+	defer b.accessMu.RUnlock()
 	for _, a := range b.opts.Admins {
 		if strings.EqualFold(strings.TrimSpace(a), bare) {
 			return true

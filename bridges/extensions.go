@@ -331,31 +331,6 @@ func (b *Bridge) sendOut(ctx context.Context, u *user, sess legacy.Session, e *o
 	return "", &stanza.Error{Condition: stanza.InternalServerError, Type: stanza.ErrCancel, Text: "unknown outbox entry kind " + e.Kind}
 }
 
-// mapSent records the id maps of a delivered outbox entry.
-func (b *Bridge) mapSent(ctx context.Context, u *user, e *outboxEntry, id legacy.MessageID) {
-	if id == "" || (e.Kind != "" && e.Kind != outEdit) {
-		return
-	}
-	put := func(kind, k, v string) {
-		if k != "" && v != "" {
-			_ = b.st.PutMapping(ctx, b.domain, u.jid, kind, k, v, idMapTTL)
-		}
-	}
-	// A correction's own id maps to the corrected message too, for
-	// clients that point a second correction at the first one.
-	put(mapStanzaOut, e.ID, string(id))
-	if e.OriginID != e.ID {
-		put(mapStanzaOut, e.OriginID, string(id))
-	}
-	if e.Kind == "" {
-		put(mapLegacyOut, string(id), e.ID)
-		put(mapOriginOut, string(id), e.OriginID)
-	}
-	if b.info.Caps.Replies {
-		put(mapQuote, string(id), excerpt(e.Text))
-	}
-}
-
 // excerpt is the first line of text, at most quoteLen code points.
 func excerpt(text string) string {
 	text = strings.TrimSpace(text)

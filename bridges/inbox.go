@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
@@ -60,6 +61,9 @@ var _ legacy.Sink = (*sink)(nil)
 // durable; ephemeral events (typing, presence, status) are applied at once.
 func (s *sink) Emit(ctx context.Context, ev legacy.Event) error {
 	b, u := s.b, s.u
+	if !b.mayAct(u) { // the account lease moved: the new owner takes it (cluster.go)
+		return errNotOwner
+	}
 	var e *inboxEntry
 	switch ev := ev.(type) {
 	case legacy.Incoming:
@@ -136,12 +140,165 @@ func (s *sink) Emit(ctx context.Context, ev legacy.Event) error {
 	if err != nil {
 		return err
 	}
-	if _, err := b.st.Append(ctx, store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Inbox}, payload); err != nil {
+	// One commit (shared with concurrent Emits on bolt): the entry, and a
+	// seen mark of its stanza id, which tells the drainer whether this is
+	// the first emission ever (no delivered check needed) or a replay.
+	sid := inboundSID(b.domain, u.owner, e)
+	var bt store.Batch
+	bt.MarkSeen(b.domain, u.jid, seenInPrefix+sid, deliveredTTL)
+	bt.Append(store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Inbox}, payload)
+	u.inq.emitMu.Lock()
+	res, err := store.Apply(ctx, b.st, &bt)
+	pushed := false
+	if err == nil {
+		pushed = u.inq.push(memIn{id: res.IDs[1][0], e: e, sid: sid, fresh: res.Seen[0]})
+	}
+	u.inq.emitMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("bridges: store inbound event: %w", err)
 	}
 	b.obs.QueueDepth(store.Inbox, 1)
-	kick(u.kickIn)
+	if !pushed {
+		kick(u.kickIn) // the drainer reads the store
+	}
 	return nil
+}
+
+// seenInPrefix prefixes the seen marks (store.MarkSeen) of inbound stanza
+// ids set by Emit.
+const seenInPrefix = "in:"
+
+// inboundSID is the deterministic stanza id of an inbox entry.
+func inboundSID(domain, owner string, e *inboxEntry) string {
+	if e.Kind == "msg" {
+		return jidmap.StanzaID(domain, owner, legacy.MessageID(e.ID))
+	}
+	return jidmap.StanzaID(domain, owner, legacy.MessageID(e.Kind+":"+e.ID+":"+e.Seq))
+}
+
+// inboxMemMax bounds the in-memory tail of one user's inbox; beyond it
+// the drainer goes back to reading the store (nothing is lost: every
+// entry is in the store first).
+const inboxMemMax = 1024
+
+// inboxMem is the in-memory tail of one user's inbox, so that once warm
+// the drainer reads nothing from the store: after a read of the store
+// returned the whole queue ("cold" read), every entry Emit appends is
+// also handed over here, decoded, in store order, and signalled on ready.
+// A wake on u.kickIn (start, link up, anything that is not a local Emit)
+// always reads the store again, as does any failure of the drainer and
+// an overflow: the store holds every entry until it is acknowledged.
+type inboxMem struct {
+	emitMu sync.Mutex // held across Emit's commit and push: memory order = store order
+
+	mu       sync.Mutex
+	warm     bool    // pending holds every entry appended since the last cold read
+	pending  []memIn // guarded by mu
+	lastCold map[string]bool
+	ready    chan struct{} // signalled by push; made by start
+
+	// Drainer goroutine only.
+	maps  store.Batch // writes of the batch being rendered (renderInbound)
+	batch bool        // renderInbound adds its mappings to maps
+}
+
+// memIn is one inbox entry handed over in memory.
+type memIn struct {
+	id    string // store entry id
+	e     *inboxEntry
+	sid   string
+	fresh bool // first emission of sid ever (the seen mark was new): never delivered before
+}
+
+// push hands e to a warm tail and reports whether it did.
+func (m *inboxMem) push(e memIn) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.warm {
+		return false
+	}
+	if len(m.pending) >= inboxMemMax {
+		m.warm, m.pending = false, nil
+		return false
+	}
+	m.pending = append(m.pending, e)
+	kick(m.ready)
+	return true
+}
+
+// start makes the tail cold and returns its ready channel (drainer start).
+func (m *inboxMem) start() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.warm, m.pending, m.lastCold = false, nil, nil
+	if m.ready == nil {
+		m.ready = make(chan struct{}, 1)
+	}
+	return m.ready
+}
+
+// cool drops the in-memory tail: the next batch is read from the store.
+func (m *inboxMem) cool() {
+	m.mu.Lock()
+	m.warm, m.pending, m.lastCold = false, nil, nil
+	m.mu.Unlock()
+}
+
+// next returns the next batch to deliver: from memory when warm, else
+// from the store (which makes the tail warm once it returns the whole
+// queue).
+func (b *Bridge) nextInbox(ctx context.Context, u *user, q store.Queue) ([]memIn, error) {
+	m := &u.inq
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.warm {
+		// Skip what the cold read that made the tail warm also
+		// returned; never return empty while entries are pending.
+		n := 0
+		out := make([]memIn, 0, min(len(m.pending), inboxBatch))
+		for _, e := range m.pending {
+			if len(out) == cap(out) {
+				break
+			}
+			n++
+			if !m.lastCold[e.id] {
+				out = append(out, e)
+			}
+		}
+		clear(m.pending[:n]) // let the popped entries be collected
+		m.pending = m.pending[n:]
+		if len(m.pending) == 0 {
+			m.pending = nil
+		}
+		return out, nil
+	}
+	// Read under mu: an Emit that committed before this read is in it,
+	// one that commits after pushes to the warm tail (a commit in
+	// between may be in both: lastCold drops the second copy).
+	entries, err := b.st.Read(ctx, q, "", inboxBatch)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]memIn, len(entries))
+	for i, ent := range entries {
+		out[i] = memIn{id: ent.ID}
+		var e inboxEntry
+		if err := json.Unmarshal(ent.Payload, &e); err != nil {
+			b.log.Error("corrupt inbox entry dropped", "user", u.owner, "entry", ent.ID, "err", err)
+			continue
+		}
+		out[i].e, out[i].sid = &e, inboundSID(b.domain, u.owner, &e)
+	}
+	if len(entries) < inboxBatch {
+		m.warm, m.pending, m.lastCold = true, nil, nil
+		if len(entries) > 0 {
+			m.lastCold = make(map[string]bool, len(entries))
+			for _, ent := range entries {
+				m.lastCold[ent.ID] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 func (b *Bridge) saveState(ctx context.Context, u *user, state []byte) error {
@@ -183,15 +340,20 @@ func (b *Bridge) saveContact(ctx context.Context, u *user, ev legacy.Contact) er
 // barrier, then mark and remove it. Runs until ctx ends.
 func (b *Bridge) drainInbox(ctx context.Context, u *user) {
 	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Inbox}
+	ready := u.inq.start()
+	defer u.inq.cool() // a restarted drainer starts from the store
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-u.kickIn:
+			u.inq.cool() // not (only) a local Emit: read the store
+		case <-ready:
 		}
 		for ctx.Err() == nil {
 			n, err := b.drainBatch(ctx, u, q)
 			if err != nil {
+				u.inq.cool() // what was not acknowledged is read again from the store
 				if ctx.Err() != nil {
 					return
 				}
@@ -207,8 +369,10 @@ func (b *Bridge) drainInbox(ctx context.Context, u *user) {
 }
 
 // drainBatch delivers one batch and returns how many entries it removed.
+// The delivered marks, the id maps written while rendering and the ack of
+// the whole batch are one commit (store.Apply), after the barrier.
 func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, error) {
-	entries, err := b.st.Read(ctx, q, "", inboxBatch)
+	entries, err := b.nextInbox(ctx, u, q)
 	if err != nil || len(entries) == 0 {
 		return 0, err
 	}
@@ -217,29 +381,38 @@ func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, e
 		return 0, err
 	}
 	var written []string // stanza ids written in this batch
-	seen := map[string]bool{}
+	var seen map[string]bool
+	if len(entries) > 1 {
+		seen = make(map[string]bool, len(entries))
+	}
 	ids := make([]string, 0, len(entries))
+	bt := &u.inq.maps
+	bt.Reset()
+	u.inq.batch = true
+	defer func() {
+		u.inq.batch = false
+		b.unstageMaps(bt) // an error return: nothing committed
+	}()
 	for _, ent := range entries {
-		ids = append(ids, ent.ID)
-		var e inboxEntry
-		if err := json.Unmarshal(ent.Payload, &e); err != nil {
-			b.log.Error("corrupt inbox entry dropped", "user", u.owner, "entry", ent.ID, "err", err)
-			continue
-		}
-		sid := jidmap.StanzaID(b.domain, u.owner, legacy.MessageID(e.Kind+":"+e.ID+":"+e.Seq))
-		if e.Kind == "msg" {
-			sid = jidmap.StanzaID(b.domain, u.owner, legacy.MessageID(e.ID))
+		ids = append(ids, ent.id)
+		e, sid := ent.e, ent.sid
+		if e == nil {
+			continue // corrupt, logged when read
 		}
 		if seen[sid] {
 			continue
 		}
-		seen[sid] = true
-		if _, err := b.st.GetMapping(ctx, b.domain, u.jid, mapDelivered, sid); err == nil {
-			continue // delivered before a crash or replayed by the adapter
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return 0, err
+		if seen != nil {
+			seen[sid] = true
 		}
-		sts, err := b.renderEntry(ctx, u, &e, sid)
+		if !ent.fresh { // read from the store, or replayed by the adapter
+			if _, err := b.st.GetMapping(ctx, b.domain, u.jid, mapDelivered, sid); err == nil {
+				continue // delivered before a crash or replayed by the adapter
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return 0, err
+			}
+		}
+		sts, err := b.renderEntry(ctx, u, e, sid)
 		if err != nil {
 			b.log.Warn("inbound event cannot be rendered; dropped", "user", u.owner, "kind", e.Kind, "err", err)
 			continue
@@ -255,23 +428,36 @@ func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, e
 		written = append(written, sid)
 	}
 	if len(written) > 0 {
-		if err := conn.Barrier(ctx); err != nil {
+		if err := b.barrier(ctx, conn); err != nil { // conn.Barrier, retried in a cluster (cluster.go)
 			return 0, err
 		}
 	}
 	for _, sid := range written {
-		if err := b.st.PutMapping(ctx, b.domain, u.jid, mapDelivered, sid, "1", deliveredTTL); err != nil {
-			return 0, err
-		}
+		bt.PutMapping(b.domain, u.jid, mapDelivered, sid, "1", deliveredTTL)
 	}
-	if err := b.st.Ack(ctx, q, ids...); err != nil {
+	bt.Ack(q, ids...)
+	_, err = store.Apply(ctx, b.st, bt)
+	b.unstageMaps(bt)
+	if err != nil {
 		return 0, err
 	}
+	bt.Reset()
 	for range written {
 		b.obs.Delivered("in", true)
 	}
 	b.obs.QueueDepth(store.Inbox, -len(ids))
 	return len(ids), nil
+}
+
+// putMapIn writes an id map of an inbound message: into the drainer's
+// batch (committed with the ack, after the barrier) while it renders,
+// directly otherwise.
+func (b *Bridge) putMapIn(ctx context.Context, u *user, ns, key, value string) error {
+	if u.inq.batch {
+		b.stageMap(&u.inq.maps, u, ns, key, value)
+		return nil
+	}
+	return b.st.PutMapping(ctx, b.domain, u.jid, ns, key, value, idMapTTL)
 }
 
 // renderInbound turns an inbox entry into the stanza for the user. It
@@ -323,12 +509,12 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		// Ids the user may refer to later (markers, reactions, replies).
 		caps := b.info.Caps
 		if caps.Markers || caps.Reactions || caps.Replies {
-			if err := b.st.PutMapping(ctx, b.domain, u.jid, mapStanzaIn, sid, e.ID, idMapTTL); err != nil {
+			if err := b.putMapIn(ctx, u, mapStanzaIn, sid, e.ID); err != nil {
 				return nil, err
 			}
 		}
 		if caps.Replies {
-			_ = b.st.PutMapping(ctx, b.domain, u.jid, mapQuote, e.ID, excerpt(e.Text), idMapTTL)
+			_ = b.putMapIn(ctx, u, mapQuote, e.ID, excerpt(e.Text))
 		}
 		return m, nil
 	case "edit":
@@ -338,7 +524,7 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		m.TextChild(stanza.NSComponent, "body", e.Text)
 		m.Add(stanza.New(nsCorrect, "replace", "id", orig))
 		if b.info.Caps.Replies {
-			_ = b.st.PutMapping(ctx, b.domain, u.jid, mapQuote, e.ID, excerpt(e.Text), idMapTTL)
+			_ = b.putMapIn(ctx, u, mapQuote, e.ID, excerpt(e.Text))
 		}
 		return m, nil
 	case "retract":

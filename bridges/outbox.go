@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -59,7 +62,7 @@ const mapOutSeen = "out-origin" // origin-id of an enqueued message → "1", to 
 func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to jid.JID) {
 	switch st.Type() {
 	case "error":
-		b.log.Info("error message from the XMPP side", "to", to.Localpart() != "", "error", stanza.ParseError(st))
+		b.log.Info("error message from the XMPP side", "user", jidmap.OwnerKey(b.domain, from.Bare().String()), "to", to.Localpart() != "", "error", stanza.ParseError(st))
 		return
 	case "groupchat":
 		b.reply(ctx, stanza.ErrorReply(st, stanza.NewError(stanza.ServiceUnavailable, "this gateway has no group chats yet")))
@@ -101,11 +104,6 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 	if o := st.Child(nsSID, "origin-id"); o != nil {
 		originID = o.Attr("id")
 	}
-	if originID != "" {
-		if _, err := b.st.GetMapping(ctx, b.domain, u.jid, mapOutSeen, originID); err == nil {
-			return // a client resend of a message already queued
-		}
-	}
 	e := outboxEntry{
 		Key:      newKey(),
 		From:     from.String(),
@@ -131,19 +129,306 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 			Text: fmt.Sprintf("message of %d bytes is longer than the %d bytes %s accepts", len(e.Text), max, b.info.DisplayName)}))
 		return
 	}
-	payload, _ := json.Marshal(e)
-	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Outbox}
-	if _, err := b.st.Append(ctx, q, payload); err != nil {
-		b.log.Error("cannot queue outgoing message", "user", u.owner, "err", err)
-		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.ResourceConstraint, Type: stanza.ErrWait,
-			Text: "the gateway cannot store your message right now; it was not sent, try again shortly"}))
+	b.appendOut(ctx, &appendReq{u: u, e: &e, st: st})
+}
+
+// appendReq is one message waiting for the outbox appender.
+type appendReq struct {
+	u  *user
+	e  *outboxEntry
+	st *stanza.Element // the user's stanza, for an error reply
+}
+
+// outAppender commits outbox appends for the whole bridge: the shard that
+// handled a message does not wait for the commit (an fsync on bolt), so
+// the next stanza is handled meanwhile and every message that arrived
+// during a commit goes into the next one (one store.Apply). Per user the
+// order is kept: a user's messages come from one shard, in order, and
+// rounds run one at a time.
+type outAppender struct {
+	mu      sync.Mutex
+	pending []*appendReq
+	running bool
+}
+
+// maxAppend bounds the messages of one append commit.
+const maxAppend = 256
+
+// appendOut hands a message to the appender and returns at once. Once
+// committed it is handed to the user's outbox worker; if the store fails
+// the sender gets a resource-constraint error (type wait) with the
+// message's id, as before.
+func (b *Bridge) appendOut(ctx context.Context, r *appendReq) {
+	a := &b.outApp
+	a.mu.Lock()
+	a.pending = append(a.pending, r)
+	if a.running {
+		a.mu.Unlock()
 		return
 	}
-	if originID != "" {
-		_ = b.st.PutMapping(ctx, b.domain, u.jid, mapOutSeen, originID, "1", 24*time.Hour)
+	a.running = true
+	a.mu.Unlock()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			a.mu.Lock()
+			n := min(len(a.pending), maxAppend)
+			if n == 0 {
+				a.running = false
+				a.pending = nil
+				a.mu.Unlock()
+				return
+			}
+			round := a.pending[:n:n]
+			a.pending = a.pending[n:]
+			a.mu.Unlock()
+			b.appendRound(ctx, round)
+		}
+	}()
+}
+
+// appendRound commits one round of appends and hands each message to its
+// user's worker. The users' outbox locks are held across the commit and
+// the acks of resends, so a worker's store read never sees a resend.
+func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
+	var bt store.Batch
+	at := make([]int, len(round)) // index of each request's Append in bt
+	var users []*user
+	for i, r := range round {
+		if !slices.Contains(users, r.u) {
+			users = append(users, r.u)
+		}
+		payload, _ := json.Marshal(r.e)
+		at[i] = bt.Len()
+		bt.Append(store.Queue{Bridge: b.domain, JID: r.u.jid, Kind: store.Outbox}, payload)
+		if r.e.OriginID != "" {
+			bt.MarkSeen(b.domain, r.u.jid, mapOutSeen+":"+r.e.OriginID, 24*time.Hour)
+		}
 	}
-	b.obs.QueueDepth(store.Outbox, 1)
-	kick(u.kickOut)
+	slices.SortFunc(users, func(x, y *user) int { return strings.Compare(x.jid, y.jid) }) // lock order
+	for _, u := range users {
+		u.outq.mu.Lock()
+	}
+	// Accepted messages are committed even when the bridge is stopping.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	res, err := store.Apply(cctx, b.st, &bt)
+	var acks store.Batch // resends, acknowledged at once
+	var wake []*user
+	for i, r := range round {
+		if err != nil {
+			continue
+		}
+		id := res.IDs[at[i]][0]
+		if r.e.OriginID != "" && !res.Seen[at[i]+1] {
+			acks.Ack(store.Queue{Bridge: b.domain, JID: r.u.jid, Kind: store.Outbox}, id)
+			continue
+		}
+		b.obs.QueueDepth(store.Outbox, 1)
+		if !r.u.outq.pushLocked(memOut{id: id, e: r.e}) {
+			kick(r.u.kickOut) // the worker reads the store
+		}
+		if !slices.Contains(wake, r.u) {
+			wake = append(wake, r.u)
+		}
+	}
+	if acks.Len() > 0 {
+		if _, aerr := store.Apply(cctx, b.st, &acks); aerr != nil {
+			b.log.Warn("cannot drop a resent message; it will be sent again", "err", aerr)
+			for _, op := range acks.Ops {
+				b.obs.QueueDepth(store.Outbox, 1)
+				for _, u := range users {
+					if u.jid == op.Queue.JID {
+						kick(u.kickOut)
+					}
+				}
+			}
+		}
+	}
+	for _, u := range users {
+		u.outq.mu.Unlock()
+	}
+	if err != nil {
+		b.log.Error("cannot queue outgoing messages", "messages", len(round), "err", err)
+		for _, r := range round {
+			b.reply(ctx, stanza.ErrorReply(r.st, &stanza.Error{Condition: stanza.ResourceConstraint, Type: stanza.ErrWait,
+				Text: "the gateway cannot store your message right now; it was not sent, try again shortly"}))
+		}
+		return
+	}
+	for _, u := range wake {
+		b.wakeOwner(ctx, u) // another instance may run this user (cluster.go)
+	}
+}
+
+// maxAcking bounds the acks of one user's outbox in flight.
+const maxAcking = 32
+
+// ackOut commits bt (the sent entry's id maps and its ack) without making
+// the worker wait for the fsync: the next entry is sent meanwhile, and
+// concurrent commits share transactions (store.Batcher). Until it is
+// committed, the entry is skipped by store reads of the outbox (acking)
+// and its maps are answered from memory (staged). A failing commit is
+// retried (at most a minute after the worker stops); one that never
+// succeeds leaves the entry queued, to be sent again later (at least
+// once, as after a crash between send and ack).
+func (b *Bridge) ackOut(ctx context.Context, u *user, id string, bt store.Batch) {
+	m := &u.outq
+	m.mu.Lock()
+	if m.acking == nil {
+		m.acking = map[string]bool{}
+	}
+	m.acking[id] = true
+	inline := len(m.acking) > maxAcking
+	m.mu.Unlock()
+	commit := func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		for {
+			_, err := store.Apply(cctx, b.st, &bt)
+			if err == nil {
+				break
+			}
+			if cctx.Err() != nil {
+				b.log.Warn("outbox entry sent but not acknowledged; it will be sent again", "user", u.owner, "err", err)
+				break
+			}
+			b.log.Warn("ack outbox entry", "user", u.owner, "err", err)
+			sleep(cctx, jitter(time.Second))
+		}
+		b.unstageMaps(&bt)
+		m.mu.Lock()
+		delete(m.acking, id)
+		if len(m.acking) == 0 {
+			m.acking = nil
+		}
+		m.mu.Unlock()
+		b.obs.QueueDepth(store.Outbox, -1)
+	}
+	if inline {
+		commit()
+		return
+	}
+	m.acks.Go(commit)
+}
+
+// outboxMemMax bounds the in-memory tail of one user's outbox.
+const outboxMemMax = 256
+
+// outboxMem is the in-memory tail of one user's outbox, as inboxMem is
+// for the inbox: once a store read returned the whole queue, entries
+// enqueued here are handed to the worker in memory, decoded, and the
+// worker reads nothing from the store. A wake on u.kickOut (start, an
+// entry queued by another instance, ...) always reads the store again,
+// as does an overflow.
+type outboxMem struct {
+	mu       sync.Mutex
+	warm     bool
+	pending  []memOut
+	lastCold map[string]bool
+	ready    chan struct{}   // signalled by pushLocked; made by start
+	acking   map[string]bool // entries sent whose ack is being committed (ackOut)
+
+	maps store.Batch    // worker goroutine only: id maps of the entry being settled (sentOut)
+	acks sync.WaitGroup // ackOut commits in flight
+}
+
+type memOut struct {
+	id string
+	e  *outboxEntry // nil: corrupt entry, to acknowledge
+}
+
+// pushLocked hands e to a warm tail and reports whether it did. m.mu is
+// held.
+func (m *outboxMem) pushLocked(e memOut) bool {
+	if !m.warm {
+		return false
+	}
+	if len(m.pending) >= outboxMemMax {
+		m.warm, m.pending = false, nil
+		return false
+	}
+	m.pending = append(m.pending, e)
+	kick(m.ready)
+	return true
+}
+
+// start makes the tail cold and returns its ready channel (worker start).
+func (m *outboxMem) start() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.warm, m.pending, m.lastCold = false, nil, nil
+	if m.ready == nil {
+		m.ready = make(chan struct{}, 1)
+	}
+	return m.ready
+}
+
+func (m *outboxMem) cool() {
+	m.mu.Lock()
+	m.warm, m.pending, m.lastCold = false, nil, nil
+	m.mu.Unlock()
+}
+
+// nextOutbox returns the next entries to send: from memory when warm,
+// else read from the store (up to 16), which makes the tail warm once it
+// returns the whole queue.
+func (b *Bridge) nextOutbox(ctx context.Context, u *user, q store.Queue) ([]memOut, error) {
+	const batch = 16
+	m := &u.outq
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.warm {
+		// Skip what the cold read that made the tail warm also
+		// returned; never return empty while entries are pending.
+		n := 0
+		out := make([]memOut, 0, min(len(m.pending), batch))
+		for _, e := range m.pending {
+			if len(out) == cap(out) {
+				break
+			}
+			n++
+			if !m.lastCold[e.id] {
+				out = append(out, e)
+			}
+		}
+		clear(m.pending[:n]) // let the popped entries be collected
+		m.pending = m.pending[n:]
+		if len(m.pending) == 0 {
+			m.pending = nil
+		}
+		return out, nil
+	}
+	limit := batch + len(m.acking) // acking entries are read and skipped
+	entries, err := b.st.Read(ctx, q, "", limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]memOut, 0, len(entries))
+	for _, ent := range entries {
+		if m.acking[ent.ID] {
+			continue // sent; its ack is being committed
+		}
+		out = append(out, memOut{id: ent.ID})
+		i := len(out) - 1
+		var e outboxEntry
+		if err := json.Unmarshal(ent.Payload, &e); err != nil {
+			b.log.Error("corrupt outbox entry dropped", "user", u.owner, "entry", ent.ID, "err", err)
+			continue
+		}
+		out[i].e = &e
+	}
+	if len(entries) < limit {
+		m.warm, m.pending, m.lastCold = true, nil, nil
+		if len(entries) > 0 {
+			m.lastCold = make(map[string]bool, len(entries))
+			for _, ent := range entries {
+				m.lastCold[ent.ID] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // chatFor returns the legacy chat a contact localpart names: the stored
@@ -202,38 +487,41 @@ func newKey() string {
 // runOutbox sends the user's queued messages in order until ctx ends.
 func (b *Bridge) runOutbox(ctx context.Context, u *user) {
 	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Outbox}
+	defer b.outboxOldest(u, time.Time{}) // outbox age metric: no longer worked on
+	ready := u.outq.start()
+	defer u.outq.cool() // a restarted worker starts from the store
+	defer u.outq.acks.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-u.kickOut:
+			u.outq.cool() // not (only) a local enqueue: read the store
+		case <-ready:
 		}
 		for ctx.Err() == nil {
-			entries, err := b.st.Read(ctx, q, "", 16)
+			entries, err := b.nextOutbox(ctx, u, q)
 			if err != nil {
 				b.log.Warn("read outbox", "user", u.owner, "err", err)
 				sleep(ctx, jitter(time.Second))
 				continue
 			}
 			if len(entries) == 0 {
+				b.outboxOldest(u, time.Time{}) // outbox age metric: empty
 				break
 			}
 			for _, ent := range entries {
-				var e outboxEntry
-				if err := json.Unmarshal(ent.Payload, &e); err != nil {
-					b.log.Error("corrupt outbox entry dropped", "user", u.owner, "entry", ent.ID, "err", err)
-				} else if !b.deliverOut(ctx, u, &e) {
-					return // ctx ended; the entry stays queued
+				bt := &u.outq.maps
+				bt.Reset()
+				if ent.e != nil && !b.deliverOut(ctx, u, ent.e) { // nil: corrupt, logged when read
+					b.unstageMaps(bt)
+					return // ctx ended (or the lease is lost); the entry stays queued
 				}
-				for ctx.Err() == nil {
-					if err := b.st.Ack(ctx, q, ent.ID); err == nil {
-						break
-					} else {
-						b.log.Warn("ack outbox entry", "user", u.owner, "err", err)
-						sleep(ctx, jitter(time.Second))
-					}
-				}
-				b.obs.QueueDepth(store.Outbox, -1)
+				// The id maps of the sent message (sentOut) and the ack:
+				// one commit, which the next entry does not wait for.
+				bt.Ack(q, ent.id)
+				b.ackOut(ctx, u, ent.id, *bt)
+				u.outq.maps = store.Batch{} // now ackOut's
 			}
 		}
 	}
@@ -242,11 +530,12 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user) {
 // deliverOut sends one message, retrying transient failures until the TTL.
 // It returns false only when ctx ended before the outcome was settled.
 func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry) bool {
+	b.outboxOldest(u, e.Time) // outbox age metric: e is the oldest entry left
 	delay := b.opts.RetryMin
 	var lastErr error
 	var file *legacy.Attachment // a fetched attachment, kept across retries
 	for {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !b.mayAct(u) { // the account lease is still ours (cluster.go)
 			return false
 		}
 		if time.Since(e.Time) > b.ttl {
@@ -302,7 +591,7 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry) bool {
 
 func (b *Bridge) sentOut(ctx context.Context, u *user, e *outboxEntry, id legacy.MessageID) {
 	b.obs.Delivered("out", true)
-	b.mapSent(ctx, u, e, id)
+	b.mapSentOps(&u.outq.maps, u, e, id) // committed with the ack (runOutbox)
 	if e.Receipt && b.info.Caps.Receipts && (e.Kind == "" || e.Kind == outEdit) {
 		m := stanza.New(stanza.NSComponent, "message", "id", "rcpt-"+e.Key, "from", e.To, "to", e.From)
 		m.Add(stanza.New(nsReceipts, "received", "id", e.ID))
@@ -328,5 +617,31 @@ func (b *Bridge) failOut(ctx context.Context, e *outboxEntry, se *stanza.Error) 
 		if err := conn.Send(ctx, m); err == nil {
 			return
 		}
+	}
+}
+
+// mapSentOps adds the id maps of a delivered outbox entry to bt, so that
+// runOutbox commits them with the entry's ack.
+func (b *Bridge) mapSentOps(bt *store.Batch, u *user, e *outboxEntry, id legacy.MessageID) {
+	if id == "" || (e.Kind != "" && e.Kind != outEdit) {
+		return
+	}
+	put := func(kind, k, v string) {
+		if k != "" && v != "" {
+			b.stageMap(bt, u, kind, k, v)
+		}
+	}
+	// A correction's own id maps to the corrected message too, for
+	// clients that point a second correction at the first one.
+	put(mapStanzaOut, e.ID, string(id))
+	if e.OriginID != e.ID {
+		put(mapStanzaOut, e.OriginID, string(id))
+	}
+	if e.Kind == "" {
+		put(mapLegacyOut, string(id), e.ID)
+		put(mapOriginOut, string(id), e.OriginID)
+	}
+	if b.info.Caps.Replies {
+		put(mapQuote, string(id), excerpt(e.Text))
 	}
 }

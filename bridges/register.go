@@ -9,6 +9,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/jabbergate/jabbergate/bridges/jidmap"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
@@ -275,10 +276,15 @@ func (b *Bridge) registerStep(ctx context.Context, sr legacy.StepRegistrar, step
 // storeRegistration stores the account (sealing secrets) and (re)starts
 // the user's session. state, when not nil, replaces the adapter state.
 func (b *Bridge) storeRegistration(ctx context.Context, bare string, clean map[string]string, acctID legacy.AccountID, state []byte) (bool, *stanza.Error) {
+	b.regMu.Lock() // the exclusivity check and the store are one step
+	defer b.regMu.Unlock()
+	if serr := b.checkAccountFree(ctx, bare, acctID); serr != nil {
+		return false, serr
+	}
 	u := b.getUser(bare)
 	sealed, err := b.sealFields(bare, clean)
 	if err != nil {
-		b.log.Error("seal credentials", "err", err)
+		b.log.Error("seal credentials", "user", jidmap.OwnerKey(b.domain, bare), "err", err)
 		return false, stanza.NewError(stanza.InternalServerError, "could not store your registration")
 	}
 	a := &store.Account{Bridge: b.domain, JID: bare, LegacyID: string(acctID), Fields: sealed, Created: time.Now().UTC()}
@@ -294,7 +300,7 @@ func (b *Bridge) storeRegistration(ctx context.Context, bare string, clean map[s
 		a.State = state
 	}
 	if err := b.st.PutAccount(ctx, a); err != nil {
-		b.log.Error("store account", "err", err)
+		b.log.Error("store account", "user", jidmap.OwnerKey(b.domain, bare), "err", err)
 		return false, &stanza.Error{Condition: stanza.InternalServerError, Type: stanza.ErrWait, Text: "could not store your registration now; try again"}
 	}
 	if u != nil {
@@ -444,5 +450,45 @@ func (b *Bridge) unregister(ctx context.Context, u *user) error {
 		}
 	}
 	b.log.Info("user unregistered", "user", u.owner)
+	return nil
+}
+
+// checkAccountFree refuses a legacy account another XMPP user of this
+// bridge already registered: sessions are keyed by (bare JID, network,
+// legacy account), and a second user must not take over the first one's
+// session (same bot token, mailbox or number). An account id equal to the
+// network's name is the "no personal account" id (the default without a
+// Registrar, echo's shared id) and is never exclusive. The store is asked
+// as well as memory, so accounts registered through another instance
+// sharing the store count too. Callers hold b.regMu.
+func (b *Bridge) checkAccountFree(ctx context.Context, bare string, acctID legacy.AccountID) *stanza.Error {
+	if acctID == "" || string(acctID) == b.info.Name {
+		return nil
+	}
+	taken := stanza.Error{Condition: stanza.Conflict, Type: stanza.ErrCancel,
+		Text: "this " + b.info.DisplayName + " account is already registered with " + b.domain + " by another XMPP user; it must unregister first (or an admin can delete that registration)"}
+	b.mu.Lock()
+	users := b.snapshotUsers()
+	b.mu.Unlock()
+	for _, o := range users {
+		o.mu.Lock()
+		same := o.jid != bare && o.acct != nil && o.acct.LegacyID == string(acctID)
+		o.mu.Unlock()
+		if same {
+			b.log.Info("registration refused: legacy account already registered by another user")
+			return &taken
+		}
+	}
+	accts, err := b.st.ListAccounts(ctx, b.domain)
+	if err != nil {
+		b.log.Error("registration: list accounts", "err", err)
+		return &stanza.Error{Condition: stanza.InternalServerError, Type: stanza.ErrWait, Text: "could not check your registration now; try again"}
+	}
+	for _, a := range accts {
+		if a.JID != bare && a.LegacyID == string(acctID) {
+			b.log.Info("registration refused: legacy account already registered by another user")
+			return &taken
+		}
+	}
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
@@ -33,6 +35,9 @@ type user struct {
 
 	kickIn  chan struct{} // wakes the inbox drainer
 	kickOut chan struct{} // wakes the outbox worker
+
+	inq  inboxMem  // in-memory tail of the inbox (inbox.go)
+	outq outboxMem // in-memory tail of the outbox (outbox.go)
 }
 
 func (b *Bridge) newUser(a *store.Account) *user {
@@ -68,8 +73,23 @@ func (b *Bridge) getUser(bare string) *user {
 }
 
 // startUser opens the legacy session and starts the user's goroutines:
-// session runner, inbox drainer, outbox worker.
+// session runner, inbox drainer, outbox worker. In a cluster it does so
+// only on the instance that holds (or now takes) the account's lease
+// (cluster.go); elsewhere the user stays dormant.
 func (b *Bridge) startUser(u *user) {
+	if b.cl != nil {
+		b.mu.Lock()
+		parent := b.ctx
+		b.mu.Unlock()
+		if parent != nil && !b.cl.claim(parent, u) {
+			return // another instance runs this user
+		}
+	}
+	b.runUser(u)
+}
+
+// runUser starts the user's machinery on this instance.
+func (b *Bridge) runUser(u *user) {
 	b.mu.Lock()
 	parent := b.ctx
 	b.mu.Unlock()
@@ -83,6 +103,7 @@ func (b *Bridge) startUser(u *user) {
 	fields, err := b.openFields(acct)
 	if err != nil {
 		b.log.Error("cannot open stored credentials; the user must register again", "user", u.owner, "err", err)
+		b.sessionFailed("credentials")
 	}
 	sess, err := b.opts.Network.Open(ctx, legacy.Account{
 		ID:       legacy.AccountID(acct.LegacyID),
@@ -93,6 +114,7 @@ func (b *Bridge) startUser(u *user) {
 	}, &sink{b: b, u: u})
 	if err != nil {
 		b.log.Error("open legacy session", "user", u.owner, "err", err)
+		b.sessionFailed("open")
 	}
 	u.mu.Lock()
 	u.sess = sess
@@ -103,18 +125,21 @@ func (b *Bridge) startUser(u *user) {
 	}
 	b.obs.Sessions(1)
 
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); b.runSession(ctx, u, sess) }()
-	go func() { defer wg.Done(); b.drainInbox(ctx, u) }()
-	go func() { defer wg.Done(); b.runOutbox(ctx, u) }()
+	// The last of the three to end reports it (no waiter goroutine: one
+	// goroutine less per idle user, issue 8).
+	left := new(atomic.Int32)
+	left.Store(3)
 	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		wg.Wait()
-		b.obs.Sessions(-1)
-		close(u.done)
-	}()
+	end := func() {
+		if left.Add(-1) == 0 {
+			b.obs.Sessions(-1)
+			close(u.done)
+			b.wg.Done()
+		}
+	}
+	go func() { defer end(); b.runSession(ctx, u, sess) }()
+	go func() { defer end(); b.drainInbox(ctx, u) }()
+	go func() { defer end(); b.runOutbox(ctx, u) }()
 	kick(u.kickIn)
 	kick(u.kickOut)
 }
@@ -144,6 +169,7 @@ func (b *Bridge) runSession(ctx context.Context, u *user, sess legacy.Session) {
 		if ctx.Err() != nil {
 			return
 		}
+		b.sessionFailed(sessionFailureReason(err))
 		if errors.Is(err, legacy.ErrUnauthorized) {
 			b.log.Warn("legacy credentials rejected; session stopped", "user", u.owner, "err", err)
 			b.setStatus(ctx, u, legacy.StatusUnauthorized, "the legacy network rejected your credentials; register again")
@@ -159,6 +185,23 @@ func (b *Bridge) runSession(ctx context.Context, u *user, sess legacy.Session) {
 		}
 		delay = min(delay*2, 5*time.Minute)
 	}
+}
+
+// sessionFailureReason classifies why a legacy session's Run returned
+// (one of SessionFailureReasons).
+func sessionFailureReason(err error) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "ended"
+	case errors.Is(err, legacy.ErrUnauthorized):
+		return "unauthorized"
+	case errors.Is(err, legacy.ErrRateLimited):
+		return "rate_limited"
+	case errors.Is(err, legacy.ErrUnavailable), errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded):
+		return "unavailable"
+	}
+	return "error"
 }
 
 func errText(err error) string {

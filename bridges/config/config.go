@@ -47,6 +47,7 @@ type Config struct {
 	Log     Log      `yaml:"log"`
 	Vault   Vault    `yaml:"vault"`
 	Media   Media    `yaml:"media"`
+	Cluster Cluster  `yaml:"cluster"`
 
 	lines map[string]int // key path → line, for Line
 }
@@ -59,6 +60,10 @@ type XMPP struct {
 	// MaxStanzaSize is the largest stanza read or written on the link.
 	// Default 256KiB; at least 10000 bytes (RFC 6120 §13.12).
 	MaxStanzaSize ByteSize `yaml:"max_stanza_size"`
+	// MaxElementDepth bounds element nesting in a stanza read from the
+	// server (the stanza itself is depth 1); deeper closes the link with
+	// policy-violation. 0 selects the default, 32; at least 8.
+	MaxElementDepth int `yaml:"max_element_depth"`
 	// PingInterval is how often an idle link is checked with an XEP-0199
 	// ping. Default 30s.
 	PingInterval time.Duration `yaml:"ping_interval"`
@@ -83,6 +88,11 @@ type Bridge struct {
 	Server string `yaml:"server"`
 	// Name is the display name (disco identity); "" lets the network choose.
 	Name string `yaml:"name"`
+	// MultiLink says the XMPP server accepts several component links for
+	// this domain (ejabberd), so every instance of a cluster connects.
+	// False (default; Prosody, Openfire): one instance holds the link,
+	// the others are standby. Only used when Cluster.Enabled.
+	MultiLink bool `yaml:"multi_link"`
 	// Options are handed to the network's factory unchanged, except that
 	// a key "x_file" is replaced by "x" holding the content of that file.
 	Options map[string]string `yaml:"options"`
@@ -129,6 +139,19 @@ type Access struct {
 	AllowedDomains []string `yaml:"allowed_domains"`
 	// Admins are bare JIDs (lowercased) allowed to run admin commands.
 	Admins []string `yaml:"admins"`
+	// RateLimit bounds the stanzas one user sends to a bridge.
+	RateLimit RateLimit `yaml:"rate_limit"`
+}
+
+// RateLimit is a token bucket per user (bare JID) on inbound stanzas; past
+// it messages and requests get a resource-constraint error (type wait).
+// Zero values select the defaults (bridges.DefaultRateLimit and
+// DefaultRateBurst: 20 per second, bursts of 200).
+type RateLimit struct {
+	// PerSecond is the sustained rate; negative disables the limit.
+	PerSecond float64 `yaml:"per_second"`
+	// Burst is how many stanzas may arrive at once.
+	Burst int `yaml:"burst"`
 }
 
 // Log configures logging.
@@ -152,6 +175,12 @@ type Vault struct {
 	Key string `yaml:"key"`
 	// KeyFile is the resolved path of the key file.
 	KeyFile string `yaml:"key_file"`
+	// OldKeys are earlier keys (base64), kept so values sealed with them
+	// still open after a rotation (jabbergate rotate-key). After Load it
+	// also holds the content of every OldKeyFiles file, checked.
+	OldKeys []string `yaml:"old_keys"`
+	// OldKeyFiles are the resolved paths of files holding earlier keys.
+	OldKeyFiles []string `yaml:"old_key_files"`
 }
 
 // Media configures attachments: files from legacy contacts are stored in
@@ -217,6 +246,7 @@ const (
 	DefaultMediaMaxSize      ByteSize      = 20 * MiB
 	DefaultMediaTTL          time.Duration = 7 * 24 * time.Hour
 	DefaultMediaFetchTimeout time.Duration = time.Minute
+	DefaultLeaseTTL          time.Duration = 15 * time.Second // cluster.lease_ttl
 )
 
 // Load reads, expands and validates the file at path. Relative paths in the
@@ -307,3 +337,19 @@ func (v Vault) String() string {
 
 // GoString is String, for %#v: a Vault may hold the key.
 func (v Vault) GoString() string { return v.String() }
+
+// Cluster runs several gateway processes on one Redis store
+// (docs/scale-out.md): each account runs on the instance holding its
+// lease, and accounts move when an instance dies.
+type Cluster struct {
+	// Enabled turns the clustered mode on; it requires store.backend
+	// redis. Default false: one process.
+	Enabled bool `yaml:"enabled"`
+	// Instance names this process among the instances; unique. Default:
+	// host name, process id and a random suffix.
+	Instance string `yaml:"instance"`
+	// LeaseTTL is the lease period, default 15s when Enabled, at least 1s: a dead
+	// instance's accounts move to the others within it (plus a quarter
+	// of it for the next check).
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+}

@@ -65,7 +65,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "unknown key without suggestion",
 			yaml: valid + "colour: blue\n",
-			want: []string{`t.yaml:9: colour: unknown key (known keys: xmpp, bridges, store, http, access, log, vault, media)`},
+			want: []string{`t.yaml:9: colour: unknown key (known keys: xmpp, bridges, store, http, access, log, vault, media, cluster)`},
 		},
 		{
 			name: "typo in nested section",
@@ -830,7 +830,7 @@ func TestMergeKeys(t *testing.T) {
 	if err == nil {
 		t.Fatal("x-common accepted as a key")
 	}
-	if got := errStrings(t, err); !slices.Equal(got, []string{`t.yaml:3: x-common: unknown key (known keys: xmpp, bridges, store, http, access, log, vault, media)`}) {
+	if got := errStrings(t, err); !slices.Equal(got, []string{`t.yaml:3: x-common: unknown key (known keys: xmpp, bridges, store, http, access, log, vault, media, cluster)`}) {
 		t.Fatalf("errors: %q", got)
 	}
 	c, err = Parse("t.yaml", []byte(doc(

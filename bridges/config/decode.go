@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -138,6 +139,28 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if s, ok := d.scalar(n, path); ok {
 			v.SetString(s)
 		}
+	case t.Kind() == reflect.Int:
+		s, ok := d.scalar(n, path)
+		if !ok || s == "" {
+			return
+		}
+		i, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			d.errorf(n.Line, path, "invalid integer %q", s)
+			return
+		}
+		v.SetInt(int64(i))
+	case t.Kind() == reflect.Float64:
+		s, ok := d.scalar(n, path)
+		if !ok || s == "" {
+			return
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			d.errorf(n.Line, path, "invalid number %q", s)
+			return
+		}
+		v.SetFloat(f)
 	case t.Kind() == reflect.Bool:
 		s, ok := d.scalar(n, path)
 		if !ok || s == "" {

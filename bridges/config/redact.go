@@ -51,6 +51,9 @@ func (c *Config) Redacted() string {
 	if r.Vault.Key != "" {
 		r.Vault.Key = redacted
 	}
+	if len(c.Vault.OldKeys) > 0 {
+		r.Vault.OldKeys = slices.Repeat([]string{redacted}, len(c.Vault.OldKeys))
+	}
 	if r.Media.Key != "" {
 		r.Media.Key = redacted
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Allowed values.
@@ -24,6 +25,16 @@ var (
 )
 
 const keyHint = "create one with: openssl rand -base64 32"
+
+// RegisterNetwork adds name to the networks a config may name. It is for
+// networks linked only into test builds (the fault-injection network of
+// legacy/legacytest/faultnet); call it from an init function, not
+// concurrently with Parse.
+func RegisterNetwork(name string) {
+	if !slices.Contains(networks, name) {
+		networks = append(networks, name)
+	}
+}
 
 func allowed(vals []string) string { return "allowed: " + strings.Join(vals, ", ") }
 
@@ -38,7 +49,23 @@ func (d *decoder) validate(c *Config) {
 	d.validateAccess(c)
 	d.validateLog(c)
 	d.validateVault(c)
+	d.validateRateLimit(c)
 	d.validateMedia(c)
+	d.validateCluster(c)
+}
+
+func (d *decoder) validateCluster(c *Config) {
+	cl := &c.Cluster
+	cl.Instance = strings.TrimSpace(cl.Instance)
+	if strings.ContainsAny(cl.Instance, " \t|") {
+		d.errorf(d.line("cluster.instance"), "cluster.instance", "must not contain white space or '|'")
+	}
+	if cl.LeaseTTL != 0 && cl.LeaseTTL < time.Second {
+		d.errorf(d.line("cluster.lease_ttl"), "cluster.lease_ttl", "must be at least 1s (default 15s)")
+	}
+	if cl.Enabled && c.Store.Backend != "redis" {
+		d.errorf(d.line("cluster.enabled"), "cluster.enabled", "needs store.backend: redis (the bolt file belongs to one process)")
+	}
 }
 
 func (d *decoder) validateMedia(c *Config) {
@@ -109,6 +136,9 @@ func (d *decoder) validateXMPP(c *Config) {
 		d.errorf(d.line("xmpp.max_stanza_size"), "xmpp.max_stanza_size", "must not be negative")
 	case x.MaxStanzaSize > 0 && x.MaxStanzaSize < 10000:
 		d.errorf(d.line("xmpp.max_stanza_size"), "xmpp.max_stanza_size", "must be at least 10000 bytes (RFC 6120 §13.12)")
+	}
+	if x.MaxElementDepth < 0 || (x.MaxElementDepth > 0 && x.MaxElementDepth < 8) {
+		d.errorf(d.line("xmpp.max_element_depth"), "xmpp.max_element_depth", "must be at least 8 (0 for the default, 32)")
 	}
 	if x.PingInterval < 0 {
 		d.errorf(d.line("xmpp.ping_interval"), "xmpp.ping_interval", "must not be negative")
@@ -307,6 +337,31 @@ func (d *decoder) validateVault(c *Config) {
 	case v.KeyFile == "" && c.Store.Backend == "redis":
 		d.required("vault.key", "with store.backend redis every instance must share one key: set vault.key or vault.key_file")
 	}
+	for i, k := range v.OldKeys {
+		v.OldKeys[i] = strings.TrimSpace(k)
+		if b, err := base64.StdEncoding.DecodeString(v.OldKeys[i]); err != nil || len(b) != 32 {
+			p := fmt.Sprintf("vault.old_keys[%d]", i)
+			d.errorf(d.line(p), p, "not the base64 of 32 bytes (%s)", keyHint)
+		}
+	}
+	for i, f := range v.OldKeyFiles {
+		p := fmt.Sprintf("vault.old_key_files[%d]", i)
+		v.OldKeyFiles[i] = d.path(f)
+		if s, ok := d.readFile(p, v.OldKeyFiles[i]); ok {
+			s = strings.TrimSpace(s)
+			if b, err := base64.StdEncoding.DecodeString(s); err != nil || len(b) != 32 {
+				d.errorf(d.line(p), p, "file %q: not the base64 of 32 bytes (%s)", v.OldKeyFiles[i], keyHint)
+			} else {
+				v.OldKeys = append(v.OldKeys, s)
+			}
+		}
+	}
+}
+
+func (d *decoder) validateRateLimit(c *Config) {
+	if c.Access.RateLimit.Burst < 0 {
+		d.errorf(d.line("access.rate_limit.burst"), "access.rate_limit.burst", "must not be negative")
+	}
 }
 
 // applyDefaults fills in defaults and resolves relative paths; c is valid.
@@ -362,6 +417,9 @@ func (d *decoder) applyDefaults(c *Config) {
 	}
 	if md.FetchTimeout == 0 {
 		md.FetchTimeout = DefaultMediaFetchTimeout
+	}
+	if c.Cluster.Enabled && c.Cluster.LeaseTTL == 0 {
+		c.Cluster.LeaseTTL = DefaultLeaseTTL
 	}
 	switch {
 	case c.Vault.KeyFile != "":

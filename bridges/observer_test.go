@@ -1,0 +1,164 @@
+package bridges_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/bridges"
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	"github.com/jabbergate/jabbergate/bridges/vault"
+	"github.com/jabbergate/jabbergate/component"
+	"github.com/jabbergate/jabbergate/component/componenttest"
+	"github.com/jabbergate/jabbergate/component/stanza"
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/echo"
+)
+
+// recObserver records what the optional Observer extensions are told.
+type recObserver struct {
+	mu       sync.Mutex
+	heads    map[string]time.Time // user key → head of the outbox
+	seen     []time.Time          // every non-zero head reported
+	users    map[string]bool      // every user key reported
+	failures []string             // network/reason
+}
+
+var (
+	_ bridges.Observer        = (*recObserver)(nil)
+	_ bridges.OutboxObserver  = (*recObserver)(nil)
+	_ bridges.SessionObserver = (*recObserver)(nil)
+)
+
+func (o *recObserver) QueueDepth(store.QueueKind, int) {}
+func (o *recObserver) Delivered(string, bool)          {}
+func (o *recObserver) Sessions(int)                    {}
+
+func (o *recObserver) OutboxOldest(user string, t time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.users[user] = true
+	if t.IsZero() {
+		delete(o.heads, user)
+		return
+	}
+	o.heads[user] = t
+	o.seen = append(o.seen, t)
+}
+
+func (o *recObserver) SessionFailed(network, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failures = append(o.failures, network+"/"+reason)
+}
+
+func (o *recObserver) snapshot() (heads int, seen []time.Time, users []string, failures []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for u := range o.users {
+		users = append(users, u)
+	}
+	return len(o.heads), slices.Clone(o.seen), users, slices.Clone(o.failures)
+}
+
+// newObservedHarness is newHarness with an Observer.
+func newObservedHarness(t *testing.T, network legacy.Network, obs bridges.Observer) *harness {
+	t.Helper()
+	h := &harness{t: t, srv: componenttest.NewServer(t, domain, "s3cret"), path: filepath.Join(t.TempDir(), "jg.db"), log: &syncBuffer{}}
+	st, err := bolt.Open(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.st = st
+	v, _ := vault.New(map[int][]byte{1: bytes.Repeat([]byte{7}, 32)})
+	b, err := bridges.New(bridges.Options{
+		Domain: domain, Network: network, Store: st, Vault: v, Observer: obs,
+		AllowedDomains: []string{"localhost"},
+		Logger:         slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		RetryMin:       20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+		Link: component.Config{
+			Addr: h.srv.Addr(), Secret: "s3cret",
+			MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+			PingInterval: time.Second, PingTimeout: 500 * time.Millisecond,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- b.Run(ctx) }()
+	if err := h.srv.WaitHandshakes(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.stop()
+		if t.Failed() {
+			t.Logf("bridge log:\n%s", h.log.String())
+		}
+	})
+	return h
+}
+
+// TestOutboxOldestReported: while a message waits for retries the
+// observer knows when it was queued; once sent, the user's outbox is
+// reported empty. The user key is not the JID.
+func TestOutboxOldestReported(t *testing.T) {
+	e, _ := echo.New(nil)
+	f := &flaky{Network: e, fails: 3, err: fmt.Errorf("HTTP 502: %w", legacy.ErrUnavailable)}
+	obs := &recObserver{heads: map[string]time.Time{}, users: map[string]bool{}}
+	h := newObservedHarness(t, f, obs)
+	h.register(alice)
+	before := time.Now()
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='o1' from='` + alice + `/p' to='hello@` + domain + `'><body>wait for me</body></message>`)
+	h.expect("echo after retries", func(e *stanza.Element) bool { return e.ChildText("", "body") == "wait for me" })
+	deadline := time.Now().Add(wait)
+	for {
+		heads, seen, users, _ := obs.snapshot()
+		if heads == 0 && len(seen) > 0 {
+			for _, s := range seen {
+				if s.Before(before.Add(-time.Second)) || s.After(time.Now()) {
+					t.Errorf("head time %v is not when the message was queued (~%v)", s, before)
+				}
+			}
+			for _, u := range users {
+				if u == alice || u == "" {
+					t.Errorf("user key %q: want an opaque key", u)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox heads %d, reported %v: want reported then empty", heads, seen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSessionFailureReported: a session whose credentials are rejected is
+// counted with its network and reason.
+func TestSessionFailureReported(t *testing.T) {
+	e, _ := echo.New(nil)
+	obs := &recObserver{heads: map[string]time.Time{}, users: map[string]bool{}}
+	h := newObservedHarness(t, rejectNet{e}, obs)
+	h.register(alice)
+	deadline := time.Now().Add(wait)
+	for {
+		_, _, _, failures := obs.snapshot()
+		if slices.Contains(failures, e.Info().Name+"/unauthorized") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("failures = %q", failures)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
