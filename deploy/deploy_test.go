@@ -22,10 +22,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/bridges/metrics"
 	"github.com/jabbergate/jabbergate/bridges/store"
@@ -271,6 +273,9 @@ func TestSystemdUnit(t *testing.T) {
 		if !slices.Contains(dirs["[Service]"+k], v) {
 			t.Errorf("[Service] %s=%s missing (have %q)", k, v, dirs["[Service]"+k])
 		}
+	}
+	if r := dirs["[Service]ExecReload"]; len(r) != 1 || r[0] != "/bin/kill -HUP $MAINPID" {
+		t.Errorf("ExecReload %q, want /bin/kill -HUP $MAINPID (cmd/jabbergate/reload.go)", r)
 	}
 	exec0 := dirs["[Service]ExecStart"]
 	if len(exec0) != 1 || !strings.HasSuffix(exec0[0], " run -config /etc/jabbergate/jabbergate.yaml") {
@@ -528,6 +533,9 @@ func exported(t *testing.T) map[string]dto.MetricType {
 	bm.QueueDepth(store.Outbox, 1)
 	bm.Delivered("out", false)
 	bm.Sessions(1)
+	bm.InitNetwork("echo")
+	bm.SessionFailed("echo", "unauthorized")
+	bm.OutboxOldest("user-key", time.Now().Add(-time.Minute))
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -636,7 +644,8 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	used := checkExprs(t, "alerts.yaml", exprs, exported(t))
-	for _, need := range []string{"jabbergate_link_up", "jabbergate_queue_depth", "jabbergate_messages_total", "jabbergate_legacy_sessions", "jabbergate_store_errors_total"} {
+	for _, need := range []string{"jabbergate_link_up", "jabbergate_queue_depth", "jabbergate_messages_total", "jabbergate_legacy_sessions", "jabbergate_store_errors_total",
+		"jabbergate_outbox_oldest_age_seconds", "jabbergate_legacy_session_failures_total"} {
 		if !used[need] {
 			t.Errorf("no alert on %s", need)
 		}
@@ -649,6 +658,12 @@ func TestAlertRules(t *testing.T) {
 	out, err := exec.Command(promtool, "check", "rules", "prometheus/alerts.yaml").CombinedOutput()
 	if err != nil {
 		t.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+	// The outbox age and session failure alerts fire when they should
+	// (and not before): rule unit tests.
+	out, err = exec.Command(promtool, "test", "rules", "prometheus/alerts_test.yaml").CombinedOutput()
+	if err != nil {
+		t.Errorf("promtool test rules: %v\n%s", err, out)
 	}
 }
 
@@ -677,7 +692,8 @@ func TestGrafanaDashboard(t *testing.T) {
 		}
 	}
 	used := checkExprs(t, "jabbergate.json", exprs, exported(t))
-	for _, need := range []string{"jabbergate_link_up", "jabbergate_stanzas_total", "jabbergate_messages_total", "jabbergate_queue_depth", "jabbergate_legacy_sessions", "jabbergate_store_operation_duration_seconds_bucket", "go_memstats_heap_inuse_bytes"} {
+	for _, need := range []string{"jabbergate_link_up", "jabbergate_stanzas_total", "jabbergate_messages_total", "jabbergate_queue_depth", "jabbergate_legacy_sessions", "jabbergate_store_operation_duration_seconds_bucket", "go_memstats_heap_inuse_bytes",
+		"jabbergate_outbox_oldest_age_seconds", "jabbergate_legacy_session_failures_total"} {
 		if !used[need] {
 			t.Errorf("no panel reads %s", need)
 		}
@@ -688,9 +704,12 @@ func TestGrafanaDashboard(t *testing.T) {
 // Prometheus naming guide: counters end in _total, nothing else does,
 // durations are in seconds, and labels are bounded (no JIDs or numbers).
 func TestMetricNaming(t *testing.T) {
-	bounded := map[string]bool{"bridge": true, "kind": true, "direction": true, "queue": true, "result": true, "operation": true, "condition": true, "version": true}
+	bounded := map[string]bool{"bridge": true, "kind": true, "direction": true, "queue": true, "result": true, "operation": true, "condition": true, "version": true,
+		"network": true, "reason": true}
 	m := metrics.New("test")
 	bm := m.Bridge("echo.test")
+	bm.InitNetwork("echo")
+	bm.OutboxOldest("alice@example.org", time.Now())
 	bm.Stanza(component.Out, "iq")
 	bm.StreamError("conflict")
 	bm.Delivered("in", true)
@@ -725,4 +744,16 @@ func TestMetricNaming(t *testing.T) {
 	}
 	sort.Strings(names)
 	t.Logf("exported: %s", strings.Join(names, ", "))
+	var all strings.Builder
+	for _, mf := range mfs {
+		all.WriteString(mf.String())
+	}
+	if strings.Contains(all.String(), "alice") {
+		t.Error("a JID reached the metrics")
+	}
+	// The engine and the metrics agree on the session failure reasons
+	// (the metrics package keeps its own copy to stay free of bridges).
+	if !slices.Equal(metrics.SessionFailureReasons, bridges.SessionFailureReasons) {
+		t.Errorf("session failure reasons: metrics %q, bridges %q", metrics.SessionFailureReasons, bridges.SessionFailureReasons)
+	}
 }
