@@ -6,10 +6,17 @@
 //	jabbergate run -config FILE           run the gateway
 //	jabbergate check-config -config FILE  validate a config file and print it with secrets redacted
 //	jabbergate doctor -config FILE        check the server, store and URLs the config names and say what to change
+//	jabbergate rotate-key -config FILE -new-key-file F  re-seal every stored credential with a new key
+//	jabbergate export-user -config FILE -jid J          print a user's stored data as JSON, secrets redacted
+//	jabbergate delete-user -config FILE -jid J          delete everything stored about a user
 //	jabbergate version                    print the version
 //
 // Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on a usage or
 // configuration error.
+//
+// Signals to `jabbergate run`: SIGTERM or SIGINT stops gracefully; SIGHUP
+// reloads the config file, restarting only the bridges whose settings
+// changed (reload.go, docs/configuration.md).
 package main
 
 import (
@@ -53,6 +60,12 @@ const usage = `usage:
   jabbergate check-config -config FILE  validate a config file
   jabbergate doctor -config FILE        diagnose the XMPP server, store and URLs
                                         (-json, -check-accounts, -force-link, -timeout D)
+  jabbergate rotate-key -config FILE -new-key-file F
+                                        re-seal every stored credential with the key in F
+  jabbergate export-user -config FILE -jid J
+                                        print a user's stored data as JSON (secrets redacted)
+  jabbergate delete-user -config FILE -jid J
+                                        delete everything stored about a user
   jabbergate version                    print the version
 `
 
@@ -69,6 +82,12 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "doctor":
 		return doctorCmd(rest, stdout, stderr)
+	case "rotate-key":
+		return rotateKeyCmd(rest, stdout, stderr) // admin.go
+	case "export-user":
+		return exportUserCmd(rest, stdout, stderr) // admin.go
+	case "delete-user":
+		return deleteUserCmd(rest, stdout, stderr) // admin.go
 	case "run", "check-config":
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -99,7 +118,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	slog.SetDefault(newLogger(cfg.Log, stderr))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, stderr); err != nil {
+	if err := run(ctx, cfg, stderr, *path); err != nil {
 		fmt.Fprintf(stderr, "jabbergate: %v\n", err)
 		var ce *configError
 		if errors.As(err, &ce) {

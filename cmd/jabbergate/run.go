@@ -24,8 +24,6 @@ import (
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 	redisstore "github.com/jabbergate/jabbergate/bridges/store/redis"
 	"github.com/jabbergate/jabbergate/bridges/vault"
-	"github.com/jabbergate/jabbergate/component"
-	"github.com/jabbergate/jabbergate/legacy"
 )
 
 // newLogger builds the slog logger the config asks for.
@@ -61,7 +59,7 @@ func openVault(cfg config.Vault) (*vault.Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	return vault.New(map[int][]byte{1: key})
+	return vaultWithOldKeys(key, cfg.OldKeys) // admin.go
 }
 
 // openMedia builds the media store. Without media.key or media.key_file
@@ -101,14 +99,22 @@ type gateway struct {
 	store   store.Store
 	metrics *metrics.Metrics
 	bridges []*bridges.Bridge
-	// webhooks are the adapters' push receivers by bridge domain.
+	// webhooks are the adapters' push receivers by bridge domain, ready
+	// to serve (prefix stripped, counted); see setWebhook.
 	webhooks map[string]http.Handler
 	media    *media.Store
+	// live is what a config reload changes (reload.go); its mutex guards
+	// bridges and webhooks.
+	live liveState
+	// raw is the store as opened, for its optional store.Leaser and
+	// store.Notifier (store is wrapped for metrics); cluster.go.
+	raw store.Store
 }
 
-// run wires everything from cfg and runs until ctx ends.
-func run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
-	log := newLogger(cfg.Log, logOut)
+// run wires everything from cfg and runs until ctx ends. configFile, when
+// given, is the file cfg was loaded from: SIGHUP reloads it (reload.go).
+func run(ctx context.Context, cfg *config.Config, logOut io.Writer, configFile ...string) error {
+	log, level := newLevelLogger(cfg.Log, logOut)
 	m := metrics.New(bridges.Version)
 
 	st, err := openStore(ctx, cfg.Store)
@@ -131,46 +137,18 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	if !ms.Enabled() {
 		log.Info("media.base_url is not set: files from legacy contacts arrive as a text note")
 	}
-	g := &gateway{log: log, store: m.Store(st), metrics: m, media: ms}
+	g := &gateway{log: log, store: m.Store(st), metrics: m, media: ms, raw: st}
+	g.live.level, g.live.vault = level, v
+	if len(configFile) > 0 { // the real process, not a test
+		g.live.file = configFile[0]
+		slog.SetDefault(log) // adapters log through the default logger: let it follow log.level reloads
+	}
 	for _, bc := range cfg.Bridges {
-		nw, err := legacy.New(bc.Network, bc.Options)
-		if wh, ok := nw.(legacy.Webhooker); ok && err == nil {
-			if g.webhooks == nil {
-				g.webhooks = map[string]http.Handler{}
-			}
-			g.webhooks[bc.Domain] = wh.Webhook()
-		}
+		b, hook, err := g.newBridge(cfg, bc) // reload.go
 		if err != nil {
-			return &configError{fmt.Errorf("bridge %s: %w", bc.Domain, err)}
+			return &configError{err}
 		}
-		server := bc.Server
-		if server == "" {
-			server = cfg.XMPP.Server
-		}
-		bm := m.Bridge(bc.Domain)
-		b, err := bridges.New(bridges.Options{
-			Domain:         bc.Domain,
-			Name:           bc.Name,
-			Network:        nw,
-			Store:          g.store,
-			Vault:          v,
-			AllowedDomains: cfg.Access.AllowedDomains,
-			Admins:         cfg.Access.Admins,
-			Logger:         log,
-			Observer:       bm,
-			Media:          ms,
-			Link: component.Config{
-				Addr:          server,
-				Secret:        bc.Secret,
-				MaxStanzaSize: int(cfg.XMPP.MaxStanzaSize),
-				PingInterval:  cfg.XMPP.PingInterval,
-				PingTimeout:   cfg.XMPP.PingTimeout,
-				Observer:      bm,
-			},
-		})
-		if err != nil {
-			return &configError{fmt.Errorf("bridge %s: %w", bc.Domain, err)}
-		}
+		g.setWebhook(bc.Domain, hook)
 		g.bridges = append(g.bridges, b)
 	}
 
@@ -199,14 +177,7 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 			ms.Run(ctx, 0) // deletes expired files
 		}()
 	}
-	errs := make([]error, len(g.bridges))
-	for i, b := range g.bridges {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = b.Run(ctx)
-		}()
-	}
+	bridgesErr := g.serveBridges(ctx, cfg) // runs them, reloads on SIGHUP (reload.go)
 	wg.Wait()
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -214,7 +185,7 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 		cancel()
 	}
 	log.Info("jabbergate stopped")
-	return errors.Join(errs...)
+	return bridgesErr
 }
 
 // handler serves /metrics, /healthz and /readyz.
@@ -225,17 +196,15 @@ func (g *gateway) handler() http.Handler {
 		mux.Handle(media.Prefix, g.media.Handler())
 	}
 	// Adapters that receive pushes from their legacy network get
-	// /webhooks/<bridge domain>/, with that prefix stripped.
-	for domain, h := range g.webhooks {
-		prefix := "/webhooks/" + domain
-		mux.Handle(prefix+"/", http.StripPrefix(prefix, g.metrics.Webhook(domain, h)))
-	}
+	// /webhooks/<bridge domain>/, with that prefix stripped, from the
+	// bridge running now (setWebhook, reload.go).
+	mux.Handle("/webhooks/", limitBody(g.webhookHandler(), maxWebhookBody)) // 413 past the limit (admin.go)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		var problems []string
-		for _, b := range g.bridges {
+		for _, b := range g.bridgeList() {
 			if !b.Link().Up() {
 				problems = append(problems, "link "+b.Domain()+" down")
 			}

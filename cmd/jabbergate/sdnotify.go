@@ -203,7 +203,7 @@ func (g *gateway) sdProbes() sdProbes {
 	return sdProbes{
 		ready: func(ctx context.Context) []string {
 			var problems []string
-			for _, b := range g.bridges {
+			for _, b := range g.bridgeList() {
 				if !b.Link().Up() {
 					problems = append(problems, "link "+b.Domain()+" down")
 				}
