@@ -116,6 +116,11 @@ type Options struct {
 	// negative RateLimit disables the limit.
 	RateLimit float64
 	RateBurst int
+	// InboxLimit is how many legacy events one user may have waiting for
+	// delivery before Emit refuses new ones with legacy.ErrUnavailable
+	// (back-pressure: the adapter keeps them and retries). 0: 10000;
+	// negative: no limit.
+	InboxLimit int
 	// Cluster, when set, makes this bridge one of several instances on a
 	// shared store (cluster.go); nil: the only instance.
 	Cluster *Cluster
@@ -194,6 +199,9 @@ type Bridge struct {
 
 	regMu   sync.Mutex   // serialises registrations (checkAccountFree, register.go)
 	limiter *rateLimiter // per-user inbound rate limit (ratelimit.go)
+	// inboxLimit bounds each user's undelivered inbox (inbox.go backlog);
+	// <= 0: unbounded.
+	inboxLimit int64
 
 	accessMu sync.RWMutex // guards opts.AllowedDomains and opts.Admins (SetAccess)
 
@@ -237,6 +245,10 @@ func New(opts Options) (*Bridge, error) {
 		priv:   newPrivState(),
 	}
 	b.limiter = newRateLimiter(opts.RateLimit, opts.RateBurst)
+	b.inboxLimit = int64(opts.InboxLimit)
+	if b.inboxLimit == 0 {
+		b.inboxLimit = defaultInboxLimit
+	}
 	b.st = newContactCache(opts.Store, opts.Cluster == nil) // storecache.go: no contact reads on the message path
 	if b.cl, err = newCluster(b, opts.Cluster); err != nil {
 		return nil, err

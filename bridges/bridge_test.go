@@ -40,6 +40,8 @@ type harness struct {
 	done   chan error
 	ids    int
 	log    *syncBuffer
+	// tune, when set, adjusts the bridge options before each start.
+	tune func(*bridges.Options)
 }
 
 type syncBuffer struct {
@@ -61,7 +63,13 @@ func (s *syncBuffer) String() string {
 
 func newHarness(t *testing.T, network legacy.Network) *harness {
 	t.Helper()
-	h := &harness{t: t, srv: componenttest.NewServer(t, domain, "s3cret"), path: filepath.Join(t.TempDir(), "jg.db"), log: &syncBuffer{}}
+	return newTunedHarness(t, network, nil)
+}
+
+// newTunedHarness is newHarness with tune applied to the bridge options.
+func newTunedHarness(t *testing.T, network legacy.Network, tune func(*bridges.Options)) *harness {
+	t.Helper()
+	h := &harness{t: t, srv: componenttest.NewServer(t, domain, "s3cret"), path: filepath.Join(t.TempDir(), "jg.db"), log: &syncBuffer{}, tune: tune}
 	h.start(network)
 	t.Cleanup(func() {
 		h.stop()
@@ -83,7 +91,7 @@ func (h *harness) start(network legacy.Network) {
 	if network == nil {
 		network, _ = echo.New(nil)
 	}
-	b, err := bridges.New(bridges.Options{
+	opts := bridges.Options{
 		Domain:         domain,
 		Network:        network,
 		Store:          st,
@@ -97,7 +105,11 @@ func (h *harness) start(network legacy.Network) {
 			MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 			PingInterval: time.Second, PingTimeout: 500 * time.Millisecond,
 		},
-	})
+	}
+	if h.tune != nil {
+		h.tune(&opts)
+	}
+	b, err := bridges.New(opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -25,6 +25,8 @@ const (
 	deliveredTTL = 7 * 24 * time.Hour
 	idMapTTL     = 30 * 24 * time.Hour
 	inboxBatch   = 64
+	// defaultInboxLimit is Options.InboxLimit when not set.
+	defaultInboxLimit = 10000
 )
 
 // inboxEntry is an inbound event as stored in the inbox.
@@ -63,6 +65,9 @@ func (s *sink) Emit(ctx context.Context, ev legacy.Event) error {
 	b, u := s.b, s.u
 	if !b.mayAct(u) { // the account lease moved: the new owner takes it (cluster.go)
 		return errNotOwner
+	}
+	if err := b.inboxRoom(u, ev); err != nil {
+		return err
 	}
 	var e *inboxEntry
 	switch ev := ev.(type) {
@@ -158,10 +163,38 @@ func (s *sink) Emit(ctx context.Context, ev legacy.Event) error {
 		return fmt.Errorf("bridges: store inbound event: %w", err)
 	}
 	b.obs.QueueDepth(store.Inbox, 1)
+	u.inBacklog.Add(1)
 	if !pushed {
 		kick(u.kickIn) // the drainer reads the store
 	}
 	return nil
+}
+
+// inboxRoom refuses a stored (message-like) event with a retryable error
+// while the user's undelivered inbox is at the bridge's limit, so the
+// adapter keeps it on the legacy side (an unacknowledged update, a
+// deliver_sm answered with a temporary error, a mail left unimported) and
+// memory and disk stay bounded while XMPP is not taking messages.
+// Ephemeral events and state pass: they are not queued.
+func (b *Bridge) inboxRoom(u *user, ev legacy.Event) error {
+	if b.inboxLimit <= 0 {
+		return nil
+	}
+	switch ev.(type) {
+	case legacy.Typing, legacy.Presence, legacy.StatusEvent, legacy.SaveState, legacy.Contact:
+		return nil
+	}
+	n := u.inBacklog.Load()
+	if n < b.inboxLimit {
+		if u.inFull.Swap(false) {
+			b.log.Info("inbox below its limit again; accepting legacy events", "user", u.owner, "waiting", n)
+		}
+		return nil
+	}
+	if !u.inFull.Swap(true) {
+		b.log.Warn("inbox full: legacy events refused until XMPP takes the waiting ones", "user", u.owner, "waiting", n, "limit", b.inboxLimit)
+	}
+	return fmt.Errorf("bridges: %d events already wait for delivery to the user: %w", n, legacy.ErrUnavailable)
 }
 
 // seenInPrefix prefixes the seen marks (store.MarkSeen) of inbound stanza
@@ -342,6 +375,9 @@ func (b *Bridge) drainInbox(ctx context.Context, u *user) {
 	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Inbox}
 	ready := u.inq.start()
 	defer u.inq.cool() // a restarted drainer starts from the store
+	if n, err := b.st.Len(ctx, q); err == nil {
+		u.inBacklog.Store(int64(n))
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -446,6 +482,9 @@ func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, e
 		b.obs.Delivered("in", true)
 	}
 	b.obs.QueueDepth(store.Inbox, -len(ids))
+	if u.inBacklog.Add(-int64(len(ids))) < 0 {
+		u.inBacklog.Store(0) // entries emitted before the drainer counted them
+	}
 	return len(ids), nil
 }
 

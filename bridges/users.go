@@ -36,8 +36,13 @@ type user struct {
 	kickIn  chan struct{} // wakes the inbox drainer
 	kickOut chan struct{} // wakes the outbox worker
 
-	inq  inboxMem  // in-memory tail of the inbox (inbox.go)
-	outq outboxMem // in-memory tail of the outbox (outbox.go)
+	inq inboxMem // in-memory tail of the inbox (inbox.go)
+	// inBacklog counts the inbox entries not yet delivered (set from the
+	// store when the drainer starts, +1 per Emit, -n per ack), and
+	// inFull says Emit is refusing for it (logged once per episode).
+	inBacklog atomic.Int64
+	inFull    atomic.Bool
+	outq      outboxMem // in-memory tail of the outbox (outbox.go)
 }
 
 func (b *Bridge) newUser(a *store.Account) *user {

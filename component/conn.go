@@ -302,9 +302,20 @@ func (c *Conn) Request(ctx context.Context, iq *stanza.Element) (*stanza.Element
 // on c and returns nil once the server answers (result or error). The server
 // processes a link in order, so this proves the stanzas queued before it
 // were routed. It returns ErrConnClosed if c ended first.
+//
+// A ping left unanswered for PingTimeout on a link that is still alive
+// (its answer lost, or routed to another link of the same domain) is
+// followed by a new one, whose answer proves the same: a barrier never
+// waits forever on a live link.
 func (c *Conn) Barrier(ctx context.Context) error {
-	_, err := c.roundTrip(ctx, c.pingIQ())
-	return err
+	for {
+		attempt, cancel := context.WithTimeout(ctx, c.l.cfg.PingTimeout)
+		_, err := c.roundTrip(attempt, c.pingIQ())
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
 }
 
 func (c *Conn) pingIQ() *stanza.Element {

@@ -872,3 +872,34 @@ func TestStreamErrorMeaning(t *testing.T) {
 		t.Errorf("Error() = %q", err)
 	}
 }
+
+// A barrier ping whose answer never comes on a link that stays alive is
+// followed by a new ping after PingTimeout, and the answer to that one ends
+// the barrier: a lost reply cannot block delivery forever.
+func TestBarrierPingsAgainWhenTheAnswerIsLost(t *testing.T) {
+	hs := start(t, func(c *Config) { c.PingTimeout = 200 * time.Millisecond }, nil)
+	c := hs.up(t)
+	hs.srv.SetAnswerPings(false)
+	done := make(chan error, 1)
+	go func() { done <- c.Barrier(ctxT(t)) }()
+	first, err := hs.srv.WaitFor(waitLong, isPing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first ping is never answered; the next one is.
+	second, err := hs.srv.WaitFor(waitLong, func(st *stanza.Element) bool { return isPing(st) && st.ID() != first.ID() })
+	if err != nil {
+		t.Fatalf("no second barrier ping after the first went unanswered: %v", err)
+	}
+	if err := hs.srv.Inject(stanza.Result(second, nil)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Barrier = %v after the second ping was answered", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("Barrier still waiting after the second ping was answered")
+	}
+}

@@ -73,6 +73,9 @@ type XMPP struct {
 }
 
 // Bridge binds one component domain to one legacy network.
+// DefaultInboxLimit is bridges[].inbox_limit when not set.
+const DefaultInboxLimit = 10000
+
 type Bridge struct {
 	// Network is the legacy network: "echo", "telegram", "email" or "sms".
 	Network string `yaml:"network"`
@@ -93,6 +96,12 @@ type Bridge struct {
 	// False (default; Prosody, Openfire): one instance holds the link,
 	// the others are standby. Only used when Cluster.Enabled.
 	MultiLink bool `yaml:"multi_link"`
+	// InboxLimit is how many legacy events one user may have waiting for
+	// delivery to XMPP (the XMPP server not reading, the link down) before
+	// the bridge refuses new ones with a retryable error, so the legacy
+	// side keeps them: back-pressure instead of an ever-growing inbox.
+	// 0 selects the default (10000); negative: no limit.
+	InboxLimit int `yaml:"inbox_limit"`
 	// Options are handed to the network's factory unchanged, except that
 	// a key "x_file" is replaced by "x" holding the content of that file.
 	Options map[string]string `yaml:"options"`

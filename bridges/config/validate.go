@@ -192,6 +192,10 @@ func (d *decoder) validateBridges(c *Config) {
 			d.required(p+".secret", "the component's shared secret (or give secret_file)")
 		}
 
+		if b.InboxLimit == 0 {
+			b.InboxLimit = DefaultInboxLimit
+		}
+
 		if b.Server != "" {
 			if prob := checkHostPort(b.Server, true); prob != "" {
 				d.errorf(d.line(p+".server"), p+".server", "%s", prob)

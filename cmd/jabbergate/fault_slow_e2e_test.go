@@ -13,9 +13,13 @@ import (
 // sends m large messages. The gateway's memory must not grow with the
 // messages: they wait in the durable inbox (on disk), the link's writes
 // block, the keepalive ping declares the link dead and it reconnects once
-// the server reads again. The test measures the real binary's anonymous
-// resident memory (RssAnon: heap and stacks, not the store's mapped file)
-// and asserts that its growth stays under half the payload it was sent.
+// the server reads again; and once a user's undelivered inbox reaches
+// bridges[].inbox_limit, Emit refuses with a retryable error, so the rest
+// stays on the legacy side (back-pressure), to be taken once XMPP reads
+// again. The test measures the real binary's anonymous resident memory
+// (RssAnon: heap and stacks, not the store's mapped file) and asserts that
+// its growth stays under half the payload it was sent, that the adapter
+// was refused, and that the inbox never held more than the limit.
 func TestFaultSlowConsumer(t *testing.T) {
 	m := faultN(4000)
 	const size = 4096 // bytes of text per message
@@ -23,7 +27,8 @@ func TestFaultSlowConsumer(t *testing.T) {
 	fs := startFaultNet(t)
 	proxy := newFaultProxy(t, srv.ComponentAddr)
 	httpAddr := freeAddr(t)
-	g := newBinGateway(t, faultConfig(proxy.Addr, httpAddr, fs.URL, "", faultBoltStore(t)), httpAddr)
+	limit := m / 4 // the fault bridge's inbox_limit
+	g := newBinGateway(t, faultConfig(proxy.Addr, httpAddr, fs.URL, fmt.Sprintf("    inbox_limit: %d", limit), faultBoltStore(t)), httpAddr)
 	g.start()
 	peer := "peer@" + faultDomain
 
@@ -53,14 +58,15 @@ func TestFaultSlowConsumer(t *testing.T) {
 	half := m / 2
 	var peaks [2]int64
 	for h := range 2 {
+		refused := fs.Refused()
 		for i := warm + h*half; i < warm+(h+1)*half; i++ {
 			fs.Push("peer", text(i))
 		}
 		if !faultWaitUntil(3*time.Minute, func() bool {
 			peak = max(peak, g.rss("RssAnon"))
-			return fs.Taken() >= warm+(h+1)*half
+			return fs.Taken() >= warm+(h+1)*half || fs.Refused() > refused
 		}) {
-			t.Logf("half %d: the adapter had only %d of %d messages taken (Emit blocked or refused)", h+1, fs.Taken()-warm, (h+1)*half)
+			t.Logf("half %d: the adapter had only %d of %d messages taken and none refused", h+1, fs.Taken()-warm, (h+1)*half)
 		}
 		// Keep the server deaf a little longer: the link's writes block,
 		// its keepalive gives up, reconnections fail the handshake.
@@ -80,6 +86,16 @@ func TestFaultSlowConsumer(t *testing.T) {
 	if growth := peaks[1] - base; growth > 64<<20 {
 		t.Errorf("memory grew by %d KiB while the server did not read", growth/1024)
 	}
+	// Back-pressure: the inbox stopped at its limit (plus one batch in
+	// flight) and the adapter was told to keep the rest.
+	if fs.Refused() == 0 {
+		t.Errorf("the adapter was never refused while %d messages waited (inbox_limit %d): no back-pressure", fs.Taken()-atPause, limit)
+	}
+	if waiting := fs.Taken() - atPause; waiting > limit+64 {
+		t.Errorf("%d messages taken into the inbox while the server did not read; inbox_limit is %d", waiting, limit)
+	}
+	t.Logf("back-pressure: the adapter was refused %d times; %d messages waited in the inbox (limit %d), %d stayed on the legacy side",
+		fs.Refused(), fs.Taken()-atPause, limit, warm+m-fs.Taken())
 	m = 2 * half
 
 	// The keepalive gave up on the deaf link meanwhile; the server only

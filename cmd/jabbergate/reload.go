@@ -141,6 +141,7 @@ func (g *gateway) newBridge(cfg *config.Config, bc config.Bridge) (*bridges.Brid
 		Media:          g.media,
 		RateLimit:      cfg.Access.RateLimit.PerSecond,
 		RateBurst:      cfg.Access.RateLimit.Burst,
+		InboxLimit:     bc.InboxLimit,
 		Cluster:        g.clusterOptions(cfg, bc), // cluster.go
 		Link: component.Config{
 			Addr:          server,
