@@ -15,6 +15,7 @@ package metrics
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/component"
+	"github.com/jabbergate/jabbergate/legacy"
 )
 
 // Metrics holds the collectors on their own registry.
@@ -52,11 +54,15 @@ type Metrics struct {
 	mu          sync.Mutex
 	outboxHeads map[string]map[string]time.Time
 	now         func() time.Time
+	// networks holds, per bridge, a network that counts its own events
+	// (jabbergate_legacy_events_total, read at scrape time).
+	networks map[string]watchedNetwork
 }
 
 // New registers the collectors, plus the Go and process collectors.
 func New(version string) *Metrics {
-	m := &Metrics{Registry: prometheus.NewRegistry(), outboxHeads: map[string]map[string]time.Time{}, now: time.Now}
+	m := &Metrics{Registry: prometheus.NewRegistry(), outboxHeads: map[string]map[string]time.Time{}, now: time.Now,
+		networks: map[string]watchedNetwork{}}
 	m.linkUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_link_up", Help: "1 when the component link of the bridge is connected and authenticated."}, []string{"bridge"})
 	m.reconnects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_link_reconnects_total", Help: "Successful re-connections of the component link after the first."}, []string{"bridge"})
 	m.streamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_link_stream_errors_total", Help: "Stream errors received from the XMPP server, by condition."}, []string{"bridge", "condition"})
@@ -70,7 +76,7 @@ func New(version string) *Metrics {
 	m.sessionFails = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_legacy_session_failures_total", Help: "Legacy sessions that failed, by reason: unauthorized (credentials rejected: the session stops until the user registers again), credentials (stored credentials could not be unsealed: vault key changed?), open (the adapter could not open the session), rate_limited, unavailable (network unreachable or down), ended (the session stopped by itself), error (anything else). All but unauthorized, credentials and open are retried with backoff."}, []string{"bridge", "network", "reason"})
 	m.info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_build_info", Help: "Always 1; the version label tells the build."}, []string{"version"})
 	m.Registry.MustRegister(m.linkUp, m.reconnects, m.streamErrors, m.stanzas, m.queueDepth, m.delivered, m.sessions, m.storeOps, m.storeErrors, m.info, m.webhooks,
-		m.sessionFails, outboxAge{m},
+		m.sessionFails, outboxAge{m}, legacyEvents{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.info.WithLabelValues(version).Set(1)
 	return m
@@ -105,7 +111,47 @@ func (m *Metrics) RemoveBridge(domain string) {
 	}
 	m.mu.Lock()
 	delete(m.outboxHeads, domain)
+	delete(m.networks, domain)
 	m.mu.Unlock()
+}
+
+// WatchNetwork exports the counts of a network that implements
+// legacy.EventCounter as jabbergate_legacy_events_total; other networks
+// are ignored.
+func (b *BridgeMetrics) WatchNetwork(network string, n legacy.Network) {
+	c, ok := n.(legacy.EventCounter)
+	if !ok {
+		return
+	}
+	b.m.mu.Lock()
+	b.m.networks[b.domain] = watchedNetwork{name: network, counter: c}
+	b.m.mu.Unlock()
+}
+
+// watchedNetwork is one bridge's network that counts its own events.
+type watchedNetwork struct {
+	name    string
+	counter legacy.EventCounter
+}
+
+// legacyEvents exports jabbergate_legacy_events_total.
+type legacyEvents struct{ m *Metrics }
+
+var legacyEventsDesc = prometheus.NewDesc("jabbergate_legacy_events_total",
+	"Events counted by a legacy network adapter that never become a stanza (e.g. an SMPP deliver_sm refused for a broken UDH, a provider reply that was not valid JSON, a 429 from the legacy API).",
+	[]string{"bridge", "network", "event"}, nil)
+
+func (l legacyEvents) Describe(ch chan<- *prometheus.Desc) { ch <- legacyEventsDesc }
+
+func (l legacyEvents) Collect(ch chan<- prometheus.Metric) {
+	l.m.mu.Lock()
+	watched := maps.Clone(l.m.networks)
+	l.m.mu.Unlock()
+	for domain, w := range watched {
+		for event, n := range w.counter.EventCounts() {
+			ch <- prometheus.MustNewConstMetric(legacyEventsDesc, prometheus.CounterValue, float64(n), domain, w.name, event)
+		}
+	}
 }
 
 // SessionFailureReasons are the values of the reason label of

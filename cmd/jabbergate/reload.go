@@ -128,6 +128,7 @@ func (g *gateway) newBridge(cfg *config.Config, bc config.Bridge) (*bridges.Brid
 	}
 	bm := g.metrics.Bridge(bc.Domain)
 	bm.InitNetwork(nw.Info().Name)
+	bm.WatchNetwork(nw.Info().Name, nw)
 	b, err := bridges.New(bridges.Options{
 		Domain:         bc.Domain,
 		Name:           bc.Name,
