@@ -18,8 +18,9 @@ package bridges
 // worker — never the read loop — downloads it (size limit: the smaller of
 // Info.MaxFileSize and media.max_size; timeout; http and https only;
 // no private addresses unless media.allow_private_fetch) and hands it to
-// Send as an Attachment, with a body that differs from the URL as its
-// caption. A file over the limit is refused with not-acceptable naming the
+// Send as an Attachment (Data, and the URL it came from in URL, so that a
+// network fetching files itself — Twilio's MediaUrl — can be given the
+// user's own URL), with a body that differs from the URL as its caption. A file over the limit is refused with not-acceptable naming the
 // size and the limit; a URL the gateway will not fetch with not-allowed;
 // a URL the server says does not exist with item-not-found. On a network
 // without Caps.Files the URL is sent as plain text: the contact still gets
@@ -122,7 +123,7 @@ func (b *Bridge) fetchFile(ctx context.Context, url string) (*legacy.Attachment,
 	var fe *media.FetchError
 	switch {
 	case err == nil:
-		return &legacy.Attachment{Name: f.Name, Type: f.Type, Data: f.Data}, nil
+		return &legacy.Attachment{Name: f.Name, Type: f.Type, Data: f.Data, URL: strings.TrimSpace(url)}, nil
 	case errors.As(err, &tl):
 		size := "larger than " + humanSize(tl.Limit)
 		if tl.Known {

@@ -336,3 +336,51 @@ func TestInboundFileNotStoredIsNotTaken(t *testing.T) {
 		t.Errorf("inbox holds %d entries", n)
 	}
 }
+
+// urlNet is echo that also records the attachments Send is given.
+type urlNet struct {
+	*echo.Network
+	got chan legacy.Attachment
+}
+
+func (n urlNet) Open(ctx context.Context, a legacy.Account, s legacy.Sink) (legacy.Session, error) {
+	inner, err := n.Network.Open(ctx, a, s)
+	return &urlSession{Session: inner, got: n.got}, err
+}
+
+type urlSession struct {
+	legacy.Session
+	got chan legacy.Attachment
+}
+
+func (s *urlSession) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID, error) {
+	for _, a := range m.Attachments {
+		select {
+		case s.got <- a:
+		default:
+		}
+	}
+	return s.Session.Send(ctx, m)
+}
+
+// TestOutboundFileURL: the attachment handed to the adapter carries the
+// URL the file was fetched from, next to its bytes, so that a network that
+// fetches files itself (Twilio's MediaUrl) can be given the user's URL.
+func TestOutboundFileURL(t *testing.T) {
+	img := bytes.Repeat([]byte("PNGDATA"), 20)
+	up := uploadServer(t, map[string][]byte{"/upload/xyz/cat.png": img})
+	e, _ := echo.New(nil)
+	net := urlNet{Network: e, got: make(chan legacy.Attachment, 4)}
+	h, _ := newMediaHarness(t, net, func(o *media.Options) {})
+	h.register(alice)
+	src := up.URL + "/upload/xyz/cat.png"
+	h.msg("u1", `<body>`+src+`</body><x xmlns='jabber:x:oob'><url> `+src+` </url></x>`)
+	select {
+	case a := <-net.got:
+		if a.URL != src || !bytes.Equal(a.Data, img) || a.Name != "cat.png" || a.Type != "image/png" {
+			t.Errorf("attachment = %q %q %q, %d bytes", a.URL, a.Name, a.Type, len(a.Data))
+		}
+	case <-time.After(wait):
+		t.Fatal("the adapter was not given the file")
+	}
+}

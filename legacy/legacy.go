@@ -217,6 +217,14 @@ type Attachment struct {
 	// Data is the content. Inbound, the core stores it before Sink.Emit
 	// returns, so the adapter may acknowledge the message afterwards.
 	Data []byte
+	// URL, for files from the XMPP user, is the http(s) URL the core
+	// fetched Data from (the user's HTTP upload, XEP-0363, or any
+	// jabber:x:oob URL): public, as the user's server serves it, so an
+	// adapter may hand it to a network that fetches files itself instead
+	// of hosting Data. Empty for files whose URL is not known; the core
+	// ignores it on files from the network (Incoming), which it serves
+	// under its own URLs.
+	URL string
 }
 
 // Status is the state of a session, reported with a StatusEvent.

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -54,11 +56,15 @@ store:
   path: %s
 http:
   listen: %s
+media:
+  dir: %s
+  allow_private_fetch: true
+  fetch_timeout: 10s
 access:
   allowed_domains: [localhost]
 log:
   level: debug
-`, srv.ComponentAddr, smsDomain, gwSecret, myNumber, publicURL, sid, token, api.URL, filepath.Join(t.TempDir(), "jg.db"), g.http)
+`, srv.ComponentAddr, smsDomain, gwSecret, myNumber, publicURL, sid, token, api.URL, filepath.Join(t.TempDir(), "jg.db"), g.http, filepath.Join(t.TempDir(), "media"))
 	runGateway(t, g, yaml)
 
 	alice := dialClient(t, srv, "alice", "alicepw", "sms")
@@ -85,6 +91,37 @@ log:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("Twilio never got the message; sent: %+v", sent)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A file (as Conversations sends an HTTP upload: body = URL = oob) goes
+	// as MMS whose MediaUrl is the upload URL itself: Twilio fetches it
+	// from the user's upload service, not from the gateway.
+	photo := bytes.Repeat([]byte("\x89PNG\r\n\x1a\n-sms-"), 500)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/upload/7/photo.png" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(photo)
+	}))
+	defer up.Close()
+	src := up.URL + "/upload/7/photo.png"
+	alice.send(`<message type='chat' id='o2' to='+15551234567@%s'><body>%s</body><x xmlns='jabber:x:oob'><url>%s</url></x></message>`, smsDomain, src, src)
+	deadline = time.Now().Add(e2eWait)
+	for {
+		sent := api.Sent()
+		if len(sent) > 0 && len(sent[len(sent)-1].Media) > 0 {
+			m := sent[len(sent)-1]
+			if m.Body != "" || len(m.Media) != 1 || m.Media[0].URL != src || m.Media[0].Err != "" || !bytes.Equal(m.Media[0].Data, photo) {
+				t.Errorf("MMS = body %q, media %s %q %d bytes; want no body and MediaUrl %s", m.Body, m.Media[0].URL, m.Media[0].Err, len(m.Media[0].Data), src)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Twilio never got the MMS; sent: %+v", sent)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -20,21 +20,26 @@ import (
 
 // Outgoing MMS.
 //
-// The core hands Send the files the user sent as bytes (legacy.Attachment
-// has no URL), but Twilio's Messages API takes media only as URLs it
-// fetches itself (MediaUrl). So the adapter hosts each file for a while
-// under its own webhook tree — public_url + "/media/<random token>/<name>",
-// 128 random bits, GET only — and gives that URL to Twilio. Routes
-// without MMS (Kannel, SMPP) send the same link at the end of the text.
+// Twilio's Messages API takes media only as URLs it fetches itself
+// (MediaUrl). The core hands Send each file the user sent with its bytes
+// and, in legacy.Attachment.URL, the URL it fetched them from: the user's
+// HTTP upload (XEP-0363), which the user's server serves publicly for as
+// long as it keeps uploads. That URL is what Twilio is given (mediaURL),
+// so nothing is kept by the gateway and nothing is lost on a restart.
+//
+// Only a file without a URL (or every file, with host_files: for upload
+// services Twilio cannot reach) is hosted by the adapter for a while under
+// its own webhook tree — public_url + "/media/<random token>/<name>", 128
+// random bits, GET only — and that URL given instead. Routes without MMS
+// (Kannel, SMPP) send the same link at the end of the text.
 //
 // Which files go as MMS media on a Twilio route, within Twilio's limits
 // (10 media, 5 MB in total): JPEG, PNG and GIF images up to 5 MB (Twilio
 // resizes them for the carrier), other types up to 500 KB; any other file
-// goes as a link in the text. Hosted files live in memory for media_ttl
-// (default 24h) and at most maxHosted bytes in all (the oldest go first),
-// so they do not survive a restart: a link in an SMS expires with them.
-// The proper fix is in the contract (an Attachment URL the core already
-// serves); see the package doc.
+// goes as a link in the text. The sizes are those of the bytes the core
+// fetched. Hosted files live in memory for media_ttl (default 24h) and at
+// most maxHosted bytes in all (the oldest go first), so they do not
+// survive a restart: a link in an SMS expires with them.
 
 // maxHosted bounds the memory of hosted files.
 const maxHosted = 128 << 20
@@ -60,6 +65,31 @@ type mediaHost struct {
 	mu    sync.Mutex
 	files []*hosted // oldest first
 	size  int
+}
+
+// mediaURL is the URL a, the i-th file of the message with idempotency
+// key key, is sent under: its own URL (Attachment.URL) when it has an
+// http(s) one and the operator did not ask to host every file, else the
+// URL of a copy hosted under public_url. Without public_url such a file
+// cannot be sent (ErrUnsupported).
+func (n *Network) mediaURL(a legacy.Attachment, key string, i int) (string, error) {
+	if !n.hostFiles && sharedURL(a.URL) {
+		return strings.TrimSpace(a.URL), nil
+	}
+	if n.publicURL == "" {
+		return "", fmt.Errorf("sms: this file has no URL the provider can fetch, and the operator set no public_url to host it: %w", legacy.ErrUnsupported)
+	}
+	return n.media.put(n.publicURL, a, key, i), nil
+}
+
+// sharedURL reports whether raw is an absolute http(s) URL with a host
+// and no credentials, fit to give to a provider as MediaUrl or to a
+// recipient as a link.
+func sharedURL(raw string) bool {
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil &&
+		!strings.ContainsAny(raw, " \t\r\n")
 }
 
 // put hosts a, the i-th file of the message with idempotency key key, and

@@ -273,9 +273,11 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 			s.countSent(ctx, seg.Count)
 			return id, nil
 		}
+		s.net.counts.countSendError(err)
 		if legacy.IsPermanent(err) {
 			return "", err
 		}
+		s.net.counts.routeFailed.Add(1)
 		s.net.log.Info("sms route failed, trying the next", "route", r.name(), "err", err)
 		errs = append(errs, fmt.Errorf("route %s: %w", r.name(), err))
 		if ctx.Err() != nil {
@@ -300,13 +302,12 @@ type outgoing struct {
 	smsSeg  Segments
 }
 
-// prepare hosts m's files (mms.go) and builds what the routes send.
+// prepare finds a URL for each of m's files (mms.go: the URL the core
+// fetched it from, else hosted by the adapter) and builds what the routes
+// send.
 func (s *session) prepare(m *legacy.Message) (*outgoing, error) {
 	o := &outgoing{mmsText: m.Text, smsText: m.Text}
 	if len(m.Attachments) > 0 {
-		if s.net.publicURL == "" {
-			return nil, fmt.Errorf("sms: files need the operator's public_url: %w", legacy.ErrUnavailable)
-		}
 		var total int
 		var links, mmsLinks []string
 		key := "" // per owner: keys of different users may collide
@@ -314,7 +315,10 @@ func (s *session) prepare(m *legacy.Message) (*outgoing, error) {
 			key = s.owner + "\x00" + m.Key
 		}
 		for i, a := range m.Attachments {
-			u := s.net.media.put(s.net.publicURL, a, key, i)
+			u, err := s.net.mediaURL(a, key, i)
+			if err != nil {
+				return nil, err
+			}
 			links = append(links, u)
 			if mmsAble(a) && len(o.media) < twilio.MaxMedia && total+len(a.Data) <= twilio.MaxMediaSize {
 				o.media = append(o.media, u)

@@ -57,9 +57,12 @@
 // and become files; one that cannot be fetched stays a URL at the end of
 // the text, as SGX does. daily_segments caps what a number sends per day.
 //
-// Files the user sends go as MMS media on Twilio routes (hosted by the
-// adapter under public_url/media/, within Twilio's 10 media and 5 MB) and
-// as links in the text on Kannel and SMPP routes: see mms.go.
+// Files the user sends go as MMS media on Twilio routes, within Twilio's
+// 10 media and 5 MB, and as links in the text on Kannel and SMPP routes:
+// the provider is given the URL the file came from (the user's HTTP
+// upload, legacy.Attachment.URL); only files without one, or all with
+// host_files, are hosted by the adapter in memory under public_url/media/
+// (lost on restart): see mms.go.
 //
 // Not yet: SAR TLVs,
 // short codes and alphanumeric senders one can answer, hex/decimal SMPP message-id normalisation, delivering
@@ -133,7 +136,10 @@ type Network struct {
 
 	smpp          *smppRoute // nil without smpp_addr; its bind runs while sessions use it
 	concatTimeout time.Duration
-	media         *mediaHost // files sent as MMS or links (mms.go)
+	media         *mediaHost // files without a URL, sent as MMS or links (mms.go)
+	hostFiles     bool       // host every file, even one with its own URL (mms.go)
+
+	counts counters // legacy.EventCounter (counters.go)
 
 	mu       sync.Mutex
 	sessions map[string]*session // running sessions by E.164 number
@@ -153,7 +159,7 @@ var knownOptions = []string{
 	"twilio_account_sid", "twilio_auth_token", "twilio_api_url",
 	"kannel_send_url", "kannel_username", "kannel_password", "kannel_smsc", "kannel_secret",
 	"smpp_addr", "smpp_system_id", "smpp_password", "smpp_system_type", "smpp_concat_timeout",
-	"media_ttl",
+	"media_ttl", "host_files",
 }
 
 // New builds the network from its options (all optional unless said):
@@ -162,7 +168,7 @@ var knownOptions = []string{
 //	numbers                the operator's number pool, separated by commas, any notation default_region parses
 //	default_region         ISO 3166 region for numbers without a country code (default US)
 //	public_url             the public URL of this bridge's webhooks, https://host/webhooks/<bridge domain>; required for
-//	                       Twilio signature checks and for status callbacks/DLRs
+//	                       Twilio signature checks, for status callbacks/DLRs and to host files without a URL
 //	max_segments           the most SMS segments one message may take (default 10)
 //	allow_own_credentials  "true": users may register with their own Twilio account
 //	rate_per_minute        the most SMS segments one number sends per minute (default 0: no limit)
@@ -175,7 +181,9 @@ var knownOptions = []string{
 //	kannel_secret          the shared secret Kannel's MO get-url and the DLR URLs carry
 //	smpp_addr (host:port), smpp_system_id, smpp_password (or smpp_password_file), smpp_system_type
 //	smpp_concat_timeout    how long parts of a concatenated SMS wait for the others (default 30m)
-//	media_ttl              how long files the users send stay fetchable under public_url/media/ (default 24h; mms.go)
+//	media_ttl              how long files hosted by the adapter stay fetchable under public_url/media/ (default 24h; mms.go)
+//	host_files             "true": host every file the users send under public_url/media/ instead of giving the
+//	                       provider the URL the file came from (for upload services the provider cannot reach)
 //
 // It validates and does no I/O.
 func New(options map[string]string) (*Network, error) {
@@ -247,6 +255,16 @@ func New(options map[string]string) (*Network, error) {
 			return nil, fmt.Errorf("sms: media_ttl %q must be a positive duration such as 24h", s)
 		}
 		n.media.ttl = d
+	}
+	if s := o("host_files"); s != "" {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("sms: host_files %q must be true or false", s)
+		}
+		if v && n.publicURL == "" {
+			return nil, errors.New("sms: host_files needs public_url: files are hosted under it")
+		}
+		n.hostFiles = v
 	}
 	if n.twilioURL != "" {
 		if u, err := url.Parse(n.twilioURL); err != nil || u.Host == "" {
@@ -355,16 +373,14 @@ func (n *Network) buildInfo() legacy.Info {
 			legacy.Field{Var: FieldTwilioAuth, Label: "Your Twilio auth token (optional)", Type: legacy.TextPrivate, Secret: true})
 	}
 	// Files: with a route that sends MMS (Twilio, the operator's or the
-	// user's own) and a public_url to host them under (mms.go). Without,
-	// the core sends a file's URL as text, which is what Kannel and SMPP
-	// could do anyway.
-	files := false
-	if n.publicURL != "" {
-		files = n.allowOwn
-		for _, r := range n.routes {
-			if _, ok := r.(mmsRoute); ok {
-				files = true
-			}
+	// user's own). Twilio is given the URL the core fetched each file from
+	// (mms.go), so public_url is not needed for that (it is for host_files
+	// and for files without a URL). Without an MMS route the core sends a
+	// file's URL as text, which is what Kannel and SMPP could do anyway.
+	files := n.allowOwn
+	for _, r := range n.routes {
+		if _, ok := r.(mmsRoute); ok {
+			files = true
 		}
 	}
 	// No MaxFileSize of our own: media.max_size applies; what is over

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,7 +142,9 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 }
 
 // sendFile sends one attachment: images as photos (Telegram recompresses
-// them; up to 10 MB), everything else as a document (50 MB).
+// them; up to 10 MB), everything else as a document (50 MB). A file whose
+// URL Telegram can fetch (byURL) is sent by that URL; when Telegram
+// refuses it (400), or otherwise, the bytes are uploaded.
 func (s *session) sendFile(ctx context.Context, chat int64, a legacy.Attachment, caption string, reply map[string]any) (legacy.MessageID, error) {
 	if len(a.Data) > maxUpload {
 		return "", fmt.Errorf("telegram: file of %d bytes, bots may send up to 50 MB: %w", len(a.Data), legacy.ErrTooLarge)
@@ -157,6 +160,16 @@ func (s *session) sendFile(ctx context.Context, chat int64, a legacy.Attachment,
 	if reply != nil {
 		fields["reply_parameters"] = fmt.Sprintf(`{"message_id":%d,"allow_sending_without_reply":true}`, reply["message_id"])
 	}
+	if byURL(a, method) {
+		id, err := s.sendFileURL(ctx, chat, method, field, strings.TrimSpace(a.URL), caption, reply)
+		var ce *legacy.CodeError
+		if err == nil || !errors.As(err, &ce) || ce.Code != "400" || !errors.Is(err, legacy.ErrRejected) {
+			return id, err
+		}
+		// Telegram could not fetch the URL (unreachable, a private
+		// address, a type it does not take by URL): upload the bytes.
+		s.log.Info("telegram: Telegram did not fetch the file's URL, uploading the file", "err", err)
+	}
 	if err := s.lim.wait(ctx, chat, true); err != nil {
 		return "", err
 	}
@@ -164,6 +177,56 @@ func (s *session) sendFile(ctx context.Context, chat int64, a legacy.Attachment,
 	cctx, cancel := withTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if err := s.c.upload(cctx, method, fields, field, a.Name, a.Type, a.Data, &sent); err != nil {
+		return "", err
+	}
+	return messageID(chat, sent.MessageID), nil
+}
+
+// Limits of files Telegram fetches itself ("Sending files": by URL, 5 MB
+// for photos, 20 MB for other content; sendDocument by URL only works for
+// GIF, PDF and ZIP files). Decimal megabytes, to stay on the safe side.
+const (
+	maxURLPhoto    = 5_000_000
+	maxURLDocument = 20_000_000
+)
+
+// byURL reports whether a is sent by its URL (legacy.Attachment.URL, the
+// user's HTTP upload), which Telegram then fetches, rather than by
+// uploading its bytes: only when the URL is an absolute http(s) one and
+// the file is within what Telegram fetches by URL for method.
+func byURL(a legacy.Attachment, method string) bool {
+	raw := strings.TrimSpace(a.URL)
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || strings.ContainsAny(raw, " \t\r\n") {
+		return false
+	}
+	if method == "sendPhoto" {
+		return len(a.Data) <= maxURLPhoto
+	}
+	switch a.Type {
+	case "image/gif", "application/pdf", "application/zip":
+		return len(a.Data) <= maxURLDocument
+	}
+	return false
+}
+
+// sendFileURL sends a file by its URL: a JSON call whose file field is
+// the URL.
+func (s *session) sendFileURL(ctx context.Context, chat int64, method, field, fileURL, caption string, reply map[string]any) (legacy.MessageID, error) {
+	params := map[string]any{"chat_id": chat, field: fileURL}
+	if caption != "" {
+		params["caption"] = caption
+	}
+	if reply != nil {
+		params["reply_parameters"] = reply
+	}
+	if err := s.lim.wait(ctx, chat, true); err != nil {
+		return "", err
+	}
+	var sent Message
+	cctx, cancel := withTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := s.c.call(cctx, method, params, &sent); err != nil {
 		return "", err
 	}
 	return messageID(chat, sent.MessageID), nil

@@ -36,7 +36,10 @@
 // deleteMessage (Retracter; Telegram only allows it for 48 hours),
 // sendChatAction "typing" (ChatStater), setMessageReaction (Reactor, one
 // emoji: bots without Premium get one reaction), sendPhoto/sendDocument
-// for attachments (50 MB). Token buckets (golang.org/x/time/rate) keep to
+// for attachments (50 MB; a file with an http(s) legacy.Attachment.URL
+// that Telegram fetches itself — photos up to 5 MB, GIF/PDF/ZIP
+// documents up to 20 MB — is sent by that URL, and uploaded when Telegram
+// answers 400). Token buckets (golang.org/x/time/rate) keep to
 // the limits of the Bots FAQ: about 1 message/s per private chat, 20 a
 // minute per group, 30/s per bot. Errors map to the legacy sentinels: 429 →
 // *legacy.RateLimitError with retry_after; 5xx, malformed replies and

@@ -791,6 +791,100 @@ func TestFiles(t *testing.T) {
 	}
 }
 
+// TestFilesByURL: a file with the URL the core fetched it from (the
+// user's HTTP upload) goes to Telegram as that URL when Telegram fetches
+// such files (photos up to 5 MB, GIF/PDF/ZIP documents up to 20 MB);
+// otherwise, and when Telegram cannot fetch the URL, the bytes are
+// uploaded as before.
+func TestFilesByURL(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	s := open(t, n, &legacytest.Recorder{}, nil)
+	ctx := context.Background()
+
+	jpeg := []byte("\xff\xd8\xff\xe0fake jpeg by URL")
+	pdf := []byte("%PDF-1.4 by URL")
+	var mu sync.Mutex
+	fetched := map[string]int{}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		fetched[r.URL.Path]++
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/share/1/cat.jpg":
+			w.Header().Set("Content-Type", "image/jpeg")
+			w.Write(jpeg)
+		case "/share/2/report.pdf":
+			w.Header().Set("Content-Type", "application/pdf")
+			w.Write(pdf)
+		case "/share/3/notes.txt":
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write([]byte("notes"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer up.Close()
+	count := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return fetched[path]
+	}
+
+	// A photo and a PDF with their URLs: sent by URL, Telegram fetches them.
+	id, err := s.Send(ctx, &legacy.Message{Chat: "42", Text: "my cat", Attachments: []legacy.Attachment{
+		{Name: "cat.jpg", Type: "image/jpeg", Data: jpeg, URL: up.URL + "/share/1/cat.jpg"},
+		{Name: "report.pdf", Type: "application/pdf", Data: pdf, URL: up.URL + "/share/2/report.pdf"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages(42)
+	if id != "42:1" || len(msgs) != 2 || msgs[0].Method != "sendPhoto" || msgs[0].URL != up.URL+"/share/1/cat.jpg" ||
+		string(msgs[0].File) != string(jpeg) || msgs[0].Text != "my cat" ||
+		msgs[1].Method != "sendDocument" || msgs[1].URL != up.URL+"/share/2/report.pdf" || string(msgs[1].File) != string(pdf) {
+		t.Fatalf("sent %q: %+v", id, msgs)
+	}
+	if c := srv.Calls("sendPhoto"); len(c) != 1 || c[0].File != nil || c[0].Params["photo"] != up.URL+"/share/1/cat.jpg" {
+		t.Errorf("sendPhoto calls: %+v", c)
+	}
+	if count("/share/1/cat.jpg") != 1 || count("/share/2/report.pdf") != 1 {
+		t.Errorf("fetches: %v", fetched)
+	}
+
+	// A text document (Telegram takes only GIF, PDF and ZIP by URL) and a
+	// photo over 5 MB: uploaded, their URLs never given to Telegram.
+	bigPhoto := append([]byte("\xff\xd8\xff\xe0"), make([]byte, 6_000_000)...)
+	if _, err := s.Send(ctx, &legacy.Message{Chat: "42", Attachments: []legacy.Attachment{
+		{Name: "notes.txt", Type: "text/plain", Data: []byte("notes"), URL: up.URL + "/share/3/notes.txt"},
+		{Name: "big.jpg", Type: "image/jpeg", Data: bigPhoto, URL: up.URL + "/share/4/big.jpg"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	msgs = srv.Messages(42)
+	if len(msgs) != 4 || msgs[2].URL != "" || string(msgs[2].File) != "notes" || msgs[3].URL != "" || len(msgs[3].File) != len(bigPhoto) {
+		t.Errorf("uploads: %d messages", len(msgs))
+	}
+	if count("/share/3/notes.txt") != 0 || count("/share/4/big.jpg") != 0 {
+		t.Errorf("URLs fetched although the files were uploaded: %v", fetched)
+	}
+
+	// A URL Telegram cannot fetch (the upload is gone): Telegram answers
+	// 400, the bytes are uploaded instead.
+	if _, err := s.Send(ctx, &legacy.Message{Chat: "42", Text: "gone", Attachments: []legacy.Attachment{
+		{Name: "dog.jpg", Type: "image/jpeg", Data: jpeg, URL: up.URL + "/share/5/dog.jpg"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	msgs = srv.Messages(42)
+	if len(msgs) != 5 || msgs[4].URL != "" || string(msgs[4].File) != string(jpeg) || msgs[4].Text != "gone" {
+		t.Errorf("fallback: %+v", msgs[len(msgs)-1])
+	}
+	if c := srv.Calls("sendPhoto"); len(c) != 4 || c[2].Params["photo"] != up.URL+"/share/5/dog.jpg" || c[3].FileName != "dog.jpg" {
+		t.Errorf("sendPhoto calls: %d", len(c))
+	}
+}
+
 func TestResolve(t *testing.T) {
 	n, _ := New(nil)
 	for in, want := range map[string]legacy.ChatID{"42": "42", " -1001234 ": "-1001234"} {

@@ -192,10 +192,10 @@ func (c *Client) do(req *http.Request, out any) error {
 	if resp.StatusCode/100 == 2 {
 		if !isJSON {
 			return fmt.Errorf("twilio: HTTP %d with a %q body instead of JSON (a proxy or captive portal in the way?): %w",
-				resp.StatusCode, ct, legacy.ErrUnavailable)
+				resp.StatusCode, ct, errors.Join(ErrMalformedReply, legacy.ErrUnavailable))
 		}
 		if err := json.Unmarshal(body, out); err != nil {
-			return fmt.Errorf("twilio: malformed JSON answer: %w", errors.Join(legacy.ErrUnavailable, err))
+			return fmt.Errorf("twilio: malformed JSON answer: %w", errors.Join(ErrMalformedReply, legacy.ErrUnavailable, err))
 		}
 		return nil
 	}
@@ -280,6 +280,11 @@ func Signature(authToken, fullURL string, params url.Values) string {
 
 // ErrBadSignature is returned by Verify for a missing or wrong signature.
 var ErrBadSignature = errors.New("twilio: bad webhook signature")
+
+// ErrMalformedReply marks a successful HTTP status whose body was not the
+// JSON the API documents (an HTML page from a proxy, a truncated body);
+// such errors are also legacy.ErrUnavailable (retried).
+var ErrMalformedReply = errors.New("twilio: malformed reply")
 
 // Verify checks the X-Twilio-Signature of a parsed POST request r against
 // fullURL (the public URL Twilio was given, not the one seen behind a

@@ -10,7 +10,9 @@
 // a webhook is set), sendMessage, editMessageText, editMessageCaption, deleteMessage,
 // sendChatAction, setMessageReaction, setWebhook, deleteWebhook, getFile,
 // getUserProfilePhotos, getCustomEmojiStickers, sendPhoto and sendDocument
-// (multipart); an unknown
+// (multipart, or a file by http(s) URL which the fake fetches within the
+// Bot API's limits for URLs: 5 MB photos, 20 MB others, documents only
+// GIF, PDF and ZIP); an unknown
 // method gets 404 "Not Found: method not found". Faults are injectable per method
 // (Inject: any status and description, 429 with retry_after, slow answers,
 // malformed bodies) and per chat (SetChatError: 403 blocked, 400 chat not
@@ -37,6 +39,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,6 +81,7 @@ type Sent struct {
 	ReplyTo   int64
 	File      []byte
 	Method    string
+	URL       string // the URL the file was fetched from, when sent by URL
 }
 
 type update struct {
@@ -604,6 +608,44 @@ func replyTo(p map[string]any) int64 {
 	return 0
 }
 
+// fetchURL gets a file given by URL to sendPhoto or sendDocument as the
+// Bot API does ("Sending files"): an http(s) URL only (anything else would
+// be a file_id, which this fake does not keep: "wrong file identifier");
+// at most 5 MB for photos and 20 MB for other content; sendDocument only
+// takes GIF, PDF and ZIP files by URL. A URL that cannot be fetched is
+// "failed to get HTTP URL content".
+func fetchURL(ref, method string) ([]byte, *Fault) {
+	u, err := url.Parse(ref)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, &Fault{Status: 400, Description: "Bad Request: wrong file identifier/HTTP URL specified"}
+	}
+	failed := &Fault{Status: 400, Description: "Bad Request: failed to get HTTP URL content"}
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(ref)
+	if err != nil {
+		return nil, failed
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return nil, failed
+	}
+	limit := int64(20_000_000)
+	if method == "sendPhoto" {
+		limit = 5_000_000
+	} else {
+		switch ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct {
+		case "image/gif", "application/pdf", "application/zip":
+		default:
+			return nil, &Fault{Status: 400, Description: "Bad Request: wrong type of the web page content"}
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil || int64(len(data)) > limit {
+		return nil, failed
+	}
+	return data, nil
+}
+
 func (s *Server) store(chat int64, text string, reply int64, data []byte, method string) *Sent {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -666,8 +708,23 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, c Call) {
 			writeErr(w, *f)
 			return
 		}
+		field := strings.ToLower(strings.TrimPrefix(c.Method, "send"))
+		if ref := str(p[field]); c.File == nil && ref != "" {
+			// A file by URL: fetched here as Telegram does.
+			data, f := fetchURL(ref, c.Method)
+			if f != nil {
+				writeErr(w, *f)
+				return
+			}
+			m := s.store(chat, str(p["caption"]), replyTo(p), data, c.Method)
+			s.mu.Lock()
+			m.URL = ref
+			s.mu.Unlock()
+			writeOK(w, s.message(m))
+			return
+		}
 		if c.File == nil {
-			writeErr(w, Fault{Status: 400, Description: "Bad Request: there is no " + strings.ToLower(strings.TrimPrefix(c.Method, "send")) + " in the request"})
+			writeErr(w, Fault{Status: 400, Description: "Bad Request: there is no " + field + " in the request"})
 			return
 		}
 		if len(c.File) > 50<<20 {
