@@ -493,7 +493,7 @@ func TestFaultKillGateway(t *testing.T) {
 }
 
 func faultKill(t *testing.T, backend, storeYAML string) {
-	n := faultN(2000)
+	n := faultN(10000) // the figure; about 30 s a store since the group commit
 	srv := faultServer(t, "prosody")
 	fs := startFaultNet(t)
 	httpAddr := freeAddr(t)
