@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -140,7 +141,16 @@ func (b *Bridge) handlePresence(ctx context.Context, st *stanza.Element, from, t
 	}
 }
 
+// subscriptionWriteTimeout bounds a subscription-state write. The write
+// is detached from the stanza's context: the server has already applied
+// the subscription change it reports, so a bridge stopping (SIGTERM, a
+// reload) must not lose it — a contact recorded without "from" would
+// answer every later probe with unavailable.
+const subscriptionWriteTimeout = 5 * time.Second
+
 func (b *Bridge) updateContactSub(ctx context.Context, u *user, localpart string, f func(string) string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), subscriptionWriteTimeout)
+	defer cancel()
 	c, err := b.st.GetContact(ctx, b.domain, u.jid, localpart)
 	if errors.Is(err, store.ErrNotFound) {
 		c = &store.Contact{Localpart: localpart, LegacyID: string(b.chatFor(ctx, u, localpart))}
@@ -192,6 +202,8 @@ func (b *Bridge) gatewayPresence(ctx context.Context, u *user, typ, bare string)
 }
 
 func (b *Bridge) updateAccountSub(ctx context.Context, u *user, f func(string) string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), subscriptionWriteTimeout) // see updateContactSub
+	defer cancel()
 	u.mu.Lock()
 	a := *u.acct
 	u.mu.Unlock()
