@@ -19,9 +19,10 @@ import (
 // client is a small Bot API client: one POST per method, JSON parameters,
 // a context on every call and errors that never contain the token.
 type client struct {
-	base  string // api_url without a trailing slash
-	token string
-	hc    *http.Client
+	base   string // api_url without a trailing slash
+	token  string
+	hc     *http.Client
+	counts *counters // the network's (counters.go); nil in some tests
 }
 
 // apiError is an {"ok":false} reply of the Bot API.
@@ -129,6 +130,7 @@ func (c *client) do(ctx context.Context, method, ctype string, body io.Reader, o
 	}
 	var r apiResponse
 	if err := json.Unmarshal(raw, &r); err != nil {
+		c.counts.add(eventReplyMalformed)
 		return fmt.Errorf("telegram: %s: malformed reply (HTTP %d): %w", method, resp.StatusCode, legacy.ErrUnavailable)
 	}
 	if !r.OK {
@@ -140,10 +142,12 @@ func (c *client) do(ctx context.Context, method, ctype string, body io.Reader, o
 			e.RetryAfter = r.Parameters.RetryAfter
 			e.MigrateTo = r.Parameters.MigrateToChatID
 		}
+		c.counts.apiError(e.Code)
 		return classify(e)
 	}
 	if out != nil {
 		if err := json.Unmarshal(r.Result, out); err != nil {
+			c.counts.add(eventReplyMalformed)
 			return fmt.Errorf("telegram: %s: malformed result: %w", method, legacy.ErrUnavailable)
 		}
 	}

@@ -130,6 +130,8 @@ type Network struct {
 	// backoff bounds the poll loop's waits after errors (tests shorten it).
 	minBackoff, maxBackoff time.Duration
 
+	counts counters // legacy.EventCounter (counters.go)
+
 	mu    sync.Mutex
 	hooks map[int64]*session // webhook mode: running sessions by bot id
 }
@@ -219,7 +221,7 @@ var tokenRE = regexp.MustCompile(`^[0-9]{1,20}:[A-Za-z0-9_-]{20,}$`)
 func (n *Network) client(token string) *client {
 	// No client-wide timeout: every call has a context deadline (the long
 	// poll a longer one).
-	return &client{base: n.apiURL, token: token, hc: &http.Client{Transport: http.DefaultTransport}}
+	return &client{base: n.apiURL, token: token, hc: &http.Client{Transport: http.DefaultTransport}, counts: &n.counts}
 }
 
 // Register implements legacy.Registrar: it checks the token with getMe and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -168,6 +169,13 @@ func TestRegister(t *testing.T) {
 	_, err = n.Register(ctx, fields())
 	if !errors.Is(err, legacy.ErrUnavailable) {
 		t.Errorf("malformed reply: %v, want ErrUnavailable", err)
+	}
+	srv.Inject("getMe", telegramtest.Fault{Status: 429, Description: "Too Many Requests: retry after 1", RetryAfter: 1})
+	_, _ = n.Register(ctx, fields())
+	// What never became a stanza is counted (legacy.EventCounter).
+	want := map[string]uint64{"server_error": 1, "reply_malformed": 1, "rate_limited": 1, "conflict": 0}
+	if got := n.EventCounts(); !maps.Equal(got, want) {
+		t.Errorf("EventCounts = %v, want %v", got, want)
 	}
 }
 
