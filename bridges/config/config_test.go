@@ -620,7 +620,7 @@ func TestDefaults(t *testing.T) {
 			PingInterval:  30 * time.Second,
 			PingTimeout:   30 * time.Second,
 		},
-		Bridges: []Bridge{{Network: "echo", Domain: "echo.localhost", Secret: "s3cret", Server: "localhost:5347"}},
+		Bridges: []Bridge{{Network: "echo", Domain: "echo.localhost", Secret: "s3cret", Server: "localhost:5347", InboxLimit: DefaultInboxLimit}},
 		Store:   Store{Backend: "bolt", Path: "jabbergate.db", Redis: Redis{Prefix: "jg"}},
 		HTTP:    HTTP{Listen: "127.0.0.1:9470"},
 		Access:  Access{AllowedDomains: []string{"localhost"}},
