@@ -16,7 +16,6 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
 	"github.com/jabbergate/jabbergate/bridges/store"
-	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 )
@@ -287,9 +286,7 @@ func (b *Bridge) ackOut(ctx context.Context, u *user, id string, bt store.Batch)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		for {
-			// Deferred: on bolt it joins the next commit (the next
-			// message's, the drainer's) rather than costing its own.
-			_, err := store.Apply(bolt.Deferrable(cctx), b.st, &bt)
+			_, err := store.Apply(cctx, b.st, &bt)
 			if err == nil {
 				break
 			}
