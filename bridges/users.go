@@ -116,6 +116,7 @@ func (b *Bridge) runUser(u *user) {
 		Fields:   fields,
 		Settings: acct.Settings,
 		State:    acct.State,
+		Log:      b.log.With("user", u.owner),
 	}, &sink{b: b, u: u})
 	if err != nil {
 		b.log.Error("open legacy session", "user", u.owner, "err", err)

@@ -19,6 +19,7 @@ package legacy
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -97,6 +98,19 @@ type Account struct {
 	// State is the adapter's own state blob, last saved with a SaveState
 	// event (cursors, watermarks). Nil at first.
 	State []byte
+	// Log carries the bridge, the network and the user's hashed key (never
+	// a JID or the legacy address): adapters log the session's events
+	// through it, so every line says whose session it was. Nil outside the
+	// core (tests): use Logger.
+	Log *slog.Logger
+}
+
+// Logger returns a.Log, or fallback when the core gave none.
+func (a Account) Logger(fallback *slog.Logger) *slog.Logger {
+	if a.Log != nil {
+		return a.Log
+	}
+	return fallback
 }
 
 // Info describes a network.

@@ -93,7 +93,7 @@ func (s *session) finishConcat(ctx context.Context, key string, via route) error
 	if err := s.sink.Emit(ctx, legacy.SaveState{State: s.stateBlob()}); err != nil {
 		// Delivered already; the stale parts come back after a restart and
 		// are delivered again under the same id, which the core drops.
-		s.net.log.Warn("could not save state after a concatenated SMS", "err", err)
+		s.log.Warn("could not save state after a concatenated SMS", "err", err)
 	}
 	return nil
 }
@@ -111,7 +111,7 @@ func (s *session) flushStale(ctx context.Context, timeout time.Duration, via rou
 	s.mu.Unlock()
 	for _, k := range stale {
 		if err := s.finishConcat(ctx, k, via); err != nil && ctx.Err() == nil {
-			s.net.log.Warn("incomplete concatenated SMS not delivered yet", "err", err)
+			s.log.Warn("incomplete concatenated SMS not delivered yet", "err", err)
 		}
 	}
 }

@@ -283,7 +283,7 @@ func (s *session) receive(ctx context.Context, id, from, text string, via route,
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if _, err := via.send(ctx, s.number, chat, s.net.helpText, Count(s.net.helpText), id+"-help"); err != nil {
-				s.net.log.Warn("HELP auto-reply not sent", "err", err)
+				s.log.Warn("HELP auto-reply not sent", "err", err)
 			}
 		}()
 		note = "[SMS gateway] " + chat + " texted HELP; the gateway answers with its help text: " + s.net.helpText
@@ -330,14 +330,14 @@ func (s *session) fetchMMS(ctx context.Context, urls []string) ([]legacy.Attachm
 		}
 		resp, err := s.net.httpc.Do(req)
 		if err != nil {
-			s.net.log.Warn("sms: MMS medium not fetched; sent as a link", "err", err)
+			s.log.Warn("sms: MMS medium not fetched; sent as a link", "err", err)
 			failed = append(failed, u)
 			continue
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, mmsMaxSize+1))
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK || len(data) > mmsMaxSize {
-			s.net.log.Warn("sms: MMS medium not fetched; sent as a link", "status", resp.StatusCode, "size", len(data))
+			s.log.Warn("sms: MMS medium not fetched; sent as a link", "status", resp.StatusCode, "size", len(data))
 			failed = append(failed, u)
 			continue
 		}

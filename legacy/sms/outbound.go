@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"sync"
@@ -93,6 +94,7 @@ func (r *kannelRoute) send(ctx context.Context, from, to, text string, seg Segme
 // session is one user's number.
 type session struct {
 	net         *Network
+	log         *slog.Logger // legacy.Account.Log: bridge, network, hashed user
 	owner       string
 	number      string
 	sink        legacy.Sink
@@ -278,7 +280,7 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 			return "", err
 		}
 		s.net.counts.routeFailed.Add(1)
-		s.net.log.Info("sms route failed, trying the next", "route", r.name(), "err", err)
+		s.log.Info("sms route failed, trying the next", "route", r.name(), "err", err)
 		errs = append(errs, fmt.Errorf("route %s: %w", r.name(), err))
 		if ctx.Err() != nil {
 			break
@@ -391,6 +393,6 @@ func (s *session) countSent(ctx context.Context, segments int) {
 	s.daySent += segments
 	s.mu.Unlock()
 	if err := s.sink.Emit(ctx, legacy.SaveState{State: s.stateBlob()}); err != nil {
-		s.net.log.Warn("sms: daily segment count not saved", "err", err)
+		s.log.Warn("sms: daily segment count not saved", "err", err)
 	}
 }

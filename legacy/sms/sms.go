@@ -489,7 +489,7 @@ func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sin
 	if err != nil {
 		return nil, fmt.Errorf("sms: account id: %w", err)
 	}
-	s := &session{net: n, owner: acct.Owner, number: num, sink: sink, routes: n.routes, maxSegments: n.maxSegments}
+	s := &session{net: n, log: acct.Logger(n.log), owner: acct.Owner, number: num, sink: sink, routes: n.routes, maxSegments: n.maxSegments}
 	s.dayLimit = n.dailySegments
 	if n.ratePerMin > 0 {
 		// Burst: a minute's worth, and at least one message of the longest kind.
@@ -503,7 +503,7 @@ func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sin
 		s.routes = []route{&twilioRoute{net: n, c: s.own}}
 	}
 	if err := s.loadState(acct.State); err != nil {
-		n.log.Warn("ignoring unreadable session state", "err", err)
+		s.log.Warn("ignoring unreadable session state", "err", err)
 	}
 	return s, nil
 }

@@ -279,7 +279,7 @@ func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sin
 		c:      n.client(token),
 		sink:   sink,
 		offset: st.Offset,
-		log:    n.log.With("account", string(acct.ID)),
+		log:    acct.Logger(n.log.With("account", string(acct.ID))),
 		seen:   map[int64]string{},
 		lim:    newLimiters(),
 		now:    time.Now,
