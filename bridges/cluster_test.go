@@ -357,21 +357,31 @@ func TestClusterDuplicateName(t *testing.T) {
 	if err := a2.srv.WaitHandshakes(1, wait); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(wait)
-	for !strings.Contains(a2.log.String(), "another running process uses this cluster.instance name") {
-		if time.Now().After(deadline) {
-			t.Fatal("the second process with the same name did not notice")
+	// Whichever of the two took the name's liveness lease first keeps it
+	// (both start at once); the other must notice and take no accounts.
+	const notice = "another running process uses this cluster.instance name"
+	var dup, owner *instance
+	for deadline := time.Now().Add(wait); dup == nil; time.Sleep(20 * time.Millisecond) {
+		switch {
+		case strings.Contains(a2.log.String(), notice):
+			dup, owner = a2, a1
+		case strings.Contains(a1.log.String(), notice):
+			dup, owner = a1, a2
+		case time.Now().After(deadline):
+			t.Fatal("neither process with the same name noticed the other")
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	a2.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
-	if _, err := a2.srv.WaitFor(wait, reply("r1")); err != nil {
+	if strings.Contains(owner.log.String(), notice) {
+		t.Fatal("both processes with the same name think the other one holds it")
+	}
+	dup.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
+	if _, err := dup.srv.WaitFor(wait, reply("r1")); err != nil {
 		t.Fatal(err)
 	}
-	a2.message("m1", "once")
-	a1.echoed("once")
+	dup.message("m1", "once")
+	owner.echoed("once")
 	time.Sleep(clusterTTL)
-	for _, e := range a2.srv.Received() {
+	for _, e := range dup.srv.Received() {
 		if e.Local == "message" && e.ChildText("", "body") == "once" {
 			t.Fatalf("the duplicate process ran the account: %s", e)
 		}
