@@ -7,13 +7,15 @@
 // # Why not mellium's component session
 //
 // mellium.im/xmpp has a working XEP-0114 client (research/go-deps.md §1),
-// yet the link is our own small implementation on encoding/xml:
+// yet the link is our own small implementation:
 //
-//   - It is faster: decoding and re-encoding a typical message costs about
-//     8 µs with encoding/xml's Token() and our element tree, against about
-//     18 µs through mellium's mux and handler path.
+//   - It is faster: decoding a typical message costs about 1.5 µs and 4
+//     allocations with our stream decoder ([stanza.StreamDecoder], which
+//     replaced encoding/xml's Token(): 8 µs and 69 allocations) and
+//     re-encoding it about 0.5 µs, against about 18 µs through mellium's
+//     mux and handler path.
 //   - It is fully under our control: the stanza size limit is enforced
-//     below the XML decoder, and so is an element-depth limit
+//     inside the XML decoder on every byte read, and so is an element-depth limit
 //     (Config.MaxDepth, 32 by default; both close the link with
 //     policy-violation and a log line naming the limit and the addresses); a
 //     DTD closes it with restricted-xml and no entity is ever expanded; text

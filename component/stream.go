@@ -1,7 +1,6 @@
 package component
 
 import (
-	"bufio"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/xml"
@@ -19,97 +18,86 @@ func Handshake(streamID, secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// limiter sits between the socket and the XML decoder. It implements
-// io.ByteReader, so the decoder reads through it byte by byte without
-// buffering of its own, and refuses to read past limit: a single huge token
-// cannot grow the decoder's buffers beyond MaxStanzaSize.
-type limiter struct {
-	br       *bufio.Reader
-	n, limit int64
-	err      error // first error from the socket
-	hit      bool  // the limit was reached
-}
-
-func (l *limiter) ReadByte() (byte, error) {
-	if l.n >= l.limit {
-		l.hit = true
-		return 0, errTooLarge
-	}
-	b, err := l.br.ReadByte()
-	if err != nil {
-		if l.err == nil {
-			l.err = err
-		}
-		return 0, err
-	}
-	l.n++
-	return b, nil
-}
-
-// Read satisfies io.Reader; the decoder uses ReadByte.
-func (l *limiter) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	b, err := l.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	p[0] = b
-	return 1, nil
-}
-
-// reader decodes the server's side of the stream.
+// reader decodes the server's side of the stream with stanza.StreamDecoder
+// (not encoding/xml: it costs a few allocations per stanza instead of
+// dozens). The decoder's byte budget is the size limit: it refuses to read
+// past it, so a single huge token cannot grow any buffer beyond
+// MaxStanzaSize.
 type reader struct {
-	lim   *limiter
-	dec   *xml.Decoder
+	dec   *stanza.StreamDecoder
 	max   int64
 	start int64 // decoder offset where the current top-level element began
 	// maxDepth bounds element nesting (0: stanza.MaxDepth).
 	maxDepth int
+	// starts caches the boxed start tokens of the last stanza names seen
+	// (message, iq, presence…), so that next does not allocate one per
+	// stanza; the names are interned by the decoder.
+	starts [4]startTok
+	nstart int
+}
+
+type startTok struct {
+	space, local string
+	tok          xml.Token
 }
 
 func newReader(r io.Reader, max int) *reader {
-	lim := &limiter{br: bufio.NewReaderSize(r, 4096)}
-	return &reader{lim: lim, dec: xml.NewDecoder(lim), max: int64(max)}
+	return &reader{dec: stanza.NewStreamDecoder(r, 4096), max: int64(max)}
 }
 
 // arm starts the size budget for the next top-level element.
 func (r *reader) arm() {
 	r.start = r.dec.InputOffset()
-	// The limiter may be one byte ahead of the decoder (a byte the decoder
-	// pushed back), hence the +1.
-	r.lim.limit = r.lim.n + r.max + 1
+	// One byte more than the limit may be read: an element that needs it is
+	// refused by element, and the error says where reading stopped.
+	r.dec.SetLimit(r.start + r.max + 1)
 }
 
 // next returns the next top-level start element (or the end of the
 // stream as an *xml.EndElement), skipping whitespace, comments and
-// processing instructions between stanzas.
+// processing instructions between stanzas. The stream header comes with
+// its attributes; a stanza's start element carries only its name (element
+// returns the whole stanza).
 func (r *reader) next() (xml.Token, error) {
 	for {
 		r.arm()
-		tok, err := r.dec.Token()
+		ev, err := r.dec.Next()
 		if err != nil {
 			return nil, err
 		}
-		switch t := tok.(type) {
-		case xml.StartElement, xml.EndElement:
-			return t, nil
-		case xml.Directive:
-			// A DTD between stanzas (RFC 6120 §11.1): never skipped.
-			return nil, stanza.ErrRestrictedXML
+		switch ev {
+		case stanza.EventHeader:
+			space, local, attrs := r.dec.Header()
+			start := xml.StartElement{Name: xml.Name{Space: space, Local: local}}
+			for _, a := range attrs {
+				start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Space: a.Space, Local: a.Local}, Value: a.Value})
+			}
+			return start, nil
+		case stanza.EventStart:
+			space, local := r.dec.StartName()
+			for i := range r.starts {
+				if c := &r.starts[i]; c.tok != nil && c.local == local && c.space == space {
+					return c.tok, nil
+				}
+			}
+			tok := xml.Token(xml.StartElement{Name: xml.Name{Space: space, Local: local}})
+			r.starts[r.nstart%len(r.starts)] = startTok{space, local, tok}
+			r.nstart++
+			return tok, nil
+		case stanza.EventEnd:
+			space, local, _ := r.dec.Header()
+			return xml.EndElement{Name: xml.Name{Space: space, Local: local}}, nil
 		}
 	}
 }
 
-// element reads the rest of the top-level element started by start.
+// element reads the rest of the top-level element whose start next returned.
 func (r *reader) element(start xml.StartElement) (*stanza.Element, error) {
-	el, err := stanza.DecodeLimit(r.dec, start, r.maxDepth)
+	el, err := r.dec.Element(r.maxDepth)
 	if err != nil {
 		return nil, err
 	}
 	if r.dec.InputOffset()-r.start > r.max {
-		r.lim.hit = true
 		return nil, errTooLarge
 	}
 	return el, nil
@@ -123,37 +111,31 @@ type readFailure struct {
 
 func (r *reader) classify(err error, start *xml.StartElement) readFailure {
 	switch {
-	case r.lim.hit || errors.Is(err, errTooLarge):
+	case r.dec.LimitHit() || errors.Is(err, errTooLarge) || errors.Is(err, stanza.ErrLimit):
 		e := &tooLargeError{limit: int(r.max), read: r.dec.InputOffset() - r.start}
 		if start != nil {
-			for _, a := range start.Attr {
-				if a.Name.Space == "" && a.Name.Local == "from" {
-					e.from = a.Value
-				}
-				if a.Name.Space == "" && a.Name.Local == "to" {
-					e.to = a.Value
-				}
-			}
+			e.from, e.to = r.startAddrs(start)
 		}
 		return readFailure{e, "policy-violation"}
-	case r.lim.err != nil:
+	case r.dec.ReadErr() != nil:
 		// The decoder turns an EOF inside the open stream into a syntax
 		// error; the socket's own error is the real reason.
-		if r.lim.err == io.EOF {
+		rerr := r.dec.ReadErr()
+		if rerr == io.EOF {
 			return readFailure{err: errors.New("server closed the connection")}
 		}
 		var ne net.Error
-		if errors.As(r.lim.err, &ne) && ne.Timeout() {
+		if errors.As(rerr, &ne) && ne.Timeout() {
 			return readFailure{err: errors.New("read timed out")}
 		}
-		return readFailure{err: r.lim.err}
+		return readFailure{err: rerr}
 	case errors.Is(err, stanza.ErrTooDeep):
 		e := &tooDeepError{limit: r.maxDepth}
 		if e.limit <= 0 {
 			e.limit = stanza.MaxDepth
 		}
 		if start != nil {
-			e.from, e.to = startAddrs(start)
+			e.from, e.to = r.startAddrs(start)
 		}
 		return readFailure{e, "policy-violation"}
 	case errors.Is(err, stanza.ErrRestrictedXML):
@@ -166,8 +148,10 @@ func (r *reader) classify(err error, start *xml.StartElement) readFailure {
 	return readFailure{err: err}
 }
 
-// startAddrs returns the from and to attributes of a start element.
-func startAddrs(start *xml.StartElement) (from, to string) {
+// startAddrs returns the from and to attributes of a start element: from
+// its attributes, or else from the decoder's copy of the stanza's start tag
+// (next does not copy them into the token).
+func (r *reader) startAddrs(start *xml.StartElement) (from, to string) {
 	for _, a := range start.Attr {
 		if a.Name.Space == "" && a.Name.Local == "from" {
 			from = a.Value
@@ -175,6 +159,9 @@ func startAddrs(start *xml.StartElement) (from, to string) {
 		if a.Name.Space == "" && a.Name.Local == "to" {
 			to = a.Value
 		}
+	}
+	if len(start.Attr) == 0 {
+		from, to = r.dec.StartAttr("from"), r.dec.StartAttr("to")
 	}
 	return from, to
 }

@@ -94,3 +94,27 @@ func BenchmarkEncodeMessage(b *testing.B) {
 		el.AppendXML(&buf, NSComponent)
 	}
 }
+
+// BenchmarkStreamDecodeMessage is BenchmarkDecodeMessage with the link's
+// decoder (StreamDecoder) instead of encoding/xml.
+func BenchmarkStreamDecodeMessage(b *testing.B) {
+	d := NewStreamDecoder(&endless{head: []byte(`<stream:stream xmlns='` + NSComponent + `' xmlns:stream='` + NSStream + `' from='sms.example.org' id='x'>`)}, 4096)
+	if ev, err := d.Next(); err != nil || ev != EventHeader {
+		b.Fatal(ev, err)
+	}
+	b.SetBytes(int64(len(benchMessage)))
+	b.ReportAllocs()
+	for b.Loop() {
+		ev, err := d.Next()
+		if err != nil || ev != EventStart {
+			b.Fatal(ev, err)
+		}
+		el, err := d.Element(0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if el.Local != "message" {
+			b.Fatal(el)
+		}
+	}
+}

@@ -8,6 +8,15 @@
 // Encoding writes each namespace once, where it changes, so the output never
 // carries the duplicate xmlns attributes that encoding/xml's token re-encoder
 // produces (research/go-deps.md §1).
+//
+// Two decoders: [StreamDecoder] (stream.go) is the link's, written for the
+// hot path (a few allocations per stanza, byte budget, no encoding/xml);
+// [Decode] and [Parse] read from an encoding/xml Decoder, for tests,
+// configuration and fixed templates, and are the reference StreamDecoder is
+// checked against (FuzzStreamDecoder). Not done: StreamDecoder does not
+// check processing instructions beyond finding their end (encoding/xml
+// checks their target), and checks names outside ASCII against Unicode
+// letter/digit/mark classes rather than XML 1.0's name tables.
 package stanza
 
 import (
@@ -49,19 +58,57 @@ type Element struct {
 	Local string // local name
 	Attrs []Attr
 	Nodes []Node
+
+	frozen *frozenXML // set by Freeze
+}
+
+// frozenXML is an element's serialisation under a parent in namespace ns.
+type frozenXML struct {
+	ns  string
+	xml []byte
+}
+
+// Freeze caches e's serialisation for when it is written under a parent in
+// namespace parentNS (the stream's namespace for a stanza, NSComponent for a
+// payload of a stanza), so that an element shared by many stanzas (the
+// gateway's disco#info reply) is encoded once. e and its descendants must
+// not be changed afterwards: a change would not be written. Copy returns an
+// unfrozen copy.
+func (e *Element) Freeze(parentNS string) *Element {
+	var b bytes.Buffer
+	e.frozen = nil
+	e.encode(&b, parentNS)
+	e.frozen = &frozenXML{ns: parentNS, xml: b.Bytes()}
+	return e
 }
 
 // New returns an element in namespace space with the given local name and
 // attributes, given as name, value pairs. Pairs with an empty value are
 // skipped, so optional attributes can be passed unconditionally.
 func New(space, local string, attrs ...string) *Element {
-	e := &Element{Space: space, Local: local}
+	var e *Element
+	if n := len(attrs) / 2; n > 0 && n <= 4 {
+		// The element and its attributes in one allocation.
+		x := &elemAttrs{}
+		e = &x.e
+		e.Attrs = x.a[:0]
+	} else {
+		e = &Element{}
+	}
+	e.Space, e.Local = space, local
 	for i := 0; i+1 < len(attrs); i += 2 {
 		if attrs[i+1] != "" {
 			e.SetAttr(attrs[i], attrs[i+1])
 		}
 	}
 	return e
+}
+
+// elemAttrs is an element with room for four attributes, allocated at once
+// by New.
+type elemAttrs struct {
+	e Element
+	a [4]Attr
 }
 
 // Attr returns the value of the un-namespaced attribute local, or "".
@@ -256,6 +303,10 @@ func IsStanzaNS(ns string) bool {
 }
 
 func (e *Element) encode(b *bytes.Buffer, parentNS string) {
+	if f := e.frozen; f != nil && f.ns == parentNS {
+		b.Write(f.xml)
+		return
+	}
 	b.WriteByte('<')
 	b.WriteString(e.Local)
 	ns := e.Space

@@ -172,7 +172,18 @@ func ErrorReply(st *Element, e *Error) *Element {
 
 // Result builds the type='result' answer to an IQ, with optional payload.
 func Result(iq *Element, payload *Element) *Element {
-	r := New(NSComponent, "iq", "type", "result", "id", iq.ID(), "from", iq.To(), "to", iq.From())
-	r.Add(payload)
+	// One allocation: the iq, its attributes and the payload's node.
+	x := &struct {
+		e Element
+		a [4]Attr
+		n [1]Node
+	}{}
+	r := &x.e
+	r.Space, r.Local, r.Attrs = NSComponent, "iq", x.a[:0]
+	r.SetAttr("type", "result").SetAttr("id", iq.ID()).SetAttr("from", iq.To()).SetAttr("to", iq.From())
+	if payload != nil {
+		x.n[0].El = payload
+		r.Nodes = x.n[:1:1]
+	}
 	return r
 }

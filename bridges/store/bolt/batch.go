@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/store"
@@ -29,8 +30,31 @@ var _ store.Batcher = (*Store)(nil)
 type groupCommit struct {
 	mu      sync.Mutex
 	pending []*commitReq
-	running bool // a committer is active
+	running bool        // a committer is active
+	lazy    *time.Timer // commits deferred requests nobody took along
+	commits atomic.Int64
 }
+
+// Commits returns how many write transactions Apply has committed (shared
+// ones count once): what group commit saves, for benchmarks.
+func (s *Store) Commits() int64 { return s.gc.commits.Load() }
+
+// deferKey marks a context for Deferrable.
+type deferKey struct{}
+
+// Deferrable returns a context under which Apply does not start a commit of
+// its own: the batch waits (at most DeferDelay) to ride along with the next
+// commit another caller starts, and Apply returns once that is durable. It
+// is meant for writes that a caller does not wait for and that follow
+// another commit closely — the outbox's ack after a send, whose Emit just
+// committed, joins the next message's commit or the drainer's instead of
+// costing an fsync of its own. Other stores ignore it.
+func Deferrable(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deferKey{}, true)
+}
+
+// DeferDelay bounds how long a Deferrable batch waits for a commit to join.
+const DeferDelay = 2 * time.Millisecond
 
 type commitReq struct {
 	fn   func(tx *bbolt.Tx) error // must be safe to run again after a rollback
@@ -42,12 +66,21 @@ const maxGroup = 256
 
 // commit runs fn in a write transaction, shared with concurrent callers,
 // and returns once that transaction is durable (or failed).
-func (s *Store) commit(fn func(tx *bbolt.Tx) error) error {
+func (s *Store) commit(fn func(tx *bbolt.Tx) error, deferred bool) error {
 	g := &s.gc
 	r := &commitReq{fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
 	if g.running {
+		g.mu.Unlock()
+		return <-r.done
+	}
+	if deferred {
+		// Wait for another caller's commit to take it along; the timer
+		// commits it if none comes.
+		if g.lazy == nil {
+			g.lazy = time.AfterFunc(DeferDelay, s.commitDeferred)
+		}
 		g.mu.Unlock()
 		return <-r.done
 	}
@@ -71,6 +104,20 @@ func (s *Store) commit(fn func(tx *bbolt.Tx) error) error {
 		default:
 		}
 	}
+}
+
+// commitDeferred commits deferred requests that no other commit took.
+func (s *Store) commitDeferred() {
+	g := &s.gc
+	g.mu.Lock()
+	g.lazy = nil
+	if g.running || len(g.pending) == 0 {
+		g.mu.Unlock()
+		return
+	}
+	g.running = true
+	g.mu.Unlock()
+	s.commitRest()
 }
 
 // commitRest commits until nothing is pending.
@@ -102,6 +149,7 @@ func (s *Store) commitRound() {
 	if len(batch) == 0 {
 		return
 	}
+	g.commits.Add(1)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for _, r := range batch {
 			if err := r.fn(tx); err != nil {
@@ -117,6 +165,7 @@ func (s *Store) commitRound() {
 		return
 	}
 	for _, r := range batch { // find the culprit: each on its own
+		g.commits.Add(1)
 		r.done <- s.db.Update(r.fn)
 	}
 }
@@ -137,6 +186,7 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 	}
 	now := s.now()
 	nowNano := now.UnixNano()
+	deferred, _ := ctx.Value(deferKey{}).(bool)
 	err := s.commit(func(tx *bbolt.Tx) error {
 		for i, op := range b.Ops {
 			res.IDs[i], res.Seen[i] = nil, false // a retry starts afresh
@@ -156,7 +206,7 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 			}
 		}
 		return nil
-	})
+	}, deferred)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
