@@ -73,7 +73,14 @@ func (c *benchCountingStore) count(name string) {
 func (c *benchCountingStore) snapshot() map[string]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return maps.Clone(c.calls)
+	m := maps.Clone(c.calls)
+	if bs, ok := c.Store.(*bolt.Store); ok {
+		if m == nil {
+			m = map[string]int64{}
+		}
+		m["bolt.commits"] = bs.Commits() // transactions, shared ones once
+	}
+	return m
 }
 
 func (c *benchCountingStore) PutAccount(ctx context.Context, a *store.Account) error {
@@ -506,6 +513,9 @@ func (bb *benchBridge) report(b *testing.B, r0, w0 int64, calls0 map[string]int6
 	b.Logf("store calls per message: %s", strings.Join(per, " "))
 	b.ReportMetric(float64(bb.st.reads.Load()-r0)/n, "store-reads/op")
 	b.ReportMetric(float64(bb.st.writes.Load()-w0)/n, "store-writes/op")
+	if bs, ok := bb.st.Store.(*bolt.Store); ok {
+		b.ReportMetric(float64(bs.Commits()-calls0["bolt.commits"])/n, "bolt-commits/op")
+	}
 }
 
 // warm sends a few messages both ways so one-time work (contact

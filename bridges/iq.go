@@ -171,6 +171,6 @@ func (b *Bridge) fastIQ(ctx context.Context, iq *stanza.Element) bool {
 // gatewayDiscoQuery returns the gateway's disco#info <query/>, built once
 // and shared by every reply (elements are only read once sent).
 func (b *Bridge) gatewayDiscoQuery() *stanza.Element {
-	b.discoOnce.Do(func() { b.discoQuery = b.caps.gateway.query("") })
+	b.discoOnce.Do(func() { b.discoQuery = b.caps.gateway.query("").Freeze(stanza.NSComponent) })
 	return b.discoQuery
 }

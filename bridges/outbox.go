@@ -16,6 +16,7 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
 	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 )
@@ -286,7 +287,9 @@ func (b *Bridge) ackOut(ctx context.Context, u *user, id string, bt store.Batch)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		for {
-			_, err := store.Apply(cctx, b.st, &bt)
+			// Deferred: on bolt it joins the next commit (the next
+			// message's, the drainer's) rather than costing its own.
+			_, err := store.Apply(bolt.Deferrable(cctx), b.st, &bt)
 			if err == nil {
 				break
 			}

@@ -65,7 +65,9 @@ func (l *rateLimiter) allow(key string, now time.Time) bool {
 	b := l.buckets[key]
 	if b == nil {
 		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
+		// A copy: strings from the stream decoder share the stanza's
+		// memory, which a long-lived map key would keep alive.
+		l.buckets[strings.Clone(key)] = b
 	}
 	if d := now.Sub(b.last); d > 0 {
 		b.tokens = min(l.burst, b.tokens+d.Seconds()*l.rate)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -264,7 +265,7 @@ func (b *Bridge) userPresence(u *user, full string, available bool) {
 	u.mu.Lock()
 	was := len(u.online) > 0
 	if available {
-		u.online[full] = true
+		u.online[strings.Clone(full)] = true // not the decoded stanza's memory
 	} else {
 		delete(u.online, full)
 	}

@@ -63,7 +63,7 @@ func TestDoctorRealServers(t *testing.T) {
 				if priv {
 					wait = e2eWait
 				}
-				checks := runDoctor(ctx, doctorServerConfig(t, srv, gwSecret, httpOff), doctorOptions{PrivilegeWait: wait})
+				checks := runDoctor(ctx, doctorServerConfig(t, srv, gwSecret, httpOff), doctorOptions{PrivilegeWait: wait, Timeout: e2eDoctorTimeout})
 				t.Log("\n" + report(checks))
 				if c := one(t, checks, "link"); c.Status != statusOK {
 					t.Fatalf("link = %+v\n%s", c, srv.Log())
@@ -100,7 +100,7 @@ func TestDoctorRealServers(t *testing.T) {
 				}
 
 				// A wrong secret is a FAIL that names the fix.
-				checks = runDoctor(ctx, doctorServerConfig(t, srv, "not-the-secret", httpOff), doctorOptions{PrivilegeWait: wait})
+				checks = runDoctor(ctx, doctorServerConfig(t, srv, "not-the-secret", httpOff), doctorOptions{PrivilegeWait: wait, Timeout: e2eDoctorTimeout})
 				t.Log("wrong secret:\n" + report(checks))
 				c = one(t, checks, "link")
 				if c.Status != statusFail || !strings.Contains(c.Message, "rejected the secret") || !strings.Contains(c.Message, "bridges[0].secret") ||
@@ -143,7 +143,7 @@ func TestDoctorBesideRunningLink(t *testing.T) {
 
 			// The gateway's HTTP listener answers; -force-link makes
 			// doctor connect anyway.
-			checks := runDoctor(ctx, doctorServerConfig(t, srv, gwSecret, fakeGatewayHTTP(t, 200, "ready")), doctorOptions{PrivilegeWait: time.Second, ForceLink: true})
+			checks := runDoctor(ctx, doctorServerConfig(t, srv, gwSecret, fakeGatewayHTTP(t, 200, "ready")), doctorOptions{PrivilegeWait: time.Second, ForceLink: true, Timeout: e2eDoctorTimeout})
 			t.Log("\n" + report(checks))
 			c := find(checks, "link")[0]
 			switch kind {
@@ -175,3 +175,8 @@ func TestDoctorBesideRunningLink(t *testing.T) {
 		})
 	}
 }
+
+// e2eDoctorTimeout is the doctor's per-step timeout against the real test
+// servers: a loaded CI machine can take more than the default 5 s before
+// ejabberd answers a stream header, which is not what these tests check.
+const e2eDoctorTimeout = 20 * time.Second
