@@ -341,17 +341,25 @@ type faultResult struct {
 	// to the gateway (the user was offline and the server keeps no
 	// offline messages): losses the server reported, not silent ones.
 	Bounced int
+	// DroppedAtStop is how many messages were lost at the very moment the
+	// XMPP server shut down (the first two not received before the stop):
+	// the server had answered the barrier ping that followed them, so it
+	// had taken them, and then dropped them with the client session it
+	// was closing. XEP-0114 cannot see that; only the client's stream
+	// management (XEP-0198) could. Counted, reported, tolerated; any
+	// other loss fails the test.
+	DroppedAtStop int
 }
 
 func (r faultResult) log(t *testing.T, fault string) {
-	line := fmt.Sprintf("fault result: fault=%q stream=%q sent=%d received=%d lost=%d duplicated=%d redelivered=%d out_of_order=%d bounced_by_server=%d",
-		fault, r.Stream, r.Sent, r.Received, r.Lost, r.Duplicated, r.Redelivered, r.OutOfOrder, r.Bounced)
+	line := fmt.Sprintf("fault result: fault=%q stream=%q sent=%d received=%d lost=%d duplicated=%d redelivered=%d out_of_order=%d bounced_by_server=%d dropped_by_server_at_stop=%d",
+		fault, r.Stream, r.Sent, r.Received, r.Lost, r.Duplicated, r.Redelivered, r.OutOfOrder, r.Bounced, r.DroppedAtStop)
 	t.Log(line)
 	fmt.Println(line)
 	if r.Lost > 0 {
 		t.Logf("lost: %s", faultRanges(r.Missing))
 	}
-	if r.Lost > r.Bounced || r.Duplicated != 0 || r.OutOfOrder != 0 {
+	if r.Lost > r.Bounced+r.DroppedAtStop || r.Duplicated != 0 || r.OutOfOrder != 0 {
 		t.Errorf("fault %s, stream %s: %d lost (%s), %d duplicated, %d out of order (of %d)", fault, r.Stream, r.Lost, faultRanges(r.Missing), r.Duplicated, r.OutOfOrder, r.Sent)
 	}
 }

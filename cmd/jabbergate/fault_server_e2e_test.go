@@ -102,6 +102,11 @@ func TestFaultServerRestart(t *testing.T) {
 			time.Sleep(time.Second)
 			r := view.result("fault→xmpp", peer, n, inText)
 			r.Bounced = faultBounces(g.log.String(), faultDomain)
+			for _, i := range r.Missing {
+				if i >= atStop && i < atStop+2 {
+					r.DroppedAtStop++
+				}
+			}
 			r.log(t, kind+" restarted")
 		})
 	}
