@@ -214,21 +214,14 @@ func inboundSID(domain, owner string, e *inboxEntry) string {
 // entry is in the store first).
 const inboxMemMax = 1024
 
-// inboxMem is the in-memory tail of one user's inbox, so that once warm
-// the drainer reads nothing from the store: after a read of the store
-// returned the whole queue ("cold" read), every entry Emit appends is
-// also handed over here, decoded, in store order, and signalled on ready.
-// A wake on u.kickIn (start, link up, anything that is not a local Emit)
-// always reads the store again, as does any failure of the drainer and
-// an overflow: the store holds every entry until it is acknowledged.
+// inboxMem is the in-memory tail of one user's inbox (memtail.go): every
+// entry Emit appends is also handed over here, decoded. A wake on
+// u.kickIn (start, link up, anything that is not a local Emit) always
+// reads the store again, as does any failure of the drainer.
 type inboxMem struct {
 	emitMu sync.Mutex // held across Emit's commit and push: memory order = store order
 
-	mu       sync.Mutex
-	warm     bool    // pending holds every entry appended since the last cold read
-	pending  []memIn // guarded by mu
-	lastCold map[string]bool
-	ready    chan struct{} // signalled by push; made by start
+	memTail[memIn]
 
 	// Drainer goroutine only.
 	maps  store.Batch // writes of the batch being rendered (renderInbound)
@@ -247,34 +240,7 @@ type memIn struct {
 func (m *inboxMem) push(e memIn) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.warm {
-		return false
-	}
-	if len(m.pending) >= inboxMemMax {
-		m.warm, m.pending = false, nil
-		return false
-	}
-	m.pending = append(m.pending, e)
-	kick(m.ready)
-	return true
-}
-
-// start makes the tail cold and returns its ready channel (drainer start).
-func (m *inboxMem) start() <-chan struct{} {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.warm, m.pending, m.lastCold = false, nil, nil
-	if m.ready == nil {
-		m.ready = make(chan struct{}, 1)
-	}
-	return m.ready
-}
-
-// cool drops the in-memory tail: the next batch is read from the store.
-func (m *inboxMem) cool() {
-	m.mu.Lock()
-	m.warm, m.pending, m.lastCold = false, nil, nil
-	m.mu.Unlock()
+	return m.pushLocked(e, inboxMemMax)
 }
 
 // next returns the next batch to deliver: from memory when warm, else
@@ -285,25 +251,7 @@ func (b *Bridge) nextInbox(ctx context.Context, u *user, q store.Queue) ([]memIn
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.warm {
-		// Skip what the cold read that made the tail warm also
-		// returned; never return empty while entries are pending.
-		n := 0
-		out := make([]memIn, 0, min(len(m.pending), inboxBatch))
-		for _, e := range m.pending {
-			if len(out) == cap(out) {
-				break
-			}
-			n++
-			if !m.lastCold[e.id] {
-				out = append(out, e)
-			}
-		}
-		clear(m.pending[:n]) // let the popped entries be collected
-		m.pending = m.pending[n:]
-		if len(m.pending) == 0 {
-			m.pending = nil
-		}
-		return out, nil
+		return m.takeLocked(inboxBatch), nil
 	}
 	// Read under mu: an Emit that committed before this read is in it,
 	// one that commits after pushes to the warm tail (a commit in
@@ -323,13 +271,7 @@ func (b *Bridge) nextInbox(ctx context.Context, u *user, q store.Queue) ([]memIn
 		out[i].e, out[i].sid = &e, inboundSID(b.domain, u.owner, &e)
 	}
 	if len(entries) < inboxBatch {
-		m.warm, m.pending, m.lastCold = true, nil, nil
-		if len(entries) > 0 {
-			m.lastCold = make(map[string]bool, len(entries))
-			for _, ent := range entries {
-				m.lastCold[ent.ID] = true
-			}
-		}
+		m.warmLocked(entryIDs(entries))
 	}
 	return out, nil
 }

@@ -227,7 +227,7 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 			continue
 		}
 		b.obs.QueueDepth(store.Outbox, 1)
-		if !r.u.outq.pushLocked(memOut{id: id, e: r.e}) {
+		if !r.u.outq.pushLocked(memOut{id: id, e: r.e}, outboxMemMax) {
 			kick(r.u.kickOut) // the worker reads the store
 		}
 		if !slices.Contains(wake, r.u) {
@@ -326,12 +326,8 @@ const outboxMemMax = 256
 // entry queued by another instance, ...) always reads the store again,
 // as does an overflow.
 type outboxMem struct {
-	mu       sync.Mutex
-	warm     bool
-	pending  []memOut
-	lastCold map[string]bool
-	ready    chan struct{}   // signalled by pushLocked; made by start
-	acking   map[string]bool // entries sent whose ack is being committed (ackOut)
+	memTail[memOut]
+	acking map[string]bool // entries sent whose ack is being committed (ackOut)
 
 	maps store.Batch    // worker goroutine only: id maps of the entry being settled (sentOut)
 	acks sync.WaitGroup // ackOut commits in flight
@@ -340,38 +336,6 @@ type outboxMem struct {
 type memOut struct {
 	id string
 	e  *outboxEntry // nil: corrupt entry, to acknowledge
-}
-
-// pushLocked hands e to a warm tail and reports whether it did. m.mu is
-// held.
-func (m *outboxMem) pushLocked(e memOut) bool {
-	if !m.warm {
-		return false
-	}
-	if len(m.pending) >= outboxMemMax {
-		m.warm, m.pending = false, nil
-		return false
-	}
-	m.pending = append(m.pending, e)
-	kick(m.ready)
-	return true
-}
-
-// start makes the tail cold and returns its ready channel (worker start).
-func (m *outboxMem) start() <-chan struct{} {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.warm, m.pending, m.lastCold = false, nil, nil
-	if m.ready == nil {
-		m.ready = make(chan struct{}, 1)
-	}
-	return m.ready
-}
-
-func (m *outboxMem) cool() {
-	m.mu.Lock()
-	m.warm, m.pending, m.lastCold = false, nil, nil
-	m.mu.Unlock()
 }
 
 // nextOutbox returns the next entries to send: from memory when warm,
@@ -383,25 +347,7 @@ func (b *Bridge) nextOutbox(ctx context.Context, u *user, q store.Queue) ([]memO
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.warm {
-		// Skip what the cold read that made the tail warm also
-		// returned; never return empty while entries are pending.
-		n := 0
-		out := make([]memOut, 0, min(len(m.pending), batch))
-		for _, e := range m.pending {
-			if len(out) == cap(out) {
-				break
-			}
-			n++
-			if !m.lastCold[e.id] {
-				out = append(out, e)
-			}
-		}
-		clear(m.pending[:n]) // let the popped entries be collected
-		m.pending = m.pending[n:]
-		if len(m.pending) == 0 {
-			m.pending = nil
-		}
-		return out, nil
+		return m.takeLocked(batch), nil
 	}
 	limit := batch + len(m.acking) // acking entries are read and skipped
 	entries, err := b.st.Read(ctx, q, "", limit)
@@ -423,13 +369,7 @@ func (b *Bridge) nextOutbox(ctx context.Context, u *user, q store.Queue) ([]memO
 		out[i].e = &e
 	}
 	if len(entries) < limit {
-		m.warm, m.pending, m.lastCold = true, nil, nil
-		if len(entries) > 0 {
-			m.lastCold = make(map[string]bool, len(entries))
-			for _, ent := range entries {
-				m.lastCold[ent.ID] = true
-			}
-		}
+		m.warmLocked(entryIDs(entries))
 	}
 	return out, nil
 }
