@@ -24,6 +24,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/jabbergate/jabbergate/component/componenttest"
 	"io"
 	"log/slog"
 	"maps"
@@ -264,19 +265,19 @@ func (p *benchPeer) accept() {
 	}
 	p.write([]byte("<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' from='echo.localhost' id='bench1'>"))
 	var buf []byte
-	if buf, err = benchSplitStanza(r, buf[:0]); err != nil { // <handshake>
+	if buf, err = componenttest.SplitStanza(r, buf[:0]); err != nil { // <handshake>
 		return
 	}
 	p.write([]byte("<handshake/>"))
 	close(p.up)
 	var out []byte
 	for {
-		if buf, err = benchSplitStanza(r, buf[:0]); err != nil {
+		if buf, err = componenttest.SplitStanza(r, buf[:0]); err != nil {
 			return
 		}
 		switch {
 		case bytes.HasPrefix(buf, []byte("<iq")):
-			t := benchAttr(buf, "type")
+			t := componenttest.RawAttr(buf, "type")
 			if t != "get" && t != "set" {
 				if t == "result" {
 					p.results.Add(1)
@@ -288,11 +289,11 @@ func (p *benchPeer) accept() {
 				continue
 			}
 			out = append(out[:0], "<iq type='result' id='"...)
-			out = append(out, benchAttr(buf, "id")...)
+			out = append(out, componenttest.RawAttr(buf, "id")...)
 			out = append(out, "' from='"...)
-			out = append(out, benchAttr(buf, "to")...)
+			out = append(out, componenttest.RawAttr(buf, "to")...)
 			out = append(out, "' to='"...)
-			out = append(out, benchAttr(buf, "from")...)
+			out = append(out, componenttest.RawAttr(buf, "from")...)
 			out = append(out, "'/>"...)
 			p.writeBuffered(out, r.Buffered() == 0)
 		case bytes.HasPrefix(buf, []byte("<message")):
@@ -309,90 +310,6 @@ func (p *benchPeer) writeBuffered(b []byte, flush bool) {
 	p.w.Write(b)
 	if flush {
 		p.w.Flush()
-	}
-}
-
-// benchSplitStanza reads one top-level element (or the stream's first element)
-// from r into buf. It tracks only tag nesting and quoted attribute values.
-func benchSplitStanza(r *bufio.Reader, buf []byte) ([]byte, error) {
-	depth := 0
-	for {
-		c, err := r.ReadByte()
-		if err != nil {
-			return buf, err
-		}
-		if c != '<' {
-			if depth > 0 {
-				buf = append(buf, c)
-			}
-			continue
-		}
-		buf = append(buf, c)
-		start := len(buf) - 1
-		var quote byte
-		for {
-			c, err = r.ReadByte()
-			if err != nil {
-				return buf, err
-			}
-			buf = append(buf, c)
-			if quote != 0 {
-				if c == quote {
-					quote = 0
-				}
-				continue
-			}
-			if c == '\'' || c == '"' {
-				quote = c
-				continue
-			}
-			if c == '>' {
-				break
-			}
-		}
-		tag := buf[start:]
-		switch {
-		case len(tag) > 1 && (tag[1] == '?' || tag[1] == '!'):
-			if depth == 0 {
-				buf = buf[:start]
-			}
-		case len(tag) > 1 && tag[1] == '/':
-			depth--
-			if depth <= 0 {
-				return buf, nil
-			}
-		case tag[len(tag)-2] == '/':
-			if depth == 0 {
-				return buf, nil
-			}
-		default:
-			depth++
-		}
-	}
-}
-
-// attr returns the value of attribute name in the first tag of el.
-func benchAttr(el []byte, name string) string {
-	end := bytes.IndexByte(el, '>')
-	if end < 0 {
-		end = len(el)
-	}
-	tag := el[:end]
-	for i := 0; ; {
-		j := bytes.Index(tag[i:], []byte(" "+name+"="))
-		if j < 0 {
-			return ""
-		}
-		k := i + j + len(name) + 2
-		if k >= len(tag) {
-			return ""
-		}
-		q := tag[k]
-		v := bytes.IndexByte(tag[k+1:], q)
-		if v < 0 {
-			return ""
-		}
-		return string(tag[k+1 : k+1+v])
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"github.com/jabbergate/jabbergate/component/componenttest"
 	"io"
 )
 
@@ -28,22 +29,22 @@ func runLimit(args []string, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "jgbench limit: connected")
 	var buf, out []byte
 	for {
-		if buf, err = splitStanza(c.r, buf[:0]); err != nil {
+		if buf, err = componenttest.SplitStanza(c.r, buf[:0]); err != nil {
 			return 0
 		}
 		out = out[:0]
 		switch {
 		case bytes.HasPrefix(buf, []byte("<iq")):
-			t := attr(buf, "type")
+			t := componenttest.RawAttr(buf, "type")
 			if t != "get" && t != "set" {
 				continue
 			}
 			out = append(out, "<iq type='result' id='"...)
-			out = append(out, attr(buf, "id")...)
+			out = append(out, componenttest.RawAttr(buf, "id")...)
 			out = append(out, "' from='"...)
-			out = append(out, attr(buf, "to")...)
+			out = append(out, componenttest.RawAttr(buf, "to")...)
 			out = append(out, "' to='"...)
-			out = append(out, attr(buf, "from")...)
+			out = append(out, componenttest.RawAttr(buf, "from")...)
 			if bytes.Contains(buf, []byte("disco#info")) {
 				out = append(out, "'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='gateway' type='xmpp' name='limit'/></query></iq>"...)
 			} else {
@@ -51,9 +52,9 @@ func runLimit(args []string, stderr io.Writer) int {
 			}
 		case bytes.HasPrefix(buf, []byte("<message")):
 			out = append(out, "<message type='chat' from='"...)
-			out = append(out, attr(buf, "to")...)
+			out = append(out, componenttest.RawAttr(buf, "to")...)
 			out = append(out, "' to='"...)
-			out = append(out, attr(buf, "from")...)
+			out = append(out, componenttest.RawAttr(buf, "from")...)
 			out = append(out, "'><body>"...)
 			out = append(out, body(buf)...)
 			out = append(out, "</body></message>"...)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/jabbergate/jabbergate/component/componenttest"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,19 +49,19 @@ func (l *loader) read() {
 	var buf []byte
 	var err error
 	for {
-		if buf, err = splitStanza(l.c.r, buf[:0]); err != nil {
+		if buf, err = componenttest.SplitStanza(l.c.r, buf[:0]); err != nil {
 			return
 		}
 		seq, isErr, ok := -1, false, false
 		switch {
 		case bytes.HasPrefix(buf, []byte("<iq")):
-			t := attr(buf, "type")
+			t := componenttest.RawAttr(buf, "type")
 			if t == "get" || t == "set" { // the gateway asking the "user": answer empty
-				out := fmt.Appendf(nil, "<iq type='result' id='%s' from='%s' to='%s'/>", attr(buf, "id"), attr(buf, "to"), attr(buf, "from"))
+				out := fmt.Appendf(nil, "<iq type='result' id='%s' from='%s' to='%s'/>", componenttest.RawAttr(buf, "id"), componenttest.RawAttr(buf, "to"), componenttest.RawAttr(buf, "from"))
 				l.c.write(out, true)
 				continue
 			}
-			if s, found := strings.CutPrefix(attr(buf, "id"), "q"); found {
+			if s, found := strings.CutPrefix(componenttest.RawAttr(buf, "id"), "q"); found {
 				if n, err := strconv.Atoi(s); err == nil {
 					seq, ok, isErr = n, true, t == "error"
 				}

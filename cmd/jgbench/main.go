@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/jabbergate/jabbergate/component/componenttest"
 	"io"
 	"net"
 	"os"
@@ -244,8 +245,8 @@ func waitReady(t *shim, l *loader, domain string, seq *int) {
 func register(t *shim, l *loader, from []string, seq *int) {
 	done := make(chan string, len(from))
 	l.other = func(el []byte) {
-		if strings.HasPrefix(attr(el, "id"), "reg") {
-			done <- attr(el, "type")
+		if strings.HasPrefix(componenttest.RawAttr(el, "id"), "reg") {
+			done <- componenttest.RawAttr(el, "type")
 		}
 	}
 	defer func() { l.other = nil }()

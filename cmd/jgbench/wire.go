@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"github.com/jabbergate/jabbergate/component/componenttest"
 	"net"
 	"sync"
 	"time"
@@ -46,14 +46,14 @@ func dialComponent(addr, domain, secret string) (*compConn, error) {
 		hdr = append(hdr, b)
 	}
 	i := bytes.Index(hdr, []byte("<stream:stream"))
-	id := attr(hdr[i:], "id")
+	id := componenttest.RawAttr(hdr[i:], "id")
 	sum := sha1.Sum([]byte(id + secret))
 	fmt.Fprintf(c.w, "<handshake>%s</handshake>", hex.EncodeToString(sum[:]))
 	if err := c.w.Flush(); err != nil {
 		nc.Close()
 		return nil, err
 	}
-	el, err := splitStanza(c.r, nil)
+	el, err := componenttest.SplitStanza(c.r, nil)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("handshake: %w", err)
@@ -85,98 +85,6 @@ func (c *compConn) flush() error {
 }
 
 func (c *compConn) Close() error { return c.nc.Close() }
-
-var errStreamEnd = errors.New("stream closed by the server")
-
-// splitStanza reads one top-level element from r and appends it to buf. It
-// tracks tag nesting and quoted attribute values only; text between
-// top-level elements (whitespace keepalives) is dropped.
-func splitStanza(r *bufio.Reader, buf []byte) ([]byte, error) {
-	depth := 0
-	for {
-		c, err := r.ReadByte()
-		if err != nil {
-			return buf, err
-		}
-		if c != '<' {
-			if depth > 0 {
-				buf = append(buf, c)
-			}
-			continue
-		}
-		buf = append(buf, c)
-		start := len(buf) - 1
-		var quote byte
-		for {
-			c, err = r.ReadByte()
-			if err != nil {
-				return buf, err
-			}
-			buf = append(buf, c)
-			if quote != 0 {
-				if c == quote {
-					quote = 0
-				}
-				continue
-			}
-			if c == '\'' || c == '"' {
-				quote = c
-				continue
-			}
-			if c == '>' {
-				break
-			}
-		}
-		tag := buf[start:]
-		switch {
-		case len(tag) > 1 && (tag[1] == '?' || tag[1] == '!'):
-			if depth == 0 {
-				buf = buf[:start]
-			}
-		case len(tag) > 1 && tag[1] == '/':
-			depth--
-			if depth < 0 {
-				return buf, errStreamEnd // </stream:stream>
-			}
-			if depth == 0 {
-				return buf, nil
-			}
-		case tag[len(tag)-2] == '/':
-			if depth == 0 {
-				return buf, nil
-			}
-		default:
-			depth++
-		}
-	}
-}
-
-// attr returns the value of attribute name in the first tag of el (no
-// entity decoding).
-func attr(el []byte, name string) string {
-	end := bytes.IndexByte(el, '>')
-	if end < 0 {
-		end = len(el)
-	}
-	tag := el[:end]
-	for _, sep := range []byte{' ', '\t', '\n'} {
-		j := bytes.Index(tag, append([]byte{sep}, name+"="...))
-		if j < 0 {
-			continue
-		}
-		k := j + len(name) + 2
-		if k >= len(tag) {
-			return ""
-		}
-		q := tag[k]
-		v := bytes.IndexByte(tag[k+1:], q)
-		if v < 0 {
-			return ""
-		}
-		return string(tag[k+1 : k+1+v])
-	}
-	return ""
-}
 
 // body returns the text of the first <body> child, or "".
 func body(el []byte) string {
