@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,10 +23,6 @@ import (
 	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/media"
 	"github.com/jabbergate/jabbergate/bridges/store"
-	"github.com/jabbergate/jabbergate/bridges/store/bolt"
-	"github.com/jabbergate/jabbergate/bridges/vault"
-	"github.com/jabbergate/jabbergate/component"
-	"github.com/jabbergate/jabbergate/component/componenttest"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 	"github.com/jabbergate/jabbergate/legacy/echo"
@@ -48,43 +43,7 @@ func newMediaHarness(t *testing.T, network legacy.Network, mod func(*media.Optio
 			t.Fatal(err)
 		}
 	}
-	h := &harness{t: t, srv: componenttest.NewServer(t, domain, "s3cret"), path: filepath.Join(t.TempDir(), "jg.db"), log: &syncBuffer{}}
-	st, err := bolt.Open(h.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.st = st
-	v, _ := vault.New(map[int][]byte{1: bytes.Repeat([]byte{7}, 32)})
-	if network == nil {
-		network, _ = echo.New(nil)
-	}
-	b, err := bridges.New(bridges.Options{
-		Domain: domain, Network: network, Store: st, Vault: v, AllowedDomains: []string{"localhost"},
-		Logger:   slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
-		Media: ms,
-		Link: component.Config{
-			Addr: h.srv.Addr(), Secret: "s3cret",
-			MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-			PingInterval: time.Second, PingTimeout: 500 * time.Millisecond,
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	h.done = make(chan error, 1)
-	go func() { h.done <- b.Run(ctx) }()
-	if err := h.srv.WaitHandshakes(1, wait); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		h.stop()
-		if t.Failed() {
-			t.Logf("bridge log:\n%s", h.log.String())
-		}
-	})
+	h := newTunedHarness(t, network, func(o *bridges.Options) { o.Media = ms })
 	return h, ms
 }
 

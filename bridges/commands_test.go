@@ -1,12 +1,9 @@
 package bridges_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,10 +12,6 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/store"
-	"github.com/jabbergate/jabbergate/bridges/store/bolt"
-	"github.com/jabbergate/jabbergate/bridges/vault"
-	"github.com/jabbergate/jabbergate/component"
-	"github.com/jabbergate/jabbergate/component/componenttest"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 	"github.com/jabbergate/jabbergate/legacy/echo"
@@ -34,44 +27,7 @@ const (
 // newAdminHarness is newHarness with Options.Admins set.
 func newAdminHarness(t *testing.T, network legacy.Network, admins ...string) *harness {
 	t.Helper()
-	h := &harness{t: t, srv: componenttest.NewServer(t, domain, "s3cret"), path: filepath.Join(t.TempDir(), "jg.db"), log: &syncBuffer{}}
-	st, err := bolt.Open(h.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.st = st
-	v, _ := vault.New(map[int][]byte{1: bytes.Repeat([]byte{7}, 32)})
-	if network == nil {
-		network, _ = echo.New(nil)
-	}
-	b, err := bridges.New(bridges.Options{
-		Domain: domain, Network: network, Store: st, Vault: v,
-		AllowedDomains: []string{"localhost"}, Admins: admins,
-		Logger:   slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
-		Link: component.Config{
-			Addr: h.srv.Addr(), Secret: "s3cret",
-			MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-			PingInterval: time.Second, PingTimeout: 500 * time.Millisecond,
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	h.done = make(chan error, 1)
-	go func() { h.done <- b.Run(ctx) }()
-	if err := h.srv.WaitHandshakes(1, wait); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		h.stop()
-		if t.Failed() {
-			t.Logf("bridge log:\n%s", h.log.String())
-		}
-	})
-	return h
+	return newTunedHarness(t, network, func(o *bridges.Options) { o.Admins = admins })
 }
 
 // cmd sends an XEP-0050 command IQ and returns the reply.

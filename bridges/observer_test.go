@@ -1,11 +1,7 @@
 package bridges_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -13,10 +9,6 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/store"
-	"github.com/jabbergate/jabbergate/bridges/store/bolt"
-	"github.com/jabbergate/jabbergate/bridges/vault"
-	"github.com/jabbergate/jabbergate/component"
-	"github.com/jabbergate/jabbergate/component/componenttest"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 	"github.com/jabbergate/jabbergate/legacy/echo"
@@ -71,41 +63,7 @@ func (o *recObserver) snapshot() (heads int, seen []time.Time, users []string, f
 // newObservedHarness is newHarness with an Observer.
 func newObservedHarness(t *testing.T, network legacy.Network, obs bridges.Observer) *harness {
 	t.Helper()
-	h := &harness{t: t, srv: componenttest.NewServer(t, domain, "s3cret"), path: filepath.Join(t.TempDir(), "jg.db"), log: &syncBuffer{}}
-	st, err := bolt.Open(h.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.st = st
-	v, _ := vault.New(map[int][]byte{1: bytes.Repeat([]byte{7}, 32)})
-	b, err := bridges.New(bridges.Options{
-		Domain: domain, Network: network, Store: st, Vault: v, Observer: obs,
-		AllowedDomains: []string{"localhost"},
-		Logger:         slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		RetryMin:       20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
-		Link: component.Config{
-			Addr: h.srv.Addr(), Secret: "s3cret",
-			MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-			PingInterval: time.Second, PingTimeout: 500 * time.Millisecond,
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	h.done = make(chan error, 1)
-	go func() { h.done <- b.Run(ctx) }()
-	if err := h.srv.WaitHandshakes(1, wait); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		h.stop()
-		if t.Failed() {
-			t.Logf("bridge log:\n%s", h.log.String())
-		}
-	})
-	return h
+	return newTunedHarness(t, network, func(o *bridges.Options) { o.Observer = obs })
 }
 
 // TestOutboxOldestReported: while a message waits for retries the
