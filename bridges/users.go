@@ -38,8 +38,8 @@ type user struct {
 	kickOut chan struct{} // wakes the outbox worker
 
 	inq inboxMem // in-memory tail of the inbox (inbox.go)
-	// inBacklog counts the inbox entries not yet delivered (set from the
-	// store when the drainer starts, +1 per Emit, -n per ack), and
+	// inBacklog counts the inbox entries not yet delivered (set by each
+	// read of the store, +1 per Emit, -n per ack), and
 	// inFull says Emit is refusing for it (logged once per episode).
 	inBacklog atomic.Int64
 	inFull    atomic.Bool
