@@ -190,9 +190,10 @@ type Bridge struct {
 	resolve legacy.Resolver
 	caps    bridgeCaps // disco#info answers and XEP-0115 vers, computed once in New (disco.go)
 
-	outApp     outAppender     // outbox appends, group-committed (outbox.go)
-	discoOnce  sync.Once       // gatewayDiscoQuery (iq.go)
-	discoQuery *stanza.Element // the gateway's disco#info query, shared by fastIQ replies
+	outApp     appender[*appendReq] // outbox appends, group-committed (outbox.go)
+	inApp      appender[*emitReq]   // inbox appends from legacy sessions, group-committed (emit.go)
+	discoOnce  sync.Once            // gatewayDiscoQuery (iq.go)
+	discoQuery *stanza.Element      // the gateway's disco#info query, shared by fastIQ replies
 
 	cmds *cmdState  // ad-hoc command sessions and chat conversations
 	priv *privState // XEP-0356 grants and roster population queues

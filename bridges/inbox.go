@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
@@ -62,28 +61,50 @@ var _ legacy.Sink = (*sink)(nil)
 // Emit stores message-like events in the inbox and returns once they are
 // durable; ephemeral events (typing, presence, status) are applied at once.
 func (s *sink) Emit(ctx context.Context, ev legacy.Event) error {
+	r, err := s.take(ctx, ev)
+	if err != nil || r == nil {
+		return err
+	}
+	return s.b.emitWait(ctx, r)
+}
+
+// EmitAsync implements legacy.AsyncSink: as Emit, but a message-like
+// event is committed by the inbox appender in the background (emit.go).
+func (s *sink) EmitAsync(ctx context.Context, ev legacy.Event) error {
+	r, err := s.take(ctx, ev)
+	if err != nil || r == nil {
+		return err
+	}
+	s.b.emitAsync(r)
+	return nil
+}
+
+// take checks ev and turns a message-like event into an inbox append
+// request; ephemeral events (typing, presence, status) and state are
+// applied at once (nil request).
+func (s *sink) take(ctx context.Context, ev legacy.Event) (*emitReq, error) {
 	b, u := s.b, s.u
 	if !b.mayAct(u) { // the account lease moved: the new owner takes it (cluster.go)
-		return errNotOwner
+		return nil, errNotOwner
 	}
 	if err := b.inboxRoom(u, ev); err != nil {
-		return err
+		return nil, err
 	}
 	var e *inboxEntry
 	switch ev := ev.(type) {
 	case legacy.Incoming:
 		if ev.ID == "" || ev.Chat == "" {
-			return fmt.Errorf("bridges: incoming message without id or chat: %w", legacy.ErrRejected)
+			return nil, fmt.Errorf("bridges: incoming message without id or chat: %w", legacy.ErrRejected)
 		}
 		e = &inboxEntry{Kind: "msg", ID: string(ev.ID), Chat: string(ev.Chat), Sender: string(ev.Sender),
 			SenderName: ev.SenderName, Carbon: ev.Carbon, Text: ev.Text, Subject: ev.Subject, Thread: ev.Thread,
 			ReplyTo: string(ev.ReplyTo), Time: ev.Time}
 		if err := b.storeAttachments(ctx, u, e, ev.Attachments); err != nil {
-			return err
+			return nil, err
 		}
 	case legacy.Edited:
 		if !b.info.Caps.Edits {
-			return b.undeclared(u, "Edits", ev)
+			return nil, b.undeclared(u, "Edits", ev)
 		}
 		e = &inboxEntry{Kind: "edit", ID: string(ev.ID), Chat: string(ev.Chat), Text: ev.Text, Time: ev.Time, Seq: seqOf(ev.Time, ev.Text)}
 	case legacy.Undelivered:
@@ -95,79 +116,57 @@ func (s *sink) Emit(ctx context.Context, ev legacy.Event) error {
 		}
 	case legacy.Receipt:
 		if !b.info.Caps.Receipts {
-			return b.undeclared(u, "Receipts", ev)
+			return nil, b.undeclared(u, "Receipts", ev)
 		}
 		e = &inboxEntry{Kind: "receipt", ID: string(ev.ID), Chat: string(ev.Chat)}
 	case legacy.Retracted:
 		if !b.info.Caps.Retractions {
-			return b.undeclared(u, "Retractions", ev)
+			return nil, b.undeclared(u, "Retractions", ev)
 		}
 		e = &inboxEntry{Kind: "retract", ID: string(ev.ID), Chat: string(ev.Chat)}
 	case legacy.Reacted:
 		if !b.info.Caps.Reactions {
-			return b.undeclared(u, "Reactions", ev)
+			return nil, b.undeclared(u, "Reactions", ev)
 		}
 		emojis := append([]string{}, ev.Emojis...)
 		e = &inboxEntry{Kind: "react", ID: string(ev.ID), Chat: string(ev.Chat), Sender: string(ev.Sender), Emojis: emojis,
 			Seq: seqOf(time.Now(), emojis...)}
 	case legacy.Displayed:
 		if !b.info.Caps.Markers {
-			return b.undeclared(u, "Markers", ev)
+			return nil, b.undeclared(u, "Markers", ev)
 		}
 		e = &inboxEntry{Kind: "displayed", ID: string(ev.ID), Chat: string(ev.Chat)}
 	case legacy.Typing:
 		if !b.info.Caps.ChatStates {
-			return b.undeclared(u, "ChatStates", ev)
+			return nil, b.undeclared(u, "ChatStates", ev)
 		}
 		b.sendTyping(ctx, u, ev)
-		return nil
+		return nil, nil
 	case legacy.Presence:
 		u.mu.Lock()
 		u.presence[ev.Chat] = ev
 		u.mu.Unlock()
 		b.sendContactPresence(ctx, u, ev.Chat)
-		return nil
+		return nil, nil
 	case legacy.StatusEvent:
 		b.setStatus(ctx, u, ev.Status, ev.Text)
-		return nil
+		return nil, nil
 	case legacy.SaveState:
-		return b.saveState(ctx, u, ev.State)
+		return nil, b.saveState(ctx, u, ev.State)
 	case legacy.Contact:
-		return b.saveContact(ctx, u, ev)
+		return nil, b.saveContact(ctx, u, ev)
 	default:
 		b.log.Warn("legacy event kind not supported yet; ignored", "user", u.owner, "kind", fmt.Sprintf("%T", ev))
-		return nil
+		return nil, nil
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
 	payload, err := json.Marshal(e)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// One commit (shared with concurrent Emits on bolt): the entry, and a
-	// seen mark of its stanza id, which tells the drainer whether this is
-	// the first emission ever (no delivered check needed) or a replay.
-	sid := inboundSID(b.domain, u.owner, e)
-	var bt store.Batch
-	bt.MarkSeen(b.domain, u.jid, seenInPrefix+sid, deliveredTTL)
-	bt.Append(store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Inbox}, payload)
-	u.inq.emitMu.Lock()
-	res, err := store.Apply(ctx, b.st, &bt)
-	pushed := false
-	if err == nil {
-		pushed = u.inq.push(memIn{id: res.IDs[1][0], e: e, sid: sid, fresh: res.Seen[0]})
-	}
-	u.inq.emitMu.Unlock()
-	if err != nil {
-		return fmt.Errorf("bridges: store inbound event: %w", err)
-	}
-	b.obs.QueueDepth(store.Inbox, 1)
-	u.inBacklog.Add(1)
-	if !pushed {
-		kick(u.kickIn) // the drainer reads the store
-	}
-	return nil
+	return &emitReq{u: u, e: e, sid: inboundSID(b.domain, u.owner, e), payload: payload}, nil
 }
 
 // inboxRoom refuses a stored (message-like) event with a retryable error
@@ -219,7 +218,7 @@ const inboxMemMax = 1024
 // u.kickIn (start, link up, anything that is not a local Emit) always
 // reads the store again, as does any failure of the drainer.
 type inboxMem struct {
-	emitMu sync.Mutex // held across Emit's commit and push: memory order = store order
+	async asyncEmits // EmitAsync's events not yet settled (emit.go)
 
 	memTail[memIn]
 

@@ -140,53 +140,16 @@ type appendReq struct {
 	st *stanza.Element // the user's stanza, for an error reply
 }
 
-// outAppender commits outbox appends for the whole bridge: the shard that
-// handled a message does not wait for the commit (an fsync on bolt), so
-// the next stanza is handled meanwhile and every message that arrived
-// during a commit goes into the next one (one store.Apply). Per user the
-// order is kept: a user's messages come from one shard, in order, and
-// rounds run one at a time.
-type outAppender struct {
-	mu      sync.Mutex
-	pending []*appendReq
-	running bool
-}
-
-// maxAppend bounds the messages of one append commit.
-const maxAppend = 256
-
-// appendOut hands a message to the appender and returns at once. Once
-// committed it is handed to the user's outbox worker; if the store fails
-// the sender gets a resource-constraint error (type wait) with the
-// message's id, as before.
+// appendOut hands a message to the bridge's outbox appender (appender.go)
+// and returns at once: the shard that handled it does not wait for the
+// commit (an fsync on bolt), so the next stanza is handled meanwhile and
+// every message that arrived during a commit goes into the next one. Per
+// user the order is kept: a user's messages come from one shard, in order.
+// Once committed it is handed to the user's outbox worker; if the store
+// fails the sender gets a resource-constraint error (type wait) with the
+// message's id.
 func (b *Bridge) appendOut(ctx context.Context, r *appendReq) {
-	a := &b.outApp
-	a.mu.Lock()
-	a.pending = append(a.pending, r)
-	if a.running {
-		a.mu.Unlock()
-		return
-	}
-	a.running = true
-	a.mu.Unlock()
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		for {
-			a.mu.Lock()
-			n := min(len(a.pending), maxAppend)
-			if n == 0 {
-				a.running = false
-				a.pending = nil
-				a.mu.Unlock()
-				return
-			}
-			round := a.pending[:n:n]
-			a.pending = a.pending[n:]
-			a.mu.Unlock()
-			b.appendRound(ctx, round)
-		}
-	}()
+	b.outApp.add(b, r, nil, func(round []*appendReq) { b.appendRound(ctx, round) })
 }
 
 // appendRound commits one round of appends and hands each message to its
@@ -274,7 +237,12 @@ const maxAcking = 32
 // retried (at most a minute after the worker stops); one that never
 // succeeds leaves the entry queued, to be sent again later (at least
 // once, as after a crash between send and ack).
-func (b *Bridge) ackOut(ctx context.Context, u *user, id string, bt store.Batch) {
+//
+// answers are the events the session took with EmitAsync while sending
+// the entry: the ack waits until they are stored; if one was not, the
+// entry is not acknowledged and the outbox is read again from the store
+// after a pause, so the message is sent again (its answer with it).
+func (b *Bridge) ackOut(ctx context.Context, u *user, id string, bt store.Batch, answers answerSpan) {
 	m := &u.outq
 	m.mu.Lock()
 	if m.acking == nil {
@@ -284,6 +252,18 @@ func (b *Bridge) ackOut(ctx context.Context, u *user, id string, bt store.Batch)
 	inline := len(m.acking) > maxAcking
 	m.mu.Unlock()
 	commit := func() {
+		if answers.upTo > answers.after && !u.inq.async.wait(answers.after, answers.upTo) {
+			b.log.Warn("the answer to a sent message could not be stored; the message will be sent again", "user", u.owner)
+			b.unstageMaps(&bt)
+			m.mu.Lock()
+			delete(m.acking, id)
+			if len(m.acking) == 0 {
+				m.acking = nil
+			}
+			m.mu.Unlock()
+			time.AfterFunc(jitter(time.Second), func() { kick(u.kickOut) }) // the worker reads the store again
+			return
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		for {
@@ -315,6 +295,10 @@ func (b *Bridge) ackOut(ctx context.Context, u *user, id string, bt store.Batch)
 	}
 	m.acks.Go(commit)
 }
+
+// answerSpan numbers the EmitAsync events (asyncEmits, emit.go) taken
+// while one outbox entry was sent: those after after, up to upTo.
+type answerSpan struct{ after, upTo uint64 }
 
 // outboxMemMax bounds the in-memory tail of one user's outbox.
 const outboxMemMax = 256
@@ -456,14 +440,18 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user) {
 			for _, ent := range entries {
 				bt := &u.outq.maps
 				bt.Reset()
+				// Events the session took with EmitAsync while sending
+				// (echo's answer) must be durable before the ack.
+				answers := answerSpan{after: u.inq.async.last()}
 				if ent.e != nil && !b.deliverOut(ctx, u, ent.e) { // nil: corrupt, logged when read
 					b.unstageMaps(bt)
 					return // ctx ended (or the lease is lost); the entry stays queued
 				}
+				answers.upTo = u.inq.async.last()
 				// The id maps of the sent message (sentOut) and the ack:
 				// one commit, which the next entry does not wait for.
 				bt.Ack(q, ent.id)
-				b.ackOut(ctx, u, ent.id, *bt)
+				b.ackOut(ctx, u, ent.id, *bt, answers)
 				u.outq.maps = store.Batch{} // now ackOut's
 			}
 		}

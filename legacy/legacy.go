@@ -76,6 +76,24 @@ type Sink interface {
 	Emit(ctx context.Context, ev Event) error
 }
 
+// AsyncSink is implemented by the core's sinks, for adapters whose legacy
+// side answers a Send at once, from within Send (the echo network's
+// reply): waiting for each such answer to be durable would make the
+// user's next message wait for a store commit too.
+type AsyncSink interface {
+	Sink
+	// EmitAsync takes ev and returns without waiting for the store. A
+	// non-nil error means ev was refused, as Emit would refuse it (inbox
+	// full, lease moved, malformed): nothing was taken. Taken events are
+	// stored in the background, in call order with the session's other
+	// events (Emit included). Call it only from Send: the core
+	// acknowledges the message Send sent only once every event EmitAsync
+	// took before Send returned is durable, and sends the message again
+	// (same Key) if one of them could not be stored — so the answer is
+	// never lost, and a replay of it is recognised by its stable id.
+	EmitAsync(ctx context.Context, ev Event) error
+}
+
 // SinkFunc adapts a function to Sink.
 type SinkFunc func(ctx context.Context, ev Event) error
 

@@ -13,9 +13,11 @@
 //
 // Every word is a valid contact: `anything@echo-domain`. Registration takes
 // no fields (a form carrying only FORM_TYPE, or nothing at all). The echo is
-// emitted from Send itself, before Send returns, so an outgoing message is
-// acknowledged only once its echo is durable in the inbox: a crash can
-// duplicate an echo (deduplicated by its stable id) but never lose one.
+// emitted from Send itself, with legacy.AsyncSink.EmitAsync when the sink
+// has it (the core's does): Send does not wait for the store, and the core
+// acknowledges the outgoing message only once its echo is durable in the
+// inbox, so a crash can duplicate an echo (deduplicated by its stable id)
+// but never lose one. With a plain Sink, Send waits for Emit.
 //
 // Options (bridges[].options in the config):
 //
@@ -132,8 +134,8 @@ func (s *session) Run(ctx context.Context) error {
 	return nil
 }
 
-// Send echoes m back: it emits the echo and returns once the echo is
-// durable. The echo's id derives from m.Key, so a resend after a crash
+// Send echoes m back: it emits the echo (see the package doc for when it
+// is durable). The echo's id derives from m.Key, so a resend after a crash
 // yields the same id and the core drops the duplicate.
 func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID, error) {
 	if _, err := s.net.Resolve(ctx, string(m.Chat)); err != nil {
@@ -158,7 +160,11 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 	echo.ReplyTo = m.ReplyTo // a reply is answered with a reply to the same message
 	echo.Attachments = echoFiles(m.Attachments)
 	s.introduce(ctx, m.Chat) // avatar.go: the contact's name and picture, once per session
-	if err := s.sink.Emit(ctx, echo); err != nil {
+	emit := s.sink.Emit
+	if as, ok := s.sink.(legacy.AsyncSink); ok {
+		emit = as.EmitAsync
+	}
+	if err := emit(ctx, echo); err != nil {
 		return "", fmt.Errorf("echo: store echo: %w", errors.Join(legacy.ErrUnavailable, err))
 	}
 	return sent, nil
