@@ -139,6 +139,10 @@ type HTTP struct {
 	// Listen is host:port, default "127.0.0.1:9470". The value "off" in the
 	// file disables the listener; Listen is then "".
 	Listen string `yaml:"listen"`
+	// PProf serves Go's profiler (net/http/pprof) under /debug/pprof/ on
+	// this listener, for diagnosing CPU and memory use. Off by default:
+	// turn it on only on a listener that is not reachable from outside.
+	PProf bool `yaml:"pprof"`
 }
 
 // Access says who may use the gateway.

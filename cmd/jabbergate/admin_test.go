@@ -260,7 +260,7 @@ func TestWebhookBodyLimit(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	g := &gateway{metrics: metrics.New(bridges.Version), webhooks: map[string]http.Handler{tgDomain: h}}
-	srv := httptest.NewServer(g.handler())
+	srv := httptest.NewServer(g.handler(false))
 	defer srv.Close()
 	url := srv.URL + "/webhooks/" + tgDomain + "/"
 	post := func(body io.Reader, chunked bool) int {
@@ -290,5 +290,25 @@ func TestWebhookBodyLimit(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != maxWebhookBody || got[1] != 5 {
 		t.Errorf("the adapter saw bodies %v; want only the two within the limit, whole", got)
+	}
+}
+
+// TestPProfOnlyWhenConfigured: /debug/pprof/ is served only with
+// http.pprof: true.
+func TestPProfOnlyWhenConfigured(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		g := &gateway{metrics: metrics.New(bridges.Version)}
+		srv := httptest.NewServer(g.handler(on))
+		resp, err := http.Get(srv.URL + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		served := resp.StatusCode == http.StatusOK && strings.Contains(string(body), "goroutine profile")
+		if served != on {
+			t.Errorf("pprof: %v: GET /debug/pprof/goroutine = %d (served %v)", on, resp.StatusCode, served)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -158,7 +159,7 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer, configFile .
 		if err != nil {
 			return &configError{fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)}
 		}
-		srv = &http.Server{Handler: g.handler(), ReadHeaderTimeout: 10 * time.Second}
+		srv = &http.Server{Handler: g.handler(cfg.HTTP.PProf), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("http listener failed", "err", err)
@@ -188,9 +189,17 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer, configFile .
 	return bridgesErr
 }
 
-// handler serves /metrics, /healthz and /readyz.
-func (g *gateway) handler() http.Handler {
+// handler serves /metrics, /healthz and /readyz (and /debug/pprof/ when
+// the config turns it on).
+func (g *gateway) handler(pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(g.metrics.Registry, promhttp.HandlerOpts{Registry: g.metrics.Registry}))
 	if g.media != nil && g.media.Enabled() {
 		mux.Handle(media.Prefix, g.media.Handler())

@@ -31,6 +31,7 @@ import (
 	"github.com/jabbergate/jabbergate/component/componenttest"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +61,9 @@ type config struct {
 	gateway               string
 	timeout               time.Duration
 	keep                  bool
+	profile               string        // directory for gateway CPU profiles ("" = none)
+	profileFor            time.Duration // length of each profile
+	httpPort              int           // the gateway's HTTP listener (pprof)
 }
 
 func run(args []string, stdout, stderr io.Writer) (code int) {
@@ -77,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	fs.IntVar(&c.contacts, "contacts", 8, "distinct echo contacts for messages")
 	fs.StringVar(&c.gateway, "gateway", "bin/jabbergate", "jabbergate binary")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "bound of one measurement")
+	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of the gateway during each of its measurements into this directory (gateway-SERVER-KIND-RUN.pprof)")
+	fs.DurationVar(&c.profileFor, "profile-for", 5*time.Second, "length of each -profile profile (from the start of the measurement)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -157,6 +163,10 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 				seq += warm
 				pids := append([]int{target.pid}, serverPIDs...)
 				before := sampleCPU(pids)
+				var profiled chan struct{}
+				if c.profile != "" && target.name == "gateway" {
+					profiled = profileGateway(c, fmt.Sprintf("gateway-%s-%s-%d.pprof", kind, k, r), stderr)
+				}
 				res := l.run(k, target.domain, seq, n, c.window, c.contacts, c.timeout)
 				seq += n
 				after := sampleCPU(pids)
@@ -168,6 +178,9 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 				}
 				b, _ := json.Marshal(line)
 				fmt.Fprintln(stdout, string(b))
+				if profiled != nil {
+					<-profiled
+				}
 			}
 		}
 	}
@@ -267,6 +280,7 @@ func register(t *shim, l *loader, from []string, seq *int) {
 }
 
 func startGateway(t *shim, c *config, compAddr, secret, dir string) int {
+	c.httpPort = freePort(t)
 	secretFile := filepath.Join(dir, "secret")
 	os.WriteFile(secretFile, []byte(secret+"\n"), 0o600)
 	cfg := filepath.Join(dir, "jabbergate.yaml")
@@ -281,13 +295,14 @@ store:
   path: %s
 http:
   listen: 127.0.0.1:%d
+  pprof: %t
 access:
   allowed_domains: [%s]
   rate_limit: {per_second: -1} # the load is far above any per-user limit
 log:
   level: warn
   format: text
-`, compAddr, gwDomain, secretFile, filepath.Join(dir, "jabbergate.db"), freePort(t), loadDomain)
+`, compAddr, gwDomain, secretFile, filepath.Join(dir, "jabbergate.db"), c.httpPort, c.profile != "", loadDomain)
 	os.WriteFile(cfg, []byte(yaml), 0o600)
 	return startChild(t, dir, "gateway", c.gateway, "run", "-config", cfg)
 }
@@ -340,4 +355,35 @@ func round(x float64, digits int) float64 {
 		p *= 10
 	}
 	return float64(int64(x*p+0.5)) / p
+}
+
+// profileGateway fetches a CPU profile of the gateway (its /debug/pprof/
+// endpoint, turned on by -profile) for c.profileFor into c.profile/name,
+// in the background; the channel is closed when it is written.
+func profileGateway(c *config, name string, stderr io.Writer) chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", c.httpPort, max(1, int(c.profileFor.Seconds())))
+		resp, err := http.Get(url)
+		if err != nil {
+			fmt.Fprintf(stderr, "jgbench: profile: %v\n", err)
+			return
+		}
+		defer resp.Body.Close()
+		path := filepath.Join(c.profile, name)
+		f, err := os.Create(path)
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil || resp.StatusCode != http.StatusOK {
+			fmt.Fprintf(stderr, "jgbench: profile %s: status %d, %v\n", path, resp.StatusCode, err)
+			return
+		}
+		fmt.Fprintf(stderr, "jgbench: wrote %s\n", path)
+	}()
+	return done
 }
