@@ -35,6 +35,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,7 +82,25 @@ func (c *benchCountingStore) snapshot() map[string]int64 {
 		}
 		m["bolt.commits"] = bs.Commits() // transactions, shared ones once
 	}
+	if m == nil {
+		m = map[string]int64{}
+	}
+	m[cpuKey] = processCPU().Microseconds()
 	return m
+}
+
+// cpuKey is the snapshot entry holding the process's CPU time (µs).
+const cpuKey = "process.cpu-us"
+
+// processCPU returns the CPU time (user + system) this process used so
+// far: the benchmarks report it per op, which says what a message costs
+// whatever the wall time (fsync waits) on a noisy machine.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (c *benchCountingStore) PutAccount(ctx context.Context, a *store.Account) error {
@@ -421,7 +440,10 @@ func (bb *benchBridge) sendOut(i int, flush bool) {
 func (bb *benchBridge) report(b *testing.B, r0, w0 int64, calls0 map[string]int64) {
 	n := float64(b.N)
 	var per []string
-	for name, v := range bb.st.snapshot() {
+	now := bb.st.snapshot()
+	b.ReportMetric(float64(now[cpuKey]-calls0[cpuKey])/n, "cpu-µs/op")
+	delete(now, cpuKey)
+	for name, v := range now {
 		if d := v - calls0[name]; d > 0 {
 			per = append(per, fmt.Sprintf("%s=%.2f", name, float64(d)/n))
 		}
