@@ -11,8 +11,9 @@ import "sync"
 // the store order is the order of add calls, and an fsync is shared by
 // every request that arrived while the previous one ran.
 //
-// Two appenders run per bridge: the outbox's (messages from XMPP users,
-// outbox.go) and the inbox's (events from legacy sessions, emit.go).
+// Three run per bridge: the outbox's (messages from XMPP users, outbox.go),
+// the inbox's (events from legacy sessions, emit.go) and the outbox acks
+// (messages sent, outbox.go).
 type appender[T any] struct {
 	mu      sync.Mutex
 	pending []T

@@ -192,6 +192,7 @@ type Bridge struct {
 
 	outApp     appender[*appendReq] // outbox appends, group-committed (outbox.go)
 	inApp      appender[*emitReq]   // inbox appends from legacy sessions, group-committed (emit.go)
+	ackApp     appender[*ackReq]    // outbox acks after sending, group-committed (outbox.go)
 	discoOnce  sync.Once            // gatewayDiscoQuery (iq.go)
 	discoQuery *stanza.Element      // the gateway's disco#info query, shared by fastIQ replies
 

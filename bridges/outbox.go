@@ -226,74 +226,112 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 	}
 }
 
-// maxAcking bounds the acks of one user's outbox in flight.
-const maxAcking = 32
+// maxAcking bounds the acks of one user's outbox in flight: past it the
+// worker waits for its ack.
+const maxAcking = 64
 
-// ackOut commits bt (the sent entry's id maps and its ack) without making
-// the worker wait for the fsync: the next entry is sent meanwhile, and
-// concurrent commits share transactions (store.Batcher). Until it is
-// committed, the entry is skipped by store reads of the outbox (acking)
-// and its maps are answered from memory (staged). A failing commit is
-// retried (at most a minute after the worker stops); one that never
-// succeeds leaves the entry queued, to be sent again later (at least
-// once, as after a crash between send and ack).
+// ackReq is one sent outbox entry whose ack waits for the bridge's ack
+// appender.
+type ackReq struct {
+	u       *user
+	id      string
+	bt      store.Batch // the entry's id maps (sentOut) and its ack
+	answers answerSpan
+	done    chan struct{} // closed once settled, when the worker waits (not nil)
+}
+
+// ackOut hands bt (the sent entry's id maps and its ack) to the bridge's
+// ack appender (appender.go) without making the worker wait for the
+// fsync: the next entry is sent meanwhile, and the acks of every user that
+// arrive during a commit go into one store.Apply, which on bolt also rides
+// along with the next commit another caller starts (bolt.Deferrable).
+// Until it is committed, the entry is skipped by store reads of the outbox
+// (acking) and its maps are answered from memory (staged). A failing
+// commit is retried for a minute; one that never succeeds leaves the entry
+// queued, to be sent again later (at least once, as after a crash between
+// send and ack).
 //
 // answers are the events the session took with EmitAsync while sending
 // the entry: the ack waits until they are stored; if one was not, the
 // entry is not acknowledged and the outbox is read again from the store
 // after a pause, so the message is sent again (its answer with it).
-func (b *Bridge) ackOut(ctx context.Context, u *user, id string, bt store.Batch, answers answerSpan) {
+func (b *Bridge) ackOut(u *user, id string, bt store.Batch, answers answerSpan) {
 	m := &u.outq
 	m.mu.Lock()
 	if m.acking == nil {
 		m.acking = map[string]bool{}
 	}
 	m.acking[id] = true
-	inline := len(m.acking) > maxAcking
+	wait := len(m.acking) > maxAcking
 	m.mu.Unlock()
-	commit := func() {
-		if answers.upTo > answers.after && !u.inq.async.wait(answers.after, answers.upTo) {
-			b.log.Warn("the answer to a sent message could not be stored; the message will be sent again", "user", u.owner)
-			b.unstageMaps(&bt)
-			m.mu.Lock()
-			delete(m.acking, id)
-			if len(m.acking) == 0 {
-				m.acking = nil
-			}
-			m.mu.Unlock()
-			time.AfterFunc(jitter(time.Second), func() { kick(u.kickOut) }) // the worker reads the store again
-			return
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		for {
-			// Deferred: on bolt it joins the next commit (the next
-			// message's, the drainer's) rather than costing its own.
-			_, err := store.Apply(bolt.Deferrable(cctx), b.st, &bt)
-			if err == nil {
-				break
-			}
-			if cctx.Err() != nil {
-				b.log.Warn("outbox entry sent but not acknowledged; it will be sent again", "user", u.owner, "err", err)
-				break
-			}
-			b.log.Warn("ack outbox entry", "user", u.owner, "err", err)
-			sleep(cctx, jitter(time.Second))
-		}
-		b.unstageMaps(&bt)
-		m.mu.Lock()
-		delete(m.acking, id)
-		if len(m.acking) == 0 {
-			m.acking = nil
-		}
-		m.mu.Unlock()
-		b.obs.QueueDepth(store.Outbox, -1)
+	m.acks.Add(1)
+	r := &ackReq{u: u, id: id, bt: bt, answers: answers}
+	if wait {
+		r.done = make(chan struct{})
 	}
-	if inline {
-		commit()
+	b.ackApp.add(b, r, nil, b.ackRound)
+	if wait {
+		<-r.done
+	}
+}
+
+// ackRound commits one round of outbox acks (ackOut).
+func (b *Bridge) ackRound(round []*ackReq) {
+	var bt store.Batch
+	ok := round[:0:0]
+	for _, r := range round {
+		if r.answers.upTo > r.answers.after && !r.u.inq.async.wait(r.answers.after, r.answers.upTo) {
+			b.log.Warn("the answer to a sent message could not be stored; the message will be sent again", "user", r.u.owner)
+			b.unstageMaps(&r.bt)
+			b.settleAck(r, false)
+			u := r.u
+			time.AfterFunc(jitter(time.Second), func() { kick(u.kickOut) }) // the worker reads the store again
+			continue
+		}
+		bt.Ops = append(bt.Ops, r.bt.Ops...)
+		ok = append(ok, r)
+	}
+	if len(ok) == 0 {
 		return
 	}
-	m.acks.Go(commit)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		// Deferred: on bolt it joins the next commit (the next echo's,
+		// a drainer's) rather than costing its own.
+		_, err := store.Apply(bolt.Deferrable(ctx), b.st, &bt)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			b.log.Warn("outbox entries sent but not acknowledged; they will be sent again", "entries", len(ok), "err", err)
+			break
+		}
+		b.log.Warn("ack outbox entries", "entries", len(ok), "err", err)
+		sleep(ctx, jitter(time.Second))
+	}
+	b.unstageMaps(&bt)
+	for _, r := range ok {
+		b.settleAck(r, true)
+	}
+}
+
+// settleAck ends an ackReq: the entry is no longer skipped by store reads.
+func (b *Bridge) settleAck(r *ackReq, acked bool) {
+	m := &r.u.outq
+	m.mu.Lock()
+	delete(m.acking, r.id)
+	if len(m.acking) == 0 {
+		m.acking = nil
+	}
+	m.mu.Unlock()
+	if acked {
+		b.obs.QueueDepth(store.Outbox, -1)
+	}
+	if r.done != nil {
+		close(r.done)
+	}
+	m.acks.Done()
 }
 
 // answerSpan numbers the EmitAsync events (asyncEmits, emit.go) taken
@@ -314,7 +352,7 @@ type outboxMem struct {
 	acking map[string]bool // entries sent whose ack is being committed (ackOut)
 
 	maps store.Batch    // worker goroutine only: id maps of the entry being settled (sentOut)
-	acks sync.WaitGroup // ackOut commits in flight
+	acks sync.WaitGroup // ackOut requests not settled
 }
 
 type memOut struct {
@@ -451,7 +489,7 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user) {
 				// The id maps of the sent message (sentOut) and the ack:
 				// one commit, which the next entry does not wait for.
 				bt.Ack(q, ent.id)
-				b.ackOut(ctx, u, ent.id, *bt, answers)
+				b.ackOut(u, ent.id, *bt, answers)
 				u.outq.maps = store.Batch{} // now ackOut's
 			}
 		}
