@@ -25,6 +25,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -44,6 +45,7 @@ import (
 const (
 	gwDomain    = "echo.localhost"
 	limitDomain = "limit.localhost"
+	sameDomain  = "same.localhost" // the limit answering disco#info with the gateway's own reply
 	loadDomain  = "load.localhost"
 )
 
@@ -117,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 	secret := randomSecret()
 	srv := servertest.Start(t, kind, servertest.Options{Components: map[string]string{
-		gwDomain: secret, limitDomain: secret, loadDomain: secret,
+		gwDomain: secret, limitDomain: secret, sameDomain: secret, loadDomain: secret,
 	}})
 	serverPIDs := pidsMentioning(srv.Dir)
 	fmt.Fprintf(stderr, "jgbench: %s up (component %s, pids %v)\n", kind, srv.ComponentAddr, serverPIDs)
@@ -125,7 +127,7 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 	dir := t.TempDir()
 	fmt.Fprintf(stderr, "jgbench: gateway and limit logs in %s (removed at exit)\n", dir)
 	gwPID := startGateway(t, c, srv.ComponentAddr, secret, dir)
-	limitPID := startLimit(t, srv.ComponentAddr, secret, dir)
+	limitPID := startLimit(t, srv.ComponentAddr, secret, dir, limitDomain)
 
 	conn, err := dialComponent(srv.ComponentAddr, loadDomain, secret)
 	if err != nil {
@@ -140,6 +142,8 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 	seq := 0
 	waitReady(t, l, gwDomain, &seq)
 	waitReady(t, l, limitDomain, &seq)
+	samePID := startLimit(t, srv.ComponentAddr, secret, dir, sameDomain, "-disco-query", gatewayDiscoQuery(t, l, dir))
+	waitReady(t, l, sameDomain, &seq)
 	register(t, l, from, &seq)
 
 	for _, k := range c.kinds {
@@ -147,14 +151,21 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 		if k == "message" {
 			n = c.msgN
 		}
+		type target struct {
+			name, domain string
+			pid          int
+		}
+		targets := []target{{"limit", limitDomain, limitPID}, {"gateway", gwDomain, gwPID}}
+		if k == "disco" {
+			// The limit with the gateway's reply: what the same bytes
+			// cost the server, whatever the component does.
+			targets = []target{targets[0], {"limit-same-reply", sameDomain, samePID}, targets[1]}
+		}
 		for r := 0; r < c.runs; r++ {
-			var limitOps float64
-			for _, target := range []struct {
-				name, domain string
-				pid          int
-			}{{"limit", limitDomain, limitPID}, {"gateway", gwDomain, gwPID}} {
+			var limitOps, sameOps float64
+			for _, target := range targets {
 				n, warm := n, c.warm
-				if target.name == "limit" {
+				if target.name != "gateway" {
 					n = c.n // the limit is fast: always measure a long run
 				} else if k == "message" {
 					warm = min(c.warm, n/4+1)
@@ -171,10 +182,16 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 				seq += n
 				after := sampleCPU(pids)
 				line := report(kind, target.name, k, c.window, n, r, res, before, after, target.pid, serverPIDs)
-				if target.name == "limit" {
+				switch {
+				case target.name == "limit":
 					limitOps = line.OpsPerS
-				} else if limitOps > 0 {
+				case target.name == "limit-same-reply":
+					sameOps = line.OpsPerS
+				case limitOps > 0:
 					line.RatioToLimit = round(line.OpsPerS/limitOps, 3)
+					if sameOps > 0 {
+						line.RatioToSameReply = round(line.OpsPerS/sameOps, 3)
+					}
 				}
 				b, _ := json.Marshal(line)
 				fmt.Fprintln(stdout, string(b))
@@ -208,7 +225,10 @@ type result struct {
 	ServerRSSKiB int     `json:"server_peak_rss_kib"`
 	HostIdlePct  float64 `json:"host_idle_pct"`
 	RatioToLimit float64 `json:"ratio_to_limit,omitempty"`
-	ElapsedS     float64 `json:"elapsed_s"`
+	// RatioToSameReply (disco): the gateway's ops/s over those of the
+	// limit answering with the gateway's own disco#info reply.
+	RatioToSameReply float64 `json:"ratio_to_same_reply,omitempty"`
+	ElapsedS         float64 `json:"elapsed_s"`
 }
 
 func report(server, comp, kind string, window, n, run int, r loadResult, before, after cpuSample, compPID int, serverPIDs []int) result {
@@ -307,12 +327,45 @@ log:
 	return startChild(t, dir, "gateway", c.gateway, "run", "-config", cfg)
 }
 
-func startLimit(t *shim, compAddr, secret, dir string) int {
+func startLimit(t *shim, compAddr, secret, dir, domain string, extra ...string) int {
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatalf("jgbench: %v", err)
 	}
-	return startChild(t, dir, "limit", self, "limit", "-addr", compAddr, "-domain", limitDomain, "-secret", secret)
+	args := append([]string{"limit", "-addr", compAddr, "-domain", domain, "-secret", secret}, extra...)
+	return startChild(t, dir, strings.TrimSuffix(domain, ".localhost"), self, args...)
+}
+
+// gatewayDiscoQuery asks the gateway for its disco#info and writes the
+// <query/> of the answer, as received, into a file for the limit
+// (-disco-query); it returns the file's path.
+func gatewayDiscoQuery(t *shim, l *loader, dir string) string {
+	got := make(chan []byte, 1)
+	l.other = func(el []byte) {
+		if componenttest.RawAttr(el, "id") == "jgbench-disco" {
+			select {
+			case got <- bytes.Clone(el):
+			default:
+			}
+		}
+	}
+	defer func() { l.other = nil }()
+	l.c.write(fmt.Appendf(nil, "<iq type='get' id='jgbench-disco' from='%s' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", l.from[0], gwDomain), true)
+	var el []byte
+	select {
+	case el = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("jgbench: the gateway does not answer disco#info")
+	}
+	i, j := bytes.Index(el, []byte("<query")), bytes.LastIndex(el, []byte("</query>"))
+	if i < 0 || j < i {
+		t.Fatalf("jgbench: gateway disco#info without a query: %s", el)
+	}
+	path := filepath.Join(dir, "disco-query.xml")
+	if err := os.WriteFile(path, el[i:j+len("</query>")], 0o600); err != nil {
+		t.Fatalf("jgbench: %v", err)
+	}
+	return path
 }
 
 func startChild(t *shim, dir, name, bin string, args ...string) int {
