@@ -117,6 +117,7 @@ type binGateway struct {
 	cfg  string
 	http string
 	log  string
+	env  []string // added to the environment of the process
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -164,6 +165,7 @@ func (g *binGateway) start() {
 		g.t.Fatal(err)
 	}
 	cmd := exec.Command(g.bin, "run", "-config", g.cfg)
+	cmd.Env = append(os.Environ(), g.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -143,6 +143,7 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer, configFile .
 	if len(configFile) > 0 { // the real process, not a test
 		g.live.file = configFile[0]
 		slog.SetDefault(log) // adapters log through the default logger: let it follow log.level reloads
+		go tuneGC(ctx, log)  // gctune.go
 	}
 	for _, bc := range cfg.Bridges {
 		b, hook, err := g.newBridge(cfg, bc) // reload.go
