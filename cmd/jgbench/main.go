@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/jabbergate/jabbergate/bridges/store/redistest"
 	"github.com/jabbergate/jabbergate/component/componenttest"
 	"io"
 	"net"
@@ -66,6 +67,8 @@ type config struct {
 	profile               string        // directory for gateway CPU profiles ("" = none)
 	profileFor            time.Duration // length of each profile
 	httpPort              int           // the gateway's HTTP listener (pprof)
+	store                 string        // the gateway's store: bolt or redis
+	redisURL              string        // -store redis: the redis-server jgbench started
 }
 
 func run(args []string, stdout, stderr io.Writer) (code int) {
@@ -83,9 +86,14 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	fs.IntVar(&c.contacts, "contacts", 8, "distinct echo contacts for messages")
 	fs.StringVar(&c.gateway, "gateway", "bin/jabbergate", "jabbergate binary")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "bound of one measurement")
+	fs.StringVar(&c.store, "store", "bolt", "the gateway's store: bolt (a file) or redis (a redis-server jgbench starts, append-only file on)")
 	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of the gateway during each of its measurements into this directory (gateway-SERVER-KIND-RUN.pprof)")
 	fs.DurationVar(&c.profileFor, "profile-for", 5*time.Second, "length of each -profile profile (from the start of the measurement)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if c.store != "bolt" && c.store != "redis" {
+		fmt.Fprintf(stderr, "jgbench: -store %q: want bolt or redis\n", c.store)
 		return 2
 	}
 	c.servers = strings.Split(*servers, ",")
@@ -126,6 +134,13 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 
 	dir := t.TempDir()
 	fmt.Fprintf(stderr, "jgbench: gateway and limit logs in %s (removed at exit)\n", dir)
+	var storePIDs []int
+	if c.store == "redis" {
+		rs := redistest.StartServer(t)
+		c.redisURL = rs.URL()
+		storePIDs = []int{rs.PID()}
+		fmt.Fprintf(stderr, "jgbench: redis-server at %s (pid %d)\n", rs.Addr(), rs.PID())
+	}
 	gwPID := startGateway(t, c, srv.ComponentAddr, secret, dir)
 	limitPID := startLimit(t, srv.ComponentAddr, secret, dir, limitDomain)
 
@@ -172,7 +187,7 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 				}
 				l.run(k, target.domain, seq, warm, c.window, c.contacts, c.timeout)
 				seq += warm
-				pids := append([]int{target.pid}, serverPIDs...)
+				pids := append(append([]int{target.pid}, serverPIDs...), storePIDs...)
 				before := sampleCPU(pids)
 				var profiled chan struct{}
 				if c.profile != "" && target.name == "gateway" {
@@ -182,6 +197,13 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 				seq += n
 				after := sampleCPU(pids)
 				line := report(kind, target.name, k, c.window, n, r, res, before, after, target.pid, serverPIDs)
+				if target.name == "gateway" {
+					line.Store = c.store
+					for _, p := range storePIDs {
+						line.StoreCPUs += after.proc[p] - before.proc[p]
+					}
+					line.StoreCPUs = round(line.StoreCPUs, 3)
+				}
 				switch {
 				case target.name == "limit":
 					limitOps = line.OpsPerS
@@ -224,6 +246,10 @@ type result struct {
 	ServerCPUs   float64 `json:"server_cpu_s"`
 	ServerRSSKiB int     `json:"server_peak_rss_kib"`
 	HostIdlePct  float64 `json:"host_idle_pct"`
+	// Store (gateway lines): bolt or redis; StoreCPUs is redis-server's
+	// CPU over the measured phase.
+	Store        string  `json:"store,omitempty"`
+	StoreCPUs    float64 `json:"store_cpu_s,omitempty"`
 	RatioToLimit float64 `json:"ratio_to_limit,omitempty"`
 	// RatioToSameReply (disco): the gateway's ops/s over those of the
 	// limit answering with the gateway's own disco#info reply.
@@ -311,8 +337,7 @@ bridges:
     domain: %s
     secret_file: %s
 store:
-  backend: bolt
-  path: %s
+%s
 http:
   listen: 127.0.0.1:%d
   pprof: %t
@@ -322,7 +347,7 @@ access:
 log:
   level: warn
   format: text
-`, compAddr, gwDomain, secretFile, filepath.Join(dir, "jabbergate.db"), c.httpPort, c.profile != "", loadDomain)
+`, compAddr, gwDomain, secretFile, storeYAML(c, dir), c.httpPort, c.profile != "", loadDomain)
 	os.WriteFile(cfg, []byte(yaml), 0o600)
 	return startChild(t, dir, "gateway", c.gateway, "run", "-config", cfg)
 }
@@ -439,4 +464,14 @@ func profileGateway(c *config, name string, stderr io.Writer) chan struct{} {
 		fmt.Fprintf(stderr, "jgbench: wrote %s\n", path)
 	}()
 	return done
+}
+
+// storeYAML is the gateway's store section for -store.
+func storeYAML(c *config, dir string) string {
+	if c.store == "redis" {
+		// Redis needs a shared vault key; a new one in dir (created by
+		// the gateway when missing).
+		return "  backend: redis\n  redis:\n    url: " + c.redisURL + "\nvault:\n  key_file: " + filepath.Join(dir, "jabbergate.key")
+	}
+	return "  backend: bolt\n  path: " + filepath.Join(dir, "jabbergate.db")
 }

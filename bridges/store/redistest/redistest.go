@@ -109,6 +109,17 @@ func (s *Server) URL() string {
 // Addr returns the host:port the server listens on.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
+// PID returns the process id of the running server (0 when stopped), for
+// callers that measure its CPU or memory.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Dir returns the server's working directory (append-only file, log).
 func (s *Server) Dir() string { return s.dir }
 
