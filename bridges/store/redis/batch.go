@@ -10,6 +10,7 @@ package redis
 
 import (
 	"context"
+	"slices"
 
 	"github.com/jabbergate/jabbergate/bridges/store"
 	goredis "github.com/redis/go-redis/v9"
@@ -90,12 +91,25 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 // commands whose replies Apply returns.
 func (s *Store) applyTx(ctx context.Context, b *store.Batch, idx []int, adds [][]*goredis.StringCmd, seen []*goredis.BoolCmd) error {
 	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		// Per batch, not per operation: one queue-set SADD per queue and
+		// one pruning of each ttl zset, after all its members.
+		var queues map[store.Queue]bool
+		var ttlKeys []string
+		tracked := func(key string) {
+			if !slices.Contains(ttlKeys, key) {
+				ttlKeys = append(ttlKeys, key)
+			}
+		}
 		for _, i := range idx {
 			op := b.Ops[i]
 			u := s.user(op.Queue.Bridge, op.Queue.JID)
 			switch op.Kind {
 			case store.OpAppend:
-				if !s.cluster {
+				if !s.cluster && !queues[op.Queue] {
+					if queues == nil {
+						queues = map[store.Queue]bool{}
+					}
+					queues[op.Queue] = true
 					p.SAdd(ctx, s.bridgeKey(op.Queue.Bridge, "queues:"+string(op.Queue.Kind)), op.Queue.JID)
 				}
 				key := queueKey(u, op.Queue.Kind)
@@ -116,12 +130,17 @@ func (s *Store) applyTx(ctx context.Context, b *store.Batch, idx []int, adds [][
 			case store.OpPutMapping:
 				m, ttl := mapMember(op.NS, op.Key), ttlArg(op.TTL)
 				p.Set(ctx, u+m, op.Value, ttl)
-				track(ctx, p, u+"ttl", m, ttl, false)
+				trackMember(ctx, p, u+"ttl", m, ttl, false)
+				tracked(u + "ttl")
 			case store.OpMarkSeen:
 				m, ttl := seenMember(op.Key), ttlArg(op.TTL)
 				seen[i] = p.SetNX(ctx, u+m, "1", ttl)
-				track(ctx, p, u+"ttl", m, ttl, true)
+				trackMember(ctx, p, u+"ttl", m, ttl, true)
+				tracked(u + "ttl")
 			}
+		}
+		for _, k := range ttlKeys {
+			prune(ctx, p, k)
 		}
 		return nil
 	})

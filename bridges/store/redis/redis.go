@@ -498,10 +498,16 @@ const pruneMargin = time.Minute
 // track adds member to the user's ttl zset with the expiry of ttl, and
 // prunes long-expired members. gt keeps a later existing score.
 func track(ctx context.Context, p goredis.Pipeliner, ttlKey, member string, ttl time.Duration, gt bool) {
-	now := time.Now()
+	trackMember(ctx, p, ttlKey, member, ttl, gt)
+	prune(ctx, p, ttlKey)
+}
+
+// trackMember is track without the pruning: a batch prunes each ttl zset
+// once, after all its members (applyTx).
+func trackMember(ctx context.Context, p goredis.Pipeliner, ttlKey, member string, ttl time.Duration, gt bool) {
 	score := math.Inf(1)
 	if ttl > 0 {
-		score = float64(now.Add(ttl).UnixMilli())
+		score = float64(time.Now().Add(ttl).UnixMilli())
 	}
 	z := goredis.Z{Score: score, Member: member}
 	if gt {
@@ -509,7 +515,12 @@ func track(ctx context.Context, p goredis.Pipeliner, ttlKey, member string, ttl 
 	} else {
 		p.ZAdd(ctx, ttlKey, z)
 	}
-	p.ZRemRangeByScore(ctx, ttlKey, "-inf", "("+strconv.FormatInt(now.Add(-pruneMargin).UnixMilli(), 10))
+}
+
+// prune removes the members of a ttl zset that expired more than
+// pruneMargin ago.
+func prune(ctx context.Context, p goredis.Pipeliner, ttlKey string) {
+	p.ZRemRangeByScore(ctx, ttlKey, "-inf", "("+strconv.FormatInt(time.Now().Add(-pruneMargin).UnixMilli(), 10))
 }
 
 // ttlArg rounds ttl up to whole milliseconds (Redis PX); <= 0 is no expiry.
