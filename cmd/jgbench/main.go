@@ -2,9 +2,11 @@
 //
 // For each XMPP server kind it starts a private Prosody or ejabberd on
 // loopback (component/servertest), the jabbergate binary with the echo
-// network (bolt store) as echo.localhost, and its own "limit" component
-// (a child process: `jgbench limit`) as limit.localhost. It then connects
-// as a third component, load.localhost, and drives, with at most -window
+// network (bolt store, or -store redis: a redis-server it starts) as
+// echo.localhost, and its own "limit" component (a child process:
+// `jgbench limit`) as limit.localhost, plus same.localhost, the limit
+// answering disco#info with the gateway's own reply. It then connects as
+// another component, load.localhost, and drives, with at most -window
 // requests outstanding:
 //
 //   - ping:    iq ping round trips to the component domain,
@@ -14,14 +16,18 @@
 //
 // Each (server, kind, run) measures the limit component and the gateway
 // side by side and prints one JSON line per measurement; the gateway's line
-// carries its ratio to the limit measured in the same run.
+// carries its ratio to the limit measured in the same run (and for disco
+// its ratio to the same-reply limit). `jgbench median` turns those lines
+// into one line of medians per (server, store, component, kind).
 //
 // Usage:
 //
 //	jgbench [-servers prosody,ejabberd] [-kinds ping,disco,message]
 //	        [-n 20000] [-msgn 2000] [-warm 2000] [-window 64] [-runs 1]
-//	        [-users 8] [-gateway bin/jabbergate]
-//	jgbench limit -addr HOST:PORT -domain D -secret S
+//	        [-users 8] [-gateway bin/jabbergate] [-store bolt|redis]
+//	        [-profile DIR [-profile-for 5s]]
+//	jgbench median < runs.jsonl
+//	jgbench limit -addr HOST:PORT -domain D -secret S [-disco-query FILE]
 package main
 
 import (
@@ -29,8 +35,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/jabbergate/jabbergate/bridges/store/redistest"
-	"github.com/jabbergate/jabbergate/component/componenttest"
 	"io"
 	"net"
 	"net/http"
@@ -40,6 +44,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jabbergate/jabbergate/bridges/store/redistest"
+	"github.com/jabbergate/jabbergate/component/componenttest"
 	"github.com/jabbergate/jabbergate/component/servertest"
 )
 
@@ -51,6 +57,9 @@ const (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "median" {
+		os.Exit(runMedian(os.Stdin, os.Stdout, os.Stderr))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "limit" {
 		os.Exit(runLimit(os.Args[2:], os.Stderr))
 	}
