@@ -348,15 +348,14 @@ bridges:
 store:
 %s
 http:
-  listen: 127.0.0.1:%d
-  pprof: %t
+  listen: 127.0.0.1:%d%s
 access:
   allowed_domains: [%s]
   rate_limit: {per_second: -1} # the load is far above any per-user limit
 log:
   level: warn
   format: text
-`, compAddr, gwDomain, secretFile, storeYAML(c, dir), c.httpPort, c.profile != "", loadDomain)
+`, compAddr, gwDomain, secretFile, storeYAML(c, dir), c.httpPort, pprofYAML(c), loadDomain)
 	os.WriteFile(cfg, []byte(yaml), 0o600)
 	return startChild(t, dir, "gateway", c.gateway, "run", "-config", cfg)
 }
@@ -483,4 +482,13 @@ func storeYAML(c *config, dir string) string {
 		return "  backend: redis\n  redis:\n    url: " + c.redisURL + "\nvault:\n  key_file: " + filepath.Join(dir, "jabbergate.key")
 	}
 	return "  backend: bolt\n  path: " + filepath.Join(dir, "jabbergate.db")
+}
+
+// pprofYAML turns the gateway's profiler on for -profile (only then, so
+// that jgbench also runs gateways older than http.pprof).
+func pprofYAML(c *config) string {
+	if c.profile == "" {
+		return ""
+	}
+	return "\n  pprof: true"
 }
