@@ -236,22 +236,27 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 
 // result is one JSON line.
 type result struct {
-	Server       string  `json:"server"`
-	Component    string  `json:"component"`
-	Kind         string  `json:"kind"`
-	Window       int     `json:"window"`
-	N            int     `json:"n"`
-	Run          int     `json:"run"`
-	Done         int     `json:"done"`
-	Errors       int     `json:"errors,omitempty"`
-	TimedOut     bool    `json:"timed_out,omitempty"`
-	OpsPerS      float64 `json:"ops_per_s"`
-	P50us        float64 `json:"p50_us"`
-	P99us        float64 `json:"p99_us"`
-	P999us       float64 `json:"p999_us"`
-	CompCPUs     float64 `json:"component_cpu_s"`
-	CompCPUusOp  float64 `json:"component_cpu_us_per_op"`
-	CompRSSKiB   int     `json:"component_peak_rss_kib"`
+	Server      string  `json:"server"`
+	Component   string  `json:"component"`
+	Kind        string  `json:"kind"`
+	Window      int     `json:"window"`
+	N           int     `json:"n"`
+	Run         int     `json:"run"`
+	Done        int     `json:"done"`
+	Errors      int     `json:"errors,omitempty"`
+	TimedOut    bool    `json:"timed_out,omitempty"`
+	OpsPerS     float64 `json:"ops_per_s"`
+	P50us       float64 `json:"p50_us"`
+	P99us       float64 `json:"p99_us"`
+	P999us      float64 `json:"p999_us"`
+	CompCPUs    float64 `json:"component_cpu_s"`
+	CompCPUusOp float64 `json:"component_cpu_us_per_op"`
+	CompRSSKiB  int     `json:"component_peak_rss_kib"`
+	// CompReadsOp and CompWritesOp are the component's read and write
+	// system calls (socket, file; /proc/PID/io) per op: how well it
+	// batches its I/O.
+	CompReadsOp  float64 `json:"component_reads_per_op"`
+	CompWritesOp float64 `json:"component_writes_per_op"`
 	ServerCPUs   float64 `json:"server_cpu_s"`
 	ServerRSSKiB int     `json:"server_peak_rss_kib"`
 	HostIdlePct  float64 `json:"host_idle_pct"`
@@ -283,6 +288,8 @@ func report(server, comp, kind string, window, n, run int, r loadResult, before,
 	}
 	if r.Done > 0 {
 		res.CompCPUusOp = round(compCPU*1e6/float64(r.Done), 2)
+		res.CompReadsOp = round((after.syscalls[compPID].reads-before.syscalls[compPID].reads)/float64(r.Done), 3)
+		res.CompWritesOp = round((after.syscalls[compPID].writes-before.syscalls[compPID].writes)/float64(r.Done), 3)
 	}
 	for _, p := range serverPIDs {
 		res.ServerRSSKiB += peakRSS(p)

@@ -20,6 +20,8 @@ type median struct {
 	OpsPerS     float64 `json:"ops_per_s"`
 	P99us       float64 `json:"p99_us"`
 	CompCPUusOp float64 `json:"component_cpu_us_per_op"`
+	ReadsOp     float64 `json:"component_reads_per_op"`
+	WritesOp    float64 `json:"component_writes_per_op"`
 	ServerCPUs  float64 `json:"server_cpu_s"`
 	HostIdlePct float64 `json:"host_idle_pct"`
 	Ratio       float64 `json:"ratio_to_limit,omitempty"`
@@ -61,6 +63,8 @@ func runMedian(in io.Reader, out, stderr io.Writer) int {
 			OpsPerS:     medianOf(rs, func(r result) float64 { return r.OpsPerS }),
 			P99us:       medianOf(rs, func(r result) float64 { return r.P99us }),
 			CompCPUusOp: medianOf(rs, func(r result) float64 { return r.CompCPUusOp }),
+			ReadsOp:     medianOf(rs, func(r result) float64 { return r.CompReadsOp }),
+			WritesOp:    medianOf(rs, func(r result) float64 { return r.CompWritesOp }),
 			ServerCPUs:  medianOf(rs, func(r result) float64 { return r.ServerCPUs }),
 			HostIdlePct: medianOf(rs, func(r result) float64 { return r.HostIdlePct }),
 			Ratio:       medianOf(rs, func(r result) float64 { return r.RatioToLimit }),

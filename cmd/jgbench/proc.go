@@ -14,18 +14,48 @@ import (
 	"testing"
 )
 
-// cpuSample is CPU time (seconds) of some processes and host jiffies.
+// cpuSample is CPU time (seconds) and system calls of some processes, and
+// host jiffies.
 type cpuSample struct {
 	proc                map[int]float64
+	syscalls            map[int]sysIO
 	hostIdle, hostTotal float64
+}
+
+// sysIO is a process's read and write system calls so far
+// (/proc/PID/io syscr, syscw).
+type sysIO struct{ reads, writes float64 }
+
+// procIO returns pid's read and write system calls (zero if unreadable).
+func procIO(pid int) sysIO {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return sysIO{}
+	}
+	var io sysIO
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		switch k {
+		case "syscr":
+			io.reads = n
+		case "syscw":
+			io.writes = n
+		}
+	}
+	return io
 }
 
 const clkTck = 100 // USER_HZ on Linux
 
 func sampleCPU(pids []int) cpuSample {
-	s := cpuSample{proc: map[int]float64{}}
+	s := cpuSample{proc: map[int]float64{}, syscalls: map[int]sysIO{}}
 	for _, p := range pids {
 		s.proc[p] = procCPU(p)
+		s.syscalls[p] = procIO(p)
 	}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
