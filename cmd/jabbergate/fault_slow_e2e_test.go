@@ -30,7 +30,7 @@ func TestFaultSlowConsumer(t *testing.T) {
 	limit := m / 4 // the fault bridge's inbox_limit
 	g := newBinGateway(t, faultConfig(proxy.Addr, httpAddr, fs.URL, fmt.Sprintf("    inbox_limit: %d", limit), faultBoltStore(t)), httpAddr)
 	// Go's own collector setting: the gateway's heap floor (gctune.go)
-	// would let the heap grow by up to 64 MiB before collecting, which is
+	// would let the heap grow by up to 32 MiB before collecting, which is
 	// not the growth this test looks for (memory following the backlog).
 	g.env = []string{"GOGC=100"}
 	g.start()

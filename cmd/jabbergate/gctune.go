@@ -12,7 +12,7 @@ import (
 
 // gcHeapFloor is the heap size below which the garbage collector does not
 // start a cycle (tuneGC).
-const gcHeapFloor = 64 << 20
+const gcHeapFloor = 32 << 20
 
 // tuneGC keeps the collector's heap target at gcHeapFloor or more. A
 // gateway's live heap is small (tens of MiB) while every message allocates
@@ -21,8 +21,11 @@ const gcHeapFloor = 64 << 20
 // has doubled) it collected dozens of times a second and spent about a
 // third of its CPU on collecting and returning memory to the OS
 // (docs/performance.md: 354 → 239 µs of CPU per echoed message with
-// GOGC=400). Above the floor the default applies: a large deployment's
-// heap still grows to twice its live size at most.
+// GOGC=400). The floor is not higher because fresh heap costs too (it is
+// faulted in and cleared): 64 MiB made a ping dearer than Go's default,
+// 32 MiB kept most of the gain for messages. Above the floor the default
+// applies: a large deployment's heap still grows to twice its live size at
+// most.
 //
 // It reads the live heap every second and sets the GC percentage so that
 // the next target is max(floor, 2 × live), capped at half of a GOMEMLIMIT
