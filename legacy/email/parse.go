@@ -209,6 +209,9 @@ func (p *parsed) header(h mail.Header) {
 	} else {
 		p.subject = h.Get("Subject")
 	}
+	// A header value is one line: a stray CR or LF (a malformed header, a
+	// decoded encoded-word) becomes a space.
+	p.subject, p.fromName = oneLine(p.subject), oneLine(p.fromName)
 	p.messageID, _ = h.MessageID()
 	p.id = p.messageID
 	p.references, _ = h.MsgIDList("References")
@@ -370,4 +373,13 @@ func trimQuote(s string) string {
 		return strings.TrimRight(strings.Join(lines, "\n"), " \n\t")
 	}
 	return out
+}
+
+// oneLine replaces the line breaks in a header value with spaces (a run
+// of them with one).
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\r' || r == '\n' }), " ")
 }
