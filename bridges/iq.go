@@ -164,7 +164,11 @@ func (b *Bridge) fastIQ(ctx context.Context, iq *stanza.Element) bool {
 	if hasLocal && !b.limiter.allow(strings.ToLower(bare), time.Now()) {
 		return false // dispatch answers resource-constraint
 	}
-	b.reply(ctx, res)
+	// Written with the other answers of the same burst once the read loop
+	// has worked through its input: one write, no hand-over to the writer.
+	if err := b.link.SendFromHandler(res); err != nil {
+		b.log.Debug("reply not sent", "err", err, "kind", res.Local)
+	}
 	return true
 }
 

@@ -48,6 +48,14 @@ type Conn struct {
 	sendCond string // stream error to send when closing
 	graceful bool   // close after flushing the queue
 	pending  map[string]*pending
+
+	// Answers the handler wrote from the read loop (SendFromHandler),
+	// written in one Write when the read loop has worked through its
+	// input (flushInline), not handed to the writer one by one.
+	inlineMu     sync.Mutex
+	inline       bytes.Buffer
+	inlineKinds  []string
+	inlineClosed bool // shutdownWrite took over: nothing more is written
 }
 
 type pending struct {
@@ -67,7 +75,54 @@ func newConn(l *Link, nc net.Conn, r *reader, streamID string) *Conn {
 		kaDone:     make(chan struct{}),
 		pending:    make(map[string]*pending),
 	}
+	r.hook.before = c.flushInline
 	return c
+}
+
+// sendFromHandler appends st, already checked, to the answers written
+// when the read loop next runs out of input. Called by the handler on the
+// read loop; anywhere else it is Send.
+func (c *Conn) sendFromHandler(st *stanza.Element) error {
+	if !c.busy.Load() { // not inside the handler: the ordinary path
+		return c.enqueue(c.ctx, st)
+	}
+	c.inlineMu.Lock()
+	if c.inlineClosed || c.ended.Load() {
+		c.inlineMu.Unlock()
+		return ErrConnClosed
+	}
+	st.AppendXML(&c.inline, stanza.NSComponent)
+	c.inlineKinds = append(c.inlineKinds, st.Local)
+	full := c.inline.Len() >= maxBatch
+	c.inlineMu.Unlock()
+	if full {
+		c.flushInline()
+	}
+	return nil
+}
+
+// flushInline writes the answers sendFromHandler gathered, in one Write:
+// from the read loop, before it reads again (readHook), so a burst of
+// requests read in one go is answered in one go, as the limit component
+// of cmd/jgbench does; and by shutdownWrite before the closing tag.
+func (c *Conn) flushInline() {
+	c.inlineMu.Lock()
+	defer c.inlineMu.Unlock()
+	if c.inline.Len() == 0 || c.inlineClosed {
+		return
+	}
+	_, err := c.nc.Write(c.inline.Bytes())
+	kinds := c.inlineKinds
+	c.inline.Reset()
+	c.inlineKinds = c.inlineKinds[:0]
+	if c.inline.Cap() > 1<<20 {
+		c.inline = bytes.Buffer{}
+	}
+	if err != nil {
+		c.end(fmt.Errorf("write failed: %w", err), "", false) // the writer then closes the stream
+		return
+	}
+	c.reportOut(kinds)
 }
 
 // Done returns a channel that is closed when the connection has ended (or
@@ -479,6 +534,17 @@ func (c *Conn) shutdownWrite(buf *bytes.Buffer) {
 	}
 	buf.Reset()
 	var kinds []string
+	// Answers gathered from the read loop go first (graceful) or are
+	// dropped with the rest of the queue; none is written after this.
+	c.inlineMu.Lock()
+	if graceful {
+		buf.Write(c.inline.Bytes())
+		kinds = append(kinds, c.inlineKinds...)
+	}
+	c.inline.Reset()
+	c.inlineKinds = nil
+	c.inlineClosed = true
+	c.inlineMu.Unlock()
 	if graceful {
 	flush:
 		for {

@@ -121,6 +121,25 @@ func (l *Link) Send(ctx context.Context, st *stanza.Element) error {
 	return c.Send(ctx, st)
 }
 
+// SendFromHandler sends st, an answer the Handler computed itself, from the
+// read loop: it is written, with the other answers computed meanwhile, in
+// one write once the read loop has worked through the input it has read
+// (before it reads again), instead of being handed to the writer goroutine
+// one stanza at a time. A burst of pings costs one write and no goroutine
+// wake-ups. Called from anywhere but the Handler it is Send. It returns
+// ErrNotConnected when there is no connection.
+func (l *Link) SendFromHandler(st *stanza.Element) error {
+	c := l.current()
+	if c == nil {
+		return ErrNotConnected
+	}
+	st, err := l.check(st)
+	if err != nil {
+		return err
+	}
+	return c.sendFromHandler(st)
+}
+
 // Barrier runs Conn.Barrier on the current connection. It returns
 // ErrNotConnected when there is none.
 func (l *Link) Barrier(ctx context.Context) error {

@@ -25,6 +25,7 @@ func Handshake(streamID, secret string) string {
 // MaxStanzaSize.
 type reader struct {
 	dec   *stanza.StreamDecoder
+	hook  *readHook
 	max   int64
 	start int64 // decoder offset where the current top-level element began
 	// maxDepth bounds element nesting (0: stanza.MaxDepth).
@@ -42,7 +43,25 @@ type startTok struct {
 }
 
 func newReader(r io.Reader, max int) *reader {
-	return &reader{dec: stanza.NewStreamDecoder(r, 4096), max: int64(max)}
+	h := &readHook{r: r}
+	return &reader{dec: stanza.NewStreamDecoder(h, 4096), hook: h, max: int64(max)}
+}
+
+// readHook runs before, when set, each time the decoder is about to read
+// from the connection: the input read so far has been worked through, and
+// the read may block. The connection writes the answers its handler
+// produced meanwhile there (Conn.flushInline). before is set once, before
+// the read loop starts.
+type readHook struct {
+	r      io.Reader
+	before func()
+}
+
+func (h *readHook) Read(p []byte) (int, error) {
+	if h.before != nil {
+		h.before()
+	}
+	return h.r.Read(p)
 }
 
 // arm starts the size budget for the next top-level element.
