@@ -57,6 +57,7 @@ FUZZ_TARGETS := \
 	./component/stanza:FuzzSerialize \
 	./component/xep0106:FuzzUnescape \
 	./component/xep0106:FuzzRoundTrip \
+	./bridges:FuzzUnpackFields \
 	./bridges/jidmap:FuzzContactJID \
 	./bridges/config:FuzzParse \
 	./bridges/vault:FuzzOpen \

@@ -64,11 +64,12 @@ const (
 	outReact   = "react"
 )
 
-// More id maps (see inbox.go for the others).
+// More id maps (see inbox.go and msgrecord.go for the others).
 const (
+	mapQuote = "quote" // legacy id → a one-line excerpt of a corrected message, for reply fallbacks
+	// Written before message records (msgrecord.go), still read.
 	mapStanzaIn  = "in-s2l" // stanza id of a message delivered to the user → its legacy id
 	mapOriginOut = "l2o"    // legacy id of a message the user sent → its origin-id
-	mapQuote     = "quote"  // legacy id → a one-line excerpt, for reply fallbacks
 )
 
 const (
@@ -248,11 +249,8 @@ func (b *Bridge) resolveTarget(ctx context.Context, u *user, target string, inbo
 	if !inbound {
 		return "", nil
 	}
-	id, err = b.st.GetMapping(ctx, b.domain, u.jid, mapStanzaIn, target)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil
-	}
-	return legacy.MessageID(id), err
+	r, _, err := b.recvRecordOf(ctx, u, target)
+	return legacy.MessageID(r.LegacyID), err
 }
 
 func unknownTarget(what string) *stanza.Error {
@@ -346,16 +344,11 @@ func excerpt(text string) string {
 // ownRef returns the stanza id the user's client knows one of her own
 // messages by (origin-id first, as XEP-0444/0461 use it), or "".
 func (b *Bridge) ownRef(ctx context.Context, u *user, id string) (string, error) {
-	for _, kind := range []string{mapOriginOut, mapLegacyOut} {
-		v, err := b.st.GetMapping(ctx, b.domain, u.jid, kind, id)
-		if err == nil && v != "" {
-			return v, nil
-		}
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return "", err
-		}
+	r, _, err := b.sentRecordOf(ctx, u, id)
+	if r.OriginID != "" {
+		return r.OriginID, err
 	}
-	return "", nil
+	return r.StanzaID, err
 }
 
 // msgRef returns the stanza id the user knows a legacy message by and the
@@ -378,7 +371,7 @@ func (b *Bridge) addReply(ctx context.Context, u *user, m *stanza.Element, reply
 		return text, err
 	}
 	m.Add(stanza.New(nsReply, "reply", "to", author, "id", ref))
-	q, err := b.st.GetMapping(ctx, b.domain, u.jid, mapQuote, replyTo)
+	q, err := b.quoteOf(ctx, u, replyTo)
 	if err != nil || q == "" {
 		return text, nil
 	}

@@ -15,9 +15,10 @@ import (
 
 // Mapping namespaces in the store.
 const (
+	mapStanzaOut = "s2l" // the user's stanza id → legacy id
+	// Written before message records (msgrecord.go), still read.
 	mapDelivered = "delivered" // stanza id of an inbound message → "1" once the barrier confirmed it
 	mapLegacyOut = "l2s"       // legacy id of a message the user sent → the user's stanza id
-	mapStanzaOut = "s2l"       // the user's stanza id → legacy id
 )
 
 const (
@@ -223,8 +224,9 @@ type inboxMem struct {
 	memTail[memIn]
 
 	// Drainer goroutine only.
-	maps  store.Batch // writes of the batch being rendered (renderInbound)
-	batch bool        // renderInbound adds its mappings to maps
+	maps     store.Batch         // writes of the batch being rendered (renderInbound)
+	batch    bool                // renderInbound adds its mappings to maps
+	recorded map[string]struct{} // stanza ids with a recv record in maps
 }
 
 // memIn is one inbox entry handed over in memory.
@@ -368,6 +370,7 @@ func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, e
 	bt := &u.inq.maps
 	bt.Reset()
 	u.inq.batch = true
+	clear(u.inq.recorded)
 	defer func() {
 		u.inq.batch = false
 		b.unstageMaps(bt) // an error return: nothing committed
@@ -385,10 +388,10 @@ func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, e
 			seen[sid] = true
 		}
 		if !ent.fresh { // read from the store, or replayed by the adapter
-			if _, err := b.st.GetMapping(ctx, b.domain, u.jid, mapDelivered, sid); err == nil {
-				continue // delivered before a crash or replayed by the adapter
-			} else if !errors.Is(err, store.ErrNotFound) {
+			if _, delivered, err := b.recvRecordOf(ctx, u, sid); err != nil {
 				return 0, err
+			} else if delivered {
+				continue // delivered before a crash or replayed by the adapter
 			}
 		}
 		sts, err := b.renderEntry(ctx, u, e, sid)
@@ -412,7 +415,9 @@ func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, e
 		}
 	}
 	for _, sid := range written {
-		bt.PutMapping(b.domain, u.jid, mapDelivered, sid, "1", deliveredTTL)
+		if _, ok := u.inq.recorded[sid]; !ok { // a message's record marks it already
+			bt.PutMapping(b.domain, u.jid, mapRecv, sid, recvRecord{}.pack(), deliveredTTL)
+		}
 	}
 	bt.Ack(q, ids...)
 	_, err = store.Apply(ctx, b.st, bt)
@@ -437,6 +442,12 @@ func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, e
 func (b *Bridge) putMapIn(ctx context.Context, u *user, ns, key, value string) error {
 	if u.inq.batch {
 		b.stageMap(&u.inq.maps, u, ns, key, value)
+		if ns == mapRecv {
+			if u.inq.recorded == nil {
+				u.inq.recorded = make(map[string]struct{}, inboxBatch)
+			}
+			u.inq.recorded[key] = struct{}{}
+		}
 		return nil
 	}
 	return b.st.PutMapping(ctx, b.domain, u.jid, ns, key, value, idMapTTL)
@@ -488,15 +499,14 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		if !e.Time.IsZero() && time.Since(e.Time) > 10*time.Second {
 			m.Add(stanza.New(nsDelay, "delay", "stamp", e.Time.UTC().Format(time.RFC3339), "from", b.domain))
 		}
-		// Ids the user may refer to later (markers, reactions, replies).
-		caps := b.info.Caps
-		if caps.Markers || caps.Reactions || caps.Replies {
-			if err := b.putMapIn(ctx, u, mapStanzaIn, sid, e.ID); err != nil {
-				return nil, err
-			}
+		// Ids the user may refer to later (markers, reactions, replies),
+		// and the delivery mark (msgrecord.go).
+		r := recvRecord{LegacyID: e.ID}
+		if b.info.Caps.Replies {
+			r.Excerpt = excerpt(e.Text)
 		}
-		if caps.Replies {
-			_ = b.putMapIn(ctx, u, mapQuote, e.ID, excerpt(e.Text))
+		if err := b.putMapIn(ctx, u, mapRecv, sid, r.pack()); err != nil {
+			return nil, err
 		}
 		return m, nil
 	case "edit":
@@ -530,21 +540,17 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		m.Add(r, stanza.New(nsHints, "store"))
 		return m, nil
 	case "displayed":
-		ref, err := b.st.GetMapping(ctx, b.domain, u.jid, mapLegacyOut, e.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil // a marker for a message we no longer know
-		} else if err != nil {
-			return nil, err
+		ref, err := b.sentStanzaID(ctx, u, e.ID)
+		if err != nil || ref == "" {
+			return nil, err // "": a marker for a message we no longer know
 		}
 		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", from, "to", u.jid)
 		m.Add(stanza.New(nsMarkers, "displayed", "id", ref))
 		return m, nil
 	case "receipt":
-		orig, err := b.st.GetMapping(ctx, b.domain, u.jid, mapLegacyOut, e.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil // a receipt for a message we no longer know
-		} else if err != nil {
-			return nil, err
+		orig, err := b.sentStanzaID(ctx, u, e.ID)
+		if err != nil || orig == "" {
+			return nil, err // "": a receipt for a message we no longer know
 		}
 		m := stanza.New(stanza.NSComponent, "message", "id", sid, "from", from, "to", u.jid)
 		m.Add(stanza.New(nsReceipts, "received", "id", orig))
@@ -553,11 +559,12 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		// A late failure: the message error carries the original id, so
 		// clients mark that message failed. The condition was mapped when
 		// the event was stored.
-		orig, err := b.st.GetMapping(ctx, b.domain, u.jid, mapLegacyOut, e.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			orig = sid // unknown message: still tell the user, under our own id
-		} else if err != nil {
+		orig, err := b.sentStanzaID(ctx, u, e.ID)
+		if err != nil {
 			return nil, err
+		}
+		if orig == "" {
+			orig = sid // unknown message: still tell the user, under our own id
 		}
 		se := &stanza.Error{Condition: stanza.Condition(e.Cond), Type: e.ErrType, Text: e.Text}
 		if e.Code != "" {

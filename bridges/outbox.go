@@ -611,11 +611,13 @@ func (b *Bridge) mapSentOps(bt *store.Batch, u *user, e *outboxEntry, id legacy.
 	if e.OriginID != e.ID {
 		put(mapStanzaOut, e.OriginID, string(id))
 	}
-	if e.Kind == "" {
-		put(mapLegacyOut, string(id), e.ID)
-		put(mapOriginOut, string(id), e.OriginID)
-	}
+	var quote string
 	if b.info.Caps.Replies {
-		put(mapQuote, string(id), excerpt(e.Text))
+		quote = excerpt(e.Text)
+	}
+	if e.Kind == "" {
+		put(mapSent, string(id), sentRecord{StanzaID: e.ID, OriginID: e.OriginID, Excerpt: quote}.pack())
+	} else {
+		put(mapQuote, string(id), quote) // a correction: the ids stay, the text changed
 	}
 }
