@@ -87,8 +87,17 @@ func (m *Metrics) Bridge(domain string) *BridgeMetrics {
 	bm := &BridgeMetrics{m: m, domain: domain}
 	m.linkUp.WithLabelValues(domain).Set(0)
 	m.reconnects.WithLabelValues(domain)
-	for _, q := range []string{string(store.Inbox), string(store.Outbox)} {
-		m.queueDepth.WithLabelValues(domain, queueName(store.QueueKind(q)))
+	bm.inboxDepth = m.queueDepth.WithLabelValues(domain, queueName(store.Inbox))
+	bm.outboxDepth = m.queueDepth.WithLabelValues(domain, queueName(store.Outbox))
+	for i, kind := range stanzaKinds {
+		for j, dir := range []component.Direction{component.In, component.Out} {
+			bm.stanzas[i][j] = m.stanzas.WithLabelValues(domain, kind, string(dir))
+		}
+	}
+	for i, dir := range []string{"in", "out"} {
+		for j, r := range []string{"ok", "failed"} {
+			bm.delivered[i][j] = m.delivered.WithLabelValues(domain, dir, r)
+		}
 	}
 	m.sessions.WithLabelValues(domain)
 	m.mu.Lock()
@@ -236,7 +245,16 @@ func queueName(k store.QueueKind) string {
 type BridgeMetrics struct {
 	m      *Metrics
 	domain string
+
+	// The series counted per stanza, looked up once (WithLabelValues
+	// hashes its labels on every call).
+	stanzas                 [len(stanzaKinds)][2]prometheus.Counter // [kind][in, out]
+	delivered               [2][2]prometheus.Counter                // [in, out][ok, failed]
+	inboxDepth, outboxDepth prometheus.Gauge
 }
+
+// stanzaKinds are the kinds component.Observer.Stanza reports.
+var stanzaKinds = [...]string{"message", "presence", "iq"}
 
 var _ component.Observer = (*BridgeMetrics)(nil)
 
@@ -254,6 +272,14 @@ func (b *BridgeMetrics) Reconnected() { b.m.reconnects.WithLabelValues(b.domain)
 
 // Stanza implements component.Observer.
 func (b *BridgeMetrics) Stanza(dir component.Direction, kind string) {
+	if i := slices.Index(stanzaKinds[:], kind); i >= 0 && (dir == component.In || dir == component.Out) {
+		j := 0
+		if dir == component.Out {
+			j = 1
+		}
+		b.stanzas[i][j].Inc()
+		return
+	}
 	b.m.stanzas.WithLabelValues(b.domain, kind, string(dir)).Inc()
 }
 
@@ -278,16 +304,34 @@ var streamConditions = map[string]bool{
 
 // QueueDepth implements bridges.Observer.
 func (b *BridgeMetrics) QueueDepth(kind store.QueueKind, delta int) {
-	b.m.queueDepth.WithLabelValues(b.domain, queueName(kind)).Add(float64(delta))
+	switch kind {
+	case store.Inbox:
+		b.inboxDepth.Add(float64(delta))
+	case store.Outbox:
+		b.outboxDepth.Add(float64(delta))
+	default:
+		b.m.queueDepth.WithLabelValues(b.domain, queueName(kind)).Add(float64(delta))
+	}
 }
 
 // Delivered implements bridges.Observer.
 func (b *BridgeMetrics) Delivered(direction string, ok bool) {
-	r := "ok"
+	j := 0
 	if !ok {
-		r = "failed"
+		j = 1
 	}
-	b.m.delivered.WithLabelValues(b.domain, direction, r).Inc()
+	switch direction {
+	case "in":
+		b.delivered[0][j].Inc()
+	case "out":
+		b.delivered[1][j].Inc()
+	default:
+		r := "ok"
+		if !ok {
+			r = "failed"
+		}
+		b.m.delivered.WithLabelValues(b.domain, direction, r).Inc()
+	}
 }
 
 // Sessions implements bridges.Observer.

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/component"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -108,5 +110,44 @@ func TestSessionFailuresAndRemoveBridge(t *testing.T) {
 	m.Bridge("gw.example.org")
 	if v := testutil.ToFloat64(m.linkUp.WithLabelValues("gw.example.org")); v != 0 {
 		t.Errorf("link_up after re-adding = %v", v)
+	}
+}
+
+// The per-stanza series are looked up once per bridge; they must count
+// exactly what WithLabelValues would, and a bridge re-added after
+// RemoveBridge must count into live series.
+func TestPerStanzaSeries(t *testing.T) {
+	m := New("test")
+	const gw = "gw.example.org"
+	for range 2 {
+		b := m.Bridge(gw)
+		b.Stanza(component.In, "message")
+		b.Stanza(component.In, "message")
+		b.Stanza(component.Out, "iq")
+		b.Stanza(component.Out, "made-up") // not pre-made: still counted
+		b.Delivered("in", true)
+		b.Delivered("out", false)
+		b.QueueDepth(store.Inbox, 3)
+		b.QueueDepth(store.Outbox, -1)
+		for _, c := range []struct {
+			name string
+			got  float64
+			want float64
+		}{
+			{"message in", testutil.ToFloat64(m.stanzas.WithLabelValues(gw, "message", "in")), 2},
+			{"iq out", testutil.ToFloat64(m.stanzas.WithLabelValues(gw, "iq", "out")), 1},
+			{"presence in", testutil.ToFloat64(m.stanzas.WithLabelValues(gw, "presence", "in")), 0},
+			{"made-up out", testutil.ToFloat64(m.stanzas.WithLabelValues(gw, "made-up", "out")), 1},
+			{"delivered in ok", testutil.ToFloat64(m.delivered.WithLabelValues(gw, "in", "ok")), 1},
+			{"delivered out failed", testutil.ToFloat64(m.delivered.WithLabelValues(gw, "out", "failed")), 1},
+			{"delivered in failed", testutil.ToFloat64(m.delivered.WithLabelValues(gw, "in", "failed")), 0},
+			{"inbox depth", testutil.ToFloat64(m.queueDepth.WithLabelValues(gw, queueName(store.Inbox))), 3},
+			{"outbox depth", testutil.ToFloat64(m.queueDepth.WithLabelValues(gw, queueName(store.Outbox))), -1},
+		} {
+			if c.got != c.want {
+				t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+			}
+		}
+		m.RemoveBridge(gw)
 	}
 }
