@@ -188,18 +188,19 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 	nowNano := now.UnixNano()
 	deferred, _ := ctx.Value(deferKey{}).(bool)
 	err := s.commit(func(tx *bbolt.Tx) error {
+		c := txBuckets{tx: tx}
 		for i, op := range b.Ops {
 			res.IDs[i], res.Seen[i] = nil, false // a retry starts afresh
 			var err error
 			switch op.Kind {
 			case store.OpAppend:
-				res.IDs[i], err = txAppend(tx, op.Queue, op.Payloads)
+				res.IDs[i], err = txAppend(&c, op.Queue, op.Payloads)
 			case store.OpAck:
-				err = txAck(tx, op.Queue, op.IDs)
+				err = txAck(&c, op.Queue, op.IDs)
 			case store.OpPutMapping:
-				err = txPutMapping(tx, op, expiryAt(nowNano, op.TTL))
+				err = txPutMapping(&c, op, expiryAt(nowNano, op.TTL))
 			case store.OpMarkSeen:
-				res.Seen[i], err = txMarkSeen(tx, op, nowNano, expiryAt(nowNano, op.TTL))
+				res.Seen[i], err = txMarkSeen(&c, op, nowNano, expiryAt(nowNano, op.TTL))
 			}
 			if err != nil {
 				return err
@@ -220,11 +221,11 @@ func expiryAt(now int64, ttl time.Duration) uint64 {
 	return uint64(now + int64(ttl))
 }
 
-func txAppend(tx *bbolt.Tx, q store.Queue, payloads [][]byte) ([]string, error) {
+func txAppend(c *txBuckets, q store.Queue, payloads [][]byte) ([]string, error) {
 	if len(payloads) == 0 {
 		return nil, nil
 	}
-	b, err := createSub(tx, q.Bridge, q.JID, queueName(q.Kind))
+	b, err := c.sub(q.Bridge, q.JID, queueName(q.Kind), true)
 	if err != nil {
 		return nil, err
 	}
@@ -242,8 +243,8 @@ func txAppend(tx *bbolt.Tx, q store.Queue, payloads [][]byte) ([]string, error) 
 	return ids, nil
 }
 
-func txAck(tx *bbolt.Tx, q store.Queue, ids []string) error {
-	b := sub(tx, q.Bridge, q.JID, queueName(q.Kind))
+func txAck(c *txBuckets, q store.Queue, ids []string) error {
+	b, _ := c.sub(q.Bridge, q.JID, queueName(q.Kind), false)
 	if b == nil {
 		return nil
 	}
@@ -257,19 +258,19 @@ func txAck(tx *bbolt.Tx, q store.Queue, ids []string) error {
 	return nil
 }
 
-func txPutMapping(tx *bbolt.Tx, op store.Op, exp uint64) error {
+func txPutMapping(c *txBuckets, op store.Op, exp uint64) error {
 	v := make([]byte, 8, 8+len(op.Value))
 	binary.BigEndian.PutUint64(v, exp)
 	v = append(v, op.Value...)
-	b, err := createSub(tx, op.Queue.Bridge, op.Queue.JID, bktMap)
+	b, err := c.sub(op.Queue.Bridge, op.Queue.JID, bktMap, true)
 	if err != nil {
 		return err
 	}
 	return b.Put(mapKey(op.NS, op.Key), v)
 }
 
-func txMarkSeen(tx *bbolt.Tx, op store.Op, now int64, exp uint64) (bool, error) {
-	b, err := createSub(tx, op.Queue.Bridge, op.Queue.JID, bktSeen)
+func txMarkSeen(c *txBuckets, op store.Op, now int64, exp uint64) (bool, error) {
+	b, err := c.sub(op.Queue.Bridge, op.Queue.JID, bktSeen, true)
 	if err != nil {
 		return false, err
 	}
@@ -278,4 +279,34 @@ func txMarkSeen(tx *bbolt.Tx, op store.Op, now int64, exp uint64) (bool, error) 
 		return false, nil
 	}
 	return true, b.Put(k, binary.BigEndian.AppendUint64(nil, exp))
+}
+
+// txBuckets remembers the last user bucket one Apply opened: the
+// operations of a batch mostly follow one another per user, and finding a
+// user's bucket costs two B+tree seeks and two key allocations.
+type txBuckets struct {
+	tx          *bbolt.Tx
+	bridge, jid string
+	user        *bbolt.Bucket // nil: not looked up yet
+}
+
+// sub returns the bucket name of the user, creating it (and the user's
+// bucket) if create is set; without create a missing bucket is nil.
+func (c *txBuckets) sub(bridge, jid string, name []byte, create bool) (*bbolt.Bucket, error) {
+	if c.user == nil || c.bridge != bridge || c.jid != jid {
+		var u *bbolt.Bucket
+		if create {
+			var err error
+			if u, err = createUserBucket(c.tx, bridge, jid); err != nil {
+				return nil, err
+			}
+		} else if u = userBucket(c.tx, bridge, jid); u == nil {
+			return nil, nil
+		}
+		c.bridge, c.jid, c.user = bridge, jid, u
+	}
+	if create {
+		return c.user.CreateBucketIfNotExists(name)
+	}
+	return c.user.Bucket(name), nil
 }

@@ -203,7 +203,20 @@ func mapKey(ns, key string) []byte {
 	return append(b, key...)
 }
 
-func queueName(kind store.QueueKind) []byte { return []byte("q:" + string(kind)) }
+var (
+	bktInbox  = []byte("q:" + string(store.Inbox))
+	bktOutbox = []byte("q:" + string(store.Outbox))
+)
+
+func queueName(kind store.QueueKind) []byte {
+	switch kind {
+	case store.Inbox:
+		return bktInbox
+	case store.Outbox:
+		return bktOutbox
+	}
+	return []byte("q:" + string(kind))
+}
 
 func validKind(kind store.QueueKind) error {
 	if kind != store.Inbox && kind != store.Outbox {
