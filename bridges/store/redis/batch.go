@@ -1,16 +1,29 @@
 package redis
 
 // store.Batcher for Redis: a whole store.Batch is one MULTI/EXEC, sent as
-// one pipeline (one round trip). On one server (or Sentinel) it is atomic.
+// one pipeline (one round trip). On one server (or Sentinel) it is atomic,
+// and concurrent Apply calls share transactions (group commit, as the bolt
+// store shares fsyncs): the first caller to find no transaction in flight
+// sends one with its batch; callers arriving meanwhile queue up and the
+// next transaction carries all of them. Each round trip costs a write and
+// a read system call on both sides, the gateway's and redis-server's, and
+// they were most of what an echoed message cost redis-server. Every batch
+// gets the errors of its own commands: Redis applies the other commands of
+// a transaction when one fails, so a batch whose commands succeeded is
+// applied, whatever its neighbours got.
+//
 // On Cluster a transaction covers one hash slot: the queue index sets
 // (another slot) are updated first in their own round trip, as Append
 // does, then each user's operations (all of a user's keys share a slot)
 // are one MULTI/EXEC, one round trip per user: atomic per user, not across
-// users; users applied before a failure stay applied.
+// users; users applied before a failure stay applied. Cluster batches are
+// not grouped.
 
 import (
 	"context"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/jabbergate/jabbergate/bridges/store"
 	goredis "github.com/redis/go-redis/v9"
@@ -32,47 +45,55 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 	if n == 0 {
 		return res, nil
 	}
-	if s.cluster {
-		// Index memberships first (other slots), pipelined.
-		if _, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for _, op := range b.Ops {
-				if op.Kind == store.OpAppend {
-					p.SAdd(ctx, s.bridgeKey(op.Queue.Bridge, "queues:"+string(op.Queue.Kind)), op.Queue.JID)
-				}
-			}
-			return nil
-		}); err != nil {
-			return nil, wrap(err)
-		}
-	}
 	adds := make([][]*goredis.StringCmd, n)
 	seen := make([]*goredis.BoolCmd, n)
-	groups := [][]int{nil}
-	if s.cluster {
-		// One transaction per user (slot), in order of first appearance.
-		groups = groups[:0]
-		at := map[store.Queue]int{}
-		for i, op := range b.Ops {
-			k := store.Queue{Bridge: op.Queue.Bridge, JID: op.Queue.JID}
-			g, ok := at[k]
-			if !ok {
-				g = len(groups)
-				at[k] = g
-				groups = append(groups, nil)
+	if !s.cluster {
+		if err := s.group.apply(ctx, s, &txReq{b: b, adds: adds, seen: seen}); err != nil {
+			return nil, wrap(err)
+		}
+		return batchResult(res, adds, seen), nil
+	}
+	// Cluster: index memberships first (other slots), pipelined.
+	if _, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, op := range b.Ops {
+			if op.Kind == store.OpAppend {
+				p.SAdd(ctx, s.bridgeKey(op.Queue.Bridge, "queues:"+string(op.Queue.Kind)), op.Queue.JID)
 			}
-			groups[g] = append(groups[g], i)
 		}
-	} else {
-		for i := range b.Ops {
-			groups[0] = append(groups[0], i)
+		return nil
+	}); err != nil {
+		return nil, wrap(err)
+	}
+	// Then one transaction per user (slot), in order of first appearance.
+	var groups [][]int
+	at := map[store.Queue]int{}
+	for i, op := range b.Ops {
+		k := store.Queue{Bridge: op.Queue.Bridge, JID: op.Queue.JID}
+		g, ok := at[k]
+		if !ok {
+			g = len(groups)
+			at[k] = g
+			groups = append(groups, nil)
 		}
+		groups[g] = append(groups[g], i)
 	}
 	for _, g := range groups {
-		if err := s.applyTx(ctx, b, g, adds, seen); err != nil {
+		_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			var t txWriter
+			t.ops(ctx, s, p, b, g, adds, seen)
+			t.prune(ctx, p)
+			return nil
+		})
+		if err != nil {
 			return nil, wrap(err)
 		}
 	}
-	for i := range b.Ops {
+	return batchResult(res, adds, seen), nil
+}
+
+// batchResult fills res from the replies of the commands Apply recorded.
+func batchResult(res *store.BatchResult, adds [][]*goredis.StringCmd, seen []*goredis.BoolCmd) *store.BatchResult {
+	for i := range adds {
 		if adds[i] != nil {
 			ids := make([]string, len(adds[i]))
 			for j, c := range adds[i] {
@@ -84,65 +105,210 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 			res.Seen[i] = seen[i].Val()
 		}
 	}
-	return res, nil
+	return res
 }
 
-// applyTx runs the operations idx of b in one MULTI/EXEC, recording the
-// commands whose replies Apply returns.
-func (s *Store) applyTx(ctx context.Context, b *store.Batch, idx []int, adds [][]*goredis.StringCmd, seen []*goredis.BoolCmd) error {
-	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		// Per batch, not per operation: one queue-set SADD per queue and
-		// one pruning of each ttl zset, after all its members.
-		var queues map[store.Queue]bool
-		var ttlKeys []string
-		tracked := func(key string) {
-			if !slices.Contains(ttlKeys, key) {
-				ttlKeys = append(ttlKeys, key)
+// txWriter writes batches into one MULTI/EXEC: per transaction, not per
+// operation, one queue-set SADD per queue and one pruning of each ttl
+// zset, after all its members.
+type txWriter struct {
+	queues  map[store.Queue]bool
+	ttlKeys []string
+}
+
+func (t *txWriter) tracked(key string) {
+	if !slices.Contains(t.ttlKeys, key) {
+		t.ttlKeys = append(t.ttlKeys, key)
+	}
+}
+
+// prune ends the transaction's commands: the ttl zsets' pruning.
+func (t *txWriter) prune(ctx context.Context, p goredis.Pipeliner) {
+	for _, k := range t.ttlKeys {
+		prune(ctx, p, k)
+	}
+}
+
+// ops writes the operations idx of b, recording the commands whose
+// replies Apply returns in adds and seen.
+func (t *txWriter) ops(ctx context.Context, s *Store, p goredis.Pipeliner, b *store.Batch, idx []int, adds [][]*goredis.StringCmd, seen []*goredis.BoolCmd) {
+	for _, i := range idx {
+		op := b.Ops[i]
+		u := s.user(op.Queue.Bridge, op.Queue.JID)
+		switch op.Kind {
+		case store.OpAppend:
+			if !s.cluster && !t.queues[op.Queue] {
+				if t.queues == nil {
+					t.queues = map[store.Queue]bool{}
+				}
+				t.queues[op.Queue] = true
+				p.SAdd(ctx, s.bridgeKey(op.Queue.Bridge, "queues:"+string(op.Queue.Kind)), op.Queue.JID)
 			}
-		}
-		for _, i := range idx {
-			op := b.Ops[i]
-			u := s.user(op.Queue.Bridge, op.Queue.JID)
-			switch op.Kind {
-			case store.OpAppend:
-				if !s.cluster && !queues[op.Queue] {
-					if queues == nil {
-						queues = map[store.Queue]bool{}
-					}
-					queues[op.Queue] = true
-					p.SAdd(ctx, s.bridgeKey(op.Queue.Bridge, "queues:"+string(op.Queue.Kind)), op.Queue.JID)
-				}
-				key := queueKey(u, op.Queue.Kind)
-				adds[i] = make([]*goredis.StringCmd, len(op.Payloads))
-				for j, pl := range op.Payloads {
-					adds[i][j] = p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"p", pl}})
-				}
-			case store.OpAck:
-				valid := make([]string, 0, len(op.IDs))
-				for _, id := range op.IDs {
-					if validID(id) {
-						valid = append(valid, id)
-					}
-				}
-				if len(valid) > 0 {
-					p.XDel(ctx, queueKey(u, op.Queue.Kind), valid...)
-				}
-			case store.OpPutMapping:
-				m, ttl := mapMember(op.NS, op.Key), ttlArg(op.TTL)
-				p.Set(ctx, u+m, op.Value, ttl)
-				trackMember(ctx, p, u+"ttl", m, ttl, false)
-				tracked(u + "ttl")
-			case store.OpMarkSeen:
-				m, ttl := seenMember(op.Key), ttlArg(op.TTL)
-				seen[i] = p.SetNX(ctx, u+m, "1", ttl)
-				trackMember(ctx, p, u+"ttl", m, ttl, true)
-				tracked(u + "ttl")
+			key := queueKey(u, op.Queue.Kind)
+			adds[i] = make([]*goredis.StringCmd, len(op.Payloads))
+			for j, pl := range op.Payloads {
+				adds[i][j] = p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"p", pl}})
 			}
+		case store.OpAck:
+			valid := make([]string, 0, len(op.IDs))
+			for _, id := range op.IDs {
+				if validID(id) {
+					valid = append(valid, id)
+				}
+			}
+			if len(valid) > 0 {
+				p.XDel(ctx, queueKey(u, op.Queue.Kind), valid...)
+			}
+		case store.OpPutMapping:
+			m, ttl := mapMember(op.NS, op.Key), ttlArg(op.TTL)
+			p.Set(ctx, u+m, op.Value, ttl)
+			trackMember(ctx, p, u+"ttl", m, ttl, false)
+			t.tracked(u + "ttl")
+		case store.OpMarkSeen:
+			m, ttl := seenMember(op.Key), ttlArg(op.TTL)
+			seen[i] = p.SetNX(ctx, u+m, "1", ttl)
+			trackMember(ctx, p, u+"ttl", m, ttl, true)
+			t.tracked(u + "ttl")
 		}
-		for _, k := range ttlKeys {
-			prune(ctx, p, k)
+	}
+}
+
+// groupTx queues batches for shared transactions (see the top of the
+// file).
+type groupTx struct {
+	mu      sync.Mutex
+	pending []*txReq
+	running bool // a transaction is in flight
+	txs     atomic.Int64
+}
+
+// txReq is one Apply waiting for a transaction.
+type txReq struct {
+	b    *store.Batch
+	adds [][]*goredis.StringCmd
+	seen []*goredis.BoolCmd
+	done chan error
+}
+
+// maxGroup bounds the batches of one shared transaction.
+const maxGroup = 256
+
+// Transactions returns how many MULTI/EXEC round trips Apply has sent on
+// one server (shared ones count once): what group commit saves, for
+// benchmarks and tests.
+func (s *Store) Transactions() int64 { return s.group.txs.Load() }
+
+// apply sends r in a transaction shared with concurrent callers and
+// returns r's own error once the transaction is done.
+func (g *groupTx) apply(ctx context.Context, s *Store, r *txReq) error {
+	r.done = make(chan error, 1)
+	g.mu.Lock()
+	g.pending = append(g.pending, r)
+	if g.running {
+		g.mu.Unlock()
+		return <-r.done
+	}
+	g.running = true
+	g.mu.Unlock()
+	// This caller sends until its own batch is done, then hands what is
+	// left to a goroutine so it does not wait for later callers.
+	ctx = context.WithoutCancel(ctx) // the transaction carries others' batches too
+	for {
+		g.round(ctx, s)
+		select {
+		case err := <-r.done:
+			g.mu.Lock()
+			if len(g.pending) == 0 {
+				g.running = false
+				g.mu.Unlock()
+			} else {
+				g.mu.Unlock()
+				go g.rest(ctx, s)
+			}
+			return err
+		default:
 		}
+	}
+}
+
+// rest sends transactions until nothing is pending.
+func (g *groupTx) rest(ctx context.Context, s *Store) {
+	for {
+		g.mu.Lock()
+		if len(g.pending) == 0 {
+			g.running = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		g.round(ctx, s)
+	}
+}
+
+// round sends up to maxGroup pending batches in one MULTI/EXEC and tells
+// each its result: the first error among its own commands (or the
+// pruning's, or the transaction's).
+func (g *groupTx) round(ctx context.Context, s *Store) {
+	g.mu.Lock()
+	n := min(len(g.pending), maxGroup)
+	reqs := g.pending[:n:n]
+	g.pending = g.pending[n:]
+	if len(g.pending) == 0 {
+		g.pending = nil
+	}
+	g.mu.Unlock()
+	if len(reqs) == 0 {
+		return
+	}
+	g.txs.Add(1)
+	ends := make([]int, len(reqs)) // each batch's commands end here
+	cmds, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		var t txWriter
+		for k, r := range reqs {
+			t.ops(ctx, s, p, r.b, allOps(r.b), r.adds, r.seen)
+			ends[k] = p.Len()
+		}
+		t.prune(ctx, p)
 		return nil
 	})
-	return err
+	if err == nil {
+		for _, r := range reqs {
+			r.done <- nil
+		}
+		return
+	}
+	// Which batch failed: its own commands' errors (go-redis sets every
+	// command's error when the transaction as a whole failed).
+	var pruneErr error
+	if last := ends[len(ends)-1]; last <= len(cmds) {
+		pruneErr = firstErr(cmds[last:])
+	}
+	start := 0
+	for k, r := range reqs {
+		e := err
+		if ends[k] <= len(cmds) {
+			if e = firstErr(cmds[start:ends[k]]); e == nil {
+				e = pruneErr
+			}
+		}
+		start = ends[k]
+		r.done <- e
+	}
+}
+
+func allOps(b *store.Batch) []int {
+	idx := make([]int, b.Len())
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+func firstErr(cmds []goredis.Cmder) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -75,7 +75,8 @@ type Options struct {
 type Store struct {
 	c       goredis.UniversalClient
 	prefix  string
-	cluster bool // c is a Cluster client: transactions cover one slot
+	cluster bool    // c is a Cluster client: transactions cover one slot
+	group   groupTx // shared transactions of Apply (batch.go)
 
 	closeOnce sync.Once
 	closeErr  error

@@ -1,0 +1,151 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/redistest"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+func openGroupTest(t *testing.T) *Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := Open(ctx, redistest.Start(t), Options{Prefix: "grp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newReq(b *store.Batch) *txReq {
+	return &txReq{b: b, adds: make([][]*goredis.StringCmd, b.Len()), seen: make([]*goredis.BoolCmd, b.Len())}
+}
+
+// TestSharedTransactionErrorsPerBatch puts three batches in one shared
+// transaction, the middle one failing in Redis (its queue key holds a
+// string, XADD answers WRONGTYPE): the other two are applied and told so,
+// only the middle one gets the error.
+func TestSharedTransactionErrorsPerBatch(t *testing.T) {
+	ctx := context.Background()
+	s := openGroupTest(t)
+	const br = "gw.example"
+	good1 := store.Queue{Bridge: br, JID: "a@example", Kind: store.Inbox}
+	bad := store.Queue{Bridge: br, JID: "b@example", Kind: store.Inbox}
+	good2 := store.Queue{Bridge: br, JID: "c@example", Kind: store.Inbox}
+	if err := s.c.Set(ctx, queueKey(s.user(br, bad.JID), bad.Kind), "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	reqs := []*txReq{
+		newReq((&store.Batch{}).Append(good1, []byte("one")).MarkSeen(br, good1.JID, "k", time.Hour)),
+		newReq((&store.Batch{}).Append(bad, []byte("lost")).PutMapping(br, bad.JID, "ns", "key", "v", time.Hour)),
+		newReq((&store.Batch{}).Append(good2, []byte("two"))),
+	}
+	g := &s.group
+	for _, r := range reqs {
+		r.done = make(chan error, 1)
+		g.pending = append(g.pending, r)
+	}
+	txs := g.txs.Load()
+	g.round(ctx, s)
+	if n := g.txs.Load() - txs; n != 1 {
+		t.Fatalf("%d transactions for three pending batches, want 1", n)
+	}
+	for i, want := range []bool{true, false, true} {
+		err := <-reqs[i].done
+		if (err == nil) != want {
+			t.Errorf("batch %d: error %v, want ok=%v", i, err, want)
+		}
+	}
+	for _, c := range []struct {
+		q    store.Queue
+		want string
+	}{{good1, "one"}, {good2, "two"}} {
+		es, err := s.Read(ctx, c.q, "", 10)
+		if err != nil || len(es) != 1 || string(es[0].Payload) != c.want {
+			t.Errorf("%s: %v, %v; want one entry %q", c.q.JID, es, err, c.want)
+		}
+	}
+	if seen := reqs[0].seen[1]; seen == nil || !seen.Val() {
+		t.Errorf("MarkSeen of the first batch not reported new: %v", seen)
+	}
+}
+
+// TestConcurrentApplyShareTransactions: many goroutines applying batches at
+// once get exactly what one-by-one calls would give (ids in order, one
+// "new" per seen key), in fewer transactions than calls.
+func TestConcurrentApplyShareTransactions(t *testing.T) {
+	ctx := context.Background()
+	s := openGroupTest(t)
+	const br, workers, each = "gw.example", 32, 20
+	txs := s.Transactions()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	newMarks := make([]int, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := store.Queue{Bridge: br, JID: fmt.Sprintf("u%d@example", w%8), Kind: store.Outbox}
+			for i := range each {
+				var b store.Batch
+				b.Append(q, fmt.Appendf(nil, "%d-%d", w, i))
+				b.MarkSeen(br, "shared@example", fmt.Sprintf("key%d", i), time.Hour) // every worker marks the same keys
+				res, err := s.Apply(ctx, &b)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(res.IDs[0]) != 1 || res.IDs[0][0] == "" {
+					errs <- fmt.Errorf("worker %d: append ids %v", w, res.IDs[0])
+					return
+				}
+				if res.Seen[1] {
+					newMarks[w]++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range newMarks {
+		total += n
+	}
+	if total != each {
+		t.Errorf("%d seen marks reported new, want %d (one per key)", total, each)
+	}
+	// Each worker's entries are in its user's queue, in its order.
+	for u := range 8 {
+		q := store.Queue{Bridge: br, JID: fmt.Sprintf("u%d@example", u), Kind: store.Outbox}
+		es, err := s.Read(ctx, q, "", workers*each)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != workers/8*each {
+			t.Fatalf("%s: %d entries, want %d", q.JID, len(es), workers/8*each)
+		}
+		next := map[int]int{}
+		for _, e := range es {
+			var w, i int
+			if _, err := fmt.Sscanf(string(e.Payload), "%d-%d", &w, &i); err != nil || i != next[w] {
+				t.Fatalf("%s: entry %q out of order (want %d-%d)", q.JID, e.Payload, w, next[w])
+			}
+			next[w]++
+		}
+	}
+	if n := s.Transactions() - txs; n >= workers*each {
+		t.Errorf("%d transactions for %d concurrent Apply calls: none shared", n, workers*each)
+	} else {
+		t.Logf("%d Apply calls in %d transactions", workers*each, n)
+	}
+}
