@@ -91,6 +91,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if uo.Protocol == 0 {
+		// RESP2 unless the URL asks for 3 (protocol=3): the store uses
+		// nothing of RESP3, and go-redis's RESP3 client looks for push
+		// notifications around every reply (6 % of the gateway's CPU per
+		// echoed message on Redis).
+		uo.Protocol = 2
+	}
 	s, err := New(goredis.NewUniversalClient(uo), opts)
 	if err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ import (
 // read_timeout, write_timeout (a Go duration, or a whole number of seconds),
 // pool_size, max_retries, client_name, protocol (2 or 3); Sentinel also db,
 // sentinel_username and sentinel_password. An unknown option is an error.
+// The protocol is RESP2 unless protocol=3 is given (Open).
 // IPv6 hosts are written in brackets: [::1]:26379.
 func ParseURL(raw string) (*goredis.UniversalOptions, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
