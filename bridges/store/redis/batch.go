@@ -24,6 +24,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/store"
 	goredis "github.com/redis/go-redis/v9"
@@ -81,7 +82,7 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 		_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			var t txWriter
 			t.ops(ctx, s, p, b, g, adds, seen)
-			t.prune(ctx, p)
+			t.end(ctx, p)
 			return nil
 		})
 		if err != nil {
@@ -109,23 +110,47 @@ func batchResult(res *store.BatchResult, adds [][]*goredis.StringCmd, seen []*go
 }
 
 // txWriter writes batches into one MULTI/EXEC: per transaction, not per
-// operation, one queue-set SADD per queue and one pruning of each ttl
-// zset, after all its members.
+// operation, one queue-set SADD per queue, one ZADD per ttl zset (and
+// kind: plain for mappings, GT for seen marks) with all its members, and
+// one pruning of each ttl zset after them.
 type txWriter struct {
-	queues  map[store.Queue]bool
-	ttlKeys []string
+	queues map[store.Queue]bool
+	ttl    []ttlMembers
 }
 
-func (t *txWriter) tracked(key string) {
-	if !slices.Contains(t.ttlKeys, key) {
-		t.ttlKeys = append(t.ttlKeys, key)
+// ttlMembers are the members one ZADD adds to a ttl zset.
+type ttlMembers struct {
+	key     string
+	gt      bool
+	members []goredis.Z
+}
+
+// track records that member of the zset key expires after ttl.
+func (t *txWriter) track(key, member string, ttl time.Duration, gt bool) {
+	z := goredis.Z{Score: ttlScore(ttl), Member: member}
+	for i := range t.ttl {
+		if t.ttl[i].key == key && t.ttl[i].gt == gt {
+			t.ttl[i].members = append(t.ttl[i].members, z)
+			return
+		}
 	}
+	t.ttl = append(t.ttl, ttlMembers{key: key, gt: gt, members: []goredis.Z{z}})
 }
 
-// prune ends the transaction's commands: the ttl zsets' pruning.
-func (t *txWriter) prune(ctx context.Context, p goredis.Pipeliner) {
-	for _, k := range t.ttlKeys {
-		prune(ctx, p, k)
+// end ends the transaction's commands: the ttl zsets' additions, then
+// their pruning.
+func (t *txWriter) end(ctx context.Context, p goredis.Pipeliner) {
+	for _, m := range t.ttl {
+		if m.gt {
+			p.ZAddGT(ctx, m.key, m.members...)
+		} else {
+			p.ZAdd(ctx, m.key, m.members...)
+		}
+	}
+	for i, m := range t.ttl {
+		if !slices.ContainsFunc(t.ttl[:i], func(o ttlMembers) bool { return o.key == m.key }) {
+			prune(ctx, p, m.key)
+		}
 	}
 }
 
@@ -162,13 +187,12 @@ func (t *txWriter) ops(ctx context.Context, s *Store, p goredis.Pipeliner, b *st
 		case store.OpPutMapping:
 			m, ttl := mapMember(op.NS, op.Key), ttlArg(op.TTL)
 			p.Set(ctx, u+m, op.Value, ttl)
-			trackMember(ctx, p, u+"ttl", m, ttl, false)
-			t.tracked(u + "ttl")
+			t.track(u+"ttl", m, ttl, false)
 		case store.OpMarkSeen:
 			m, ttl := seenMember(op.Key), ttlArg(op.TTL)
 			seen[i] = p.SetNX(ctx, u+m, "1", ttl)
-			trackMember(ctx, p, u+"ttl", m, ttl, true)
-			t.tracked(u + "ttl")
+			// GT: when the mark already exists, never shorten its tracking.
+			t.track(u+"ttl", m, ttl, true)
 		}
 	}
 }
@@ -268,7 +292,7 @@ func (g *groupTx) round(ctx context.Context, s *Store) {
 			t.ops(ctx, s, p, r.b, allOps(r.b), r.adds, r.seen)
 			ends[k] = p.Len()
 		}
-		t.prune(ctx, p)
+		t.end(ctx, p)
 		return nil
 	})
 	if err == nil {

@@ -3,10 +3,12 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/redistest"
 	goredis "github.com/redis/go-redis/v9"
@@ -147,5 +149,59 @@ func TestConcurrentApplyShareTransactions(t *testing.T) {
 		t.Errorf("%d transactions for %d concurrent Apply calls: none shared", n, workers*each)
 	} else {
 		t.Logf("%d Apply calls in %d transactions", workers*each, n)
+	}
+}
+
+// TestBatchTracksEveryMember: a batch's mappings and seen marks, gathered
+// into one ZADD per ttl zset and kind, are all tracked (so DeleteAccount
+// finds them), a seen mark's tracking is never shortened (GT), and
+// another user's zset gets only its own members.
+func TestBatchTracksEveryMember(t *testing.T) {
+	ctx := context.Background()
+	m := miniredis.RunT(t)
+	s, err := Open(ctx, "redis://"+m.Addr(), Options{Prefix: "jg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if ok, err := s.MarkSeen(ctx, "b", "u", "forever", 0); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	var b store.Batch
+	for i := range 5 {
+		b.PutMapping("b", "u", "ns", fmt.Sprint(i), "v", time.Hour)
+	}
+	b.MarkSeen("b", "u", "forever", time.Millisecond) // must stay +inf
+	b.MarkSeen("b", "u", "new", time.Hour)
+	b.PutMapping("b", "other", "ns", "x", "v", 0)
+	if _, err := s.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	members, err := m.ZMembers("jg:{b|u}:ttl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"map:ns:0", "map:ns:1", "map:ns:2", "map:ns:3", "map:ns:4", "seen:new", "seen:forever"}
+	if len(members) != len(want) {
+		t.Errorf("ttl zset of u = %q, want the members %q", members, want)
+	}
+	for _, w := range want {
+		if _, err := m.ZScore("jg:{b|u}:ttl", w); err != nil {
+			t.Errorf("%s not tracked: %v", w, err)
+		}
+	}
+	if score, _ := m.ZScore("jg:{b|u}:ttl", "seen:forever"); score < 1e300 {
+		t.Errorf("tracking of a permanent seen mark shortened to %v", score)
+	}
+	if other, _ := m.ZMembers("jg:{b|other}:ttl"); len(other) != 1 || other[0] != "map:ns:x" {
+		t.Errorf("ttl zset of other = %q", other)
+	}
+	if err := s.DeleteAccount(ctx, "b", "u"); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range m.Keys() {
+		if strings.HasPrefix(k, "jg:{b|u}:") {
+			t.Errorf("key %s left after DeleteAccount", k)
+		}
 	}
 }

@@ -510,19 +510,24 @@ func track(ctx context.Context, p goredis.Pipeliner, ttlKey, member string, ttl 
 	prune(ctx, p, ttlKey)
 }
 
-// trackMember is track without the pruning: a batch prunes each ttl zset
-// once, after all its members (applyTx).
+// trackMember is track without the pruning (batches gather their members:
+// txWriter).
 func trackMember(ctx context.Context, p goredis.Pipeliner, ttlKey, member string, ttl time.Duration, gt bool) {
-	score := math.Inf(1)
-	if ttl > 0 {
-		score = float64(time.Now().Add(ttl).UnixMilli())
-	}
-	z := goredis.Z{Score: score, Member: member}
+	z := goredis.Z{Score: ttlScore(ttl), Member: member}
 	if gt {
 		p.ZAddGT(ctx, ttlKey, z)
 	} else {
 		p.ZAdd(ctx, ttlKey, z)
 	}
+}
+
+// ttlScore is a ttl zset member's score: when it expires, in Unix
+// milliseconds; +inf for no expiry.
+func ttlScore(ttl time.Duration) float64 {
+	if ttl <= 0 {
+		return math.Inf(1)
+	}
+	return float64(time.Now().Add(ttl).UnixMilli())
 }
 
 // prune removes the members of a ttl zset that expired more than
