@@ -64,7 +64,6 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"github.com/jabbergate/jabbergate/bridges/jidmap"
 	"github.com/jabbergate/jabbergate/bridges/media"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/vault"
@@ -180,6 +179,7 @@ func (nopObserver) Sessions(int)                    {}
 type Bridge struct {
 	opts    Options
 	domain  string
+	jids    jidCache // addresses parsed and rendered per stanza (jidcache.go)
 	info    legacy.Info
 	st      store.Store
 	log     *slog.Logger
@@ -434,20 +434,22 @@ func (b *Bridge) dispatch(ctx context.Context, st *stanza.Element) {
 			b.reply(ctx, stanza.ErrorReply(st, stanza.NewError(stanza.InternalServerError, "the gateway failed on this stanza")))
 		}
 	}()
-	from, err := jid.Parse(st.From())
+	pf, err := b.jids.parse(st.From())
 	if err != nil {
 		b.log.Warn("stanza with invalid from dropped", "kind", st.Local, "err", err)
 		return
 	}
+	from := pf.j
 	// Errors about the address itself come from the gateway domain: the
 	// bad address cannot be a from, and one bad from closes the link.
-	to, err := jid.Parse(st.To())
+	pt, err := b.jids.parse(st.To())
 	if err != nil {
 		if r := stanza.ErrorReply(st, stanza.NewError(stanza.JIDMalformed, "the recipient address is not a valid JID")); r != nil {
 			b.reply(ctx, r.SetAttr("from", b.domain))
 		}
 		return
 	}
+	to := pt.j
 	if to.Domainpart() != b.domain {
 		if r := stanza.ErrorReply(st, stanza.NewError(stanza.ItemNotFound, "this gateway only serves "+b.domain)); r != nil {
 			b.reply(ctx, r.SetAttr("from", b.domain))
@@ -502,9 +504,15 @@ func (b *Bridge) SetAccess(allowedDomains, admins []string) {
 
 // contactJID returns the contact JID string for a legacy chat.
 func (b *Bridge) contactJID(chat legacy.ChatID) (string, error) {
-	j, err := jidmap.ContactJID(chat, b.domain)
+	return b.jids.contact(chat, b.domain)
+}
+
+// bareFull returns the bare and full string forms of the address raw of a
+// stanza being handled (parsed by dispatch, so cached).
+func (b *Bridge) bareFull(raw string) (bare, full string) {
+	p, err := b.jids.parse(raw)
 	if err != nil {
-		return "", err
+		return "", ""
 	}
-	return j.String(), nil
+	return p.bare, p.full
 }

@@ -89,7 +89,8 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 	if body == nil && retractID == "" && reactions == nil {
 		return // chat states, receipts, markers only: nothing to queue
 	}
-	u := b.getUser(from.Bare().String())
+	fromBare, fromFull := b.bareFull(st.From())
+	u := b.getUser(fromBare)
 	if u == nil {
 		b.reply(ctx, stanza.ErrorReply(st, stanza.NewError(stanza.RegistrationRequired,
 			"register with "+b.domain+" first (service discovery, or send \"help\" to "+b.domain+")")))
@@ -101,16 +102,17 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 			Text: to.Localpart() + " is not a valid " + b.info.DisplayName + " address: " + err.Error()}))
 		return
 	}
+	toBare, _ := b.bareFull(st.To())
 	originID := ""
 	if o := st.Child(nsSID, "origin-id"); o != nil {
 		originID = o.Attr("id")
 	}
 	e := outboxEntry{
 		Key:      newKey(),
-		From:     from.String(),
+		From:     fromFull,
 		ID:       st.ID(),
 		OriginID: originID,
-		To:       to.Bare().String(),
+		To:       toBare,
 		Chat:     string(chat),
 		Subject:  st.ChildText("", "subject"),
 		Thread:   st.ChildText("", "thread"),

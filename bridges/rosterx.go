@@ -46,7 +46,7 @@ func (b *Bridge) observeResource(st *stanza.Element, from, to jid.JID) {
 	if from.Resourcepart() == "" || from.Localpart() == "" {
 		return
 	}
-	bare, full := from.Bare().String(), from.String()
+	bare, full := b.bareFull(st.From())
 	switch st.Local {
 	case "presence":
 		switch st.Type() {
