@@ -328,8 +328,31 @@ func (b *Bridge) run(ctx context.Context) error {
 	}
 	users := b.snapshotUsers()
 	b.mu.Unlock()
+	// Which queues hold entries: one scan per kind instead of a read per
+	// user and queue (nil: unknown, every queue is read).
+	nonEmpty := map[store.QueueKind]map[string]bool{}
+	for _, k := range []store.QueueKind{store.Inbox, store.Outbox} {
+		qs, err := b.st.Queues(ctx, b.domain, k)
+		if err != nil {
+			b.log.Warn("cannot list the queues with entries; every user's are read", "err", err)
+			nonEmpty = nil
+			break
+		}
+		nonEmpty[k] = make(map[string]bool, len(qs))
+		for _, q := range qs {
+			nonEmpty[k][q.JID] = true
+		}
+	}
 	for _, u := range users {
-		for _, k := range []store.QueueKind{store.Inbox, store.Outbox} {
+		for i, k := range []store.QueueKind{store.Inbox, store.Outbox} {
+			if nonEmpty != nil && !nonEmpty[k][u.jid] {
+				// Empty now, and nothing appends to it before its
+				// worker starts without kicking it (memtail.go).
+				u.mu.Lock()
+				u.emptyAtStart[i] = b.cl == nil
+				u.mu.Unlock()
+				continue
+			}
 			if n, err := b.st.Len(ctx, store.Queue{Bridge: b.domain, JID: u.jid, Kind: k}); err == nil && n > 0 {
 				b.obs.QueueDepth(k, n)
 			}

@@ -319,9 +319,12 @@ func (b *Bridge) saveContact(ctx context.Context, u *user, ev legacy.Contact) er
 
 // drainInbox delivers the user's inbox to XMPP: write a batch, wait for the
 // barrier, then mark and remove it. Runs until ctx ends.
-func (b *Bridge) drainInbox(ctx context.Context, u *user) {
+func (b *Bridge) drainInbox(ctx context.Context, u *user, empty bool) {
 	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Inbox}
 	ready := u.inq.start()
+	if empty {
+		ready = u.inq.startEmpty()
+	}
 	defer u.inq.cool() // a restarted drainer starts from the store
 	for {
 		select {
@@ -350,8 +353,9 @@ func (b *Bridge) drainInbox(ctx context.Context, u *user) {
 }
 
 // drainBatch delivers one batch and returns how many entries it removed.
-// The delivered marks, the id maps written while rendering and the ack of
-// the whole batch are one commit (store.Apply), after the barrier.
+// The recv records written while rendering (msgrecord.go; they are the
+// delivery marks), the marks of entries that are not messages and the ack
+// of the whole batch are one commit (store.Apply), after the barrier.
 func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, error) {
 	entries, err := b.nextInbox(ctx, u, q)
 	if err != nil || len(entries) == 0 {

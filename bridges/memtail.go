@@ -54,6 +54,30 @@ func (m *memTail[T]) start() <-chan struct{} {
 	return m.ready
 }
 
+// startEmpty is start for a queue known to be empty when the worker
+// starts (Bridge.run's snapshot of the store, taken before anything could
+// be appended: while the tail is not warm, every append kicks the worker,
+// which then reads the store): the tail starts warm, so an idle user's
+// worker never reads the store.
+func (m *memTail[T]) startEmpty() <-chan struct{} {
+	ready := m.start()
+	m.mu.Lock()
+	m.warmLocked(nil)
+	m.mu.Unlock()
+	return ready
+}
+
+// wakeWarm wakes the worker of a warm tail and reports whether the tail
+// was warm.
+func (m *memTail[T]) wakeWarm() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.warm {
+		kick(m.ready)
+	}
+	return m.warm
+}
+
 // cool drops the in-memory tail: the next batch is read from the store.
 func (m *memTail[T]) cool() {
 	m.mu.Lock()

@@ -452,10 +452,13 @@ func newKey() string {
 }
 
 // runOutbox sends the user's queued messages in order until ctx ends.
-func (b *Bridge) runOutbox(ctx context.Context, u *user) {
+func (b *Bridge) runOutbox(ctx context.Context, u *user, empty bool) {
 	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Outbox}
 	defer b.outboxOldest(u, time.Time{}) // outbox age metric: no longer worked on
 	ready := u.outq.start()
+	if empty {
+		ready = u.outq.startEmpty()
+	}
 	defer u.outq.cool() // a restarted worker starts from the store
 	defer u.outq.acks.Wait()
 	for {

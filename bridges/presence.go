@@ -289,7 +289,12 @@ func (b *Bridge) linkUp(ctx context.Context, c *component.Conn) {
 	users := b.snapshotUsers()
 	b.mu.Unlock()
 	for _, u := range users {
-		kick(u.kickIn)
+		// A warm tail is complete in memory when this process is the
+		// store's only writer: every append it made since the tail got
+		// warm is in it. Its drainer is woken; the others read the store.
+		if b.cl != nil || !u.inq.wakeWarm() {
+			kick(u.kickIn)
+		}
 		u.mu.Lock()
 		sub := u.acct.Subscription
 		u.mu.Unlock()

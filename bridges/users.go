@@ -44,6 +44,9 @@ type user struct {
 	inBacklog atomic.Int64
 	inFull    atomic.Bool
 	outq      outboxMem // in-memory tail of the outbox (outbox.go)
+	// emptyAtStart: the inbox ([0]) and the outbox ([1]) were empty in
+	// the store when the bridge started (Bridge.run); guarded by mu.
+	emptyAtStart [2]bool
 }
 
 func (b *Bridge) newUser(a *store.Account) *user {
@@ -145,10 +148,20 @@ func (b *Bridge) runUser(u *user) {
 		}
 	}
 	go func() { defer end(); b.runSession(ctx, u, sess) }()
-	go func() { defer end(); b.drainInbox(ctx, u) }()
-	go func() { defer end(); b.runOutbox(ctx, u) }()
-	kick(u.kickIn)
-	kick(u.kickOut)
+	// Queues known to be empty (Bridge.run) are not read: an idle user's
+	// workers start without a store read (issue 8: 100 000 users).
+	u.mu.Lock()
+	emptyIn, emptyOut := u.emptyAtStart[0], u.emptyAtStart[1]
+	u.emptyAtStart = [2]bool{} // the first start only
+	u.mu.Unlock()
+	go func() { defer end(); b.drainInbox(ctx, u, emptyIn) }()
+	go func() { defer end(); b.runOutbox(ctx, u, emptyOut) }()
+	if !emptyIn {
+		kick(u.kickIn)
+	}
+	if !emptyOut {
+		kick(u.kickOut)
+	}
 }
 
 // stopUser stops a user's goroutines and waits for them.
