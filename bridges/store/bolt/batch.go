@@ -16,7 +16,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,11 +27,9 @@ var _ store.Batcher = (*Store)(nil)
 
 // groupCommit queues write requests for shared transactions.
 type groupCommit struct {
-	mu      sync.Mutex
-	pending []*commitReq
-	running bool        // a committer is active
-	lazy    *time.Timer // commits deferred requests nobody took along
-	commits atomic.Int64
+	store.Group[*commitReq]
+	lazyArmed atomic.Bool // a timer will commit deferred requests nobody took along
+	commits   atomic.Int64
 }
 
 // Commits returns how many write transactions Apply has committed (shared
@@ -64,91 +61,34 @@ type commitReq struct {
 // maxGroup bounds the requests of one shared transaction.
 const maxGroup = 256
 
-// commit runs fn in a write transaction, shared with concurrent callers,
-// and returns once that transaction is durable (or failed).
+// commit runs fn in a write transaction, shared with concurrent callers
+// (store.Group), and returns once that transaction is durable (or failed).
 func (s *Store) commit(fn func(tx *bbolt.Tx) error, deferred bool) error {
 	g := &s.gc
 	r := &commitReq{fn: fn, done: make(chan error, 1)}
-	g.mu.Lock()
-	g.pending = append(g.pending, r)
-	if g.running {
-		g.mu.Unlock()
-		return <-r.done
+	lead, running := g.Join(r, !deferred)
+	switch {
+	case lead:
+		return g.Lead(r.done, maxGroup, s.commitRound)
+	case !running && g.lazyArmed.CompareAndSwap(false, true):
+		// Deferred with no commit to join: a timer commits it if no
+		// other caller starts one first.
+		time.AfterFunc(DeferDelay, s.commitDeferred)
 	}
-	if deferred {
-		// Wait for another caller's commit to take it along; the timer
-		// commits it if none comes.
-		if g.lazy == nil {
-			g.lazy = time.AfterFunc(DeferDelay, s.commitDeferred)
-		}
-		g.mu.Unlock()
-		return <-r.done
-	}
-	g.running = true
-	g.mu.Unlock()
-	// This caller commits until its own request is done, then hands what
-	// is left to a goroutine so it does not wait for later callers.
-	for {
-		s.commitRound()
-		select {
-		case err := <-r.done:
-			g.mu.Lock()
-			if len(g.pending) == 0 {
-				g.running = false
-				g.mu.Unlock()
-			} else {
-				g.mu.Unlock()
-				go s.commitRest()
-			}
-			return err
-		default:
-		}
-	}
+	return <-r.done
 }
 
 // commitDeferred commits deferred requests that no other commit took.
 func (s *Store) commitDeferred() {
-	g := &s.gc
-	g.mu.Lock()
-	g.lazy = nil
-	if g.running || len(g.pending) == 0 {
-		g.mu.Unlock()
-		return
-	}
-	g.running = true
-	g.mu.Unlock()
-	s.commitRest()
-}
-
-// commitRest commits until nothing is pending.
-func (s *Store) commitRest() {
-	g := &s.gc
-	for {
-		g.mu.Lock()
-		if len(g.pending) == 0 {
-			g.running = false
-			g.mu.Unlock()
-			return
-		}
-		g.mu.Unlock()
-		s.commitRound()
+	s.gc.lazyArmed.Store(false)
+	if s.gc.Claim() {
+		s.gc.Rest(maxGroup, s.commitRound)
 	}
 }
 
-// commitRound takes up to maxGroup pending requests and commits them.
-func (s *Store) commitRound() {
+// commitRound commits batch in one transaction.
+func (s *Store) commitRound(batch []*commitReq) {
 	g := &s.gc
-	g.mu.Lock()
-	n := min(len(g.pending), maxGroup)
-	batch := g.pending[:n:n]
-	g.pending = g.pending[n:]
-	if len(g.pending) == 0 {
-		g.pending = nil
-	}
-	g.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
 	g.commits.Add(1)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for _, r := range batch {

@@ -22,7 +22,6 @@ package redis
 import (
 	"context"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -200,10 +199,8 @@ func (t *txWriter) ops(ctx context.Context, s *Store, p goredis.Pipeliner, b *st
 // groupTx queues batches for shared transactions (see the top of the
 // file).
 type groupTx struct {
-	mu      sync.Mutex
-	pending []*txReq
-	running bool // a transaction is in flight
-	txs     atomic.Int64
+	store.Group[*txReq]
+	txs atomic.Int64
 }
 
 // txReq is one Apply waiting for a transaction.
@@ -226,64 +223,17 @@ func (s *Store) Transactions() int64 { return s.group.txs.Load() }
 // returns r's own error once the transaction is done.
 func (g *groupTx) apply(ctx context.Context, s *Store, r *txReq) error {
 	r.done = make(chan error, 1)
-	g.mu.Lock()
-	g.pending = append(g.pending, r)
-	if g.running {
-		g.mu.Unlock()
+	if lead, _ := g.Join(r, true); !lead {
 		return <-r.done
 	}
-	g.running = true
-	g.mu.Unlock()
-	// This caller sends until its own batch is done, then hands what is
-	// left to a goroutine so it does not wait for later callers.
 	ctx = context.WithoutCancel(ctx) // the transaction carries others' batches too
-	for {
-		g.round(ctx, s)
-		select {
-		case err := <-r.done:
-			g.mu.Lock()
-			if len(g.pending) == 0 {
-				g.running = false
-				g.mu.Unlock()
-			} else {
-				g.mu.Unlock()
-				go g.rest(ctx, s)
-			}
-			return err
-		default:
-		}
-	}
+	return g.Lead(r.done, maxGroup, func(reqs []*txReq) { g.round(ctx, s, reqs) })
 }
 
-// rest sends transactions until nothing is pending.
-func (g *groupTx) rest(ctx context.Context, s *Store) {
-	for {
-		g.mu.Lock()
-		if len(g.pending) == 0 {
-			g.running = false
-			g.mu.Unlock()
-			return
-		}
-		g.mu.Unlock()
-		g.round(ctx, s)
-	}
-}
-
-// round sends up to maxGroup pending batches in one MULTI/EXEC and tells
-// each its result: the first error among its own commands (or the
-// pruning's, or the transaction's).
-func (g *groupTx) round(ctx context.Context, s *Store) {
-	g.mu.Lock()
-	n := min(len(g.pending), maxGroup)
-	reqs := g.pending[:n:n]
-	g.pending = g.pending[n:]
-	if len(g.pending) == 0 {
-		g.pending = nil
-	}
-	g.mu.Unlock()
-	if len(reqs) == 0 {
-		return
-	}
+// round sends reqs in one MULTI/EXEC and tells each its result: the
+// first error among its own commands (or the pruning's, or the
+// transaction's).
+func (g *groupTx) round(ctx context.Context, s *Store, reqs []*txReq) {
 	g.txs.Add(1)
 	ends := make([]int, len(reqs)) // each batch's commands end here
 	cmds, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {

@@ -52,12 +52,11 @@ func TestSharedTransactionErrorsPerBatch(t *testing.T) {
 	g := &s.group
 	for _, r := range reqs {
 		r.done = make(chan error, 1)
-		g.pending = append(g.pending, r)
 	}
 	txs := g.txs.Load()
-	g.round(ctx, s)
+	g.round(ctx, s, reqs)
 	if n := g.txs.Load() - txs; n != 1 {
-		t.Fatalf("%d transactions for three pending batches, want 1", n)
+		t.Fatalf("%d transactions for three batches, want 1", n)
 	}
 	for i, want := range []bool{true, false, true} {
 		err := <-reqs[i].done
