@@ -35,7 +35,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 ## bench: Go benchmarks (stanza, jidmap, stores, the bridge's message paths on bolt and Redis), then
-## jgbench end to end against real Prosody and ejabberd, gateway vs. the limit component (about 1.5–3 min).
+## jgbench end to end against real Prosody and ejabberd, gateway vs. the limit component (about 2–3.5 min).
 ## Method and figures: docs/performance.md.
 BENCH_FLAGS ?= -n 20000 -msgn 1000 -warm 2000 -window 64 -runs 1
 bench: deps build

@@ -343,6 +343,9 @@ func (b *Bridge) run(ctx context.Context) error {
 			nonEmpty[k][q.JID] = true
 		}
 	}
+	if nonEmpty != nil && len(nonEmpty[store.Inbox])+len(nonEmpty[store.Outbox]) > 0 {
+		b.log.Info("resuming queued messages", "inboxes", len(nonEmpty[store.Inbox]), "outboxes", len(nonEmpty[store.Outbox]))
+	}
 	for _, u := range users {
 		for i, k := range []store.QueueKind{store.Inbox, store.Outbox} {
 			if nonEmpty != nil && !nonEmpty[k][u.jid] {
