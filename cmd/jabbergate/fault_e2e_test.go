@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -338,6 +339,8 @@ type faultResult struct {
 	Duplicated  int // the same message shown twice to the user (distinct ids)
 	Redelivered int // copies with an id already seen, dropped by dedupe
 	OutOfOrder  int
+	Late        []int // indexes that arrived after a higher one (OutOfOrder)
+	Ahead       []int // for each of the first Late: the highest index seen before it
 	Missing     []int // indexes of the lost messages
 	// Bounced is how many messages the XMPP server refused with an error
 	// to the gateway (the user was offline and the server keeps no
@@ -363,6 +366,9 @@ func (r faultResult) log(t *testing.T, fault string) {
 	}
 	if r.Lost > r.Bounced+r.DroppedAtStop || r.Duplicated != 0 || r.OutOfOrder != 0 {
 		t.Errorf("fault %s, stream %s: %d lost (%s), %d duplicated, %d out of order (of %d)", fault, r.Stream, r.Lost, faultRanges(r.Missing), r.Duplicated, r.OutOfOrder, r.Sent)
+		if r.OutOfOrder > 0 {
+			t.Logf("arrived late: %s; the first of them after %v", faultRanges(slices.Sorted(slices.Values(r.Late))), r.Ahead)
+		}
 	}
 }
 
@@ -395,11 +401,20 @@ func (v *faultView) result(stream, from string, n int, format func(int) string) 
 			continue
 		}
 		if i < last {
-			r.OutOfOrder++
+			r.late(i, last)
 		}
 		last = max(last, i)
 	}
 	return r
+}
+
+// late records that message i arrived after message last.
+func (r *faultResult) late(i, last int) {
+	r.OutOfOrder++
+	r.Late = append(r.Late, i)
+	if len(r.Ahead) < 5 {
+		r.Ahead = append(r.Ahead, last)
+	}
 }
 
 // faultSentResult checks what the fake service received: n messages with texts
@@ -418,7 +433,7 @@ func faultSentResult(stream string, sent []faultnet.Message, n int, format func(
 			keys[m.Text] = map[string]int{}
 			if i, ok := want[m.Text]; ok {
 				if i < last {
-					r.OutOfOrder++
+					r.late(i, last)
 				}
 				last = max(last, i)
 			}
