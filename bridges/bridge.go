@@ -485,6 +485,7 @@ func (b *Bridge) dispatch(ctx context.Context, st *stanza.Element) {
 	if !b.admit(ctx, st, from) { // own-domain from, foreign domains, rate limit (ratelimit.go)
 		return
 	}
+	b.observeResource(st, pf, to) // XEP-0144 targets: the user's resources (rosterx.go)
 	if b.interceptPrivileged(ctx, st, from, to) {
 		return
 	}
@@ -494,7 +495,7 @@ func (b *Bridge) dispatch(ctx context.Context, st *stanza.Element) {
 	case "presence":
 		b.handlePresence(ctx, st, from, to)
 	case "message":
-		b.handleMessage(ctx, st, from, to)
+		b.handleMessage(ctx, st, pf, pt)
 	default:
 		b.log.Debug("unknown top-level element ignored", "name", st.Local)
 	}
@@ -531,14 +532,4 @@ func (b *Bridge) SetAccess(allowedDomains, admins []string) {
 // contactJID returns the contact JID string for a legacy chat.
 func (b *Bridge) contactJID(chat legacy.ChatID) (string, error) {
 	return b.jids.contact(chat, b.domain)
-}
-
-// bareFull returns the bare and full string forms of the address raw of a
-// stanza being handled (parsed by dispatch, so cached).
-func (b *Bridge) bareFull(raw string) (bare, full string) {
-	p, err := b.jids.parse(raw)
-	if err != nil {
-		return "", ""
-	}
-	return p.bare, p.full
 }

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"mellium.im/xmpp/jid"
-
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
@@ -60,10 +58,11 @@ const mapOutSeen = "out-origin" // origin-id of an enqueued message → "1", to 
 // user's best-effort worker and never queued; corrections, retractions and
 // reactions are queued in the durable outbox behind the messages they refer
 // to; a body without any of those is an ordinary message (possibly a reply).
-func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to jid.JID) {
+func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, pf, pt *parsedJID) {
+	from, to := pf.j, pt.j
 	switch st.Type() {
 	case "error":
-		b.log.Info("error message from the XMPP side", "user", jidmap.OwnerKey(b.domain, from.Bare().String()), "to", to.Localpart() != "", "error", stanza.ParseError(st))
+		b.log.Info("error message from the XMPP side", "user", jidmap.OwnerKey(b.domain, pf.bare), "to", to.Localpart() != "", "error", stanza.ParseError(st))
 		return
 	case "groupchat":
 		b.reply(ctx, stanza.ErrorReply(st, stanza.NewError(stanza.ServiceUnavailable, "this gateway has no group chats yet")))
@@ -89,8 +88,7 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 	if body == nil && retractID == "" && reactions == nil {
 		return // chat states, receipts, markers only: nothing to queue
 	}
-	fromBare, fromFull := b.bareFull(st.From())
-	u := b.getUser(fromBare)
+	u := b.getUser(pf.bare)
 	if u == nil {
 		b.reply(ctx, stanza.ErrorReply(st, stanza.NewError(stanza.RegistrationRequired,
 			"register with "+b.domain+" first (service discovery, or send \"help\" to "+b.domain+")")))
@@ -102,17 +100,16 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, from, to
 			Text: to.Localpart() + " is not a valid " + b.info.DisplayName + " address: " + err.Error()}))
 		return
 	}
-	toBare, _ := b.bareFull(st.To())
 	originID := ""
 	if o := st.Child(nsSID, "origin-id"); o != nil {
 		originID = o.Attr("id")
 	}
 	e := outboxEntry{
 		Key:      newKey(),
-		From:     fromFull,
+		From:     pf.full,
 		ID:       st.ID(),
 		OriginID: originID,
-		To:       toBare,
+		To:       pt.bare,
 		Chat:     string(chat),
 		Subject:  st.ChildText("", "subject"),
 		Thread:   st.ChildText("", "thread"),

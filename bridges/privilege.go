@@ -101,10 +101,8 @@ func (b *Bridge) privOf() *privState { return b.priv }
 // XEP-0356 that are not addressed to a user-facing entity: the server's
 // privilege advertisement, roster pushes, and the reflection of messages
 // the gateway itself sent through the message permission. It reports
-// whether st was consumed. It also notes the user's resources for XEP-0144
-// (observeResource), without consuming anything.
+// whether st was consumed.
 func (b *Bridge) interceptPrivileged(ctx context.Context, st *stanza.Element, from, to jid.JID) bool {
-	b.observeResource(st, from, to)
 	switch st.Local {
 	case "message":
 		if from.Localpart() == "" && from.Resourcepart() == "" && to.Localpart() == "" {

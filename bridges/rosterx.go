@@ -42,11 +42,11 @@ type resourceInfo struct {
 
 // observeResource records the user's resources from stanzas that pass
 // through dispatch; it never consumes them.
-func (b *Bridge) observeResource(st *stanza.Element, from, to jid.JID) {
-	if from.Resourcepart() == "" || from.Localpart() == "" {
+func (b *Bridge) observeResource(st *stanza.Element, from *parsedJID, to jid.JID) {
+	if from.j.Resourcepart() == "" || from.j.Localpart() == "" {
 		return
 	}
-	bare, full := b.bareFull(st.From())
+	bare, full := from.bare, from.full
 	switch st.Local {
 	case "presence":
 		switch st.Type() {
