@@ -1,9 +1,7 @@
 package component
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -35,17 +33,7 @@ func TestSendFromHandlerWritesBursts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns := make(chan *gatedConn, 10)
-	d := &net.Dialer{}
-	l.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nc, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		g := &gatedConn{Conn: nc, gate: make(chan struct{}), held: make(chan struct{})}
-		conns <- g
-		return g, nil
-	}
+	conns := dialGated(l)
 	runLink(t, l)
 	if _, err := l.WaitUp(ctxT(t)); err != nil {
 		t.Fatal(err)

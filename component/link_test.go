@@ -210,6 +210,23 @@ type gatedConn struct {
 	held   chan struct{}
 }
 
+// dialGated makes l dial through gatedConns, handed over on the channel
+// it returns as they are made.
+func dialGated(l *Link) <-chan *gatedConn {
+	conns := make(chan *gatedConn, 10)
+	d := &net.Dialer{}
+	l.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		g := &gatedConn{Conn: nc, gate: make(chan struct{}), held: make(chan struct{})}
+		conns <- g
+		return g, nil
+	}
+	return conns
+}
+
 func (g *gatedConn) Write(p []byte) (int, error) {
 	g.writes.Add(1)
 	if g.armed.CompareAndSwap(true, false) {
@@ -227,17 +244,7 @@ func TestBatchingWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns := make(chan *gatedConn, 10)
-	d := &net.Dialer{}
-	l.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nc, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		g := &gatedConn{Conn: nc, gate: make(chan struct{}), held: make(chan struct{})}
-		conns <- g
-		return g, nil
-	}
+	conns := dialGated(l)
 	runLink(t, l)
 	c, err := l.WaitUp(ctxT(t))
 	if err != nil {
@@ -300,17 +307,7 @@ func TestWriteQueueBackPressure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns := make(chan *gatedConn, 10)
-	d := &net.Dialer{}
-	l.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nc, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		g := &gatedConn{Conn: nc, gate: make(chan struct{}), held: make(chan struct{})}
-		conns <- g
-		return g, nil
-	}
+	conns := dialGated(l)
 	runLink(t, l)
 	c, err := l.WaitUp(ctxT(t))
 	if err != nil {
