@@ -504,21 +504,12 @@ func (s *Store) Queues(ctx context.Context, bridge string, kind store.QueueKind)
 const pruneMargin = time.Minute
 
 // track adds member to the user's ttl zset with the expiry of ttl, and
-// prunes long-expired members. gt keeps a later existing score.
+// prunes long-expired members (a transaction of one operation: txWriter).
+// gt keeps a later existing score.
 func track(ctx context.Context, p goredis.Pipeliner, ttlKey, member string, ttl time.Duration, gt bool) {
-	trackMember(ctx, p, ttlKey, member, ttl, gt)
-	prune(ctx, p, ttlKey)
-}
-
-// trackMember is track without the pruning (batches gather their members:
-// txWriter).
-func trackMember(ctx context.Context, p goredis.Pipeliner, ttlKey, member string, ttl time.Duration, gt bool) {
-	z := goredis.Z{Score: ttlScore(ttl), Member: member}
-	if gt {
-		p.ZAddGT(ctx, ttlKey, z)
-	} else {
-		p.ZAdd(ctx, ttlKey, z)
-	}
+	var t txWriter
+	t.track(ttlKey, member, ttl, gt)
+	t.end(ctx, p)
 }
 
 // ttlScore is a ttl zset member's score: when it expires, in Unix
