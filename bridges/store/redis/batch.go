@@ -153,46 +153,57 @@ func (t *txWriter) end(ctx context.Context, p goredis.Pipeliner) {
 	}
 }
 
-// ops writes the operations idx of b, recording the commands whose
-// replies Apply returns in adds and seen.
+// ops writes the operations idx of b (nil: all of them), recording the
+// commands whose replies Apply returns in adds and seen.
 func (t *txWriter) ops(ctx context.Context, s *Store, p goredis.Pipeliner, b *store.Batch, idx []int, adds [][]*goredis.StringCmd, seen []*goredis.BoolCmd) {
-	for _, i := range idx {
-		op := b.Ops[i]
-		u := s.user(op.Queue.Bridge, op.Queue.JID)
-		switch op.Kind {
-		case store.OpAppend:
-			if !s.cluster && !t.queues[op.Queue] {
-				if t.queues == nil {
-					t.queues = map[store.Queue]bool{}
-				}
-				t.queues[op.Queue] = true
-				p.SAdd(ctx, s.bridgeKey(op.Queue.Bridge, "queues:"+string(op.Queue.Kind)), op.Queue.JID)
-			}
-			key := queueKey(u, op.Queue.Kind)
-			adds[i] = make([]*goredis.StringCmd, len(op.Payloads))
-			for j, pl := range op.Payloads {
-				adds[i][j] = p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"p", pl}})
-			}
-		case store.OpAck:
-			valid := make([]string, 0, len(op.IDs))
-			for _, id := range op.IDs {
-				if validID(id) {
-					valid = append(valid, id)
-				}
-			}
-			if len(valid) > 0 {
-				p.XDel(ctx, queueKey(u, op.Queue.Kind), valid...)
-			}
-		case store.OpPutMapping:
-			m, ttl := mapMember(op.NS, op.Key), ttlArg(op.TTL)
-			p.Set(ctx, u+m, op.Value, ttl)
-			t.track(u+"ttl", m, ttl, false)
-		case store.OpMarkSeen:
-			m, ttl := seenMember(op.Key), ttlArg(op.TTL)
-			seen[i] = p.SetNX(ctx, u+m, "1", ttl)
-			// GT: when the mark already exists, never shorten its tracking.
-			t.track(u+"ttl", m, ttl, true)
+	if idx == nil {
+		for i := range b.Ops {
+			t.op(ctx, s, p, b, i, adds, seen)
 		}
+		return
+	}
+	for _, i := range idx {
+		t.op(ctx, s, p, b, i, adds, seen)
+	}
+}
+
+// op writes operation i of b.
+func (t *txWriter) op(ctx context.Context, s *Store, p goredis.Pipeliner, b *store.Batch, i int, adds [][]*goredis.StringCmd, seen []*goredis.BoolCmd) {
+	op := b.Ops[i]
+	u := s.user(op.Queue.Bridge, op.Queue.JID)
+	switch op.Kind {
+	case store.OpAppend:
+		if !s.cluster && !t.queues[op.Queue] {
+			if t.queues == nil {
+				t.queues = map[store.Queue]bool{}
+			}
+			t.queues[op.Queue] = true
+			p.SAdd(ctx, s.bridgeKey(op.Queue.Bridge, "queues:"+string(op.Queue.Kind)), op.Queue.JID)
+		}
+		key := queueKey(u, op.Queue.Kind)
+		adds[i] = make([]*goredis.StringCmd, len(op.Payloads))
+		for j, pl := range op.Payloads {
+			adds[i][j] = p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"p", pl}})
+		}
+	case store.OpAck:
+		valid := make([]string, 0, len(op.IDs))
+		for _, id := range op.IDs {
+			if validID(id) {
+				valid = append(valid, id)
+			}
+		}
+		if len(valid) > 0 {
+			p.XDel(ctx, queueKey(u, op.Queue.Kind), valid...)
+		}
+	case store.OpPutMapping:
+		m, ttl := mapMember(op.NS, op.Key), ttlArg(op.TTL)
+		p.Set(ctx, u+m, op.Value, ttl)
+		t.track(u+"ttl", m, ttl, false)
+	case store.OpMarkSeen:
+		m, ttl := seenMember(op.Key), ttlArg(op.TTL)
+		seen[i] = p.SetNX(ctx, u+m, "1", ttl)
+		// GT: when the mark already exists, never shorten its tracking.
+		t.track(u+"ttl", m, ttl, true)
 	}
 }
 
@@ -239,7 +250,7 @@ func (g *groupTx) round(ctx context.Context, s *Store, reqs []*txReq) {
 	cmds, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		var t txWriter
 		for k, r := range reqs {
-			t.ops(ctx, s, p, r.b, allOps(r.b), r.adds, r.seen)
+			t.ops(ctx, s, p, r.b, nil, r.adds, r.seen)
 			ends[k] = p.Len()
 		}
 		t.end(ctx, p)
@@ -268,14 +279,6 @@ func (g *groupTx) round(ctx context.Context, s *Store, reqs []*txReq) {
 		start = ends[k]
 		r.done <- e
 	}
-}
-
-func allOps(b *store.Batch) []int {
-	idx := make([]int, b.Len())
-	for i := range idx {
-		idx[i] = i
-	}
-	return idx
 }
 
 func firstErr(cmds []goredis.Cmder) error {
