@@ -321,10 +321,7 @@ func (b *Bridge) saveContact(ctx context.Context, u *user, ev legacy.Contact) er
 // barrier, then mark and remove it. Runs until ctx ends.
 func (b *Bridge) drainInbox(ctx context.Context, u *user, empty bool) {
 	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Inbox}
-	ready := u.inq.start()
-	if empty {
-		ready = u.inq.startEmpty()
-	}
+	ready := u.inq.start(empty)
 	defer u.inq.cool() // a restarted drainer starts from the store
 	for {
 		select {

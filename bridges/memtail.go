@@ -43,28 +43,19 @@ func (m *memTail[T]) pushLocked(e T, max int) bool {
 	return true
 }
 
-// start makes the tail cold and returns its ready channel (worker start).
-func (m *memTail[T]) start() <-chan struct{} {
+// start returns the tail's ready channel at a worker's start and makes
+// the tail cold — or, for a queue known to be empty (empty: Bridge.run's
+// snapshot of the store, taken before anything could be appended; while
+// the tail is not warm every append kicks the worker, which then reads the
+// store), warm, so an idle user's worker never reads the store.
+func (m *memTail[T]) start(empty bool) <-chan struct{} {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.warm, m.pending, m.lastCold = false, nil, nil
+	m.warm, m.pending, m.lastCold = empty, nil, nil
 	if m.ready == nil {
 		m.ready = make(chan struct{}, 1)
 	}
 	return m.ready
-}
-
-// startEmpty is start for a queue known to be empty when the worker
-// starts (Bridge.run's snapshot of the store, taken before anything could
-// be appended: while the tail is not warm, every append kicks the worker,
-// which then reads the store): the tail starts warm, so an idle user's
-// worker never reads the store.
-func (m *memTail[T]) startEmpty() <-chan struct{} {
-	ready := m.start()
-	m.mu.Lock()
-	m.warmLocked(nil)
-	m.mu.Unlock()
-	return ready
 }
 
 // wakeWarm wakes the worker of a warm tail and reports whether the tail

@@ -452,10 +452,7 @@ func newKey() string {
 func (b *Bridge) runOutbox(ctx context.Context, u *user, empty bool) {
 	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Outbox}
 	defer b.outboxOldest(u, time.Time{}) // outbox age metric: no longer worked on
-	ready := u.outq.start()
-	if empty {
-		ready = u.outq.startEmpty()
-	}
+	ready := u.outq.start(empty)
 	defer u.outq.cool() // a restarted worker starts from the store
 	defer u.outq.acks.Wait()
 	for {
