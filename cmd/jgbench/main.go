@@ -23,7 +23,7 @@
 // Usage:
 //
 //	jgbench [-servers prosody,ejabberd] [-kinds ping,disco,message]
-//	        [-n 20000] [-msgn 2000] [-warm 2000] [-warm-for 3s] [-window 64] [-runs 1]
+//	        [-n 20000] [-msgn 2000] [-warm 2000] [-warm-for 6s] [-window 64] [-runs 1]
 //	        [-users 8] [-gateway bin/jabbergate] [-store bolt|redis]
 //	        [-profile DIR [-profile-for 5s]]
 //	jgbench median < runs.jsonl
