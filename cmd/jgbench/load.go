@@ -28,37 +28,69 @@ func (r loadResult) pct(p float64) float64 {
 	return float64(r.Lat[i].Microseconds())
 }
 
-// loader drives one component connection: requests with ids q<seq> (iq)
-// or bodies jgb-<seq> (message), matched by id or body.
+// loader drives the load connections: one component connection, whose
+// requests carry from addresses (from[i%len]), or one c2s connection per
+// user, whose requests the server stamps (from is then empty). Request i
+// goes out on conns[i%len(conns)]; answers are matched by iq id q<seq> or
+// message body jgb-<seq>.
 type loader struct {
-	c      *compConn
-	from   []string // sender JIDs (full); request i uses from[i%len]
+	conns  []*compConn
+	c2s    bool
+	from   []string // component: sender JIDs (full); c2s: the users' bound JIDs
 	mu     sync.Mutex
 	sent   map[int]time.Time
 	onDone func(seq int, lat time.Duration, isErr bool)
 	other  func(el []byte) // stanzas that match no request
 }
 
-func newLoader(c *compConn, from []string) *loader {
-	l := &loader{c: c, from: from, sent: map[int]time.Time{}}
-	go l.read()
+// newLoader starts reading conns. c2s: the connections are users' c2s
+// streams (from: their bound JIDs); else one component connection and the
+// sender JIDs it writes in from.
+func newLoader(conns []*compConn, from []string, c2s bool) *loader {
+	l := &loader{conns: conns, c2s: c2s, from: from, sent: map[int]time.Time{}}
+	for _, c := range conns {
+		go l.read(c)
+	}
 	return l
 }
 
-func (l *loader) read() {
+// conn returns the connection that carries request seq.
+func (l *loader) conn(seq int) *compConn { return l.conns[seq%len(l.conns)] }
+
+// fromAttr is request seq's from attribute (with its leading space), or
+// "" on c2s streams, where the server stamps it.
+func (l *loader) fromAttr(seq int) string {
+	if l.c2s {
+		return ""
+	}
+	return " from='" + l.from[seq%len(l.from)] + "'"
+}
+
+// flushAll flushes every connection.
+func (l *loader) flushAll() {
+	for _, c := range l.conns {
+		c.flush()
+	}
+}
+
+func (l *loader) read(c *compConn) {
 	var buf []byte
 	var err error
 	for {
-		if buf, err = componenttest.SplitStanza(l.c.r, buf[:0]); err != nil {
+		if buf, err = componenttest.SplitStanza(c.r, buf[:0]); err != nil {
 			return
 		}
 		seq, isErr, ok := -1, false, false
 		switch {
 		case bytes.HasPrefix(buf, []byte("<iq")):
 			t := componenttest.RawAttr(buf, "type")
-			if t == "get" || t == "set" { // the gateway asking the "user": answer empty
-				out := fmt.Appendf(nil, "<iq type='result' id='%s' from='%s' to='%s'/>", componenttest.RawAttr(buf, "id"), componenttest.RawAttr(buf, "to"), componenttest.RawAttr(buf, "from"))
-				l.c.write(out, true)
+			if t == "get" || t == "set" { // the gateway (or server) asking the "user": answer empty
+				from := ""
+				if !l.c2s {
+					from = " from='" + componenttest.RawAttr(buf, "to") + "'"
+				}
+				out := fmt.Appendf(nil, "<iq type='result' id='%s'%s to='%s'/>", componenttest.RawAttr(buf, "id"), from, componenttest.RawAttr(buf, "from"))
+				c.write(out, true)
 				continue
 			}
 			if s, found := strings.CutPrefix(componenttest.RawAttr(buf, "id"), "q"); found {
@@ -93,14 +125,14 @@ func (l *loader) read() {
 
 // request renders request seq of kind to the component domain to.
 func (l *loader) request(kind, to string, seq int, contacts int) []byte {
-	from := l.from[seq%len(l.from)]
+	from := l.fromAttr(seq)
 	switch kind {
 	case "ping":
-		return fmt.Appendf(nil, "<iq type='get' id='q%d' from='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>", seq, from, to)
+		return fmt.Appendf(nil, "<iq type='get' id='q%d'%s to='%s'><ping xmlns='urn:xmpp:ping'/></iq>", seq, from, to)
 	case "disco":
-		return fmt.Appendf(nil, "<iq type='get' id='q%d' from='%s' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", seq, from, to)
+		return fmt.Appendf(nil, "<iq type='get' id='q%d'%s to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", seq, from, to)
 	default: // message
-		return fmt.Appendf(nil, "<message type='chat' id='m%d' from='%s' to='c%d@%s'><body>jgb-%d</body></message>", seq, from, seq%contacts, to, seq)
+		return fmt.Appendf(nil, "<message type='chat' id='m%d'%s to='c%d@%s'><body>jgb-%d</body></message>", seq, from, seq%contacts, to, seq)
 	}
 }
 
@@ -141,7 +173,7 @@ send:
 		select {
 		case <-slots:
 		default:
-			l.c.flush()
+			l.flushAll()
 			select {
 			case <-slots:
 			case <-deadline.C:
@@ -153,12 +185,12 @@ send:
 		l.mu.Lock()
 		l.sent[i] = time.Now()
 		l.mu.Unlock()
-		if err := l.c.write(req, false); err != nil {
+		if err := l.conn(i).write(req, false); err != nil {
 			timedOut = true
 			break
 		}
 	}
-	l.c.flush()
+	l.flushAll()
 	if !timedOut {
 		select {
 		case <-all:

@@ -1,13 +1,16 @@
 // Command jgbench is Jabbergate's end-to-end load tool.
 //
 // For each XMPP server kind it starts a private Prosody or ejabberd on
-// loopback (component/servertest), the jabbergate binary with the echo
-// network (bolt store, or -store redis: a redis-server it starts) as
-// echo.localhost, and its own "limit" component (a child process:
-// `jgbench limit`) as limit.localhost, plus same.localhost, the limit
-// answering disco#info with the gateway's own reply. It then connects as
-// another component, load.localhost, and drives, with at most -window
-// requests outstanding:
+// loopback (component/servertest) — or, with -attach, uses a server that is
+// already running — the jabbergate binary with the echo network (bolt
+// store, or -store redis: a redis-server it starts) as echo.localhost, and
+// its own "limit" component (a child process: `jgbench limit`) as
+// limit.localhost, plus same.localhost, the limit answering disco#info with
+// the gateway's own reply. The load comes either from another component,
+// load.localhost (-via component, the default: the cheapest path for the
+// server), or from c2s users jgb0…jgbN-1, one client connection each (-via
+// c2s: the path real users take, through the server's c2s sessions). It
+// drives, with at most -window requests outstanding:
 //
 //   - ping:    iq ping round trips to the component domain,
 //   - disco:   disco#info round trips to the component domain,
@@ -25,7 +28,9 @@
 //	jgbench [-servers prosody,ejabberd] [-kinds ping,disco,message]
 //	        [-n 20000] [-msgn 2000] [-warm 2000] [-warm-for 6s] [-window 64] [-runs 1]
 //	        [-users 8] [-gateway bin/jabbergate] [-store bolt|redis]
-//	        [-profile DIR [-profile-for 5s]]
+//	        [-via component|c2s] [-profile DIR [-profile-for 5s]]
+//	        [-attach HOST:PORT -attach-secret-file F [-attach-name N] [-attach-pids P,…]
+//	         [-attach-c2s HOST:PORT -attach-domain D -attach-password-file F]]
 //	jgbench median < runs.jsonl
 //	jgbench limit -addr HOST:PORT -domain D -secret S [-disco-query FILE]
 package main
@@ -41,6 +46,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,6 +85,16 @@ type config struct {
 	httpPort              int           // the gateway's HTTP listener (pprof)
 	store                 string        // the gateway's store: bolt or redis
 	redisURL              string        // -store redis: the redis-server jgbench started
+	via                   string        // how the load reaches the server: component or c2s
+
+	// -attach: a server already running (not started by jgbench).
+	attach         string // its XEP-0114 listener, host:port
+	attachSecret   string // the secret of its four components (from -attach-secret-file)
+	attachName     string // server name in the results
+	attachPIDs     []int  // its processes, for CPU and RSS
+	attachC2S      string // its c2s listener, host:port (-via c2s)
+	attachDomain   string // its virtual host (-via c2s)
+	attachPassword string // the password of jgb0…jgbN-1 there (-via c2s)
 }
 
 func run(args []string, stdout, stderr io.Writer) (code int) {
@@ -98,6 +114,14 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	fs.StringVar(&c.gateway, "gateway", "bin/jabbergate", "jabbergate binary")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "bound of one measurement")
 	fs.StringVar(&c.store, "store", "bolt", "the gateway's store: bolt (a file) or redis (a redis-server jgbench starts, append-only file on)")
+	fs.StringVar(&c.via, "via", "component", "how the load reaches the server: component (one XEP-0114 connection, load.localhost) or c2s (one client connection per user, jgb0…jgbN-1, SASL PLAIN)")
+	fs.StringVar(&c.attach, "attach", "", "host:port of the XEP-0114 listener of a server already running, instead of starting Prosody and ejabberd (see docs/performance.md, Reproducing)")
+	attachSecretFile := fs.String("attach-secret-file", "", "-attach: file holding the secret of the components echo.localhost, limit.localhost, same.localhost and load.localhost")
+	fs.StringVar(&c.attachName, "attach-name", "attached", "-attach: the server's name in the results")
+	attachPIDs := fs.String("attach-pids", "", "-attach: comma-separated PIDs of the server's processes, for its CPU and RSS (none: not reported)")
+	fs.StringVar(&c.attachC2S, "attach-c2s", "", "-attach -via c2s: host:port of the server's c2s listener (plain TCP, SASL PLAIN)")
+	fs.StringVar(&c.attachDomain, "attach-domain", "localhost", "-attach -via c2s: the virtual host of the users jgb0…jgbN-1")
+	attachPasswordFile := fs.String("attach-password-file", "", "-attach -via c2s: file holding the password of the users jgb0…jgbN-1")
 	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of the gateway during each of its measurements into this directory (gateway-SERVER-KIND-RUN.pprof)")
 	fs.DurationVar(&c.profileFor, "profile-for", 5*time.Second, "length of each -profile profile (from the start of the measurement)")
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +130,17 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	if c.store != "bolt" && c.store != "redis" {
 		fmt.Fprintf(stderr, "jgbench: -store %q: want bolt or redis\n", c.store)
 		return 2
+	}
+	if c.via != "component" && c.via != "c2s" {
+		fmt.Fprintf(stderr, "jgbench: -via %q: want component or c2s\n", c.via)
+		return 2
+	}
+	if c.attach != "" {
+		if err := c.readAttach(*attachSecretFile, *attachPIDs, *attachPasswordFile); err != nil {
+			fmt.Fprintf(stderr, "jgbench: %v\n", err)
+			return 2
+		}
+		*servers = c.attachName
 	}
 	c.servers = strings.Split(*servers, ",")
 	c.kinds = strings.Split(*kinds, ",")
@@ -135,13 +170,109 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	return 0
 }
 
+// readAttach reads the -attach flags' files and PIDs into c.
+func (c *config) readAttach(secretFile, pids, passwordFile string) error {
+	read := func(flag, path string) (string, error) {
+		if path == "" {
+			return "", fmt.Errorf("-attach needs %s", flag)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", flag, err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", fmt.Errorf("%s: %s is empty", flag, path)
+		}
+		return v, nil
+	}
+	var err error
+	if c.attachSecret, err = read("-attach-secret-file", secretFile); err != nil {
+		return err
+	}
+	for _, f := range strings.FieldsFunc(pids, func(r rune) bool { return r == ',' || r == ' ' }) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			return fmt.Errorf("-attach-pids: %q is not a PID", f)
+		}
+		c.attachPIDs = append(c.attachPIDs, pid)
+	}
+	if c.via == "c2s" {
+		if c.attachC2S == "" {
+			return fmt.Errorf("-attach -via c2s needs -attach-c2s (the server's c2s listener)")
+		}
+		if c.attachPassword, err = read("-attach-password-file", passwordFile); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// xmppServer is the server a run measures through: started by jgbench or
+// attached to.
+type xmppServer struct {
+	compAddr, c2sAddr, domain string
+	secret                    string // of every component
+	password                  string // of the c2s users
+	pids                      []int
+}
+
+// startServer starts a private server of kind, or returns the attached one.
+func startServer(t *shim, c *config, kind string) xmppServer {
+	if c.attach != "" {
+		return xmppServer{compAddr: c.attach, c2sAddr: c.attachC2S, domain: c.attachDomain,
+			secret: c.attachSecret, password: c.attachPassword, pids: c.attachPIDs}
+	}
+	s := xmppServer{secret: randomSecret(), password: randomSecret()}
+	opts := servertest.Options{Components: map[string]string{
+		gwDomain: s.secret, limitDomain: s.secret, sameDomain: s.secret, loadDomain: s.secret,
+	}}
+	if c.via == "c2s" {
+		opts.Users = map[string]string{}
+		for i := range c.users {
+			opts.Users[c2sUser(i)] = s.password
+		}
+	}
+	srv := servertest.Start(t, kind, opts)
+	s.compAddr, s.c2sAddr, s.domain = srv.ComponentAddr, srv.C2SAddr, srv.Domain
+	s.pids = pidsMentioning(srv.Dir)
+	return s
+}
+
+// c2sUser is the localpart of c2s user i.
+func c2sUser(i int) string { return fmt.Sprintf("jgb%d", i) }
+
+// dialLoad opens the load connections: one component connection and c.users
+// sender JIDs on it, or one c2s connection per user.
+func dialLoad(t *shim, c *config, srv xmppServer) ([]*compConn, []string) {
+	var conns []*compConn
+	var from []string
+	if c.via == "c2s" {
+		for i := range c.users {
+			conn, jid, err := dialC2S(srv.c2sAddr, srv.domain, c2sUser(i), srv.password, "jgbench")
+			if err != nil {
+				t.Fatalf("jgbench: c2s user %s@%s: %v", c2sUser(i), srv.domain, err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			conns, from = append(conns, conn), append(from, jid)
+		}
+		return conns, from
+	}
+	conn, err := dialComponent(srv.compAddr, loadDomain, srv.secret)
+	if err != nil {
+		t.Fatalf("jgbench: load component: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	for i := range c.users {
+		from = append(from, fmt.Sprintf("u%d@%s/jgbench", i, loadDomain))
+	}
+	return []*compConn{conn}, from
+}
+
 func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
-	secret := randomSecret()
-	srv := servertest.Start(t, kind, servertest.Options{Components: map[string]string{
-		gwDomain: secret, limitDomain: secret, sameDomain: secret, loadDomain: secret,
-	}})
-	serverPIDs := pidsMentioning(srv.Dir)
-	fmt.Fprintf(stderr, "jgbench: %s up (component %s, pids %v)\n", kind, srv.ComponentAddr, serverPIDs)
+	srv := startServer(t, c, kind)
+	serverPIDs := srv.pids
+	fmt.Fprintf(stderr, "jgbench: %s up (component %s, pids %v)\n", kind, srv.compAddr, serverPIDs)
 
 	dir := t.TempDir()
 	fmt.Fprintf(stderr, "jgbench: gateway and limit logs in %s (removed at exit)\n", dir)
@@ -152,23 +283,15 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 		storePIDs = []int{rs.PID()}
 		fmt.Fprintf(stderr, "jgbench: redis-server at %s (pid %d)\n", rs.Addr(), rs.PID())
 	}
-	gwPID := startGateway(t, c, srv.ComponentAddr, secret, dir)
-	limitPID := startLimit(t, srv.ComponentAddr, secret, dir, limitDomain)
+	gwPID := startGateway(t, c, srv.compAddr, srv.secret, dir, srv.domain)
+	limitPID := startLimit(t, srv.compAddr, srv.secret, dir, limitDomain)
 
-	conn, err := dialComponent(srv.ComponentAddr, loadDomain, secret)
-	if err != nil {
-		t.Fatalf("jgbench: load component: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	var from []string
-	for i := range c.users {
-		from = append(from, fmt.Sprintf("u%d@%s/jgbench", i, loadDomain))
-	}
-	l := newLoader(conn, from)
+	conns, from := dialLoad(t, c, srv)
+	l := newLoader(conns, from, c.via == "c2s")
 	seq := 0
 	waitReady(t, l, gwDomain, &seq)
 	waitReady(t, l, limitDomain, &seq)
-	samePID := startLimit(t, srv.ComponentAddr, secret, dir, sameDomain, "-disco-query", gatewayDiscoQuery(t, l, dir))
+	samePID := startLimit(t, srv.compAddr, srv.secret, dir, sameDomain, "-disco-query", gatewayDiscoQuery(t, l, dir))
 	waitReady(t, l, sameDomain, &seq)
 	register(t, l, from, &seq)
 
@@ -224,6 +347,9 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 				seq += n
 				after := sampleCPU(pids)
 				line := report(kind, target.name, k, c.window, n, r, res, before, after, target.pid, serverPIDs)
+				if c.via != "component" {
+					line.Via = c.via
+				}
 				if target.name == "gateway" {
 					line.Store = c.store
 					for _, p := range storePIDs {
@@ -254,9 +380,12 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 
 // result is one JSON line.
 type result struct {
-	Server      string  `json:"server"`
-	Component   string  `json:"component"`
-	Kind        string  `json:"kind"`
+	Server    string `json:"server"`
+	Component string `json:"component"`
+	Kind      string `json:"kind"`
+	// Via is "c2s" when the load came from client connections (-via c2s);
+	// empty for the component connection.
+	Via         string  `json:"via,omitempty"`
 	Window      int     `json:"window"`
 	N           int     `json:"n"`
 	Run         int     `json:"run"`
@@ -343,8 +472,8 @@ func register(t *shim, l *loader, from []string, seq *int) {
 		}
 	}
 	defer func() { l.other = nil }()
-	for i, f := range from {
-		l.c.write(fmt.Appendf(nil, "<iq type='set' id='reg%d' from='%s' to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>", i, f, gwDomain), true)
+	for i := range from {
+		l.conn(i).write(fmt.Appendf(nil, "<iq type='set' id='reg%d'%s to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>", i, l.fromAttr(i), gwDomain), true)
 	}
 	for range from {
 		select {
@@ -359,7 +488,9 @@ func register(t *shim, l *loader, from []string, seq *int) {
 	time.Sleep(500 * time.Millisecond) // let the sessions open
 }
 
-func startGateway(t *shim, c *config, compAddr, secret, dir string) int {
+// startGateway starts the gateway on compAddr; it accepts users of
+// loadDomain and of userDomain (c2s users).
+func startGateway(t *shim, c *config, compAddr, secret, dir, userDomain string) int {
 	c.httpPort = freePort(t)
 	secretFile := filepath.Join(dir, "secret")
 	os.WriteFile(secretFile, []byte(secret+"\n"), 0o600)
@@ -375,12 +506,12 @@ store:
 http:
   listen: 127.0.0.1:%d%s
 access:
-  allowed_domains: [%s]
+  allowed_domains: [%s, %s]
   rate_limit: {per_second: -1} # the load is far above any per-user limit
 log:
   level: warn
   format: text
-`, compAddr, gwDomain, secretFile, storeYAML(c, dir), c.httpPort, pprofYAML(c), loadDomain)
+`, compAddr, gwDomain, secretFile, storeYAML(c, dir), c.httpPort, pprofYAML(c), loadDomain, userDomain)
 	os.WriteFile(cfg, []byte(yaml), 0o600)
 	return startChild(t, dir, "gateway", c.gateway, "run", "-config", cfg)
 }
@@ -408,7 +539,7 @@ func gatewayDiscoQuery(t *shim, l *loader, dir string) string {
 		}
 	}
 	defer func() { l.other = nil }()
-	l.c.write(fmt.Appendf(nil, "<iq type='get' id='jgbench-disco' from='%s' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", l.from[0], gwDomain), true)
+	l.conn(0).write(fmt.Appendf(nil, "<iq type='get' id='jgbench-disco'%s to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", l.fromAttr(0), gwDomain), true)
 	var el []byte
 	select {
 	case el = <-got:

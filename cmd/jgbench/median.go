@@ -9,13 +9,14 @@ import (
 )
 
 // median is one summary line of `jgbench median`: the medians over the
-// runs of one (server, store, component, kind), with the range of the
+// runs of one (server, store, component, kind, via), with the range of the
 // ratio.
 type median struct {
 	Server      string  `json:"server"`
 	Store       string  `json:"store,omitempty"`
 	Component   string  `json:"component"`
 	Kind        string  `json:"kind"`
+	Via         string  `json:"via,omitempty"`
 	Runs        int     `json:"runs"`
 	OpsPerS     float64 `json:"ops_per_s"`
 	P99us       float64 `json:"p99_us"`
@@ -31,11 +32,11 @@ type median struct {
 }
 
 // runMedian is `jgbench median`: it reads jgbench's JSON lines on in and
-// writes one line per (server, store, component, kind) with the medians of
+// writes one line per (server, store, component, kind, via) with the medians of
 // its runs, in the order they first appear. Lines that are not results
 // are an error.
 func runMedian(in io.Reader, out, stderr io.Writer) int {
-	type key struct{ server, store, comp, kind string }
+	type key struct{ server, store, comp, kind, via string }
 	var order []key
 	groups := map[key][]result{}
 	sc := bufio.NewScanner(in)
@@ -46,7 +47,7 @@ func runMedian(in io.Reader, out, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "jgbench median: line %d is not a jgbench result: %.80s\n", n, sc.Text())
 			return 2
 		}
-		k := key{r.Server, r.Store, r.Component, r.Kind}
+		k := key{r.Server, r.Store, r.Component, r.Kind, r.Via}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
@@ -59,7 +60,7 @@ func runMedian(in io.Reader, out, stderr io.Writer) int {
 	enc := json.NewEncoder(out)
 	for _, k := range order {
 		rs := groups[k]
-		m := median{Server: k.server, Store: k.store, Component: k.comp, Kind: k.kind, Runs: len(rs),
+		m := median{Server: k.server, Store: k.store, Component: k.comp, Kind: k.kind, Via: k.via, Runs: len(rs),
 			OpsPerS:     medianOf(rs, func(r result) float64 { return r.OpsPerS }),
 			P99us:       medianOf(rs, func(r result) float64 { return r.P99us }),
 			CompCPUusOp: medianOf(rs, func(r result) float64 { return r.CompCPUusOp }),
