@@ -18,7 +18,7 @@ type Config struct {
 	Secret        string                             // shared secret of the XEP-0114 handshake
 	PingTo        string                             // JID the keepalive/barrier ping is sent to; default: Domain minus its first label ("echo.localhost" -> "localhost"); any IQ answer (result or error) counts as an answer
 	MaxStanzaSize int                                // bytes, default 256*1024
-	MaxDepth      int                                // element nesting limit of a stanza read (the stanza is depth 1), default 32; deeper closes the link with policy-violation
+	MaxDepth      int                                // element nesting limit of a stanza read (the stanza is depth 1), default 32; a deeper stanza is refused to its sender (policy-violation), the link stays up
 	PingInterval  time.Duration                      // keepalive ping period, default 30s
 	PingTimeout   time.Duration                      // default 30s; a dead link must be detected within 90s with defaults; a late answer while stanzas are still being read or handled (we are the slow side) does not end the link
 	DialTimeout   time.Duration                      // default 10s; bounds the TCP dial and, separately, the stream handshake

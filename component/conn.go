@@ -196,7 +196,12 @@ func (c *Conn) readLoop() readFailure {
 		}
 		el, err := r.element(start)
 		if err != nil {
-			return r.classify(err, &start)
+			ref, f := r.refuse(err, &start)
+			if ref == nil {
+				return f
+			}
+			c.refused(ref)
+			continue
 		}
 		if el.Space == stanza.NSStream && el.Local == "error" {
 			se := parseStreamError(el, c.l.cfg.Domain)
@@ -217,6 +222,28 @@ func (c *Conn) readLoop() readFailure {
 		c.l.callHandler(el)
 		c.busy.Store(false)
 	}
+}
+
+// refused logs a stanza the read loop skipped (too deep or too large) and
+// answers its sender with a policy-violation error, unless it was itself
+// an error or an iq result (which nothing answers).
+func (c *Conn) refused(ref *refusedStanza) {
+	c.l.log.Warn("component link refused a stanza from the server; the link stays up", "domain", c.l.cfg.Domain,
+		"stanza", ref.name, "type", ref.typ, "from", ref.from, "to", ref.to, "id", ref.id, "reason", ref.reason)
+	if ref.typ == "error" || ref.name == "iq" && ref.typ == "result" || ref.from == "" ||
+		ref.name != "message" && ref.name != "presence" && ref.name != "iq" {
+		return
+	}
+	orig := stanza.New(stanza.NSComponent, ref.name, "type", ref.typ, "id", ref.id, "from", ref.from, "to", ref.to)
+	reply := stanza.ErrorReply(orig, &stanza.Error{Type: stanza.ErrModify, Condition: stanza.PolicyViolation,
+		Text: "this stanza was not delivered: " + ref.reason})
+	reply, err := c.l.check(reply)
+	if err != nil { // addressed outside our domain: nothing to answer from
+		return
+	}
+	c.busy.Store(true)
+	_ = c.sendFromHandler(reply)
+	c.busy.Store(false)
 }
 
 // sentCond returns the stream error condition sent when closing, if any.

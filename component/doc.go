@@ -16,8 +16,10 @@
 //     mux and handler path.
 //   - It is fully under our control: the stanza size limit is enforced
 //     inside the XML decoder on every byte read, and so is an element-depth limit
-//     (Config.MaxDepth, 32 by default; both close the link with
-//     policy-violation and a log line naming the limit and the addresses); a
+//     (Config.MaxDepth, 32 by default); a stanza past either is skipped to
+//     its end without being kept and refused to its sender with
+//     policy-violation, and the link stays up (only start tags alone past
+//     the size limit close it with policy-violation); a
 //     DTD closes it with restricted-xml and no entity is ever expanded; text
 //     and attributes are written as well-formed XML 1.0 whatever a legacy
 //     network sends (invalid UTF-8 and control characters become U+FFFD);

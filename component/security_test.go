@@ -23,7 +23,11 @@ func nested(depth int) string {
 	return b.String()
 }
 
-func TestDepthLimitClosesLink(t *testing.T) {
+// TestDepthLimitRefusesStanza: a stanza nested deeper than the limit is
+// skipped and its sender gets a policy-violation error; the link stays up
+// and the stanzas around it are delivered intact (any user of the server
+// can send such a stanza: it must not cut everyone off).
+func TestDepthLimitRefusesStanza(t *testing.T) {
 	hs := start(t, func(c *Config) { c.MaxDepth = 8 }, nil)
 	hs.up(t)
 	// Exactly at the limit passes.
@@ -33,18 +37,35 @@ func TestDepthLimitClosesLink(t *testing.T) {
 	if got := hs.rec.next(t); got.From() != "deep@localhost/r" {
 		t.Fatalf("stanza at the depth limit not delivered: %s", got)
 	}
-	// One level more closes the link with policy-violation and a log line
-	// naming the limit and the addresses; the link comes back.
-	if err := hs.srv.InjectRaw(nested(9)); err != nil {
+	// Deeper, with what the skipping must step over: attributes holding
+	// '>' and '/', self-closing elements, text with entities, CDATA and
+	// a comment past the point where the limit is hit.
+	tooDeep := strings.Replace(nested(12), "<x xmlns='urn:test'></x>",
+		`<x xmlns='urn:test' a='1>2' b="/>"><y/><z q='/'/>t &amp; &lt;x&gt;<![CDATA[</message><x>]]><!-- </x> --></x>`, 1)
+	tooDeep = strings.Replace(tooDeep, "<message from='deep@localhost/r'", "<message id='d1' from='deep@localhost/r'", 1)
+	after := "<message from='next@localhost/r' to='" + testDomain + "' type='chat'><body>after</body></message>"
+	if err := hs.srv.InjectRaw(tooDeep + after); err != nil {
 		t.Fatal(err)
 	}
-	if err := hs.srv.WaitHandshakes(2, waitLong); err != nil {
-		t.Fatal(err)
+	got := hs.rec.next(t)
+	if got.From() != "next@localhost/r" || got.ChildText(stanza.NSComponent, "body") != "after" {
+		t.Fatalf("the stanza after the refused one = %s", got)
 	}
-	hs.logs.waitFor(t, "exceeds the element-depth limit of 8", `from=\"deep@localhost/r\"`,
-		"stream_error_sent=policy-violation", "component link reconnecting")
-	if e := hs.srv.StreamErrors(); len(e) == 0 || e[0] != "policy-violation" {
-		t.Errorf("stream errors sent: %v, want policy-violation", e)
+	reply, err := hs.srv.WaitFor(waitLong, func(e *stanza.Element) bool { return e.ID() == "d1" })
+	if err != nil {
+		t.Fatalf("no error reply to the refused stanza: %v", err)
+	}
+	se := stanza.ParseError(reply)
+	if reply.Type() != "error" || reply.To() != "deep@localhost/r" || reply.From() != testDomain || se == nil ||
+		se.Condition != stanza.PolicyViolation || !strings.Contains(se.Text, "deeper than the 8 levels") {
+		t.Errorf("reply to the refused stanza = %s", reply)
+	}
+	hs.logs.waitFor(t, "refused a stanza from the server; the link stays up", `from=deep@localhost/r`, "deeper than the 8 levels")
+	if n := hs.srv.Handshakes(); n != 1 {
+		t.Errorf("handshakes = %d: the link was dropped", n)
+	}
+	if e := hs.srv.StreamErrors(); len(e) != 0 {
+		t.Errorf("stream errors sent: %v, want none", e)
 	}
 	hs.rec.none(t, 50*time.Millisecond)
 }

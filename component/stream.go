@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 
@@ -120,6 +121,45 @@ func (r *reader) element(start xml.StartElement) (*stanza.Element, error) {
 		return nil, errTooLarge
 	}
 	return el, nil
+}
+
+// refusedStanza is a stanza the link read past and dropped because of its
+// depth or size, keeping the stream: the sender gets an error instead of
+// every user losing the link.
+type refusedStanza struct {
+	name, typ, id, from, to string
+	reason                  string // why, for the log and the error text
+}
+
+// discardMax bounds what is read to skip one refused stanza (the server
+// enforces its own stanza size limit long before this).
+func discardMax(limit int64) int64 { return max(16*limit, 16<<20) }
+
+// refuse handles a failed element: a stanza nested too deep, or too large
+// for the limit in its character data (a large body), is skipped to its
+// end and returned, and the stream goes on; for any other failure (or when
+// skipping fails) it returns the failure that ends the stream.
+func (r *reader) refuse(err error, start *xml.StartElement) (*refusedStanza, readFailure) {
+	f := r.classify(err, start)
+	var reason string
+	switch e := f.err.(type) {
+	case *tooDeepError:
+		reason = fmt.Sprintf("it nests elements deeper than the %d levels this gateway accepts", e.limit)
+	case *tooLargeError:
+		reason = fmt.Sprintf("it is larger than the %d bytes this gateway accepts", e.limit)
+	default:
+		return nil, f
+	}
+	_, local := r.dec.StartName()
+	ref := &refusedStanza{name: local, typ: r.dec.StartAttr("type"), id: r.dec.StartAttr("id"),
+		from: r.dec.StartAttr("from"), to: r.dec.StartAttr("to"), reason: reason}
+	if !errors.Is(err, errTooLarge) { // errTooLarge: read whole, one byte over
+		if derr := r.dec.Discard(discardMax(r.max)); derr != nil {
+			f.err = fmt.Errorf("%w; skipping it failed: %v", f.err, derr)
+			return nil, f
+		}
+	}
+	return ref, readFailure{}
 }
 
 // readFailure classifies a read error.

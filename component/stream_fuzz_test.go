@@ -9,9 +9,10 @@ import (
 )
 
 // FuzzStreamReader feeds the link's stanza decoder (size limiter, depth
-// limit, DTD refusal) with arbitrary server output after a valid stream
-// header: it must never panic, never return an element larger than the
-// size limit or deeper than the depth limit, and classify every failure.
+// limit, DTD refusal, skipping refused stanzas) with arbitrary server
+// output after a valid stream header: it must never panic, never return an
+// element larger than the size limit or deeper than the depth limit, and
+// either skip a failed stanza or classify the failure.
 func FuzzStreamReader(f *testing.F) {
 	for _, s := range []string{
 		"<message from='a@localhost' to='echo.localhost'><body>hi</body></message>",
@@ -21,6 +22,8 @@ func FuzzStreamReader(f *testing.F) {
 		"<message>" + strings.Repeat("<x>", 40) + strings.Repeat("</x>", 40) + "</message>",
 		"<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
 		"<message from='" + strings.Repeat("z", 600) + "'/>",
+		"<message id='a'><body>" + strings.Repeat("b", 600) + "</body></message><iq type='get' id='2'/>",
+		"<message>" + strings.Repeat("<x a='>'>", 9) + "<![CDATA[</x>]]><!-- </x> -->" + strings.Repeat("</x>", 9) + "</message><presence/>",
 	} {
 		f.Add(s)
 	}
@@ -44,7 +47,13 @@ func FuzzStreamReader(f *testing.F) {
 			}
 			el, err := r.element(start)
 			if err != nil {
-				f := r.classify(err, &start)
+				ref, f := r.refuse(err, &start)
+				if ref != nil {
+					if ref.reason == "" {
+						t.Fatalf("refused stanza without a reason: %+v", ref)
+					}
+					continue // skipped: the stream goes on
+				}
 				if f.err == nil {
 					t.Fatalf("unclassified failure %v", err)
 				}

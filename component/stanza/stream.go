@@ -1,6 +1,7 @@
 package stanza
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -53,6 +54,11 @@ type StreamDecoder struct {
 	hdrAttrs   []Attr
 	pending    bool // a stanza start tag was read, its body not yet
 	selfClosed bool // … and it was <…/>
+	// resume says where the last failed Element stopped, for Discard:
+	// resumeNone (nowhere Discard can go on from), resumeTag (just after
+	// the '<' of a start tag nested too deep) or resumeText (in character
+	// data, on the byte limit).
+	resume uint8
 
 	ns    []nsBind // namespace bindings; the header's stay for the stream
 	hdrNS int      // how many of them are the header's
@@ -102,6 +108,13 @@ const (
 	EventStart
 	// EventEnd: the stream's root end tag was read.
 	EventEnd
+)
+
+// Where a failed Element stopped (StreamDecoder.resume).
+const (
+	resumeNone = iota
+	resumeTag
+	resumeText
 )
 
 // ErrLimit is returned when the byte budget set with SetLimit is used up.
@@ -346,7 +359,7 @@ func (d *StreamDecoder) Element(maxDepth int) (*Element, error) {
 	if !d.pending {
 		return nil, errors.New("stanza: Element called without a start tag")
 	}
-	d.pending = false
+	d.pending, d.resume = false, resumeNone
 	if maxDepth <= 0 {
 		maxDepth = MaxDepth
 	}
@@ -363,6 +376,9 @@ func (d *StreamDecoder) Element(maxDepth int) (*Element, error) {
 		if b != '<' {
 			d.unread()
 			if err := d.text(false); err != nil {
+				if err == ErrLimit {
+					d.resume = resumeText
+				}
 				return nil, err
 			}
 			continue
@@ -390,6 +406,7 @@ func (d *StreamDecoder) Element(maxDepth int) (*Element, error) {
 		default:
 			d.unread()
 			if len(d.stack) >= maxDepth {
+				d.resume = resumeTag
 				return nil, ErrTooDeep
 			}
 			idx := int32(len(d.els))
@@ -422,6 +439,109 @@ func (d *StreamDecoder) closeTop() bool {
 	d.nstack = d.nstack[:o.nodeMark]
 	d.ns = d.ns[:o.nsMark]
 	return len(d.stack) == 0
+}
+
+// Discard skips the rest of a stanza whose Element failed with ErrTooDeep,
+// or with ErrLimit inside character data (the case of a body larger than
+// the limit), reading at most max more bytes and keeping nothing, so that
+// Next can go on with the following stanza: one stanza is refused instead
+// of the whole stream. It returns the original failure's kind of error
+// when Element stopped anywhere else (inside a tag, which only a stanza
+// whose attributes alone pass the limit reaches) and ErrLimit when the
+// stanza does not end within max bytes.
+//
+// It only counts nesting: the XML it skips is not checked, which is safe
+// on a stream from a server (it parsed the stanza before routing it) and
+// costs nothing for the stanzas that follow, whose parsing starts afresh
+// at the byte after the skipped stanza's end tag.
+func (d *StreamDecoder) Discard(max int64) error {
+	if d.resume == resumeNone {
+		return errors.New("stanza: nothing to discard: Element did not stop where it can be resumed")
+	}
+	depth, inTag := len(d.stack), d.resume == resumeTag
+	d.resume = resumeNone
+	d.resetElement()
+	d.scratch = d.scratch[:0:0] // let a large text's buffer go
+	d.limit, d.hit = d.off+max, false
+	for depth > 0 {
+		if !inTag { // character data: up to the next '<'
+			for {
+				a := d.avail()
+				i := bytes.IndexByte(a, '<')
+				if i >= 0 {
+					d.skip(i + 1)
+					break
+				}
+				d.skip(len(a))
+				if _, err := d.byte(); err != nil { // refill (or fail)
+					return d.must(err)
+				}
+				d.unread()
+			}
+		}
+		inTag = false
+		b, err := d.byte()
+		if err != nil {
+			return d.must(err)
+		}
+		switch b {
+		case '/': // end tag: no quotes in it
+			if err := d.skipPast(">"); err != nil {
+				return err
+			}
+			depth--
+		case '?':
+			if err := d.skipPast("?>"); err != nil {
+				return err
+			}
+		case '!':
+			if b, err = d.byte(); err != nil {
+				return d.must(err)
+			}
+			end := "]]>" // <![CDATA[
+			if b == '-' {
+				end = "-->"
+			}
+			if err := d.skipPast(end); err != nil {
+				return err
+			}
+		default: // start tag: up to '>' outside quoted values
+			var quote, prev byte
+			for b != '>' || quote != 0 {
+				switch {
+				case quote != 0:
+					if b == quote {
+						quote = 0
+					}
+				case b == '\'' || b == '"':
+					quote = b
+				}
+				prev = b
+				if b, err = d.byte(); err != nil {
+					return d.must(err)
+				}
+			}
+			if prev != '/' {
+				depth++
+			}
+		}
+	}
+	return nil
+}
+
+// skipPast consumes input up to and including end (at most 3 bytes).
+func (d *StreamDecoder) skipPast(end string) error {
+	var last [3]byte // the last bytes read, most recent at the end
+	for n := 0; ; n++ {
+		b, err := d.byte()
+		if err != nil {
+			return d.must(err)
+		}
+		last[0], last[1], last[2] = last[1], last[2], b
+		if n+1 >= len(end) && string(last[3-len(end):]) == end {
+			return nil
+		}
+	}
 }
 
 // smallTree holds the tree of a small stanza in one allocation.

@@ -1,0 +1,88 @@
+package stanza
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestDiscard: after a stanza too deep, or too large in its text, Discard
+// skips exactly to its end, and the next stanza decodes intact.
+func TestDiscard(t *testing.T) {
+	const head = "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>"
+	const next = "<message from='n@localhost' to='c.localhost'><body>next &amp; last</body></message>"
+	deep := func(n int, inner string) string {
+		return "<message id='bad'>" + strings.Repeat("<x xmlns='urn:t' a='&gt;/'>", n) + inner + strings.Repeat("</x>", n) + "</message>"
+	}
+	for name, tc := range map[string]struct {
+		bad      string
+		maxDepth int
+		limit    int64 // per-stanza byte budget (0: none)
+	}{
+		"deep":                          {deep(5, ""), 4, 0},
+		"deep with self-closing":        {deep(5, "<y/><z b='/'/>"), 4, 0},
+		"deep with quotes holding tags": {deep(6, `<y a="</x>" b='<x>'>t</y>`), 4, 0},
+		"deep with CDATA and comment":   {deep(6, "<![CDATA[</x></message>]]><!-- </x></message> -->"), 4, 0},
+		"deep with a PI":                {deep(6, "<?pi </x>?>"), 4, 0},
+		"deep at the stanza's child":    {deep(3, ""), 1, 0},
+		"large text":                    {"<message id='bad'><body>" + strings.Repeat("a&amp;b", 500) + "</body><x xmlns='u'/></message>", 0, 200},
+		"large text in a nested child":  {"<message id='bad'><x xmlns='u'><y><body>" + strings.Repeat("z", 5000) + "</body></y></x></message>", 0, 300},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := NewStreamDecoder(strings.NewReader(head+tc.bad+next), 64) // small buffer: many refills
+			if ev, err := d.Next(); err != nil || ev != EventHeader {
+				t.Fatalf("header: %v %v", ev, err)
+			}
+			if tc.limit > 0 {
+				d.SetLimit(d.InputOffset() + tc.limit)
+			}
+			if ev, err := d.Next(); err != nil || ev != EventStart {
+				t.Fatalf("bad stanza start: %v %v", ev, err)
+			}
+			if _, err := d.Element(tc.maxDepth); err == nil {
+				t.Fatal("the bad stanza decoded")
+			}
+			if err := d.Discard(1 << 20); err != nil {
+				t.Fatalf("Discard: %v", err)
+			}
+			d.SetLimit(1<<63 - 1)
+			if ev, err := d.Next(); err != nil || ev != EventStart {
+				t.Fatalf("next stanza start: %v %v", ev, err)
+			}
+			el, err := d.Element(0)
+			if err != nil {
+				t.Fatalf("next stanza: %v", err)
+			}
+			if el.From() != "n@localhost" || el.ChildText("", "body") != "next & last" {
+				t.Errorf("next stanza = %s", el)
+			}
+		})
+	}
+}
+
+// TestDiscardRefuses: where Element stopped somewhere Discard cannot go on
+// from (inside a tag), or the stanza does not end within the budget,
+// Discard fails instead of guessing.
+func TestDiscardRefuses(t *testing.T) {
+	const head = "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>"
+	d := NewStreamDecoder(strings.NewReader(head+"<message><x a='"+strings.Repeat("v", 500)+"'/></message>"), 0)
+	d.Next()
+	d.SetLimit(d.InputOffset() + 100)
+	d.Next()
+	if _, err := d.Element(0); !errors.Is(err, ErrLimit) {
+		t.Fatalf("Element = %v, want ErrLimit", err)
+	}
+	if err := d.Discard(1 << 20); err == nil {
+		t.Error("Discard went on from inside an attribute value")
+	}
+
+	d = NewStreamDecoder(strings.NewReader(head+"<message>"+strings.Repeat("<x>", 5)+strings.Repeat("y", 5000)), 0)
+	d.Next()
+	d.Next()
+	if _, err := d.Element(3); err != ErrTooDeep {
+		t.Fatalf("Element = %v, want ErrTooDeep", err)
+	}
+	if err := d.Discard(1000); !errors.Is(err, ErrLimit) {
+		t.Errorf("Discard past its budget = %v, want ErrLimit", err)
+	}
+}
