@@ -293,15 +293,25 @@ func TestRegistrationFlow(t *testing.T) {
 	h.expect("gateway presence", func(e *stanza.Element) bool {
 		return e.Local == "presence" && e.Type() == "" && e.From() == domain && e.To() == alice
 	})
-	// Remove: result, then unsubscribe + unsubscribed + unavailable.
+	// A contact, stored once it wrote back.
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='c1' from='` + alice + `/res' to='hello@` + domain + `'><body>hi</body></message>`)
+	h.expect("echo from the contact", func(e *stanza.Element) bool {
+		return e.Local == "message" && e.From() == "hello@"+domain && e.ChildText("", "body") == "hi"
+	})
+	// Remove: result, then unsubscribe + unsubscribed + unavailable from
+	// the gateway and from every contact (unsubscribe cancels a contact's
+	// subscription request the user never answered: the server would
+	// otherwise show it again at every login).
 	r = h.iq(alice+"/res", domain, "set", `<query xmlns='jabber:iq:register'><remove/></query>`)
 	if r.Type() != "result" {
 		t.Fatalf("remove = %s", r)
 	}
-	for _, typ := range []string{"unsubscribe", "unsubscribed", "unavailable"} {
-		h.expect(typ+" after remove", func(e *stanza.Element) bool {
-			return e.Local == "presence" && e.Type() == typ && e.From() == domain
-		})
+	for _, from := range []string{domain, "hello@" + domain} {
+		for _, typ := range []string{"unsubscribe", "unsubscribed", "unavailable"} {
+			h.expect(typ+" from "+from+" after remove", func(e *stanza.Element) bool {
+				return e.Local == "presence" && e.Type() == typ && e.From() == from && e.To() == alice
+			})
+		}
 	}
 	if acct, err := h.st.GetAccount(context.Background(), domain, alice); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("account still stored after remove: %+v %v", acct, err)

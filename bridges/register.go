@@ -443,8 +443,13 @@ func (b *Bridge) unregister(ctx context.Context, u *user) error {
 		delete(b.users, u.jid)
 	}
 	b.mu.Unlock()
+	// From every contact, as from the gateway (XEP-0100 §4.3): unsubscribe
+	// withdraws the contact's subscription request (or subscription), which
+	// the server would otherwise show the user again at every login;
+	// unsubscribed ends the user's.
 	for _, c := range contacts {
 		if from, err := b.contactJID(legacy.ChatID(c.LegacyID)); err == nil {
+			b.reply(ctx, presence("unsubscribe", from, u.jid))
 			b.reply(ctx, presence("unsubscribed", from, u.jid))
 			b.reply(ctx, presence("unavailable", from, u.jid))
 		}
