@@ -96,8 +96,7 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, pf, pt *
 	}
 	chat, err := b.validChat(ctx, u, to.Localpart())
 	if err != nil {
-		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.JIDMalformed, Type: stanza.ErrModify,
-			Text: to.Localpart() + " is not a valid " + b.info.DisplayName + " address: " + err.Error()}))
+		b.reply(ctx, stanza.ErrorReply(st, b.contactAddressError(to.Localpart(), err)))
 		return
 	}
 	originID := ""
@@ -425,7 +424,32 @@ func (b *Bridge) validChat(ctx context.Context, u *user, localpart string) (lega
 	if err != nil || resolved == "" {
 		return chat, nil // not our call to refuse: the adapter will say at send time
 	}
+	// The contact answers from the JID of its canonical address: one the
+	// user wrote differently (a leading space, another spelling of a
+	// number) would answer in another conversation. Say which to use.
+	if lp, err := jidmap.Localpart(resolved, b.domain); err == nil && !strings.EqualFold(lp, localpart) {
+		return "", &otherSpellingError{canonical: lp + "@" + b.domain}
+	}
 	return resolved, nil
+}
+
+// otherSpellingError refuses a contact address the network spells
+// differently: its answers would come from another JID.
+type otherSpellingError struct{ canonical string }
+
+func (e *otherSpellingError) Error() string {
+	return "this contact's address on this gateway is " + e.canonical + "; write to that address (it is the one its answers come from)"
+}
+
+// contactAddressError is the stanza error for a contact address validChat
+// refused.
+func (b *Bridge) contactAddressError(localpart string, err error) *stanza.Error {
+	var other *otherSpellingError
+	if errors.As(err, &other) {
+		return &stanza.Error{Condition: stanza.JIDMalformed, Type: stanza.ErrModify, Text: other.Error()}
+	}
+	return &stanza.Error{Condition: stanza.JIDMalformed, Type: stanza.ErrModify,
+		Text: localpart + " is not a valid " + b.info.DisplayName + " address: " + err.Error()}
 }
 
 func isEncrypted(st *stanza.Element) bool {

@@ -107,6 +107,13 @@ func (b *Bridge) handlePresence(ctx context.Context, st *stanza.Element, from, t
 			b.reply(ctx, presence("unsubscribed", to.Bare().String(), bare))
 			return
 		}
+		// An address the network refuses (or spells otherwise) is not
+		// approved: the contact could never be written to.
+		if _, err := b.validChat(ctx, u, to.Localpart()); err != nil {
+			b.reply(ctx, stanza.ErrorReply(st, b.contactAddressError(to.Localpart(), err)))
+			b.reply(ctx, presence("unsubscribed", to.Bare().String(), bare))
+			return
+		}
 		b.updateContactSub(ctx, u, to.Localpart(), func(s string) string { return addSub(s, subFrom) })
 		b.reply(ctx, presence("subscribed", to.Bare().String(), bare))
 		b.sendContactPresence(ctx, u, b.chatFor(ctx, u, to.Localpart()))
