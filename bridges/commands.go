@@ -278,6 +278,15 @@ func (b *Bridge) isCommandNode(node string, from jid.JID) bool {
 	return c != nil && c.canSee(b, b.newCmdReq(from))
 }
 
+// commandListInfo answers disco#info on the commands node itself
+// (XEP-0050 §2.2): a command list.
+func (b *Bridge) commandListInfo(iq *stanza.Element) *stanza.Element {
+	q := stanza.New(nsDiscoInfo, "query", "node", nsCommands)
+	q.Add(stanza.New(nsDiscoInfo, "identity", "category", "automation", "type", "command-list", "name", b.info.DisplayName+" commands"))
+	q.Add(stanza.New(nsDiscoInfo, "feature", "var", nsCommands))
+	return stanza.Result(iq, q)
+}
+
 // commandInfo answers disco#info on a command node (XEP-0050 §2.3).
 func (b *Bridge) commandInfo(iq *stanza.Element, node string) *stanza.Element {
 	c := findCommand(node)

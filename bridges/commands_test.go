@@ -589,6 +589,8 @@ func TestCommandGolden(t *testing.T) {
 	for _, tc := range []struct{ typ, payload, wantType, want string }{
 		{"get", `<query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/>`, "result",
 			`<query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'><item jid='echo.localhost' node='jabber:iq:register' name='Register'/><item jid='echo.localhost' node='status' name='Status'/></query>`},
+		{"get", `<query xmlns='http://jabber.org/protocol/disco#info' node='http://jabber.org/protocol/commands'/>`, "result",
+			`<query xmlns='http://jabber.org/protocol/disco#info' node='http://jabber.org/protocol/commands'><identity category='automation' type='command-list' name='Echo commands'/><feature var='http://jabber.org/protocol/commands'/></query>`},
 		{"get", `<query xmlns='http://jabber.org/protocol/disco#info' node='status'/>`, "result",
 			`<query xmlns='http://jabber.org/protocol/disco#info' node='status'><identity category='automation' type='command-node' name='Status'/><feature var='http://jabber.org/protocol/commands'/><feature var='jabber:x:data'/></query>`},
 		{"set", `<command xmlns='http://jabber.org/protocol/commands' node='admin-stats' action='execute'/>`, "error",

@@ -39,6 +39,8 @@ func (b *Bridge) handleIQ(ctx context.Context, iq *stanza.Element, from, to jid.
 		return
 	case payload.Space == nsDiscoItems && payload.Local == "query" && typ == "get" && toGateway && payload.Attr("node") == nsCommands:
 		res = b.commandItems(iq, from)
+	case payload.Space == nsDiscoInfo && payload.Local == "query" && typ == "get" && toGateway && payload.Attr("node") == nsCommands:
+		res = b.commandListInfo(iq)
 	case payload.Space == nsDiscoInfo && payload.Local == "query" && typ == "get" && toGateway && b.isCommandNode(payload.Attr("node"), from):
 		res = b.commandInfo(iq, payload.Attr("node"))
 	case payload.Space == nsDiscoInfo && payload.Local == "query" && typ == "get":
