@@ -398,7 +398,11 @@ func doctorBridge(ctx context.Context, cfg *config.Config, i int, b config.Bridg
 		if cond == "" && msg == "" {
 			msg = "no handshake reply within " + (2*o.Timeout + time.Second).String()
 		}
-		return append(out, handshakeCheck(b.Domain, key, addr, serverDomain, cond, text, meaning, msg, running))
+		secretKey := key + ".secret" // where the secret comes from, as the admin wrote it
+		if b.SecretFile != "" {
+			secretKey = key + ".secret_file (" + b.SecretFile + ")"
+		}
+		return append(out, handshakeCheck(b.Domain, key, secretKey, addr, serverDomain, cond, text, meaning, msg, running))
 	}
 	dl.conn = conn
 	msg := fmt.Sprintf("%s reachable; handshake for %s accepted", addr, b.Domain)
@@ -479,21 +483,22 @@ func (d *doctorLink) handle(ctx context.Context, st *stanza.Element, serverDomai
 	}
 }
 
-// handshakeCheck explains a failed handshake.
-func handshakeCheck(domain, key, addr, serverDomain, cond, text, meaning, errText string, running bool) check {
+// handshakeCheck explains a failed handshake; secretKey names the config
+// key the secret came from (bridges[N].secret or its secret_file).
+func handshakeCheck(domain, key, secretKey, addr, serverDomain, cond, text, meaning, errText string, running bool) check {
 	c := check{Bridge: domain, Check: "link", Status: statusFail}
 	sub := domain
 	if strings.HasSuffix(domain, "."+serverDomain) {
 		sub = strings.TrimSuffix(domain, "."+serverDomain)
 	}
 	secretFix := map[string]string{
-		"ejabberd": "listen:\n  -\n    port: " + portOf(addr) + "\n    module: ejabberd_service\n    hosts:\n      \"" + domain + "\":\n        password: \"<the value of " + key + ".secret>\"",
-		"prosody":  "Component \"" + domain + "\"\n  component_secret = \"<the value of " + key + ".secret>\"",
-		"openfire": "Server > Server Settings > External Components: Allowed to Connect: subdomain \"" + sub + "\", shared secret <the value of " + key + ".secret>\n(or the system property xmpp.component.defaultSecret)",
+		"ejabberd": "listen:\n  -\n    port: " + portOf(addr) + "\n    module: ejabberd_service\n    hosts:\n      \"" + domain + "\":\n        password: \"<the secret of " + secretKey + ">\"",
+		"prosody":  "Component \"" + domain + "\"\n  component_secret = \"<the secret of " + secretKey + ">\"",
+		"openfire": "Server > Server Settings > External Components: Allowed to Connect: subdomain \"" + sub + "\", shared secret <the secret of " + secretKey + ">\n(or the system property xmpp.component.defaultSecret)",
 	}
 	switch cond {
 	case "not-authorized":
-		c.Message = fmt.Sprintf("the server rejected the secret for %s: %s.secret does not match the server's component secret (change one of them so they are equal)", domain, key)
+		c.Message = fmt.Sprintf("the server rejected the secret for %s: %s does not match the server's component secret (change one of them so they are equal)", domain, secretKey)
 		c.Fix = secretFix
 	case "host-unknown":
 		c.Message = fmt.Sprintf("the server at %s has no component %s configured: add it (and check %s.domain)", addr, domain, key)

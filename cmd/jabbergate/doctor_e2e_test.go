@@ -104,7 +104,7 @@ func TestDoctorRealServers(t *testing.T) {
 				t.Log("wrong secret:\n" + report(checks))
 				c = one(t, checks, "link")
 				if c.Status != statusFail || !strings.Contains(c.Message, "rejected the secret") || !strings.Contains(c.Message, "bridges[0].secret") ||
-					!strings.Contains(c.Fix["prosody"], `component_secret = "<the value of bridges[0].secret>"`) ||
+					!strings.Contains(c.Fix["prosody"], `component_secret = "<the secret of bridges[0].secret>"`) ||
 					!strings.Contains(c.Fix["ejabberd"], "password:") {
 					t.Errorf("wrong secret: link = %+v\n%s", c, report(checks))
 				}

@@ -176,6 +176,20 @@ func TestDoctorNoPrivileges(t *testing.T) {
 	}
 }
 
+// TestDoctorSecretFileNamed: with the secret in a file, a rejected secret
+// names that key and file, not a "secret" key the config does not have.
+func TestDoctorSecretFileNamed(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	srv.FailHandshakes("not-authorized", "")
+	cfg, _ := doctorConfig(t, srv.Addr(), "")
+	cfg.Bridges[0].SecretFile = "/etc/jabbergate/echo.secret"
+	c := one(t, runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 100 * time.Millisecond}), "link")
+	want := "bridges[0].secret_file (/etc/jabbergate/echo.secret) does not match"
+	if !strings.Contains(c.Message, want) || !strings.Contains(c.Fix["prosody"], "<the secret of bridges[0].secret_file (/etc/jabbergate/echo.secret)>") {
+		t.Errorf("check = %+v, want the message to say %q", c, want)
+	}
+}
+
 func TestDoctorHandshakeErrors(t *testing.T) {
 	cases := []struct {
 		cond, status string
@@ -183,8 +197,8 @@ func TestDoctorHandshakeErrors(t *testing.T) {
 		fix          map[string]string
 	}{
 		{"not-authorized", statusFail, []string{"rejected the secret", "bridges[0].secret does not match"}, map[string]string{
-			"ejabberd": "module: ejabberd_service\n    hosts:\n      \"echo.localhost\":\n        password: \"<the value of bridges[0].secret>\"",
-			"prosody":  "Component \"echo.localhost\"\n  component_secret = \"<the value of bridges[0].secret>\"",
+			"ejabberd": "module: ejabberd_service\n    hosts:\n      \"echo.localhost\":\n        password: \"<the secret of bridges[0].secret>\"",
+			"prosody":  "Component \"echo.localhost\"\n  component_secret = \"<the secret of bridges[0].secret>\"",
 			"openfire": "External Components",
 		}},
 		{"host-unknown", statusFail, []string{"has no component echo.localhost configured"}, map[string]string{
