@@ -62,7 +62,6 @@ authentication = "internal_plain"
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 VirtualHost "localhost"
-    disco_items = { { "upload.localhost", "File uploads" } }
 Component "upload.localhost" "http_file_share"
     http_file_share_size_limit = 10485760
     http_file_share_access = { "localhost" }
