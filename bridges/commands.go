@@ -673,11 +673,17 @@ func (b *Bridge) addContact(ctx context.Context, u *user, address string) (strin
 	return j.String(), nil
 }
 
+// addressReason is the adapter's explanation of an invalid address,
+// without the sentinel's own "legacy: invalid address" at its end.
+func addressReason(err error) string {
+	return strings.TrimSuffix(err.Error(), ": "+legacy.ErrInvalidAddress.Error())
+}
+
 // addressError explains why an address was not added.
 func (b *Bridge) addressError(err error) string {
 	switch {
 	case errors.Is(err, legacy.ErrInvalidAddress):
-		return "not a valid " + b.info.DisplayName + " address: " + err.Error()
+		return "not a valid " + b.info.DisplayName + " address: " + addressReason(err)
 	case errors.Is(err, legacy.ErrNotFound):
 		return "no such " + b.info.DisplayName + " contact"
 	}

@@ -449,7 +449,7 @@ func (b *Bridge) contactAddressError(localpart string, err error) *stanza.Error 
 		return &stanza.Error{Condition: stanza.JIDMalformed, Type: stanza.ErrModify, Text: other.Error()}
 	}
 	return &stanza.Error{Condition: stanza.JIDMalformed, Type: stanza.ErrModify,
-		Text: localpart + " is not a valid " + b.info.DisplayName + " address: " + err.Error()}
+		Text: localpart + " is not a valid " + b.info.DisplayName + " address: " + addressReason(err)}
 }
 
 func isEncrypted(st *stanza.Element) bool {
