@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,5 +93,63 @@ func TestAsyncAnswerNotStoredIsSentAgain(t *testing.T) {
 	}
 	if echoes != 1 {
 		t.Errorf("echo delivered %d times, want once", echoes)
+	}
+}
+
+// outboxAckFailingStore fails every batch that acknowledges an outbox
+// entry while failing is set.
+type outboxAckFailingStore struct {
+	store.Store
+	failing atomic.Bool
+	failed  atomic.Int64
+}
+
+func (s *outboxAckFailingStore) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, error) {
+	if s.failing.Load() {
+		for _, op := range b.Ops {
+			if op.Kind == store.OpAck && op.Queue.Kind == store.Outbox {
+				s.failed.Add(1)
+				return nil, errors.New("disk on fire")
+			}
+		}
+	}
+	return store.Apply(ctx, s.Store, b)
+}
+
+// An outbox ack that keeps failing past its retry window leaves the entry
+// queued; the worker must then read its outbox from the store again, so
+// the entry is sent again and, once the store works, acknowledged — not
+// left in the store unseen behind a warm in-memory tail.
+func TestAckGivenUpIsSentAgain(t *testing.T) {
+	restore := bridges.SetAckRetry(300 * time.Millisecond)
+	defer restore()
+	fs := &outboxAckFailingStore{}
+	h := newTunedHarness(t, nil, func(o *bridges.Options) {
+		fs.Store = o.Store
+		o.Store = fs
+	})
+	h.register(alice)
+	h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='w' from='%s/phone' to='hello@%s'><body>warm</body></message>`, alice, domain))
+	h.expect("echo of warm", func(e *stanza.Element) bool { return e.Local == "message" && e.ChildText("", "body") == "warm" })
+
+	fs.failing.Store(true)
+	h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='m1' from='%s/phone' to='hello@%s'><body>ack fails</body></message>`, alice, domain))
+	h.expect("echo of m1", func(e *stanza.Element) bool { return e.Local == "message" && e.ChildText("", "body") == "ack fails" })
+	h.waitLog("outbox entries sent but not acknowledged; they will be sent again")
+	if fs.failed.Load() == 0 {
+		t.Fatal("no ack failed: the test did not exercise the failure")
+	}
+	fs.failing.Store(false)
+	q := store.Queue{Bridge: domain, JID: alice, Kind: store.Outbox}
+	deadline := time.Now().Add(wait)
+	for {
+		n, _ := h.st.Len(context.Background(), q)
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox still holds %d entries after the store recovered: the given-up entry was never sent again", n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

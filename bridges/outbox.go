@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
@@ -292,13 +293,15 @@ func (b *Bridge) ackRound(round []*ackReq) {
 	if len(ok) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(ackRetryNanos.Load()))
 	defer cancel()
+	acked := false
 	for {
 		// Deferred: on bolt it joins the next commit (the next echo's,
 		// a drainer's) rather than costing its own.
 		_, err := store.Apply(bolt.Deferrable(ctx), b.st, &bt)
 		if err == nil {
+			acked = true
 			break
 		}
 		if ctx.Err() != nil {
@@ -306,13 +309,28 @@ func (b *Bridge) ackRound(round []*ackReq) {
 			break
 		}
 		b.log.Warn("ack outbox entries", "entries", len(ok), "err", err)
-		sleep(ctx, jitter(time.Second))
+		sleep(ctx, jitter(min(time.Second, time.Duration(ackRetryNanos.Load())/4)))
 	}
 	b.unstageMaps(&bt)
+	var again []*user
 	for _, r := range ok {
-		b.settleAck(r, true)
+		b.settleAck(r, acked)
+		if !acked && !slices.Contains(again, r.u) {
+			again = append(again, r.u)
+		}
+	}
+	// Still queued: the workers read their outbox from the store again
+	// (a warm tail would never see these entries again).
+	for _, u := range again {
+		time.AfterFunc(jitter(time.Second), func() { kick(u.kickOut) })
 	}
 }
+
+// ackRetryNanos is how long ackRound retries a failing commit before it
+// gives the entries back to their worker, to be sent again.
+var ackRetryNanos atomic.Int64
+
+func init() { ackRetryNanos.Store(int64(time.Minute)) }
 
 // settleAck ends an ackReq: the entry is no longer skipped by store reads.
 func (b *Bridge) settleAck(r *ackReq, acked bool) {
