@@ -45,6 +45,9 @@ type startTok struct {
 
 func newReader(r io.Reader, max int) *reader {
 	h := &readHook{r: r}
+	if nc, ok := r.(net.Conn); ok {
+		h.ackNow = quickAcker(nc)
+	}
 	return &reader{dec: stanza.NewStreamDecoder(h, 4096), hook: h, max: int64(max)}
 }
 
@@ -53,16 +56,25 @@ func newReader(r io.Reader, max int) *reader {
 // the read may block. The connection writes the answers its handler
 // produced meanwhile there (Conn.flushInline). before is set once, before
 // the read loop starts.
+//
+// ackNow, when set, runs after each read that returned data: it makes the
+// kernel acknowledge that data at once instead of delaying the ACK (see
+// quickAcker).
 type readHook struct {
 	r      io.Reader
 	before func()
+	ackNow func()
 }
 
 func (h *readHook) Read(p []byte) (int, error) {
 	if h.before != nil {
 		h.before()
 	}
-	return h.r.Read(p)
+	n, err := h.r.Read(p)
+	if n > 0 && h.ackNow != nil {
+		h.ackNow()
+	}
+	return n, err
 }
 
 // arm starts the size budget for the next top-level element.
