@@ -8,7 +8,6 @@ import (
 
 	"github.com/xmppo/go-xmpp"
 
-	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/component/servertest"
 )
 
@@ -25,8 +24,8 @@ func TestHostileStanzasKeepTheLink(t *testing.T) {
 				Components: map[string]string{gwDomain: gwSecret},
 				Users:      map[string]string{"alice": "alicepw"},
 			})
-			g := &gatewayProc{t: t, log: &lockedBuffer{}, http: freeAddr(t)}
-			yaml := fmt.Sprintf(`
+			g := newGatewayProc(t)
+			runGateway(t, g, fmt.Sprintf(`
 xmpp:
   server: %s
   max_stanza_size: 10000
@@ -42,19 +41,7 @@ http:
   listen: %s
 access:
   allowed_domains: [localhost]
-`, srv.ComponentAddr, gwDomain, gwSecret, filepath.Join(t.TempDir(), "jg.db"), g.http)
-			cfg, err := config.Parse(filepath.Join(t.TempDir(), "hostile.yaml"), []byte(yaml))
-			if err != nil {
-				t.Fatalf("config: %v", err)
-			}
-			g.cfg = cfg
-			g.start()
-			t.Cleanup(func() {
-				g.stop()
-				if t.Failed() {
-					t.Logf("gateway log:\n%s", g.log.String())
-				}
-			})
+`, srv.ComponentAddr, gwDomain, gwSecret, filepath.Join(t.TempDir(), "jg.db"), g.http))
 
 			alice := dialClient(t, srv, "alice", "alicepw", "hostile")
 			alice.send(`<iq type='set' id='r1' to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`, gwDomain)
