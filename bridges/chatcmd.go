@@ -496,7 +496,9 @@ func (b *Bridge) chatStored(ctx context.Context, bare string, clean map[string]s
 	}
 	out.say("You are registered. Add contacts as name@%s.", b.domain)
 	if subscribe {
-		out.after = append(out.after, b.gatewaySubscribe(bare))
+		if p := b.askGateway(bare); p != nil {
+			out.after = append(out.after, p)
+		}
 	}
 }
 

@@ -540,7 +540,9 @@ func (b *Bridge) cmdRegister(ctx context.Context, r *cmdReq) *cmdOut {
 		}
 		out := done("You are registered with " + b.info.DisplayName + ". Add contacts as address@" + b.domain + ".")
 		if subscribe {
-			out.after = append(out.after, b.gatewaySubscribe(r.bare))
+			if p := b.askGateway(r.bare); p != nil {
+				out.after = append(out.after, p)
+			}
 		}
 		return out
 	}

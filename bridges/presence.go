@@ -82,6 +82,24 @@ func subscribeFrom(from, to, nick string) *stanza.Element {
 	return p
 }
 
+// askGateway is the gateway's subscription request to a user who has just
+// registered (XEP-0100 §4.1.1), or nil when the user's server grants
+// privileged roster sets: roster population then writes the gateway's
+// item with subscription 'both' and asks only if the server did not store
+// that — a request sent anyway would stay pending next to a 'both' item,
+// and Prosody shows pending requests again at every login.
+func (b *Bridge) askGateway(bare string) *stanza.Element {
+	if u := b.getUser(bare); u != nil {
+		if j, err := jid.Parse(bare); err == nil {
+			if g := b.currentGrant(j.Domainpart()); g.rosterSet() && !b.setFails(g) {
+				u.gatewayAsk.Store(true)
+				return nil
+			}
+		}
+	}
+	return b.gatewaySubscribe(bare)
+}
+
 // gatewaySubscribe is the gateway's subscription request to the user
 // (XEP-0100 §4.1.1), named with the gateway's display name.
 func (b *Bridge) gatewaySubscribe(bare string) *stanza.Element {

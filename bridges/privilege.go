@@ -188,6 +188,14 @@ func (b *Bridge) grant(dom string, conn *component.Conn) *privGrant {
 	return g
 }
 
+// setFails reports whether privileged roster sets failed on g's connection.
+func (b *Bridge) setFails(g *privGrant) bool {
+	ps := b.privOf()
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return g != nil && g.setFails
+}
+
 // currentGrant is grant on the current connection, without waiting.
 func (b *Bridge) currentGrant(dom string) *privGrant {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -123,8 +123,11 @@ func (b *Bridge) registerSet(ctx context.Context, iq, q *stanza.Element, from ji
 	}
 	b.reply(ctx, stanza.Result(iq, nil))
 	if subscribe {
-		// XEP-0100 §4.1.1: ask for the user's presence, once.
-		b.reply(ctx, b.gatewaySubscribe(bare))
+		// XEP-0100 §4.1.1: ask for the user's presence, once (or leave
+		// it to the privileged roster write).
+		if p := b.askGateway(bare); p != nil {
+			b.reply(ctx, p)
+		}
 	}
 	return nil, nil
 }

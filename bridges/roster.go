@@ -22,7 +22,10 @@ package bridges
 //     roster.
 //
 // The gateway's own item is written only with privileges: without them the
-// registration flow already sends the gateway's subscribe (XEP-0100).
+// registration flow already sends the gateway's subscribe (XEP-0100). With
+// them the registration leaves that request to population (askGateway),
+// which sends it when the privileged write did not end in a subscription
+// carrying the user's presence, or when it falls back to another method.
 //
 // Population runs after every registration (the gateway and the contacts
 // already known) and for every legacy.Contact event, in a goroutine per user
@@ -249,6 +252,12 @@ func (b *Bridge) populate(ctx context.Context, u *user, items []rosterItem) erro
 		b.log.Warn("privileged roster set refused; falling back to subscription requests for this connection", "user", u.owner, "namespace", g.ns, "err", err)
 	}
 	if full := b.rosterxResource(ctx, conn, u); full != "" {
+		if u.gatewayAsk.Swap(false) { // the exchange leaves the gateway's item alone
+			if err := conn.Send(ctx, b.gatewaySubscribe(u.jid)); err != nil {
+				u.gatewayAsk.Store(true)
+				return err
+			}
+		}
 		return b.rosterExchange(ctx, conn, u, full, items)
 	}
 	return b.subscribeRoster(ctx, conn, u, items, g)
@@ -337,6 +346,9 @@ func (b *Bridge) privilegedRoster(ctx context.Context, conn *component.Conn, g *
 		}
 		states[sub]++
 		b.setRosterSub(ctx, u, it, storeSub(sub))
+		if it.gateway && (sub == "both" || sub == "from") {
+			u.gatewayAsk.Store(false) // the server stored it: nothing to ask
+		}
 		if sub == "both" || sub == "to" {
 			// The user now expects the item's presence.
 			if it.gateway {
@@ -405,7 +417,9 @@ func (b *Bridge) subscribeRoster(ctx context.Context, conn *component.Conn, u *u
 	for _, it := range items {
 		switch {
 		case it.gateway:
-			// The registration flow sends the gateway's subscribe.
+			// The registration flow sent the gateway's subscribe, unless
+			// it left it to population (sendSubscribes).
+			subscribe = append(subscribe, it)
 		case it.remove:
 			removed++
 			for _, t := range []string{"unsubscribe", "unsubscribed", "unavailable"} {
@@ -435,6 +449,13 @@ func (b *Bridge) sendSubscribes(ctx context.Context, conn *component.Conn, u *us
 	sent := items[:0:0]
 	for _, it := range items {
 		if it.gateway {
+			// Only when the registration left it to population.
+			if u.gatewayAsk.Swap(false) {
+				if err := conn.Send(ctx, b.gatewaySubscribe(u.jid)); err != nil {
+					u.gatewayAsk.Store(true)
+					return err
+				}
+			}
 			continue
 		}
 		if _, err := b.st.GetMapping(ctx, b.domain, u.jid, mapAsked, it.local); err == nil {

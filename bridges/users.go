@@ -44,6 +44,11 @@ type user struct {
 	inBacklog atomic.Int64
 	inFull    atomic.Bool
 	outq      outboxMem // in-memory tail of the outbox (outbox.go)
+	// gatewayAsk: the registration left the gateway's subscription
+	// request to roster population (askGateway, roster.go), which sends
+	// it unless the privileged roster write ends in a subscription that
+	// already carries the user's presence.
+	gatewayAsk atomic.Bool
 	// emptyAtStart: the inbox ([0]) and the outbox ([1]) were empty in
 	// the store when the bridge started (Bridge.run); guarded by mu.
 	emptyAtStart [2]bool
