@@ -254,7 +254,10 @@ func (e *ejabberdImpl) ctl(ctx context.Context, args ...string) *exec.Cmd {
 		"--spool", e.spoolDir(),
 		"--node", e.node,
 	}, args...)
-	cmd := exec.CommandContext(ctx, e.ctlPath(), full...)
+	// Through bash (its interpreter) rather than exec'ing the copy: a test running in parallel
+	// may fork while the copy's write descriptor is open, and the copy
+	// then cannot be exec'd ("text file busy"); bash only reads it.
+	cmd := exec.CommandContext(ctx, "/bin/bash", append([]string{e.ctlPath()}, full...)...)
 	cmd.Dir = e.spoolDir()
 	cmd.Env = e.ctlEnv()
 	return cmd
