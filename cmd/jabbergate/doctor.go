@@ -178,7 +178,7 @@ func runDoctor(ctx context.Context, cfg *config.Config, o doctorOptions) []check
 		if gw.running && !o.ForceLink {
 			out = append(out, runningLinkCheck(b.Domain, gw))
 		} else {
-			out = append(out, doctorBridge(ctx, cfg, i, b, gw.running, o)...)
+			out = append(out, doctorBridge(ctx, cfg, i, b, st, gw.running, o)...)
 		}
 		out = append(out, doctorWebhooks(ctx, b, o)...)
 		out = append(out, doctorAccounts(ctx, b, st, o)...)
@@ -331,7 +331,7 @@ func (d *doctorLink) close() {
 }
 
 // doctorBridge runs the link, privilege, ping and upload checks of bridge i.
-func doctorBridge(ctx context.Context, cfg *config.Config, i int, b config.Bridge, running bool, o doctorOptions) []check {
+func doctorBridge(ctx context.Context, cfg *config.Config, i int, b config.Bridge, st store.Store, running bool, o doctorOptions) []check {
 	add := func(out []check, name, status, msg string, fix map[string]string) []check {
 		return append(out, check{Bridge: b.Domain, Check: name, Status: status, Message: msg, Fix: fix})
 	}
@@ -412,7 +412,7 @@ func doctorBridge(ctx context.Context, cfg *config.Config, i int, b config.Bridg
 	out = add(out, "link", statusOK, msg, nil)
 
 	// 2. XEP-0356 privileges.
-	out = append(out, privilegeCheck(ctx, b.Domain, serverDomain, dl.adverts, o.PrivilegeWait))
+	out = append(out, privilegeCheck(ctx, conn, b.Domain, serverDomain, rosterProbeJID(ctx, st, b.Domain, serverDomain, o), dl.adverts, o.PrivilegeWait, o.Timeout))
 
 	// 3. Ping round trip. Beside a running gateway on ejabberd the answer
 	// may be routed to the gateway's link: try a few times then.
@@ -546,8 +546,31 @@ func listenerFix(addr string) map[string]string {
 	}
 }
 
-// privilegeCheck waits for the XEP-0356 advertisement and reports it.
-func privilegeCheck(ctx context.Context, domain, serverDomain string, adverts <-chan *stanza.Element, wait time.Duration) check {
+// rosterProbeJID is whose roster the privilege check reads: a user of
+// serverDomain registered with the bridge, or else an account that does
+// not exist.
+func rosterProbeJID(ctx context.Context, st store.Store, domain, serverDomain string, o doctorOptions) string {
+	if st != nil {
+		rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		accs, err := st.ListAccounts(rctx, domain)
+		cancel()
+		if err == nil {
+			for _, a := range accs {
+				if _, d, ok := strings.Cut(a.JID, "@"); ok && strings.EqualFold(d, serverDomain) {
+					return a.JID
+				}
+			}
+		}
+	}
+	return "jabbergate-doctor-probe@" + serverDomain
+}
+
+// privilegeCheck waits for the XEP-0356 advertisement and reports it; when
+// the grant lets the gateway read rosters, it also tries one privileged
+// roster request, because a server may advertise roster access and then
+// fail every request (ejabberd 23.01: "Module failed to handle the
+// query"), which leaves the gateway on subscription requests.
+func privilegeCheck(ctx context.Context, conn *component.Conn, domain, serverDomain, probeJID string, adverts <-chan *stanza.Element, wait, timeout time.Duration) check {
 	c := check{Bridge: domain, Check: "privileges"}
 	fix := map[string]string{
 		"ejabberd": "acl:\n  gateway_acl:\n    server:\n      - \"" + domain + "\"\naccess_rules:\n  gateway_rule:\n    - allow: gateway_acl\nmodules:\n  mod_privilege:\n    roster:\n      both: gateway_rule\n    message:\n      outgoing: gateway_rule",
@@ -607,8 +630,42 @@ func privilegeCheck(ctx context.Context, domain, serverDomain string, adverts <-
 		c.Message += ", iq=" + strings.Join(iqs, ",")
 	}
 	var missing []string
+	brokenRoster := false
 	if roster != "both" && roster != "set" {
 		missing = append(missing, "roster set (contacts cannot be added to users' rosters directly)")
+	}
+	if roster != "none" && roster != "" {
+		// A registered user's roster, or else one of an account that does
+		// not exist. With set access the request removes an item that is
+		// in no roster (a no-op: a result or item-not-found), because
+		// ejabberd 23.01 answers roster reads and fails every change.
+		// The answer is a result or a refusal (item-not-found, or
+		// service-unavailable for an unknown user, RFC 6120 §10.5.3.1);
+		// only a failure of the server itself means its privileged
+		// roster handling is broken.
+		rctx, cancel := context.WithTimeout(ctx, min(timeout, 2*time.Second)) // a server answers in milliseconds
+		query := stanza.New("jabber:iq:roster", "query")
+		typ := "get"
+		if roster == "both" || roster == "set" {
+			typ = "set"
+			query.Add(stanza.New("jabber:iq:roster", "item", "jid", "jabbergate-doctor-probe@"+domain, "subscription", "remove"))
+		}
+		probe := stanza.New(stanza.NSComponent, "iq", "type", typ, "from", domain, "to", probeJID).Add(query)
+		_, err := conn.Request(rctx, probe)
+		cancel()
+		var se *stanza.Error
+		switch {
+		case errors.As(err, &se) && (se.Condition == stanza.InternalServerError || se.Condition == stanza.FeatureNotImplemented):
+			missing = append(missing, fmt.Sprintf("working roster access: the server advertises it but failed a privileged roster request (%s %q; ejabberd before 23.10 does this), so the gateway falls back to roster item exchange and subscription requests", se.Condition, se.Text))
+			brokenRoster = true
+		case err == nil || se != nil:
+			c.Message += "; a privileged roster request was answered"
+			if !strings.HasPrefix(probeJID, "jabbergate-doctor-probe@") {
+				c.Message += " (a registered user's)"
+			}
+		default:
+			c.Message += "; the privileged roster request got no answer (" + err.Error() + ")"
+		}
 	}
 	if message != "outgoing" {
 		missing = append(missing, "message outgoing (messages sent from the legacy app are not shown as the user's)")
@@ -620,6 +677,9 @@ func privilegeCheck(ctx context.Context, domain, serverDomain string, adverts <-
 	c.Status = statusWarn
 	c.Message += "; missing: " + strings.Join(missing, "; ")
 	delete(fix, "openfire")
+	if brokenRoster {
+		fix["ejabberd"] = "ejabberd 23.10 or later (urn:xmpp:privilege:2) handles privileged roster requests; earlier versions advertise them and fail them. Until then the gateway adds contacts with subscription requests.\n" + fix["ejabberd"]
+	}
 	c.Fix = fix
 	return c
 }

@@ -92,10 +92,44 @@ func injectAfterHandshake(t *testing.T, srv *componenttest.Server, st string) {
 	}()
 }
 
+// answerRosterProbe answers doctor's privileged roster request with reply
+// (built from the request).
+func answerRosterProbe(t *testing.T, srv *componenttest.Server, reply func(*stanza.Element) *stanza.Element) {
+	go func() {
+		iq, err := srv.WaitFor(15*time.Second, func(e *stanza.Element) bool {
+			return e.Local == "iq" && e.Child("jabber:iq:roster", "query") != nil
+		})
+		if err == nil {
+			_ = srv.Inject(reply(iq))
+		}
+	}()
+}
+
+// TestDoctorBrokenRosterPrivilege: a server that advertises roster access
+// and fails the request (ejabberd 23.01) is a warning naming the failure
+// and the version that works, not OK.
+func TestDoctorBrokenRosterPrivilege(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	injectAfterHandshake(t, srv, `<message from='localhost' to='echo.localhost'><privilege xmlns='urn:xmpp:privilege:1'>`+
+		`<perm access='roster' type='both'/><perm access='message' type='outgoing'/></privilege></message>`)
+	answerRosterProbe(t, srv, func(iq *stanza.Element) *stanza.Element {
+		return stanza.ErrorReply(iq, &stanza.Error{Type: stanza.ErrWait, Condition: stanza.InternalServerError, Text: "Module failed to handle the query"})
+	})
+	cfg, _ := doctorConfig(t, srv.Addr(), "")
+	c := one(t, runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 10 * time.Second}), "privileges")
+	if c.Status != statusWarn || !strings.Contains(c.Message, "failed a privileged roster request (internal-server-error \"Module failed to handle the query\"") ||
+		!strings.Contains(c.Fix["ejabberd"], "23.10 or later") {
+		t.Errorf("privileges = %+v", c)
+	}
+}
+
 func TestDoctorPrivilegesV2AndPing(t *testing.T) {
 	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
 	injectAfterHandshake(t, srv, `<message from='localhost' to='echo.localhost'><privilege xmlns='urn:xmpp:privilege:2'>`+
 		`<perm access='roster' type='both' push='true'/><perm access='message' type='outgoing'/></privilege></message>`)
+	answerRosterProbe(t, srv, func(iq *stanza.Element) *stanza.Element {
+		return stanza.Result(iq, stanza.New("jabber:iq:roster", "query"))
+	})
 	cfg, _ := doctorConfig(t, srv.Addr(), "")
 	checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 10 * time.Second})
 	t.Log("\n" + report(checks))
@@ -105,7 +139,8 @@ func TestDoctorPrivilegesV2AndPing(t *testing.T) {
 	}
 	c := one(t, checks, "privileges")
 	if c.Status != statusOK || !strings.Contains(c.Message, "urn:xmpp:privilege:2 (v2)") ||
-		!strings.Contains(c.Message, "roster=both (push)") || !strings.Contains(c.Message, "message=outgoing") {
+		!strings.Contains(c.Message, "roster=both (push)") || !strings.Contains(c.Message, "message=outgoing") ||
+		!strings.Contains(c.Message, "a privileged roster request was answered") {
 		t.Errorf("privileges = %+v", c)
 	}
 	if c := one(t, checks, "ping"); c.Status != statusOK || !strings.Contains(c.Message, "ping to localhost answered in") {
@@ -132,9 +167,12 @@ func TestDoctorPrivilegesV2AndPing(t *testing.T) {
 	if v := srv.Violations(); len(v) != 0 {
 		t.Errorf("violations: %v", v)
 	}
-	// Only the ping and disco requests were sent: nothing else.
+	// Only the ping and disco requests were sent, and the roster probe: the
+	// removal of an item that is in no roster (a no-op).
 	for _, st := range srv.Received() {
-		if st.Local != "iq" || st.Type() != "get" {
+		probe := st.Type() == "set" && st.Child("jabber:iq:roster", "query") != nil &&
+			strings.Contains(st.String(), `<item jid='jabbergate-doctor-probe@echo.localhost' subscription='remove'/>`)
+		if st.Local != "iq" || st.Type() != "get" && !probe {
 			t.Errorf("doctor sent %s", st)
 		}
 	}
