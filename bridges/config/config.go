@@ -61,8 +61,9 @@ type XMPP struct {
 	// Default 256KiB; at least 10000 bytes (RFC 6120 §13.12).
 	MaxStanzaSize ByteSize `yaml:"max_stanza_size"`
 	// MaxElementDepth bounds element nesting in a stanza read from the
-	// server (the stanza itself is depth 1); deeper closes the link with
-	// policy-violation. 0 selects the default, 32; at least 8.
+	// server (the stanza itself is depth 1); a deeper stanza is refused to
+	// its sender with policy-violation, the link stays up. 0 selects the
+	// default, 32; at least 8.
 	MaxElementDepth int `yaml:"max_element_depth"`
 	// PingInterval is how often an idle link is checked with an XEP-0199
 	// ping. Default 30s.
