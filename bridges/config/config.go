@@ -261,6 +261,9 @@ const (
 	DefaultMediaTTL          time.Duration = 7 * 24 * time.Hour
 	DefaultMediaFetchTimeout time.Duration = time.Minute
 	DefaultLeaseTTL          time.Duration = 15 * time.Second // cluster.lease_ttl
+	DefaultMaxElementDepth                 = 32               // xmpp.max_element_depth (component's default too)
+	DefaultRatePerSecond     float64       = 20               // access.rate_limit.per_second (bridges.DefaultRateLimit)
+	DefaultRateBurst                       = 200              // access.rate_limit.burst (bridges.DefaultRateBurst)
 )
 
 // Load reads, expands and validates the file at path. Relative paths in the

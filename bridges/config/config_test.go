@@ -615,18 +615,20 @@ func TestDefaults(t *testing.T) {
 	}
 	want := &Config{
 		XMPP: XMPP{
-			Server:        "localhost:5347",
-			MaxStanzaSize: 256 * KiB,
-			PingInterval:  30 * time.Second,
-			PingTimeout:   30 * time.Second,
+			Server:          "localhost:5347",
+			MaxStanzaSize:   256 * KiB,
+			MaxElementDepth: 32,
+			PingInterval:    30 * time.Second,
+			PingTimeout:     30 * time.Second,
 		},
 		Bridges: []Bridge{{Network: "echo", Domain: "echo.localhost", Secret: "s3cret", Server: "localhost:5347", InboxLimit: DefaultInboxLimit}},
 		Store:   Store{Backend: "bolt", Path: "jabbergate.db", Redis: Redis{Prefix: "jg"}},
 		HTTP:    HTTP{Listen: "127.0.0.1:9470"},
-		Access:  Access{AllowedDomains: []string{"localhost"}},
+		Access:  Access{AllowedDomains: []string{"localhost"}, RateLimit: RateLimit{PerSecond: 20, Burst: 200}},
 		Log:     Log{Level: "info", Format: "text"},
 		Vault:   Vault{KeyFile: "jabbergate.key"},
 		Media:   Media{Dir: "media", MaxSize: 20 * MiB, TTL: 7 * 24 * time.Hour, FetchTimeout: time.Minute},
+		Cluster: Cluster{LeaseTTL: 15 * time.Second},
 		lines:   c.lines,
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -377,6 +377,16 @@ func (d *decoder) applyDefaults(c *Config) {
 	if x.PingInterval == 0 {
 		x.PingInterval = DefaultPingInterval
 	}
+	// Printed by check-config as what is in force, not as zeros.
+	if x.MaxElementDepth == 0 {
+		x.MaxElementDepth = DefaultMaxElementDepth
+	}
+	if rl := &c.Access.RateLimit; rl.PerSecond == 0 {
+		rl.PerSecond = DefaultRatePerSecond
+	}
+	if rl := &c.Access.RateLimit; rl.Burst == 0 {
+		rl.Burst = DefaultRateBurst
+	}
 	if x.PingTimeout == 0 {
 		x.PingTimeout = DefaultPingTimeout
 	}
@@ -422,7 +432,7 @@ func (d *decoder) applyDefaults(c *Config) {
 	if md.FetchTimeout == 0 {
 		md.FetchTimeout = DefaultMediaFetchTimeout
 	}
-	if c.Cluster.Enabled && c.Cluster.LeaseTTL == 0 {
+	if c.Cluster.LeaseTTL == 0 {
 		c.Cluster.LeaseTTL = DefaultLeaseTTL
 	}
 	switch {

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jabbergate/jabbergate/bridges"
+	"github.com/jabbergate/jabbergate/bridges/config"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -56,6 +59,16 @@ func TestCheckConfig(t *testing.T) {
 	}
 	if strings.Contains(out, "very-secret-value") {
 		t.Errorf("check-config prints the secret:\n%s", out)
+	}
+	// The limits in force, not zeros that look like "off".
+	for _, want := range []string{"max_element_depth: 32", "per_second: 20", "burst: 200"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check-config output lacks %q:\n%s", want, out)
+		}
+	}
+	if config.DefaultRatePerSecond != bridges.DefaultRateLimit || config.DefaultRateBurst != bridges.DefaultRateBurst {
+		t.Errorf("config's rate-limit defaults %v/%v differ from the bridge's %v/%v",
+			config.DefaultRatePerSecond, config.DefaultRateBurst, bridges.DefaultRateLimit, bridges.DefaultRateBurst)
 	}
 }
 
