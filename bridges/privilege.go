@@ -144,10 +144,8 @@ func (b *Bridge) takeAdvertisement(ctx context.Context, dom, ns string, p *stanz
 		case "message":
 			g.message = perm.Attr("type")
 		case "iq":
-			for _, n := range perm.Children() {
-				if n.Local == "namespace" && n.Attr("ns") != "" {
-					g.iq[n.Attr("ns")] = n.Attr("type")
-				}
+			for ns, typ := range IQGrants(perm) {
+				g.iq[ns] = typ
 			}
 		}
 	}
@@ -321,4 +319,26 @@ func toClientNS(el *stanza.Element) {
 		}
 	}
 	walk(el)
+}
+
+// IQGrants returns the namespaces of an XEP-0356 iq <perm/> with their
+// type. <namespace/> elements nested inside one another count too: Prosody's
+// mod_privilege (Debian's prosody-modules) writes the second one inside the
+// first.
+func IQGrants(perm *stanza.Element) map[string]string {
+	out := map[string]string{}
+	var walk func(e *stanza.Element)
+	walk = func(e *stanza.Element) {
+		for _, n := range e.Children() {
+			if n.Local != "namespace" {
+				continue
+			}
+			if n.Attr("ns") != "" {
+				out[n.Attr("ns")] = n.Attr("type")
+			}
+			walk(n)
+		}
+	}
+	walk(perm)
+	return out
 }

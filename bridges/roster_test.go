@@ -3,11 +3,13 @@ package bridges_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 	"github.com/jabbergate/jabbergate/legacy/echo"
@@ -460,5 +462,18 @@ func TestRosterItemExchangeFromCaps(t *testing.T) {
 	p := h.expect("subscribe from dee", isPresence("subscribe", "dee@"+domain))
 	if p.ChildText("http://jabber.org/protocol/nick", "nick") != "Dee" {
 		t.Errorf("subscribe = %s", p)
+	}
+}
+
+// TestIQGrantsNested: Prosody's mod_privilege (Debian's prosody-modules)
+// nests the second <namespace/> inside the first; both grants count.
+func TestIQGrantsNested(t *testing.T) {
+	perm := stanza.MustParse(`<perm xmlns='urn:xmpp:privilege:2' access='iq'>` +
+		`<namespace ns='http://jabber.org/protocol/pubsub' type='both'>` +
+		`<namespace ns='http://jabber.org/protocol/pubsub#owner' type='set'/></namespace></perm>`)
+	got := bridges.IQGrants(perm)
+	want := map[string]string{"http://jabber.org/protocol/pubsub": "both", "http://jabber.org/protocol/pubsub#owner": "set"}
+	if !maps.Equal(got, want) {
+		t.Errorf("IQGrants = %v, want %v", got, want)
 	}
 }

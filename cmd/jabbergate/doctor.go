@@ -64,6 +64,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
@@ -609,10 +610,8 @@ func privilegeCheck(ctx context.Context, conn *component.Conn, domain, serverDom
 		case "message":
 			message = perm.Attr("type")
 		case "iq":
-			for _, n := range perm.Children() {
-				if n.Local == "namespace" && n.Attr("ns") != "" {
-					iqs = append(iqs, n.Attr("ns")+"="+n.Attr("type"))
-				}
+			for ns, typ := range bridges.IQGrants(perm) {
+				iqs = append(iqs, ns+"="+typ)
 			}
 		}
 	}
