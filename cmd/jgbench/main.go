@@ -564,6 +564,7 @@ func startChild(t *shim, dir, name, bin string, args ...string) int {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("jgbench: start %s: %v", name, err)
 	}
