@@ -41,20 +41,25 @@ func (s *inboxFailingStore) Apply(ctx context.Context, b *store.Batch) (*store.B
 	return store.Apply(ctx, s.Store, b)
 }
 
+// warmEchoHarness is a harness on the echo network whose store is wrap's
+// (a failing wrapper around the real one), with alice registered and a
+// first message echoed, which warms the contact (introductions use Emit
+// too).
+func warmEchoHarness(t *testing.T, wrap func(store.Store) store.Store) *harness {
+	h := newTunedHarness(t, nil, func(o *bridges.Options) { o.Store = wrap(o.Store) })
+	h.register(alice)
+	h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='w' from='%s/phone' to='hello@%s'><body>warm</body></message>`, alice, domain))
+	h.expect("echo of warm", func(e *stanza.Element) bool { return e.Local == "message" && e.ChildText("", "body") == "warm" })
+	return h
+}
+
 // The echo network answers from within Send with EmitAsync: Send returns
 // before the echo is stored. When that store write fails, the outgoing
 // message must not be acknowledged: it is sent again and its echo arrives,
 // exactly once.
 func TestAsyncAnswerNotStoredIsSentAgain(t *testing.T) {
 	fs := &inboxFailingStore{}
-	h := newTunedHarness(t, nil, func(o *bridges.Options) {
-		fs.Store = o.Store
-		o.Store = fs
-	})
-	h.register(alice)
-	// A first message warms the contact (introductions use Emit too).
-	h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='w' from='%s/phone' to='hello@%s'><body>warm</body></message>`, alice, domain))
-	h.expect("echo of warm", func(e *stanza.Element) bool { return e.Local == "message" && e.ChildText("", "body") == "warm" })
+	h := warmEchoHarness(t, func(st store.Store) store.Store { fs.Store = st; return fs })
 
 	fs.mu.Lock()
 	fs.n = 1
@@ -124,13 +129,7 @@ func TestAckGivenUpIsSentAgain(t *testing.T) {
 	restore := bridges.SetAckRetry(300 * time.Millisecond)
 	defer restore()
 	fs := &outboxAckFailingStore{}
-	h := newTunedHarness(t, nil, func(o *bridges.Options) {
-		fs.Store = o.Store
-		o.Store = fs
-	})
-	h.register(alice)
-	h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='w' from='%s/phone' to='hello@%s'><body>warm</body></message>`, alice, domain))
-	h.expect("echo of warm", func(e *stanza.Element) bool { return e.Local == "message" && e.ChildText("", "body") == "warm" })
+	h := warmEchoHarness(t, func(st store.Store) store.Store { fs.Store = st; return fs })
 
 	fs.failing.Store(true)
 	h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='m1' from='%s/phone' to='hello@%s'><body>ack fails</body></message>`, alice, domain))

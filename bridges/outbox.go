@@ -445,8 +445,8 @@ func (b *Bridge) validChat(ctx context.Context, u *user, localpart string) (lega
 	// The contact answers from the JID of its canonical address: one the
 	// user wrote differently (a leading space, another spelling of a
 	// number) would answer in another conversation. Say which to use.
-	if lp, err := jidmap.Localpart(resolved, b.domain); err == nil && !strings.EqualFold(lp, localpart) {
-		return "", &otherSpellingError{canonical: lp + "@" + b.domain}
+	if j, err := b.contactJID(resolved); err == nil && !strings.EqualFold(strings.TrimSuffix(j, "@"+b.domain), localpart) {
+		return "", &otherSpellingError{canonical: j}
 	}
 	return resolved, nil
 }
@@ -462,12 +462,11 @@ func (e *otherSpellingError) Error() string {
 // contactAddressError is the stanza error for a contact address validChat
 // refused.
 func (b *Bridge) contactAddressError(localpart string, err error) *stanza.Error {
-	var other *otherSpellingError
-	if errors.As(err, &other) {
-		return &stanza.Error{Condition: stanza.JIDMalformed, Type: stanza.ErrModify, Text: other.Error()}
+	text := localpart + " is " + b.addressError(err) // commands.go
+	if other := (*otherSpellingError)(nil); errors.As(err, &other) {
+		text = other.Error()
 	}
-	return &stanza.Error{Condition: stanza.JIDMalformed, Type: stanza.ErrModify,
-		Text: localpart + " is not a valid " + b.info.DisplayName + " address: " + addressReason(err)}
+	return &stanza.Error{Condition: stanza.JIDMalformed, Type: stanza.ErrModify, Text: text}
 }
 
 func isEncrypted(st *stanza.Element) bool {
