@@ -56,6 +56,12 @@ type Conn struct {
 	inline       bytes.Buffer
 	inlineKinds  []string
 	inlineClosed bool // shutdownWrite took over: nothing more is written
+
+	// Barrier's shared pings: the round gathering callers, and whether
+	// runBarriers is sending (a ping in flight).
+	barrierMu   sync.Mutex
+	barrierNext *barrierRound
+	barrierBusy bool
 }
 
 type pending struct {
@@ -383,18 +389,82 @@ func (c *Conn) Request(ctx context.Context, iq *stanza.Element) (*stanza.Element
 // Barrier sends an XEP-0199 ping to PingTo after everything already queued
 // on c and returns nil once the server answers (result or error). The server
 // processes a link in order, so this proves the stanzas queued before it
-// were routed. It returns ErrConnClosed if c ended first.
+// were routed. It returns ErrConnClosed if c ended first, ctx's error if
+// ctx ends first.
+//
+// Concurrent callers share pings: while one is in flight, callers
+// arriving meanwhile gather for the next, sent when it is answered (each
+// caller's stanzas were queued before it joined, so before that ping).
+// Under load the server answers one ping per round trip for all of them
+// instead of one per caller; a lone caller's ping leaves at once.
 //
 // A ping left unanswered for PingTimeout on a link that is still alive
 // (its answer lost, or routed to another link of the same domain) is
 // followed by a new one, whose answer proves the same: a barrier never
 // waits forever on a live link.
 func (c *Conn) Barrier(ctx context.Context) error {
+	c.barrierMu.Lock()
+	r := c.barrierNext
+	if r == nil {
+		r = &barrierRound{done: make(chan struct{})}
+		c.barrierNext = r
+		if !c.barrierBusy {
+			c.barrierBusy = true
+			go c.runBarriers()
+		}
+	}
+	r.waiters++
+	c.barrierMu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		c.barrierMu.Lock()
+		r.waiters--
+		c.barrierMu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// barrierRound is one shared barrier ping and the callers waiting for it.
+type barrierRound struct {
+	done    chan struct{} // closed when err is set
+	err     error
+	waiters int // callers still waiting, under Conn.barrierMu
+}
+
+// runBarriers sends the gathered rounds' pings one after the other until
+// no caller is waiting for the next.
+func (c *Conn) runBarriers() {
 	for {
-		attempt, cancel := context.WithTimeout(ctx, c.l.cfg.PingTimeout)
+		c.barrierMu.Lock()
+		r := c.barrierNext
+		c.barrierNext = nil
+		if r == nil {
+			c.barrierBusy = false
+			c.barrierMu.Unlock()
+			return
+		}
+		c.barrierMu.Unlock()
+		r.err = c.barrierPing(r)
+		close(r.done)
+	}
+}
+
+// barrierPing pings until an answer comes, the link ends, or nobody waits
+// for r any more after an unanswered attempt.
+func (c *Conn) barrierPing(r *barrierRound) error {
+	for {
+		attempt, cancel := context.WithTimeout(context.Background(), c.l.cfg.PingTimeout)
 		_, err := c.roundTrip(attempt, c.pingIQ())
 		cancel()
-		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		c.barrierMu.Lock()
+		gone := r.waiters == 0
+		c.barrierMu.Unlock()
+		if gone {
 			return err
 		}
 	}

@@ -574,6 +574,98 @@ func TestBarrierWaitsForAnswer(t *testing.T) {
 	hs.rec.none(t, 20*time.Millisecond)
 }
 
+// TestBarrierSharesPings: callers arriving while a barrier ping is in
+// flight share the next ping, sent once the first is answered; a caller
+// whose context ends stops waiting without disturbing the others.
+func TestBarrierSharesPings(t *testing.T) {
+	hs := start(t, nil, nil)
+	c := hs.up(t)
+	hs.srv.SetAnswerPings(false)
+	pings := func() []*stanza.Element {
+		var out []*stanza.Element
+		for _, st := range hs.srv.Received() {
+			if isPing(st) && st.From() == testDomain {
+				out = append(out, st)
+			}
+		}
+		return out
+	}
+	first := make(chan error, 1)
+	go func() { first <- c.Barrier(ctxT(t)) }()
+	ping1, err := hs.srv.WaitFor(waitLong, isPing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	rest := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() { rest <- c.Barrier(ctxT(t)) }()
+	}
+	gone, cancel := context.WithCancel(ctxT(t))
+	left := make(chan error, 1)
+	go func() { left <- c.Barrier(gone) }()
+	time.Sleep(50 * time.Millisecond) // let them gather
+	if got := len(pings()); got != 1 {
+		t.Fatalf("%d pings while the first is unanswered, want 1", got)
+	}
+	cancel()
+	select {
+	case err := <-left:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("canceled Barrier = %v", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("canceled Barrier did not return")
+	}
+	// The message sent now comes before the shared second ping.
+	if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", "late")); err != nil {
+		t.Fatal(err)
+	}
+	lateDone := make(chan error, 1)
+	go func() { lateDone <- c.Barrier(ctxT(t)) }()
+	time.Sleep(20 * time.Millisecond)
+	markAnswered(hs, ping1.ID())
+	if err := hs.srv.Inject(stanza.Result(ping1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first Barrier = %v", err)
+	}
+	ping2, err := hs.srv.WaitFor(waitLong, func(st *stanza.Element) bool { return isPing(st) && st.ID() != ping1.ID() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawLate := false
+	for _, st := range hs.srv.Received() {
+		if isMsgBody("late")(st) {
+			sawLate = true
+		}
+		if st.ID() == ping2.ID() && !sawLate {
+			t.Fatal("the second ping was sent before a message queued ahead of its Barrier call")
+		}
+	}
+	select {
+	case err := <-rest:
+		t.Fatalf("a gathered Barrier returned %v before its ping was answered", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	markAnswered(hs, ping2.ID())
+	if err := hs.srv.Inject(stanza.Result(ping2, nil)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := <-rest; err != nil {
+			t.Fatalf("gathered Barrier = %v", err)
+		}
+	}
+	if err := <-lateDone; err != nil {
+		t.Fatalf("late Barrier = %v", err)
+	}
+	if got := len(pings()); got != 2 {
+		t.Fatalf("%d barrier pings for %d callers, want 2", got, n+3)
+	}
+}
+
 var answeredIDs sync.Map
 
 func answered(hs *harness, id string) bool {
