@@ -339,6 +339,10 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 				}
 				pids := append(append([]int{target.pid}, serverPIDs...), storePIDs...)
 				before := sampleCPU(pids)
+				var outBefore map[string]float64
+				if target.name == "gateway" {
+					outBefore = stanzasOut(c.httpPort)
+				}
 				var profiled chan struct{}
 				if c.profile != "" && target.name == "gateway" {
 					profiled = profileGateway(c, fmt.Sprintf("gateway-%s-%s-%d.pprof", kind, k, r), stderr)
@@ -351,6 +355,7 @@ func benchServer(t *shim, c *config, kind string, stdout, stderr io.Writer) {
 					line.Via = c.via
 				}
 				if target.name == "gateway" {
+					line.OutPerOp = perOp(outBefore, stanzasOut(c.httpPort), res.Done)
 					line.Store = c.store
 					for _, p := range storePIDs {
 						line.StoreCPUs += after.proc[p] - before.proc[p]
@@ -416,6 +421,48 @@ type result struct {
 	// limit answering with the gateway's own disco#info reply.
 	RatioToSameReply float64 `json:"ratio_to_same_reply,omitempty"`
 	ElapsedS         float64 `json:"elapsed_s"`
+	// OutPerOp (gateway lines): the stanzas the gateway wrote per op, by
+	// kind (its jabbergate_stanzas_total), e.g. the barrier pings of echo.
+	OutPerOp map[string]float64 `json:"gateway_out_per_op,omitempty"`
+}
+
+// stanzasOut reads the gateway's jabbergate_stanzas_total{direction="out"}
+// by kind from its /metrics (nil when it cannot).
+func stanzasOut(port int) map[string]float64 {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "jabbergate_stanzas_total{") || !strings.Contains(line, `direction="out"`) {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, `kind="`)
+		kind, _, _ := strings.Cut(rest, `"`)
+		_, value, _ := strings.Cut(line, "} ")
+		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+			out[kind] += v
+		}
+	}
+	return out
+}
+
+// perOp is (after − before) / ops by key, rounded.
+func perOp(before, after map[string]float64, ops int) map[string]float64 {
+	if after == nil || ops == 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for k, v := range after {
+		out[k] = round((v-before[k])/float64(ops), 3)
+	}
+	return out
 }
 
 func report(server, comp, kind string, window, n, run int, r loadResult, before, after cpuSample, compPID int, serverPIDs []int) result {
@@ -615,7 +662,11 @@ func profileGateway(c *config, name string, stderr io.Writer) chan struct{} {
 		}
 		defer resp.Body.Close()
 		path := filepath.Join(c.profile, name)
-		f, err := os.Create(path)
+		err = os.MkdirAll(c.profile, 0o755)
+		var f *os.File
+		if err == nil {
+			f, err = os.Create(path)
+		}
 		if err == nil {
 			_, err = io.Copy(f, resp.Body)
 			if cerr := f.Close(); err == nil {
