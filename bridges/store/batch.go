@@ -25,6 +25,28 @@ type Batcher interface {
 	Apply(ctx context.Context, b *Batch) (*BatchResult, error)
 }
 
+// deferKey marks a context for Deferrable.
+type deferKey struct{}
+
+// Deferrable returns a context under which Apply on a store with group
+// commit (store/bolt, store/pebble) does not start a commit of its own:
+// the batch waits, a few milliseconds at most, to ride along with the
+// next commit another caller starts, and Apply returns once that is
+// durable. It is meant for writes that a caller does not wait for and
+// that follow another commit closely — the outbox's ack after a send,
+// whose Emit just committed, joins the next message's commit or the
+// drainer's instead of costing an fsync of its own. Other stores ignore
+// it.
+func Deferrable(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deferKey{}, true)
+}
+
+// IsDeferrable reports whether ctx (or a parent) was made by Deferrable.
+func IsDeferrable(ctx context.Context) bool {
+	d, _ := ctx.Value(deferKey{}).(bool)
+	return d
+}
+
 // OpKind names one kind of write of a Batch.
 type OpKind uint8
 

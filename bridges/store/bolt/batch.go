@@ -36,19 +36,15 @@ type groupCommit struct {
 // ones count once): what group commit saves, for benchmarks.
 func (s *Store) Commits() int64 { return s.gc.commits.Load() }
 
-// deferKey marks a context for Deferrable.
-type deferKey struct{}
-
 // Deferrable returns a context under which Apply does not start a commit of
 // its own: the batch waits (at most DeferDelay) to ride along with the next
 // commit another caller starts, and Apply returns once that is durable. It
 // is meant for writes that a caller does not wait for and that follow
 // another commit closely — the outbox's ack after a send, whose Emit just
 // committed, joins the next message's commit or the drainer's instead of
-// costing an fsync of its own. Other stores ignore it.
-func Deferrable(ctx context.Context) context.Context {
-	return context.WithValue(ctx, deferKey{}, true)
-}
+// costing an fsync of its own. It is store.Deferrable, so store/pebble
+// honours it too; other stores ignore it.
+func Deferrable(ctx context.Context) context.Context { return store.Deferrable(ctx) }
 
 // DeferDelay bounds how long a Deferrable batch waits for a commit to join.
 const DeferDelay = 2 * time.Millisecond
@@ -126,7 +122,7 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 	}
 	now := s.now()
 	nowNano := now.UnixNano()
-	deferred, _ := ctx.Value(deferKey{}).(bool)
+	deferred := store.IsDeferrable(ctx)
 	err := s.commit(func(tx *bbolt.Tx) error {
 		c := txBuckets{tx: tx}
 		for i, op := range b.Ops {
