@@ -1,0 +1,274 @@
+package pebble
+
+// Group commit: every write of the store, store.Batcher's Apply and the
+// single-call methods alike, is a request to one committer at a time
+// (store.Group). A round builds one Pebble batch of all the requests
+// queued, commits it with a synced WAL write, and answers them: a lone
+// caller is committed at once (no timer); under load a round carries
+// everything that arrived during the previous fsync. If a shared round
+// fails, each request is retried in a batch of its own, so one failing
+// request cannot fail the others.
+//
+// One committer at a time makes the store's read-then-write operations
+// atomic (MarkSeen, the sweeper's recheck) and assigns queue sequences in
+// commit order. A round's batch is indexed, so a request reads the writes
+// of the requests before it in the same round.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/jabbergate/jabbergate/bridges/store"
+)
+
+var _ store.Batcher = (*Store)(nil)
+
+// groupCommit queues write requests for shared commits.
+type groupCommit struct {
+	store.Group[*commitReq]
+	lazyArmed atomic.Bool // a timer will commit deferred requests nobody took along
+	commits   atomic.Int64
+}
+
+// Commits returns how many commit rounds the store has run (shared ones
+// count once): what group commit saves, for benchmarks.
+func (s *Store) Commits() int64 { return s.gc.commits.Load() }
+
+// DeferDelay bounds how long a batch applied under store.Deferrable waits
+// for a commit to join.
+const DeferDelay = 2 * time.Millisecond
+
+type commitReq struct {
+	fn   func(w *writer) error // must be safe to run again after a failed round
+	done chan error
+}
+
+// maxGroup bounds the requests of one round.
+const maxGroup = 256
+
+// write runs fn in a commit round and returns once the round is durable
+// (or failed).
+func (s *Store) write(ctx context.Context, fn func(w *writer) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.commit(fn, false); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return err
+		}
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// commit queues fn for a round shared with concurrent callers. A deferred
+// request does not start a round: it waits for one, or for DeferDelay.
+func (s *Store) commit(fn func(w *writer) error, deferred bool) error {
+	g := &s.gc
+	r := &commitReq{fn: fn, done: make(chan error, 1)}
+	lead, running := g.Join(r, !deferred)
+	switch {
+	case lead:
+		return g.Lead(r.done, maxGroup, s.commitRound)
+	case !running && g.lazyArmed.CompareAndSwap(false, true):
+		// Deferred with no round to join: a timer commits it if no other
+		// caller starts one first.
+		time.AfterFunc(DeferDelay, s.commitDeferred)
+	}
+	return <-r.done
+}
+
+// commitDeferred commits deferred requests that no other round took.
+func (s *Store) commitDeferred() {
+	s.gc.lazyArmed.Store(false)
+	if s.gc.Claim() {
+		s.gc.Rest(maxGroup, s.commitRound)
+	}
+}
+
+// commitRound commits batch in one Pebble batch.
+func (s *Store) commitRound(batch []*commitReq) {
+	if err := s.enter(); err != nil {
+		for _, r := range batch {
+			r.done <- err
+		}
+		return
+	}
+	defer s.leave()
+	s.gc.commits.Add(1)
+	err := s.run(batch...)
+	if err == nil || len(batch) == 1 {
+		for _, r := range batch {
+			r.done <- err
+		}
+		return
+	}
+	for _, r := range batch { // find the culprit: each on its own
+		s.gc.commits.Add(1)
+		r.done <- s.run(r)
+	}
+}
+
+// run builds one batch of the requests and commits it, synced.
+func (s *Store) run(reqs ...*commitReq) error {
+	w := &writer{s: s, b: s.db.NewIndexedBatch()}
+	defer w.b.Close()
+	for _, r := range reqs {
+		if err := r.fn(w); err != nil {
+			return err
+		}
+	}
+	if w.b.Empty() {
+		return nil
+	}
+	if err := w.b.Commit(pebbledb.Sync); err != nil {
+		return err
+	}
+	for q, tail := range w.tails {
+		q.mu.Lock()
+		q.committed = max(q.committed, tail)
+		q.mu.Unlock()
+	}
+	return nil
+}
+
+// writer is one round's batch.
+type writer struct {
+	s     *Store
+	b     *pebbledb.Batch        // indexed: reads see the round's writes
+	tails map[*queueState]uint64 // last sequence appended per queue
+}
+
+// expiry returns the expiry of key (a mapping or seen mark) as the round
+// sees it; ok is false if the key is absent.
+func (w *writer) expiry(key []byte) (exp uint64, ok bool, err error) {
+	v, c, err := w.b.Get(key)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer c.Close()
+	if len(v) < 8 {
+		return 0, false, nil
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+func (w *writer) append(q store.Queue, payloads [][]byte) ([]string, error) {
+	if len(payloads) == 0 {
+		return nil, nil
+	}
+	p := queuePrefix(q)
+	st, err := w.s.queue(p)
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	first := st.tail + 1
+	st.tail += uint64(len(payloads))
+	tail := st.tail
+	st.mu.Unlock()
+	ids := make([]string, len(payloads))
+	k := entryKey(p, 0)
+	for i, pl := range payloads {
+		seq := first + uint64(i)
+		binary.BigEndian.PutUint64(k[len(p):], seq)
+		if err := w.b.Set(k, pl, nil); err != nil { // copies k and pl
+			return nil, err
+		}
+		ids[i] = formatID(seq)
+	}
+	if err := w.b.Set(p, binary.BigEndian.AppendUint64(nil, tail), nil); err != nil {
+		return nil, err
+	}
+	if w.tails == nil {
+		w.tails = map[*queueState]uint64{}
+	}
+	w.tails[st] = tail
+	return ids, nil
+}
+
+func (w *writer) ack(q store.Queue, ids []string) error {
+	p := queuePrefix(q)
+	k := entryKey(p, 0)
+	for _, id := range ids {
+		if seq, ok := parseID(id); ok {
+			binary.BigEndian.PutUint64(k[len(p):], seq)
+			if err := w.b.Delete(k, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *writer) deleteUser(bridge, jid string) error {
+	up := userPrefix(bridge, jid, 0)
+	return w.b.DeleteRange(up, successor(up), nil)
+}
+
+// markSeen writes the seen mark k with expiry exp unless a live one is
+// there, and reports whether it wrote.
+func (w *writer) markSeen(k []byte, now int64, exp uint64) (bool, error) {
+	old, ok, err := w.expiry(k)
+	if err != nil {
+		return false, err
+	}
+	if ok && !expired(old, now) {
+		return false, nil
+	}
+	return true, w.b.Set(k, binary.BigEndian.AppendUint64(nil, exp), nil)
+}
+
+// Apply applies every operation of b in one commit (see store.Batcher),
+// shared with concurrent callers. Under a context from store.Deferrable
+// it waits for another caller's commit (at most DeferDelay) instead of
+// starting one.
+func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	n := b.Len()
+	res := &store.BatchResult{IDs: make([][]string, n), Seen: make([]bool, n)}
+	if n == 0 {
+		return res, nil
+	}
+	now := s.now().UnixNano()
+	err := s.commit(func(w *writer) error {
+		for i, op := range b.Ops {
+			res.IDs[i], res.Seen[i] = nil, false // a retry starts afresh
+			var err error
+			switch op.Kind {
+			case store.OpAppend:
+				res.IDs[i], err = w.append(op.Queue, op.Payloads)
+			case store.OpAck:
+				err = w.ack(op.Queue, op.IDs)
+			case store.OpPutMapping:
+				err = w.b.Set(mapKey(op.Queue.Bridge, op.Queue.JID, op.NS, op.Key), mapValue(expiryAt(now, op.TTL), op.Value), nil)
+			case store.OpMarkSeen:
+				res.Seen[i], err = w.markSeen(seenKey(op.Queue.Bridge, op.Queue.JID, op.Key), now, expiryAt(now, op.TTL))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}, store.IsDeferrable(ctx))
+	if err != nil {
+		if errors.Is(err, ErrClosed) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return res, nil
+}

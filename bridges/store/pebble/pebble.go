@@ -1,0 +1,791 @@
+// Package pebble is the embedded store.Store on a Pebble LSM database
+// (github.com/cockroachdb/pebble/v2): one directory, zero setup, one
+// gateway process per directory.
+//
+// A write is one append to Pebble's write-ahead log, fsynced, plus a
+// memtable insert; concurrent writers share commits (group commit, as in
+// store/bolt), so each group costs one fdatasync. When a write returns nil
+// it is on disk.
+//
+// Pebble locks the directory (its LOCK file, fcntl); a second Open of a
+// directory held by another process (or another Open in the same process)
+// gives up after a second (option Timeout) with an error wrapping
+// store.ErrLocked that names the directory.
+//
+// # Layout
+//
+// Keys are byte strings in one ordered keyspace. A caller's string inside
+// a key is a component: its bytes with each 0x00 written as 0x00 0xff,
+// ended by 0x00 0x01. No component's encoding is a prefix of another's,
+// so no caller's string can be taken for another's or for the layout, and
+// every key of one user starts with the same prefix — one user's keys are
+// contiguous:
+//
+//	0x00 "version"                       → "1"
+//	'u' bridge jid 'a'                   → record.EncodeAccount
+//	'u' bridge jid 'c' localpart         → record.EncodeContact
+//	'u' bridge jid 'm' ns key            → expiry value
+//	'u' bridge jid 'q' 'i'|'o'           → 8-byte big-endian last sequence
+//	'u' bridge jid 'q' 'i'|'o' sequence  → payload (8-byte big-endian sequence)
+//	'u' bridge jid 's' key               → expiry
+//
+// (bridge, jid and ns are components; localpart and key, last in their
+// keys, are raw.) Contacts sort by localpart; DeleteAccount is one range
+// deletion of the user's prefix. Entry ids are the sequence rendered as
+// 20 decimal digits, so string order is numeric order. The last sequence
+// of a queue is written with every Append, so ids keep increasing across
+// restarts; within a process they keep increasing even across a
+// DeleteAccount, and a deleted user's queue starts again at 1 after a
+// restart (as on bolt).
+//
+// # Queues
+//
+// An Ack deletes entries, which in an LSM leaves tombstones that a read
+// would step over until compaction drops them. The store keeps, per
+// queue, the lowest sequence that may still be live (loaded at first use,
+// raised by reads that find the entries below it gone) and starts every
+// read there with one seek, so acked entries are not scanned again.
+//
+// # Expiry
+//
+// An expiry is 8 bytes, big-endian Unix nanoseconds, 0 for never. Readers
+// treat an expired mapping or seen mark as missing, and writers overwrite
+// it. A sweeper goroutine started by Open deletes expired entries every 10
+// minutes (option SweepInterval), in commits of at most 10 000 deletions;
+// Sweep runs one pass on demand.
+package pebble
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/internal/record"
+)
+
+// Option tunes Open.
+type Option func(*options)
+
+type options struct {
+	timeout       time.Duration
+	sweepInterval time.Duration
+	now           func() time.Time
+}
+
+// Timeout bounds how long Open waits for the directory lock held by
+// another process before it fails with store.ErrLocked. Default 1 s.
+func Timeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// SweepInterval sets how often expired mappings and seen marks are deleted.
+// Default 10 minutes; negative disables the sweeper.
+func SweepInterval(d time.Duration) Option { return func(o *options) { o.sweepInterval = d } }
+
+// Clock sets the function TTLs are measured with. Default time.Now. Tests
+// pass a fake clock.
+func Clock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// ErrClosed is returned by calls on a closed Store.
+var ErrClosed = errors.New("store: pebble: store is closed")
+
+// Store is the Pebble-backed store.Store. It is safe for concurrent use.
+type Store struct {
+	db   *pebbledb.DB
+	lock *pebbledb.Lock
+	path string
+	now  func() time.Time
+
+	// mu is held shared around every use of db and exclusively by Close,
+	// so no call reaches a closed database (Pebble panics on that).
+	mu     sync.RWMutex
+	closed bool
+
+	gc groupCommit // shared commits (batch.go)
+
+	qmu    sync.Mutex
+	queues map[string]*queueState // by queuePrefix
+
+	local *store.Local // in-process leases and notifications (lease.go)
+
+	stop      context.CancelFunc // stops the sweeper
+	sweeper   sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*Store)(nil)
+
+const schemaVersion = 1
+
+// lockedError reports a directory held by another process.
+type lockedError struct{ path string }
+
+func (e *lockedError) Error() string {
+	return "store: " + e.path + " is in use by another jabbergate process"
+}
+
+func (e *lockedError) Unwrap() error { return store.ErrLocked }
+
+// Tuning for a small embedded database: a gateway's working set is its
+// users' recent queue entries, id maps and seen marks.
+const (
+	cacheSize    = 16 << 20 // block cache
+	memTableSize = 8 << 20
+	maxOpenFiles = 256
+)
+
+// Open opens or creates the store in directory path (created with mode
+// 0700 if missing; its parent must exist). It fails after the Timeout
+// option (default 1 s) with an error wrapping store.ErrLocked if another
+// process holds the directory.
+func Open(path string, opts ...Option) (*Store, error) {
+	o := options{timeout: time.Second, sweepInterval: 10 * time.Minute, now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.timeout <= 0 {
+		o.timeout = time.Second
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if err := os.Mkdir(path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("store: open %s: not a directory (the pebble store is a directory)", path)
+	}
+	lock, err := lockDir(path, o.timeout)
+	if err != nil {
+		return nil, err
+	}
+	db, err := pebbledb.Open(path, &pebbledb.Options{
+		CacheSize:          cacheSize,
+		MemTableSize:       memTableSize,
+		MaxOpenFiles:       maxOpenFiles,
+		FormatMajorVersion: pebbledb.FormatNewest,
+		Logger:             quietLogger{},
+		Lock:               lock,
+	})
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := checkVersion(db); err != nil {
+		db.Close()
+		lock.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Store{
+		db: db, lock: lock, path: path, now: o.now,
+		queues: map[string]*queueState{},
+		local:  store.NewLocal(o.now),
+		stop:   cancel,
+	}
+	if o.sweepInterval > 0 {
+		s.sweeper.Go(func() { s.sweepLoop(ctx, o.sweepInterval) })
+	}
+	return s, nil
+}
+
+// lockDir takes the directory's lock, retrying until timeout while another
+// holder has it.
+func lockDir(path string, timeout time.Duration) (*pebbledb.Lock, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		lock, err := pebbledb.LockDirectory(path, vfs.Default)
+		if err == nil {
+			return lock, nil
+		}
+		if !isLockHeld(err) {
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, &lockedError{path: path}
+		}
+		time.Sleep(min(50*time.Millisecond, time.Until(deadline)+time.Millisecond))
+	}
+}
+
+// isLockHeld tells a lock held elsewhere from other failures to lock.
+func isLockHeld(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || err.Error() == "lock held by current process"
+}
+
+// checkVersion writes the schema version into a new database and checks
+// it in an existing one.
+func checkVersion(db *pebbledb.DB) error {
+	v, c, err := db.Get(keyVersion)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return db.Set(keyVersion, []byte(strconv.Itoa(schemaVersion)), pebbledb.Sync)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if n, err := strconv.Atoi(string(v)); err != nil || n != schemaVersion {
+		return fmt.Errorf("unsupported schema version %q (this build reads %d)", v, schemaVersion)
+	}
+	return nil
+}
+
+// quietLogger drops Pebble's informational messages and sends its errors
+// to slog's default logger.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (quietLogger) Errorf(format string, args ...any) {
+	slog.Error("store: pebble: " + fmt.Sprintf(format, args...))
+}
+
+// Fatalf is called on corruption Pebble cannot continue from.
+func (quietLogger) Fatalf(format string, args ...any) {
+	msg := "store: pebble: " + fmt.Sprintf(format, args...)
+	slog.Error(msg)
+	panic(msg)
+}
+
+// Path returns the directory the store was opened on.
+func (s *Store) Path() string { return s.path }
+
+// Close stops the sweeper, waits for the calls in progress and closes the
+// database. Later calls fail with ErrClosed. Calling Close again returns
+// the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.stop()
+		s.sweeper.Wait()
+		s.mu.Lock()
+		s.closed = true
+		err := s.db.Close()
+		s.mu.Unlock()
+		s.closeErr = errors.Join(err, s.lock.Close())
+	})
+	return s.closeErr
+}
+
+// enter marks the start of a use of db; leave its end.
+func (s *Store) enter() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) leave() { s.mu.RUnlock() }
+
+// Ping reports whether the database is open and readable.
+func (s *Store) Ping(ctx context.Context) error {
+	_, ok, err := s.get(ctx, keyVersion)
+	if err == nil && !ok {
+		err = errors.New("store: pebble: layout missing")
+	}
+	return err
+}
+
+// get returns a copy of key's value; ok is false if there is none.
+func (s *Store) get(ctx context.Context, key []byte) (v []byte, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	if err := s.enter(); err != nil {
+		return nil, false, err
+	}
+	defer s.leave()
+	val, c, err := s.db.Get(key)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("store: %w", err)
+	}
+	v = bytes.Clone(val)
+	c.Close()
+	if v == nil {
+		v = []byte{}
+	}
+	return v, true, nil
+}
+
+// iter opens an iterator over [lo, hi); the caller holds enter.
+func (s *Store) iter(lo, hi []byte) (*pebbledb.Iterator, error) {
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return it, nil
+}
+
+func closeIter(it *pebbledb.Iterator, err *error) {
+	if cerr := it.Close(); cerr != nil && *err == nil {
+		*err = fmt.Errorf("store: %w", cerr)
+	}
+}
+
+func expiryAt(now int64, ttl time.Duration) uint64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return uint64(now + int64(ttl))
+}
+
+func expired(exp uint64, now int64) bool { return exp != 0 && int64(exp) <= now }
+
+func validKind(kind store.QueueKind) error {
+	if kind != store.Inbox && kind != store.Outbox {
+		return fmt.Errorf("store: unknown queue kind %q", kind)
+	}
+	return nil
+}
+
+// --- accounts ---------------------------------------------------------------
+
+// PutAccount creates or replaces the account (a.Bridge, a.JID). It returns
+// once the write is durable.
+func (s *Store) PutAccount(ctx context.Context, a *store.Account) error {
+	v, err := record.EncodeAccount(a)
+	if err != nil {
+		return err
+	}
+	k := accountKey(a.Bridge, a.JID)
+	return s.write(ctx, func(w *writer) error { return w.b.Set(k, v, nil) })
+}
+
+// GetAccount returns the account or store.ErrNotFound.
+func (s *Store) GetAccount(ctx context.Context, bridge, jid string) (*store.Account, error) {
+	v, ok, err := s.get(ctx, accountKey(bridge, jid))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return record.DecodeAccount(v)
+}
+
+// DeleteAccount deletes every key of the user (one range deletion):
+// account, contacts, queues, mappings and seen marks.
+func (s *Store) DeleteAccount(ctx context.Context, bridge, jid string) error {
+	return s.write(ctx, func(w *writer) error { return w.deleteUser(bridge, jid) })
+}
+
+// ListAccounts returns every account of bridge, ordered by JID. It visits
+// each user's keys with two seeks, whatever they hold.
+func (s *Store) ListAccounts(ctx context.Context, bridge string) (as []*store.Account, err error) {
+	err = s.forUsers(ctx, bridge, func(it *pebbledb.Iterator, up []byte, _ string) error {
+		k := append(bytes.Clone(up), kindAccount)
+		if !it.SeekGE(k) || !bytes.Equal(it.Key(), k) {
+			return nil
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		a, err := record.DecodeAccount(v)
+		if err != nil {
+			return err
+		}
+		as = append(as, a)
+		return nil
+	})
+	return as, err
+}
+
+// forUsers calls fn for each user of bridge that has keys, in JID order,
+// with an iterator over the bridge's keys (which fn may move) and the
+// user's key prefix.
+func (s *Store) forUsers(ctx context.Context, bridge string, fn func(it *pebbledb.Iterator, up []byte, jid string) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	bp := bridgePrefix(bridge)
+	it, err := s.iter(bp, successor(bp))
+	if err != nil {
+		return err
+	}
+	defer closeIter(it, &err)
+	for valid := it.First(); valid; {
+		_, jid, n, ok := splitUser(it.Key())
+		if !ok { // not of the layout: skip
+			valid = it.Next()
+			continue
+		}
+		up := bytes.Clone(it.Key()[:n])
+		if err := fn(it, up, jid); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		valid = it.SeekGE(successor(up))
+	}
+	return it.Error()
+}
+
+// --- contacts ---------------------------------------------------------------
+
+// PutContact creates or replaces the contact c.Localpart.
+func (s *Store) PutContact(ctx context.Context, bridge, jid string, c *store.Contact) error {
+	v, err := record.EncodeContact(c)
+	if err != nil {
+		return err
+	}
+	k := contactKey(bridge, jid, c.Localpart)
+	return s.write(ctx, func(w *writer) error { return w.b.Set(k, v, nil) })
+}
+
+// GetContact returns the contact or store.ErrNotFound.
+func (s *Store) GetContact(ctx context.Context, bridge, jid, localpart string) (*store.Contact, error) {
+	v, ok, err := s.get(ctx, contactKey(bridge, jid, localpart))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return record.DecodeContact(v)
+}
+
+// ListContacts returns the user's contacts sorted by Localpart (keys sort
+// in byte order, which is Go's string order).
+func (s *Store) ListContacts(ctx context.Context, bridge, jid string) (cs []*store.Contact, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	p := contactPrefix(bridge, jid)
+	it, err := s.iter(p, successor(p))
+	if err != nil {
+		return nil, err
+	}
+	defer closeIter(it, &err)
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		c, err := record.DecodeContact(v)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return cs, it.Error()
+}
+
+// DeleteContact removes the contact; missing is not an error.
+func (s *Store) DeleteContact(ctx context.Context, bridge, jid, localpart string) error {
+	k := contactKey(bridge, jid, localpart)
+	return s.write(ctx, func(w *writer) error { return w.b.Delete(k, nil) })
+}
+
+// --- queues -----------------------------------------------------------------
+
+// queueState is what the store keeps in memory of one queue. Sequences are
+// assigned by the committer (one at a time, store.Group), in commit order.
+type queueState struct {
+	mu     sync.Mutex
+	loaded bool
+	// head: no live entry has a lower sequence. Reads start there.
+	head uint64
+	// tail: the last sequence assigned (committed or not).
+	tail uint64
+	// committed: every sequence up to it was committed (or failed) before
+	// it was set.
+	committed uint64
+}
+
+// raiseHead records that no live entry is below h.
+func (q *queueState) raiseHead(h uint64) {
+	q.mu.Lock()
+	if h > q.head {
+		q.head = h
+	}
+	q.mu.Unlock()
+}
+
+func (q *queueState) snapshot() (head, committed uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head, q.committed
+}
+
+// queue returns the state of the queue with prefix p, loading it from the
+// database at first use. The caller holds enter.
+func (s *Store) queue(p []byte) (*queueState, error) {
+	s.qmu.Lock()
+	q := s.queues[string(p)]
+	if q == nil {
+		q = &queueState{}
+		s.queues[string(p)] = q
+	}
+	s.qmu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.loaded {
+		return q, nil
+	}
+	// No write to this queue is in flight: the committer loads a queue
+	// before it assigns sequences in it.
+	var tail uint64
+	v, c, err := s.db.Get(p)
+	switch {
+	case err == nil:
+		if len(v) == 8 {
+			tail = binary.BigEndian.Uint64(v)
+		}
+		c.Close()
+	case !errors.Is(err, pebbledb.ErrNotFound):
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	it, err := s.iter(entryKey(p, 0), successor(p))
+	if err != nil {
+		return nil, err
+	}
+	head := uint64(0)
+	if it.First() {
+		head = binary.BigEndian.Uint64(it.Key()[len(p):])
+		if it.Last() {
+			tail = max(tail, binary.BigEndian.Uint64(it.Key()[len(p):]))
+		}
+	} else {
+		head = tail + 1
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	q.head, q.tail, q.committed, q.loaded = head, tail, tail, true
+	return q, nil
+}
+
+// Append adds payloads to the end of q in one commit and returns their ids.
+// The entries are on disk when it returns nil.
+func (s *Store) Append(ctx context.Context, q store.Queue, payloads ...[]byte) ([]string, error) {
+	if err := validKind(q.Kind); err != nil {
+		return nil, err
+	}
+	if len(payloads) == 0 {
+		return nil, ctx.Err()
+	}
+	var ids []string
+	err := s.write(ctx, func(w *writer) error {
+		var err error
+		ids, err = w.append(q, payloads)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// Read returns up to limit entries of q after the entry with id after (""
+// for the head). after need not be present any more. limit <= 0 returns
+// nothing.
+func (s *Store) Read(ctx context.Context, q store.Queue, after string, limit int) ([]store.Entry, error) {
+	if err := validKind(q.Kind); err != nil {
+		return nil, err
+	}
+	var from uint64
+	if after != "" {
+		n, ok := parseID(after)
+		if !ok {
+			return nil, fmt.Errorf("store: invalid entry id %q", after)
+		}
+		if n == ^uint64(0) {
+			return nil, ctx.Err()
+		}
+		from = n + 1
+	}
+	if limit <= 0 {
+		return nil, ctx.Err()
+	}
+	var es []store.Entry
+	err := s.scanQueue(ctx, q, from, func(seq uint64, it *pebbledb.Iterator) (bool, error) {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return false, err
+		}
+		es = append(es, store.Entry{ID: formatID(seq), Payload: bytes.Clone(v)})
+		return len(es) < limit, nil
+	})
+	return es, err
+}
+
+// scanQueue calls fn for the entries of q from sequence from on, in order,
+// until fn returns false. It starts at the queue's head when from is
+// below it, and raises the head when it scanned from there.
+func (s *Store) scanQueue(ctx context.Context, q store.Queue, from uint64, fn func(seq uint64, it *pebbledb.Iterator) (bool, error)) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	p := queuePrefix(q)
+	st, err := s.queue(p)
+	if err != nil {
+		return err
+	}
+	// committed is read before the iterator takes its snapshot: every
+	// sequence up to it is either in the snapshot or gone for good.
+	head, committed := st.snapshot()
+	fromHead := from <= head
+	if fromHead {
+		from = head
+	}
+	it, err := s.iter(entryKey(p, from), successor(p))
+	if err != nil {
+		return err
+	}
+	defer closeIter(it, &err)
+	first := true
+	for valid := it.First(); valid; valid = it.Next() {
+		k := it.Key()
+		if len(k) != len(p)+8 {
+			continue
+		}
+		seq := binary.BigEndian.Uint64(k[len(p):])
+		if first && fromHead {
+			st.raiseHead(seq)
+		}
+		first = false
+		more, err := fn(seq, it)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if !more {
+			return nil
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if first && fromHead {
+		st.raiseHead(committed + 1)
+	}
+	return nil
+}
+
+// Ack removes the entries ids from q; unknown and malformed ids are ignored.
+func (s *Store) Ack(ctx context.Context, q store.Queue, ids ...string) error {
+	if err := validKind(q.Kind); err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return ctx.Err()
+	}
+	return s.write(ctx, func(w *writer) error { return w.ack(q, ids) })
+}
+
+// Len returns the number of entries in q. It counts them, from the head.
+func (s *Store) Len(ctx context.Context, q store.Queue) (int, error) {
+	if err := validKind(q.Kind); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := s.scanQueue(ctx, q, 0, func(uint64, *pebbledb.Iterator) (bool, error) {
+		n++
+		return true, nil
+	})
+	return n, err
+}
+
+// Queues lists the non-empty queues of kind on bridge, ordered by JID. It
+// visits each user with two seeks.
+func (s *Store) Queues(ctx context.Context, bridge string, kind store.QueueKind) ([]store.Queue, error) {
+	if err := validKind(kind); err != nil {
+		return nil, err
+	}
+	var qs []store.Queue
+	err := s.forUsers(ctx, bridge, func(it *pebbledb.Iterator, up []byte, jid string) error {
+		q := store.Queue{Bridge: bridge, JID: jid, Kind: kind}
+		p := append(bytes.Clone(up), kindQueue, queueTag(kind))
+		st, err := s.queue(p)
+		if err != nil {
+			return err
+		}
+		head, _ := st.snapshot()
+		if it.SeekGE(entryKey(p, head)) && bytes.HasPrefix(it.Key(), p) && len(it.Key()) == len(p)+8 {
+			st.raiseHead(binary.BigEndian.Uint64(it.Key()[len(p):]))
+			qs = append(qs, q)
+		}
+		return nil
+	})
+	return qs, err
+}
+
+// --- mappings and seen marks ------------------------------------------------
+
+// PutMapping stores key → value in namespace ns of the user; ttl <= 0 means
+// no expiry.
+func (s *Store) PutMapping(ctx context.Context, bridge, jid, ns, key, value string, ttl time.Duration) error {
+	k := mapKey(bridge, jid, ns, key)
+	v := mapValue(expiryAt(s.now().UnixNano(), ttl), value)
+	return s.write(ctx, func(w *writer) error { return w.b.Set(k, v, nil) })
+}
+
+func mapValue(exp uint64, value string) []byte {
+	v := make([]byte, 8, 8+len(value))
+	binary.BigEndian.PutUint64(v, exp)
+	return append(v, value...)
+}
+
+// GetMapping returns the value, or store.ErrNotFound if missing or expired.
+func (s *Store) GetMapping(ctx context.Context, bridge, jid, ns, key string) (string, error) {
+	now := s.now().UnixNano()
+	v, ok, err := s.get(ctx, mapKey(bridge, jid, ns, key))
+	if err != nil {
+		return "", err
+	}
+	if !ok || len(v) < 8 || expired(binary.BigEndian.Uint64(v), now) {
+		return "", store.ErrNotFound
+	}
+	return string(v[8:]), nil
+}
+
+// MarkSeen records key for ttl (<= 0: forever) and reports whether it was
+// new: absent or expired. A replay costs one read and no commit.
+func (s *Store) MarkSeen(ctx context.Context, bridge, jid, key string, ttl time.Duration) (bool, error) {
+	now := s.now().UnixNano()
+	k := seenKey(bridge, jid, key)
+	v, ok, err := s.get(ctx, k)
+	if err != nil {
+		return false, err
+	}
+	if ok && len(v) == 8 && !expired(binary.BigEndian.Uint64(v), now) {
+		return false, nil
+	}
+	isNew := false
+	err = s.write(ctx, func(w *writer) error {
+		var err error
+		isNew, err = w.markSeen(k, now, expiryAt(now, ttl))
+		return err
+	})
+	return isNew, err
+}
