@@ -2,8 +2,8 @@
 // contacts, durable inbox and outbox queues, message-id maps, dedupe marks —
 // and the conformance suite (package storetest) every implementation
 // passes. Implementations: store/bolt (embedded bbolt file, the zero-setup
-// default) and store/redis (go-redis UniversalClient: single server,
-// Sentinel or Cluster).
+// default), store/pebble (embedded Pebble LSM directory) and store/redis
+// (go-redis UniversalClient: single server, Sentinel or Cluster).
 //
 // Every key is scoped by bridge (the component domain) and, where it
 // belongs to one user, by the user's bare JID, so one store can serve many
