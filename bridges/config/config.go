@@ -113,9 +113,10 @@ type Bridge struct {
 
 // Store selects where state is kept.
 type Store struct {
-	// Backend is "bolt" (default) or "redis".
+	// Backend is "bolt" (default), "pebble" or "redis".
 	Backend string `yaml:"backend"`
-	// Path is the bolt database file, default "jabbergate.db"; after Load
+	// Path is the bolt database file, default "jabbergate.db", or the
+	// pebble database directory, default "jabbergate.pebble"; after Load
 	// it is absolute or relative to the working directory (a relative path
 	// in the file is resolved against the config file's directory).
 	Path  string `yaml:"path"`
@@ -251,6 +252,7 @@ const (
 	DefaultPingTimeout       time.Duration = 30 * time.Second
 	DefaultStoreBackend                    = "bolt"
 	DefaultStorePath                       = "jabbergate.db"
+	DefaultPebbleStorePath                 = "jabbergate.pebble"
 	DefaultRedisPrefix                     = "jg"
 	DefaultHTTPListen                      = "127.0.0.1:9470"
 	DefaultLogLevel                        = "info"

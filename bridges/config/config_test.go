@@ -114,7 +114,7 @@ func TestErrors(t *testing.T) {
 				"  format: xml",
 			),
 			want: []string{
-				`t.yaml:10: store.backend: invalid value "postgres" (allowed: bolt, redis)`,
+				`t.yaml:10: store.backend: invalid value "postgres" (allowed: bolt, pebble, redis)`,
 				`t.yaml:12: log.level: invalid value "verbose" (allowed: debug, info, warn, error)`,
 				`t.yaml:13: log.format: invalid value "xml" (allowed: text, json)`,
 			},
@@ -662,6 +662,8 @@ func TestStorePath(t *testing.T) {
 		{"store: {path: ../up.db}", filepath.Join(filepath.Dir(dir), "up.db"), filepath.Join(filepath.Dir(dir), "jabbergate.key")},
 		{"store: {path: /var/lib/jg/jg.db}", "/var/lib/jg/jg.db", "/var/lib/jg/jabbergate.key"},
 		{"store: {path: /var/lib/jg/jg.db}\nvault: {key_file: my.key}", "/var/lib/jg/jg.db", filepath.Join(dir, "my.key")},
+		{"store: {backend: pebble}", filepath.Join(dir, "jabbergate.pebble"), filepath.Join(dir, "jabbergate.key")},
+		{"store: {backend: pebble, path: /var/lib/jg/state}", "/var/lib/jg/state", "/var/lib/jg/jabbergate.key"},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(dir, "jabbergate.yaml")
@@ -696,6 +698,33 @@ func TestStorePath(t *testing.T) {
 	_, err = Load("sub/missing.yaml")
 	if err == nil || err.Error() != "sub/missing.yaml: no such file or directory" {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestPebblePath: the pebble store is a directory; a regular file at
+// store.path (a bolt store, say) is a config error naming the file.
+func TestPebblePath(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "jabbergate.db")
+	if err := os.WriteFile(file, []byte("bolt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(valid+"store:\n  backend: pebble\n  path: jabbergate.db\n"))
+	want := fmt.Sprintf(`%s:11: store.path: %q is a regular file, but the pebble backend keeps its data in a directory (a bolt store? bolt and pebble do not share data): give another path`,
+		filepath.Join(dir, "c.yaml"), file)
+	if err == nil || err.Error() != want {
+		t.Errorf("pebble path on a file:\n got: %v\nwant: %s", err, want)
+	}
+	// The same file is fine for bolt, and a directory (or nothing yet) for
+	// pebble.
+	if _, err := Parse(filepath.Join(dir, "c.yaml"), []byte(valid+"store:\n  backend: bolt\n  path: jabbergate.db\n")); err != nil {
+		t.Errorf("bolt on a file: %v", err)
+	}
+	for _, p := range []string{".", "missing"} {
+		c, err := Parse(filepath.Join(dir, "c.yaml"), []byte(valid+"store:\n  backend: pebble\n  path: "+p+"\n"))
+		if err != nil || c.Store.Backend != "pebble" || c.Store.Path != filepath.Join(dir, p) {
+			t.Errorf("pebble path %q: %+v, %v", p, c, err)
+		}
 	}
 }
 

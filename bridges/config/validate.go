@@ -18,7 +18,7 @@ import (
 // Allowed values.
 var (
 	networks      = []string{"echo", "email", "sms", "telegram"}
-	storeBackends = []string{"bolt", "redis"}
+	storeBackends = []string{"bolt", "pebble", "redis"}
 	logLevels     = []string{"debug", "info", "warn", "error"}
 	logFormats    = []string{"text", "json"}
 	redisSchemes  = []string{"redis", "rediss", "unix"}
@@ -247,6 +247,9 @@ func (d *decoder) validateStore(c *Config) {
 	if s.Backend != "" && !slices.Contains(storeBackends, s.Backend) {
 		d.errorf(d.line("store.backend"), "store.backend", "invalid value %q (%s)", s.Backend, allowed(storeBackends))
 	}
+	if s.Backend == "pebble" {
+		d.checkPebblePath(s.Path)
+	}
 	r := &s.Redis
 	if s.Backend == "redis" {
 		switch {
@@ -270,6 +273,25 @@ func (d *decoder) validateStore(c *Config) {
 	}
 	if strings.ContainsAny(r.Prefix, "{} \t\r\n") {
 		d.errorf(d.line("store.redis.prefix"), "store.redis.prefix", "must not contain braces or white space (keys are hash-tagged per account)")
+	}
+}
+
+// checkPebblePath reports a store.path (or its default) that names
+// something other than a directory: the pebble store is a directory, and a
+// file there is most likely a bolt store left by a change of backend.
+func (d *decoder) checkPebblePath(p string) {
+	if p == "" {
+		p = DefaultPebbleStorePath
+	}
+	p = d.path(p)
+	fi, err := os.Stat(p)
+	switch {
+	case err != nil:
+		return // missing: Open creates it; other problems show there
+	case fi.Mode().IsRegular():
+		d.errorf(d.line("store.path"), "store.path", "%q is a regular file, but the pebble backend keeps its data in a directory (a bolt store? bolt and pebble do not share data): give another path", p)
+	case !fi.IsDir():
+		d.errorf(d.line("store.path"), "store.path", "%q is not a directory; the pebble backend keeps its data in a directory", p)
 	}
 }
 
@@ -401,6 +423,9 @@ func (d *decoder) applyDefaults(c *Config) {
 	}
 	if s.Path == "" {
 		s.Path = DefaultStorePath
+		if s.Backend == "pebble" {
+			s.Path = DefaultPebbleStorePath
+		}
 	}
 	s.Path = d.path(s.Path)
 	if s.Redis.Prefix == "" {
