@@ -68,6 +68,7 @@ import (
 	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	pebblestore "github.com/jabbergate/jabbergate/bridges/store/pebble"
 	redisstore "github.com/jabbergate/jabbergate/bridges/store/redis"
 	"github.com/jabbergate/jabbergate/component"
 	"github.com/jabbergate/jabbergate/component/stanza"
@@ -806,6 +807,8 @@ func doctorStore(ctx context.Context, cfg config.Store, o doctorOptions) (st sto
 			p.Fix = map[string]string{"redis": "# redis.conf\nappendonly yes"}
 		}
 		return s, false, append(out, p)
+	case "pebble":
+		return doctorPebble(cfg)
 	default:
 		info, err := os.Stat(cfg.Path)
 		if errors.Is(err, os.ErrNotExist) {
@@ -837,6 +840,41 @@ func doctorStore(ctx context.Context, cfg config.Store, o doctorOptions) (st sto
 		c.Status, c.Message = statusOK, fmt.Sprintf("bolt store %s opens (persistent file)", cfg.Path)
 		return s, false, []check{c}
 	}
+}
+
+// doctorPebble opens the pebble store directory, like the bolt case: a
+// directory held by a running gateway is reported, not forced.
+func doctorPebble(cfg config.Store) (store.Store, bool, []check) {
+	c := check{Check: "store"}
+	info, err := os.Stat(cfg.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		dir := filepath.Dir(cfg.Path)
+		if di, derr := os.Stat(dir); derr != nil || !di.IsDir() {
+			c.Status, c.Message = statusFail, fmt.Sprintf("pebble store %s does not exist and its parent directory %s is missing; create the directory or change store.path", cfg.Path, dir)
+			return nil, false, []check{c}
+		}
+		c.Status, c.Message = statusOK, fmt.Sprintf("pebble store %s does not exist yet; the gateway creates it on first start", cfg.Path)
+		return nil, false, []check{c}
+	}
+	if err != nil {
+		c.Status, c.Message = statusFail, fmt.Sprintf("pebble store %s: %v", cfg.Path, err)
+		return nil, false, []check{c}
+	}
+	if !info.IsDir() {
+		c.Status, c.Message = statusFail, fmt.Sprintf("pebble store %s is not a directory; store.path must name a directory with the pebble backend", cfg.Path)
+		return nil, false, []check{c}
+	}
+	s, err := pebblestore.Open(cfg.Path, pebblestore.Timeout(300*time.Millisecond))
+	if errors.Is(err, store.ErrLocked) {
+		c.Status, c.Message = statusOK, fmt.Sprintf("pebble store %s is in use by a running gateway (directory locked); not opened", cfg.Path)
+		return nil, true, []check{c}
+	}
+	if err != nil {
+		c.Status, c.Message = statusFail, fmt.Sprintf("pebble store: %v", err)
+		return nil, false, []check{c}
+	}
+	c.Status, c.Message = statusOK, fmt.Sprintf("pebble store %s opens (persistent directory)", cfg.Path)
+	return s, false, []check{c}
 }
 
 // redisAOF reports "yes", "no" or "" (unknown) for Redis's appendonly

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	pebblestore "github.com/jabbergate/jabbergate/bridges/store/pebble"
 	redisstore "github.com/jabbergate/jabbergate/bridges/store/redis"
 	"github.com/jabbergate/jabbergate/bridges/store/redistest"
 	"github.com/jabbergate/jabbergate/component/componenttest"
@@ -440,6 +443,51 @@ func TestDoctorBoltMissingDirectory(t *testing.T) {
 	checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 50 * time.Millisecond})
 	if c := one(t, checks, "store"); c.Status != statusFail || !strings.Contains(c.Message, "directory") {
 		t.Errorf("store = %+v", c)
+	}
+}
+
+func TestDoctorPebble(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state")
+	cfg, _ := doctorConfig(t, srv.Addr(), "store:\n  backend: pebble\n  path: "+path+"\n")
+	ctx := context.Background()
+	opts := doctorOptions{PrivilegeWait: 50 * time.Millisecond, CheckAccounts: true}
+
+	// Not created yet: fine, and doctor does not create it.
+	checks := runDoctor(ctx, cfg, opts)
+	if c := one(t, checks, "store"); c.Status != statusOK || !strings.Contains(c.Message, "does not exist yet") {
+		t.Errorf("store = %+v", c)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("doctor created %s: %v", path, err)
+	}
+
+	st, err := pebblestore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"romeo@localhost", "juliet@localhost"} {
+		if err := st.PutAccount(ctx, &store.Account{Bridge: "echo.localhost", JID: u, LegacyID: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Held by a "running gateway": reported as in use, never forced.
+	checks = runDoctor(ctx, cfg, opts)
+	if c := one(t, checks, "store"); c.Status != statusOK || !strings.Contains(c.Message, "in use by a running gateway") {
+		t.Errorf("store = %+v", c)
+	}
+	if c := one(t, checks, "link"); c.Status != statusWarn || !strings.Contains(c.Message, "is locked") {
+		t.Errorf("link = %+v", c)
+	}
+	st.Close()
+
+	checks = runDoctor(ctx, cfg, opts)
+	if c := one(t, checks, "store"); c.Status != statusOK || !strings.Contains(c.Message, "opens") {
+		t.Errorf("store = %+v", c)
+	}
+	if c := one(t, checks, "accounts"); c.Status != statusOK || !strings.Contains(c.Message, "2 registered account(s)") {
+		t.Errorf("accounts = %+v", c)
 	}
 }
 

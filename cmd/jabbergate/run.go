@@ -23,6 +23,7 @@ import (
 	"github.com/jabbergate/jabbergate/bridges/metrics"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	pebblestore "github.com/jabbergate/jabbergate/bridges/store/pebble"
 	redisstore "github.com/jabbergate/jabbergate/bridges/store/redis"
 	"github.com/jabbergate/jabbergate/bridges/vault"
 )
@@ -43,6 +44,8 @@ func openStore(ctx context.Context, cfg config.Store) (store.Store, error) {
 	switch cfg.Backend {
 	case "redis":
 		return redisstore.Open(ctx, cfg.Redis.URL, redisstore.Options{Prefix: cfg.Redis.Prefix})
+	case "pebble":
+		return pebblestore.Open(cfg.Path)
 	default:
 		return bolt.Open(cfg.Path)
 	}
