@@ -3,10 +3,10 @@
 // For each XMPP server kind it starts a private Prosody or ejabberd on
 // loopback (component/servertest) — or, with -attach, uses a server that is
 // already running — the jabbergate binary with the echo network (bolt
-// store, or -store redis: a redis-server it starts) as echo.localhost, and
-// its own "limit" component (a child process: `jgbench limit`) as
-// limit.localhost, plus same.localhost, the limit answering disco#info with
-// the gateway's own reply. The load comes either from another component,
+// store, -store pebble, or -store redis: a redis-server it starts) as
+// echo.localhost, and its own "limit" component (a child process: `jgbench
+// limit`) as limit.localhost, plus same.localhost, the limit answering
+// disco#info with the gateway's own reply. The load comes either from another component,
 // load.localhost (-via component, the default: the cheapest path for the
 // server), or from c2s users jgb0…jgbN-1, one client connection each (-via
 // c2s: the path real users take, through the server's c2s sessions). It
@@ -27,7 +27,7 @@
 //
 //	jgbench [-servers prosody,ejabberd] [-kinds ping,disco,message]
 //	        [-n 20000] [-msgn 2000] [-warm 2000] [-warm-for 6s] [-window 64] [-runs 1]
-//	        [-users 8] [-gateway bin/jabbergate] [-store bolt|redis]
+//	        [-users 8] [-gateway bin/jabbergate] [-store bolt|pebble|redis]
 //	        [-via component|c2s] [-profile DIR [-profile-for 5s]]
 //	        [-attach HOST:PORT -attach-secret-file F [-attach-name N] [-attach-pids P,…]
 //	         [-attach-c2s HOST:PORT -attach-domain D -attach-password-file F]]
@@ -83,7 +83,7 @@ type config struct {
 	profile               string        // directory for gateway CPU profiles ("" = none)
 	profileFor            time.Duration // length of each profile
 	httpPort              int           // the gateway's HTTP listener (pprof)
-	store                 string        // the gateway's store: bolt or redis
+	store                 string        // the gateway's store: bolt, pebble or redis
 	redisURL              string        // -store redis: the redis-server jgbench started
 	via                   string        // how the load reaches the server: component or c2s
 
@@ -113,7 +113,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	fs.IntVar(&c.contacts, "contacts", 8, "distinct echo contacts for messages")
 	fs.StringVar(&c.gateway, "gateway", "bin/jabbergate", "jabbergate binary")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "bound of one measurement")
-	fs.StringVar(&c.store, "store", "bolt", "the gateway's store: bolt (a file) or redis (a redis-server jgbench starts, append-only file on)")
+	fs.StringVar(&c.store, "store", "bolt", "the gateway's store: bolt (a file), pebble (a directory) or redis (a redis-server jgbench starts, append-only file on)")
 	fs.StringVar(&c.via, "via", "component", "how the load reaches the server: component (one XEP-0114 connection, load.localhost) or c2s (one client connection per user, jgb0…jgbN-1, SASL PLAIN)")
 	fs.StringVar(&c.attach, "attach", "", "host:port of the XEP-0114 listener of a server already running, instead of starting Prosody and ejabberd (see docs/performance.md, Reproducing)")
 	attachSecretFile := fs.String("attach-secret-file", "", "-attach: file holding the secret of the components echo.localhost, limit.localhost, same.localhost and load.localhost")
@@ -127,8 +127,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if c.store != "bolt" && c.store != "redis" {
-		fmt.Fprintf(stderr, "jgbench: -store %q: want bolt or redis\n", c.store)
+	if c.store != "bolt" && c.store != "pebble" && c.store != "redis" {
+		fmt.Fprintf(stderr, "jgbench: -store %q: want bolt, pebble or redis\n", c.store)
 		return 2
 	}
 	if c.via != "component" && c.via != "c2s" {
@@ -412,7 +412,7 @@ type result struct {
 	ServerCPUs   float64 `json:"server_cpu_s"`
 	ServerRSSKiB int     `json:"server_peak_rss_kib"`
 	HostIdlePct  float64 `json:"host_idle_pct"`
-	// Store (gateway lines): bolt or redis; StoreCPUs is redis-server's
+	// Store (gateway lines): bolt, pebble or redis; StoreCPUs is redis-server's
 	// CPU over the measured phase.
 	Store        string  `json:"store,omitempty"`
 	StoreCPUs    float64 `json:"store_cpu_s,omitempty"`
@@ -688,6 +688,9 @@ func storeYAML(c *config, dir string) string {
 		// Redis needs a shared vault key; a new one in dir (created by
 		// the gateway when missing).
 		return "  backend: redis\n  redis:\n    url: " + c.redisURL + "\nvault:\n  key_file: " + filepath.Join(dir, "jabbergate.key")
+	}
+	if c.store == "pebble" {
+		return "  backend: pebble\n  path: " + filepath.Join(dir, "jabbergate.pebble")
 	}
 	return "  backend: bolt\n  path: " + filepath.Join(dir, "jabbergate.db")
 }
