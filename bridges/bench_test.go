@@ -42,6 +42,7 @@ import (
 	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	pebblestore "github.com/jabbergate/jabbergate/bridges/store/pebble"
 	"github.com/jabbergate/jabbergate/bridges/store/redis"
 	"github.com/jabbergate/jabbergate/bridges/store/redistest"
 	"github.com/jabbergate/jabbergate/bridges/vault"
@@ -349,6 +350,12 @@ func openBenchStore(b *testing.B, kind string) store.Store {
 			b.Fatal(err)
 		}
 		return st
+	case "pebble":
+		st, err := pebblestore.Open(filepath.Join(b.TempDir(), "jg.pebble"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st
 	case "redis":
 		url := redistest.Start(b)
 		st, err := redis.Open(context.Background(), url, redis.Options{})
@@ -469,7 +476,7 @@ func (bb *benchBridge) warm(b *testing.B) int64 {
 	return bb.obs.in.Load()
 }
 
-var benchStores = []string{"bolt", "redis"}
+var benchStores = []string{"bolt", "pebble", "redis"}
 
 // BenchmarkInbound: legacy Emit → inbox → stanza written → barrier →
 // delivered mark and ack. Serial: one message at a time (latency of the
