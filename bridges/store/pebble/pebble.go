@@ -70,6 +70,7 @@ import (
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/internal/record"
@@ -138,10 +139,13 @@ func (e *lockedError) Error() string {
 func (e *lockedError) Unwrap() error { return store.ErrLocked }
 
 // Tuning for a small embedded database: a gateway's working set is its
-// users' recent queue entries, id maps and seen marks.
+// users' recent queue entries, id maps and seen marks. Pebble counts its
+// memtables (the one being written and any being flushed) against the
+// block cache, so the cache must be several memtables large or it caches
+// nothing: 32 MiB in all, of which memtables take 4 to 8 MiB.
 const (
-	cacheSize    = 16 << 20 // block cache
-	memTableSize = 8 << 20
+	cacheSize    = 32 << 20
+	memTableSize = 4 << 20
 	maxOpenFiles = 256
 )
 
@@ -172,14 +176,19 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := pebbledb.Open(path, &pebbledb.Options{
+	popts := &pebbledb.Options{
 		CacheSize:          cacheSize,
 		MemTableSize:       memTableSize,
 		MaxOpenFiles:       maxOpenFiles,
 		FormatMajorVersion: pebbledb.FormatNewest,
 		Logger:             quietLogger{},
 		Lock:               lock,
-	})
+	}
+	// Bloom filters in every level (the others inherit L0's): most seen
+	// marks and many mappings looked up are new keys, which without a
+	// filter cost a block read per table that could hold them.
+	popts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	db, err := pebbledb.Open(path, popts)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
