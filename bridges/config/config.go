@@ -183,8 +183,9 @@ type Log struct {
 // (base64 of 32 bytes, already checked). With KeyFile, read the key from that
 // file, creating it with a new random key (mode 0600) when it does not exist
 // (vault.LoadOrCreateKey). Without key and key_file in the file, KeyFile
-// defaults to "jabbergate.key" next to the bolt store. The redis backend
-// requires key or key_file, because every instance must share one key.
+// defaults to "jabbergate.key" next to the bolt or pebble store. The redis
+// backend requires key or key_file, because every instance must share one
+// key.
 type Vault struct {
 	// Key is the base64 encoding of a 32-byte key.
 	Key string `yaml:"key"`
@@ -209,7 +210,7 @@ type Vault struct {
 // key_file was given; when it is empty the caller derives one from the
 // vault key.
 type Media struct {
-	// Dir holds the stored files, default "media" next to the bolt store.
+	// Dir holds the stored files, default "media" next to the bolt or pebble store.
 	Dir string `yaml:"dir"`
 	// BaseURL is the public URL prefix of the HTTP listener as users'
 	// clients reach it (https://gw.example.org, usually through a reverse

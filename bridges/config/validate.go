@@ -64,7 +64,7 @@ func (d *decoder) validateCluster(c *Config) {
 		d.errorf(d.line("cluster.lease_ttl"), "cluster.lease_ttl", "must be at least 1s (default 15s)")
 	}
 	if cl.Enabled && c.Store.Backend != "redis" {
-		d.errorf(d.line("cluster.enabled"), "cluster.enabled", "needs store.backend: redis (the bolt file belongs to one process)")
+		d.errorf(d.line("cluster.enabled"), "cluster.enabled", "needs store.backend: redis (a bolt or pebble store belongs to one process)")
 	}
 }
 
