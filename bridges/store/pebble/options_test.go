@@ -45,3 +45,31 @@ func TestBlockCacheCaches(t *testing.T) {
 		t.Errorf("block cache after 20 reads of one key: %d hits, %d bytes held", m.Hits-h0, m.Size)
 	}
 }
+
+// TestReplayWritesNothing: MarkSeen of a key already marked commits
+// nothing (no WAL write, so no fsync), whether alone or in a batch.
+func TestReplayWritesNothing(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state"), SweepInterval(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if isNew, err := s.MarkSeen(ctx, "b", "j", "k", time.Hour); err != nil || !isNew {
+		t.Fatalf("first MarkSeen = %v, %v", isNew, err)
+	}
+	w0 := s.db.Metrics().WAL.BytesIn
+	for range 5 {
+		if isNew, err := s.MarkSeen(ctx, "b", "j", "k", time.Hour); err != nil || isNew {
+			t.Fatalf("replayed MarkSeen = %v, %v", isNew, err)
+		}
+		var bt store.Batch
+		res, err := s.Apply(ctx, bt.MarkSeen("b", "j", "k", time.Hour))
+		if err != nil || res.Seen[0] {
+			t.Fatalf("replayed MarkSeen in a batch = %v, %v", res, err)
+		}
+	}
+	if w := s.db.Metrics().WAL.BytesIn; w != w0 {
+		t.Errorf("replays wrote %d bytes to the WAL", w-w0)
+	}
+}

@@ -38,6 +38,14 @@
 // DeleteAccount, and a deleted user's queue starts again at 1 after a
 // restart (as on bolt).
 //
+// # Durability
+//
+// Pebble shows a commit to readers a moment before its WAL sync ends. The
+// store's read methods may therefore see a write whose call has not
+// returned yet; what must only build on durable data — MarkSeen's "old",
+// the committer's own reads — is read inside a commit round, and rounds
+// run one after the other, each after the previous one's fsync.
+//
 // # Queues
 //
 // An Ack deletes entries, which in an LSM leaves tombstones that a read
@@ -779,19 +787,17 @@ func (s *Store) GetMapping(ctx context.Context, bridge, jid, ns, key string) (st
 }
 
 // MarkSeen records key for ttl (<= 0: forever) and reports whether it was
-// new: absent or expired. A replay costs one read and no commit.
+// new: absent or expired. It reports a key old only once the mark is
+// durable: it reads in a commit round, after every earlier round's fsync,
+// not from the database directly, where Pebble shows a commit before its
+// WAL sync (a replay dropped on the strength of a mark a crash then loses
+// would be lost). A replay writes nothing: a round that only read
+// commits nothing and costs no fsync.
 func (s *Store) MarkSeen(ctx context.Context, bridge, jid, key string, ttl time.Duration) (bool, error) {
 	now := s.now().UnixNano()
 	k := seenKey(bridge, jid, key)
-	v, ok, err := s.get(ctx, k)
-	if err != nil {
-		return false, err
-	}
-	if ok && len(v) == 8 && !expired(binary.BigEndian.Uint64(v), now) {
-		return false, nil
-	}
 	isNew := false
-	err = s.write(ctx, func(w *writer) error {
+	err := s.write(ctx, func(w *writer) error {
 		var err error
 		isNew, err = w.markSeen(k, now, expiryAt(now, ttl))
 		return err
