@@ -221,6 +221,27 @@ func TestAdminCommandsBolt(t *testing.T) {
 	}
 }
 
+func TestAdminCommandsPebble(t *testing.T) {
+	dir := t.TempDir()
+	adminCase(t, dir, "store:\n  backend: pebble\n  path: jabbergate.pebble\n", func() store.Store {
+		st, err := openStore(context.Background(), storeConfig(t, dir, "pebble", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	})
+	// A running gateway holds the pebble directory: the commands say so.
+	st, err := openStore(context.Background(), storeConfig(t, dir, "pebble", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := adminConfig(t, dir, "store:\n  backend: pebble\n  path: jabbergate.pebble\n", "")
+	if code, _, errs := runCLI("export-user", "-config", cfg, "-jid", "bob@localhost"); code != 1 || !strings.Contains(errs, "stop the gateway first") {
+		t.Errorf("export-user while the store is held = %d %q", code, errs)
+	}
+}
+
 func TestAdminCommandsRedis(t *testing.T) {
 	url := redistest.Start(t)
 	dir := t.TempDir()
@@ -238,16 +259,22 @@ func TestAdminCommandsRedis(t *testing.T) {
 func storeConfig(t *testing.T, dir, backend, url string, prefix ...string) config.Store {
 	t.Helper()
 	y := "store:\n  backend: bolt\n  path: jabbergate.db\n"
-	if backend == "redis" {
+	switch backend {
+	case "redis":
 		y = "store:\n  backend: redis\n  redis:\n    url: " + url + "\n    prefix: " + prefix[0] + "\n"
+	case "pebble":
+		y = "store:\n  backend: pebble\n  path: jabbergate.pebble\n"
 	}
 	p := adminConfig(t, t.TempDir(), y, "vault:\n  key_file: "+filepath.Join(dir, "old.key")+"\n")
 	c, ok := loadConfig(p, io.Discard)
 	if !ok {
 		t.Fatal("store config does not load")
 	}
-	if backend == "bolt" {
+	switch backend {
+	case "bolt":
 		c.Store.Path = filepath.Join(dir, "jabbergate.db")
+	case "pebble":
+		c.Store.Path = filepath.Join(dir, "jabbergate.pebble")
 	}
 	return c.Store
 }
