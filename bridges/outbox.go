@@ -15,7 +15,6 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
 	"github.com/jabbergate/jabbergate/bridges/store"
-	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 )
@@ -242,8 +241,9 @@ type ackReq struct {
 // ackOut hands bt (the sent entry's id maps and its ack) to the bridge's
 // ack appender (appender.go) without making the worker wait for the
 // fsync: the next entry is sent meanwhile, and the acks of every user that
-// arrive during a commit go into one store.Apply, which on bolt also rides
-// along with the next commit another caller starts (bolt.Deferrable).
+// arrive during a commit go into one store.Apply, which on bolt and pebble
+// also rides along with the next commit another caller starts
+// (store.Deferrable).
 // Until it is committed, the entry is skipped by store reads of the outbox
 // (acking) and its maps are answered from memory (staged). A failing
 // commit is retried for a minute; one that never succeeds leaves the entry
@@ -297,9 +297,9 @@ func (b *Bridge) ackRound(round []*ackReq) {
 	defer cancel()
 	acked := false
 	for {
-		// Deferred: on bolt it joins the next commit (the next echo's,
+		// Deferred: on bolt and pebble it joins the next commit (the next echo's,
 		// a drainer's) rather than costing its own.
-		_, err := store.Apply(bolt.Deferrable(ctx), b.st, &bt)
+		_, err := store.Apply(store.Deferrable(ctx), b.st, &bt)
 		if err == nil {
 			acked = true
 			break
