@@ -515,6 +515,10 @@ func faultWaitProgress(max, idle time.Duration, done func() bool, progress func(
 // id, and resends, with the same origin-id, what got no receipt), in order.
 func TestFaultKillGateway(t *testing.T) {
 	t.Run("bolt", func(t *testing.T) { faultKill(t, "bolt", faultBoltStore(t)) })
+	t.Run("pebble", func(t *testing.T) {
+		dir := t.TempDir()
+		faultKill(t, "pebble", fmt.Sprintf("store:\n  backend: pebble\n  path: %s\nvault:\n  key_file: %s\n", filepath.Join(dir, "jg.pebble"), filepath.Join(dir, "vault.key")))
+	})
 	t.Run("redis", func(t *testing.T) {
 		url := redistest.Start(t)
 		faultKill(t, "redis", fmt.Sprintf("store:\n  backend: redis\n  redis:\n    url: %s\n    prefix: fault\nvault:\n  key_file: %s\n", url, filepath.Join(t.TempDir(), "vault.key")))
