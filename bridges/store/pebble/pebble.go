@@ -8,9 +8,10 @@
 // it is on disk.
 //
 // Pebble locks the directory (its LOCK file, fcntl); a second Open of a
-// directory held by another process (or another Open in the same process)
-// gives up after a second (option Timeout) with an error wrapping
-// store.ErrLocked that names the directory.
+// directory held by another process, or by another Open in the same
+// process under any spelling of its path (the store compares the
+// directory's device and inode), gives up after a second (option Timeout)
+// with an error wrapping store.ErrLocked that names the directory.
 //
 // # Layout
 //
@@ -72,6 +73,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -112,6 +114,7 @@ var ErrClosed = errors.New("store: pebble: store is closed")
 type Store struct {
 	db   *pebbledb.DB
 	lock *pebbledb.Lock
+	dir  os.FileInfo // the directory, as held in this process (openDirs)
 	path string
 	now  func() time.Time
 
@@ -175,12 +178,14 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err := os.Mkdir(path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	if fi, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	} else if !fi.IsDir() {
+	}
+	if !fi.IsDir() {
 		return nil, fmt.Errorf("store: open %s: not a directory (the pebble store is a directory)", path)
 	}
-	lock, err := lockDir(path, o.timeout)
+	lock, err := lockDir(path, fi, o.timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -199,16 +204,18 @@ func Open(path string, opts ...Option) (*Store, error) {
 	db, err := pebbledb.Open(path, popts)
 	if err != nil {
 		lock.Close()
+		releaseDir(fi)
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	if err := checkVersion(db); err != nil {
 		db.Close()
 		lock.Close()
+		releaseDir(fi)
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{
-		db: db, lock: lock, path: path, now: o.now,
+		db: db, lock: lock, dir: fi, path: path, now: o.now,
 		queues: map[string]*queueState{},
 		local:  store.NewLocal(o.now),
 		stop:   cancel,
@@ -219,17 +226,51 @@ func Open(path string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// lockDir takes the directory's lock, retrying until timeout while another
-// holder has it.
-func lockDir(path string, timeout time.Duration) (*pebbledb.Lock, error) {
+// openDirs holds the directories open in this process, by identity
+// (os.SameFile: device and inode), not by path: Pebble's fcntl lock never
+// conflicts within one process, and Pebble's own in-process guard compares
+// path strings, so without it a second Open through another spelling of
+// the path (a symlink, a trailing "/.", a bind mount) would succeed and two
+// databases would write one directory.
+var openDirs struct {
+	sync.Mutex
+	dirs []os.FileInfo
+}
+
+// holdDir records dir as open in this process; false if it already is.
+func holdDir(dir os.FileInfo) bool {
+	openDirs.Lock()
+	defer openDirs.Unlock()
+	for _, d := range openDirs.dirs {
+		if os.SameFile(d, dir) {
+			return false
+		}
+	}
+	openDirs.dirs = append(openDirs.dirs, dir)
+	return true
+}
+
+// releaseDir undoes holdDir.
+func releaseDir(dir os.FileInfo) {
+	openDirs.Lock()
+	defer openDirs.Unlock()
+	openDirs.dirs = slices.DeleteFunc(openDirs.dirs, func(d os.FileInfo) bool { return d == dir })
+}
+
+// lockDir takes the directory (dir is its os.Stat) in this process and its
+// lock file, retrying until timeout while another holder has either.
+func lockDir(path string, dir os.FileInfo, timeout time.Duration) (*pebbledb.Lock, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		lock, err := pebbledb.LockDirectory(path, vfs.Default)
-		if err == nil {
-			return lock, nil
-		}
-		if !isLockHeld(err) {
-			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		if holdDir(dir) {
+			lock, err := pebbledb.LockDirectory(path, vfs.Default)
+			if err == nil {
+				return lock, nil
+			}
+			releaseDir(dir)
+			if !isLockHeld(err) {
+				return nil, fmt.Errorf("store: open %s: %w", path, err)
+			}
 		}
 		if time.Now().After(deadline) {
 			return nil, &lockedError{path: path}
@@ -292,6 +333,7 @@ func (s *Store) Close() error {
 		err := s.db.Close()
 		s.mu.Unlock()
 		s.closeErr = errors.Join(err, s.lock.Close())
+		releaseDir(s.dir)
 	})
 	return s.closeErr
 }

@@ -126,6 +126,43 @@ func TestSecondOpenIsLocked(t *testing.T) {
 	}
 }
 
+// TestSecondOpenOtherSpellingIsLocked: a second Open in the same process
+// through another spelling of the path — a symlink, a trailing "/." — is
+// refused like one through the same spelling (Pebble's fcntl lock never
+// conflicts within a process; the store compares the directory itself),
+// with an error naming the path given and wrapping store.ErrLocked; once
+// the first is closed, the other spelling opens it.
+func TestSecondOpenOtherSpellingIsLocked(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := pebble.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{link, dir + "/.", link + "/"} {
+		s2, err := pebble.Open(p, pebble.Timeout(100*time.Millisecond))
+		if err == nil {
+			s2.Close()
+			t.Fatalf("Open(%s) succeeded while %s is open", p, dir)
+		}
+		if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), p) {
+			t.Fatalf("Open(%s): %v, want store.ErrLocked naming %s", p, err, p)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := pebble.Open(link)
+	if err != nil {
+		t.Fatalf("Open through the symlink after Close: %v", err)
+	}
+	s2.Close()
+}
+
 // TestLockedByOtherProcess: a directory held by another process (this
 // test binary, run again as a child) gives store.ErrLocked, and opens once
 // that process has exited.
