@@ -129,19 +129,17 @@ func (s *Store) run(reqs ...*commitReq) error {
 	if err := w.b.Commit(pebbledb.Sync); err != nil {
 		return err
 	}
-	for q, tail := range w.tails {
-		q.mu.Lock()
-		q.committed = max(q.committed, tail)
-		q.mu.Unlock()
+	if len(w.deleted) > 0 {
+		s.forgetUsers(w.deleted)
 	}
 	return nil
 }
 
 // writer is one round's batch.
 type writer struct {
-	s     *Store
-	b     *pebbledb.Batch        // indexed: reads see the round's writes
-	tails map[*queueState]uint64 // last sequence appended per queue
+	s       *Store
+	b       *pebbledb.Batch // indexed: reads see the round's writes
+	deleted [][]byte        // prefixes of the users the round deletes
 }
 
 // expiry returns the expiry of key (a mapping or seen mark) as the round
@@ -166,15 +164,11 @@ func (w *writer) append(q store.Queue, payloads [][]byte) ([]string, error) {
 		return nil, nil
 	}
 	p := queuePrefix(q)
-	st, err := w.s.queue(p)
+	last, err := w.lastSeq(p)
 	if err != nil {
 		return nil, err
 	}
-	st.mu.Lock()
-	first := st.tail + 1
-	st.tail += uint64(len(payloads))
-	tail := st.tail
-	st.mu.Unlock()
+	first, tail := last+1, last+uint64(len(payloads))
 	ids := make([]string, len(payloads))
 	k := entryKey(p, 0)
 	for i, pl := range payloads {
@@ -188,11 +182,25 @@ func (w *writer) append(q store.Queue, payloads [][]byte) ([]string, error) {
 	if err := w.b.Set(p, binary.BigEndian.AppendUint64(nil, tail), nil); err != nil {
 		return nil, err
 	}
-	if w.tails == nil {
-		w.tails = map[*queueState]uint64{}
-	}
-	w.tails[st] = tail
 	return ids, nil
+}
+
+// lastSeq returns the last sequence of the queue with prefix p, as the
+// round sees it: stored with every Append (0 for a queue never written,
+// or deleted with its user since: it starts again at 1, as on bolt).
+func (w *writer) lastSeq(p []byte) (uint64, error) {
+	v, c, err := w.b.Get(p)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("queue %q: last sequence of %d bytes", p, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 func (w *writer) ack(q store.Queue, ids []string) error {
@@ -211,6 +219,7 @@ func (w *writer) ack(q store.Queue, ids []string) error {
 
 func (w *writer) deleteUser(bridge, jid string) error {
 	up := userPrefix(bridge, jid, 0)
+	w.deleted = append(w.deleted, up)
 	return w.b.DeleteRange(up, successor(up), nil)
 }
 

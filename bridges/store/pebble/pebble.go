@@ -34,10 +34,12 @@
 // keys, are raw.) Contacts sort by localpart; DeleteAccount is one range
 // deletion of the user's prefix. Entry ids are the sequence rendered as
 // 20 decimal digits, so string order is numeric order. The last sequence
-// of a queue is written with every Append, so ids keep increasing across
-// restarts; within a process they keep increasing even across a
-// DeleteAccount, and a deleted user's queue starts again at 1 after a
-// restart (as on bolt).
+// of a queue is written with every Append and read from the database by
+// the next one, so ids keep increasing across acks, emptied queues and
+// restarts. DeleteAccount deletes it with the rest of the user's keys: a
+// queue written again after it starts again at 1, at once, as on bolt
+// (whose DeleteAccount drops the user's bucket and with it the queue's
+// bucket sequence).
 //
 // # Durability
 //
@@ -50,10 +52,12 @@
 // # Queues
 //
 // An Ack deletes entries, which in an LSM leaves tombstones that a read
-// would step over until compaction drops them. The store keeps, per
-// queue, the lowest sequence that may still be live (loaded at first use,
-// raised by reads that find the entries below it gone) and starts every
-// read there with one seek, so acked entries are not scanned again.
+// would step over until compaction drops them. The store keeps in memory,
+// per queue read since Open that has a stored last sequence, the lowest
+// sequence that may still be live (raised by reads that find the entries
+// below it gone) and starts every read there with one seek, so acked
+// entries are not scanned again. Reads of a queue never written keep
+// nothing; DeleteAccount forgets the user's queues.
 //
 // # Expiry
 //
@@ -125,8 +129,12 @@ type Store struct {
 
 	gc groupCommit // shared commits (batch.go)
 
+	// heads holds, by queuePrefix, where reads of a queue start (see
+	// scanQueue); resets counts the committed DeleteAccounts, which drop
+	// the user's heads. Guarded by qmu.
 	qmu    sync.Mutex
-	queues map[string]*queueState // by queuePrefix
+	heads  map[string]uint64
+	resets uint64
 
 	local *store.Local // in-process leases and notifications (lease.go)
 
@@ -216,9 +224,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{
 		db: db, lock: lock, dir: fi, path: path, now: o.now,
-		queues: map[string]*queueState{},
-		local:  store.NewLocal(o.now),
-		stop:   cancel,
+		heads: map[string]uint64{},
+		local: store.NewLocal(o.now),
+		stop:  cancel,
 	}
 	if o.sweepInterval > 0 {
 		s.sweeper.Go(func() { s.sweepLoop(ctx, o.sweepInterval) })
@@ -564,81 +572,52 @@ func (s *Store) DeleteContact(ctx context.Context, bridge, jid, localpart string
 
 // --- queues -----------------------------------------------------------------
 
-// queueState is what the store keeps in memory of one queue. Sequences are
-// assigned by the committer (one at a time, store.Group), in commit order.
-type queueState struct {
-	mu     sync.Mutex
-	loaded bool
-	// head: no live entry has a lower sequence. Reads start there.
-	head uint64
-	// tail: the last sequence assigned (committed or not).
-	tail uint64
-	// committed: every sequence up to it was committed (or failed) before
-	// it was set.
-	committed uint64
-}
+// A queue's head is the lowest sequence that may still be live: reads
+// from the head start there, with one seek, instead of stepping over the
+// tombstones of acked entries. It is learned by reads (the first live
+// entry they find, or one past the queue's last sequence when they find
+// none) and only ever raised, since sequences are assigned in increasing
+// order. Only queues with a stored last sequence get one, and
+// DeleteAccount drops the user's: the map holds at most two entries per
+// user with a queue in the database. An emptied queue keeps its head, so
+// the next read after it refills does not step over every tombstone left
+// since the last compaction.
 
-// raiseHead records that no live entry is below h.
-func (q *queueState) raiseHead(h uint64) {
-	q.mu.Lock()
-	if h > q.head {
-		q.head = h
-	}
-	q.mu.Unlock()
-}
-
-func (q *queueState) snapshot() (head, committed uint64) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.head, q.committed
-}
-
-// queue returns the state of the queue with prefix p, loading it from the
-// database at first use. The caller holds enter.
-func (s *Store) queue(p []byte) (*queueState, error) {
+// head returns where reads of queue p may start (0 if unknown), and the
+// count of committed DeleteAccounts, for raiseHead. Read it before the
+// database view the read then scans.
+func (s *Store) head(p []byte) (head, resets uint64) {
 	s.qmu.Lock()
-	q := s.queues[string(p)]
-	if q == nil {
-		q = &queueState{}
-		s.queues[string(p)] = q
+	defer s.qmu.Unlock()
+	return s.heads[string(p)], s.resets
+}
+
+// raiseHead records that no live entry of queue p is below h, learned by
+// a read whose head call returned resets: unless a DeleteAccount has
+// committed since, which may have emptied the queue and restarted its
+// sequence.
+func (s *Store) raiseHead(p []byte, h, resets uint64) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.resets != resets {
+		return
 	}
-	s.qmu.Unlock()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.loaded {
-		return q, nil
+	if cur, ok := s.heads[string(p)]; !ok || h > cur {
+		s.heads[string(p)] = h
 	}
-	// No write to this queue is in flight: the committer loads a queue
-	// before it assigns sequences in it.
-	var tail uint64
-	v, c, err := s.db.Get(p)
-	switch {
-	case err == nil:
-		if len(v) == 8 {
-			tail = binary.BigEndian.Uint64(v)
+}
+
+// forgetUsers drops the heads of the users whose keys a committed round
+// deleted (user prefixes).
+func (s *Store) forgetUsers(ups [][]byte) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	for _, up := range ups {
+		for _, tag := range []byte{queueTag(store.Inbox), queueTag(store.Outbox)} {
+			delete(s.heads, string(append(bytes.Clone(up), kindQueue, tag)))
 		}
-		c.Close()
-	case !errors.Is(err, pebbledb.ErrNotFound):
-		return nil, fmt.Errorf("store: %w", err)
 	}
-	it, err := s.iter(entryKey(p, 0), successor(p))
-	if err != nil {
-		return nil, err
-	}
-	head := uint64(0)
-	if it.First() {
-		head = binary.BigEndian.Uint64(it.Key()[len(p):])
-		if it.Last() {
-			tail = max(tail, binary.BigEndian.Uint64(it.Key()[len(p):]))
-		}
-	} else {
-		head = tail + 1
-	}
-	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	q.head, q.tail, q.committed, q.loaded = head, tail, tail, true
-	return q, nil
+	s.resets++
 }
 
 // Append adds payloads to the end of q in one commit and returns their ids.
@@ -707,31 +686,26 @@ func (s *Store) scanQueue(ctx context.Context, q store.Queue, from uint64, fn fu
 	}
 	defer s.leave()
 	p := queuePrefix(q)
-	st, err := s.queue(p)
-	if err != nil {
-		return err
-	}
-	// committed is read before the iterator takes its snapshot: every
-	// sequence up to it is either in the snapshot or gone for good.
-	head, committed := st.snapshot()
+	head, resets := s.head(p)
 	fromHead := from <= head
 	if fromHead {
 		from = head
 	}
-	it, err := s.iter(entryKey(p, from), successor(p))
+	// Over the queue's last sequence (key p) and its entries.
+	it, err := s.iter(p, successor(p))
 	if err != nil {
 		return err
 	}
 	defer closeIter(it, &err)
 	first := true
-	for valid := it.First(); valid; valid = it.Next() {
+	for valid := it.SeekGE(entryKey(p, from)); valid; valid = it.Next() {
 		k := it.Key()
 		if len(k) != len(p)+8 {
 			continue
 		}
 		seq := binary.BigEndian.Uint64(k[len(p):])
 		if first && fromHead {
-			st.raiseHead(seq)
+			s.raiseHead(p, seq, resets)
 		}
 		first = false
 		more, err := fn(seq, it)
@@ -745,8 +719,17 @@ func (s *Store) scanQueue(ctx context.Context, q store.Queue, from uint64, fn fu
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	if first && fromHead {
-		st.raiseHead(committed + 1)
+	if first && fromHead && it.First() && bytes.Equal(it.Key(), p) {
+		// Nothing from the head on: every entry up to the queue's last
+		// sequence is gone. (No last sequence: the queue was never
+		// written, and gets no head.)
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if len(v) == 8 {
+			s.raiseHead(p, binary.BigEndian.Uint64(v)+1, resets)
+		}
 	}
 	return nil
 }
@@ -782,16 +765,13 @@ func (s *Store) Queues(ctx context.Context, bridge string, kind store.QueueKind)
 		return nil, err
 	}
 	var qs []store.Queue
+	_, resets := s.head(nil) // resets, before forUsers' iterator
 	err := s.forUsers(ctx, bridge, func(it *pebbledb.Iterator, up []byte, jid string) error {
 		q := store.Queue{Bridge: bridge, JID: jid, Kind: kind}
 		p := append(bytes.Clone(up), kindQueue, queueTag(kind))
-		st, err := s.queue(p)
-		if err != nil {
-			return err
-		}
-		head, _ := st.snapshot()
+		head, _ := s.head(p)
 		if it.SeekGE(entryKey(p, head)) && bytes.HasPrefix(it.Key(), p) && len(it.Key()) == len(p)+8 {
-			st.raiseHead(binary.BigEndian.Uint64(it.Key()[len(p):]))
+			s.raiseHead(p, binary.BigEndian.Uint64(it.Key()[len(p):]), resets)
 			qs = append(qs, q)
 		}
 		return nil

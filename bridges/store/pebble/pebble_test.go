@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 	"github.com/jabbergate/jabbergate/bridges/store/pebble"
 	"github.com/jabbergate/jabbergate/bridges/store/storetest"
 )
@@ -310,6 +311,73 @@ func TestRestartIDs(t *testing.T) {
 	}
 	if !slices.IsSorted(all) || len(slices.Compact(slices.Clone(all))) != len(all) {
 		t.Fatalf("ids across restarts are not strictly increasing: %q", all)
+	}
+}
+
+// TestIDsAfterDeleteAccount: a queue written again after DeleteAccount
+// starts again at 1 at once, in the same process, as on bolt, and reads
+// from its head find the new entries (the deleted queue's head, past
+// every acked id, is forgotten); ids then increase again, across a
+// restart too.
+func TestIDsAfterDeleteAccount(t *testing.T) {
+	ctx := context.Background()
+	q := store.Queue{Bridge: "b", JID: "j", Kind: store.Inbox}
+	path := filepath.Join(t.TempDir(), "state")
+	boltStore, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer boltStore.Close()
+	pebbleStore, err := pebble.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { pebbleStore.Close() }()
+	var got [2][]string // bolt, pebble
+	for i, s := range []store.Store{boltStore, pebbleStore} {
+		ids, err := s.Append(ctx, q, []byte("a"), []byte("b"), []byte("c"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if es, err := s.Read(ctx, q, "", 10); err != nil || len(es) != 3 {
+			t.Fatalf("Read = %v, %v", es, err)
+		}
+		if err := s.Ack(ctx, q, ids...); err != nil {
+			t.Fatal(err)
+		}
+		if es, err := s.Read(ctx, q, "", 10); err != nil || len(es) != 0 {
+			t.Fatalf("Read of the emptied queue = %v, %v", es, err)
+		}
+		if err := s.DeleteAccount(ctx, "b", "j"); err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.Append(ctx, q, []byte("d"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[i] = again
+		if es, err := s.Read(ctx, q, "", 10); err != nil || len(es) != 1 || es[0].ID != again[0] || string(es[0].Payload) != "d" {
+			t.Fatalf("Read after DeleteAccount and Append = %v, %v; want [d] with id %s", es, err, again[0])
+		}
+		if n, err := s.Len(ctx, q); err != nil || n != 1 {
+			t.Fatalf("Len = %d, %v", n, err)
+		}
+		if qs, err := s.Queues(ctx, "b", store.Inbox); err != nil || len(qs) != 1 {
+			t.Fatalf("Queues = %v, %v", qs, err)
+		}
+	}
+	if !slices.Equal(got[0], got[1]) || got[1][0] != "00000000000000000001" {
+		t.Fatalf("ids after DeleteAccount: bolt %q, pebble %q; want [1] on both", got[0], got[1])
+	}
+	if err := pebbleStore.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if pebbleStore, err = pebble.Open(path); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pebbleStore.Append(ctx, q, []byte("e"))
+	if err != nil || ids[0] != "00000000000000000002" {
+		t.Fatalf("Append after restart = %q, %v; want id 2", ids, err)
 	}
 }
 

@@ -1,0 +1,92 @@
+package pebble
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/jabbergate/jabbergate/bridges/store"
+)
+
+func heads(s *Store) int {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return len(s.heads)
+}
+
+// TestQueueHeadsFreed: the queue heads kept in memory do not grow with
+// every queue ever touched: reads of a queue never written (Read, Len,
+// Queues for every user of the bridge) keep none, and DeleteAccount drops
+// the user's.
+func TestQueueHeadsFreed(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state"), SweepInterval(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for i := range 200 {
+		jid := fmt.Sprintf("u%d", i)
+		in := store.Queue{Bridge: "b", JID: jid, Kind: store.Inbox}
+		out := store.Queue{Bridge: "b", JID: jid, Kind: store.Outbox}
+		if err := s.PutAccount(ctx, &store.Account{Bridge: "b", JID: jid}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, in, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if es, err := s.Read(ctx, in, "", 10); err != nil || len(es) != 1 {
+			t.Fatalf("Read = %v, %v", es, err)
+		}
+		// Reads of queues never written: the user's outbox, a stranger's.
+		stranger := store.Queue{Bridge: "b", JID: "stranger" + jid, Kind: store.Inbox}
+		for _, q := range []store.Queue{out, stranger} {
+			if es, err := s.Read(ctx, q, "", 10); err != nil || len(es) != 0 {
+				t.Fatalf("Read(%v) = %v, %v", q, es, err)
+			}
+			if n, err := s.Len(ctx, q); err != nil || n != 0 {
+				t.Fatalf("Len(%v) = %d, %v", q, n, err)
+			}
+		}
+		if qs, err := s.Queues(ctx, "b", store.Outbox); err != nil || len(qs) != 0 {
+			t.Fatalf("Queues(out) = %v, %v", qs, err)
+		}
+		if n := heads(s); n != 1 {
+			t.Fatalf("user %d: %d queue heads in memory, want 1 (the inbox just read)", i, n)
+		}
+		if err := s.DeleteAccount(ctx, "b", jid); err != nil {
+			t.Fatal(err)
+		}
+		if n := heads(s); n != 0 {
+			t.Fatalf("user %d: %d queue heads in memory after DeleteAccount, want 0", i, n)
+		}
+	}
+}
+
+// TestHeadNotRaisedAcrossDeleteAccount: a read that began before a
+// DeleteAccount committed does not record a head afterwards (it would be
+// a head of the deleted queue, whose successor starts again at 1).
+func TestHeadNotRaisedAcrossDeleteAccount(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state"), SweepInterval(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	q := store.Queue{Bridge: "b", JID: "j", Kind: store.Inbox}
+	p := queuePrefix(q)
+	_, resets := s.head(p) // a read begins
+	if err := s.DeleteAccount(ctx, "b", "j"); err != nil {
+		t.Fatal(err)
+	}
+	s.raiseHead(p, 100, resets) // and ends
+	if h, _ := s.head(p); h != 0 {
+		t.Fatalf("head %d recorded by a read older than the DeleteAccount", h)
+	}
+	_, resets = s.head(p)
+	s.raiseHead(p, 100, resets)
+	if h, _ := s.head(p); h != 100 {
+		t.Fatalf("head %d, want 100", h)
+	}
+}
