@@ -129,9 +129,7 @@ func (s *Store) run(reqs ...*commitReq) error {
 	if err := w.b.Commit(pebbledb.Sync); err != nil {
 		return err
 	}
-	if len(w.deleted) > 0 {
-		s.forgetUsers(w.deleted)
-	}
+	s.publish(w.deleted)
 	return nil
 }
 

@@ -43,11 +43,17 @@
 //
 // # Durability
 //
-// Pebble shows a commit to readers a moment before its WAL sync ends. The
-// store's read methods may therefore see a write whose call has not
-// returned yet; what must only build on durable data — MarkSeen's "old",
-// the committer's own reads — is read inside a commit round, and rounds
-// run one after the other, each after the previous one's fsync.
+// Pebble shows a commit to its readers a moment before its WAL sync ends,
+// so the store's read methods do not read the database as it is: they
+// read a view, a Pebble snapshot taken after each commit round's synced
+// commit has returned and before the round's callers are answered (and at
+// Open). Rounds run one at a time, so no commit is in flight when a view
+// is taken: a read sees a write only once it is durable, as on bolt, and
+// a caller its own write once its call returned. A read keeps the view it
+// started with; a replaced view is closed when the last read holding it
+// ends. The committer's own reads — MarkSeen's "old", Append's last
+// sequence, the sweeper's recheck — read the database inside a commit
+// round, which starts after the previous round's fsync.
 //
 // # Queues
 //
@@ -80,6 +86,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -97,6 +104,7 @@ type options struct {
 	timeout       time.Duration
 	sweepInterval time.Duration
 	now           func() time.Time
+	fs            vfs.FS
 }
 
 // Timeout bounds how long Open waits for the directory lock held by
@@ -110,6 +118,11 @@ func SweepInterval(d time.Duration) Option { return func(o *options) { o.sweepIn
 // Clock sets the function TTLs are measured with. Default time.Now. Tests
 // pass a fake clock.
 func Clock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// withFS makes Open use fs for the database (the directory itself and
+// the lock file's identity are still taken from the operating system):
+// tests pass a file system that injects faults.
+func withFS(fs vfs.FS) Option { return func(o *options) { o.fs = fs } }
 
 // ErrClosed is returned by calls on a closed Store.
 var ErrClosed = errors.New("store: pebble: store is closed")
@@ -129,10 +142,12 @@ type Store struct {
 
 	gc groupCommit // shared commits (batch.go)
 
-	// heads holds, by queuePrefix, where reads of a queue start (see
-	// scanQueue); resets counts the committed DeleteAccounts, which drop
-	// the user's heads. Guarded by qmu.
-	qmu    sync.Mutex
+	// rmu guards what a read starts from: view, the readers' snapshot of
+	// the database (see publish); heads, by queuePrefix, where reads of a
+	// queue start (see scanQueue); resets, the count of committed
+	// DeleteAccounts, which drop the user's heads.
+	rmu    sync.Mutex
+	view   *view
 	heads  map[string]uint64
 	resets uint64
 
@@ -173,7 +188,7 @@ const (
 // option (default 1 s) with an error wrapping store.ErrLocked if another
 // process holds the directory.
 func Open(path string, opts ...Option) (*Store, error) {
-	o := options{timeout: time.Second, sweepInterval: 10 * time.Minute, now: time.Now}
+	o := options{timeout: time.Second, sweepInterval: 10 * time.Minute, now: time.Now, fs: vfs.Default}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -193,7 +208,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("store: open %s: not a directory (the pebble store is a directory)", path)
 	}
-	lock, err := lockDir(path, fi, o.timeout)
+	lock, err := lockDir(path, fi, o.fs, o.timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +219,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		FormatMajorVersion: pebbledb.FormatNewest,
 		Logger:             quietLogger{},
 		Lock:               lock,
+		FS:                 o.fs,
 	}
 	// Bloom filters in every level (the others inherit L0's): most seen
 	// marks and many mappings looked up are new keys, which without a
@@ -228,6 +244,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		local: store.NewLocal(o.now),
 		stop:  cancel,
 	}
+	s.publish(nil) // with the version checkVersion may have written
 	if o.sweepInterval > 0 {
 		s.sweeper.Go(func() { s.sweepLoop(ctx, o.sweepInterval) })
 	}
@@ -267,11 +284,11 @@ func releaseDir(dir os.FileInfo) {
 
 // lockDir takes the directory (dir is its os.Stat) in this process and its
 // lock file, retrying until timeout while another holder has either.
-func lockDir(path string, dir os.FileInfo, timeout time.Duration) (*pebbledb.Lock, error) {
+func lockDir(path string, dir os.FileInfo, fs vfs.FS, timeout time.Duration) (*pebbledb.Lock, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		if holdDir(dir) {
-			lock, err := pebbledb.LockDirectory(path, vfs.Default)
+			lock, err := pebbledb.LockDirectory(path, fs)
 			if err == nil {
 				return lock, nil
 			}
@@ -338,6 +355,7 @@ func (s *Store) Close() error {
 		s.sweeper.Wait()
 		s.mu.Lock()
 		s.closed = true
+		s.view.release() // the calls are done: no reader holds a view
 		err := s.db.Close()
 		s.mu.Unlock()
 		s.closeErr = errors.Join(err, s.lock.Close())
@@ -367,16 +385,87 @@ func (s *Store) Ping(ctx context.Context) error {
 	return err
 }
 
+// view is a snapshot of the database, taken after a write's fsync: all
+// that readers see (see the package doc's Durability). It is reference
+// counted: the Store holds it while it is the current one, and each read
+// while it uses it; the last one to let go closes the snapshot.
+type view struct {
+	snap   *pebbledb.Snapshot
+	refs   atomic.Int64
+	resets uint64 // DeleteAccounts published with or before it
+}
+
+func (v *view) release() {
+	if v.refs.Add(-1) == 0 {
+		v.snap.Close() // never fails
+	}
+}
+
+// iter opens an iterator over [lo, hi).
+func (v *view) iter(lo, hi []byte) (*pebbledb.Iterator, error) {
+	it, err := v.snap.NewIter(&pebbledb.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return it, nil
+}
+
+// publish makes the database as it is now the readers' view, and forgets
+// the queue heads of the users deleted (prefixes). Every write calls it
+// once its synced commit has returned, before its callers are answered,
+// so readers see a write once it is durable, and a caller its own writes
+// once its call returned. Writes run one at a time (Open's, then the
+// commit rounds'), so no write is in flight when the snapshot is taken.
+func (s *Store) publish(deleted [][]byte) {
+	v := &view{snap: s.db.NewSnapshot()}
+	v.refs.Store(1)
+	s.rmu.Lock()
+	if len(deleted) > 0 {
+		for _, up := range deleted {
+			for _, tag := range []byte{queueTag(store.Inbox), queueTag(store.Outbox)} {
+				delete(s.heads, string(append(bytes.Clone(up), kindQueue, tag)))
+			}
+		}
+		s.resets++
+	}
+	v.resets = s.resets
+	old := s.view
+	s.view = v
+	s.rmu.Unlock()
+	if old != nil {
+		old.release()
+	}
+}
+
+// beginRead starts a read: it returns the current view, which the caller
+// passes to endRead when done.
+func (s *Store) beginRead() (*view, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	s.rmu.Lock()
+	v := s.view
+	v.refs.Add(1)
+	s.rmu.Unlock()
+	return v, nil
+}
+
+func (s *Store) endRead(v *view) {
+	v.release()
+	s.leave()
+}
+
 // get returns a copy of key's value; ok is false if there is none.
 func (s *Store) get(ctx context.Context, key []byte) (v []byte, ok bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
-	if err := s.enter(); err != nil {
+	rv, err := s.beginRead()
+	if err != nil {
 		return nil, false, err
 	}
-	defer s.leave()
-	val, c, err := s.db.Get(key)
+	defer s.endRead(rv)
+	val, c, err := rv.snap.Get(key)
 	if errors.Is(err, pebbledb.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -389,15 +478,6 @@ func (s *Store) get(ctx context.Context, key []byte) (v []byte, ok bool, err err
 		v = []byte{}
 	}
 	return v, true, nil
-}
-
-// iter opens an iterator over [lo, hi); the caller holds enter.
-func (s *Store) iter(lo, hi []byte) (*pebbledb.Iterator, error) {
-	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	return it, nil
 }
 
 func closeIter(it *pebbledb.Iterator, err *error) {
@@ -456,7 +536,7 @@ func (s *Store) DeleteAccount(ctx context.Context, bridge, jid string) error {
 // ListAccounts returns every account of bridge, ordered by JID. It visits
 // each user's keys with two seeks, whatever they hold.
 func (s *Store) ListAccounts(ctx context.Context, bridge string) (as []*store.Account, err error) {
-	err = s.forUsers(ctx, bridge, func(it *pebbledb.Iterator, up []byte, _ string) error {
+	err = s.forUsers(ctx, bridge, func(_ *view, it *pebbledb.Iterator, up []byte, _ string) error {
 		k := append(bytes.Clone(up), kindAccount)
 		if !it.SeekGE(k) || !bytes.Equal(it.Key(), k) {
 			return nil
@@ -476,18 +556,19 @@ func (s *Store) ListAccounts(ctx context.Context, bridge string) (as []*store.Ac
 }
 
 // forUsers calls fn for each user of bridge that has keys, in JID order,
-// with an iterator over the bridge's keys (which fn may move) and the
-// user's key prefix.
-func (s *Store) forUsers(ctx context.Context, bridge string, fn func(it *pebbledb.Iterator, up []byte, jid string) error) (err error) {
+// with the view read, an iterator over the bridge's keys in it (which fn
+// may move) and the user's key prefix.
+func (s *Store) forUsers(ctx context.Context, bridge string, fn func(v *view, it *pebbledb.Iterator, up []byte, jid string) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	v, err := s.beginRead()
+	if err != nil {
 		return err
 	}
-	defer s.leave()
+	defer s.endRead(v)
 	bp := bridgePrefix(bridge)
-	it, err := s.iter(bp, successor(bp))
+	it, err := v.iter(bp, successor(bp))
 	if err != nil {
 		return err
 	}
@@ -499,7 +580,7 @@ func (s *Store) forUsers(ctx context.Context, bridge string, fn func(it *pebbled
 			continue
 		}
 		up := bytes.Clone(it.Key()[:n])
-		if err := fn(it, up, jid); err != nil {
+		if err := fn(v, it, up, jid); err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
@@ -540,12 +621,13 @@ func (s *Store) ListContacts(ctx context.Context, bridge, jid string) (cs []*sto
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.enter(); err != nil {
+	v, err := s.beginRead()
+	if err != nil {
 		return nil, err
 	}
-	defer s.leave()
+	defer s.endRead(v)
 	p := contactPrefix(bridge, jid)
-	it, err := s.iter(p, successor(p))
+	it, err := v.iter(p, successor(p))
 	if err != nil {
 		return nil, err
 	}
@@ -583,41 +665,27 @@ func (s *Store) DeleteContact(ctx context.Context, bridge, jid, localpart string
 // the next read after it refills does not step over every tombstone left
 // since the last compaction.
 
-// head returns where reads of queue p may start (0 if unknown), and the
-// count of committed DeleteAccounts, for raiseHead. Read it before the
-// database view the read then scans.
-func (s *Store) head(p []byte) (head, resets uint64) {
-	s.qmu.Lock()
-	defer s.qmu.Unlock()
-	return s.heads[string(p)], s.resets
+// head returns where reads of queue p may start (0 if unknown). Call it
+// after taking the view the read scans (a head is never newer than the
+// current view).
+func (s *Store) head(p []byte) uint64 {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return s.heads[string(p)]
 }
 
 // raiseHead records that no live entry of queue p is below h, learned by
-// a read whose head call returned resets: unless a DeleteAccount has
-// committed since, which may have emptied the queue and restarted its
-// sequence.
-func (s *Store) raiseHead(p []byte, h, resets uint64) {
-	s.qmu.Lock()
-	defer s.qmu.Unlock()
-	if s.resets != resets {
+// a read of view v: unless a DeleteAccount has been published since v,
+// which may have emptied the queue and restarted its sequence.
+func (s *Store) raiseHead(p []byte, h uint64, v *view) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.resets != v.resets {
 		return
 	}
 	if cur, ok := s.heads[string(p)]; !ok || h > cur {
 		s.heads[string(p)] = h
 	}
-}
-
-// forgetUsers drops the heads of the users whose keys a committed round
-// deleted (user prefixes).
-func (s *Store) forgetUsers(ups [][]byte) {
-	s.qmu.Lock()
-	defer s.qmu.Unlock()
-	for _, up := range ups {
-		for _, tag := range []byte{queueTag(store.Inbox), queueTag(store.Outbox)} {
-			delete(s.heads, string(append(bytes.Clone(up), kindQueue, tag)))
-		}
-	}
-	s.resets++
 }
 
 // Append adds payloads to the end of q in one commit and returns their ids.
@@ -681,18 +749,19 @@ func (s *Store) scanQueue(ctx context.Context, q store.Queue, from uint64, fn fu
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	v, err := s.beginRead()
+	if err != nil {
 		return err
 	}
-	defer s.leave()
+	defer s.endRead(v)
 	p := queuePrefix(q)
-	head, resets := s.head(p)
+	head := s.head(p)
 	fromHead := from <= head
 	if fromHead {
 		from = head
 	}
 	// Over the queue's last sequence (key p) and its entries.
-	it, err := s.iter(p, successor(p))
+	it, err := v.iter(p, successor(p))
 	if err != nil {
 		return err
 	}
@@ -704,8 +773,8 @@ func (s *Store) scanQueue(ctx context.Context, q store.Queue, from uint64, fn fu
 			continue
 		}
 		seq := binary.BigEndian.Uint64(k[len(p):])
-		if first && fromHead {
-			s.raiseHead(p, seq, resets)
+		if first && fromHead && seq > head {
+			s.raiseHead(p, seq, v)
 		}
 		first = false
 		more, err := fn(seq, it)
@@ -723,12 +792,12 @@ func (s *Store) scanQueue(ctx context.Context, q store.Queue, from uint64, fn fu
 		// Nothing from the head on: every entry up to the queue's last
 		// sequence is gone. (No last sequence: the queue was never
 		// written, and gets no head.)
-		v, err := it.ValueAndErr()
+		last, err := it.ValueAndErr()
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		if len(v) == 8 {
-			s.raiseHead(p, binary.BigEndian.Uint64(v)+1, resets)
+		if len(last) == 8 && binary.BigEndian.Uint64(last)+1 > head {
+			s.raiseHead(p, binary.BigEndian.Uint64(last)+1, v)
 		}
 	}
 	return nil
@@ -765,13 +834,14 @@ func (s *Store) Queues(ctx context.Context, bridge string, kind store.QueueKind)
 		return nil, err
 	}
 	var qs []store.Queue
-	_, resets := s.head(nil) // resets, before forUsers' iterator
-	err := s.forUsers(ctx, bridge, func(it *pebbledb.Iterator, up []byte, jid string) error {
+	err := s.forUsers(ctx, bridge, func(v *view, it *pebbledb.Iterator, up []byte, jid string) error {
 		q := store.Queue{Bridge: bridge, JID: jid, Kind: kind}
 		p := append(bytes.Clone(up), kindQueue, queueTag(kind))
-		head, _ := s.head(p)
+		head := s.head(p)
 		if it.SeekGE(entryKey(p, head)) && bytes.HasPrefix(it.Key(), p) && len(it.Key()) == len(p)+8 {
-			s.raiseHead(p, binary.BigEndian.Uint64(it.Key()[len(p):]), resets)
+			if seq := binary.BigEndian.Uint64(it.Key()[len(p):]); seq > head {
+				s.raiseHead(p, seq, v)
+			}
 			qs = append(qs, q)
 		}
 		return nil

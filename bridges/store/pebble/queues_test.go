@@ -10,8 +10,8 @@ import (
 )
 
 func heads(s *Store) int {
-	s.qmu.Lock()
-	defer s.qmu.Unlock()
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
 	return len(s.heads)
 }
 
@@ -64,9 +64,10 @@ func TestQueueHeadsFreed(t *testing.T) {
 	}
 }
 
-// TestHeadNotRaisedAcrossDeleteAccount: a read that began before a
-// DeleteAccount committed does not record a head afterwards (it would be
-// a head of the deleted queue, whose successor starts again at 1).
+// TestHeadNotRaisedAcrossDeleteAccount: a read of a view older than a
+// DeleteAccount does not record a head once the deletion is published (it
+// would be a head of the deleted queue, whose successor starts again at
+// 1).
 func TestHeadNotRaisedAcrossDeleteAccount(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "state"), SweepInterval(-1))
 	if err != nil {
@@ -76,17 +77,25 @@ func TestHeadNotRaisedAcrossDeleteAccount(t *testing.T) {
 	ctx := context.Background()
 	q := store.Queue{Bridge: "b", JID: "j", Kind: store.Inbox}
 	p := queuePrefix(q)
-	_, resets := s.head(p) // a read begins
+	v, err := s.beginRead() // a read begins
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.DeleteAccount(ctx, "b", "j"); err != nil {
 		t.Fatal(err)
 	}
-	s.raiseHead(p, 100, resets) // and ends
-	if h, _ := s.head(p); h != 0 {
+	s.raiseHead(p, 100, v) // and ends
+	s.endRead(v)
+	if h := s.head(p); h != 0 {
 		t.Fatalf("head %d recorded by a read older than the DeleteAccount", h)
 	}
-	_, resets = s.head(p)
-	s.raiseHead(p, 100, resets)
-	if h, _ := s.head(p); h != 100 {
+	v, err = s.beginRead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.raiseHead(p, 100, v)
+	s.endRead(v)
+	if h := s.head(p); h != 100 {
 		t.Fatalf("head %d, want 100", h)
 	}
 }

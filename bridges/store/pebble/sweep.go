@@ -74,11 +74,12 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 // expiredKeys returns up to max expired mapping and seen-mark keys from
 // key from on, and the key to resume at (nil when the scan is complete).
 func (s *Store) expiredKeys(from []byte, now int64, max int) (keys [][]byte, next []byte, err error) {
-	if err := s.enter(); err != nil {
+	v, err := s.beginRead()
+	if err != nil {
 		return nil, nil, err
 	}
-	defer s.leave()
-	it, err := s.iter([]byte{tagUser}, []byte{tagUser + 1})
+	defer s.endRead(v)
+	it, err := v.iter([]byte{tagUser}, []byte{tagUser + 1})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -20,11 +20,12 @@ func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 // rawCount counts the keys of kind of every user, expired or not.
 func rawCount(t *testing.T, s *Store, kind byte) int {
 	t.Helper()
-	if err := s.enter(); err != nil {
+	v, err := s.beginRead()
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.leave()
-	it, err := s.iter([]byte{tagUser}, []byte{tagUser + 1})
+	defer s.endRead(v)
+	it, err := v.iter([]byte{tagUser}, []byte{tagUser + 1})
 	if err != nil {
 		t.Fatal(err)
 	}
