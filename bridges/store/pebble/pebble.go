@@ -55,6 +55,13 @@
 // sequence, the sweeper's recheck — read the database inside a commit
 // round, which starts after the previous round's fsync.
 //
+// A failed WAL sync (a full disk, an I/O error) leaves Pebble unable to
+// go on — the failed commit is in its memtable, its commit pipeline is
+// stuck — and it calls its logger's Fatalf: the store then logs the error
+// at error level, naming the directory, and ends the process with status
+// 1. The failed write's caller is never answered and no read sees it; a
+// restart recovers what was durable.
+//
 // # Queues
 //
 // An Ack deletes entries, which in an LSM leaves tombstones that a read
@@ -105,6 +112,7 @@ type options struct {
 	sweepInterval time.Duration
 	now           func() time.Time
 	fs            vfs.FS
+	fatal         func(msg string)
 }
 
 // Timeout bounds how long Open waits for the directory lock held by
@@ -123,6 +131,10 @@ func Clock(now func() time.Time) Option { return func(o *options) { o.now = now 
 // the lock file's identity are still taken from the operating system):
 // tests pass a file system that injects faults.
 func withFS(fs vfs.FS) Option { return func(o *options) { o.fs = fs } }
+
+// onFatal replaces what the store does when Pebble cannot go on (fatal):
+// tests pass a function that records the message.
+func onFatal(fn func(msg string)) Option { return func(o *options) { o.fatal = fn } }
 
 // ErrClosed is returned by calls on a closed Store.
 var ErrClosed = errors.New("store: pebble: store is closed")
@@ -188,7 +200,7 @@ const (
 // option (default 1 s) with an error wrapping store.ErrLocked if another
 // process holds the directory.
 func Open(path string, opts ...Option) (*Store, error) {
-	o := options{timeout: time.Second, sweepInterval: 10 * time.Minute, now: time.Now, fs: vfs.Default}
+	o := options{timeout: time.Second, sweepInterval: 10 * time.Minute, now: time.Now, fs: vfs.Default, fatal: fatal}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -217,7 +229,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		MemTableSize:       memTableSize,
 		MaxOpenFiles:       maxOpenFiles,
 		FormatMajorVersion: pebbledb.FormatNewest,
-		Logger:             quietLogger{},
+		Logger:             logger{path: path, fatal: o.fatal},
 		Lock:               lock,
 		FS:                 o.fs,
 	}
@@ -326,21 +338,40 @@ func checkVersion(db *pebbledb.DB) error {
 	return nil
 }
 
-// quietLogger drops Pebble's informational messages and sends its errors
-// to slog's default logger.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any) {}
-
-func (quietLogger) Errorf(format string, args ...any) {
-	slog.Error("store: pebble: " + fmt.Sprintf(format, args...))
+// logger drops Pebble's informational messages and sends its errors to
+// slog's default logger.
+type logger struct {
+	path  string
+	fatal func(msg string)
 }
 
-// Fatalf is called on corruption Pebble cannot continue from.
-func (quietLogger) Fatalf(format string, args ...any) {
-	msg := "store: pebble: " + fmt.Sprintf(format, args...)
+func (logger) Infof(string, ...any) {}
+
+func (l logger) Errorf(format string, args ...any) {
+	slog.Error("store: pebble: " + l.path + ": " + fmt.Sprintf(format, args...))
+}
+
+// Fatalf is called when Pebble cannot go on: a WAL or MANIFEST write or
+// sync that failed (a full disk, an I/O error), corruption, a broken
+// invariant. Pebble's state is undefined afterwards and it does not
+// expect Fatalf to return: a commit whose WAL sync failed is already in
+// its memtable, and its commit pipeline is stuck. Nothing the store could
+// do next would be durable, and a caller must not be told a write
+// succeeded, nor see it, so the gateway stops (fatal). Fatalf does not
+// return.
+func (l logger) Fatalf(format string, args ...any) {
+	l.fatal("store: pebble: " + l.path + ": " + fmt.Sprintf(format, args...) +
+		"; the gateway stops: the store can no longer write durably")
+	select {} // fatal does not return; a test's replacement may
+}
+
+// fatal logs msg at error level and ends the process with status 1. A
+// panic instead would unwind only the caller that ran the failed commit,
+// which the bridges recover from (per stanza), leaving the store's
+// committer claimed forever and every later write waiting for it.
+func fatal(msg string) {
 	slog.Error(msg)
-	panic(msg)
+	os.Exit(1)
 }
 
 // Path returns the directory the store was opened on.
