@@ -697,8 +697,8 @@ func (s *Store) DeleteContact(ctx context.Context, bridge, jid, localpart string
 // since the last compaction.
 
 // head returns where reads of queue p may start (0 if unknown). Call it
-// after taking the view the read scans (a head is never newer than the
-// current view).
+// after taking the view the read scans: read before, it could be the head
+// of a queue that a DeleteAccount published since then has deleted.
 func (s *Store) head(p []byte) uint64 {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
