@@ -16,6 +16,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/jabbergate/jabbergate/bridges/store/internal/record"
 	"sync/atomic"
 	"time"
 
@@ -134,9 +135,9 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 			case store.OpAck:
 				err = txAck(&c, op.Queue, op.IDs)
 			case store.OpPutMapping:
-				err = txPutMapping(&c, op, expiryAt(nowNano, op.TTL))
+				err = txPutMapping(&c, op, record.ExpiryAt(nowNano, op.TTL))
 			case store.OpMarkSeen:
-				res.Seen[i], err = txMarkSeen(&c, op, nowNano, expiryAt(nowNano, op.TTL))
+				res.Seen[i], err = txMarkSeen(&c, op, nowNano, record.ExpiryAt(nowNano, op.TTL))
 			}
 			if err != nil {
 				return err
@@ -148,13 +149,6 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return res, nil
-}
-
-func expiryAt(now int64, ttl time.Duration) uint64 {
-	if ttl <= 0 {
-		return 0
-	}
-	return uint64(now + int64(ttl))
 }
 
 func txAppend(c *txBuckets, q store.Queue, payloads [][]byte) ([]string, error) {
@@ -174,7 +168,7 @@ func txAppend(c *txBuckets, q store.Queue, payloads [][]byte) ([]string, error) 
 		if err := b.Put(seqKey(seq), p); err != nil {
 			return nil, err
 		}
-		ids[i] = formatID(seq)
+		ids[i] = record.FormatID(seq)
 	}
 	return ids, nil
 }
@@ -185,7 +179,7 @@ func txAck(c *txBuckets, q store.Queue, ids []string) error {
 		return nil
 	}
 	for _, id := range ids {
-		if n, ok := parseID(id); ok {
+		if n, ok := record.ParseID(id); ok {
 			if err := b.Delete(seqKey(n)); err != nil {
 				return err
 			}
@@ -211,7 +205,7 @@ func txMarkSeen(c *txBuckets, op store.Op, now int64, exp uint64) (bool, error) 
 		return false, err
 	}
 	k := seenKey(op.Key)
-	if v := b.Get(k); len(v) == 8 && !expired(binary.BigEndian.Uint64(v), now) {
+	if v := b.Get(k); len(v) == 8 && !record.Expired(binary.BigEndian.Uint64(v), now) {
 		return false, nil
 	}
 	return true, b.Put(k, binary.BigEndian.AppendUint64(nil, exp))

@@ -218,13 +218,6 @@ func queueName(kind store.QueueKind) []byte {
 	return []byte("q:" + string(kind))
 }
 
-func validKind(kind store.QueueKind) error {
-	if kind != store.Inbox && kind != store.Outbox {
-		return fmt.Errorf("store: unknown queue kind %q", kind)
-	}
-	return nil
-}
-
 // userBucket returns the user's bucket, or nil.
 func userBucket(tx *bbolt.Tx, bridge, jid string) *bbolt.Bucket {
 	b := tx.Bucket(bktBridges).Bucket(bridgeName(bridge))
@@ -266,8 +259,6 @@ func (s *Store) expiry(ttl time.Duration) uint64 {
 	}
 	return uint64(s.now().Add(ttl).UnixNano())
 }
-
-func expired(exp uint64, now int64) bool { return exp != 0 && int64(exp) <= now }
 
 func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
@@ -448,35 +439,12 @@ func (s *Store) DeleteContact(ctx context.Context, bridge, jid, localpart string
 
 // --- queues -----------------------------------------------------------------
 
-const idWidth = 20 // digits of the largest uint64
-
-// formatID renders seq as idWidth decimal digits.
-func formatID(seq uint64) string {
-	var buf [idWidth]byte
-	b := strconv.AppendUint(buf[:0], seq, 10)
-	out := make([]byte, idWidth)
-	n := copy(out[idWidth-len(b):], b)
-	for i := range idWidth - n {
-		out[i] = '0'
-	}
-	return string(out)
-}
-
-// parseID returns the sequence of an id formatID made.
-func parseID(id string) (uint64, bool) {
-	if len(id) != idWidth {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(id, 10, 64)
-	return n, err == nil
-}
-
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 // Append adds payloads to the end of q in one transaction and returns their
 // ids. The entries are on disk when it returns nil.
 func (s *Store) Append(ctx context.Context, q store.Queue, payloads ...[]byte) ([]string, error) {
-	if err := validKind(q.Kind); err != nil {
+	if err := record.ValidKind(q.Kind); err != nil {
 		return nil, err
 	}
 	if len(payloads) == 0 {
@@ -498,7 +466,7 @@ func (s *Store) Append(ctx context.Context, q store.Queue, payloads ...[]byte) (
 			if err := b.Put(seqKey(seq), p); err != nil {
 				return err
 			}
-			ids[i] = formatID(seq)
+			ids[i] = record.FormatID(seq)
 		}
 		return nil
 	})
@@ -512,25 +480,21 @@ func (s *Store) Append(ctx context.Context, q store.Queue, payloads ...[]byte) (
 // for the head). after need not be present any more. limit <= 0 returns
 // nothing.
 func (s *Store) Read(ctx context.Context, q store.Queue, after string, limit int) ([]store.Entry, error) {
-	if err := validKind(q.Kind); err != nil {
+	if err := record.ValidKind(q.Kind); err != nil {
 		return nil, err
 	}
-	var start uint64
-	if after != "" {
-		n, ok := parseID(after)
-		if !ok {
-			return nil, fmt.Errorf("store: invalid entry id %q", after)
-		}
-		if n == ^uint64(0) {
-			return nil, ctx.Err()
-		}
-		start = n + 1
+	start, none, err := record.ReadStart(after)
+	if err != nil {
+		return nil, err
+	}
+	if none {
+		return nil, ctx.Err()
 	}
 	if limit <= 0 {
 		return nil, ctx.Err()
 	}
 	var es []store.Entry
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
+	err = s.view(ctx, func(tx *bbolt.Tx) error {
 		b := sub(tx, q.Bridge, q.JID, queueName(q.Kind))
 		if b == nil {
 			return nil
@@ -541,7 +505,7 @@ func (s *Store) Read(ctx context.Context, q store.Queue, after string, limit int
 				continue
 			}
 			es = append(es, store.Entry{
-				ID:      formatID(binary.BigEndian.Uint64(k)),
+				ID:      record.FormatID(binary.BigEndian.Uint64(k)),
 				Payload: bytes.Clone(v),
 			})
 		}
@@ -552,12 +516,12 @@ func (s *Store) Read(ctx context.Context, q store.Queue, after string, limit int
 
 // Ack removes the entries ids from q; unknown and malformed ids are ignored.
 func (s *Store) Ack(ctx context.Context, q store.Queue, ids ...string) error {
-	if err := validKind(q.Kind); err != nil {
+	if err := record.ValidKind(q.Kind); err != nil {
 		return err
 	}
 	keys := make([][]byte, 0, len(ids))
 	for _, id := range ids {
-		if n, ok := parseID(id); ok {
+		if n, ok := record.ParseID(id); ok {
 			keys = append(keys, seqKey(n))
 		}
 	}
@@ -580,7 +544,7 @@ func (s *Store) Ack(ctx context.Context, q store.Queue, ids ...string) error {
 
 // Len returns the number of entries in q.
 func (s *Store) Len(ctx context.Context, q store.Queue) (int, error) {
-	if err := validKind(q.Kind); err != nil {
+	if err := record.ValidKind(q.Kind); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -595,7 +559,7 @@ func (s *Store) Len(ctx context.Context, q store.Queue) (int, error) {
 
 // Queues lists the non-empty queues of kind on bridge, ordered by JID.
 func (s *Store) Queues(ctx context.Context, bridge string, kind store.QueueKind) ([]store.Queue, error) {
-	if err := validKind(kind); err != nil {
+	if err := record.ValidKind(kind); err != nil {
 		return nil, err
 	}
 	name := queueName(kind)
@@ -640,7 +604,7 @@ func (s *Store) GetMapping(ctx context.Context, bridge, jid, ns, key string) (st
 			return store.ErrNotFound
 		}
 		v := b.Get(mapKey(ns, key))
-		if len(v) < 8 || expired(binary.BigEndian.Uint64(v), now) {
+		if len(v) < 8 || record.Expired(binary.BigEndian.Uint64(v), now) {
 			return store.ErrNotFound
 		}
 		value = string(v[8:])
@@ -657,7 +621,7 @@ func (s *Store) MarkSeen(ctx context.Context, bridge, jid, key string, ttl time.
 	k := seenKey(key)
 	live := func(b *bbolt.Bucket) bool {
 		v := b.Get(k)
-		return len(v) == 8 && !expired(binary.BigEndian.Uint64(v), now)
+		return len(v) == 8 && !record.Expired(binary.BigEndian.Uint64(v), now)
 	}
 	// A replay needs no write transaction (and no fsync).
 	seen := false
@@ -734,7 +698,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 							if len(batch) >= sweepBatch {
 								return errBatchFull
 							}
-							if len(v) >= 8 && expired(binary.BigEndian.Uint64(v), now) {
+							if len(v) >= 8 && record.Expired(binary.BigEndian.Uint64(v), now) {
 								batch = append(batch, expiredKey{
 									slices.Clone(bn), slices.Clone(un), name, slices.Clone(k),
 								})
@@ -768,7 +732,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 				if b == nil {
 					continue
 				}
-				if v := b.Get(e.key); len(v) >= 8 && expired(binary.BigEndian.Uint64(v), now) {
+				if v := b.Get(e.key); len(v) >= 8 && record.Expired(binary.BigEndian.Uint64(v), now) {
 					if err := b.Delete(e.key); err != nil {
 						return err
 					}

@@ -19,6 +19,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/jabbergate/jabbergate/bridges/store/internal/record"
 	"sync/atomic"
 	"time"
 
@@ -175,7 +176,7 @@ func (w *writer) append(q store.Queue, payloads [][]byte) ([]string, error) {
 		if err := w.b.Set(k, pl, nil); err != nil { // copies k and pl
 			return nil, err
 		}
-		ids[i] = formatID(seq)
+		ids[i] = record.FormatID(seq)
 	}
 	if err := w.b.Set(p, binary.BigEndian.AppendUint64(nil, tail), nil); err != nil {
 		return nil, err
@@ -205,7 +206,7 @@ func (w *writer) ack(q store.Queue, ids []string) error {
 	p := queuePrefix(q)
 	k := entryKey(p, 0)
 	for _, id := range ids {
-		if seq, ok := parseID(id); ok {
+		if seq, ok := record.ParseID(id); ok {
 			binary.BigEndian.PutUint64(k[len(p):], seq)
 			if err := w.b.Delete(k, nil); err != nil {
 				return err
@@ -228,7 +229,7 @@ func (w *writer) markSeen(k []byte, now int64, exp uint64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if ok && !expired(old, now) {
+	if ok && !record.Expired(old, now) {
 		return false, nil
 	}
 	return true, w.b.Set(k, binary.BigEndian.AppendUint64(nil, exp), nil)
@@ -261,9 +262,9 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 			case store.OpAck:
 				err = w.ack(op.Queue, op.IDs)
 			case store.OpPutMapping:
-				err = w.b.Set(mapKey(op.Queue.Bridge, op.Queue.JID, op.NS, op.Key), mapValue(expiryAt(now, op.TTL), op.Value), nil)
+				err = w.b.Set(mapKey(op.Queue.Bridge, op.Queue.JID, op.NS, op.Key), mapValue(record.ExpiryAt(now, op.TTL), op.Value), nil)
 			case store.OpMarkSeen:
-				res.Seen[i], err = w.markSeen(seenKey(op.Queue.Bridge, op.Queue.JID, op.Key), now, expiryAt(now, op.TTL))
+				res.Seen[i], err = w.markSeen(seenKey(op.Queue.Bridge, op.Queue.JID, op.Key), now, record.ExpiryAt(now, op.TTL))
 			}
 			if err != nil {
 				return err

@@ -3,7 +3,6 @@ package pebble
 import (
 	"bytes"
 	"encoding/binary"
-	"strconv"
 
 	"github.com/jabbergate/jabbergate/bridges/store"
 )
@@ -154,27 +153,3 @@ func successor(p []byte) []byte {
 }
 
 // --- entry ids --------------------------------------------------------------
-
-const idWidth = 20 // digits of the largest uint64
-
-// formatID renders seq as idWidth decimal digits, so that string order is
-// numeric order.
-func formatID(seq uint64) string {
-	var buf [idWidth]byte
-	for i := range buf {
-		buf[i] = '0'
-	}
-	var tmp [idWidth]byte
-	d := strconv.AppendUint(tmp[:0], seq, 10)
-	copy(buf[idWidth-len(d):], d)
-	return string(buf[:])
-}
-
-// parseID returns the sequence of an id formatID made.
-func parseID(id string) (uint64, bool) {
-	if len(id) != idWidth {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(id, 10, 64)
-	return n, err == nil
-}

@@ -61,23 +61,3 @@ func TestSuccessor(t *testing.T) {
 		}
 	}
 }
-
-func TestIDs(t *testing.T) {
-	for _, n := range []uint64{0, 1, 9, 10, 12345, 1<<63 + 7, ^uint64(0)} {
-		id := formatID(n)
-		if len(id) != idWidth {
-			t.Errorf("formatID(%d) = %q: width %d", n, id, len(id))
-		}
-		if got, ok := parseID(id); !ok || got != n {
-			t.Errorf("parseID(formatID(%d)) = %d, %v", n, got, ok)
-		}
-		if m := n + 1; m != 0 && formatID(m) <= id {
-			t.Errorf("formatID(%d) = %q sorts before or at formatID(%d) = %q", m, formatID(m), n, id)
-		}
-	}
-	for _, bad := range []string{"", "1", "0000000000000000000x", "99999999999999999999", "-0000000000000000001", "1-0"} {
-		if _, ok := parseID(bad); ok {
-			t.Errorf("parseID(%q) accepted", bad)
-		}
-	}
-}

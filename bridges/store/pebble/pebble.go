@@ -517,22 +517,6 @@ func closeIter(it *pebbledb.Iterator, err *error) {
 	}
 }
 
-func expiryAt(now int64, ttl time.Duration) uint64 {
-	if ttl <= 0 {
-		return 0
-	}
-	return uint64(now + int64(ttl))
-}
-
-func expired(exp uint64, now int64) bool { return exp != 0 && int64(exp) <= now }
-
-func validKind(kind store.QueueKind) error {
-	if kind != store.Inbox && kind != store.Outbox {
-		return fmt.Errorf("store: unknown queue kind %q", kind)
-	}
-	return nil
-}
-
 // --- accounts ---------------------------------------------------------------
 
 // PutAccount creates or replaces the account (a.Bridge, a.JID). It returns
@@ -722,7 +706,7 @@ func (s *Store) raiseHead(p []byte, h uint64, v *view) {
 // Append adds payloads to the end of q in one commit and returns their ids.
 // The entries are on disk when it returns nil.
 func (s *Store) Append(ctx context.Context, q store.Queue, payloads ...[]byte) ([]string, error) {
-	if err := validKind(q.Kind); err != nil {
+	if err := record.ValidKind(q.Kind); err != nil {
 		return nil, err
 	}
 	if len(payloads) == 0 {
@@ -744,30 +728,26 @@ func (s *Store) Append(ctx context.Context, q store.Queue, payloads ...[]byte) (
 // for the head). after need not be present any more. limit <= 0 returns
 // nothing.
 func (s *Store) Read(ctx context.Context, q store.Queue, after string, limit int) ([]store.Entry, error) {
-	if err := validKind(q.Kind); err != nil {
+	if err := record.ValidKind(q.Kind); err != nil {
 		return nil, err
 	}
-	var from uint64
-	if after != "" {
-		n, ok := parseID(after)
-		if !ok {
-			return nil, fmt.Errorf("store: invalid entry id %q", after)
-		}
-		if n == ^uint64(0) {
-			return nil, ctx.Err()
-		}
-		from = n + 1
+	from, none, err := record.ReadStart(after)
+	if err != nil {
+		return nil, err
+	}
+	if none {
+		return nil, ctx.Err()
 	}
 	if limit <= 0 {
 		return nil, ctx.Err()
 	}
 	var es []store.Entry
-	err := s.scanQueue(ctx, q, from, func(seq uint64, it *pebbledb.Iterator) (bool, error) {
+	err = s.scanQueue(ctx, q, from, func(seq uint64, it *pebbledb.Iterator) (bool, error) {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return false, err
 		}
-		es = append(es, store.Entry{ID: formatID(seq), Payload: bytes.Clone(v)})
+		es = append(es, store.Entry{ID: record.FormatID(seq), Payload: bytes.Clone(v)})
 		return len(es) < limit, nil
 	})
 	return es, err
@@ -836,7 +816,7 @@ func (s *Store) scanQueue(ctx context.Context, q store.Queue, from uint64, fn fu
 
 // Ack removes the entries ids from q; unknown and malformed ids are ignored.
 func (s *Store) Ack(ctx context.Context, q store.Queue, ids ...string) error {
-	if err := validKind(q.Kind); err != nil {
+	if err := record.ValidKind(q.Kind); err != nil {
 		return err
 	}
 	if len(ids) == 0 {
@@ -847,7 +827,7 @@ func (s *Store) Ack(ctx context.Context, q store.Queue, ids ...string) error {
 
 // Len returns the number of entries in q. It counts them, from the head.
 func (s *Store) Len(ctx context.Context, q store.Queue) (int, error) {
-	if err := validKind(q.Kind); err != nil {
+	if err := record.ValidKind(q.Kind); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -861,7 +841,7 @@ func (s *Store) Len(ctx context.Context, q store.Queue) (int, error) {
 // Queues lists the non-empty queues of kind on bridge, ordered by JID. It
 // visits each user with two seeks.
 func (s *Store) Queues(ctx context.Context, bridge string, kind store.QueueKind) ([]store.Queue, error) {
-	if err := validKind(kind); err != nil {
+	if err := record.ValidKind(kind); err != nil {
 		return nil, err
 	}
 	var qs []store.Queue
@@ -886,7 +866,7 @@ func (s *Store) Queues(ctx context.Context, bridge string, kind store.QueueKind)
 // no expiry.
 func (s *Store) PutMapping(ctx context.Context, bridge, jid, ns, key, value string, ttl time.Duration) error {
 	k := mapKey(bridge, jid, ns, key)
-	v := mapValue(expiryAt(s.now().UnixNano(), ttl), value)
+	v := mapValue(record.ExpiryAt(s.now().UnixNano(), ttl), value)
 	return s.write(ctx, func(w *writer) error { return w.b.Set(k, v, nil) })
 }
 
@@ -903,7 +883,7 @@ func (s *Store) GetMapping(ctx context.Context, bridge, jid, ns, key string) (st
 	if err != nil {
 		return "", err
 	}
-	if !ok || len(v) < 8 || expired(binary.BigEndian.Uint64(v), now) {
+	if !ok || len(v) < 8 || record.Expired(binary.BigEndian.Uint64(v), now) {
 		return "", store.ErrNotFound
 	}
 	return string(v[8:]), nil
@@ -922,7 +902,7 @@ func (s *Store) MarkSeen(ctx context.Context, bridge, jid, key string, ttl time.
 	isNew := false
 	err := s.write(ctx, func(w *writer) error {
 		var err error
-		isNew, err = w.markSeen(k, now, expiryAt(now, ttl))
+		isNew, err = w.markSeen(k, now, record.ExpiryAt(now, ttl))
 		return err
 	})
 	return isNew, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/jabbergate/jabbergate/bridges/store/internal/record"
 	"time"
 )
 
@@ -50,7 +51,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 					if err != nil {
 						return err
 					}
-					if ok && expired(exp, now) {
+					if ok && record.Expired(exp, now) {
 						if err := w.b.Delete(k, nil); err != nil {
 							return err
 						}
@@ -108,7 +109,7 @@ func (s *Store) expiredKeys(from []byte, now int64, max int) (keys [][]byte, nex
 				if err != nil {
 					return nil, nil, err
 				}
-				if len(v) >= 8 && expired(binary.BigEndian.Uint64(v), now) {
+				if len(v) >= 8 && record.Expired(binary.BigEndian.Uint64(v), now) {
 					keys = append(keys, bytes.Clone(it.Key()))
 				}
 			}

@@ -1,5 +1,6 @@
 // Package record is the encoding of store.Account and store.Contact shared by
-// the store backends.
+// the store backends, and the queue entry ids and expiries of the embedded
+// ones (ids.go).
 //
 // The form is a compact binary one rather than JSON because JSON replaces
 // invalid UTF-8 in strings with U+FFFD, and legacy ids, names and fields are
