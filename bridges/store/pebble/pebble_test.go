@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,70 +20,12 @@ import (
 	"github.com/jabbergate/jabbergate/bridges/store/storetest"
 )
 
-// clock is a fake clock for TTLs.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// harness opens stores in directories under t.TempDir(), each with a fake
-// clock.
-type harness struct {
-	mu     sync.Mutex
-	clocks map[store.Store]*clock
-}
-
-func (h *harness) open(t *testing.T, path string, c *clock) store.Store {
-	t.Helper()
-	s, err := pebble.Open(path, pebble.Clock(c.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	h.mu.Lock()
-	h.clocks[s] = c
-	h.mu.Unlock()
-	return s
-}
-
-func (h *harness) clock(s store.Store) *clock {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.clocks[s]
-}
-
 func TestConformance(t *testing.T) {
-	h := &harness{clocks: map[store.Store]*clock{}}
-	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T) store.Store {
-			return h.open(t, filepath.Join(t.TempDir(), "state"), &clock{t: time.Now()})
+	storetest.Run(t, storetest.Embedded("state",
+		func(path string, now func() time.Time) (store.Store, error) {
+			return pebble.Open(path, pebble.Clock(now))
 		},
-		Reopen: func(t *testing.T, old store.Store) store.Store {
-			if err := old.Close(); err != nil {
-				t.Fatal(err)
-			}
-			return h.open(t, old.(*pebble.Store).Path(), h.clock(old))
-		},
-		Advance: func(t *testing.T, s store.Store, d time.Duration) {
-			h.clock(s).Advance(d)
-		},
-	})
+		func(s store.Store) string { return s.(*pebble.Store).Path() }))
 }
 
 func TestSecondOpenIsLocked(t *testing.T) {
