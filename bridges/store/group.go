@@ -1,6 +1,10 @@
 package store
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // Group queues write requests for shared commits (group commit), for the
 // Batcher implementations: the bolt store shares bbolt transactions (and
@@ -21,6 +25,29 @@ type Group[R any] struct {
 	mu      sync.Mutex
 	pending []R
 	running bool // a committer is active
+
+	lazyArmed atomic.Bool // Submit: a timer will commit deferred requests nobody took along
+}
+
+// Submit queues r and returns its result, read from done: when no commit
+// is running the caller becomes the committer and runs rounds (Lead)
+// until its own request is done. A deferred request never starts a round:
+// it rides along with the next one another caller starts, or, when none
+// is running, with the one a timer starts after delay (store.Deferrable).
+func (g *Group[R]) Submit(r R, done <-chan error, deferred bool, delay time.Duration, max int, round func([]R)) error {
+	lead, running := g.Join(r, !deferred)
+	switch {
+	case lead:
+		return g.Lead(done, max, round)
+	case !running && g.lazyArmed.CompareAndSwap(false, true):
+		time.AfterFunc(delay, func() {
+			g.lazyArmed.Store(false)
+			if g.Claim() {
+				g.Rest(max, round)
+			}
+		})
+	}
+	return <-done
 }
 
 // Join queues r. With claim set and no commit running, the caller becomes

@@ -16,11 +16,11 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"github.com/jabbergate/jabbergate/bridges/store/internal/record"
 	"sync/atomic"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/internal/record"
 	bbolt "go.etcd.io/bbolt"
 )
 
@@ -29,8 +29,7 @@ var _ store.Batcher = (*Store)(nil)
 // groupCommit queues write requests for shared transactions.
 type groupCommit struct {
 	store.Group[*commitReq]
-	lazyArmed atomic.Bool // a timer will commit deferred requests nobody took along
-	commits   atomic.Int64
+	commits atomic.Int64
 }
 
 // Commits returns how many write transactions Apply has committed (shared
@@ -61,26 +60,8 @@ const maxGroup = 256
 // commit runs fn in a write transaction, shared with concurrent callers
 // (store.Group), and returns once that transaction is durable (or failed).
 func (s *Store) commit(fn func(tx *bbolt.Tx) error, deferred bool) error {
-	g := &s.gc
 	r := &commitReq{fn: fn, done: make(chan error, 1)}
-	lead, running := g.Join(r, !deferred)
-	switch {
-	case lead:
-		return g.Lead(r.done, maxGroup, s.commitRound)
-	case !running && g.lazyArmed.CompareAndSwap(false, true):
-		// Deferred with no commit to join: a timer commits it if no
-		// other caller starts one first.
-		time.AfterFunc(DeferDelay, s.commitDeferred)
-	}
-	return <-r.done
-}
-
-// commitDeferred commits deferred requests that no other commit took.
-func (s *Store) commitDeferred() {
-	s.gc.lazyArmed.Store(false)
-	if s.gc.Claim() {
-		s.gc.Rest(maxGroup, s.commitRound)
-	}
+	return s.gc.Submit(r, r.done, deferred, DeferDelay, maxGroup, s.commitRound)
 }
 
 // commitRound commits batch in one transaction.

@@ -19,12 +19,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/jabbergate/jabbergate/bridges/store/internal/record"
 	"sync/atomic"
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/internal/record"
 )
 
 var _ store.Batcher = (*Store)(nil)
@@ -32,8 +32,7 @@ var _ store.Batcher = (*Store)(nil)
 // groupCommit queues write requests for shared commits.
 type groupCommit struct {
 	store.Group[*commitReq]
-	lazyArmed atomic.Bool // a timer will commit deferred requests nobody took along
-	commits   atomic.Int64
+	commits atomic.Int64
 }
 
 // Commits returns how many commit rounds the store has run (shared ones
@@ -70,26 +69,8 @@ func (s *Store) write(ctx context.Context, fn func(w *writer) error) error {
 // commit queues fn for a round shared with concurrent callers. A deferred
 // request does not start a round: it waits for one, or for DeferDelay.
 func (s *Store) commit(fn func(w *writer) error, deferred bool) error {
-	g := &s.gc
 	r := &commitReq{fn: fn, done: make(chan error, 1)}
-	lead, running := g.Join(r, !deferred)
-	switch {
-	case lead:
-		return g.Lead(r.done, maxGroup, s.commitRound)
-	case !running && g.lazyArmed.CompareAndSwap(false, true):
-		// Deferred with no round to join: a timer commits it if no other
-		// caller starts one first.
-		time.AfterFunc(DeferDelay, s.commitDeferred)
-	}
-	return <-r.done
-}
-
-// commitDeferred commits deferred requests that no other round took.
-func (s *Store) commitDeferred() {
-	s.gc.lazyArmed.Store(false)
-	if s.gc.Claim() {
-		s.gc.Rest(maxGroup, s.commitRound)
-	}
+	return s.gc.Submit(r, r.done, deferred, DeferDelay, maxGroup, s.commitRound)
 }
 
 // commitRound commits batch in one Pebble batch.

@@ -5,8 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"github.com/jabbergate/jabbergate/bridges/store/internal/record"
 	"time"
+
+	"github.com/jabbergate/jabbergate/bridges/store/internal/record"
 )
 
 // sweepBatch bounds the deletions of one sweep commit (a var for tests).
