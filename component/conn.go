@@ -405,8 +405,9 @@ func (c *Conn) Request(ctx context.Context, iq *stanza.Element) (*stanza.Element
 func (c *Conn) Barrier(ctx context.Context) error {
 	c.barrierMu.Lock()
 	r := c.barrierNext
-	if r == nil {
+	if r == nil || r.ctx.Err() != nil { // none gathering, or all its callers gave up
 		r = &barrierRound{done: make(chan struct{})}
+		r.ctx, r.cancel = context.WithCancel(context.Background())
 		c.barrierNext = r
 		if !c.barrierBusy {
 			c.barrierBusy = true
@@ -420,7 +421,12 @@ func (c *Conn) Barrier(ctx context.Context) error {
 		return r.err
 	case <-ctx.Done():
 		c.barrierMu.Lock()
-		r.waiters--
+		if r.waiters--; r.waiters == 0 {
+			// Nobody waits for this ping any more: stop waiting for its
+			// answer (which may never come, say, routed to another
+			// instance), so a caller retrying gets a ping of its own now.
+			r.cancel()
+		}
 		c.barrierMu.Unlock()
 		return ctx.Err()
 	}
@@ -431,6 +437,10 @@ type barrierRound struct {
 	done    chan struct{} // closed when err is set
 	err     error
 	waiters int // callers still waiting, under Conn.barrierMu
+	// ctx is canceled when the last waiter gives up: the round's ping is
+	// then abandoned, or never sent if it was still gathering.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // runBarriers sends the gathered rounds' pings one after the other until
@@ -445,26 +455,26 @@ func (c *Conn) runBarriers() {
 			c.barrierMu.Unlock()
 			return
 		}
+		gone := r.ctx.Err() != nil // every caller gave up while it gathered
 		c.barrierMu.Unlock()
+		if gone {
+			close(r.done)
+			continue
+		}
 		r.err = c.barrierPing(r)
 		close(r.done)
 	}
 }
 
 // barrierPing pings until an answer comes, the link ends, or nobody waits
-// for r any more after an unanswered attempt.
+// for r any more.
 func (c *Conn) barrierPing(r *barrierRound) error {
+	defer r.cancel()
 	for {
-		attempt, cancel := context.WithTimeout(context.Background(), c.l.cfg.PingTimeout)
+		attempt, cancel := context.WithTimeout(r.ctx, c.l.cfg.PingTimeout)
 		_, err := c.roundTrip(attempt, c.pingIQ())
 		cancel()
-		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		c.barrierMu.Lock()
-		gone := r.waiters == 0
-		c.barrierMu.Unlock()
-		if gone {
+		if err == nil || r.ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
 	}

@@ -666,6 +666,43 @@ func TestBarrierSharesPings(t *testing.T) {
 	}
 }
 
+// TestBarrierRetryAfterGivingUp: when every caller waiting for a barrier
+// ping has given up (its answer may have gone to another instance of the
+// domain), a caller retrying gets a new ping at once, not after the
+// unanswered one's PingTimeout.
+func TestBarrierRetryAfterGivingUp(t *testing.T) {
+	hs := start(t, func(c *Config) { c.PingTimeout = time.Hour }, nil)
+	c := hs.up(t)
+	hs.srv.SetAnswerPings(false)
+	short, cancel := context.WithTimeout(ctxT(t), 50*time.Millisecond)
+	defer cancel()
+	if err := c.Barrier(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Barrier past its deadline = %v", err)
+	}
+	ping1, err := hs.srv.WaitFor(waitLong, isPing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := make(chan error, 1)
+	go func() { retry <- c.Barrier(ctxT(t)) }()
+	ping2, err := hs.srv.WaitFor(waitLong, func(st *stanza.Element) bool { return isPing(st) && st.ID() != ping1.ID() })
+	if err != nil {
+		t.Fatalf("no new ping for the retry while the abandoned one is unanswered: %v", err)
+	}
+	markAnswered(hs, ping2.ID())
+	if err := hs.srv.Inject(stanza.Result(ping2, nil)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-retry:
+		if err != nil {
+			t.Fatalf("retried Barrier = %v", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("retried Barrier did not return after its answer")
+	}
+}
+
 var answeredIDs sync.Map
 
 func answered(hs *harness, id string) bool {
