@@ -5,18 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/storetest"
 	bbolt "go.etcd.io/bbolt"
 )
-
-type fakeClock struct{ ns atomic.Int64 }
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // rawCount counts the entries of bucket name of every user, expired or not.
 func rawCount(t *testing.T, s *Store, name []byte) int {
@@ -45,8 +40,7 @@ func TestSweep(t *testing.T) {
 	sweepBatch = 40 // force several passes
 
 	ctx := context.Background()
-	c := &fakeClock{}
-	c.ns.Store(time.Now().UnixNano())
+	c := storetest.NewClock(time.Now())
 	s, err := Open(filepath.Join(t.TempDir(), "state.db"), Clock(c.Now), SweepInterval(-1))
 	if err != nil {
 		t.Fatal(err)
@@ -101,8 +95,7 @@ func TestSweep(t *testing.T) {
 
 func TestSweeperRuns(t *testing.T) {
 	ctx := context.Background()
-	c := &fakeClock{}
-	c.ns.Store(time.Now().UnixNano())
+	c := storetest.NewClock(time.Now())
 	s, err := Open(filepath.Join(t.TempDir(), "state.db"), Clock(c.Now), SweepInterval(5*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -5,17 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/storetest"
 )
-
-type fakeClock struct{ ns atomic.Int64 }
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // rawCount counts the keys of kind of every user, expired or not.
 func rawCount(t *testing.T, s *Store, kind byte) int {
@@ -48,8 +43,7 @@ func TestSweep(t *testing.T) {
 	sweepBatch = 40 // force several passes
 
 	ctx := context.Background()
-	c := &fakeClock{}
-	c.ns.Store(time.Now().UnixNano())
+	c := storetest.NewClock(time.Now())
 	s, err := Open(filepath.Join(t.TempDir(), "state"), Clock(c.Now), SweepInterval(-1))
 	if err != nil {
 		t.Fatal(err)
@@ -120,8 +114,7 @@ func TestSweep(t *testing.T) {
 // and the deletion is kept.
 func TestSweepRechecks(t *testing.T) {
 	ctx := context.Background()
-	c := &fakeClock{}
-	c.ns.Store(time.Now().UnixNano())
+	c := storetest.NewClock(time.Now())
 	s, err := Open(filepath.Join(t.TempDir(), "state"), Clock(c.Now), SweepInterval(-1))
 	if err != nil {
 		t.Fatal(err)
@@ -150,8 +143,7 @@ func TestSweepRechecks(t *testing.T) {
 
 func TestSweeperRuns(t *testing.T) {
 	ctx := context.Background()
-	c := &fakeClock{}
-	c.ns.Store(time.Now().UnixNano())
+	c := storetest.NewClock(time.Now())
 	s, err := Open(filepath.Join(t.TempDir(), "state"), Clock(c.Now), SweepInterval(5*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
