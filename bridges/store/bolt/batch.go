@@ -36,17 +36,8 @@ type groupCommit struct {
 // ones count once): what group commit saves, for benchmarks.
 func (s *Store) Commits() int64 { return s.gc.commits.Load() }
 
-// Deferrable returns a context under which Apply does not start a commit of
-// its own: the batch waits (at most DeferDelay) to ride along with the next
-// commit another caller starts, and Apply returns once that is durable. It
-// is meant for writes that a caller does not wait for and that follow
-// another commit closely — the outbox's ack after a send, whose Emit just
-// committed, joins the next message's commit or the drainer's instead of
-// costing an fsync of its own. It is store.Deferrable, so store/pebble
-// honours it too; other stores ignore it.
-func Deferrable(ctx context.Context) context.Context { return store.Deferrable(ctx) }
-
-// DeferDelay bounds how long a Deferrable batch waits for a commit to join.
+// DeferDelay bounds how long a batch under store.Deferrable waits for a
+// commit to join.
 const DeferDelay = 2 * time.Millisecond
 
 type commitReq struct {
