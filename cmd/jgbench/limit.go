@@ -13,7 +13,7 @@ import (
 // runLimit is `jgbench limit`: the minimal component that bounds what any
 // component can do on this server. iq get/set → empty result (disco#info →
 // one identity, or the -disco-query given), message → the same body back
-// to the sender; replies are flushed when no input is buffered.
+// to the sender (serveLimit).
 func runLimit(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("limit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -39,44 +39,67 @@ func runLimit(args []string, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintln(stderr, "jgbench limit: connected")
+	serveLimit(c, discoQuery)
+	return 0
+}
+
+// serveLimit answers what c receives until the stream ends. Answers are
+// written unflushed while more input is buffered, and flushed whenever the
+// input buffer runs dry after any stanza — answered or not — so that an
+// answer is never held back while the reader waits for input (an iq
+// followed by a presence in one read must still get its result).
+func serveLimit(c *compConn, discoQuery []byte) {
 	var buf, out []byte
+	var err error
 	for {
 		if buf, err = componenttest.SplitStanza(c.r, buf[:0]); err != nil {
-			return 0
+			return
 		}
-		out = out[:0]
-		switch {
-		case bytes.HasPrefix(buf, []byte("<iq")):
-			t := componenttest.RawAttr(buf, "type")
-			if t != "get" && t != "set" {
-				continue
+		out = limitAnswer(buf, out[:0], discoQuery)
+		if len(out) > 0 {
+			if err := c.write(out, false); err != nil {
+				return
 			}
-			out = append(out, "<iq type='result' id='"...)
-			out = append(out, componenttest.RawAttr(buf, "id")...)
-			out = append(out, "' from='"...)
-			out = append(out, componenttest.RawAttr(buf, "to")...)
-			out = append(out, "' to='"...)
-			out = append(out, componenttest.RawAttr(buf, "from")...)
-			if bytes.Contains(buf, []byte("disco#info")) {
-				out = append(out, "'>"...)
-				out = append(out, discoQuery...)
-				out = append(out, "</iq>"...)
-			} else {
-				out = append(out, "'/>"...)
-			}
-		case bytes.HasPrefix(buf, []byte("<message")):
-			out = append(out, "<message type='chat' from='"...)
-			out = append(out, componenttest.RawAttr(buf, "to")...)
-			out = append(out, "' to='"...)
-			out = append(out, componenttest.RawAttr(buf, "from")...)
-			out = append(out, "'><body>"...)
-			out = append(out, body(buf)...)
-			out = append(out, "</body></message>"...)
-		default:
-			continue
 		}
-		if err := c.write(out, c.r.Buffered() == 0); err != nil {
-			return 0
+		if c.r.Buffered() == 0 {
+			if err := c.flush(); err != nil {
+				return
+			}
 		}
 	}
+}
+
+// limitAnswer appends the limit component's answer to el to out: an empty
+// result to an iq get/set (disco#info: discoQuery), the same body back to
+// a message, nothing to anything else.
+func limitAnswer(el, out, discoQuery []byte) []byte {
+	switch {
+	case bytes.HasPrefix(el, []byte("<iq")):
+		t := componenttest.RawAttr(el, "type")
+		if t != "get" && t != "set" {
+			return out
+		}
+		out = append(out, "<iq type='result' id='"...)
+		out = append(out, componenttest.RawAttr(el, "id")...)
+		out = append(out, "' from='"...)
+		out = append(out, componenttest.RawAttr(el, "to")...)
+		out = append(out, "' to='"...)
+		out = append(out, componenttest.RawAttr(el, "from")...)
+		if bytes.Contains(el, []byte("disco#info")) {
+			out = append(out, "'>"...)
+			out = append(out, discoQuery...)
+			out = append(out, "</iq>"...)
+		} else {
+			out = append(out, "'/>"...)
+		}
+	case bytes.HasPrefix(el, []byte("<message")):
+		out = append(out, "<message type='chat' from='"...)
+		out = append(out, componenttest.RawAttr(el, "to")...)
+		out = append(out, "' to='"...)
+		out = append(out, componenttest.RawAttr(el, "from")...)
+		out = append(out, "'><body>"...)
+		out = append(out, body(el)...)
+		out = append(out, "</body></message>"...)
+	}
+	return out
 }
