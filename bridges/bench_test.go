@@ -29,7 +29,9 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -173,12 +175,21 @@ func (c *benchCountingStore) MarkSeen(ctx context.Context, bridge, jid, key stri
 	return c.Store.MarkSeen(ctx, bridge, jid, key, ttl)
 }
 
+// benchApplyOpNames names the operations of a batch, by store.OpKind, as
+// counted (built once: the counting must not add allocations of its own to
+// the figures).
+var benchApplyOpNames = [...]string{"Apply.?", "Apply.Append", "Apply.Ack", "Apply.PutMapping", "Apply.MarkSeen"}
+
 // Apply counts one write per batch (one commit), and the operations in
 // it under "Apply.<op>".
 func (c *benchCountingStore) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, error) {
 	c.w("Apply")
 	for _, op := range b.Ops {
-		c.count("Apply." + [...]string{"?", "Append", "Ack", "PutMapping", "MarkSeen"}[min(int(op.Kind), 4)])
+		name := benchApplyOpNames[0]
+		if k := int(op.Kind); k > 0 && k < len(benchApplyOpNames) {
+			name = benchApplyOpNames[k]
+		}
+		c.count(name)
 	}
 	return store.Apply(ctx, c.Store, b)
 }
@@ -209,6 +220,7 @@ func (o *benchObs) waitIn(b *testing.B, n int64) {
 		select {
 		case <-o.kick:
 		case <-deadline.C:
+			dumpGoroutines()
 			b.Fatalf("only %d of %d deliveries within 30 s", o.in.Load(), n)
 		}
 	}
@@ -319,14 +331,27 @@ func (p *benchPeer) accept() {
 			out = append(out, "' to='"...)
 			out = append(out, componenttest.RawAttr(buf, "from")...)
 			out = append(out, "'/>"...)
-			p.writeBuffered(out, r.Buffered() == 0)
+			p.writeBuffered(out, false)
 		case bytes.HasPrefix(buf, []byte("<message")):
 			p.msgs.Add(1)
+		}
+		// Flushed once the input runs dry after any stanza, answered or
+		// not: a result written while a message was still buffered
+		// behind its iq must not wait for the next input (the barrier
+		// ping it answers would stall until the component's retry).
+		if r.Buffered() == 0 {
+			p.flush()
 		}
 	}
 }
 
 func (p *benchPeer) write(b []byte) { p.writeBuffered(b, true) }
+
+func (p *benchPeer) flush() {
+	p.wmu.Lock()
+	p.w.Flush()
+	p.wmu.Unlock()
+}
 
 func (p *benchPeer) writeBuffered(b []byte, flush bool) {
 	p.wmu.Lock()
@@ -394,7 +419,7 @@ func newBenchBridge(b *testing.B, kind string) *benchBridge {
 		Store:          bb.st,
 		Vault:          v,
 		AllowedDomains: []string{"localhost"},
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:         benchLogger(),
 		Observer:       bb.obs,
 		RateLimit:      -1, // the load is far above the default per-user limit
 		Link: component.Config{
@@ -601,5 +626,22 @@ func BenchmarkDomainIQ(b *testing.B) {
 				b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 			})
 		}
+	}
+}
+
+// benchLogger is the bridges' logger in benchmarks: discarded, or with
+// JG_BENCH_LOG set, everything down to debug on stderr.
+func benchLogger() *slog.Logger {
+	if os.Getenv("JG_BENCH_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// dumpGoroutines writes every goroutine's stack to stderr when JG_BENCH_LOG
+// is set: what a stalled benchmark was waiting for.
+func dumpGoroutines() {
+	if os.Getenv("JG_BENCH_LOG") != "" {
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
 	}
 }
