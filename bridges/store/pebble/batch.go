@@ -98,7 +98,8 @@ func (s *Store) commitRound(batch []*commitReq) {
 
 // run builds one batch of the requests and commits it, synced.
 func (s *Store) run(reqs ...*commitReq) error {
-	w := &writer{s: s, b: s.db.NewIndexedBatch()}
+	w := &writer{s: s, b: s.db.NewIndexedBatch(), key: s.wkey[:0], val: s.wval[:0]}
+	defer func() { s.wkey, s.wval = w.key[:0], w.val[:0] }() // for the next round
 	defer w.b.Close()
 	for _, r := range reqs {
 		if err := r.fn(w); err != nil {
@@ -120,6 +121,9 @@ type writer struct {
 	s       *Store
 	b       *pebbledb.Batch // indexed: reads see the round's writes
 	deleted [][]byte        // prefixes of the users the round deletes
+	// Scratch for the keys and values the round writes: Pebble copies
+	// what Set, Delete and Get are given, so one buffer serves them all.
+	key, val []byte
 }
 
 // expiry returns the expiry of key (a mapping or seen mark) as the round
@@ -143,14 +147,13 @@ func (w *writer) append(q store.Queue, payloads [][]byte) ([]string, error) {
 	if len(payloads) == 0 {
 		return nil, nil
 	}
-	p := queuePrefix(q)
+	p, k := w.queueKeys(q)
 	last, err := w.lastSeq(p)
 	if err != nil {
 		return nil, err
 	}
 	first, tail := last+1, last+uint64(len(payloads))
 	ids := make([]string, len(payloads))
-	k := entryKey(p, 0)
 	for i, pl := range payloads {
 		seq := first + uint64(i)
 		binary.BigEndian.PutUint64(k[len(p):], seq)
@@ -159,7 +162,8 @@ func (w *writer) append(q store.Queue, payloads [][]byte) ([]string, error) {
 		}
 		ids[i] = record.FormatID(seq)
 	}
-	if err := w.b.Set(p, binary.BigEndian.AppendUint64(nil, tail), nil); err != nil {
+	w.val = binary.BigEndian.AppendUint64(w.val[:0], tail)
+	if err := w.b.Set(p, w.val, nil); err != nil {
 		return nil, err
 	}
 	return ids, nil
@@ -183,9 +187,17 @@ func (w *writer) lastSeq(p []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
+// queueKeys builds, in the writer's key scratch, the prefix p of queue q
+// and an entry key k of it (p followed by a sequence the caller sets).
+func (w *writer) queueKeys(q store.Queue) (p, k []byte) {
+	w.key = appendQueuePrefix(w.key[:0], q)
+	n := len(w.key)
+	w.key = binary.BigEndian.AppendUint64(w.key, 0)
+	return w.key[:n], w.key
+}
+
 func (w *writer) ack(q store.Queue, ids []string) error {
-	p := queuePrefix(q)
-	k := entryKey(p, 0)
+	p, k := w.queueKeys(q)
 	for _, id := range ids {
 		if seq, ok := record.ParseID(id); ok {
 			binary.BigEndian.PutUint64(k[len(p):], seq)
@@ -213,7 +225,8 @@ func (w *writer) markSeen(k []byte, now int64, exp uint64) (bool, error) {
 	if ok && !record.Expired(old, now) {
 		return false, nil
 	}
-	return true, w.b.Set(k, binary.BigEndian.AppendUint64(nil, exp), nil)
+	w.val = binary.BigEndian.AppendUint64(w.val[:0], exp)
+	return true, w.b.Set(k, w.val, nil)
 }
 
 // Apply applies every operation of b in one commit (see store.Batcher),
@@ -243,9 +256,12 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 			case store.OpAck:
 				err = w.ack(op.Queue, op.IDs)
 			case store.OpPutMapping:
-				err = w.b.Set(mapKey(op.Queue.Bridge, op.Queue.JID, op.NS, op.Key), mapValue(record.ExpiryAt(now, op.TTL), op.Value), nil)
+				w.key = appendMapKey(w.key[:0], op.Queue.Bridge, op.Queue.JID, op.NS, op.Key)
+				w.val = appendMapValue(w.val[:0], record.ExpiryAt(now, op.TTL), op.Value)
+				err = w.b.Set(w.key, w.val, nil)
 			case store.OpMarkSeen:
-				res.Seen[i], err = w.markSeen(seenKey(op.Queue.Bridge, op.Queue.JID, op.Key), now, record.ExpiryAt(now, op.TTL))
+				w.key = appendSeenKey(w.key[:0], op.Queue.Bridge, op.Queue.JID, op.Key)
+				res.Seen[i], err = w.markSeen(w.key, now, record.ExpiryAt(now, op.TTL))
 			}
 			if err != nil {
 				return err

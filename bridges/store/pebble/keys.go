@@ -77,10 +77,15 @@ func bridgePrefix(bridge string) []byte {
 // userPrefix is the prefix of every key of one user; extra is capacity
 // for what the caller appends.
 func userPrefix(bridge, jid string, extra int) []byte {
-	b := make([]byte, 0, 1+len(bridge)+len(jid)+4+extra)
-	b = append(b, tagUser)
-	b = appendComponent(b, bridge)
-	return appendComponent(b, jid)
+	return appendUserPrefix(make([]byte, 0, 1+len(bridge)+len(jid)+4+extra), bridge, jid)
+}
+
+// appendUserPrefix appends the user's prefix to dst (the writer builds its
+// keys in a reused buffer: Pebble copies what a batch is given).
+func appendUserPrefix(dst []byte, bridge, jid string) []byte {
+	dst = append(dst, tagUser)
+	dst = appendComponent(dst, bridge)
+	return appendComponent(dst, jid)
 }
 
 // splitUser returns the user of key k and the length of its prefix.
@@ -112,13 +117,21 @@ func contactKey(bridge, jid, localpart string) []byte {
 }
 
 func mapKey(bridge, jid, ns, key string) []byte {
-	b := append(userPrefix(bridge, jid, 3+len(ns)+len(key)), kindMap)
-	b = appendComponent(b, ns)
-	return append(b, key...)
+	return appendMapKey(make([]byte, 0, 1+len(bridge)+len(jid)+4+3+len(ns)+len(key)), bridge, jid, ns, key)
+}
+
+func appendMapKey(dst []byte, bridge, jid, ns, key string) []byte {
+	dst = append(appendUserPrefix(dst, bridge, jid), kindMap)
+	dst = appendComponent(dst, ns)
+	return append(dst, key...)
 }
 
 func seenKey(bridge, jid, key string) []byte {
-	return append(append(userPrefix(bridge, jid, 1+len(key)), kindSeen), key...)
+	return appendSeenKey(make([]byte, 0, 1+len(bridge)+len(jid)+4+1+len(key)), bridge, jid, key)
+}
+
+func appendSeenKey(dst []byte, bridge, jid, key string) []byte {
+	return append(append(appendUserPrefix(dst, bridge, jid), kindSeen), key...)
 }
 
 // queueTag is the byte after kindQueue for a queue kind.
@@ -132,7 +145,11 @@ func queueTag(kind store.QueueKind) byte {
 // queuePrefix is the queue's sequence key; its entries are the prefix
 // followed by their 8-byte big-endian sequence.
 func queuePrefix(q store.Queue) []byte {
-	return append(userPrefix(q.Bridge, q.JID, 10), kindQueue, queueTag(q.Kind))
+	return appendQueuePrefix(make([]byte, 0, 1+len(q.Bridge)+len(q.JID)+4+10), q)
+}
+
+func appendQueuePrefix(dst []byte, q store.Queue) []byte {
+	return append(appendUserPrefix(dst, q.Bridge, q.JID), kindQueue, queueTag(q.Kind))
 }
 
 func entryKey(prefix []byte, seq uint64) []byte {

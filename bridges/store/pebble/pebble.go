@@ -153,6 +153,9 @@ type Store struct {
 	closed bool
 
 	gc groupCommit // shared commits (batch.go)
+	// The committing round's key and value scratch, kept for the next
+	// (rounds run one at a time).
+	wkey, wval []byte
 
 	// rmu guards what a read starts from: view, the readers' snapshot of
 	// the database (see publish); heads, by queuePrefix, where reads of a
@@ -871,9 +874,11 @@ func (s *Store) PutMapping(ctx context.Context, bridge, jid, ns, key, value stri
 }
 
 func mapValue(exp uint64, value string) []byte {
-	v := make([]byte, 8, 8+len(value))
-	binary.BigEndian.PutUint64(v, exp)
-	return append(v, value...)
+	return appendMapValue(make([]byte, 0, 8+len(value)), exp, value)
+}
+
+func appendMapValue(dst []byte, exp uint64, value string) []byte {
+	return append(binary.BigEndian.AppendUint64(dst, exp), value...)
 }
 
 // GetMapping returns the value, or store.ErrNotFound if missing or expired.
