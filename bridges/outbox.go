@@ -496,6 +496,8 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user, empty bool) {
 	ready := u.outq.start(empty)
 	defer u.outq.cool() // a restarted worker starts from the store
 	defer u.outq.acks.Wait()
+	var bound sendBound
+	defer bound.release()
 	for {
 		select {
 		case <-ctx.Done():
@@ -521,7 +523,7 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user, empty bool) {
 				// Events the session took with EmitAsync while sending
 				// (echo's answer) must be durable before the ack.
 				answers := answerSpan{after: u.inq.async.last()}
-				if ent.e != nil && !b.deliverOut(ctx, u, ent.e) { // nil: corrupt, logged when read
+				if ent.e != nil && !b.deliverOut(ctx, u, ent.e, &bound) { // nil: corrupt, logged when read
 					b.unstageMaps(bt)
 					return // ctx ended (or the lease is lost); the entry stays queued
 				}
@@ -530,15 +532,54 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user, empty bool) {
 				// one commit, which the next entry does not wait for.
 				bt.Ack(q, ent.id)
 				b.ackOut(u, ent.id, *bt, answers)
-				u.outq.maps = store.Batch{} // now ackOut's
+				// Now ackOut's. Room for a message's writes: two id maps, its
+				// sent record and the ack (mapSentOps), in one allocation.
+				u.outq.maps = store.Batch{Ops: make([]store.Op, 0, 4)}
 			}
 		}
 	}
 }
 
+// The time one Send may take: at least sendTimeoutMin, at most
+// sendTimeout (sendBound).
+const (
+	sendTimeout    = 2 * time.Minute
+	sendTimeoutMin = sendTimeout - 10*time.Second
+)
+
+// sendBound is an outbox worker's deadline for its Sends. One context
+// serves many sends: a new one is made only when the current one has less
+// than sendTimeoutMin left (or has ended), so each Send gets between
+// sendTimeoutMin and sendTimeout, and a message costs no allocations for
+// its deadline (a context with a timer is four). Worker goroutine only;
+// every call passes the same parent.
+type sendBound struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+// context returns the context for the next Send.
+func (s *sendBound) context(parent context.Context) context.Context {
+	if s.ctx == nil || s.ctx.Err() != nil || time.Until(s.deadline) < sendTimeoutMin {
+		s.release()
+		s.deadline = time.Now().Add(sendTimeout)
+		s.ctx, s.cancel = context.WithDeadline(parent, s.deadline)
+	}
+	return s.ctx
+}
+
+// release cancels the current context.
+func (s *sendBound) release() {
+	if s.cancel != nil {
+		s.cancel()
+		s.ctx, s.cancel = nil, nil
+	}
+}
+
 // deliverOut sends one message, retrying transient failures until the TTL.
 // It returns false only when ctx ended before the outcome was settled.
-func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry) bool {
+func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound *sendBound) bool {
 	b.outboxOldest(u, e.Time) // outbox age metric: e is the oldest entry left
 	delay := b.opts.RetryMin
 	var lastErr error
@@ -563,9 +604,7 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry) bool {
 			b.failOut(ctx, e, stanzaError(legacy.ErrUnauthorized))
 			return true
 		}
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		id, err := b.sendEntry(sctx, u, sess, e, &file)
-		cancel()
+		id, err := b.sendEntry(bound.context(ctx), u, sess, e, &file)
 		if err == nil {
 			b.sentOut(ctx, u, e, id)
 			return true
