@@ -194,34 +194,49 @@ func (c *benchCountingStore) Apply(ctx context.Context, b *store.Batch) (*store.
 	return store.Apply(ctx, c.Store, b)
 }
 
-// benchObs counts inbound deliveries (after barrier and ack).
+// benchObs counts deliveries: inbound ones (after barrier and ack) and
+// outbound ones (sent to the legacy network).
 type benchObs struct {
 	in   atomic.Int64
+	out  atomic.Int64
 	kick chan struct{}
 }
 
 func (o *benchObs) QueueDepth(store.QueueKind, int) {}
 func (o *benchObs) Sessions(int)                    {}
 func (o *benchObs) Delivered(dir string, ok bool) {
-	if dir == "in" && ok {
+	if !ok {
+		return
+	}
+	switch dir {
+	case "in":
 		o.in.Add(1)
-		select {
-		case o.kick <- struct{}{}:
-		default:
-		}
+	case "out":
+		o.out.Add(1)
+	default:
+		return
+	}
+	select {
+	case o.kick <- struct{}{}:
+	default:
 	}
 }
 
 // waitIn waits until n inbound deliveries have been counted.
-func (o *benchObs) waitIn(b *testing.B, n int64) {
+func (o *benchObs) waitIn(b *testing.B, n int64) { o.wait(b, &o.in, n, "inbound") }
+
+// waitOut waits until n outbound deliveries have been counted.
+func (o *benchObs) waitOut(b *testing.B, n int64) { o.wait(b, &o.out, n, "outbound") }
+
+func (o *benchObs) wait(b *testing.B, count *atomic.Int64, n int64, what string) {
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
-	for o.in.Load() < n {
+	for count.Load() < n {
 		select {
 		case <-o.kick:
 		case <-deadline.C:
 			dumpGoroutines()
-			b.Fatalf("only %d of %d deliveries within 30 s", o.in.Load(), n)
+			b.Fatalf("only %d of %d %s deliveries within 30 s", count.Load(), n, what)
 		}
 	}
 }
@@ -230,9 +245,10 @@ func (o *benchObs) waitIn(b *testing.B, n int64) {
 // it opens so the benchmark can emit legacy events directly.
 type benchCapturingNet struct {
 	*echo.Network
-	mu   sync.Mutex
-	sink legacy.Sink
-	got  chan struct{}
+	silent bool // contacts never answer (benchSilentSession)
+	mu     sync.Mutex
+	sink   legacy.Sink
+	got    chan struct{}
 }
 
 func (n *benchCapturingNet) Open(ctx context.Context, acct legacy.Account, sink legacy.Sink) (legacy.Session, error) {
@@ -243,7 +259,20 @@ func (n *benchCapturingNet) Open(ctx context.Context, acct legacy.Account, sink 
 	case n.got <- struct{}{}:
 	default:
 	}
-	return n.Network.Open(ctx, acct, sink)
+	sess, err := n.Network.Open(ctx, acct, sink)
+	if err != nil || !n.silent {
+		return sess, err
+	}
+	return benchSilentSession{sess}, nil
+}
+
+// benchSilentSession is an echo session whose contacts never answer: Send
+// takes the message and returns its id, so a benchmark measures the path
+// from XMPP to the legacy network alone.
+type benchSilentSession struct{ legacy.Session }
+
+func (benchSilentSession) Send(_ context.Context, m *legacy.Message) (legacy.MessageID, error) {
+	return legacy.MessageID("out-" + m.Key), nil
 }
 
 // benchPeer is a minimal XEP-0114 server side for one component: it
@@ -399,6 +428,13 @@ func openBenchStore(b *testing.B, kind string) store.Store {
 
 func newBenchBridge(b *testing.B, kind string) *benchBridge {
 	b.Helper()
+	return newBenchBridgeOf(b, kind, false)
+}
+
+// newBenchBridgeOf is newBenchBridge; with silent, the echo contacts never
+// answer (benchSilentSession).
+func newBenchBridgeOf(b *testing.B, kind string, silent bool) *benchBridge {
+	b.Helper()
 	raw := openBenchStore(b, kind)
 	ctx := context.Background()
 	if err := raw.PutAccount(ctx, &store.Account{Bridge: domain, JID: benchUser, LegacyID: "bench",
@@ -410,7 +446,7 @@ func newBenchBridge(b *testing.B, kind string) *benchBridge {
 		peer: newBenchPeer(b),
 		st:   &benchCountingStore{Store: raw},
 		obs:  &benchObs{kick: make(chan struct{}, 1)},
-		net:  &benchCapturingNet{Network: en, got: make(chan struct{}, 1)},
+		net:  &benchCapturingNet{Network: en, silent: silent, got: make(chan struct{}, 1)},
 	}
 	v, _ := vault.New(map[int][]byte{1: bytes.Repeat([]byte{7}, 32)})
 	br, err := bridges.New(bridges.Options{
@@ -539,6 +575,51 @@ func BenchmarkInbound(b *testing.B) {
 			b.StopTimer()
 			bb.report(b, r0, w0, c0)
 		})
+	}
+}
+
+// BenchmarkOutbound: message stanza read from the link → outbox → Send
+// to a legacy contact that does not answer → id maps and ack: the path of
+// one inbound stanza, from XMPP to the legacy network. Serial: one message
+// at a time. Window: at most 64 messages outstanding, as jgbench's load
+// (the outbox's in-memory tail stays warm, unlike the pipelined mode of
+// the benchmarks above, which overflows it on purpose).
+func BenchmarkOutbound(b *testing.B) {
+	for _, kind := range benchStores {
+		for _, window := range []int{1, 64} {
+			mode := "serial"
+			if window > 1 {
+				mode = "window"
+			}
+			b.Run(kind+"/"+mode, func(b *testing.B) {
+				bb := newBenchBridgeOf(b, kind, true)
+				// The contact is known, as one the network has introduced
+				// (the echo network does so at its first message).
+				if err := bb.sink.Emit(context.Background(), legacy.Contact{Chat: "hello", Name: "Hello"}); err != nil {
+					b.Fatal(err)
+				}
+				for i := range 5 {
+					bb.sendOut(-1-i, true)
+				}
+				bb.obs.waitOut(b, 5)
+				time.Sleep(50 * time.Millisecond) // let trailing introductions settle
+				base := bb.obs.out.Load()
+				r0, w0, c0 := bb.st.reads.Load(), bb.st.writes.Load(), bb.st.snapshot()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if i >= window && bb.obs.out.Load()-base <= int64(i-window) {
+						bb.peer.flush()
+						bb.obs.waitOut(b, base+int64(i-window)+1)
+					}
+					bb.sendOut(i, window == 1)
+				}
+				bb.peer.flush()
+				bb.obs.waitOut(b, base+int64(b.N))
+				b.StopTimer()
+				bb.report(b, r0, w0, c0)
+			})
+		}
 	}
 }
 
