@@ -4,7 +4,7 @@ BIN     := bin/jabbergate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-short deps vet fmt-check bench clean fuzz vulncheck
+.PHONY: all build demo test test-short deps deps-demo vet fmt-check bench clean fuzz vulncheck
 
 all: build
 
@@ -15,8 +15,12 @@ build:
 deps:
 	@bash .ci/install-deps.sh
 
+## deps-demo: only what the demo needs (Prosody).
+deps-demo:
+	@bash .ci/install-deps.sh --demo
+
 ## demo: a local Prosody with user demo@localhost and the gateway with the echo network.
-demo: deps build
+demo: deps-demo build
 	@bash deploy/demo/demo.sh
 
 ## test: every test, unit and integration (real Prosody, ejabberd and Redis), with the race detector.
