@@ -44,7 +44,7 @@ fmt-check:
 BENCH_FLAGS ?= -n 20000 -msgn 1000 -warm 2000 -window 64 -runs 1
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms ./component/stanza ./component ./bridges/jidmap ./bridges/store/bolt ./bridges/store/pebble ./bridges/store/redis
-	$(GO) test -run '^$$' -bench 'Inbound|OutboundEcho|DomainIQ' -benchmem -benchtime 200x ./bridges
+	$(GO) test -run '^$$' -bench 'Inbound|Outbound|DomainIQ' -benchmem -benchtime 200x ./bridges
 	$(GO) test -run '^$$' -bench 'Startup' -benchmem -benchtime 1x ./bridges
 	$(GO) build -o bin/jgbench ./cmd/jgbench
 	bin/jgbench -gateway $(BIN) $(BENCH_FLAGS)
