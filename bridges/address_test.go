@@ -53,6 +53,15 @@ func TestContactAddressChecked(t *testing.T) {
 		}
 	}
 
+	// The XEP-0100 prompt refuses it with the network's reason, in the
+	// same words as the other paths: no Go package prefix, no sentinel.
+	h.send(`<iq xmlns='jabber:component:accept' type='set' id='p1' from='` + alice + `/phone' to='` + domain + `'><query xmlns='jabber:iq:gateway'><prompt>two words</prompt></query></iq>`)
+	e := h.expect("prompt error", func(e *stanza.Element) bool { return e.ID() == "p1" && e.Type() == "error" })
+	if pe := stanza.ParseError(e); pe == nil || pe.Condition != stanza.NotAcceptable ||
+		!strings.HasSuffix(pe.Text, "contains spaces") || strings.Contains(pe.Text, "legacy:") || strings.Contains(pe.Text, "echo:") {
+		t.Errorf("prompt error = %s", e)
+	}
+
 	// The canonical spelling is approved as before.
 	h.send(`<presence xmlns='jabber:component:accept' type='subscribe' from='` + alice + `' to='lead@` + domain + `'/>`)
 	h.expect("subscribed from lead", func(e *stanza.Element) bool {

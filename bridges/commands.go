@@ -675,17 +675,19 @@ func (b *Bridge) addContact(ctx context.Context, u *user, address string) (strin
 	return j.String(), nil
 }
 
-// addressReason is the adapter's explanation of an invalid address,
-// without the sentinel's own "legacy: invalid address" at its end.
-func addressReason(err error) string {
-	return strings.TrimSuffix(err.Error(), ": "+legacy.ErrInvalidAddress.Error())
+// addressReason is the adapter's explanation of an invalid address for
+// the user: without the sentinel's own "legacy: invalid address" at its
+// end, nor the adapter's package prefix ("echo: ") at its start.
+func (b *Bridge) addressReason(err error) string {
+	reason := strings.TrimSuffix(err.Error(), ": "+legacy.ErrInvalidAddress.Error())
+	return strings.TrimPrefix(reason, b.info.Name+": ")
 }
 
 // addressError explains why an address was not added.
 func (b *Bridge) addressError(err error) string {
 	switch {
 	case errors.Is(err, legacy.ErrInvalidAddress):
-		return "not a valid " + b.info.DisplayName + " address: " + addressReason(err)
+		return "not a valid " + b.info.DisplayName + " address: " + b.addressReason(err)
 	case errors.Is(err, legacy.ErrNotFound):
 		return "no such " + b.info.DisplayName + " contact"
 	}

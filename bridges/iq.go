@@ -104,7 +104,7 @@ func (b *Bridge) gatewayIQ(ctx context.Context, iq, q *stanza.Element) (*stanza.
 		if !errors.Is(err, legacy.ErrInvalidAddress) {
 			return nil, stanza.NewError(stanza.RemoteServerTimeout, "could not look up the address now")
 		}
-		return nil, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify, Text: text + ": " + err.Error()}
+		return nil, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify, Text: b.addressError(err)}
 	}
 	j, err := jidmap.ContactJID(chat, b.domain)
 	if err != nil {
