@@ -409,6 +409,13 @@ func TestMessagesBothWays(t *testing.T) {
 			return rc != nil && rc.Attr("id") == fmt.Sprintf("m%d", i+1) && e.To() == alice+"/phone"
 		})
 	}
+	// An empty or blank body is refused, not passed to the network.
+	for id, body := range map[string]string{"empty": "<body></body>", "blank": "<body>  \n </body>", "selfclosed": "<body/>"} {
+		h.send(`<message xmlns='jabber:component:accept' type='chat' id='` + id + `' from='` + alice + `/phone' to='hello@` + domain + `'>` + body + `</message>`)
+		if r := h.expect("error for an "+id+" body", func(e *stanza.Element) bool { return e.ID() == id }); r.Type() != "error" || errCond(r) != stanza.NotAcceptable {
+			t.Errorf("%s body = %s", id, r)
+		}
+	}
 	// Encrypted messages are refused with a clear error.
 	h.send(`<message xmlns='jabber:component:accept' type='chat' id='enc' from='` + alice + `/phone' to='hello@` + domain + `'><body>I sent you an OMEMO message</body><encrypted xmlns='eu.siacs.conversations.axolotl'/></message>`)
 	if r := h.expect("error for OMEMO", func(e *stanza.Element) bool { return e.ID() == "enc" }); errCond(r) != stanza.NotAcceptable {

@@ -123,6 +123,16 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, pf, pt *
 		return
 	}
 	b.prepareFile(&e, fileURL)
+	if (e.Kind == "" || e.Kind == outEdit) && e.File == "" && strings.TrimSpace(e.Text) == "" {
+		// An empty <body/>: legacy networks refuse empty messages or, as
+		// SMS, would send one; say so rather than pass it on.
+		text := "an empty message cannot be sent"
+		if e.Kind == outEdit {
+			text = "a correction cannot empty a message; retract it instead"
+		}
+		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify, Text: text}))
+		return
+	}
 	if max := b.info.MaxTextLength; max > 0 && len(e.Text) > max {
 		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify,
 			Text: fmt.Sprintf("message of %d bytes is longer than the %d bytes %s accepts", len(e.Text), max, b.info.DisplayName)}))
