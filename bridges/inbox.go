@@ -467,6 +467,7 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 			return b.renderCarbon(u, e, sid, from), nil
 		}
 		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", from, "to", u.jid)
+		m.Grow(5) // body, chat state, marker request, origin-id, delay: one allocation
 		text := e.Text
 		if e.SenderName != "" {
 			text = e.SenderName + ": " + text

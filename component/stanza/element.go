@@ -24,6 +24,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -150,6 +151,14 @@ func (e *Element) SetAttr(local, value string) *Element {
 	if value != "" {
 		e.Attrs = append(e.Attrs, Attr{Local: local, Value: value})
 	}
+	return e
+}
+
+// Grow makes room for n more children (or text nodes) in one allocation,
+// for an element whose children are added one by one on a hot path, and
+// returns e.
+func (e *Element) Grow(n int) *Element {
+	e.Nodes = slices.Grow(e.Nodes, n)
 	return e
 }
 

@@ -100,3 +100,23 @@ func TestErrorReply(t *testing.T) {
 		}
 	}
 }
+
+// TestGrow: children added after Grow(n) fit without another allocation,
+// and Grow keeps what the element has.
+func TestGrow(t *testing.T) {
+	e := New(NSComponent, "message", "id", "m1").AddText("x")
+	e.Grow(3)
+	if len(e.Nodes) != 1 || e.Nodes[0].Text != "x" || cap(e.Nodes) < 4 {
+		t.Fatalf("after Grow: %d nodes, cap %d", len(e.Nodes), cap(e.Nodes))
+	}
+	a, b, c := New("urn:a", "a"), New("urn:b", "b"), New("urn:c", "c")
+	if n := testing.AllocsPerRun(100, func() {
+		e.Nodes = e.Nodes[:1]
+		e.Add(a).Add(b).Add(c)
+	}); n != 0 {
+		t.Errorf("%v allocations adding 3 children after Grow(3)", n)
+	}
+	if got := e.String(); got != "<message xmlns='jabber:component:accept' id='m1'>x<a xmlns='urn:a'/><b xmlns='urn:b'/><c xmlns='urn:c'/></message>" {
+		t.Errorf("grown element = %s", got)
+	}
+}
