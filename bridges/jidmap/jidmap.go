@@ -59,16 +59,27 @@ var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 // same (bridge, owner, message) always gives the same id, so a message
 // replayed after a crash carries the id of its first delivery and clients
 // and our dedupe recognise it.
+//
+// It is on the path of every inbound message: the hash input is built in a
+// stack buffer when it fits, and the id written once in lower case, so the
+// string returned is its only allocation.
 func StanzaID(bridge, owner string, id legacy.MessageID) string {
-	h := sha256.New()
-	h.Write([]byte(bridge))
-	h.Write([]byte{0})
-	h.Write([]byte(owner))
-	h.Write([]byte{0})
-	h.Write([]byte(id))
-	sum := h.Sum(nil)
-	return "jg-" + strings.ToLower(idEncoding.EncodeToString(sum[:15]))
+	var in [256]byte
+	b := append(in[:0], bridge...) // on the heap only past 256 bytes
+	b = append(b, 0)
+	b = append(b, owner...)
+	b = append(b, 0)
+	b = append(b, id...)
+	sum := sha256.Sum256(b)
+	var out [3 + 24]byte // "jg-" and 15 bytes in base32
+	copy(out[:], "jg-")
+	lowerIDEncoding.Encode(out[3:], sum[:15])
+	return string(out[:])
 }
+
+// lowerIDEncoding is idEncoding in lower case (what StanzaID has always
+// produced with strings.ToLower).
+var lowerIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // OwnerKey returns the opaque, stable key for a user's bare JID on a
 // bridge, used as legacy.Account.Owner and in logs instead of the JID.

@@ -1,6 +1,7 @@
 package jidmap
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/jabbergate/jabbergate/legacy"
@@ -47,5 +48,21 @@ func TestStanzaIDDeterministic(t *testing.T) {
 	}
 	if OwnerKey("b", "a@x") == OwnerKey("b", "b@x") {
 		t.Errorf("owner key collision")
+	}
+}
+
+// TestStanzaIDGolden pins the ids: they are stored (message records, seen
+// marks) and compared with the ids clients hold, so they must never change.
+func TestStanzaIDGolden(t *testing.T) {
+	long := "échø-😀-" + strings.Repeat("\x00", 300)
+	for _, c := range [][4]string{
+		{"echo.localhost", "o1", "m1", "jg-hghbsda32udn4lq4s5xzfux2"},
+		{"sms.example.org", "abcdefghijklmnop", "+15551234567:1700000000", "jg-xi4rhfwhw47lboop32qm2hhg"},
+		{"mail.example.org", "", "", "jg-exfpkf6g43ncwcaiqa7xmynr"},
+		{"telegram.example.org", "xyz", long, "jg-z5cnbvnhmqhojxpwtomil7p6"},
+	} {
+		if got := StanzaID(c[0], c[1], legacy.MessageID(c[2])); got != c[3] {
+			t.Errorf("StanzaID(%q, %q, %.20q…) = %s, want %s", c[0], c[1], c[2], got, c[3])
+		}
 	}
 }
