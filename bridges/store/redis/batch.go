@@ -115,6 +115,22 @@ func batchResult(res *store.BatchResult, adds [][]*goredis.StringCmd, seen []*go
 type txWriter struct {
 	queues map[store.Queue]bool
 	ttl    []ttlMembers
+
+	// The key prefix of the user of the last operation and of its ttl
+	// zset: a batch's operations are mostly one user's, so each is built
+	// once, not once per operation.
+	bridge, jid, user, userTTL string
+}
+
+// userKeys returns the key prefix of the user (Store.user) and of the
+// user's ttl zset.
+func (t *txWriter) userKeys(s *Store, bridge, jid string) (user, ttl string) {
+	if t.user == "" || bridge != t.bridge || jid != t.jid {
+		t.bridge, t.jid = bridge, jid
+		t.user = s.user(bridge, jid)
+		t.userTTL = t.user + "ttl"
+	}
+	return t.user, t.userTTL
 }
 
 // ttlMembers are the members one ZADD adds to a ttl zset.
@@ -170,7 +186,7 @@ func (t *txWriter) ops(ctx context.Context, s *Store, p goredis.Pipeliner, b *st
 // op writes operation i of b.
 func (t *txWriter) op(ctx context.Context, s *Store, p goredis.Pipeliner, b *store.Batch, i int, adds [][]*goredis.StringCmd, seen []*goredis.BoolCmd) {
 	op := b.Ops[i]
-	u := s.user(op.Queue.Bridge, op.Queue.JID)
+	u, uttl := t.userKeys(s, op.Queue.Bridge, op.Queue.JID)
 	switch op.Kind {
 	case store.OpAppend:
 		if !s.cluster && !t.queues[op.Queue] {
@@ -198,12 +214,12 @@ func (t *txWriter) op(ctx context.Context, s *Store, p goredis.Pipeliner, b *sto
 	case store.OpPutMapping:
 		m, ttl := mapMember(op.NS, op.Key), ttlArg(op.TTL)
 		p.Set(ctx, u+m, op.Value, ttl)
-		t.track(u+"ttl", m, ttl, false)
+		t.track(uttl, m, ttl, false)
 	case store.OpMarkSeen:
 		m, ttl := seenMember(op.Key), ttlArg(op.TTL)
 		seen[i] = p.SetNX(ctx, u+m, "1", ttl)
 		// GT: when the mark already exists, never shorten its tracking.
-		t.track(u+"ttl", m, ttl, true)
+		t.track(uttl, m, ttl, true)
 	}
 }
 
