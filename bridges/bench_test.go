@@ -575,6 +575,32 @@ func BenchmarkInbound(b *testing.B) {
 			b.StopTimer()
 			bb.report(b, r0, w0, c0)
 		})
+		// window: at most 64 events outstanding, handed over with
+		// EmitAsync (as the echo network's answers are): the steady state
+		// of the legacy → XMPP path, one legacy event per op.
+		b.Run(kind+"/window", func(b *testing.B) {
+			bb := newBenchBridge(b, kind)
+			base := bb.warm(b)
+			async, ok := bb.sink.(legacy.AsyncSink)
+			if !ok {
+				b.Fatal("the bridge's sink has no EmitAsync")
+			}
+			r0, w0, c0 := bb.st.reads.Load(), bb.st.writes.Load(), bb.st.snapshot()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i >= 64 && bb.obs.in.Load()-base <= int64(i-64) {
+					bb.obs.waitIn(b, base+int64(i-64)+1)
+				}
+				ev := legacy.Incoming{ID: legacy.MessageID("m" + strconv.Itoa(i)), Chat: "hello", Text: "hello there"}
+				if err := async.EmitAsync(context.Background(), ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			bb.obs.waitIn(b, base+int64(b.N))
+			b.StopTimer()
+			bb.report(b, r0, w0, c0)
+		})
 	}
 }
 
