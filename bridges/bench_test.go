@@ -353,13 +353,7 @@ func (p *benchPeer) accept() {
 				}
 				continue
 			}
-			out = append(out[:0], "<iq type='result' id='"...)
-			out = append(out, componenttest.RawAttr(buf, "id")...)
-			out = append(out, "' from='"...)
-			out = append(out, componenttest.RawAttr(buf, "to")...)
-			out = append(out, "' to='"...)
-			out = append(out, componenttest.RawAttr(buf, "from")...)
-			out = append(out, "'/>"...)
+			out = append(componenttest.AppendIQResult(out[:0], buf), "/>"...)
 			p.writeBuffered(out, false)
 		case bytes.HasPrefix(buf, []byte("<message")):
 			p.msgs.Add(1)

@@ -79,18 +79,13 @@ func limitAnswer(el, out, discoQuery []byte) []byte {
 		if t != "get" && t != "set" {
 			return out
 		}
-		out = append(out, "<iq type='result' id='"...)
-		out = append(out, componenttest.RawAttr(el, "id")...)
-		out = append(out, "' from='"...)
-		out = append(out, componenttest.RawAttr(el, "to")...)
-		out = append(out, "' to='"...)
-		out = append(out, componenttest.RawAttr(el, "from")...)
+		out = componenttest.AppendIQResult(out, el)
 		if bytes.Contains(el, []byte("disco#info")) {
-			out = append(out, "'>"...)
+			out = append(out, '>')
 			out = append(out, discoQuery...)
 			out = append(out, "</iq>"...)
 		} else {
-			out = append(out, "'/>"...)
+			out = append(out, "/>"...)
 		}
 	case bytes.HasPrefix(el, []byte("<message")):
 		out = append(out, "<message type='chat' from='"...)

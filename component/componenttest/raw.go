@@ -104,3 +104,17 @@ func RawAttr(el []byte, name string) string {
 	}
 	return ""
 }
+
+// AppendIQResult appends to out the start of the result to the iq get or
+// set iq, addressed back to its sender: `<iq type='result' id=… from=…
+// to=…` without the closing of the tag, so the caller ends it with "/>"
+// or with a payload and "</iq>".
+func AppendIQResult(out, iq []byte) []byte {
+	out = append(out, "<iq type='result' id='"...)
+	out = append(out, RawAttr(iq, "id")...)
+	out = append(out, "' from='"...)
+	out = append(out, RawAttr(iq, "to")...)
+	out = append(out, "' to='"...)
+	out = append(out, RawAttr(iq, "from")...)
+	return append(out, '\'')
+}

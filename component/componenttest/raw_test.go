@@ -34,3 +34,11 @@ func TestRawAttr(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendIQResult(t *testing.T) {
+	iq := []byte(`<iq type="get" id='q1' from='u@localhost/r' to='gw.localhost'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	got := string(append(AppendIQResult([]byte("x"), iq), "/>"...))
+	if want := "x<iq type='result' id='q1' from='gw.localhost' to='u@localhost/r'/>"; got != want {
+		t.Errorf("AppendIQResult = %s, want %s", got, want)
+	}
+}
