@@ -77,8 +77,12 @@ func bridgePrefix(bridge string) []byte {
 // userPrefix is the prefix of every key of one user; extra is capacity
 // for what the caller appends.
 func userPrefix(bridge, jid string, extra int) []byte {
-	return appendUserPrefix(make([]byte, 0, 1+len(bridge)+len(jid)+4+extra), bridge, jid)
+	return appendUserPrefix(make([]byte, 0, userPrefixMax(bridge, jid)+extra), bridge, jid)
 }
+
+// userPrefixMax bounds the length of the user's prefix: the tag, and two
+// components with their terminators (escapes aside, which append grows for).
+func userPrefixMax(bridge, jid string) int { return 1 + len(bridge) + len(jid) + 4 }
 
 // appendUserPrefix appends the user's prefix to dst (the writer builds its
 // keys in a reused buffer: Pebble copies what a batch is given).
@@ -117,7 +121,7 @@ func contactKey(bridge, jid, localpart string) []byte {
 }
 
 func mapKey(bridge, jid, ns, key string) []byte {
-	return appendMapKey(make([]byte, 0, 1+len(bridge)+len(jid)+4+3+len(ns)+len(key)), bridge, jid, ns, key)
+	return appendMapKey(make([]byte, 0, userPrefixMax(bridge, jid)+3+len(ns)+len(key)), bridge, jid, ns, key)
 }
 
 func appendMapKey(dst []byte, bridge, jid, ns, key string) []byte {
@@ -127,7 +131,7 @@ func appendMapKey(dst []byte, bridge, jid, ns, key string) []byte {
 }
 
 func seenKey(bridge, jid, key string) []byte {
-	return appendSeenKey(make([]byte, 0, 1+len(bridge)+len(jid)+4+1+len(key)), bridge, jid, key)
+	return appendSeenKey(make([]byte, 0, userPrefixMax(bridge, jid)+1+len(key)), bridge, jid, key)
 }
 
 func appendSeenKey(dst []byte, bridge, jid, key string) []byte {
@@ -145,7 +149,7 @@ func queueTag(kind store.QueueKind) byte {
 // queuePrefix is the queue's sequence key; its entries are the prefix
 // followed by their 8-byte big-endian sequence.
 func queuePrefix(q store.Queue) []byte {
-	return appendQueuePrefix(make([]byte, 0, 1+len(q.Bridge)+len(q.JID)+4+10), q)
+	return appendQueuePrefix(make([]byte, 0, userPrefixMax(q.Bridge, q.JID)+10), q)
 }
 
 func appendQueuePrefix(dst []byte, q store.Queue) []byte {
