@@ -11,7 +11,7 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/jabbergate
 
-## deps: install the servers the tests and the demo run (Prosody, ejabberd, Redis) from Debian packages when root; otherwise say what to install.
+## deps: install the servers the tests run (Prosody, ejabberd, Redis, Kannel, Dovecot, promtool) from Debian packages when root; otherwise say what to install.
 deps:
 	@bash .ci/install-deps.sh
 
@@ -38,7 +38,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-## bench: Go benchmarks (stanza, jidmap, stores, the bridge's message paths on bolt and Redis), then
+## bench: Go benchmarks (stanza, jidmap, stores, the bridge's message paths on bolt, pebble and Redis), then
 ## jgbench end to end against real Prosody and ejabberd, gateway vs. the limit component (about 2–3.5 min).
 ## Method and figures: docs/performance.md.
 BENCH_FLAGS ?= -n 20000 -msgn 1000 -warm 2000 -window 64 -runs 1
