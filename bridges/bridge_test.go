@@ -520,6 +520,19 @@ func TestPermanentFailureBecomesStanzaError(t *testing.T) {
 	}
 }
 
+func TestRejectionReasonReachesTheSender(t *testing.T) {
+	e, _ := echo.New(nil)
+	f := &flaky{Network: e, fails: -1, err: fmt.Errorf("sms: too long: %w", &legacy.ReasonError{Reason: "needs 6 SMS segments, more than the limit of 5", Err: legacy.ErrRejected})}
+	h := newHarness(t, f)
+	h.register(alice)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='r1' from='` + alice + `/p' to='hello@` + domain + `'><body>long</body></message>`)
+	r := h.expect("error", func(e *stanza.Element) bool { return e.ID() == "r1" })
+	pe := stanza.ParseError(r)
+	if pe.Condition != stanza.NotAcceptable || !strings.HasSuffix(pe.Text, ": needs 6 SMS segments, more than the limit of 5") || strings.Contains(pe.Text, "sms:") {
+		t.Errorf("rejection = %s", r)
+	}
+}
+
 func TestInboxSurvivesLinkLossAndRestart(t *testing.T) {
 	h := newHarness(t, nil)
 	h.register(alice)

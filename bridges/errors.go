@@ -42,6 +42,10 @@ func stanzaError(err error) *stanza.Error {
 					se.Text = e.text + ": " + ce.Text
 				}
 			}
+			var re *legacy.ReasonError
+			if errors.As(err, &re) && re.Reason != "" {
+				se.Text = e.text + ": " + re.Reason
+			}
 			var fe *legacy.FieldError
 			if errors.As(err, &fe) {
 				se.Text = "field " + fe.Var + ": " + fe.Reason

@@ -65,6 +65,20 @@ func (e *CodeError) Error() string {
 // Unwrap returns the sentinel.
 func (e *CodeError) Unwrap() error { return e.Err }
 
+// ReasonError carries a reason the user should read, in plain words and
+// without error prefixes ("needs 6 SMS segments, more than the limit of
+// 5"), next to the sentinel it maps to. The core appends it to the stanza
+// error's text; unlike CodeError it names no network code.
+type ReasonError struct {
+	Reason string
+	Err    error // the sentinel it maps to
+}
+
+func (e *ReasonError) Error() string { return fmt.Sprintf("%v: %s", e.Err, e.Reason) }
+
+// Unwrap returns the sentinel.
+func (e *ReasonError) Unwrap() error { return e.Err }
+
 // FieldError names the registration field that is wrong. It wraps
 // ErrInvalidField.
 type FieldError struct {
