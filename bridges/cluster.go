@@ -501,15 +501,7 @@ func (c *cluster) replace(ctx context.Context, a *store.Account, start bool) {
 	b.mu.Unlock()
 	if old != nil {
 		b.stopUser(old)
-		old.mu.Lock()
-		online := make(map[string]bool, len(old.online))
-		for k, v := range old.online {
-			online[k] = v
-		}
-		old.mu.Unlock()
-		nu.mu.Lock()
-		nu.online = online
-		nu.mu.Unlock()
+		nu.inheritOnline(old)
 	}
 	if start {
 		b.runUser(nu)

@@ -310,6 +310,9 @@ func (b *Bridge) storeRegistration(ctx context.Context, bare string, clean map[s
 		b.stopUser(u)
 	}
 	nu := b.newUser(a)
+	if u != nil {
+		nu.inheritOnline(u)
+	}
 	b.mu.Lock()
 	b.users[bare] = nu
 	b.mu.Unlock()
@@ -327,6 +330,7 @@ func (b *Bridge) restartUser(ctx context.Context, u *user, a *store.Account) err
 	}
 	b.stopUser(u)
 	nu := b.newUser(a)
+	nu.inheritOnline(u)
 	b.mu.Lock()
 	current := b.users[u.jid] == u
 	if current {

@@ -72,3 +72,35 @@ func TestSessionsLearnTheUsersPresence(t *testing.T) {
 	h.send(`<presence xmlns='jabber:component:accept' type='unavailable' from='` + alice + `/laptop' to='` + domain + `'/>`)
 	n.waitFor(t, []bool{false, true, false})
 }
+
+// settingsWatchNet is watchNet with a setting, so that a settings change
+// restarts the session.
+type settingsWatchNet struct{ *watchNet }
+
+func (n settingsWatchNet) Info() legacy.Info {
+	i := n.watchNet.Info()
+	i.Settings = []legacy.Field{{Var: "notify", Label: "Notifications", Type: legacy.Boolean}}
+	return i
+}
+
+// A session restarted by a settings change or a registration again is told
+// the user is online: the user's server sends no presence for it.
+func TestRestartedSessionsKnowTheUserIsOnline(t *testing.T) {
+	e, _ := echo.New(nil)
+	n := settingsWatchNet{&watchNet{Network: e}}
+	h := newHarness(t, n)
+	h.register(alice)
+	n.waitFor(t, []bool{false})
+	h.send(`<presence xmlns='jabber:component:accept' from='` + alice + `/phone' to='` + domain + `'/>`)
+	n.waitFor(t, []bool{false, true})
+
+	c := cmdOf(t, h.cmd(alice+"/r", "settings", "", "", ""))
+	c = cmdOf(t, h.cmd(alice+"/r", "settings", "complete", c.Attr("sessionid"), cmdSubmit(map[string]string{"notify": "true"})))
+	if c.Attr("status") != "completed" {
+		t.Fatalf("settings = %s", c)
+	}
+	n.waitFor(t, []bool{false, true, true})
+
+	h.register(alice)
+	n.waitFor(t, []bool{false, true, true, true})
+}

@@ -72,6 +72,24 @@ func (b *Bridge) newUser(a *store.Account) *user {
 	}
 }
 
+// inheritOnline gives u, which replaces old (a restart after a settings
+// change, a registration again, a lease taken over), the resources old
+// knew to be available: the user's server sends no presence again for a
+// session restart, so without them u would think the user offline and,
+// for networks that deliver by presence, hold every message. Call it
+// before u starts.
+func (u *user) inheritOnline(old *user) {
+	old.mu.Lock()
+	online := make(map[string]bool, len(old.online))
+	for k, v := range old.online {
+		online[k] = v
+	}
+	old.mu.Unlock()
+	u.mu.Lock()
+	u.online = online
+	u.mu.Unlock()
+}
+
 func kick(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
