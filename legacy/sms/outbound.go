@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -238,11 +239,11 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 		return "", err
 	}
 	// The limits count the segments of what the first route sends.
-	seg := out.smsSeg
+	seg, text := out.smsSeg, out.smsText
 	if _, ok := s.first().(mmsRoute); ok {
-		seg = out.mmsSeg
+		seg, text = out.mmsSeg, out.mmsText
 	}
-	if err := s.tooLong(seg); err != nil {
+	if err := s.tooLong(text, seg); err != nil {
 		return "", err
 	}
 	if s.limit != nil {
@@ -264,7 +265,7 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 			id, err = mr.sendMMS(ctx, s.number, to, out.mmsText, out.media, m.Key)
 		} else if ok {
 			id, err = r.send(ctx, s.number, to, out.mmsText, out.mmsSeg, m.Key)
-		} else if err = s.tooLong(out.smsSeg); err != nil {
+		} else if err = s.tooLong(out.smsText, out.smsSeg); err != nil {
 			// A failover route without MMS would need more segments:
 			// try the others (a later attempt may find the first one up).
 			err = fmt.Errorf("sms: %v: %w", err, legacy.ErrUnavailable)
@@ -346,11 +347,15 @@ func (s *session) first() route {
 	return s.routes[0]
 }
 
-// tooLong refuses a text over the user's segment limit.
-func (s *session) tooLong(seg Segments) error {
+// tooLong refuses text over the user's segment limit with a
+// legacy.ReasonError, whose reason (the count, the encoding, the length
+// and the limit) the core shows the sender.
+func (s *session) tooLong(text string, seg Segments) error {
 	if seg.Count > s.maxSegments {
-		return fmt.Errorf("sms: this message needs %d SMS segments (%s, %d units), more than the limit of %d: %w",
-			seg.Count, seg.Encoding, seg.Units, s.maxSegments, legacy.ErrRejected)
+		return fmt.Errorf("sms: %w", &legacy.ReasonError{
+			Reason: fmt.Sprintf("needs %d SMS segments (%s, %d characters), more than the limit of %d",
+				seg.Count, seg.Encoding, utf8.RuneCountInString(text), s.maxSegments),
+			Err: legacy.ErrRejected})
 	}
 	return nil
 }

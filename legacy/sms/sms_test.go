@@ -260,6 +260,16 @@ func TestSegmentLimit(t *testing.T) {
 	if _, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: strings.Repeat("a", 153*10)}); err != nil {
 		t.Errorf("10 segments: %v", err)
 	}
+	// The sender reads the count: the reason travels in a ReasonError,
+	// which the core appends to the stanza error's text.
+	e5 := newEnv(t, map[string]string{"max_segments": "5"})
+	s5, _ := e5.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	_, err = s5.Send(context.Background(), &legacy.Message{Chat: contact, Text: strings.Repeat("x", 900)})
+	var re *legacy.ReasonError
+	if !errors.As(err, &re) || re.Err != legacy.ErrRejected ||
+		re.Reason != "needs 6 SMS segments (GSM-7, 900 characters), more than the limit of 5" {
+		t.Errorf("900 characters with a limit of 5 = %v, want a ReasonError with the count", err)
+	}
 	if len(e.tw.Sent()) != 1 {
 		t.Errorf("Twilio got %d messages, want 1", len(e.tw.Sent()))
 	}
