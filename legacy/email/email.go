@@ -62,8 +62,9 @@
 //	                         again (default 10m): the bound on the delay of mail that
 //	                         a server does not report because it arrived just before
 //	                         IDLE began (see imap.go, runOnce)
-//	max_file_size:           largest attachment in bytes, either way (default 20 MiB)
-//	max_message_size:        larger mails are imported as a notice only (default 25 MiB)
+//	max_file_size:           largest attachment, either way (default 20MiB); a size is
+//	                         bytes or a number with KiB, MiB, GiB, KB, MB or GB
+//	max_message_size:        larger mails are imported as a notice only (default 25MiB)
 package email
 
 import (
@@ -71,6 +72,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/mail"
 	"strconv"
@@ -156,9 +158,9 @@ func New(options map[string]string) (*Network, error) {
 			}
 			n.idleRefresh = d
 		case "max_file_size", "max_message_size":
-			i, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || i <= 0 {
-				return nil, fmt.Errorf("email: option %s: want a positive number of bytes, got %q", k, v)
+			i, err := parseSize(v)
+			if err != nil {
+				return nil, fmt.Errorf("email: option %s: %v", k, err)
 			}
 			if k == "max_file_size" {
 				n.maxFileSize = i
@@ -170,6 +172,38 @@ func New(options map[string]string) (*Network, error) {
 		}
 	}
 	return n, nil
+}
+
+// sizeUnits are the size suffixes of docs/configuration.md: B, KiB, MiB,
+// GiB (powers of 1024) and KB, MB, GB (powers of 1000), case-insensitive.
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+	"kb": 1000, "mb": 1000 * 1000, "gb": 1000 * 1000 * 1000,
+}
+
+// parseSize reads a positive size option: bytes ("20971520") or a number
+// with a unit ("20MiB", "20 MB", "512KiB"), as the config's own sizes are
+// written (docs/configuration.md). Bridge options reach the adapter as
+// strings, so the adapter parses them itself.
+func parseSize(v string) (int64, error) {
+	t := strings.TrimSpace(v)
+	i := 0
+	for i < len(t) && '0' <= t[i] && t[i] <= '9' {
+		i++
+	}
+	mult, ok := sizeUnits[strings.ToLower(strings.TrimSpace(t[i:]))]
+	if i == 0 || !ok {
+		return 0, fmt.Errorf("want a positive size: bytes, or a number with KiB, MiB, GiB, KB, MB or GB (e.g. 20MiB), got %q", v)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("size %q is too large", v)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("want a positive size, got %q", v)
+	}
+	return n * mult, nil
 }
 
 var securityOptions = []legacy.Option{

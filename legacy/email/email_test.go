@@ -784,3 +784,57 @@ func TestFirstRunFromOpen(t *testing.T) {
 		t.Errorf("imported %+v, want early@x then late@x (not old@x)", in)
 	}
 }
+
+// Size options take the config's size suffixes (docs/configuration.md),
+// not only bytes.
+func TestSizeOptions(t *testing.T) {
+	for v, want := range map[string]int64{
+		"20MiB": 20 << 20, "20MB": 20_000_000, "512KiB": 512 << 10, "512kb": 512_000,
+		"1GiB": 1 << 30, "2 GB": 2_000_000_000, "20971520": 20971520, "100B": 100, " 7 mib ": 7 << 20,
+	} {
+		n, err := New(map[string]string{"max_file_size": v, "max_message_size": v})
+		if err != nil {
+			t.Errorf("max_file_size %q: %v", v, err)
+			continue
+		}
+		if n.maxFileSize != want || n.maxMessageSize != want || n.Info().MaxFileSize != want {
+			t.Errorf("%q = %d / %d, want %d", v, n.maxFileSize, n.maxMessageSize, want)
+		}
+	}
+	for _, v := range []string{"", "0", "0MiB", "-1", "-5MiB", "20 MiBs", "MiB", "1.5MiB", "20TB", "99999999999GiB", "ten"} {
+		if _, err := New(map[string]string{"max_file_size": v}); err == nil {
+			t.Errorf("max_file_size %q accepted", v)
+		} else if !strings.Contains(err.Error(), "max_file_size") {
+			t.Errorf("max_file_size %q: error %q does not name the option", v, err)
+		}
+	}
+}
+
+// The sample section parses with its own options.
+func TestSampleOptions(t *testing.T) {
+	var opts = map[string]string{}
+	in := false
+	for _, line := range strings.Split(Sample, "\n") {
+		if strings.TrimSpace(line) == "options:" {
+			in = true
+			continue
+		}
+		l := strings.TrimSpace(line)
+		if !in || l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		k, v, _ := strings.Cut(l, ":")
+		v, _, _ = strings.Cut(v, "#")
+		opts[k] = strings.Trim(strings.TrimSpace(v), `"`)
+	}
+	if opts["max_file_size"] == "" {
+		t.Fatalf("sample options not found: %v", opts)
+	}
+	n, err := New(opts)
+	if err != nil {
+		t.Fatalf("sample options %v: %v", opts, err)
+	}
+	if n.maxFileSize != 20<<20 || n.maxMessageSize != 25<<20 {
+		t.Errorf("sample sizes = %d, %d", n.maxFileSize, n.maxMessageSize)
+	}
+}
