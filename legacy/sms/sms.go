@@ -205,10 +205,8 @@ func New(options map[string]string) (*Network, error) {
 	if phonenumbers.GetCountryCodeForRegion(n.region) == 0 {
 		return nil, fmt.Errorf("sms: default_region %q is not a region code (e.g. US, GB, DE)", n.region)
 	}
-	if n.publicURL != "" {
-		if u, err := url.Parse(n.publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("sms: public_url %q must be an absolute http(s) URL", n.publicURL)
-		}
+	if err := checkHTTPURL("public_url", n.publicURL); err != nil {
+		return nil, err
 	}
 	if s := o("max_segments"); s != "" {
 		v, err := strconv.Atoi(s)
@@ -266,10 +264,8 @@ func New(options map[string]string) (*Network, error) {
 		}
 		n.hostFiles = v
 	}
-	if n.twilioURL != "" {
-		if u, err := url.Parse(n.twilioURL); err != nil || u.Host == "" {
-			return nil, fmt.Errorf("sms: twilio_api_url %q is not an absolute URL", n.twilioURL)
-		}
+	if err := checkHTTPURL("twilio_api_url", n.twilioURL); err != nil {
+		return nil, err
 	}
 
 	avail := map[string]route{}
@@ -280,8 +276,8 @@ func New(options map[string]string) (*Network, error) {
 		avail["twilio"] = &twilioRoute{net: n, c: &twilio.Client{BaseURL: n.twilioURL, AccountSID: sid, AuthToken: n.twilioToken, HTTP: n.httpc}}
 	}
 	if su := o("kannel_send_url"); su != "" {
-		if u, err := url.Parse(su); err != nil || u.Host == "" {
-			return nil, fmt.Errorf("sms: kannel_send_url %q is not an absolute URL", su)
+		if err := checkHTTPURL("kannel_send_url", su); err != nil {
+			return nil, err
 		}
 		avail["kannel"] = &kannelRoute{net: n, c: &kannel.Client{SendURL: su, Username: o("kannel_username"),
 			Password: o("kannel_password"), SMSC: o("kannel_smsc"), HTTP: n.httpc}}
@@ -348,6 +344,20 @@ func New(options map[string]string) (*Network, error) {
 	}
 	n.info = n.buildInfo()
 	return n, nil
+}
+
+// checkHTTPURL refuses a URL option (when set) that is not an absolute
+// http or https URL with a host: the adapter only speaks HTTP to providers
+// and only gives them http(s) callback URLs.
+func checkHTTPURL(option, v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("sms: %s %q must be an absolute http:// or https:// URL with a host", option, v)
+	}
+	return nil
 }
 
 func splitList(s string) []string {

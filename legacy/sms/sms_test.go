@@ -194,6 +194,24 @@ func TestOptions(t *testing.T) {
 			t.Errorf("%s: accepted %v", name, opts)
 		}
 	}
+	// Every URL option must be http(s) with a host; the error names the option.
+	for opt, bad := range map[string][]string{
+		"public_url":      {"ftp://gw.example.org/hooks", "https:///hooks", "gw.example.org/hooks"},
+		"twilio_api_url":  {"ftp://api.twilio.example", "tcp://api.twilio.example:443", "https://", "api.twilio.com"},
+		"kannel_send_url": {"tcp://127.0.0.1:13013/cgi-bin/sendsms", "ftp://k/", "http:///cgi-bin/sendsms", "/cgi-bin/sendsms"},
+	} {
+		for _, v := range bad {
+			opts := map[string]string{"numbers": "+15550001111", "twilio_account_sid": sid, "twilio_auth_token": token,
+				"kannel_send_url": "http://k/cgi-bin/sendsms", opt: v}
+			if _, err := sms.New(opts); err == nil || !strings.Contains(err.Error(), opt) {
+				t.Errorf("%s %q: New = %v, want an error naming %s", opt, v, err, opt)
+			}
+		}
+	}
+	if _, err := sms.New(map[string]string{"numbers": "+15550001111", "twilio_account_sid": sid, "twilio_auth_token": token,
+		"twilio_api_url": "http://127.0.0.1:8080", "kannel_send_url": "https://k.example/cgi-bin/sendsms", "public_url": "http://gw/hooks"}); err != nil {
+		t.Errorf("http and https URLs: %v", err)
+	}
 	if _, err := sms.New(map[string]string{"allow_own_credentials": "true"}); err != nil {
 		t.Errorf("own credentials only: %v", err)
 	}
