@@ -345,11 +345,37 @@ func (s *session) fetchMMS(ctx context.Context, urls []string) ([]legacy.Attachm
 		if typ == "" {
 			typ = http.DetectContentType(data)
 		}
-		name := fmt.Sprintf("mms-%d", i+1)
-		if exts, _ := mime.ExtensionsByType(typ); len(exts) > 0 {
-			name += exts[0]
-		}
+		name := fmt.Sprintf("mms-%d", i+1) + extension(typ)
 		atts = append(atts, legacy.Attachment{Name: name, Type: typ, Data: data})
 	}
 	return atts, failed
+}
+
+// usualExt is the extension people expect for the types MMS carry;
+// mime.ExtensionsByType sorts its answers, so its first is often a rare
+// one (".jfif" for image/jpeg, ".m4v" for video/mp4).
+var usualExt = map[string]string{
+	"image/jpeg": ".jpg", "image/jpg": ".jpg", "image/pjpeg": ".jpg", "image/png": ".png", "image/gif": ".gif",
+	"image/webp": ".webp", "image/bmp": ".bmp", "image/heic": ".heic", "image/heif": ".heif", "image/tiff": ".tif",
+	"video/mp4": ".mp4", "video/3gpp": ".3gp", "video/3gpp2": ".3g2", "video/quicktime": ".mov", "video/mpeg": ".mpg",
+	"video/webm": ".webm", "audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/mp4": ".m4a", "audio/aac": ".aac",
+	"audio/amr": ".amr", "audio/ogg": ".ogg", "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/3gpp": ".3gp",
+	"text/plain": ".txt", "text/vcard": ".vcf", "text/x-vcard": ".vcf", "text/calendar": ".ics",
+	"application/pdf": ".pdf", "application/vcard": ".vcf",
+}
+
+// extension returns the file extension for a MIME type (parameters
+// ignored): the usual one, else the first mime knows, else none.
+func extension(typ string) string {
+	mt, _, err := mime.ParseMediaType(typ)
+	if err != nil {
+		return ""
+	}
+	if e, ok := usualExt[mt]; ok {
+		return e
+	}
+	if exts, _ := mime.ExtensionsByType(mt); len(exts) > 0 {
+		return exts[0]
+	}
+	return ""
 }

@@ -3,9 +3,12 @@ package sms_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -692,5 +695,37 @@ func TestMMSMediaBecomeFiles(t *testing.T) {
 	}
 	if auth != sid+":"+token {
 		t.Errorf("media fetched without the account's credentials: %q", auth)
+	}
+}
+
+// Media get the extension people expect for their type, not the first
+// mime.ExtensionsByType knows (".jfif" for a JPEG).
+func TestMMSFileNames(t *testing.T) {
+	e := newEnv(t, nil)
+	_, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	types := []string{"image/jpeg", "image/png", "image/gif", "video/mp4", "audio/mpeg", "text/vcard", "image/jpeg; charset=binary", "application/x-unknown-thing"}
+	want := []string{"mms-1.jpg", "mms-2.png", "mms-3.gif", "mms-4.mp4", "mms-5.mp3", "mms-6.vcf", "mms-7.jpg", "mms-8"}
+	media := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var i int
+		fmt.Sscanf(r.URL.Path, "/ME%d", &i)
+		w.Header().Set("Content-Type", types[i])
+		w.Write([]byte("data"))
+	}))
+	defer media.Close()
+	in := url.Values{"MessageSid": {"SM-names"}, "AccountSid": {sid}, "From": {contact}, "To": {myNumber}, "NumMedia": {strconv.Itoa(len(types))}}
+	for i := range types {
+		in.Set("MediaUrl"+strconv.Itoa(i), media.URL+"/ME"+strconv.Itoa(i))
+	}
+	if w := twilioPost(t, e.net, "/twilio/sms", token, in); w.Code != http.StatusOK {
+		t.Fatalf("webhook: %d %s", w.Code, w.Body)
+	}
+	ev := rec.Wait(5*time.Second, func(ev legacy.Event) bool { m, ok := ev.(legacy.Incoming); return ok && m.ID == "tw-SM-names" })
+	m, _ := ev.(legacy.Incoming)
+	var got []string
+	for _, a := range m.Attachments {
+		got = append(got, a.Name)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("file names = %q, want %q", got, want)
 	}
 }
