@@ -116,6 +116,10 @@ const (
 // DefaultMaxSegments is the default limit on segments per message.
 const DefaultMaxSegments = 10
 
+// maxConcatParts is the most parts of a concatenated SMS: the UDH counts
+// them in one octet.
+const maxConcatParts = 255
+
 // Network is the SMS network. Safe for concurrent use.
 type Network struct {
 	region        string
@@ -210,8 +214,9 @@ func New(options map[string]string) (*Network, error) {
 	}
 	if s := o("max_segments"); s != "" {
 		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			return nil, fmt.Errorf("sms: max_segments %q must be a positive integer", s)
+		if err != nil || v < 1 || v > maxConcatParts {
+			return nil, fmt.Errorf("sms: max_segments %q must be a whole number from 1 to %d (a concatenated SMS has at most %d parts)",
+				s, maxConcatParts, maxConcatParts)
 		}
 		n.maxSegments = v
 	}
@@ -402,17 +407,36 @@ func (n *Network) buildInfo() legacy.Info {
 		DisplayName:  "SMS",
 		Instructions: instr,
 		Fields:       fields,
-		Settings: []legacy.Field{{Var: SettingMaxSegs, Label: "Longest message, in SMS segments (at most " + strconv.Itoa(n.maxSegments) + ")",
-			Default: strconv.Itoa(n.maxSegments)}},
-		Prompt:     "Phone number",
-		PromptDesc: "Enter the phone number of the person to text, e.g. +1 555 123 4567",
-		Caps:       legacy.Caps{Receipts: true, Files: files},
+		Settings:     []legacy.Field{n.maxSegmentsSetting()},
+		Prompt:       "Phone number",
+		PromptDesc:   "Enter the phone number of the person to text, e.g. +1 555 123 4567",
+		Caps:         legacy.Caps{Receipts: true, Files: files},
 		// Generous, so that a text over max_segments reaches Send and is
 		// refused with its segment count rather than a byte count; still a
 		// bound on what the outbox stores.
 		MaxTextLength: max(64<<10, 3*gsmSingle*n.maxSegments),
 		OutboxTTL:     24 * time.Hour,
 	}
+}
+
+// maxSegmentsSetting declares the user's max_segments as a choice of 1 to
+// the operator's max_segments: the contract has no validator for settings,
+// but the core refuses a value that is not one of a list-single field's
+// options ("set max_segments 99" or "abc"), and shows the options.
+func (n *Network) maxSegmentsSetting() legacy.Field {
+	f := legacy.Field{Var: SettingMaxSegs, Type: legacy.ListSingle,
+		Label:   "Longest message, in SMS segments (1 to " + strconv.Itoa(n.maxSegments) + ")",
+		Default: strconv.Itoa(n.maxSegments),
+		Desc:    "Messages that need more SMS segments are refused instead of being sent (and billed) as that many SMS."}
+	for i := 1; i <= n.maxSegments; i++ {
+		gsm, ucs := gsmSingle, ucs2Single
+		if i > 1 {
+			gsm, ucs = i*gsmPart, i*ucs2Part
+		}
+		f.Options = append(f.Options, legacy.Option{Value: strconv.Itoa(i),
+			Label: fmt.Sprintf("%d: up to %d characters (%d with characters outside GSM-7, e.g. emoji)", i, gsm, ucs)})
+	}
+	return f
 }
 
 // Info implements legacy.Network.

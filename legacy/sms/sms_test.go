@@ -294,6 +294,23 @@ func TestSegmentLimit(t *testing.T) {
 	if len(e.tw.Sent()) != 1 {
 		t.Errorf("Twilio got %d messages, want 1", len(e.tw.Sent()))
 	}
+	// The setting is a choice of 1 to the operator's limit, so the core
+	// refuses anything else ("abc", "99") instead of saving it.
+	set := e.net.Info().Settings
+	if len(set) != 1 || set[0].Var != sms.SettingMaxSegs || set[0].Type != legacy.ListSingle || set[0].Default != "10" || len(set[0].Options) != 10 {
+		t.Fatalf("settings = %+v, want max_segments as a list of 1 to 10", set)
+	}
+	for i, o := range set[0].Options {
+		if o.Value != strconv.Itoa(i+1) || o.Label == "" {
+			t.Errorf("option %d = %+v", i, o)
+		}
+	}
+	if o := set[0].Options[1]; !strings.Contains(o.Label, "306 characters") || !strings.Contains(o.Label, "134 with") {
+		t.Errorf("option 2 = %+v, want it to say how many characters fit", o)
+	}
+	if _, err := sms.New(map[string]string{"kannel_send_url": "http://k/", "numbers": myNumber, "max_segments": "256"}); err == nil {
+		t.Errorf("max_segments 256 accepted; a concatenated SMS has at most 255 parts")
+	}
 	// The user's own, lower limit.
 	e2 := newEnv(t, nil)
 	s2, _ := e2.run(t, legacy.Account{ID: myNumber, Owner: "u1", Settings: map[string]string{sms.SettingMaxSegs: "1"}})
