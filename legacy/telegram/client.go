@@ -154,9 +154,11 @@ func (c *client) do(ctx context.Context, method, ctype string, body io.Reader, o
 	return nil
 }
 
-// Texts shown to the XMPP user for the two 403s.
+// Texts shown to the XMPP user for the two 403s and a rejected token at
+// registration.
 const (
 	textBlocked    = "the Telegram user blocked your bot; they must unblock it before you can write to them"
+	textBadToken   = "Telegram does not accept this bot token: copy it again from @BotFather (/mybots, your bot, API Token; /revoke gives a new one) and register again"
 	textNotStarted = "this Telegram user has not started a conversation with your bot yet: ask them to open your bot in Telegram and press Start (or send it any message)"
 )
 

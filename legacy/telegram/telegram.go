@@ -88,6 +88,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -237,6 +238,12 @@ func (n *Network) Register(ctx context.Context, fields map[string]string) (legac
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	me, err := n.client(token).getMe(ctx)
+	if errors.Is(err, legacy.ErrUnauthorized) {
+		// The core shows a ReasonError's reason to the user: say what to
+		// do, not only that the token was refused.
+		n.log.Info("telegram: registration with a token Telegram rejects", "err", err)
+		return "", &legacy.ReasonError{Err: legacy.ErrUnauthorized, Reason: textBadToken}
+	}
 	if err != nil {
 		return "", fmt.Errorf("telegram: checking the bot token: %w", err)
 	}

@@ -149,10 +149,16 @@ func TestRegister(t *testing.T) {
 	if !errors.Is(err, legacy.ErrUnauthorized) {
 		t.Errorf("wrong token: %v, want ErrUnauthorized", err)
 	}
-	if err != nil && !strings.Contains(err.Error(), "BotFather") {
-		t.Errorf("wrong token: the error should tell the user what to do: %v", err)
+	// The core shows a ReasonError's reason to the user: the text
+	// pointing at @BotFather must be one.
+	var re *legacy.ReasonError
+	if !errors.As(err, &re) || re.Err != legacy.ErrUnauthorized || !strings.Contains(re.Reason, "@BotFather") {
+		t.Errorf("wrong token: %#v, want a ReasonError{ErrUnauthorized} telling the user to ask @BotFather", err)
 	}
 	noToken(t, err)
+	if re != nil {
+		noToken(t, errors.New(re.Reason))
+	}
 
 	for _, bad := range []string{"", "not a token", "12345"} {
 		if _, err := n.Register(ctx, map[string]string{"token": bad}); !errors.Is(err, legacy.ErrInvalidField) {
@@ -171,7 +177,11 @@ func TestRegister(t *testing.T) {
 		t.Errorf("malformed reply: %v, want ErrUnavailable", err)
 	}
 	srv.Inject("getMe", telegramtest.Fault{Status: 429, Description: "Too Many Requests: retry after 1", RetryAfter: 1})
-	_, _ = n.Register(ctx, fields())
+	_, err = n.Register(ctx, fields())
+	var rl *legacy.RateLimitError
+	if !errors.As(err, &rl) || rl.RetryAfter != time.Second || legacy.IsPermanent(err) {
+		t.Errorf("429: %v, want a RateLimitError of 1s", err)
+	}
 	// What never became a stanza is counted (legacy.EventCounter).
 	want := map[string]uint64{"server_error": 1, "reply_malformed": 1, "rate_limited": 1, "conflict": 0}
 	if got := n.EventCounts(); !maps.Equal(got, want) {
