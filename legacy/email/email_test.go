@@ -503,31 +503,60 @@ func TestSendErrors(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, c := range []struct {
-		err  *smtp.SMTPError
-		want error
-		code string
+		data   bool // returned after DATA, not for RCPT TO
+		err    *smtp.SMTPError
+		want   error
+		code   string
+		reason string // in the ReasonError, "" for transient errors
 	}{
-		{&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}, legacy.ErrNotFound, "550 5.1.1"},
-		{&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "spam"}, legacy.ErrPolicy, "550 5.7.1"},
-		{&smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "bad content"}, legacy.ErrRejected, "554 5.6.0"},
-		{&smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "too big"}, legacy.ErrTooLarge, "552 5.3.4"},
-		{&smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "local error"}, legacy.ErrUnavailable, "451 4.3.0"},
-		{&smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "rate limit exceeded"}, legacy.ErrRateLimited, ""},
+		{false, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}, legacy.ErrNotFound, "550 5.1.1", "mailbox does not exist"},
+		{false, &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "bad address syntax"}, legacy.ErrInvalidAddress, "553 5.1.3", "address is not valid"},
+		{false, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "spam"}, legacy.ErrPolicy, "550 5.7.1", "policy"},
+		{true, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "bad content"}, legacy.ErrRejected, "554 5.6.0", "content or format"},
+		{true, &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "too big"}, legacy.ErrTooLarge, "552 5.3.4", "larger than"},
+		// 5.2.2 is a full mailbox, not a large message (RFC 3463).
+		{false, &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2}, Message: "mailbox full"}, legacy.ErrForbidden, "552 5.2.2", "the recipient's mailbox is full"},
+		{true, &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2}, Message: "mailbox full"}, legacy.ErrForbidden, "552 5.2.2", "the recipient's mailbox is full"},
+		{false, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 2, 1}, Message: "disabled"}, legacy.ErrForbidden, "550 5.2.1", "disabled"},
+		{false, &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "no UTF-8 here"}, legacy.ErrUnsupported, "553 5.6.7", "non-ASCII"},
+		// Without an enhanced status, RFC 5321's reply codes for the command.
+		{false, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.NoEnhancedCode, Message: "mailbox unavailable"}, legacy.ErrNotFound, "550", "mailbox is unavailable"},
+		{false, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 0, 0}, Message: "mailbox unavailable"}, legacy.ErrNotFound, "550 5.0.0", "mailbox is unavailable"},
+		{false, &smtp.SMTPError{Code: 551, EnhancedCode: smtp.NoEnhancedCode, Message: "user not local"}, legacy.ErrNotFound, "551", "not local"},
+		{false, &smtp.SMTPError{Code: 552, EnhancedCode: smtp.NoEnhancedCode, Message: "exceeded storage allocation"}, legacy.ErrForbidden, "552", "mailbox is full"},
+		{true, &smtp.SMTPError{Code: 552, EnhancedCode: smtp.NoEnhancedCode, Message: "message size exceeds fixed maximum"}, legacy.ErrTooLarge, "552", "storage allocation"},
+		{false, &smtp.SMTPError{Code: 553, EnhancedCode: smtp.NoEnhancedCode, Message: "mailbox name not allowed"}, legacy.ErrInvalidAddress, "553", "not allowed"},
+		{true, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.NoEnhancedCode, Message: "transaction failed"}, legacy.ErrRejected, "554", "refused the message"},
+		{false, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "local error"}, legacy.ErrUnavailable, "451 4.3.0", ""},
+		{false, &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full, try later"}, legacy.ErrUnavailable, "452 4.2.2", ""},
+		{false, &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "rate limit exceeded"}, legacy.ErrRateLimited, "", ""},
 	} {
-		sm.setRcptErr(c.err)
+		sm.setRcptErr(nil)
+		sm.setDataErr(nil)
+		if c.data {
+			sm.setDataErr(c.err)
+		} else {
+			sm.setRcptErr(c.err)
+		}
+		name := c.err.Error()
 		_, err := s.Send(ctx, &legacy.Message{Chat: "bob@example.org", Text: "x", Key: "e"})
 		if !isErr(err, c.want) {
-			t.Errorf("%d %v: Send = %v, want %v", c.err.Code, c.err.EnhancedCode, err, c.want)
+			t.Errorf("%s (data %v): Send = %v, want %v", name, c.data, err, c.want)
 			continue
 		}
 		if legacy.IsPermanent(err) != (c.err.Code >= 500) {
-			t.Errorf("%d: IsPermanent = %v", c.err.Code, legacy.IsPermanent(err))
+			t.Errorf("%s: IsPermanent = %v", name, legacy.IsPermanent(err))
 		}
 		var ce *legacy.CodeError
-		if c.code != "" && (!asCodeError(err, &ce) || ce.Code != c.code) {
-			t.Errorf("%d: CodeError = %+v, want code %q", c.err.Code, ce, c.code)
+		if c.code != "" && (!asCodeError(err, &ce) || ce.Code != c.code || ce.Text != c.err.Message) {
+			t.Errorf("%s: CodeError = %+v, want code %q and the server's text", name, ce, c.code)
+		}
+		var re *legacy.ReasonError
+		if c.reason != "" && (!errors.As(err, &re) || !strings.Contains(re.Reason, c.reason) || !strings.Contains(re.Reason, c.err.Message)) {
+			t.Errorf("%s: ReasonError = %+v, want a reason with %q and the server's text", name, re, c.reason)
 		}
 	}
+	sm.setDataErr(nil)
 	sm.setRcptErr(nil)
 	if _, err := s.Send(ctx, &legacy.Message{Chat: "not an address", Text: "x"}); !isErr(err, legacy.ErrInvalidAddress) {
 		t.Errorf("Send to a bad address = %v", err)

@@ -170,9 +170,9 @@ type smtpServer struct {
 	addr string
 	mu   sync.Mutex
 	got  []sentMail
-	// rcptErr, if set, is returned for RCPT TO.
-	rcptErr error
-	notify  chan struct{}
+	// rcptErr, if set, is returned for RCPT TO; dataErr for DATA.
+	rcptErr, dataErr error
+	notify           chan struct{}
 }
 
 type sentMail struct {
@@ -205,6 +205,12 @@ func startSMTP(t *testing.T) *smtpServer {
 func (s *smtpServer) setRcptErr(err error) {
 	s.mu.Lock()
 	s.rcptErr = err
+	s.mu.Unlock()
+}
+
+func (s *smtpServer) setDataErr(err error) {
+	s.mu.Lock()
+	s.dataErr = err
 	s.mu.Unlock()
 }
 
@@ -264,6 +270,12 @@ func (s *smtpSession) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	s.srv.mu.Lock()
+	derr := s.srv.dataErr
+	s.srv.mu.Unlock()
+	if derr != nil {
+		return derr
 	}
 	s.cur.data = b
 	s.srv.mu.Lock()

@@ -44,24 +44,19 @@ type bounce struct {
 	original                              string // Message-ID of the returned mail
 }
 
-// err maps the bounce's RFC 3463 status to the sentinel errors: 5.1.x
-// (bad mailbox or domain) is not found, 5.7.x (security, policy) a policy
-// refusal, 5.2.2/5.3.4 too large, anything else rejected.
+// err maps the bounce's RFC 3463 status to the sentinel errors, as SMTP
+// replies are mapped (permanentStatus): 5.1.x not found, 5.2.2 the
+// mailbox is full, 5.3.4 too large, 5.7.x a policy refusal, …
 func (b *bounce) err() error {
-	sentinel := legacy.ErrRejected
-	switch {
-	case strings.HasPrefix(b.status, "5.1."):
-		sentinel = legacy.ErrNotFound
-	case strings.HasPrefix(b.status, "5.7."):
-		sentinel = legacy.ErrPolicy
-	case b.status == "5.2.2" || b.status == "5.3.4":
-		sentinel = legacy.ErrTooLarge
-	}
 	text := b.diagnostic
 	if text == "" {
 		text = "the mail was returned as undeliverable"
 	}
-	return &legacy.CodeError{Code: b.status, Text: text, Err: sentinel}
+	st := parseStatus(b.status)
+	if st[0] != 5 {
+		st = [3]int{} // a failure without a permanent status: no more than "rejected"
+	}
+	return permanentError(st, 0, "", b.status, text)
 }
 
 var wordDecoder = &mime.WordDecoder{CharsetReader: message.CharsetReader}

@@ -1,6 +1,7 @@
 package email
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +182,24 @@ func TestParseAttachments(t *testing.T) {
 	if len(p.attachments) != 2 || p.attachments[0].Name != "été.png" || string(p.attachments[0].Data) != "hello" || p.attachments[0].Type != "image/png" ||
 		p.attachments[1].Name != "inline.gif" || string(p.attachments[1].Data) != "GIF89a" {
 		t.Errorf("attachments = %+v", p.attachments)
+	}
+}
+
+// A bounce's status maps as SMTP replies do: 5.2.2 is a full mailbox (the
+// recipient's side), not a message too large.
+func TestBounceStatus(t *testing.T) {
+	for status, want := range map[string]error{
+		"5.2.2": legacy.ErrForbidden, "5.3.4": legacy.ErrTooLarge, "5.2.3": legacy.ErrTooLarge,
+		"5.1.1": legacy.ErrNotFound, "5.7.1": legacy.ErrPolicy, "5.6.0": legacy.ErrRejected, "": legacy.ErrRejected,
+	} {
+		err := (&bounce{action: "failed", status: status, diagnostic: "smtp; 552 mailbox full"}).err()
+		var ce *legacy.CodeError
+		if !errors.Is(err, want) || !errors.As(err, &ce) || ce.Code != status {
+			t.Errorf("status %q: %v, want %v with the code", status, err, want)
+		}
+	}
+	var re *legacy.ReasonError
+	if err := (&bounce{action: "failed", status: "5.2.2"}).err(); !errors.As(err, &re) || !strings.Contains(re.Reason, "mailbox is full") {
+		t.Errorf("5.2.2 reason: %v", err)
 	}
 }

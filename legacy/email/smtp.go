@@ -251,20 +251,20 @@ func (s *session) submit(ctx context.Context, to, id string, raw []byte) (err er
 	}
 	envid := strings.SplitN(id, "@", 2)[0]
 	if err := cl.Mail(c.address, &smtp.MailOptions{Return: smtp.DSNReturnHeaders, EnvelopeID: envid}); err != nil {
-		return smtpError("MAIL FROM", err)
+		return smtpError(stageMail, err)
 	}
 	if err := cl.Rcpt(to, &smtp.RcptOptions{Notify: []smtp.DSNNotify{smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed}}); err != nil {
-		return smtpError("RCPT TO", err)
+		return smtpError(stageRcpt, err)
 	}
 	w, err := cl.Data()
 	if err != nil {
-		return smtpError("DATA", err)
+		return smtpError(stageData, err)
 	}
 	if _, err := w.Write(raw); err != nil {
-		return smtpError("DATA", err)
+		return smtpError(stageData, err)
 	}
 	if err := w.Close(); err != nil {
-		return smtpError("DATA", err)
+		return smtpError(stageData, err)
 	}
 	_ = cl.Quit()
 	return nil
@@ -276,15 +276,22 @@ func heloName(addr string) string {
 
 var rateWords = regexp.MustCompile(`(?i)rate|too many|throttl|slow down|try again later`)
 
-// smtpError maps an SMTP failure to the contract's errors.
+// smtpError maps an SMTP failure to the contract's errors: 4xx is
+// transient (a RateLimitError when the reply speaks of a rate), 5xx
+// permanent, mapped by permanentStatus from the RFC 3463 enhanced status
+// or, without one, the RFC 5321 reply code of that command.
 func smtpError(stage string, err error) error {
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) {
 		return fmt.Errorf("email: SMTP %s: %v: %w", stage, err, legacy.ErrUnavailable)
 	}
-	code := strconv.Itoa(se.Code)
+	var status [3]int
 	if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode[0] > 0 {
-		code += fmt.Sprintf(" %d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+		status = se.EnhancedCode
+	}
+	code := strconv.Itoa(se.Code)
+	if s := statusString(status); s != "" {
+		code += " " + s
 	}
 	switch {
 	case se.Code >= 400 && se.Code < 500:
@@ -292,19 +299,11 @@ func smtpError(stage string, err error) error {
 			return fmt.Errorf("email: SMTP %s: %s %s: %w", stage, code, se.Message, &legacy.RateLimitError{RetryAfter: time.Minute})
 		}
 		return fmt.Errorf("email: SMTP %s: %w", stage, &legacy.CodeError{Code: code, Text: se.Message, Err: legacy.ErrUnavailable})
-	case se.Code >= 500:
-		sentinel := legacy.ErrRejected
-		switch {
-		case se.Code == 535 || se.EnhancedCode == smtp.EnhancedCode{5, 7, 8}:
-			sentinel = legacy.ErrUnauthorized
-		case se.EnhancedCode[1] == 1 && se.EnhancedCode[0] == 5:
-			sentinel = legacy.ErrNotFound
-		case se.EnhancedCode[1] == 7 && se.EnhancedCode[0] == 5:
-			sentinel = legacy.ErrPolicy
-		case se.Code == 552 || se.EnhancedCode == smtp.EnhancedCode{5, 3, 4}:
-			sentinel = legacy.ErrTooLarge
+	case se.Code >= 500 && se.Code < 600:
+		if status[0] != 5 {
+			status = [3]int{} // a 5xx reply with a non-5 status: trust the reply code
 		}
-		return fmt.Errorf("email: SMTP %s: %w", stage, &legacy.CodeError{Code: code, Text: se.Message, Err: sentinel})
+		return fmt.Errorf("email: SMTP %s: %w", stage, permanentError(status, se.Code, stage, code, se.Message))
 	}
 	return fmt.Errorf("email: SMTP %s: %v: %w", stage, err, legacy.ErrUnavailable)
 }
