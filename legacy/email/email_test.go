@@ -867,3 +867,49 @@ func TestSampleOptions(t *testing.T) {
 		t.Errorf("sample sizes = %d, %d", n.maxFileSize, n.maxMessageSize)
 	}
 }
+
+// An explicit reply (XEP-0461) to a mail answers that mail: its subject,
+// In-Reply-To its Message-ID, References its References and its
+// Message-ID — also when it is not the last mail of its thread, and when
+// a newer thread with the same correspondent exists.
+func TestExplicitReplyThreading(t *testing.T) {
+	im := startIMAP(t, true)
+	sm := startSMTP(t)
+	r := runSession(t, testNetwork(t), fields(im.addr, sm.addr), nil)
+	r.waitState(t, 0)
+	waitStatus(t, r.rec, legacy.StatusConnected)
+	im.deliver(t, "From: Bob <bob@example.org>\nTo: alice@example.com\nSubject: Re: Hello Alice, first mail\n"+
+		"Message-ID: <b1@example.org>\nReferences: <a1@example.com>\nIn-Reply-To: <a1@example.com>\n\nfirst answer\n", time.Time{})
+	im.deliver(t, "From: Bob <bob@example.org>\nTo: alice@example.com\nSubject: Re: Hello Alice, first mail\n"+
+		"Message-ID: <b2@example.org>\nReferences: <a1@example.com> <b1@example.org>\nIn-Reply-To: <b1@example.org>\n\nsecond answer\n", time.Time{})
+	im.deliver(t, "From: Bob <bob@example.org>\nTo: alice@example.com\nSubject: Another topic\n"+
+		"Message-ID: <c1@example.org>\n\nunrelated\n", time.Time{})
+	r.waitIncoming(t, 3)
+	r.waitState(t, 3)
+
+	ctx := context.Background()
+	for i, c := range []struct {
+		reply, irt, refs, subject string
+	}{
+		{"b2@example.org", "b2@example.org", "a1@example.com,b1@example.org,b2@example.org", "Re: Hello Alice, first mail"},
+		{"b1@example.org", "b1@example.org", "a1@example.com,b1@example.org", "Re: Hello Alice, first mail"},
+		{"c1@example.org", "c1@example.org", "c1@example.org", "Re: Another topic"},
+		// An unknown mail: In-Reply-To and References it, subject from the text.
+		{"zz@example.org", "zz@example.org", "zz@example.org", "Replying to your first mail"},
+	} {
+		if _, err := r.sess.Send(ctx, &legacy.Message{Chat: "bob@example.org", Text: "Replying to your first mail", ReplyTo: legacy.MessageID(c.reply), Key: "r" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+		ms := sm.mails()
+		mr, err := mail.CreateReader(bytes.NewReader(ms[len(ms)-1].data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		irt, _ := mr.Header.MsgIDList("In-Reply-To")
+		refs, _ := mr.Header.MsgIDList("References")
+		subj, _ := mr.Header.Subject()
+		if strings.Join(irt, ",") != c.irt || strings.Join(refs, ",") != c.refs || subj != c.subject {
+			t.Errorf("reply to %s: In-Reply-To %v, References %v, Subject %q; want %s, %s, %q", c.reply, irt, refs, subj, c.irt, c.refs, c.subject)
+		}
+	}
+}

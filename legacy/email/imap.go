@@ -511,6 +511,47 @@ func rememberThread(st *state, p *parsed) {
 	}
 }
 
+// replyContext finds the remembered mail id, for an explicit reply to it:
+// the thread it is in and the References a reply to it carries (its own
+// References and its Message-ID). A thread remembers its last mail
+// exactly; an earlier mail of it is found in the thread's References,
+// and a reply to it references the chain up to that mail. Threads with
+// the reply's recipient, then the most recent, are preferred. Nil when
+// the mail is not remembered. Call with s.mu held.
+func (st *state) replyContext(id, with string) (*thread, []string) {
+	var best *thread
+	var bestRefs []string
+	rank := func(t *thread, last bool) int {
+		r := 0
+		if last {
+			r += 2
+		}
+		if t.With == with {
+			r++
+		}
+		return r
+	}
+	bestRank := -1
+	for _, t := range st.Threads {
+		k := -1
+		for i := len(t.Refs) - 1; i >= 0; i-- {
+			if t.Refs[i] == id {
+				k = i
+				break
+			}
+		}
+		if k < 0 {
+			continue
+		}
+		r := rank(t, t.Last == id)
+		if r > bestRank || r == bestRank && t.Seen.After(best.Seen) {
+			best, bestRank = t, r
+			bestRefs = append([]string(nil), t.Refs[:k+1]...)
+		}
+	}
+	return best, bestRefs
+}
+
 // deliver emits the events of one parsed mail.
 func (s *session) deliver(ctx context.Context, p *parsed) error {
 	if p.from == "" {

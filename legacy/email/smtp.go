@@ -67,23 +67,32 @@ func (s *session) compose(m *legacy.Message, to, id string, now time.Time) ([]by
 	h.Set("Auto-Submitted", "no")
 
 	subject := strings.TrimSpace(m.Subject)
-	s.mu.Lock()
-	th := s.state.Threads[m.Thread]
-	if th == nil && m.Thread == "" && m.ReplyTo == "" {
-		// Chat clients rarely send <thread>: an answer to a correspondent
-		// continues the latest thread with them, as a mail client's
-		// "Reply" would.
-		for _, t := range s.state.Threads {
-			if t.With == to && (th == nil || t.Seen.After(th.Seen)) {
-				th = t
-			}
-		}
-	}
 	var refs []string
 	var parent string
 	var thSubject string
-	if th != nil {
-		refs, parent, thSubject = append([]string(nil), th.Refs...), th.Last, th.Subject
+	s.mu.Lock()
+	if m.ReplyTo != "" {
+		// An explicit reply (XEP-0461) to a mail seen in INBOX answers that
+		// mail: its subject, its References and its Message-ID.
+		if t, r := s.state.replyContext(string(m.ReplyTo), to); t != nil {
+			refs, parent, thSubject = r, string(m.ReplyTo), t.Subject
+		}
+	}
+	if parent == "" {
+		th := s.state.Threads[m.Thread]
+		if th == nil && m.Thread == "" && m.ReplyTo == "" {
+			// Chat clients rarely send <thread>: an answer to a correspondent
+			// continues the latest thread with them, as a mail client's
+			// "Reply" would.
+			for _, t := range s.state.Threads {
+				if t.With == to && (th == nil || t.Seen.After(th.Seen)) {
+					th = t
+				}
+			}
+		}
+		if th != nil {
+			refs, parent, thSubject = append([]string(nil), th.Refs...), th.Last, th.Subject
+		}
 	}
 	s.mu.Unlock()
 	if m.ReplyTo != "" {
