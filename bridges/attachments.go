@@ -190,6 +190,9 @@ func (b *Bridge) storeAttachments(ctx context.Context, u *user, e *inboxEntry, a
 // most entries, a caption and one message per file for a message with
 // attachments.
 func (b *Bridge) renderEntry(ctx context.Context, u *user, e *inboxEntry, sid string) ([]*stanza.Element, error) {
+	if e.Kind == "undelivered" {
+		return b.renderUndelivered(ctx, u, e, sid)
+	}
 	if e.Kind != "msg" || len(e.Files) == 0 {
 		st, err := b.renderInbound(ctx, u, e, sid)
 		if st == nil || err != nil {

@@ -105,6 +105,9 @@ type Options struct {
 	OutboxTTL time.Duration
 	// RetryMin and RetryMax bound the outbox retry backoff (default 1 s, 5 min).
 	RetryMin, RetryMax time.Duration
+	// DelayNotice is how long a message may wait on transient failures
+	// before its sender is told it is delayed (notice.go; default 1 min).
+	DelayNotice time.Duration
 	// Media stores inbound files and fetches outbound ones (attachments.go);
 	// nil: inbound files become a text note, outbound file URLs are sent
 	// as text.
@@ -235,6 +238,9 @@ func New(opts Options) (*Bridge, error) {
 	}
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 5 * time.Minute
+	}
+	if opts.DelayNotice <= 0 {
+		opts.DelayNotice = time.Minute
 	}
 	b := &Bridge{
 		opts:   opts,

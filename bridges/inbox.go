@@ -557,24 +557,6 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		m := stanza.New(stanza.NSComponent, "message", "id", sid, "from", from, "to", u.jid)
 		m.Add(stanza.New(nsReceipts, "received", "id", orig))
 		return m, nil
-	case "undelivered":
-		// A late failure: the message error carries the original id, so
-		// clients mark that message failed. The condition was mapped when
-		// the event was stored.
-		orig, err := b.sentStanzaID(ctx, u, e.ID)
-		if err != nil {
-			return nil, err
-		}
-		if orig == "" {
-			orig = sid // unknown message: still tell the user, under our own id
-		}
-		se := &stanza.Error{Condition: stanza.Condition(e.Cond), Type: e.ErrType, Text: e.Text}
-		if e.Code != "" {
-			se.App = stanza.New(nsJabbergate, "legacy-error", "code", e.Code)
-		}
-		m := stanza.New(stanza.NSComponent, "message", "type", "error", "id", orig, "from", from, "to", u.jid)
-		m.Add(se.Element())
-		return m, nil
 	}
 	return nil, fmt.Errorf("unknown inbox entry kind %q", e.Kind)
 }

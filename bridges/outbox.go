@@ -594,6 +594,7 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound 
 	delay := b.opts.RetryMin
 	var lastErr error
 	var file *legacy.Attachment // a fetched attachment, kept across retries
+	delayTold := false          // the sender was told the message waits (notice.go)
 	for {
 		if ctx.Err() != nil || !b.mayAct(u) { // the account lease is still ours (cluster.go)
 			return false
@@ -645,6 +646,10 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound 
 			wait = max(left, 0) + time.Millisecond
 		}
 		b.log.Warn("sending failed; will retry", "user", u.owner, "err", err, "in", wait)
+		if !delayTold && time.Since(e.Time) >= b.opts.DelayNotice {
+			delayTold = true
+			b.sendSure(ctx, notice("delay-"+e.Key, e.To, bareOf(e.From), delayText(quoteOf(e), err, e.Time.Add(b.ttl))))
+		}
 		if !sleep(ctx, wait) {
 			return false
 		}
@@ -671,14 +676,23 @@ func (b *Bridge) failOut(ctx context.Context, e *outboxEntry, se *stanza.Error) 
 		m.TextChild(stanza.NSComponent, "body", e.Text)
 	}
 	m.Add(se.Element())
-	// The sender must learn of the failure: wait for the link if it is down.
-	for ctx.Err() == nil {
+	sts := []*stanza.Element{m}
+	if time.Since(e.Time) >= b.opts.DelayNotice { // the sending resource may be gone (notice.go)
+		sts = append(sts, notice("fail-"+e.Key, e.To, bareOf(e.From), failureText(quoteOf(e), se)))
+	}
+	b.sendSure(ctx, sts...)
+}
+
+// sendSure sends sts, waiting for the link while it is down, until ctx
+// ends: for what the sender must learn.
+func (b *Bridge) sendSure(ctx context.Context, sts ...*stanza.Element) {
+	for len(sts) > 0 && ctx.Err() == nil {
 		conn, err := b.link.WaitUp(ctx)
 		if err != nil {
 			return
 		}
-		if err := conn.Send(ctx, m); err == nil {
-			return
+		if err := conn.Send(ctx, sts[0]); err == nil {
+			sts = sts[1:]
 		}
 	}
 }

@@ -2,9 +2,12 @@ package bridges_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 	"github.com/jabbergate/jabbergate/legacy/echo"
@@ -43,16 +46,86 @@ func (s *bounceSession) Send(ctx context.Context, m *legacy.Message) (legacy.Mes
 	return id, nil
 }
 
+// A late failure reaches the user's available resources as an error on
+// the original message, and every resource, online or not, as a notice to
+// the bare JID: a server discards an error to a bare JID (RFC 6121).
 func TestUndeliveredBecomesErrorOnTheOriginalMessage(t *testing.T) {
 	e, _ := echo.New(nil)
 	h := newHarness(t, bounceNet{e})
 	h.register(alice)
+	h.send(`<presence xmlns='jabber:component:accept' from='` + alice + `/p' to='` + domain + `'/>`)
+	h.iq(alice, domain, "get", `<ping xmlns='urn:xmpp:ping'/>`) // the presence was handled
 	h.send(`<message xmlns='jabber:component:accept' type='chat' id='orig-1' from='` + alice + `/p' to='hello@` + domain + `'><body>bounce</body></message>`)
 	h.send(`<message xmlns='jabber:component:accept' type='chat' id='orig-2' from='` + alice + `/p' to='hello@` + domain + `'><body>next</body></message>`)
 	r := h.expect("late error", func(e *stanza.Element) bool { return e.ID() == "orig-1" && e.Type() == "error" })
 	pe := stanza.ParseError(r)
-	if r.From() != "hello@"+domain || pe.Condition != stanza.ItemNotFound || pe.App == nil || pe.App.Attr("code") != "550 5.1.1" ||
+	if r.From() != "hello@"+domain || r.To() != alice+"/p" || pe.Condition != stanza.ItemNotFound || pe.App == nil || pe.App.Attr("code") != "550 5.1.1" ||
 		!strings.Contains(pe.Text, "mailbox unavailable") {
 		t.Errorf("undelivered = %s", r)
+	}
+	n := h.expect("notice", func(e *stanza.Element) bool { return strings.HasPrefix(e.ChildText("", "body"), "⚠ Not delivered") })
+	if n.To() != alice || n.From() != "hello@"+domain || n.Type() != "chat" || !strings.Contains(n.ChildText("", "body"), "mailbox unavailable") {
+		t.Errorf("notice = %s", n)
+	}
+}
+
+func TestUndeliveredWhileOfflineIsANotice(t *testing.T) {
+	e, _ := echo.New(nil)
+	h := newHarness(t, bounceNet{e})
+	h.register(alice)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='orig-1' from='` + alice + `/gone' to='hello@` + domain + `'><body>bounce</body></message>`)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='orig-2' from='` + alice + `/gone' to='hello@` + domain + `'><body>next</body></message>`)
+	n := h.expect("notice", func(e *stanza.Element) bool { return strings.HasPrefix(e.ChildText("", "body"), "⚠ Not delivered") })
+	if n.To() != alice || !strings.Contains(n.ChildText("", "body"), "mailbox unavailable") {
+		t.Errorf("notice = %s", n)
+	}
+	h.expect("echo of the next", func(e *stanza.Element) bool { return e.ChildText("", "body") == "next" })
+	for _, st := range h.srv.Received() {
+		if st.Type() == "error" && st.ID() == "orig-1" {
+			t.Errorf("error sent with no resource known to be online: %s", st)
+		}
+	}
+}
+
+// A message held by transient failures longer than DelayNotice: its
+// sender is told once why and until when, and it is still sent.
+func TestDelayedMessageIsToldOnce(t *testing.T) {
+	e, _ := echo.New(nil)
+	f := &flaky{Network: e, fails: 6, err: &legacy.RateLimitError{RetryAfter: 30 * time.Millisecond}}
+	h := newTunedHarness(t, f, func(o *bridges.Options) { o.DelayNotice = 60 * time.Millisecond })
+	h.register(alice)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='d1' from='` + alice + `/p' to='hello@` + domain + `'><body>wait for me</body></message>`)
+	h.expect("echo after the retries", func(e *stanza.Element) bool { return e.ChildText("", "body") == "wait for me" })
+	var notices []*stanza.Element
+	for _, st := range h.srv.Received() {
+		if strings.HasPrefix(st.ChildText("", "body"), "⌛") {
+			notices = append(notices, st)
+		}
+	}
+	if len(notices) != 1 {
+		t.Fatalf("%d delay notices, want 1: %v", len(notices), notices)
+	}
+	n := notices[0]
+	if body := n.ChildText("", "body"); n.To() != alice || n.From() != "hello@"+domain || n.Type() != "chat" ||
+		!strings.Contains(body, "“wait for me”") || !strings.Contains(body, "slow down") || !strings.Contains(body, "keeps trying until") {
+		t.Errorf("delay notice = %s", n)
+	}
+}
+
+// A message that expires after retries: the error goes to the sending
+// resource, and a notice to the bare JID (that resource may be gone).
+func TestExpiredMessageIsToldWithANotice(t *testing.T) {
+	e, _ := echo.New(nil)
+	f := &flaky{Network: e, fails: -1, err: fmt.Errorf("connection refused: %w", legacy.ErrUnavailable)}
+	h := newTunedHarness(t, f, func(o *bridges.Options) { o.DelayNotice = 50 * time.Millisecond; o.OutboxTTL = 300 * time.Millisecond })
+	h.register(alice)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='x1' from='` + alice + `/p' to='hello@` + domain + `'><body>too late</body></message>`)
+	r := h.expect("error", func(e *stanza.Element) bool { return e.ID() == "x1" && e.Type() == "error" })
+	if r.To() != alice+"/p" || stanza.ParseError(r).Condition != stanza.RemoteServerTimeout {
+		t.Errorf("error = %s", r)
+	}
+	n := h.expect("failure notice", func(e *stanza.Element) bool { return strings.HasPrefix(e.ChildText("", "body"), "⚠ Not delivered") })
+	if n.To() != alice || !strings.Contains(n.ChildText("", "body"), "“too late”") {
+		t.Errorf("failure notice = %s", n)
 	}
 }

@@ -1,0 +1,136 @@
+package bridges
+
+// Notices: chat messages from a contact that tell the user in words what
+// became of a message of theirs, where a stanza error alone would not
+// reach them.
+//
+// A message error reaches only an available resource: a server discards an
+// error addressed to a bare JID, or to a resource that has gone offline
+// (RFC 6121 §8.5.2.1.1, §8.5.3.2.1). That is fine for a failure known at
+// once (the sending resource is still there, and its client marks the
+// message failed), not for one known minutes or hours later: a delivery
+// report from the legacy network (legacy.Undelivered), or the end of the
+// outbox's retries. Those are also told with a notice to the bare JID,
+// which the server stores offline and copies to every resource like any
+// chat message. A message held by transient failures for longer than
+// Options.DelayNotice gets one notice too, saying why and until when the
+// gateway keeps trying: a user's messages are sent in order, so later
+// ones wait behind it. A failure is late when the message is older than
+// that too.
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jabbergate/jabbergate/component/stanza"
+	"github.com/jabbergate/jabbergate/legacy"
+)
+
+// notice is a chat message with text from the contact from to the user's
+// bare JID.
+func notice(id, from, to, text string) *stanza.Element {
+	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", id, "from", from, "to", to)
+	return m.TextChild(stanza.NSComponent, "body", text)
+}
+
+// failureText words a failure for a notice: what was not delivered (its
+// first line, when known) and why.
+func failureText(quote string, se *stanza.Error) string {
+	text := "⚠ Not delivered"
+	if quote != "" {
+		text += ": “" + quote + "”"
+	}
+	if se != nil && se.Text != "" {
+		text += " — " + se.Text
+	}
+	return text
+}
+
+// delayText words a delay for a notice: what waits, why and until when
+// the gateway keeps trying.
+func delayText(quote string, err error, until time.Time) string {
+	text := "⌛ Not sent yet"
+	if quote != "" {
+		text += ": “" + quote + "”"
+	}
+	text += " — " + transientReason(err) + ". The gateway keeps trying until " + until.UTC().Format("2006-01-02 15:04 MST") +
+		"; your later messages follow it."
+	return text
+}
+
+// transientReason words an error the outbox retries.
+func transientReason(err error) string {
+	reason := "the legacy network cannot be reached"
+	if errors.Is(err, legacy.ErrRateLimited) {
+		reason = "the legacy network asked us to slow down"
+	}
+	var ce *legacy.CodeError
+	var re *legacy.ReasonError
+	switch {
+	case errors.As(err, &re) && re.Reason != "":
+		reason += " (" + re.Reason + ")"
+	case errors.As(err, &ce) && ce.Text != "":
+		reason += " (" + ce.Code + " " + ce.Text + ")"
+	}
+	return reason
+}
+
+// onlineResources returns the user's resources known to be available,
+// sorted.
+func (u *user) onlineResources() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]string, 0, len(u.online))
+	for full := range u.online {
+		out = append(out, full)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// renderUndelivered renders a late failure reported by the legacy network
+// (legacy.Undelivered, mapped when stored): a message error with the
+// original id to each available resource, so clients mark that message
+// failed, and a notice to the bare JID.
+func (b *Bridge) renderUndelivered(ctx context.Context, u *user, e *inboxEntry, sid string) ([]*stanza.Element, error) {
+	from, err := b.contactJID(legacy.ChatID(e.Chat))
+	if err != nil {
+		return nil, err
+	}
+	r, _, err := b.sentRecordOf(ctx, u, e.ID)
+	if err != nil {
+		return nil, err
+	}
+	orig := r.StanzaID
+	if orig == "" {
+		orig = sid // unknown message: still tell the user, under our own id
+	}
+	se := &stanza.Error{Condition: stanza.Condition(e.Cond), Type: e.ErrType, Text: e.Text}
+	if e.Code != "" {
+		se.App = stanza.New(nsJabbergate, "legacy-error", "code", e.Code)
+	}
+	var out []*stanza.Element
+	for _, full := range u.onlineResources() {
+		m := stanza.New(stanza.NSComponent, "message", "type", "error", "id", orig, "from", from, "to", full)
+		out = append(out, m.Add(se.Element()))
+	}
+	return append(out, notice(sid, from, u.jid, failureText(r.Excerpt, se))), nil
+}
+
+// bareOf returns the bare part of a JID string.
+func bareOf(j string) string {
+	bare, _, _ := strings.Cut(j, "/")
+	return bare
+}
+
+// quoteOf returns what a notice quotes of an outbox entry: the first line
+// of a message or correction, nothing for a retraction or reaction.
+func quoteOf(e *outboxEntry) string {
+	if e.Kind == "" || e.Kind == outEdit {
+		return excerpt(e.Text)
+	}
+	return ""
+}
