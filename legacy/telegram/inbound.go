@@ -34,6 +34,9 @@ type session struct {
 	seen   map[int64]string // chats announced with a Contact event, by name
 	// customEmoji maps custom emoji ids to their emoji (reactions.go).
 	customEmoji map[string]string
+	// fileFailing holds when each file that keeps failing with transient
+	// errors first failed (fetch).
+	fileFailing map[string]time.Time
 
 	typingMu sync.Mutex
 	typing   map[int64]time.Time // last typing action per chat
@@ -184,9 +187,16 @@ func (s *session) process(ctx context.Context, ups []Update, commit bool) error 
 	return perr
 }
 
-// handle translates one update and emits its events.
+// handle translates one update and emits its events. An update whose
+// translation failed for a reason that may pass (a file Telegram could not
+// hand over just now) emits nothing and returns the error: it stays with
+// Telegram and comes again.
 func (s *session) handle(ctx context.Context, u Update) error {
-	for _, ev := range s.translate(ctx, u) {
+	evs, err := s.translate(ctx, u)
+	if err != nil {
+		return err
+	}
+	for _, ev := range evs {
 		if err := s.sink.Emit(ctx, ev); err != nil {
 			return err
 		}
@@ -222,25 +232,26 @@ func parseMessageID(id legacy.MessageID) (chat, msg int64, err error) {
 }
 
 // translate turns an update into events. Unknown update kinds give none
-// (and are confirmed).
-func (s *session) translate(ctx context.Context, u Update) []legacy.Event {
+// (and are confirmed). An error (only from fetching a file, see fetch)
+// means the update must not be confirmed yet.
+func (s *session) translate(ctx context.Context, u Update) ([]legacy.Event, error) {
 	switch {
 	case u.Message != nil:
 		return s.incoming(ctx, u.Message)
 	case u.ChannelPost != nil:
 		return s.incoming(ctx, u.ChannelPost)
 	case u.EditedMessage != nil:
-		return s.edited(u.EditedMessage)
+		return s.edited(u.EditedMessage), nil
 	case u.EditedChannelPost != nil:
-		return s.edited(u.EditedChannelPost)
+		return s.edited(u.EditedChannelPost), nil
 	case u.MyChatMember != nil:
-		return s.member(ctx, u.MyChatMember)
+		return s.member(ctx, u.MyChatMember), nil
 	case u.MessageReaction != nil:
-		return s.reacted(ctx, u.MessageReaction)
+		return s.reacted(ctx, u.MessageReaction), nil
 	case u.MessageReactionCount != nil:
-		return s.reactionCount(ctx, u.MessageReactionCount)
+		return s.reactionCount(ctx, u.MessageReactionCount), nil
 	}
-	return nil
+	return nil, nil
 }
 
 // contact returns a Contact event for m's chat if it was not announced
@@ -260,16 +271,19 @@ func msgTime(unix int64) time.Time {
 	return time.Unix(unix, 0).UTC()
 }
 
-func (s *session) incoming(ctx context.Context, m *Message) []legacy.Event {
+func (s *session) incoming(ctx context.Context, m *Message) ([]legacy.Event, error) {
 	if m.MigrateToChatID != 0 {
 		return []legacy.Event{legacy.Incoming{
 			ID: messageID(m.Chat.ID, m.MessageID), Chat: chatID(m.Chat.ID), Time: msgTime(m.Date),
 			Text: fmt.Sprintf("[this group became a supergroup; it continues as the contact %d]", m.MigrateToChatID),
-		}}
+		}}, nil
 	}
-	text, atts := s.body(ctx, m)
+	text, atts, err := s.body(ctx, m)
+	if err != nil {
+		return nil, err
+	}
 	if text == "" && len(atts) == 0 {
-		return nil // service messages (joins, pins, …)
+		return nil, nil // service messages (joins, pins, …)
 	}
 	if from := m.forwardedFrom(); from != "" {
 		text = strings.TrimSuffix("Forwarded from "+from+":\n"+text, "\n")
@@ -291,7 +305,7 @@ func (s *session) incoming(ctx context.Context, m *Message) []legacy.Event {
 	if m.ReplyToMessage != nil {
 		in.ReplyTo = messageID(m.Chat.ID, m.ReplyToMessage.MessageID)
 	}
-	return append(evs, in)
+	return append(evs, in), nil
 }
 
 func (s *session) edited(m *Message) []legacy.Event {
@@ -325,8 +339,9 @@ func (s *session) member(ctx context.Context, u *ChatMemberUpdated) []legacy.Eve
 	return nil
 }
 
-// body is the text and files of a message.
-func (s *session) body(ctx context.Context, m *Message) (string, []legacy.Attachment) {
+// body is the text and files of a message. An error is a file that could
+// not be fetched for a reason that may pass (see fetch).
+func (s *session) body(ctx context.Context, m *Message) (string, []legacy.Attachment, error) {
 	text := renderEntities(m.Text, m.Entities)
 	if m.Caption != "" {
 		text = renderEntities(m.Caption, m.CaptionEntities)
@@ -356,56 +371,139 @@ func (s *session) body(ctx context.Context, m *Message) (string, []legacy.Attach
 		if e == "" {
 			e = "[sticker]"
 		}
-		return e, nil
+		return e, nil, nil
 	case m.Location != nil:
 		return fmt.Sprintf("geo:%s,%s",
 			strconv.FormatFloat(m.Location.Latitude, 'f', -1, 64),
-			strconv.FormatFloat(m.Location.Longitude, 'f', -1, 64)), nil
+			strconv.FormatFloat(m.Location.Longitude, 'f', -1, 64)), nil, nil
 	case m.Contact != nil:
 		n := strings.TrimSpace(m.Contact.FirstName + " " + m.Contact.LastName)
-		return strings.TrimSpace("Contact: " + n + " " + m.Contact.PhoneNumber), nil
+		return strings.TrimSpace("Contact: " + n + " " + m.Contact.PhoneNumber), nil, nil
 	}
 	if f == nil {
-		return text, nil
+		return text, nil, nil
 	}
-	att, note := s.fetch(ctx, f, kind)
+	att, note, err := s.fetch(ctx, f, kind)
+	if err != nil {
+		return "", nil, err
+	}
 	if note != "" {
 		if text != "" {
 			text += "\n"
 		}
-		return text + note, nil
+		return text + note, nil, nil
 	}
-	return text, []legacy.Attachment{att}
+	return text, []legacy.Attachment{att}, nil
+}
+
+// Retries of a file Telegram does not hand over (getFile or the download
+// fails with a 429, a 5xx, a malformed reply or a timeout): fileAttempts
+// tries within one processing of the update, waiting the 429's
+// retry_after (when not over fileMaxWait) or a growing backoff in
+// between. When they all fail, the update is not confirmed: the error
+// goes up, the poll loop backs off and fetches the update again (a
+// webhook answers 503 and Telegram retries), so a passing failure never
+// loses the file. Only once a file has kept failing for
+// Network.fileGiveUp is its message delivered with a note instead, so
+// that one file cannot hold up the bot's updates for ever. Permanent
+// failures (over the 20 MB getFile limit, a file id Telegram refuses with
+// 400) give the note at once.
+const (
+	fileAttempts = 3
+	fileMaxWait  = 10 * time.Second
+)
+
+// fileLabel names a file in a note: "photo", "document report.pdf".
+func fileLabel(kind, name string) string {
+	if name = strings.TrimSpace(name); name != "" {
+		return kind + " " + name
+	}
+	return kind
 }
 
 // fetch downloads a file within the Bot API's getFile limit. When it
-// cannot, it returns a note for the user instead.
-func (s *session) fetch(ctx context.Context, f *File, kind string) (legacy.Attachment, string) {
-	name := f.FileName
+// cannot for good, it returns a note for the user instead; when it cannot
+// for now, an error (see fileAttempts).
+func (s *session) fetch(ctx context.Context, f *File, kind string) (legacy.Attachment, string, error) {
+	label := fileLabel(kind, f.FileName)
+	tooBig := fmt.Sprintf("[%s not fetched: the Telegram Bot API only lets bots download files up to 20 MB]", label)
 	if f.FileSize > maxDownload {
-		return legacy.Attachment{}, fmt.Sprintf("[%s %s of %.1f MB not fetched: the Telegram Bot API only lets bots download files up to 20 MB]", kind, name, float64(f.FileSize)/(1<<20))
+		return legacy.Attachment{}, fmt.Sprintf("[%s of %.1f MB not fetched: the Telegram Bot API only lets bots download files up to 20 MB]", label, float64(f.FileSize)/(1<<20)), nil
 	}
+	key := f.FileUniqueID
+	if key == "" {
+		key = f.FileID
+	}
+	backoff := s.net.minBackoff
+	for attempt := 1; ; attempt++ {
+		att, err := s.fetchOnce(ctx, f)
+		if err == nil {
+			delete(s.fileFailing, key)
+			return att, "", nil
+		}
+		s.log.Warn("telegram: file not fetched", "kind", kind, "attempt", attempt, "err", err)
+		if errors.Is(err, legacy.ErrTooLarge) || strings.Contains(err.Error(), "too big") {
+			delete(s.fileFailing, key)
+			return legacy.Attachment{}, tooBig, nil
+		}
+		if legacy.IsPermanent(err) {
+			delete(s.fileFailing, key)
+			return legacy.Attachment{}, fmt.Sprintf("[%s could not be fetched from Telegram]", label), nil
+		}
+		if ctx.Err() != nil {
+			return legacy.Attachment{}, "", err
+		}
+		wait := backoff
+		var rl *legacy.RateLimitError
+		if errors.As(err, &rl) {
+			wait = rl.RetryAfter
+		}
+		if attempt < fileAttempts && wait <= fileMaxWait {
+			if !sleep(ctx, wait) {
+				return legacy.Attachment{}, "", err
+			}
+			backoff *= 2
+			continue
+		}
+		// Transient, and the retries are spent: keep the update with
+		// Telegram unless this file has been failing for too long.
+		now := time.Now()
+		first, ok := s.fileFailing[key]
+		if !ok {
+			if s.fileFailing == nil || len(s.fileFailing) > 1000 {
+				s.fileFailing = map[string]time.Time{}
+			}
+			s.fileFailing[key] = now
+			first = now
+		}
+		if now.Sub(first) < s.net.fileGiveUp {
+			return legacy.Attachment{}, "", fmt.Errorf("telegram: %s not fetched yet, the update stays with Telegram: %w", kind, err)
+		}
+		delete(s.fileFailing, key)
+		return legacy.Attachment{}, fmt.Sprintf("[%s could not be fetched from Telegram: it kept failing for %s]", label, s.net.fileGiveUp.Round(time.Second)), nil
+	}
+}
+
+// fetchOnce is one getFile and download of f.
+func (s *session) fetchOnce(ctx context.Context, f *File) (legacy.Attachment, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	info, err := s.c.getFile(ctx, f.FileID)
 	if err == nil && info.FilePath == "" {
 		err = fmt.Errorf("telegram: getFile gave no file_path: %w", legacy.ErrUnavailable)
 	}
-	var data []byte
-	if err == nil {
-		data, err = s.c.download(ctx, info.FilePath, maxDownload)
-	}
 	if err != nil {
-		s.log.Warn("telegram: file not fetched", "kind", kind, "err", err)
-		if errors.Is(err, legacy.ErrTooLarge) || strings.Contains(err.Error(), "too big") {
-			return legacy.Attachment{}, fmt.Sprintf("[%s %s not fetched: the Telegram Bot API only lets bots download files up to 20 MB]", kind, name)
-		}
-		return legacy.Attachment{}, fmt.Sprintf("[%s %s could not be fetched from Telegram]", kind, name)
+		return legacy.Attachment{}, err
 	}
-	if name == "" && info.FilePath != "" {
+	data, err := s.c.download(ctx, info.FilePath, maxDownload)
+	if err != nil {
+		return legacy.Attachment{}, err
+	}
+	name := f.FileName
+	if name == "" {
 		name = info.FilePath[strings.LastIndexByte(info.FilePath, '/')+1:]
 	}
-	return legacy.Attachment{Name: name, Type: f.MimeType, Data: data}, ""
+	return legacy.Attachment{Name: name, Type: f.MimeType, Data: data}, nil
 }
 
 // runWebhook registers the webhook and serves until ctx ends; updates

@@ -25,7 +25,8 @@
 // UTF-16), edits (edited_message → Edited), replies (reply_to_message →
 // ReplyTo), photos, documents, voice, audio, video and animations (files
 // up to the Bot API's 20 MB getFile limit become attachments; larger ones a
-// note), stickers (their emoji), locations (a geo: URI, RFC 5870), shared
+// note; transient getFile/download failures are retried and then leave the
+// update unconfirmed, see fetch), stickers (their emoji), locations (a geo: URI, RFC 5870), shared
 // contacts, forwards ("Forwarded from X:"), channel posts, and
 // my_chat_member (blocked/unblocked → Presence, added to/removed from a
 // group → Contact/Presence), and reactions of Telegram users
@@ -130,6 +131,10 @@ type Network struct {
 
 	// backoff bounds the poll loop's waits after errors (tests shorten it).
 	minBackoff, maxBackoff time.Duration
+	// fileGiveUp is how long an incoming file may keep failing with
+	// transient errors before its message is delivered with a note
+	// (inbound.go, fetch).
+	fileGiveUp time.Duration
 
 	counts counters // legacy.EventCounter (counters.go)
 
@@ -158,6 +163,7 @@ func New(options map[string]string) (*Network, error) {
 		log:         slog.Default().With("network", Name),
 		minBackoff:  time.Second,
 		maxBackoff:  time.Minute,
+		fileGiveUp:  15 * time.Minute,
 		hooks:       map[int64]*session{},
 	}
 	for k, v := range options {

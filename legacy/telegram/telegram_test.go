@@ -1039,3 +1039,82 @@ func TestFakeBotAPI(t *testing.T) {
 		t.Errorf("getUpdates with a webhook set: %v, want a 409 conflict", err)
 	}
 }
+
+// TestIncomingFileTransientErrors: a file Telegram does not hand over
+// just now (429 with retry_after, 5xx) is retried; when the retries of one
+// round are spent the update is not confirmed and comes again, so the
+// file is never replaced by a note for a passing failure. A permanent
+// failure gives the note at once, worded without a gap for a photo that
+// has no file name.
+func TestIncomingFileTransientErrors(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	rec := &legacytest.Recorder{}
+	s := open(t, n, rec, nil)
+	jpeg := []byte("\xff\xd8\xff\xe0fake jpeg")
+	photo := func(id string) map[string]any {
+		return map[string]any{"photo": []any{map[string]any{"file_id": id, "file_unique_id": "u" + id, "width": 800, "height": 800, "file_size": len(jpeg)}}}
+	}
+	srv.AddFile("p1", "photos/file_1.jpg", jpeg, 0)
+	srv.AddFile("p2", "photos/file_2.jpg", jpeg, 0)
+
+	// 1: one 429 with retry_after: retried within the round.
+	srv.Inject("getFile", telegramtest.Fault{Status: 429, Description: "Too Many Requests: retry after 1", RetryAfter: 1})
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 1, photo("p1"))})
+	start(t, s)
+	in := waitIncoming(t, rec, "42:1")
+	if len(in.Attachments) != 1 || string(in.Attachments[0].Data) != string(jpeg) || in.Text != "" {
+		t.Errorf("photo after a 429: %+v, want the file", in)
+	}
+
+	// 2: 5xx on every try of a round: the update stays with Telegram and
+	// the next round gets the file.
+	for range fileAttempts {
+		srv.Inject("getFile", telegramtest.Fault{Status: 502, Description: "Bad Gateway"})
+	}
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 2, photo("p2"))})
+	in = waitIncoming(t, rec, "42:2")
+	if len(in.Attachments) != 1 || in.Text != "" {
+		t.Errorf("photo after a round of 5xx: %+v, want the file", in)
+	}
+	if got := incomingIDs(rec.Events()); got["42:2"] != 1 {
+		t.Errorf("emitted %v, want the photo once", got)
+	}
+	if c := srv.Calls("getFile"); len(c) != 2+fileAttempts+1 {
+		t.Errorf("%d getFile calls, want %d", len(c), 2+fileAttempts+1)
+	}
+
+	// 3: permanent (a file id Telegram refuses): the note at once.
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 3, photo("gone"))})
+	in = waitIncoming(t, rec, "42:3")
+	if in.Text != "[photo could not be fetched from Telegram]" || len(in.Attachments) != 0 {
+		t.Errorf("a file Telegram refuses: %q, want the note", in.Text)
+	}
+	eventually(t, "the offset commit", func() bool { return len(srv.Pending()) == 0 })
+}
+
+// TestIncomingFileGivesUp: a file that keeps failing with transient errors
+// holds its update only for Network.fileGiveUp; then the message comes
+// with a note.
+func TestIncomingFileGivesUp(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	n.fileGiveUp = 30 * time.Millisecond
+	rec := &legacytest.Recorder{}
+	for range 200 {
+		srv.Inject("getFile", telegramtest.Fault{Status: 500, Description: "Internal Server Error"})
+	}
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 1, map[string]any{
+		"caption":  "report",
+		"document": map[string]any{"file_id": "d", "file_unique_id": "ud", "file_name": "report.pdf", "file_size": 10},
+	})})
+	start(t, open(t, n, rec, nil))
+	in := waitIncoming(t, rec, "42:1")
+	if !strings.HasPrefix(in.Text, "report\n[document report.pdf could not be fetched from Telegram") || len(in.Attachments) != 0 {
+		t.Errorf("a file that kept failing: %q, want the caption and a note", in.Text)
+	}
+	if c := len(srv.Calls("getFile")); c < 2*fileAttempts {
+		t.Errorf("%d getFile calls: gave up before a second round", c)
+	}
+	eventually(t, "the offset commit", func() bool { return len(srv.Pending()) == 0 })
+}
