@@ -2,6 +2,7 @@ package bridges
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -442,8 +443,15 @@ func (b *Bridge) openFields(a *store.Account) (map[string]string, error) {
 func (b *Bridge) unregister(ctx context.Context, u *user) error {
 	b.stopUser(u)
 	contacts, _ := b.st.ListContacts(ctx, b.domain, u.jid)
+	unsent := b.queuedOut(ctx, u)
 	if err := b.st.DeleteAccount(ctx, b.domain, u.jid); err != nil {
 		return err
+	}
+	// Messages still queued are not sent: each sender hears of it.
+	gone := &stanza.Error{Type: stanza.ErrCancel, Condition: stanza.RegistrationRequired,
+		Text: "you unregistered from " + b.domain + " before this message could be sent"}
+	for _, e := range unsent {
+		b.failOut(ctx, e, gone)
 	}
 	b.mu.Lock()
 	if b.users[u.jid] == u {
@@ -503,4 +511,33 @@ func (b *Bridge) checkAccountFree(ctx context.Context, bare string, acctID legac
 		}
 	}
 	return nil
+}
+
+// maxUnsentTold bounds the queued messages whose senders unregister tells.
+const maxUnsentTold = 1000
+
+// queuedOut returns the messages in u's outbox, oldest first (at most
+// maxUnsentTold; the session is stopped, so none is being sent).
+func (b *Bridge) queuedOut(ctx context.Context, u *user) []*outboxEntry {
+	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Outbox}
+	var out []*outboxEntry
+	after := ""
+	for len(out) < maxUnsentTold {
+		entries, err := b.st.Read(ctx, q, after, min(256, maxUnsentTold-len(out)))
+		if err != nil {
+			b.log.Warn("read the outbox of a user unregistering", "user", u.owner, "err", err)
+			return out
+		}
+		for _, ent := range entries {
+			var e outboxEntry
+			if json.Unmarshal(ent.Payload, &e) == nil && e.From != "" {
+				out = append(out, &e)
+			}
+		}
+		if len(entries) == 0 {
+			return out
+		}
+		after = entries[len(entries)-1].ID
+	}
+	return out
 }

@@ -129,3 +129,29 @@ func TestExpiredMessageIsToldWithANotice(t *testing.T) {
 		t.Errorf("failure notice = %s", n)
 	}
 }
+
+// Unregistering with messages still queued: each sender is told they were
+// not sent.
+func TestUnregisterTellsOfQueuedMessages(t *testing.T) {
+	e, _ := echo.New(nil)
+	f := &flaky{Network: e, fails: -1, err: fmt.Errorf("connection refused: %w", legacy.ErrUnavailable)}
+	h := newHarness(t, f)
+	h.register(alice)
+	for _, id := range []string{"q1", "q2"} {
+		h.send(`<message xmlns='jabber:component:accept' type='chat' id='` + id + `' from='` + alice + `/p' to='hello@` + domain + `'><body>queued</body></message>`)
+	}
+	deadline := time.Now().Add(wait)
+	for !strings.Contains(h.log.String(), "will retry") {
+		if time.Now().After(deadline) {
+			t.Fatal("no send attempt")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.gwChat(alice, "unregister yes", "You are unregistered")
+	for _, id := range []string{"q1", "q2"} {
+		r := h.expect("error for "+id, func(e *stanza.Element) bool { return e.ID() == id && e.Type() == "error" })
+		if pe := stanza.ParseError(r); pe.Condition != stanza.RegistrationRequired || r.To() != alice+"/p" || !strings.Contains(pe.Text, "unregistered") {
+			t.Errorf("error for %s = %s", id, r)
+		}
+	}
+}
