@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 
 	"github.com/jabbergate/jabbergate/legacy"
-	"github.com/jabbergate/jabbergate/legacy/sms/twilio"
 )
 
 var _ legacy.EventCounter = (*Network)(nil)
@@ -14,7 +13,7 @@ var _ legacy.EventCounter = (*Network)(nil)
 // the core as jabbergate_legacy_events_total{event}.
 type counters struct {
 	routeFailed    atomic.Uint64 // a route failed and the next was tried (or none was left)
-	replyMalformed atomic.Uint64 // a provider answered 2xx with something other than its JSON
+	replyMalformed atomic.Uint64 // a provider accepted a message (2xx) with an answer we could not read
 	rateLimited    atomic.Uint64 // a provider or our own limits asked to slow down
 	rejected       atomic.Uint64 // a message refused for good (bad number, opted out, too long, …)
 }
@@ -51,8 +50,5 @@ func (c *counters) countSendError(err error) {
 		c.rateLimited.Add(1)
 	case legacy.IsPermanent(err):
 		c.rejected.Add(1)
-	}
-	if errors.Is(err, twilio.ErrMalformedReply) {
-		c.replyMalformed.Add(1)
 	}
 }

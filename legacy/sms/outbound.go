@@ -26,7 +26,11 @@ type route interface {
 	name() string
 	// send sends text from one number to another; key is the message's
 	// idempotency key. It returns the legacy message id, which status
-	// callbacks and DLRs carry back.
+	// callbacks and DLRs carry back. Once the provider accepted the
+	// message (a 2xx, ESME_ROK) it must return nil, even when the answer
+	// was unreadable: an error makes Send try the next route and the core
+	// send the message again, so the recipient would get (and the
+	// operator pay for) it twice.
 	send(ctx context.Context, from, to, text string, seg Segments, key string) (legacy.MessageID, error)
 }
 
@@ -60,7 +64,28 @@ func (r *twilioRoute) sendMMS(ctx context.Context, from, to, text string, media 
 	if err != nil {
 		return "", err
 	}
+	if sent.Unreadable != nil {
+		// Twilio answered 2xx: the message is accepted and billed. It is
+		// sent, not resent and not failed over; only its SID is unknown,
+		// so its status callbacks match no message (no receipt).
+		r.net.counts.replyMalformed.Add(1)
+		id := noSID("tw-nosid-", from, key)
+		r.net.log.Warn("Twilio accepted the message but its answer was unreadable; taken as sent, its delivery receipts cannot be matched",
+			"err", sent.Unreadable, "id", id)
+		return id, nil
+	}
 	return legacy.MessageID(sent.SID), nil
+}
+
+// noSID is the message id of a message a provider accepted without an id
+// we could read: stable for the same message (key), so a replay after a
+// crash gets the same one.
+func noSID(prefix, from, key string) legacy.MessageID {
+	if key == "" {
+		key = fmt.Sprintf("t%d", time.Now().UnixNano())
+	}
+	sum := sha256.Sum256([]byte(from + "\x00" + key))
+	return legacy.MessageID(prefix + hex.EncodeToString(sum[:12]))
 }
 
 type kannelRoute struct {
@@ -71,11 +96,8 @@ type kannelRoute struct {
 func (r *kannelRoute) name() string { return "kannel" }
 
 func (r *kannelRoute) send(ctx context.Context, from, to, text string, seg Segments, key string) (legacy.MessageID, error) {
-	if key == "" {
-		key = fmt.Sprintf("t%d", time.Now().UnixNano())
-	}
-	sum := sha256.Sum256([]byte(from + "\x00" + key))
-	id := "kn-" + hex.EncodeToString(sum[:12])
+	// Kannel answers no id: the DLR URL carries this one, stable per message.
+	id := string(noSID("kn-", from, key))
 	coding := kannel.Coding7Bit
 	if seg.Encoding == UCS2 {
 		coding = kannel.CodingUCS2

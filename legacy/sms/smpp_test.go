@@ -211,3 +211,24 @@ func TestSMPPConcatTimeout(t *testing.T) {
 		t.Errorf("timed-out message = %+v", ev)
 	}
 }
+
+// ESME_ROK without a message_id: the SMSC took the message; it is sent
+// (not resent) under an id of its own, never "smpp-", which every receipt
+// without an id would match.
+func TestSMPPAcceptedWithoutID(t *testing.T) {
+	f, e := smppEnv(t, nil)
+	s, _ := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	waitBound(t, f)
+	f.OmitMessageIDs(1)
+	var id legacy.MessageID
+	var err error
+	for i := 0; i < 200; i++ {
+		if id, err = s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "no id", Key: "k1"}); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the bind's session is set just after the bind
+	}
+	if err != nil || !strings.HasPrefix(string(id), "smpp-noid-") || len(f.Submits()) != 1 {
+		t.Errorf("Send = %q, %v (%d submit_sm); want one submit under a smpp-noid- id", id, err, len(f.Submits()))
+	}
+}

@@ -39,7 +39,17 @@ func (r *smppRoute) send(ctx context.Context, from, to, text string, seg Segment
 		}
 		return "", err
 	}
-	return legacy.MessageID("smpp-" + ids[len(ids)-1]), nil
+	last := ids[len(ids)-1]
+	if last == "" {
+		// ESME_ROK: the SMSC took every part, but named no id. Sent, not
+		// resent; receipts (which carry the SMSC's id) cannot be matched,
+		// and "smpp-" alone would match every receipt without an id.
+		r.net.counts.replyMalformed.Add(1)
+		id := noSID("smpp-noid-", from, key)
+		r.net.log.Warn("the SMSC accepted the message without a message_id; taken as sent, its delivery receipts cannot be matched", "id", id)
+		return id, nil
+	}
+	return legacy.MessageID("smpp-" + last), nil
 }
 
 // acquire starts the bind with the first user.

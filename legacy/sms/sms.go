@@ -13,7 +13,9 @@
 // routes in the configured order: a transient failure (5xx, timeout, rate
 // limit, the operator's credentials refused, SMPP not bound) on one route
 // tries the next (failover); a permanent one (invalid number, opted out)
-// is returned at once.
+// is returned at once. A provider that accepted the message (a 2xx, or
+// ESME_ROK) has sent it, even when its answer cannot be read: it is never
+// sent again nor failed over (outbound.go).
 //
 // What works:
 //   - segment counting of our own (Count, Split: GSM 03.38 default

@@ -746,3 +746,32 @@ func TestMMSFileNames(t *testing.T) {
 		t.Errorf("file names = %q, want %q", got, want)
 	}
 }
+
+// A 2xx from Twilio is a message accepted and billed, whatever its body: it
+// is taken as sent (no retry, no failover to Kannel), under an id of its
+// own since the SID is unknown.
+func TestTwilioAcceptedUnreadableIsSent(t *testing.T) {
+	for _, routes := range []string{"twilio", "twilio,kannel"} {
+		for _, fault := range []twiliotest.Fault{twiliotest.FaultBadJSON, twiliotest.FaultAcceptedHTML, twiliotest.FaultNoAnswer} {
+			e := newEnv(t, map[string]string{"routes": routes})
+			s, _ := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+			before := e.net.EventCounts()["provider_reply_malformed"]
+			e.tw.Fail(fault)
+			id, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "once", Key: "k1"})
+			if err != nil || !strings.HasPrefix(string(id), "tw-nosid-") {
+				t.Errorf("%s, %s: Send = %q, %v; want sent under a tw-nosid- id", routes, fault, id, err)
+			}
+			if n, k := len(e.tw.Sent()), len(e.kn.sent()); n != 1 || k != 0 {
+				t.Errorf("%s, %s: Twilio got %d messages and Kannel %d, want 1 and 0", routes, fault, n, k)
+			}
+			if got := e.net.EventCounts()["provider_reply_malformed"] - before; got != 1 {
+				t.Errorf("%s, %s: provider_reply_malformed +%d, want +1", routes, fault, got)
+			}
+			// The same message (a replay after a crash) has the same id.
+			e.tw.Fail(fault)
+			if id2, _ := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "once", Key: "k1"}); id2 != id {
+				t.Errorf("%s, %s: ids %q and %q for the same key", routes, fault, id, id2)
+			}
+		}
+	}
+}

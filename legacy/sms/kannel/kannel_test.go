@@ -41,6 +41,10 @@ func TestSendAndErrors(t *testing.T) {
 		{403, "Authorization failed for sendsms", legacy.ErrUnavailable},
 		{400, "Missing receiver number, rejected", legacy.ErrInvalidAddress},
 		{400, "Unknown charset", legacy.ErrRejected},
+		// Any 2xx is Kannel taking the message, whatever the body: an
+		// error would resend it (a second SMS).
+		{200, "<html>not what Kannel says</html>", nil},
+		{202, "", nil},
 	} {
 		status, body = c2.status, c2.body
 		err := c.Send(context.Background(), "", "+1", "x", 0, "")

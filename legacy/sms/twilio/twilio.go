@@ -65,6 +65,13 @@ type Sent struct {
 	SID         string `json:"sid"`
 	Status      string `json:"status"`
 	NumSegments string `json:"num_segments"`
+	// Unreadable is set when Twilio answered 2xx but the body was not the
+	// message resource (a truncated or HTML body, one without a sid, or
+	// one that could not be read to its end); it wraps ErrMalformedReply.
+	// A 2xx means Twilio accepted the message (and bills it): it is sent,
+	// only its SID, which status callbacks carry, is unknown (SID is "").
+	// Never send such a message again, nor through another route.
+	Unreadable error `json:"-"`
 }
 
 // apiError is Twilio's JSON error body.
@@ -90,7 +97,9 @@ type apiError struct {
 //	429, 20429                                *legacy.RateLimitError (Retry-After, default 1 s)
 //	5xx, timeouts, HTML or malformed bodies   ErrUnavailable
 //
-// Provider codes travel in a *legacy.CodeError.
+// A 2xx answer is never an error, whatever its body: Twilio accepted the
+// message; an unreadable body is reported in Sent.Unreadable. Provider
+// codes travel in a *legacy.CodeError.
 func (c *Client) Send(ctx context.Context, from, to, text, statusCallback string) (*Sent, error) {
 	return c.SendMedia(ctx, from, to, text, nil, statusCallback)
 }
@@ -143,11 +152,14 @@ func (c *Client) SendMedia(ctx context.Context, from, to, text string, media []s
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	var sent Sent
-	if err := c.do(req, &sent); err != nil {
+	if err := c.do(req, &sent); errors.Is(err, ErrMalformedReply) {
+		// 2xx: accepted. Sending it again would send (and bill) it twice.
+		return &Sent{Unreadable: err}, nil
+	} else if err != nil {
 		return nil, err
 	}
 	if sent.SID == "" {
-		return nil, fmt.Errorf("twilio: answer without a message sid: %w", legacy.ErrUnavailable)
+		sent.Unreadable = fmt.Errorf("twilio: HTTP 2xx answer without a message sid: %w", ErrMalformedReply)
 	}
 	return &sent, nil
 }
@@ -168,7 +180,16 @@ func (c *Client) Check(ctx context.Context) error {
 	var acct struct {
 		SID string `json:"sid"`
 	}
-	return c.do(req, &acct)
+	return retryable(c.do(req, &acct))
+}
+
+// retryable makes an unreadable 2xx answer to a request that changes
+// nothing (a GET) an ErrUnavailable: asking again is harmless.
+func retryable(err error) error {
+	if errors.Is(err, ErrMalformedReply) {
+		return fmt.Errorf("%w (%w)", err, legacy.ErrUnavailable)
+	}
+	return err
 }
 
 func (c *Client) do(req *http.Request, out any) error {
@@ -184,21 +205,27 @@ func (c *Client) do(req *http.Request, out any) error {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("twilio: read answer: %w", errors.Join(legacy.ErrUnavailable, err))
-	}
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	isJSON := ct == "application/json" || json.Valid(body)
 	if resp.StatusCode/100 == 2 {
-		if !isJSON {
+		// Twilio did what was asked: the errors below say only that the
+		// answer could not be read (ErrMalformedReply); callers decide
+		// whether asking again is safe (a GET) or not (a send).
+		switch {
+		case err != nil:
+			return fmt.Errorf("twilio: HTTP %d, answer not read to its end: %w", resp.StatusCode, errors.Join(ErrMalformedReply, err))
+		case ct != "application/json" && !json.Valid(body):
 			return fmt.Errorf("twilio: HTTP %d with a %q body instead of JSON (a proxy or captive portal in the way?): %w",
-				resp.StatusCode, ct, errors.Join(ErrMalformedReply, legacy.ErrUnavailable))
+				resp.StatusCode, ct, ErrMalformedReply)
 		}
 		if err := json.Unmarshal(body, out); err != nil {
-			return fmt.Errorf("twilio: malformed JSON answer: %w", errors.Join(ErrMalformedReply, legacy.ErrUnavailable, err))
+			return fmt.Errorf("twilio: HTTP %d with malformed JSON: %w", resp.StatusCode, errors.Join(ErrMalformedReply, err))
 		}
 		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("twilio: read answer: %w", errors.Join(legacy.ErrUnavailable, err))
+	}
+	isJSON := ct == "application/json" || json.Valid(body)
 	var ae apiError
 	if isJSON {
 		_ = json.Unmarshal(body, &ae)
@@ -281,9 +308,11 @@ func Signature(authToken, fullURL string, params url.Values) string {
 // ErrBadSignature is returned by Verify for a missing or wrong signature.
 var ErrBadSignature = errors.New("twilio: bad webhook signature")
 
-// ErrMalformedReply marks a successful HTTP status whose body was not the
-// JSON the API documents (an HTML page from a proxy, a truncated body);
-// such errors are also legacy.ErrUnavailable (retried).
+// ErrMalformedReply marks a successful (2xx) HTTP status whose body was
+// not the JSON the API documents (an HTML page from a proxy, a truncated
+// body, one without a sid). Twilio did what was asked: a send is accepted
+// (Sent.Unreadable, no error), a read (Check) is retried (also
+// legacy.ErrUnavailable).
 var ErrMalformedReply = errors.New("twilio: malformed reply")
 
 // Verify checks the X-Twilio-Signature of a parsed POST request r against

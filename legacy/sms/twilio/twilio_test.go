@@ -111,9 +111,6 @@ func TestSendErrors(t *testing.T) {
 		{name: "429", fault: twiliotest.Fault429, want: legacy.ErrRateLimited},
 		{name: "500", fault: twiliotest.Fault500, want: legacy.ErrUnavailable},
 		{name: "503 HTML", fault: twiliotest.Fault503HTML, want: legacy.ErrUnavailable, inText: "instead of JSON"},
-		{name: "200 HTML", fault: twiliotest.Fault200HTML, want: legacy.ErrUnavailable, inText: "instead of JSON"},
-		{name: "bad JSON", fault: twiliotest.FaultBadJSON, want: legacy.ErrUnavailable},
-		{name: "no sid", fault: twiliotest.FaultNoAnswer, want: legacy.ErrUnavailable},
 		{name: "timeout", fault: twiliotest.FaultHang, want: legacy.ErrUnavailable},
 		{name: "401 operator", fault: twiliotest.Fault20003, want: legacy.ErrUnavailable, code: "20003", inText: "operator"},
 		{name: "401 own", c: own, fault: twiliotest.Fault20003, want: legacy.ErrUnauthorized, code: "20003"},
@@ -172,5 +169,45 @@ func TestParseWebhooks(t *testing.T) {
 	st, err := twilio.ParseStatus(signedRequest("", url.Values{"MessageSid": {"SM1"}, "MessageStatus": {"delivered"}}))
 	if err != nil || !st.Final() || st.Status != "delivered" {
 		t.Errorf("ParseStatus = %+v, %v", st, err)
+	}
+}
+
+// A 2xx is Twilio accepting (and billing) the message, whatever its body:
+// Send succeeds with Sent.Unreadable set and no SID, and must not be
+// retried. A GET (Check) answered so is retried (ErrUnavailable).
+func TestAcceptedUnreadable(t *testing.T) {
+	f := twiliotest.New("AC123", "tok")
+	defer f.Close()
+	c := &twilio.Client{BaseURL: f.URL, AccountSID: "AC123", AuthToken: "tok", HTTP: &http.Client{Timeout: 2 * time.Second}}
+	for _, fault := range []twiliotest.Fault{twiliotest.FaultBadJSON, twiliotest.FaultNoAnswer, twiliotest.FaultAcceptedHTML, twiliotest.Fault200HTML} {
+		f.Fail(fault)
+		sent, err := c.Send(context.Background(), "+15550001111", "+15551234567", "hi", "")
+		if err != nil || sent == nil || sent.SID != "" || !errors.Is(sent.Unreadable, twilio.ErrMalformedReply) ||
+			errors.Is(sent.Unreadable, legacy.ErrUnavailable) {
+			t.Errorf("%s: Send = %+v, %v; want no error, no SID and Unreadable wrapping only ErrMalformedReply", fault, sent, err)
+		}
+		if fault == twiliotest.FaultNoAnswer {
+			continue // JSON: Check reads no field
+		}
+		f.Fail(fault)
+		if err := c.Check(context.Background()); !errors.Is(err, legacy.ErrUnavailable) || !errors.Is(err, twilio.ErrMalformedReply) {
+			t.Errorf("%s: Check = %v, want ErrUnavailable", fault, err)
+		}
+	}
+	if n := len(f.Sent()); n != 3 { // the captive portal's 200 never reached the fake
+		t.Errorf("the fake accepted %d messages, want 3", n)
+	}
+	// A 2xx whose body breaks off.
+	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusCreated)
+		w.Write([]byte(`{"sid": "SM`))
+	}))
+	defer cut.Close()
+	c.BaseURL = cut.URL
+	sent, err := c.Send(context.Background(), "+15550001111", "+15551234567", "hi", "")
+	if err != nil || sent == nil || !errors.Is(sent.Unreadable, twilio.ErrMalformedReply) {
+		t.Errorf("2xx with a body cut short: Send = %+v, %v; want accepted, Unreadable", sent, err)
 	}
 }

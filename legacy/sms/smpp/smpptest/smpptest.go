@@ -32,6 +32,7 @@ type SMSC struct {
 	answers  chan *pdu.DeliverSMResp
 	bound    chan struct{}
 	nextID   int
+	noIDs    int // next ESME_ROK submit_sm_resp without a message_id
 }
 
 func New(t testing.TB) *SMSC {
@@ -69,6 +70,14 @@ func (f *SMSC) Submits() []*pdu.SubmitSM {
 func (f *SMSC) Fail(st ...data.CommandStatusType) {
 	f.mu.Lock()
 	f.statuses = append(f.statuses, st...)
+	f.mu.Unlock()
+}
+
+// OmitMessageIDs makes the next n successful submit_sm_resp carry an
+// empty message_id (an SMSC that accepts without naming the message).
+func (f *SMSC) OmitMessageIDs(n int) {
+	f.mu.Lock()
+	f.noIDs += n
 	f.mu.Unlock()
 }
 
@@ -129,10 +138,14 @@ func (f *SMSC) serve(c net.Conn) {
 			}
 			f.nextID++
 			id := f.nextID
+			omit := st == data.ESME_ROK && f.noIDs > 0
+			if omit {
+				f.noIDs--
+			}
 			f.mu.Unlock()
 			resp := pd.GetResponse().(*pdu.SubmitSMResp)
 			resp.CommandStatus = st
-			if st == data.ESME_ROK {
+			if st == data.ESME_ROK && !omit {
 				resp.MessageID = fmt.Sprintf("%X", 0xA000+id)
 			}
 			f.write(resp)

@@ -53,17 +53,21 @@ type Fault string
 
 // Faults.
 const (
-	Fault500      Fault = "500"      // 500 with Twilio's JSON error body
-	Fault503HTML  Fault = "503html"  // 503 with an HTML page (a load balancer)
-	Fault200HTML  Fault = "200html"  // 200 with an HTML page (a captive portal)
-	Fault429      Fault = "429"      // 429, code 20429, Retry-After: 7
-	FaultHang     Fault = "hang"     // no answer until the client gives up
-	FaultBadJSON  Fault = "badjson"  // 201 with a truncated JSON body
-	FaultNoAnswer Fault = "emptysid" // 201 without a sid
-	Fault20003    Fault = "401"      // 401 code 20003 whatever the credentials
-	Fault21612    Fault = "21612"    // 400 code 21612
-	Fault21408    Fault = "21408"    // 400 code 21408
-	faultNone     Fault = ""
+	Fault500     Fault = "500"     // 500 with Twilio's JSON error body
+	Fault503HTML Fault = "503html" // 503 with an HTML page (a load balancer)
+	Fault200HTML Fault = "200html" // 200 with an HTML page (a captive portal; the request never reaches the fake)
+	Fault429     Fault = "429"     // 429, code 20429, Retry-After: 7
+	FaultHang    Fault = "hang"    // no answer until the client gives up
+	// FaultBadJSON, FaultNoAnswer and FaultAcceptedHTML take the request
+	// as usual (a send is accepted and in Sent, as Twilio would have
+	// billed it) and garble only the 2xx answer.
+	FaultBadJSON      Fault = "badjson"  // 2xx with a truncated JSON body ({"sid": "SMtrunc)
+	FaultNoAnswer     Fault = "emptysid" // 2xx JSON without a sid
+	FaultAcceptedHTML Fault = "201html"  // 2xx with an HTML page
+	Fault20003        Fault = "401"      // 401 code 20003 whatever the credentials
+	Fault21612        Fault = "21612"    // 400 code 21612
+	Fault21408        Fault = "21408"    // 400 code 21408
+	faultNone         Fault = ""
 )
 
 // Server is the fake. Configure it before use; the exported fields are
@@ -148,7 +152,12 @@ var (
 const html = "<!DOCTYPE html><html><head><title>Service Unavailable</title></head><body><h1>Oops</h1></body></html>"
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	switch s.nextFault() {
+	f := s.nextFault()
+	switch f {
+	case FaultBadJSON, FaultNoAnswer, FaultAcceptedHTML:
+		w = &garbler{ResponseWriter: w, fault: f}
+	}
+	switch f {
 	case Fault500:
 		apiError(w, 500, 20500, "Internal Server Error")
 		return
@@ -170,16 +179,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		case <-s.hang:
 		}
-		return
-	case FaultBadJSON:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(201)
-		fmt.Fprint(w, `{"sid": "SM12`)
-		return
-	case FaultNoAnswer:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(201)
-		fmt.Fprint(w, `{"status": "queued"}`)
 		return
 	case Fault20003:
 		apiError(w, 401, 20003, "Authenticate")
@@ -263,6 +262,44 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		"price": nil, "error_code": nil, "error_message": nil,
 		"uri": "/2010-04-01/Accounts/" + s.AccountSID + "/Messages/" + msg.SID + ".json",
 	})
+}
+
+// garbler replaces a 2xx answer's body as its fault says; other answers
+// pass unchanged.
+type garbler struct {
+	http.ResponseWriter
+	fault  Fault
+	status int
+	done   bool
+}
+
+func (g *garbler) WriteHeader(status int) {
+	g.status = status
+	if status/100 == 2 && g.fault == FaultAcceptedHTML {
+		g.Header().Set("Content-Type", "text/html")
+	}
+	g.ResponseWriter.WriteHeader(status)
+}
+
+func (g *garbler) Write(b []byte) (int, error) {
+	if g.status == 0 {
+		g.WriteHeader(http.StatusOK)
+	}
+	if g.status/100 != 2 {
+		return g.ResponseWriter.Write(b)
+	}
+	if !g.done {
+		g.done = true
+		switch g.fault {
+		case FaultBadJSON:
+			fmt.Fprint(g.ResponseWriter, `{"sid": "SMtrunc`)
+		case FaultNoAnswer:
+			fmt.Fprint(g.ResponseWriter, `{"status": "queued"}`)
+		case FaultAcceptedHTML:
+			fmt.Fprint(g.ResponseWriter, html)
+		}
+	}
+	return len(b), nil
 }
 
 // fetch gets one MediaUrl as Twilio would: GET, 2xx, at most 5 MB.
