@@ -10,8 +10,9 @@ import (
 
 func TestDovecot(t *testing.T) {
 	d := emailtest.StartDovecot(t, testUser)
+	sm := startSMTP(t)
 	n := testNetwork(t)
-	f := fields(d.Addr, "")
+	f := fields(d.Addr, sm.addr)
 	if _, err := n.Register(context.Background(), f); err != nil {
 		t.Fatalf("Register: %v", err)
 	}

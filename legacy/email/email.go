@@ -75,8 +75,10 @@ import (
 	"math"
 	"net"
 	"net/mail"
+	"net/textproto"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jabbergate/jabbergate/legacy"
@@ -381,8 +383,12 @@ func (n *Network) tlsFor(host string) *tls.Config {
 	return c
 }
 
-// Register implements legacy.Registrar: it logs in to the IMAP server.
-// The account id is the lower-cased address.
+// Register implements legacy.Registrar: it logs in to the IMAP server,
+// then checks the SMTP submission server the way Send will use it
+// (connect, TLS or STARTTLS, EHLO, AUTH, QUIT: no mail is sent), so that
+// a wrong SMTP host, port, security or password is refused now rather
+// than found by every message waiting out the outbox TTL. The account id
+// is the lower-cased address.
 func (n *Network) Register(ctx context.Context, fields map[string]string) (legacy.AccountID, error) {
 	c, err := n.parseFields(fields)
 	if err != nil {
@@ -394,7 +400,59 @@ func (n *Network) Register(ctx context.Context, fields map[string]string) (legac
 	}
 	cl.Logout().Wait()
 	cl.Close()
+	if err := n.checkSMTP(ctx, c); err != nil {
+		return "", err
+	}
 	return legacy.AccountID(c.address), nil
+}
+
+// checkSMTP connects and authenticates to the submission server and says
+// QUIT, within dialTimeout. Its errors name the registration field at
+// fault where one is: smtp_host for a name that does not resolve,
+// smtp_port for a refused connection or a server that does not speak
+// SMTP, smtp_security for a TLS mismatch or a server without STARTTLS.
+// Rejected credentials are ErrUnauthorized; a server that does not answer
+// in time is ErrUnavailable, as for IMAP.
+func (n *Network) checkSMTP(ctx context.Context, c *config) error {
+	cctx, cancel := context.WithTimeout(ctx, n.dialTimeout)
+	defer cancel()
+	cl, release, err := n.dialSMTP(cctx, c)
+	if err != nil {
+		return smtpCheckError(cctx, c, n.dialTimeout, err)
+	}
+	defer release()
+	if err := cl.Quit(); err != nil && cctx.Err() != nil {
+		return smtpCheckError(cctx, c, n.dialTimeout, err)
+	}
+	return nil
+}
+
+// smtpCheckError turns a failed SMTP check into the registration error.
+func smtpCheckError(ctx context.Context, c *config, timeout time.Duration, err error) error {
+	if legacy.IsPermanent(err) {
+		return err // rejected credentials, no usable AUTH, a 5xx refusal
+	}
+	port := c.smtpAddr[strings.LastIndexByte(c.smtpAddr, ':')+1:]
+	hint := "465 is usually tls, 587 starttls"
+	var dns *net.DNSError
+	var rec tls.RecordHeaderError
+	var proto textproto.ProtocolError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		return fmt.Errorf("email: the SMTP server %s did not answer within %s (is smtp_security right for port %s? %s): %w",
+			c.smtpAddr, timeout, port, hint, legacy.ErrUnavailable)
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return &legacy.FieldError{Var: "smtp_host", Reason: fmt.Sprintf("the SMTP server %s does not exist (no such host)", c.smtpHost)}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &legacy.FieldError{Var: "smtp_port", Reason: fmt.Sprintf("nothing accepts connections on port %s of %s (connection refused)", port, c.smtpHost)}
+	case errors.Is(err, errNoStartTLS):
+		return &legacy.FieldError{Var: "smtp_security", Reason: fmt.Sprintf("the SMTP server %s does not offer STARTTLS (%s)", c.smtpAddr, hint)}
+	case errors.As(err, &rec):
+		return &legacy.FieldError{Var: "smtp_security", Reason: fmt.Sprintf("the SMTP server %s does not speak TLS on this port (%s)", c.smtpAddr, hint)}
+	case errors.As(err, &proto):
+		return &legacy.FieldError{Var: "smtp_port", Reason: fmt.Sprintf("the server at %s does not answer as an SMTP server", c.smtpAddr)}
+	}
+	return err
 }
 
 // Open implements legacy.Network.

@@ -52,13 +52,14 @@ func TestConformance(t *testing.T) {
 
 func TestRegister(t *testing.T) {
 	im := startIMAP(t, true)
+	sm := startSMTP(t)
 	n := testNetwork(t)
 	ctx := context.Background()
-	id, err := n.Register(ctx, fields(im.addr, ""))
+	id, err := n.Register(ctx, fields(im.addr, sm.addr))
 	if err != nil || id != testAddr {
 		t.Fatalf("Register = %q, %v; want %q", id, err, testAddr)
 	}
-	f := fields(im.addr, "")
+	f := fields(im.addr, sm.addr)
 	f["password"] = "wrong"
 	if _, err := n.Register(ctx, f); !isErr(err, legacy.ErrUnauthorized) || !strings.Contains(err.Error(), "rejected the username or password") {
 		t.Errorf("Register with a wrong password = %v, want ErrUnauthorized with a clear text", err)
@@ -66,22 +67,101 @@ func TestRegister(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	closed := ln.Addr().String()
 	ln.Close()
-	if _, err := n.Register(ctx, fields(closed, "")); !isErr(err, legacy.ErrUnavailable) {
+	if _, err := n.Register(ctx, fields(closed, sm.addr)); !isErr(err, legacy.ErrUnavailable) {
 		t.Errorf("Register with an unreachable server = %v, want ErrUnavailable", err)
 	}
-	f = fields(im.addr, "")
+	f = fields(im.addr, sm.addr)
 	f["imap_host"] = "imap.example.com"
 	if _, err := n.Register(ctx, f); !isErr(err, legacy.ErrInvalidField) {
 		t.Errorf("security none on a remote host = %v, want ErrInvalidField", err)
 	}
 	strict, _ := New(nil)
-	if _, err := strict.Register(ctx, fields(im.addr, "")); !isErr(err, legacy.ErrInvalidField) {
+	if _, err := strict.Register(ctx, fields(im.addr, sm.addr)); !isErr(err, legacy.ErrInvalidField) {
 		t.Errorf("security none without allow_insecure_loopback = %v, want ErrInvalidField", err)
 	}
-	f = fields(im.addr, "")
+	f = fields(im.addr, sm.addr)
 	f["address"] = "not an address"
 	if _, err := n.Register(ctx, f); !isErr(err, legacy.ErrInvalidField) {
 		t.Errorf("bad address = %v, want ErrInvalidField", err)
+	}
+}
+
+// Registration checks the SMTP server too (connect, TLS, EHLO, AUTH,
+// QUIT; no mail): a wrong SMTP port, security or password is refused
+// with the field at fault, not found by every message later.
+func TestRegisterChecksSMTP(t *testing.T) {
+	im := startIMAP(t, true)
+	sm := startSMTP(t)
+	n := testNetwork(t)
+	n.dialTimeout = 500 * time.Millisecond
+	ctx := context.Background()
+	if _, err := n.Register(ctx, fields(im.addr, sm.addr)); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	sm.mu.Lock()
+	sessions := sm.sessions
+	sm.mu.Unlock()
+	if sessions != 1 || len(sm.mails()) != 0 {
+		t.Errorf("SMTP server saw %d connections and %d mails, want 1 and none", sessions, len(sm.mails()))
+	}
+
+	field := func(err error) string {
+		var fe *legacy.FieldError
+		if errors.As(err, &fe) {
+			return fe.Var
+		}
+		return ""
+	}
+	// A closed SMTP port (IMAP fine).
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := ln.Addr().String()
+	ln.Close()
+	if _, err := n.Register(ctx, fields(im.addr, closed)); field(err) != "smtp_port" || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("closed SMTP port: %v, want a FieldError on smtp_port", err)
+	}
+	// SMTP refuses the password IMAP accepts.
+	sm.mu.Lock()
+	sm.password = "smtp-only"
+	sm.mu.Unlock()
+	if _, err := n.Register(ctx, fields(im.addr, sm.addr)); !isErr(err, legacy.ErrUnauthorized) || !strings.Contains(err.Error(), "SMTP") {
+		t.Errorf("SMTP password refused: %v, want ErrUnauthorized naming SMTP", err)
+	}
+	sm.mu.Lock()
+	sm.password = ""
+	sm.mu.Unlock()
+	// STARTTLS asked of a server that does not offer it; implicit TLS to a
+	// plain-text server.
+	f := fields(im.addr, sm.addr)
+	f["smtp_security"] = SecurityStartTLS
+	if _, err := n.Register(ctx, f); field(err) != "smtp_security" || !strings.Contains(err.Error(), "STARTTLS") {
+		t.Errorf("STARTTLS not offered: %v, want a FieldError on smtp_security", err)
+	}
+	f["smtp_security"] = SecurityTLS
+	if _, err := n.Register(ctx, f); field(err) != "smtp_security" {
+		t.Errorf("implicit TLS to a plain server: %v, want a FieldError on smtp_security", err)
+	}
+	// The IMAP server's port given as the SMTP port.
+	if _, err := n.Register(ctx, fields(im.addr, im.addr)); field(err) != "smtp_port" {
+		t.Errorf("an IMAP server as SMTP server: %v, want a FieldError on smtp_port", err)
+	}
+	// A server that accepts and never greets: a timeout, transient.
+	mute, _ := net.Listen("tcp", "127.0.0.1:0")
+	t.Cleanup(func() { mute.Close() })
+	go func() {
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	start := time.Now()
+	if _, err := n.Register(ctx, fields(im.addr, mute.Addr().String())); !isErr(err, legacy.ErrUnavailable) || legacy.IsPermanent(err) || !strings.Contains(err.Error(), "did not answer") {
+		t.Errorf("mute SMTP server: %v, want a transient ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the SMTP check took %s with a dial timeout of 500ms", d)
 	}
 }
 

@@ -173,6 +173,11 @@ type smtpServer struct {
 	// rcptErr, if set, is returned for RCPT TO; dataErr for DATA.
 	rcptErr, dataErr error
 	notify           chan struct{}
+	// password is the SMTP password (testPass when empty), so a test can
+	// make SMTP refuse what IMAP accepts.
+	password string
+	// sessions counts connections.
+	sessions int
 }
 
 type sentMail struct {
@@ -186,6 +191,9 @@ func startSMTP(t *testing.T) *smtpServer {
 	t.Helper()
 	s := &smtpServer{notify: make(chan struct{}, 100)}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		s.mu.Lock()
+		s.sessions++
+		s.mu.Unlock()
 		return &smtpSession{srv: s}, nil
 	}))
 	srv.Domain = "localhost"
@@ -239,7 +247,13 @@ func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 		}}, nil
 	}
 	return sasl.NewPlainServer(func(identity, username, password string) error {
-		if username != testUser || password != testPass {
+		s.srv.mu.Lock()
+		want := s.srv.password
+		s.srv.mu.Unlock()
+		if want == "" {
+			want = testPass
+		}
+		if username != testUser || password != want {
 			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
 		}
 		s.authed = true

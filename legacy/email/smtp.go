@@ -206,60 +206,14 @@ func defaultSubject(text string) string {
 
 // submit sends raw to the submission server.
 func (s *session) submit(ctx context.Context, to, id string, raw []byte) (err error) {
-	n, c := s.net, s.cfg
-	d := net.Dialer{Timeout: n.dialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", c.smtpAddr)
+	cl, release, err := s.net.dialSMTP(ctx, s.cfg)
 	if err != nil {
-		return fmt.Errorf("email: SMTP server %s unreachable: %v: %w", c.smtpAddr, err, legacy.ErrUnavailable)
+		return err
 	}
-	var cl *smtp.Client
-	switch c.smtpSec {
-	case SecurityTLS:
-		cl = smtp.NewClient(tlsClient(conn, n.tlsFor(c.smtpHost)))
-	case SecurityStartTLS:
-		cl, err = smtp.NewClientStartTLS(conn, n.tlsFor(c.smtpHost))
-		if err != nil {
-			conn.Close()
-			return smtpError("STARTTLS", err)
-		}
-	default:
-		cl = smtp.NewClient(conn)
-	}
-	defer cl.Close()
-	stop := context.AfterFunc(ctx, func() { cl.Close() })
-	defer stop()
-	cl.CommandTimeout = time.Minute
+	defer release()
 	cl.SubmissionTimeout = 5 * time.Minute
-
-	if err := cl.Hello(heloName(c.address)); err != nil {
-		return smtpError("EHLO", err)
-	}
-	if c.password != "" {
-		var a sasl.Client
-		switch {
-		case c.xoauth2:
-			a = &xoauth2{user: c.username, token: c.password}
-		case cl.SupportsAuth("PLAIN"):
-			a = sasl.NewPlainClient("", c.username, c.password)
-		case cl.SupportsAuth("LOGIN"):
-			a = sasl.NewLoginClient(c.username, c.password)
-		default:
-			if ok, _ := cl.Extension("AUTH"); ok {
-				return fmt.Errorf("email: the SMTP server offers neither AUTH PLAIN nor LOGIN: %w", legacy.ErrUnsupported)
-			}
-		}
-		if a != nil {
-			if err := cl.Auth(a); err != nil {
-				var se *smtp.SMTPError
-				if errors.As(err, &se) && (se.Code == 535 || se.Code == 534 || se.Code == 530 || se.EnhancedCode[1] == 7 && se.EnhancedCode[2] == 8) {
-					return fmt.Errorf("email: the SMTP server rejected the username or password (%d %s): %w", se.Code, se.Message, legacy.ErrUnauthorized)
-				}
-				return smtpError("AUTH", err)
-			}
-		}
-	}
 	envid := strings.SplitN(id, "@", 2)[0]
-	if err := cl.Mail(c.address, &smtp.MailOptions{Return: smtp.DSNReturnHeaders, EnvelopeID: envid}); err != nil {
+	if err := cl.Mail(s.cfg.address, &smtp.MailOptions{Return: smtp.DSNReturnHeaders, EnvelopeID: envid}); err != nil {
 		return smtpError(stageMail, err)
 	}
 	if err := cl.Rcpt(to, &smtp.RcptOptions{Notify: []smtp.DSNNotify{smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed}}); err != nil {
@@ -279,6 +233,97 @@ func (s *session) submit(ctx context.Context, to, id string, raw []byte) (err er
 	return nil
 }
 
+// errNoStartTLS is the failure of a STARTTLS connection to a server that
+// does not offer it (go-smtp reports it as text only).
+var errNoStartTLS = errors.New("the server does not offer STARTTLS")
+
+// dialSMTP connects to the submission server, secures the connection as
+// smtp_security says (implicit TLS, STARTTLS), says EHLO and authenticates
+// when the server offers AUTH. Its errors are the ones Send reports:
+// transient (ErrUnavailable) unless the server refused the credentials or
+// offers no usable mechanism; they wrap the network or TLS error, which
+// Register reads to name the field at fault. release closes the
+// connection.
+func (n *Network) dialSMTP(ctx context.Context, c *config) (cl *smtp.Client, release func(), err error) {
+	d := net.Dialer{Timeout: n.dialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", c.smtpAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("email: SMTP server %s unreachable: %w: %w", c.smtpAddr, err, legacy.ErrUnavailable)
+	}
+	// Closing conn ends whatever waits on it, the greeting included.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	fail := func(e error) (*smtp.Client, func(), error) {
+		stop()
+		conn.Close()
+		if ctx.Err() != nil {
+			e = fmt.Errorf("email: SMTP server %s: %w: %w", c.smtpAddr, ctx.Err(), legacy.ErrUnavailable)
+		}
+		return nil, nil, e
+	}
+	switch c.smtpSec {
+	case SecurityTLS:
+		tc := tls.Client(conn, n.tlsFor(c.smtpHost))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fail(fmt.Errorf("email: TLS with SMTP server %s: %w: %w", c.smtpAddr, err, legacy.ErrUnavailable))
+		}
+		cl = smtp.NewClient(tc)
+	case SecurityStartTLS:
+		cl, err = smtp.NewClientStartTLS(conn, n.tlsFor(c.smtpHost))
+		if err != nil {
+			if strings.Contains(err.Error(), "support STARTTLS") {
+				err = errNoStartTLS
+			}
+			return fail(fmt.Errorf("email: SMTP server %s, STARTTLS: %w: %w", c.smtpAddr, err, legacy.ErrUnavailable))
+		}
+	default:
+		cl = smtp.NewClient(conn)
+	}
+	release = func() {
+		stop()
+		cl.Close()
+	}
+	cl.CommandTimeout = time.Minute
+	if err := cl.Hello(heloName(c.address)); err != nil {
+		release()
+		if ctx.Err() != nil {
+			return fail(nil)
+		}
+		return nil, nil, smtpError("EHLO", err)
+	}
+	if c.password == "" {
+		return cl, release, nil
+	}
+	var a sasl.Client
+	switch {
+	case c.xoauth2:
+		a = &xoauth2{user: c.username, token: c.password}
+	case cl.SupportsAuth("PLAIN"):
+		a = sasl.NewPlainClient("", c.username, c.password)
+	case cl.SupportsAuth("LOGIN"):
+		a = sasl.NewLoginClient(c.username, c.password)
+	default:
+		if ok, _ := cl.Extension("AUTH"); ok {
+			release()
+			return nil, nil, fmt.Errorf("email: %w", &legacy.ReasonError{
+				Reason: "the SMTP server offers neither AUTH PLAIN nor LOGIN", Err: legacy.ErrUnsupported})
+		}
+	}
+	if a != nil {
+		if err := cl.Auth(a); err != nil {
+			release()
+			if ctx.Err() != nil {
+				return fail(nil)
+			}
+			var se *smtp.SMTPError
+			if errors.As(err, &se) && (se.Code == 535 || se.Code == 534 || se.Code == 530 || se.EnhancedCode[1] == 7 && se.EnhancedCode[2] == 8) {
+				return nil, nil, fmt.Errorf("email: the SMTP server rejected the username or password (%d %s): %w", se.Code, se.Message, legacy.ErrUnauthorized)
+			}
+			return nil, nil, smtpError("AUTH", err)
+		}
+	}
+	return cl, release, nil
+}
+
 func heloName(addr string) string {
 	return addr[strings.LastIndexByte(addr, '@')+1:]
 }
@@ -292,7 +337,7 @@ var rateWords = regexp.MustCompile(`(?i)rate|too many|throttl|slow down|try agai
 func smtpError(stage string, err error) error {
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) {
-		return fmt.Errorf("email: SMTP %s: %v: %w", stage, err, legacy.ErrUnavailable)
+		return fmt.Errorf("email: SMTP %s: %w: %w", stage, err, legacy.ErrUnavailable)
 	}
 	var status [3]int
 	if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode[0] > 0 {
@@ -316,5 +361,3 @@ func smtpError(stage string, err error) error {
 	}
 	return fmt.Errorf("email: SMTP %s: %v: %w", stage, err, legacy.ErrUnavailable)
 }
-
-func tlsClient(conn net.Conn, cfg *tls.Config) net.Conn { return tls.Client(conn, cfg) }
