@@ -173,6 +173,7 @@ func TestResolve(t *testing.T) {
 		"MAILTO:bob@example.org?subject=hi":       "bob@example.org",
 		"  carol@example.net ":                    "carol@example.net",
 		`"Dan, Jr." <dan.jr+tag@sub.example.com>`: "dan.jr+tag@sub.example.com",
+		"Jörg@Bücher.de":                          "jörg@bücher.de",
 	} {
 		got, err := n.Resolve(context.Background(), in)
 		if err != nil || string(got) != want {
@@ -991,5 +992,66 @@ func TestExplicitReplyThreading(t *testing.T) {
 		if strings.Join(irt, ",") != c.irt || strings.Join(refs, ",") != c.refs || subj != c.subject {
 			t.Errorf("reply to %s: In-Reply-To %v, References %v, Subject %q; want %s, %s, %q", c.reply, irt, refs, subj, c.irt, c.refs, c.subject)
 		}
+	}
+}
+
+// Non-ASCII recipients: with a server that offers SMTPUTF8 the address goes
+// in UTF-8 with SMTPUTF8 and the To header in UTF-8 (RFC 6532); without
+// it, a non-ASCII domain goes as its A-label and the header stays ASCII,
+// and a non-ASCII local part is refused with the reason.
+func TestInternationalAddresses(t *testing.T) {
+	im := startIMAP(t, true)
+	utf := startSMTPWith(t, func(s *smtp.Server) { s.EnableSMTPUTF8 = true })
+	plain := startSMTP(t)
+	n := testNetwork(t)
+	ctx := context.Background()
+	to := func(sm *smtpServer) (sentMail, string) {
+		ms := sm.mails()
+		m := ms[len(ms)-1]
+		mr, err := mail.CreateReader(bytes.NewReader(m.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := mr.Header.AddressList("To")
+		if err != nil || len(list) != 1 {
+			t.Fatalf("To %q: %v", mr.Header.Get("To"), err)
+		}
+		return m, list[0].Address
+	}
+
+	s, _ := n.Open(ctx, legacy.Account{ID: testAddr, Fields: fields(im.addr, utf.addr)}, &legacytest.Recorder{})
+	if _, err := s.Send(ctx, &legacy.Message{Chat: "jörg@bücher.de", Text: "hallo", Key: "u1"}); err != nil {
+		t.Fatalf("Send with SMTPUTF8: %v", err)
+	}
+	m, hdr := to(utf)
+	if !m.opts.UTF8 || len(m.to) != 1 || m.to[0] != "jörg@bücher.de" || hdr != "jörg@bücher.de" {
+		t.Errorf("with SMTPUTF8: UTF8 %v, RCPT %q, To %q", m.opts.UTF8, m.to, hdr)
+	}
+	if _, err := s.Send(ctx, &legacy.Message{Chat: "bob@example.org", Text: "ascii", Key: "u2"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := to(utf); m.opts.UTF8 {
+		t.Errorf("SMTPUTF8 asked for an ASCII mail")
+	}
+
+	s2, _ := n.Open(ctx, legacy.Account{ID: testAddr, Fields: fields(im.addr, plain.addr)}, &legacytest.Recorder{})
+	if _, err := s2.Send(ctx, &legacy.Message{Chat: "joerg@bücher.de", Text: "hallo", Key: "p1"}); err != nil {
+		t.Fatalf("Send to an IDN domain without SMTPUTF8: %v", err)
+	}
+	m, hdr = to(plain)
+	if m.opts.UTF8 || len(m.to) != 1 || m.to[0] != "joerg@xn--bcher-kva.de" || hdr != "joerg@xn--bcher-kva.de" {
+		t.Errorf("without SMTPUTF8: UTF8 %v, RCPT %q, To %q", m.opts.UTF8, m.to, hdr)
+	}
+	if head, _, _ := bytes.Cut(m.data, []byte("\r\n\r\n")); !isASCII(string(head)) {
+		t.Errorf("header not ASCII without SMTPUTF8:\n%s", head)
+	}
+	before := len(plain.mails())
+	_, err := s2.Send(ctx, &legacy.Message{Chat: "jörg@bücher.de", Text: "hallo", Key: "p2"})
+	var re *legacy.ReasonError
+	if !isErr(err, legacy.ErrUnsupported) || !errors.As(err, &re) || !strings.Contains(re.Reason, "SMTPUTF8") {
+		t.Errorf("non-ASCII local part without SMTPUTF8 = %v, want ErrUnsupported with a reason", err)
+	}
+	if len(plain.mails()) != before {
+		t.Errorf("a mail went out")
 	}
 }

@@ -189,6 +189,13 @@ type sentMail struct {
 
 func startSMTP(t *testing.T) *smtpServer {
 	t.Helper()
+	return startSMTPWith(t, nil)
+}
+
+// startSMTPWith starts the server after setup changed its options
+// (EnableSMTPUTF8, …).
+func startSMTPWith(t *testing.T, setup func(*smtp.Server)) *smtpServer {
+	t.Helper()
 	s := &smtpServer{notify: make(chan struct{}, 100)}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		s.mu.Lock()
@@ -200,6 +207,9 @@ func startSMTP(t *testing.T) *smtpServer {
 	srv.AllowInsecureAuth = true
 	srv.EnableDSN = true
 	srv.ErrorLog = discardLogger{}
+	if setup != nil {
+		setup(srv)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

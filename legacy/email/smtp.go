@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"golang.org/x/net/idna"
 
 	"github.com/jabbergate/jabbergate/legacy"
 )
@@ -31,21 +32,112 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 		return "", err
 	}
 	id := s.messageID(m.Key)
-	raw, err := s.compose(m, to, id, time.Now())
+	cl, release, err := s.net.dialSMTP(ctx, s.cfg)
 	if err != nil {
 		return "", err
 	}
-	if err := s.submit(ctx, to, id, raw); err != nil {
+	defer release()
+	// The envelope and the headers need the server's SMTPUTF8 (RFC 6531)
+	// for non-ASCII addresses: known only once connected.
+	utf8ok, _ := cl.Extension("SMTPUTF8")
+	env, err := envelope(s.cfg.address, to, utf8ok)
+	if err != nil {
+		return "", err
+	}
+	raw, err := s.compose(m, to, env, id, time.Now())
+	if err != nil {
+		return "", err
+	}
+	if err := submit(cl, env, id, raw); err != nil {
 		return "", err
 	}
 	return legacy.MessageID(id), nil
+}
+
+// addrs are the sender's and the recipient's addresses as they go out,
+// in the envelope and in From and To.
+type addrs struct {
+	from, to string
+	utf8     bool // MAIL FROM … SMTPUTF8; the header is RFC 6532 UTF-8
+}
+
+// envelope chooses how the addresses go out. ASCII addresses go as they
+// are. When the server offers SMTPUTF8, non-ASCII ones go in UTF-8 with
+// SMTPUTF8 (RFC 6531) and the header carries them in UTF-8 (RFC 6532).
+// Without it, a non-ASCII domain goes as its IDNA A-label (RFC 5890,
+// "xn--…"), which needs nothing of the server; a non-ASCII local part
+// cannot be written in ASCII at all, so such a mail is refused.
+func envelope(from, to string, smtputf8 bool) (addrs, error) {
+	a := addrs{from: from, to: to}
+	if isASCII(from) && isASCII(to) {
+		return a, nil
+	}
+	var err error
+	if a.from, err = outAddress(from, smtputf8, "your address"); err != nil {
+		return a, err
+	}
+	if a.to, err = outAddress(to, smtputf8, "the recipient's address"); err != nil {
+		return a, err
+	}
+	a.utf8 = smtputf8 && !(isASCII(a.from) && isASCII(a.to))
+	return a, nil
+}
+
+// outAddress is addr as it goes out: in UTF-8 (domain in Unicode, IDNA
+// normalised) when the server offers SMTPUTF8, else with the domain as
+// an A-label; a non-ASCII local part without SMTPUTF8 is an error.
+func outAddress(addr string, smtputf8 bool, whose string) (string, error) {
+	if isASCII(addr) {
+		return addr, nil
+	}
+	at := strings.LastIndexByte(addr, '@')
+	local, domain := addr[:at], addr[at+1:]
+	ace, err := idna.Lookup.ToASCII(domain)
+	if err != nil {
+		return "", &legacy.ReasonError{Reason: fmt.Sprintf("%s %s has a domain that is not a valid internationalised domain name (%v)", whose, addr, err),
+			Err: legacy.ErrInvalidAddress}
+	}
+	if smtputf8 {
+		u, err := idna.Lookup.ToUnicode(ace)
+		if err != nil {
+			u = domain
+		}
+		return local + "@" + u, nil
+	}
+	if !isASCII(local) {
+		return "", &legacy.ReasonError{Reason: fmt.Sprintf("%s %s has non-ASCII characters before the @, which needs SMTPUTF8 (RFC 6531), and your SMTP server does not offer it", whose, addr),
+			Err: legacy.ErrUnsupported}
+	}
+	return local + "@" + ace, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiDomain is the domain of addr as an A-label where it is not ASCII
+// (for EHLO and Message-IDs, which are always ASCII).
+func asciiDomain(addr string) string {
+	d := addr[strings.LastIndexByte(addr, '@')+1:]
+	if isASCII(d) {
+		return d
+	}
+	if ace, err := idna.Lookup.ToASCII(d); err == nil {
+		return ace
+	}
+	return "invalid"
 }
 
 // messageID is the Message-ID (without angle brackets) for an idempotency
 // key: the same key always gives the same id, so a retry after a crash
 // sends the same Message-ID and the recipient's client can tell.
 func (s *session) messageID(key string) string {
-	domain := s.cfg.address[strings.LastIndexByte(s.cfg.address, '@')+1:]
+	domain := asciiDomain(s.cfg.address)
 	var sum []byte
 	if key == "" {
 		sum = make([]byte, 16)
@@ -58,11 +150,13 @@ func (s *session) messageID(key string) string {
 }
 
 // compose builds the RFC 5322 message.
-func (s *session) compose(m *legacy.Message, to, id string, now time.Time) ([]byte, error) {
+// to is the recipient's ChatID form (thread lookups), env the addresses
+// as they go out.
+func (s *session) compose(m *legacy.Message, to string, env addrs, id string, now time.Time) ([]byte, error) {
 	var h mail.Header
 	h.SetDate(now)
-	h.SetAddressList("From", []*mail.Address{{Address: s.cfg.address}})
-	h.SetAddressList("To", []*mail.Address{{Address: to}})
+	h.SetAddressList("From", []*mail.Address{{Address: env.from}})
+	h.SetAddressList("To", []*mail.Address{{Address: env.to}})
 	h.SetMessageID(id)
 	h.Set("Auto-Submitted", "no")
 
@@ -204,19 +298,14 @@ func defaultSubject(text string) string {
 	return line
 }
 
-// submit sends raw to the submission server.
-func (s *session) submit(ctx context.Context, to, id string, raw []byte) (err error) {
-	cl, release, err := s.net.dialSMTP(ctx, s.cfg)
-	if err != nil {
-		return err
-	}
-	defer release()
+// submit sends raw on a connection from dialSMTP.
+func submit(cl *smtp.Client, env addrs, id string, raw []byte) error {
 	cl.SubmissionTimeout = 5 * time.Minute
 	envid := strings.SplitN(id, "@", 2)[0]
-	if err := cl.Mail(s.cfg.address, &smtp.MailOptions{Return: smtp.DSNReturnHeaders, EnvelopeID: envid}); err != nil {
+	if err := cl.Mail(env.from, &smtp.MailOptions{Return: smtp.DSNReturnHeaders, EnvelopeID: envid, UTF8: env.utf8}); err != nil {
 		return smtpError(stageMail, err)
 	}
-	if err := cl.Rcpt(to, &smtp.RcptOptions{Notify: []smtp.DSNNotify{smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed}}); err != nil {
+	if err := cl.Rcpt(env.to, &smtp.RcptOptions{Notify: []smtp.DSNNotify{smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed}}); err != nil {
 		return smtpError(stageRcpt, err)
 	}
 	w, err := cl.Data()
@@ -324,9 +413,7 @@ func (n *Network) dialSMTP(ctx context.Context, c *config) (cl *smtp.Client, rel
 	return cl, release, nil
 }
 
-func heloName(addr string) string {
-	return addr[strings.LastIndexByte(addr, '@')+1:]
-}
+func heloName(addr string) string { return asciiDomain(addr) }
 
 var rateWords = regexp.MustCompile(`(?i)rate|too many|throttl|slow down|try again later`)
 
