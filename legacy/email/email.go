@@ -46,9 +46,12 @@
 // SMTP 4xx replies are transient (ErrUnavailable, or RateLimitError when
 // the reply mentions a rate), 5xx are CodeErrors carrying the reply code.
 //
+// The user's "delivery" setting makes delivery presence-aware: "headers"
+// delivers sender and subject only, "hold" leaves mail on the server while
+// the user has no available resource (legacy.PresenceWatcher).
+//
 // Not yet: OAuth token refresh, OAUTHBEARER, folders other than INBOX,
-// appending sent mail to the Sent folder, presence-aware delivery (headers
-// only / hold while away), format=flowed reflowing.
+// appending sent mail to the Sent folder, format=flowed reflowing.
 //
 // Options (bridges[].options in the config):
 //
