@@ -46,7 +46,8 @@ func (n *Network) Webhook() http.Handler {
 }
 
 // twilioAuth parses the form and checks its signature with the auth token
-// of the session owning number (own credentials) or the operator's. It
+// of the session owning number (own credentials) or the operator's; a
+// number of the operator's pool is always checked with the operator's. It
 // answers the request and returns false when it fails.
 func (n *Network) twilioAuth(w http.ResponseWriter, r *http.Request, numberField string) (*session, bool) {
 	if err := r.ParseForm(); err != nil {
@@ -56,7 +57,11 @@ func (n *Network) twilioAuth(w http.ResponseWriter, r *http.Request, numberField
 	s := n.lookup(r.PostForm.Get(numberField))
 	token := n.twilioToken
 	if s != nil && s.own != nil {
-		token = s.own.AuthToken
+		if n.inPool(s.number) {
+			s = nil // never the operator's number with a user's token (Run refuses such sessions)
+		} else {
+			token = s.own.AuthToken
+		}
 	}
 	if n.publicURL == "" {
 		n.log.Error("twilio webhook refused: public_url is not set, signatures cannot be checked")

@@ -200,11 +200,26 @@ func (s *session) optedOut(contact string) bool {
 
 // Run registers the session's number with the Network, so webhooks for it
 // reach this session, and waits for ctx to end. With the user's own Twilio
-// credentials it checks them first. A number already run by another
-// account's session is refused with ErrUnauthorized.
+// credentials it checks them first, and that the number is theirs: not
+// one of the operator's pool, and one of their account's numbers (for
+// accounts registered before Register checked it). A number already run
+// by another account's session is refused with ErrUnauthorized.
 func (s *session) Run(ctx context.Context) error {
 	if s.own != nil {
-		if err := s.own.Check(ctx); err != nil {
+		err := s.net.notPool(s.number)
+		if err == nil {
+			err = s.own.Check(ctx)
+		}
+		if err == nil {
+			err = ownsNumber(ctx, s.own, s.number)
+		}
+		var fe *legacy.FieldError
+		if errors.As(err, &fe) {
+			// Permanent: the user must register again with their number.
+			err = fmt.Errorf("sms: %s; register again: %w", fe.Reason, legacy.ErrUnauthorized)
+			_ = s.sink.Emit(ctx, legacy.StatusEvent{Status: legacy.StatusUnauthorized, Text: fe.Reason})
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

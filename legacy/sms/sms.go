@@ -480,7 +480,9 @@ func (n *Network) Resolve(ctx context.Context, input string) (legacy.ChatID, err
 // Register implements legacy.Registrar. The account id is the user's
 // number in E.164. A number of the pool is accepted as is (exclusive
 // assignment is enforced when sessions run: see Run); with own Twilio
-// credentials (allow_own_credentials) they are checked against Twilio.
+// credentials (allow_own_credentials) they are checked against Twilio,
+// the number must not be one of the pool's, and it must be one of that
+// account's numbers (IncomingPhoneNumbers).
 func (n *Network) Register(ctx context.Context, fields map[string]string) (legacy.AccountID, error) {
 	num, err := n.normalize(fields[FieldNumber])
 	if err != nil {
@@ -497,8 +499,14 @@ func (n *Network) Register(ctx context.Context, fields map[string]string) (legac
 		if tok == "" {
 			return "", &legacy.FieldError{Var: FieldTwilioAuth, Reason: "required with an account SID"}
 		}
+		if err := n.notPool(num); err != nil {
+			return "", err
+		}
 		c := n.ownClient(sid, tok)
 		if err := c.Check(ctx); err != nil {
+			return "", err
+		}
+		if err := ownsNumber(ctx, c, num); err != nil {
 			return "", err
 		}
 		return legacy.AccountID(num), nil
@@ -510,6 +518,34 @@ func (n *Network) Register(ctx context.Context, fields map[string]string) (legac
 		return "", &legacy.FieldError{Var: FieldNumber, Reason: "not one of the gateway's numbers: " + strings.Join(n.pool, ", ")}
 	}
 	return legacy.AccountID(num), nil
+}
+
+// inPool reports whether num (E.164) is one of the operator's numbers.
+func (n *Network) inPool(num string) bool { return slices.Contains(n.pool, num) }
+
+// notPool refuses one of the operator's numbers for an account with its
+// own Twilio credentials: its webhooks are signed with the operator's
+// token, and it belongs to the pool's users.
+func (n *Network) notPool(num string) error {
+	if n.inPool(num) {
+		return &legacy.FieldError{Var: FieldNumber, Reason: num + " is one of this gateway's own numbers: with your own Twilio account, " +
+			"give a number of that account (or leave the account SID and auth token empty to use the gateway's number)"}
+	}
+	return nil
+}
+
+// ownsNumber checks that num is a phone number of the Twilio account of c
+// (a FieldError on the number when not).
+func ownsNumber(ctx context.Context, c *twilio.Client, num string) error {
+	ok, err := c.OwnsNumber(ctx, num)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &legacy.FieldError{Var: FieldNumber, Reason: num + " is not a phone number of the Twilio account " + c.AccountSID +
+			"; give one of its numbers (Phone Numbers in the Twilio console)"}
+	}
+	return nil
 }
 
 func (n *Network) ownClient(sid, tok string) *twilio.Client {

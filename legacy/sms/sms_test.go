@@ -239,6 +239,7 @@ func TestRegister(t *testing.T) {
 	}
 
 	own := newEnv(t, map[string]string{"allow_own_credentials": "true"})
+	own.tw.AddNumbers("+15557770000")
 	if id, err := own.net.Register(ctx, map[string]string{sms.FieldNumber: "+15557770000", sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: token}); err != nil || id != "+15557770000" {
 		t.Errorf("Register with own credentials = %q, %v", id, err)
 	}
@@ -252,6 +253,7 @@ func TestRegister(t *testing.T) {
 
 func TestOwnCredentialsSession(t *testing.T) {
 	e := newEnv(t, map[string]string{"allow_own_credentials": "true"})
+	e.tw.AddNumbers("+15557770000")
 	s, _ := e.run(t, legacy.Account{ID: "+15557770000", Owner: "u1",
 		Fields: map[string]string{sms.FieldNumber: "+15557770000", sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: token}})
 	if _, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "mine"}); err != nil {
@@ -773,5 +775,70 @@ func TestTwilioAcceptedUnreadableIsSent(t *testing.T) {
 				t.Errorf("%s, %s: ids %q and %q for the same key", routes, fault, id, id2)
 			}
 		}
+	}
+}
+
+// With own credentials, a user cannot take a number of the operator's pool
+// (whose webhooks the operator's token signs), nor a number their Twilio
+// account does not hold.
+func TestOwnCredentialsNumber(t *testing.T) {
+	e := newEnv(t, map[string]string{"allow_own_credentials": "true"})
+	e.tw.AddNumbers("+15557770000")
+	ctx := context.Background()
+	var fe *legacy.FieldError
+	_, err := e.net.Register(ctx, map[string]string{sms.FieldNumber: "+15550002222", sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: token})
+	if !errors.As(err, &fe) || fe.Var != sms.FieldNumber || !strings.Contains(fe.Reason, "gateway's own numbers") {
+		t.Errorf("Register a pool number with own credentials = %v, want a FieldError on number", err)
+	}
+	_, err = e.net.Register(ctx, map[string]string{sms.FieldNumber: "+15557779999", sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: token})
+	if !errors.As(err, &fe) || fe.Var != sms.FieldNumber || !strings.Contains(fe.Reason, "not a phone number of the Twilio account") {
+		t.Errorf("Register a number the account does not hold = %v, want a FieldError on number", err)
+	}
+	if id, err := e.net.Register(ctx, map[string]string{sms.FieldNumber: "(555) 777-0000", sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: token}); err != nil || id != "+15557770000" {
+		t.Errorf("Register the account's number = %q, %v", id, err)
+	}
+
+	// An account registered before these checks: its session is refused
+	// (unauthorized: register again) and never takes the pool number, whose
+	// webhooks keep being checked with the operator's token.
+	pool := "+15550002222"
+	rec := &legacytest.Recorder{}
+	u3, _ := e.net.Open(ctx, legacy.Account{ID: legacy.AccountID(pool), Owner: "u3",
+		Fields: map[string]string{sms.FieldNumber: pool, sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: token}}, rec)
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u3ctx, u3stop := context.WithCancel(rctx)
+	done := make(chan error, 1)
+	go func() { done <- u3.Run(u3ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, legacy.ErrUnauthorized) {
+			t.Errorf("Run with own credentials on a pool number = %v, want ErrUnauthorized", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Errorf("Run with own credentials on a pool number runs (it took the number)")
+		u3stop()
+		<-done
+	}
+	u3stop()
+	if ev := rec.Wait(time.Second, func(ev legacy.Event) bool {
+		st, ok := ev.(legacy.StatusEvent)
+		return ok && st.Status == legacy.StatusUnauthorized && strings.Contains(st.Text, "own numbers")
+	}); ev == nil {
+		t.Errorf("no unauthorized status saying why: %v", rec.Events())
+	}
+	in := url.Values{"MessageSid": {"SM-pool"}, "AccountSid": {sid}, "From": {contact}, "To": {pool}, "Body": {"for the pool user"}}
+	_, poolRec := e.run(t, legacy.Account{ID: legacy.AccountID(pool), Owner: "u1"})
+	if w := twilioPost(t, e.net, "/twilio/sms", token, in); w.Code != http.StatusOK {
+		t.Errorf("pool number webhook signed by the operator: %d %s, want 200", w.Code, w.Body)
+	}
+	if poolRec.Wait(5*time.Second, func(ev legacy.Event) bool { m, ok := ev.(legacy.Incoming); return ok && m.ID == "tw-SM-pool" }) == nil {
+		t.Errorf("the pool user did not get the SMS: %v", poolRec.Events())
+	}
+	// A number the account does not hold: refused when the session starts.
+	bad, _ := e.net.Open(ctx, legacy.Account{ID: "+15557779999", Owner: "u4",
+		Fields: map[string]string{sms.FieldNumber: "+15557779999", sms.FieldTwilioSID: sid, sms.FieldTwilioAuth: token}}, &legacytest.Recorder{})
+	if err := bad.Run(rctx); !errors.Is(err, legacy.ErrUnauthorized) || !strings.Contains(err.Error(), "not a phone number of the Twilio account") {
+		t.Errorf("Run on a number the account does not hold = %v, want ErrUnauthorized saying so", err)
 	}
 }

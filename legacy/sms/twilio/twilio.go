@@ -12,7 +12,9 @@
 //     POST parameter name and value sorted by name)), checked in constant
 //     time (https://www.twilio.com/docs/usage/webhooks/webhooks-security);
 //     incoming messages (MessageSid, From, To, Body, NumMedia, MediaUrlN) and
-//     status callbacks (MessageSid, MessageStatus, ErrorCode).
+//     status callbacks (MessageSid, MessageStatus, ErrorCode);
+//   - accounts: Check (GET Accounts/{sid}.json) and OwnsNumber (GET
+//     Accounts/{sid}/IncomingPhoneNumbers.json?PhoneNumber=…).
 //
 // Any Twilio-compatible API (SignalWire's compatibility API) works by
 // pointing Client.BaseURL at it. The HMAC-SHA256 "Webhook Rules" variant of
@@ -181,6 +183,44 @@ func (c *Client) Check(ctx context.Context) error {
 		SID string `json:"sid"`
 	}
 	return retryable(c.do(req, &acct))
+}
+
+// OwnsNumber reports whether number (E.164) is one of the account's phone
+// numbers: GET /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json
+// filtered with PhoneNumber (Twilio's "Read multiple IncomingPhoneNumber
+// resources", https://www.twilio.com/docs/phone-numbers/api/incomingphonenumber-resource).
+// The filter also matches partial numbers, so the answer is checked for
+// the exact number. Errors are Check's.
+func (c *Client) OwnsNumber(ctx context.Context, number string) (bool, error) {
+	base := strings.TrimRight(c.BaseURL, "/")
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u := base + "/2010-04-01/Accounts/" + url.PathEscape(c.AccountSID) + "/IncomingPhoneNumbers.json?" +
+		url.Values{"PhoneNumber": {number}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, fmt.Errorf("twilio: %w", err)
+	}
+	req.SetBasicAuth(c.AccountSID, c.AuthToken)
+	req.Header.Set("Accept", "application/json")
+	var list struct {
+		Numbers *[]struct {
+			PhoneNumber string `json:"phone_number"`
+		} `json:"incoming_phone_numbers"`
+	}
+	if err := c.do(req, &list); err != nil {
+		return false, retryable(err)
+	}
+	if list.Numbers == nil {
+		return false, retryable(fmt.Errorf("twilio: IncomingPhoneNumbers answer without incoming_phone_numbers: %w", ErrMalformedReply))
+	}
+	for _, n := range *list.Numbers {
+		if n.PhoneNumber == number {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // retryable makes an unreadable 2xx answer to a request that changes

@@ -211,3 +211,27 @@ func TestAcceptedUnreadable(t *testing.T) {
 		t.Errorf("2xx with a body cut short: Send = %+v, %v; want accepted, Unreadable", sent, err)
 	}
 }
+
+// OwnsNumber lists the account's IncomingPhoneNumbers filtered by the
+// number; the filter also matches parts of numbers, so only an exact match
+// counts.
+func TestOwnsNumber(t *testing.T) {
+	f := twiliotest.New("AC123", "tok")
+	defer f.Close()
+	f.AddNumbers("+15557770000")
+	c := &twilio.Client{BaseURL: f.URL, AccountSID: "AC123", AuthToken: "tok", OwnCredentials: true}
+	for number, want := range map[string]bool{"+15557770000": true, "+1555777000": false, "+15557779999": false} {
+		if got, err := c.OwnsNumber(context.Background(), number); err != nil || got != want {
+			t.Errorf("OwnsNumber(%s) = %v, %v; want %v", number, got, err, want)
+		}
+	}
+	c.AuthToken = "wrong"
+	if _, err := c.OwnsNumber(context.Background(), "+15557770000"); !errors.Is(err, legacy.ErrUnauthorized) {
+		t.Errorf("OwnsNumber with a wrong token = %v, want ErrUnauthorized", err)
+	}
+	c.AuthToken = "tok"
+	f.Fail(twiliotest.FaultNoAnswer)
+	if _, err := c.OwnsNumber(context.Background(), "+15557770000"); !errors.Is(err, legacy.ErrUnavailable) {
+		t.Errorf("OwnsNumber with an answer without the list = %v, want ErrUnavailable", err)
+	}
+}

@@ -5,7 +5,10 @@
 // the adapter maps (20003 authenticate, 21211 invalid To, 21602 neither
 // body nor media, 21610 unsubscribed recipient, 21617 body too long, 21620
 // invalid media URL, 21623 more than 10 media, 20429 too many requests)
-// and injectable faults (5xx, HTML bodies, hangs).
+// and injectable faults (5xx, HTML bodies, hangs). GET
+// Accounts/{sid}/IncomingPhoneNumbers.json lists the numbers given with
+// AddNumbers, filtered by PhoneNumber (which, as at Twilio, also matches
+// part of a number).
 //
 // MMS: MediaUrl may be repeated (up to 10). Like Twilio, the fake refuses
 // malformed ones at once (21620: not an absolute http(s) URL) and fetches
@@ -78,6 +81,7 @@ type Server struct {
 	AccountSID, AuthToken string
 
 	mu       sync.Mutex
+	numbers  []string // the account's phone numbers (IncomingPhoneNumbers)
 	optedOut map[string]bool
 	faults   []Fault
 	sent     []Message
@@ -101,6 +105,14 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.Server.Close()
+}
+
+// AddNumbers gives the account phone numbers (E.164), listed by
+// GET …/IncomingPhoneNumbers.json.
+func (s *Server) AddNumbers(numbers ...string) {
+	s.mu.Lock()
+	s.numbers = append(s.numbers, numbers...)
+	s.mu.Unlock()
 }
 
 // OptOut makes sends to number fail with 21610.
@@ -146,6 +158,7 @@ func apiError(w http.ResponseWriter, status, code int, msg string) {
 var (
 	messagesPath = regexp.MustCompile(`^/2010-04-01/Accounts/([^/]+)/Messages\.json$`)
 	accountPath  = regexp.MustCompile(`^/2010-04-01/Accounts/([^/]+)\.json$`)
+	numbersPath  = regexp.MustCompile(`^/2010-04-01/Accounts/([^/]+)/IncomingPhoneNumbers\.json$`)
 	e164         = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 )
 
@@ -202,6 +215,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"sid": s.AccountSID, "status": "active", "type": "Full"})
+		return
+	}
+	if m := numbersPath.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodGet {
+		if m[1] != s.AccountSID {
+			apiError(w, 404, 20404, "The requested resource was not found")
+			return
+		}
+		// Like Twilio, PhoneNumber also matches part of a number.
+		want := r.URL.Query().Get("PhoneNumber")
+		list := []map[string]any{}
+		s.mu.Lock()
+		for i, n := range s.numbers {
+			if strings.Contains(n, want) {
+				list = append(list, map[string]any{"sid": fmt.Sprintf("PN%032x", i+1), "account_sid": s.AccountSID,
+					"phone_number": n, "friendly_name": n, "capabilities": map[string]bool{"sms": true, "mms": true, "voice": true}})
+			}
+		}
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"incoming_phone_numbers": list, "page": 0, "page_size": 50,
+			"first_page_uri": r.URL.RequestURI(), "next_page_uri": nil, "previous_page_uri": nil, "uri": r.URL.RequestURI()})
 		return
 	}
 	m := messagesPath.FindStringSubmatch(r.URL.Path)
