@@ -313,7 +313,7 @@ func (b *Bridge) saveContact(ctx context.Context, u *user, ev legacy.Contact) er
 	} else if err != nil {
 		return err
 	}
-	c.Name = ev.Name
+	c.Name, c.Group = ev.Name, ev.Group
 	return b.st.PutContact(ctx, b.domain, u.jid, c)
 }
 

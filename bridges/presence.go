@@ -289,7 +289,11 @@ func (b *Bridge) contactPresenceStanza(u *user, chat legacy.ChatID) *stanza.Elem
 		return b.withCaps(b.withIdentity(u, chat, presence("", from, u.jid)))
 	}
 	if !p.Available {
-		return presence("unavailable", from, u.jid)
+		st := presence("unavailable", from, u.jid)
+		if p.Status != "" { // "blocked your bot", "left the network": worth reading
+			st.TextChild(stanza.NSComponent, "status", p.Status)
+		}
+		return st
 	}
 	st := presence("", from, u.jid)
 	if p.Away {

@@ -216,7 +216,7 @@ func (b *Bridge) withKnown(ctx context.Context, u *user, items []rosterItem) []r
 	}
 	for _, c := range contacts {
 		j := c.Localpart + "@" + b.domain
-		if !have[j] {
+		if !have[j] && !c.Group { // groups are rooms, not roster items (rosterContact)
 			out = append(out, rosterItem{jid: j, name: c.Name, local: c.Localpart, chat: legacy.ChatID(c.LegacyID)})
 		}
 	}

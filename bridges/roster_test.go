@@ -477,3 +477,50 @@ func TestIQGrantsNested(t *testing.T) {
 		t.Errorf("IQGrants = %v, want %v", got, want)
 	}
 }
+
+// A legacy group is a room, not a roster item: neither when reported nor
+// when the roster is populated again after a registration.
+func TestGroupsStayOutOfTheRoster(t *testing.T) {
+	n := newContactsNetwork(legacy.Contact{Chat: "friends", Name: "Friends", Group: true}, legacy.Contact{Chat: "ann", Name: "Ann"})
+	h := newHarness(t, n)
+	h.register(alice)
+	h.expect("subscribe from ann", isPresence("subscribe", "ann@"+domain))
+	h.waitLog("roster requests recorded")
+	populated := strings.Count(h.log.String(), "msg=\"roster population\"")
+	h.register(alice) // population again, from the stored contacts
+	deadline := time.Now().Add(wait)
+	for strings.Count(h.log.String(), "msg=\"roster population\"") == populated {
+		if time.Now().After(deadline) {
+			t.Fatal("no population after the registration again")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, st := range h.srv.Received() {
+		if st.Local == "presence" && st.Type() == "subscribe" && st.From() == "friends@"+domain {
+			t.Errorf("group asked to be in the roster: %s", st)
+		}
+	}
+}
+
+// presenceNet is contactsNetwork with contact presence.
+type presenceNet struct{ *contactsNetwork }
+
+func (n presenceNet) Info() legacy.Info {
+	i := n.contactsNetwork.Info()
+	i.Caps.Presence = true
+	return i
+}
+
+// A contact going away with a reason ("blocked your bot") keeps it in the
+// unavailable presence.
+func TestUnavailableContactKeepsItsStatus(t *testing.T) {
+	n := presenceNet{newContactsNetwork(legacy.Contact{Chat: "ann", Name: "Ann"})}
+	h := newHarness(t, n)
+	h.register(alice)
+	h.expect("subscribe from ann", isPresence("subscribe", "ann@"+domain))
+	n.emit(t, legacy.Presence{Chat: "ann", Status: "blocked your bot"})
+	p := h.expect("unavailable", isPresence("unavailable", "ann@"+domain))
+	if p.ChildText("", "status") != "blocked your bot" || p.To() != alice {
+		t.Errorf("presence = %s", p)
+	}
+}

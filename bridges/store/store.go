@@ -48,6 +48,9 @@ type Contact struct {
 	// Subscription from the contact's point of view: "", "from" (the user
 	// is subscribed to the contact's presence), "to", "both".
 	Subscription string
+	// Group: the chat is a legacy group (legacy.Contact.Group), never
+	// put in the roster.
+	Group bool
 }
 
 // Queue names one durable FIFO queue of one user on one bridge.

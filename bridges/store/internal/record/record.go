@@ -168,6 +168,9 @@ func DecodeAccount(b []byte) (*store.Account, error) {
 	return a, nil
 }
 
+// Contact flags, one uvarint after the subscription.
+const contactGroup = 1 << 0
+
 // EncodeContact encodes c.
 func EncodeContact(c *store.Contact) ([]byte, error) {
 	w := writer{b: make([]byte, 0, 16+len(c.Localpart)+len(c.LegacyID)+len(c.Name))}
@@ -176,6 +179,11 @@ func EncodeContact(c *store.Contact) ([]byte, error) {
 	w.str(c.LegacyID)
 	w.str(c.Name)
 	w.str(c.Subscription)
+	var flags uint64
+	if c.Group {
+		flags |= contactGroup
+	}
+	w.b = binary.AppendUvarint(w.b, flags)
 	return w.b, nil
 }
 
@@ -190,6 +198,9 @@ func DecodeContact(b []byte) (*store.Contact, error) {
 	c.LegacyID = r.str()
 	c.Name = r.str()
 	c.Subscription = r.str()
+	if !r.done() { // appended after the first records
+		c.Group = r.uvarint()&contactGroup != 0
+	}
 	if r.err != nil {
 		return nil, r.err
 	}

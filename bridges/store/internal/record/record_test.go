@@ -51,6 +51,23 @@ func TestContactRoundTrip(t *testing.T) {
 	}
 }
 
+func TestContactGroupFlag(t *testing.T) {
+	c := &store.Contact{Localpart: "-100200", LegacyID: "-100200", Name: "Friends", Group: true}
+	b, _ := EncodeContact(c)
+	got, err := DecodeContact(b)
+	if err != nil || *got != *c {
+		t.Fatalf("got %+v, %v; want %+v", got, err, c)
+	}
+	// A record written before the flags existed ends after the
+	// subscription: not a group.
+	c.Group = false
+	old, _ := EncodeContact(c)
+	got, err = DecodeContact(old[:len(old)-1])
+	if err != nil || *got != *c {
+		t.Errorf("record without flags: got %+v, %v; want %+v", got, err, c)
+	}
+}
+
 func TestCorrupt(t *testing.T) {
 	a := &store.Account{Bridge: "b", JID: "j", Fields: map[string]string{"k": "v"}}
 	b, _ := EncodeAccount(a)
