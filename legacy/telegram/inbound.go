@@ -25,7 +25,7 @@ type session struct {
 	log  *slog.Logger
 	lim  *limiters
 
-	botID int64 // set by Run after getMe
+	botID int64 // the bot's id, from its token (Open); part of every message id (ids.go)
 
 	// procMu serialises update processing (poll loop and webhook
 	// requests), so events of one chat keep their order.
@@ -53,7 +53,11 @@ func (s *session) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	s.botID = me.ID
+	if me.ID != s.botID {
+		// Telegram's tokens start with the bot's id, which Open took for
+		// the message ids; getMe has never been seen to disagree.
+		s.log.Warn("telegram: getMe names another bot id than the token", "token_bot", s.botID, "getme_bot", me.ID)
+	}
 	s.log = s.log.With("bot", "@"+me.Username)
 	if s.net.webhookURL != "" {
 		return s.runWebhook(ctx)
@@ -210,27 +214,6 @@ func (s *session) handle(ctx context.Context, u Update) error {
 
 func chatID(id int64) legacy.ChatID { return legacy.ChatID(strconv.FormatInt(id, 10)) }
 
-// messageID is the stable legacy id of a message: message_id is unique
-// only within its chat.
-func messageID(chat, msg int64) legacy.MessageID {
-	return legacy.MessageID(strconv.FormatInt(chat, 10) + ":" + strconv.FormatInt(msg, 10))
-}
-
-// parseMessageID reverses messageID.
-func parseMessageID(id legacy.MessageID) (chat, msg int64, err error) {
-	c, m, ok := strings.Cut(string(id), ":")
-	if ok {
-		chat, err = strconv.ParseInt(c, 10, 64)
-		if err == nil {
-			msg, err = strconv.ParseInt(m, 10, 64)
-		}
-	}
-	if !ok || err != nil {
-		return 0, 0, fmt.Errorf("telegram: %q is not a message id of this gateway: %w", id, legacy.ErrNotFound)
-	}
-	return chat, msg, nil
-}
-
 // translate turns an update into events. Unknown update kinds give none
 // (and are confirmed). An error (only from fetching a file, see fetch)
 // means the update must not be confirmed yet.
@@ -274,7 +257,7 @@ func msgTime(unix int64) time.Time {
 func (s *session) incoming(ctx context.Context, m *Message) ([]legacy.Event, error) {
 	if m.MigrateToChatID != 0 {
 		return []legacy.Event{legacy.Incoming{
-			ID: messageID(m.Chat.ID, m.MessageID), Chat: chatID(m.Chat.ID), Time: msgTime(m.Date),
+			ID: s.messageID(m.Chat.ID, m.MessageID), Chat: chatID(m.Chat.ID), Time: msgTime(m.Date),
 			Text: fmt.Sprintf("[this group became a supergroup; it continues as the contact %d]", m.MigrateToChatID),
 		}}, nil
 	}
@@ -290,7 +273,7 @@ func (s *session) incoming(ctx context.Context, m *Message) ([]legacy.Event, err
 	}
 	evs := s.withAvatar(ctx, s.contact(m.Chat))
 	in := legacy.Incoming{
-		ID:          messageID(m.Chat.ID, m.MessageID),
+		ID:          s.messageID(m.Chat.ID, m.MessageID),
 		Chat:        chatID(m.Chat.ID),
 		Text:        text,
 		Time:        msgTime(m.Date),
@@ -303,7 +286,7 @@ func (s *session) incoming(ctx context.Context, m *Message) ([]legacy.Event, err
 		in.SenderName = m.Chat.name()
 	}
 	if m.ReplyToMessage != nil {
-		in.ReplyTo = messageID(m.Chat.ID, m.ReplyToMessage.MessageID)
+		in.ReplyTo = s.messageID(m.Chat.ID, m.ReplyToMessage.MessageID)
 	}
 	return append(evs, in), nil
 }
@@ -320,7 +303,7 @@ func (s *session) edited(m *Message) []legacy.Event {
 	if t.IsZero() {
 		t = msgTime(m.Date)
 	}
-	return []legacy.Event{legacy.Edited{ID: messageID(m.Chat.ID, m.MessageID), Chat: chatID(m.Chat.ID), Text: text, Time: t}}
+	return []legacy.Event{legacy.Edited{ID: s.messageID(m.Chat.ID, m.MessageID), Chat: chatID(m.Chat.ID), Text: text, Time: t}}
 }
 
 // member handles my_chat_member: the bot's own status in a chat.

@@ -90,8 +90,10 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 	}
 	var reply map[string]any
 	if m.ReplyTo != "" {
-		if rc, rm, err := parseMessageID(m.ReplyTo); err == nil && rc == chat {
-			reply = map[string]any{"message_id": rm, "allow_sending_without_reply": true}
+		// A reply to a message of another chat, or one seen through
+		// another bot (ids.go), goes out without the reference.
+		if r, err := parseMessageID(m.ReplyTo); err == nil && r.chat == chat && (r.bot == 0 || r.bot == s.botID) {
+			reply = map[string]any{"message_id": r.msg, "allow_sending_without_reply": true}
 		}
 	}
 	text := m.Text
@@ -135,7 +137,7 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 			return "", err
 		}
 		if first == "" {
-			first = messageID(chat, sent.MessageID)
+			first = s.messageID(chat, sent.MessageID)
 		}
 	}
 	return first, nil
@@ -179,7 +181,7 @@ func (s *session) sendFile(ctx context.Context, chat int64, a legacy.Attachment,
 	if err := s.c.upload(cctx, method, fields, field, a.Name, a.Type, a.Data, &sent); err != nil {
 		return "", err
 	}
-	return messageID(chat, sent.MessageID), nil
+	return s.messageID(chat, sent.MessageID), nil
 }
 
 // Limits of files Telegram fetches itself ("Sending files": by URL, 5 MB
@@ -229,22 +231,14 @@ func (s *session) sendFileURL(ctx context.Context, chat int64, method, field, fi
 	if err := s.c.call(cctx, method, params, &sent); err != nil {
 		return "", err
 	}
-	return messageID(chat, sent.MessageID), nil
+	return s.messageID(chat, sent.MessageID), nil
 }
 
+// target is the chat and message_id of the message id of chat that a
+// call acts on (session.ref).
 func (s *session) target(chat legacy.ChatID, id legacy.MessageID) (int64, int64, error) {
-	c, err := parseChat(chat)
-	if err != nil {
-		return 0, 0, err
-	}
-	mc, mid, err := parseMessageID(id)
-	if err != nil {
-		return 0, 0, err
-	}
-	if mc != c {
-		return 0, 0, fmt.Errorf("telegram: message %s is not in chat %s: %w", id, chat, legacy.ErrNotFound)
-	}
-	return c, mid, nil
+	c, r, err := s.ref(chat, id)
+	return c, r.msg, err
 }
 
 // Edit implements legacy.Editor with editMessageText, or

@@ -60,13 +60,13 @@ func TestInboundReactions(t *testing.T) {
 		return len(got) == 7
 	})
 	want := []legacy.Reacted{
-		{ID: "42:7", Chat: "42", Emojis: []string{"👍"}},
-		{ID: "42:7", Chat: "42", Emojis: []string{"❤", "🔥"}},
-		{ID: "42:7", Chat: "42", Emojis: []string{}},
-		{ID: "42:8", Chat: "42", Emojis: []string{"😎", "⭐"}}, // 999 is unknown: left out
-		{ID: "-1001:3", Chat: "-1001", Sender: "43", Emojis: []string{"🎉"}},
-		{ID: "-1001:3", Chat: "-1001", Sender: "-1001", Emojis: []string{"👀"}},
-		{ID: "-1001:4", Chat: "-1001", Emojis: []string{"👍", "⭐"}},
+		{ID: "123456789:42:7", Chat: "42", Emojis: []string{"👍"}},
+		{ID: "123456789:42:7", Chat: "42", Emojis: []string{"❤", "🔥"}},
+		{ID: "123456789:42:7", Chat: "42", Emojis: []string{}},
+		{ID: "123456789:42:8", Chat: "42", Emojis: []string{"😎", "⭐"}}, // 999 is unknown: left out
+		{ID: "123456789:-1001:3", Chat: "-1001", Sender: "43", Emojis: []string{"🎉"}},
+		{ID: "123456789:-1001:3", Chat: "-1001", Sender: "-1001", Emojis: []string{"👀"}},
+		{ID: "123456789:-1001:4", Chat: "-1001", Emojis: []string{"👍", "⭐"}},
 	}
 	for i := range want {
 		if g := got[i]; g.ID != want[i].ID || g.Chat != want[i].Chat || g.Sender != want[i].Sender ||

@@ -13,7 +13,8 @@
 // for every event of the update and is persisted with a SaveState event
 // before Telegram is told (by the next getUpdates call), so a crash replays
 // updates and never loses one; replays carry the same stable MessageIDs
-// ("<chat_id>:<message_id>"), which the core deduplicates. A 409 Conflict
+// ("<bot_id>:<chat_id>:<message_id>", see ids.go), which the core
+// deduplicates. A 409 Conflict
 // (another program polls the same token) is logged, reported as the
 // session's status and backed off. Optionally (options webhook_url and
 // webhook_secret) the adapter uses setWebhook instead; the Network is then
@@ -280,6 +281,10 @@ func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sin
 	if token == "" {
 		return nil, fmt.Errorf("telegram: the account has no bot token: %w", legacy.ErrUnauthorized)
 	}
+	bot := botIDOf(token)
+	if bot == 0 {
+		return nil, fmt.Errorf("telegram: the account's bot token does not start with the bot's id; register again: %w", legacy.ErrUnauthorized)
+	}
 	var st state
 	if len(acct.State) > 0 {
 		if err := json.Unmarshal(acct.State, &st); err != nil {
@@ -291,6 +296,7 @@ func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sin
 		net:    n,
 		c:      n.client(token),
 		sink:   sink,
+		botID:  bot,
 		offset: st.Offset,
 		log:    acct.Logger(n.log.With("account", string(acct.ID))),
 		seen:   map[int64]string{},

@@ -256,28 +256,28 @@ func TestInbound(t *testing.T) {
 	}})
 	start(t, s)
 
-	in := waitIncoming(t, rec, "42:7")
+	in := waitIncoming(t, rec, "123456789:42:7")
 	if in.Chat != "42" || in.Text != "hello ✓" || in.Sender != "" || in.Time.IsZero() {
 		t.Errorf("private message: %+v", in)
 	}
-	in = waitIncoming(t, rec, "42:8")
-	if in.Text != "see docs (https://x.org)" || in.ReplyTo != "42:7" {
+	in = waitIncoming(t, rec, "123456789:42:8")
+	if in.Text != "see docs (https://x.org)" || in.ReplyTo != "123456789:42:7" {
 		t.Errorf("reply with a link: %+v", in)
 	}
-	in = waitIncoming(t, rec, "-1001:3")
+	in = waitIncoming(t, rec, "123456789:-1001:3")
 	if in.Chat != "-1001" || in.Sender != "43" || in.SenderName != "Bob" || in.Text != "hi all" {
 		t.Errorf("group message: %+v", in)
 	}
-	if in := waitIncoming(t, rec, "42:9"); in.Text != "😀" {
+	if in := waitIncoming(t, rec, "123456789:42:9"); in.Text != "😀" {
 		t.Errorf("sticker: %q", in.Text)
 	}
-	if in := waitIncoming(t, rec, "42:10"); in.Text != "geo:48.8584,2.2945" {
+	if in := waitIncoming(t, rec, "123456789:42:10"); in.Text != "geo:48.8584,2.2945" {
 		t.Errorf("location: %q", in.Text)
 	}
-	if in := waitIncoming(t, rec, "42:11"); in.Text != "Forwarded from Daily:\nnews" {
+	if in := waitIncoming(t, rec, "123456789:42:11"); in.Text != "Forwarded from Daily:\nnews" {
 		t.Errorf("forward: %q", in.Text)
 	}
-	if in := waitIncoming(t, rec, "42:12"); in.Text != "Forwarded from Hidden Person:\nold style" {
+	if in := waitIncoming(t, rec, "123456789:42:12"); in.Text != "Forwarded from Hidden Person:\nold style" {
 		t.Errorf("forward (before Bot API 7): %q", in.Text)
 	}
 	ev := rec.Wait(waitFor, func(ev legacy.Event) bool { p, ok := ev.(legacy.Presence); return ok && p.Chat == "44" })
@@ -329,7 +329,7 @@ func TestInbound(t *testing.T) {
 			t.Errorf("a user without a profile photo: %+v, want NoAvatar", c)
 		}
 	}
-	if len(edited) != 1 || edited[0].ID != "42:7" || edited[0].Text != "hello ✓✓" || edited[0].Time.Unix() != 1700000100 {
+	if len(edited) != 1 || edited[0].ID != "123456789:42:7" || edited[0].Text != "hello ✓✓" || edited[0].Time.Unix() != 1700000100 {
 		t.Errorf("edits = %+v", edited)
 	}
 	var st state
@@ -421,11 +421,11 @@ func TestCrashBetweenEmitAndCommit(t *testing.T) {
 	sink2 := &crashSink{}
 	stop := start(t, open(t, n, sink2, nil))
 	for i := 1; i <= 3; i++ {
-		waitIncoming(t, &sink2.Recorder, legacy.MessageID("42:"+string(rune('0'+i))))
+		waitIncoming(t, &sink2.Recorder, legacy.MessageID("123456789:42:"+string(rune('0'+i))))
 	}
 	eventually(t, "the offset commit", func() bool { return len(srv.Pending()) == 0 })
 	stop()
-	if got := incomingIDs(sink2.Events()); len(got) != 3 || got["42:1"] != 1 || got["42:2"] != 1 || got["42:3"] != 1 {
+	if got := incomingIDs(sink2.Events()); len(got) != 3 || got["123456789:42:1"] != 1 || got["123456789:42:2"] != 1 || got["123456789:42:3"] != 1 {
 		t.Errorf("run 2 emitted %v, want each message once", got)
 	}
 
@@ -436,7 +436,7 @@ func TestCrashBetweenEmitAndCommit(t *testing.T) {
 	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 4, "new"))
 	sink3 := &crashSink{}
 	start(t, open(t, n, sink3, saved))
-	waitIncoming(t, &sink3.Recorder, "42:4")
+	waitIncoming(t, &sink3.Recorder, "123456789:42:4")
 	if got := incomingIDs(sink3.Events()); len(got) != 1 {
 		t.Errorf("run 3 emitted %v, want only the new message", got)
 	}
@@ -451,11 +451,11 @@ func TestEmitFailureKeepsUpdates(t *testing.T) {
 	for i := int64(1); i <= 3; i++ {
 		srv.AddUpdate(telegramtest.PrivateText(42, "Alice", i, "m"))
 	}
-	sink := &crashSink{failOnce: "42:2"}
+	sink := &crashSink{failOnce: "123456789:42:2"}
 	start(t, open(t, n, sink, nil))
-	waitIncoming(t, &sink.Recorder, "42:3")
+	waitIncoming(t, &sink.Recorder, "123456789:42:3")
 	eventually(t, "the offset commit", func() bool { return len(srv.Pending()) == 0 })
-	if got := incomingIDs(sink.Events()); len(got) != 3 || got["42:1"] != 1 || got["42:2"] != 1 || got["42:3"] != 1 {
+	if got := incomingIDs(sink.Events()); len(got) != 3 || got["123456789:42:1"] != 1 || got["123456789:42:2"] != 1 || got["123456789:42:3"] != 1 {
 		t.Errorf("emitted %v, want each message exactly once", got)
 	}
 }
@@ -476,7 +476,7 @@ func TestConflictBacksOff(t *testing.T) {
 		t.Fatalf("no status explaining the conflict: %#v", rec.Events())
 	}
 	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 1, "after the conflict"))
-	waitIncoming(t, rec, "42:1")
+	waitIncoming(t, rec, "123456789:42:1")
 	// Backoff doubles from 5ms: three conflicts cannot have taken more
 	// than a handful of polls (no spinning).
 	if n := len(srv.Calls("getUpdates")); n > 20 {
@@ -493,7 +493,7 @@ func TestPollRecoversFromFaults(t *testing.T) {
 	rec := &legacytest.Recorder{}
 	start(t, open(t, n, rec, nil))
 	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 1, "hi"))
-	waitIncoming(t, rec, "42:1")
+	waitIncoming(t, rec, "123456789:42:1")
 }
 
 func TestRunUnauthorized(t *testing.T) {
@@ -561,10 +561,10 @@ func TestWebhook(t *testing.T) {
 	if code := post(secret, update(1, 1)); code != http.StatusOK {
 		t.Errorf("good request: %d, want 200", code)
 	}
-	waitIncoming(t, &sink.Recorder, "42:1")
+	waitIncoming(t, &sink.Recorder, "123456789:42:1")
 
 	sink.mu.Lock()
-	sink.failOnce = "42:2"
+	sink.failOnce = "123456789:42:2"
 	sink.mu.Unlock()
 	if code := post(secret, update(2, 2)); code < 500 {
 		t.Errorf("Emit failed but the webhook answered %d, want 5xx so Telegram retries", code)
@@ -572,7 +572,7 @@ func TestWebhook(t *testing.T) {
 	if code := post(secret, update(2, 2)); code != http.StatusOK {
 		t.Errorf("retry: %d, want 200", code)
 	}
-	waitIncoming(t, &sink.Recorder, "42:2")
+	waitIncoming(t, &sink.Recorder, "123456789:42:2")
 	if code := post(secret, "{malformed"); code != http.StatusBadRequest {
 		t.Errorf("malformed: %d, want 400", code)
 	}
@@ -649,12 +649,13 @@ func TestSendLongAndReply(t *testing.T) {
 	ctx := context.Background()
 
 	text := strings.Repeat("é日😀 ", 1500) // 7500 UTF-16 units
+	// ReplyTo is an id of the old form, without the bot: this bot.
 	id, err := s.Send(ctx, &legacy.Message{Chat: "42", Text: text, ReplyTo: "42:3"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	msgs := srv.Messages(42)
-	if len(msgs) != 2 || id != "42:1" {
+	if len(msgs) != 2 || id != "123456789:42:1" {
 		t.Fatalf("sent %d messages, id %q; want 2 and the first's id", len(msgs), id)
 	}
 	if msgs[0].Text+msgs[1].Text != text {
@@ -684,14 +685,14 @@ func TestEditRetractReactTyping(t *testing.T) {
 	if err := s.Edit(ctx, "42", id, "hello"); err != nil {
 		t.Errorf("an edit to the same text is not an error: %v", err)
 	}
-	if err := s.Edit(ctx, "42", "42:99", "x"); !errors.Is(err, legacy.ErrNotFound) {
+	if err := s.Edit(ctx, "42", "123456789:42:99", "x"); !errors.Is(err, legacy.ErrNotFound) {
 		t.Errorf("Edit of an unknown message: %v, want ErrNotFound", err)
 	}
 	if err := s.Edit(ctx, "43", id, "x"); !errors.Is(err, legacy.ErrNotFound) {
 		t.Errorf("Edit of a message of another chat: %v, want ErrNotFound", err)
 	}
 
-	if err := s.React(ctx, "42", "42:5", []string{"❤️"}); err != nil {
+	if err := s.React(ctx, "42", "123456789:42:5", []string{"❤️"}); err != nil {
 		t.Fatalf("React: %v", err)
 	}
 	calls := srv.Calls("setMessageReaction")
@@ -702,7 +703,7 @@ func TestEditRetractReactTyping(t *testing.T) {
 	if string(b) != `[{"emoji":"❤","type":"emoji"}]` {
 		t.Errorf("reaction = %s", b)
 	}
-	if err := s.React(ctx, "42", "42:5", nil); err != nil {
+	if err := s.React(ctx, "42", "123456789:42:5", nil); err != nil {
 		t.Errorf("removing reactions: %v", err)
 	}
 	if b, _ := json.Marshal(srv.Calls("setMessageReaction")[1].Params["reaction"]); string(b) != `[]` {
@@ -770,15 +771,15 @@ func TestFiles(t *testing.T) {
 	})})
 	start(t, s)
 
-	in := waitIncoming(t, rec, "42:1")
+	in := waitIncoming(t, rec, "123456789:42:1")
 	if in.Text != "look" || len(in.Attachments) != 1 || string(in.Attachments[0].Data) != string(jpeg) || in.Attachments[0].Type != "image/jpeg" {
 		t.Errorf("photo: %+v", in)
 	}
-	in = waitIncoming(t, rec, "42:2")
+	in = waitIncoming(t, rec, "123456789:42:2")
 	if len(in.Attachments) != 0 || !strings.Contains(in.Text, "20 MB") || !strings.Contains(in.Text, "movie.mkv") {
 		t.Errorf("a file over 20 MB must become a note: %+v", in)
 	}
-	in = waitIncoming(t, rec, "42:3")
+	in = waitIncoming(t, rec, "123456789:42:3")
 	if len(in.Attachments) != 1 || in.Attachments[0].Name != "report.pdf" || in.Attachments[0].Type != "application/pdf" {
 		t.Errorf("document: %+v", in)
 	}
@@ -791,7 +792,7 @@ func TestFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := srv.Messages(42)
-	if id != "42:1" || len(msgs) != 2 || msgs[0].Method != "sendPhoto" || msgs[0].Text != "my cat" || string(msgs[0].File) != string(jpeg) ||
+	if id != "123456789:42:1" || len(msgs) != 2 || msgs[0].Method != "sendPhoto" || msgs[0].Text != "my cat" || string(msgs[0].File) != string(jpeg) ||
 		msgs[1].Method != "sendDocument" || string(msgs[1].File) != "notes" {
 		t.Errorf("sent %q: %+v", id, msgs)
 	}
@@ -858,7 +859,7 @@ func TestFilesByURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := srv.Messages(42)
-	if id != "42:1" || len(msgs) != 2 || msgs[0].Method != "sendPhoto" || msgs[0].URL != up.URL+"/share/1/cat.jpg" ||
+	if id != "123456789:42:1" || len(msgs) != 2 || msgs[0].Method != "sendPhoto" || msgs[0].URL != up.URL+"/share/1/cat.jpg" ||
 		string(msgs[0].File) != string(jpeg) || msgs[0].Text != "my cat" ||
 		msgs[1].Method != "sendDocument" || msgs[1].URL != up.URL+"/share/2/report.pdf" || string(msgs[1].File) != string(pdf) {
 		t.Fatalf("sent %q: %+v", id, msgs)
@@ -926,7 +927,7 @@ func TestAvatar(t *testing.T) {
 	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 1, "hi"))
 	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 2, "again"))
 	start(t, open(t, n, rec, nil))
-	waitIncoming(t, rec, "42:2")
+	waitIncoming(t, rec, "123456789:42:2")
 	var contacts []legacy.Contact
 	for _, ev := range rec.Events() {
 		if c, ok := ev.(legacy.Contact); ok {
@@ -1062,7 +1063,7 @@ func TestIncomingFileTransientErrors(t *testing.T) {
 	srv.Inject("getFile", telegramtest.Fault{Status: 429, Description: "Too Many Requests: retry after 1", RetryAfter: 1})
 	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 1, photo("p1"))})
 	start(t, s)
-	in := waitIncoming(t, rec, "42:1")
+	in := waitIncoming(t, rec, "123456789:42:1")
 	if len(in.Attachments) != 1 || string(in.Attachments[0].Data) != string(jpeg) || in.Text != "" {
 		t.Errorf("photo after a 429: %+v, want the file", in)
 	}
@@ -1073,11 +1074,11 @@ func TestIncomingFileTransientErrors(t *testing.T) {
 		srv.Inject("getFile", telegramtest.Fault{Status: 502, Description: "Bad Gateway"})
 	}
 	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 2, photo("p2"))})
-	in = waitIncoming(t, rec, "42:2")
+	in = waitIncoming(t, rec, "123456789:42:2")
 	if len(in.Attachments) != 1 || in.Text != "" {
 		t.Errorf("photo after a round of 5xx: %+v, want the file", in)
 	}
-	if got := incomingIDs(rec.Events()); got["42:2"] != 1 {
+	if got := incomingIDs(rec.Events()); got["123456789:42:2"] != 1 {
 		t.Errorf("emitted %v, want the photo once", got)
 	}
 	if c := srv.Calls("getFile"); len(c) != 2+fileAttempts+1 {
@@ -1086,7 +1087,7 @@ func TestIncomingFileTransientErrors(t *testing.T) {
 
 	// 3: permanent (a file id Telegram refuses): the note at once.
 	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 3, photo("gone"))})
-	in = waitIncoming(t, rec, "42:3")
+	in = waitIncoming(t, rec, "123456789:42:3")
 	if in.Text != "[photo could not be fetched from Telegram]" || len(in.Attachments) != 0 {
 		t.Errorf("a file Telegram refuses: %q, want the note", in.Text)
 	}
@@ -1109,7 +1110,7 @@ func TestIncomingFileGivesUp(t *testing.T) {
 		"document": map[string]any{"file_id": "d", "file_unique_id": "ud", "file_name": "report.pdf", "file_size": 10},
 	})})
 	start(t, open(t, n, rec, nil))
-	in := waitIncoming(t, rec, "42:1")
+	in := waitIncoming(t, rec, "123456789:42:1")
 	if !strings.HasPrefix(in.Text, "report\n[document report.pdf could not be fetched from Telegram") || len(in.Attachments) != 0 {
 		t.Errorf("a file that kept failing: %q, want the caption and a note", in.Text)
 	}
@@ -1117,4 +1118,94 @@ func TestIncomingFileGivesUp(t *testing.T) {
 		t.Errorf("%d getFile calls: gave up before a second round", c)
 	}
 	eventually(t, "the offset commit", func() bool { return len(srv.Pending()) == 0 })
+}
+
+// TestAnotherBot: a user who registers another bot without unregistering
+// keeps the old bot's message ids in the gateway. Telegram's message ids
+// restart for every bot, so the ids name the bot: the new bot's messages
+// never collide with the old one's (a collision made the core take a new
+// message for a replay of an old one), and a correction, retraction,
+// reaction or reply aimed at a message of the old bot never reaches an
+// unrelated message of the new one. Ids of the old form (no bot) still
+// mean "this bot".
+func TestAnotherBot(t *testing.T) {
+	const tokenB = "987654321:BBHfake-token_for_tests_0123456789xyz"
+	srvA, srvB := telegramtest.New(t), telegramtest.NewBot(t, tokenB)
+	recA, recB := &legacytest.Recorder{}, &legacytest.Recorder{}
+	a := open(t, newNetwork(t, srvA, nil), recA, nil)
+	sb, err := newNetwork(t, srvB, nil).Open(context.Background(), legacy.Account{ID: "987654321", Owner: "o", Fields: map[string]string{"token": tokenB}}, recB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sb.(*session)
+	ctx := context.Background()
+
+	// The same message_id in the same chat, through each bot.
+	srvA.AddUpdate(telegramtest.PrivateText(42, "Alice", 1, "to the old bot"))
+	start(t, a)
+	inA := waitIncoming(t, recA, "123456789:42:1")
+	idA, err := a.Send(ctx, &legacy.Message{Chat: "42", Text: "sent through the old bot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvB.AddUpdate(telegramtest.PrivateText(42, "Alice", 1, "to the new bot"))
+	start(t, b)
+	inB := waitIncoming(t, recB, "987654321:42:1")
+	if inA.ID == inB.ID || inB.Text != "to the new bot" {
+		t.Errorf("ids of the two bots' messages: %q and %q, want different ids", inA.ID, inB.ID)
+	}
+	idB, err := b.Send(ctx, &legacy.Message{Chat: "42", Text: "sent through the new bot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idA != "123456789:42:1" || idB != "987654321:42:1" {
+		t.Fatalf("Send ids %q, %q: want each bot's id in them", idA, idB)
+	}
+
+	// The old bot's message through the new bot: refused, nothing called.
+	for name, call := range map[string]func(legacy.MessageID) error{
+		"Edit":    func(id legacy.MessageID) error { return b.Edit(ctx, "42", id, "changed") },
+		"Retract": func(id legacy.MessageID) error { return b.Retract(ctx, "42", id) },
+		"React":   func(id legacy.MessageID) error { return b.React(ctx, "42", id, []string{"👍"}) },
+	} {
+		err := call(idA)
+		var re *legacy.ReasonError
+		if !errors.Is(err, legacy.ErrNotFound) || !legacy.IsPermanent(err) || !errors.As(err, &re) || !strings.Contains(re.Reason, "bot no longer registered") {
+			t.Errorf("%s of the old bot's message through the new bot: %v, want a permanent ErrNotFound saying why", name, err)
+		}
+	}
+	for _, m := range []string{"editMessageText", "editMessageCaption", "deleteMessage", "setMessageReaction"} {
+		if c := srvB.Calls(m); len(c) != 0 {
+			t.Errorf("%s called on the new bot: %+v", m, c)
+		}
+	}
+	if m := srvB.Messages(42); len(m) != 1 || m[0].Text != "sent through the new bot" {
+		t.Errorf("the new bot's message was touched: %+v", m)
+	}
+	// A reply to it goes out without the reference.
+	if _, err := b.Send(ctx, &legacy.Message{Chat: "42", Text: "re old", ReplyTo: idA}); err != nil {
+		t.Fatal(err)
+	}
+	if m := srvB.Messages(42); len(m) != 2 || m[1].ReplyTo != 0 {
+		t.Errorf("a reply to the old bot's message: %+v, want no reply reference", m)
+	}
+
+	// Its own ids, and ids of the old form, act on the new bot's messages.
+	if err := b.Edit(ctx, "42", idB, "edited"); err != nil {
+		t.Errorf("Edit of its own message: %v", err)
+	}
+	if _, err := b.Send(ctx, &legacy.Message{Chat: "42", Text: "re own", ReplyTo: "42:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := srvB.Messages(42); len(m) != 3 || m[0].Text != "edited" || m[2].ReplyTo != 1 {
+		t.Errorf("after an edit and a reply by ids of this bot: %+v", m)
+	}
+	if err := b.Retract(ctx, "42", "42:2"); err != nil {
+		t.Errorf("Retract by an id of the old form: %v", err)
+	}
+	for _, bad := range []legacy.MessageID{"", "42", "x:42:1", "0:42:1", "1:2:3:4", "987654321:42:0"} {
+		if err := b.Retract(ctx, "42", bad); !errors.Is(err, legacy.ErrNotFound) {
+			t.Errorf("Retract(%q) = %v, want ErrNotFound", bad, err)
+		}
+	}
 }

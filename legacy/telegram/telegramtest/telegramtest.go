@@ -16,7 +16,9 @@
 // method gets 404 "Not Found: method not found". Faults are injectable per method
 // (Inject: any status and description, 429 with retry_after, slow answers,
 // malformed bodies) and per chat (SetChatError: 403 blocked, 400 chat not
-// found, …). A wrong token gets 401 "Unauthorized".
+// found, …). A wrong token gets 401 "Unauthorized". New serves the bot
+// Token (BotID); NewBot another bot, for tests with two bots (its id is the
+// number before the token's colon, as with Telegram).
 //
 // allowed_updates behaves as documented: the list given to getUpdates or
 // setWebhook stays in force until changed; an empty list, or none ever
@@ -95,6 +97,9 @@ type Server struct {
 	URL string
 	srv *httptest.Server
 
+	token string // the bot's token
+	botID int64  // the bot's id: the token's number
+
 	mu         sync.Mutex
 	changed    chan struct{}
 	updates    []update
@@ -123,9 +128,20 @@ type file struct {
 	size int64
 }
 
-// New starts a fake server on 127.0.0.1, closed when the test ends.
-func New(t testing.TB) *Server {
+// New starts a fake server on 127.0.0.1 for the bot Token, closed when
+// the test ends.
+func New(t testing.TB) *Server { return NewBot(t, Token) }
+
+// NewBot starts a fake server for the bot whose token is token
+// ("<bot id>:<secret>"), closed when the test ends.
+func NewBot(t testing.TB, token string) *Server {
+	id, err := strconv.ParseInt(strings.SplitN(token, ":", 2)[0], 10, 64)
+	if err != nil || id <= 0 {
+		t.Fatalf("telegramtest: %q does not start with a bot id", token)
+	}
 	s := &Server{
+		token:      token,
+		botID:      id,
 		changed:    make(chan struct{}),
 		nextUpdate: 1000,
 		msgs:       map[int64]map[int64]*Sent{},
@@ -423,7 +439,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, Fault{Status: 404, Description: "Not Found"})
 		return
 	}
-	if token != Token {
+	if token != s.token {
 		writeErr(w, Fault{Status: 401, Description: "Unauthorized"})
 		return
 	}
@@ -558,7 +574,7 @@ func (s *Server) message(m *Sent) map[string]any {
 	}
 	out := map[string]any{
 		"message_id": m.MessageID,
-		"from":       map[string]any{"id": BotID, "is_bot": true, "first_name": "Test Bot", "username": "test_bot"},
+		"from":       map[string]any{"id": s.botID, "is_bot": true, "first_name": "Test Bot", "username": "test_bot"},
 		"chat":       map[string]any{"id": m.Chat, "type": chatType},
 		"date":       time.Now().Unix(),
 	}
@@ -662,7 +678,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, c Call) {
 	p := c.Params
 	switch c.Method {
 	case "getMe":
-		writeOK(w, map[string]any{"id": BotID, "is_bot": true, "first_name": "Test Bot", "username": "test_bot", "can_join_groups": true})
+		writeOK(w, map[string]any{"id": s.botID, "is_bot": true, "first_name": "Test Bot", "username": "test_bot", "can_join_groups": true})
 	case "getUpdates":
 		s.setAllowed(p["allowed_updates"])
 		s.getUpdates(w, r, p)
@@ -860,7 +876,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, c Call) {
 
 func (s *Server) serveFile(w http.ResponseWriter, rest string) {
 	token, path, ok := strings.Cut(rest, "/")
-	if !ok || token != Token {
+	if !ok || token != s.token {
 		http.Error(w, `{"ok":false,"error_code":401,"description":"Unauthorized"}`, http.StatusUnauthorized)
 		return
 	}
