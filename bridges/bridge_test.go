@@ -590,3 +590,38 @@ func TestInboxSurvivesLinkLossAndRestart(t *testing.T) {
 }
 
 var _ = io.Discard
+
+// failingRegistrar is echo whose Register fails with err.
+type failingRegistrar struct {
+	*echo.Network
+	err error
+}
+
+func (f failingRegistrar) Register(ctx context.Context, fields map[string]string) (legacy.AccountID, error) {
+	return "", f.err
+}
+
+// Registration errors say what the adapter has for the user, never the Go
+// error chain.
+func TestRegistrationErrorsSpeakPlainly(t *testing.T) {
+	for _, c := range []struct {
+		err       error
+		cond      stanza.Condition
+		want, not string
+	}{
+		{fmt.Errorf("telegram: getMe: %w", &legacy.ReasonError{Reason: "the token was revoked: ask @BotFather for a new one", Err: legacy.ErrUnauthorized}),
+			stanza.NotAuthorized, "rejected these credentials: the token was revoked: ask @BotFather for a new one", "getMe"},
+		{fmt.Errorf("telegram: getMe: 429: %w", &legacy.RateLimitError{RetryAfter: 3 * time.Second}),
+			stanza.ResourceConstraint, "asked us to slow down while checking your registration; try again in 3s", "getMe"},
+		{fmt.Errorf("telegram: getMe: dial tcp 127.0.0.1:1: connection refused: %w", legacy.ErrUnavailable),
+			stanza.RemoteServerTimeout, "could not reach", "dial tcp"},
+	} {
+		e, _ := echo.New(nil)
+		h := newHarness(t, failingRegistrar{e, c.err})
+		r := h.iq(alice+"/res", domain, "set", `<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query>`)
+		pe := stanza.ParseError(r)
+		if pe.Condition != c.cond || !strings.Contains(pe.Text, c.want) || strings.Contains(pe.Text, c.not) {
+			t.Errorf("%v: %s", c.err, r)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/component/stanza"
+	"github.com/jabbergate/jabbergate/legacy"
 )
 
 // chat sends body to the gateway JID as user and waits for the gateway's
@@ -138,4 +139,18 @@ func TestChatAdminCommands(t *testing.T) {
 		t.Errorf("bobJID kept: %v", err)
 	}
 	h.gwChat(rootJID, "stats", "1 users")
+}
+
+// The text of a connected session (an SMS number, an account name) is no
+// error; the text of a disconnected one is.
+func TestStatusShowsOnlyErrorsAsErrors(t *testing.T) {
+	n := newContactsNetwork()
+	h := newHarness(t, n)
+	h.register(alice)
+	n.emit(t, legacy.StatusEvent{Status: legacy.StatusConnected, Text: "+15550001111"})
+	if text := h.gwChat(alice, "status", "session: connected"); strings.Contains(text, "error") {
+		t.Errorf("connected status = %q", text)
+	}
+	n.emit(t, legacy.StatusEvent{Status: legacy.StatusDisconnected, Text: "provider unreachable"})
+	h.gwChat(alice, "status", "session: disconnected — last error: provider unreachable")
 }

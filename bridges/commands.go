@@ -592,10 +592,16 @@ func (b *Bridge) cmdRegister(ctx context.Context, r *cmdReq) *cmdOut {
 	return finish(id, state)
 }
 
-// sessionStatus describes the user's legacy session.
+// sessionStatus describes the user's legacy session: its state, the
+// last error (the text of a state other than connected: a connected
+// session's text, which the gateway's presence shows, is no error) and
+// the legacy account id.
 func (b *Bridge) sessionStatus(u *user) (legacy.Status, string, string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.status == legacy.StatusConnected {
+		return u.status, "", u.acct.LegacyID
+	}
 	return u.status, u.lastErr, u.acct.LegacyID
 }
 

@@ -240,12 +240,44 @@ func parseBool(v string) (bool, bool) {
 func (b *Bridge) registrationError(err error) *stanza.Error {
 	b.log.Info("registration refused", "err", err)
 	se := stanzaError(err)
-	if errors.Is(err, legacy.ErrUnavailable) || !legacy.IsPermanent(err) {
-		se = &stanza.Error{Condition: stanza.RemoteServerTimeout, Type: stanza.ErrWait, Text: "could not reach " + b.info.DisplayName + " to check your registration: " + err.Error()}
-	} else if errors.Is(err, legacy.ErrUnauthorized) {
-		se = &stanza.Error{Condition: stanza.NotAuthorized, Type: stanza.ErrAuth, Text: b.info.DisplayName + " rejected these credentials"}
+	reason := userReason(err)
+	var rl *legacy.RateLimitError
+	switch {
+	case errors.As(err, &rl):
+		text := b.info.DisplayName + " asked us to slow down while checking your registration; try again"
+		if rl.RetryAfter > 0 {
+			text += " in " + rl.RetryAfter.Round(time.Second).String()
+		}
+		se = &stanza.Error{Condition: stanza.ResourceConstraint, Type: stanza.ErrWait, Text: text}
+	case errors.Is(err, legacy.ErrUnavailable) || !legacy.IsPermanent(err):
+		text := "could not reach " + b.info.DisplayName + " to check your registration; try again later"
+		if reason != "" {
+			text += " (" + reason + ")"
+		}
+		se = &stanza.Error{Condition: stanza.RemoteServerTimeout, Type: stanza.ErrWait, Text: text}
+	case errors.Is(err, legacy.ErrUnauthorized):
+		text := b.info.DisplayName + " rejected these credentials"
+		if reason != "" {
+			text += ": " + reason
+		}
+		se = &stanza.Error{Condition: stanza.NotAuthorized, Type: stanza.ErrAuth, Text: text}
 	}
 	return se
+}
+
+// userReason returns what an adapter's error says for the user (a
+// legacy.ReasonError's reason, a legacy.CodeError's text), "" if nothing:
+// never the Go error chain, which names packages and internals.
+func userReason(err error) string {
+	var re *legacy.ReasonError
+	if errors.As(err, &re) {
+		return re.Reason
+	}
+	var ce *legacy.CodeError
+	if errors.As(err, &ce) {
+		return ce.Text
+	}
+	return ""
 }
 
 // checkRegistration asks a one-step Registrar for the legacy account id.
