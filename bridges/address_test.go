@@ -68,3 +68,23 @@ func TestContactAddressChecked(t *testing.T) {
 		return e.Local == "presence" && e.Type() == "subscribed" && e.From() == "lead@"+domain
 	})
 }
+
+// Service discovery on an address no contact can have is refused as a
+// message to it is, for registered users and for anyone else; a valid
+// address answers as a contact.
+func TestDiscoOnImpossibleContact(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	invalid := `two\20words@` + domain
+	for _, who := range []string{alice, bobJID} {
+		for _, ns := range []string{"http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items"} {
+			r := h.iq(who+"/r", invalid, "get", `<query xmlns='`+ns+`'/>`)
+			if pe := stanza.ParseError(r); r.Type() != "error" || pe.Condition != stanza.JIDMalformed || !strings.HasSuffix(pe.Text, "contains spaces") {
+				t.Errorf("%s from %s = %s", ns, who, r)
+			}
+		}
+		if r := h.iq(who+"/r", "hello@"+domain, "get", `<query xmlns='http://jabber.org/protocol/disco#info'/>`); r.Type() != "result" {
+			t.Errorf("disco#info on a valid contact from %s = %s", who, r)
+		}
+	}
+}

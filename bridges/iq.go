@@ -43,6 +43,13 @@ func (b *Bridge) handleIQ(ctx context.Context, iq *stanza.Element, from, to jid.
 		res = b.commandListInfo(iq)
 	case payload.Space == nsDiscoInfo && payload.Local == "query" && typ == "get" && toGateway && b.isCommandNode(payload.Attr("node"), from):
 		res = b.commandInfo(iq, payload.Attr("node"))
+	case (payload.Space == nsDiscoInfo || payload.Space == nsDiscoItems) && payload.Local == "query" && typ == "get" && !toGateway:
+		// An address no contact can have is told so, as a message to it is.
+		if serr = b.badContact(ctx, from, to); serr == nil && payload.Space == nsDiscoInfo {
+			res, serr = b.discoInfo(iq, payload, false)
+		} else if serr == nil {
+			res, serr = b.discoItems(iq, payload)
+		}
 	case payload.Space == nsDiscoInfo && payload.Local == "query" && typ == "get":
 		res, serr = b.discoInfo(iq, payload, toGateway)
 	case payload.Space == nsDiscoItems && payload.Local == "query" && typ == "get":
@@ -179,4 +186,27 @@ func (b *Bridge) fastIQ(ctx context.Context, iq *stanza.Element) bool {
 func (b *Bridge) gatewayDiscoQuery() *stanza.Element {
 	b.discoOnce.Do(func() { b.discoQuery = b.caps.gateway.query("").Freeze(stanza.NSComponent) })
 	return b.discoQuery
+}
+
+// badContact returns the error for a contact address (to) the network
+// refuses, nil when it may name a contact. For a registered user it is
+// the check a message gets (validChat); for anyone else only the
+// network's Resolver is asked.
+func (b *Bridge) badContact(ctx context.Context, from, to jid.JID) *stanza.Error {
+	lp := to.Localpart()
+	if u := b.getUser(from.Bare().String()); u != nil {
+		if _, err := b.validChat(ctx, u, lp); err != nil {
+			return b.contactAddressError(lp, err)
+		}
+		return nil
+	}
+	if b.resolve == nil {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := b.resolve.Resolve(rctx, string(jidmap.ChatFromLocalpart(lp))); errors.Is(err, legacy.ErrInvalidAddress) {
+		return b.contactAddressError(lp, err)
+	}
+	return nil
 }
