@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -321,12 +320,13 @@ func isYes(s string) bool {
 	return ok && v
 }
 
+// optionList lists a field's option values in the order the network
+// declares them (1, 2, … 10 stays so; a text sort would not).
 func optionList(f legacy.Field) string {
 	var vs []string
 	for _, o := range f.Options {
 		vs = append(vs, o.Value)
 	}
-	sort.Strings(vs)
 	return strings.Join(vs, ", ")
 }
 

@@ -154,3 +154,20 @@ func TestStatusShowsOnlyErrorsAsErrors(t *testing.T) {
 	n.emit(t, legacy.StatusEvent{Status: legacy.StatusDisconnected, Text: "provider unreachable"})
 	h.gwChat(alice, "status", "session: disconnected — last error: provider unreachable")
 }
+
+// segmentsNet is echo with a numeric list setting.
+type segmentsNet struct{ *contactsNetwork }
+
+func (n segmentsNet) Info() legacy.Info {
+	i := n.contactsNetwork.Info()
+	i.Settings = []legacy.Field{{Var: "max_segments", Label: "Segments", Type: legacy.ListSingle, Default: "1",
+		Options: []legacy.Option{{Label: "one", Value: "1"}, {Label: "two", Value: "2"}, {Label: "ten", Value: "10"}}}}
+	return i
+}
+
+// A setting's options are listed in the network's order, not as text.
+func TestSettingsOptionsInDeclaredOrder(t *testing.T) {
+	h := newHarness(t, segmentsNet{newContactsNetwork()})
+	h.register(alice)
+	h.gwChat(alice, "settings", "1, 2, 10")
+}
