@@ -21,6 +21,22 @@ import (
 // (its replay marks, its map from legacy ids to stanza ids) of the old
 // bot's messages can then never be taken for the new bot's.
 //
+// A message Send had to split — text over 4096 UTF-16 units, a caption
+// over 1024 sent after its file, several files — is several Telegram
+// messages. Its id lists them all, in the order they were sent, a file
+// marked with "f": "123456789:42:5f,6,7" (a photo, then the text in two
+// parts). The contract gives a message one MessageID, and a retraction
+// must delete every part and a correction reach the text wherever it
+// went, so the parts are in the id itself rather than in state that could
+// be lost. A message of one part keeps the plain form, which is also what
+// inbound events of that Telegram message carry (a reaction or a reply of
+// a Telegram user to it finds the user's message in the core). For a
+// message of several parts, inbound events naming one of its parts are
+// given the whole id while the session remembers it (session.partOf, the
+// last partsRemembered split messages sent in this run); after a restart
+// they name the part alone, which the core does not know: the reaction or
+// reply then loses its reference to the user's message, nothing worse.
+//
 // Ids written before the bot id was part of them, "<chat id>:<message_id>",
 // are still read and mean "this session's bot", as they always did: the
 // core keeps them for weeks. An id naming another bot is refused by the
@@ -39,9 +55,39 @@ const textOtherBot = "this message was sent through a bot no longer registered"
 
 // msgRef is a parsed message id.
 type msgRef struct {
-	bot  int64 // 0 for ids of the old form: this session's bot
-	chat int64
-	msg  int64
+	bot   int64 // 0 for ids of the old form: this session's bot
+	chat  int64
+	msg   int64  // the first part's message_id: what reactions and replies point at
+	parts []part // every part, in the order sent (one for most messages)
+}
+
+// part is one Telegram message of a message that Send split.
+type part struct {
+	id   int64
+	file bool // a file (photo, document): its text is a caption
+}
+
+// maxParts bounds the parts an id may list.
+const maxParts = 256
+
+// partsID is the legacy id of a message sent as parts (in order) in chat
+// by bot; with one part, messageID.
+func partsID(bot, chat int64, parts []part) legacy.MessageID {
+	if len(parts) == 1 {
+		return messageID(bot, chat, parts[0].id)
+	}
+	var b strings.Builder
+	b.WriteString(strconv.FormatInt(bot, 10) + ":" + strconv.FormatInt(chat, 10) + ":")
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(p.id, 10))
+		if p.file {
+			b.WriteByte('f')
+		}
+	}
+	return legacy.MessageID(b.String())
 }
 
 // messageID is the legacy id of message msg of chat, as seen by bot.
@@ -76,15 +122,88 @@ func parseMessageID(id legacy.MessageID) (msgRef, error) {
 			r.chat, err = strconv.ParseInt(f[1], 10, 64)
 		}
 		if err == nil {
-			r.msg, err = strconv.ParseInt(f[2], 10, 64)
+			r.parts, err = parseParts(f[2])
 		}
 	default:
 		err = fmt.Errorf("%d fields", len(f))
+	}
+	if err == nil && r.parts == nil {
+		r.parts = []part{{id: r.msg}}
+	}
+	if err == nil {
+		r.msg = r.parts[0].id
 	}
 	if err != nil || r.chat == 0 || r.msg <= 0 {
 		return msgRef{}, fmt.Errorf("telegram: %q is not a message id of this gateway: %w", id, legacy.ErrNotFound)
 	}
 	return r, nil
+}
+
+// parseParts reads "5f,6,7".
+func parseParts(s string) ([]part, error) {
+	fs := strings.Split(s, ",")
+	if len(fs) > maxParts {
+		return nil, fmt.Errorf("%d parts", len(fs))
+	}
+	parts := make([]part, 0, len(fs))
+	for _, f := range fs {
+		p := part{}
+		if strings.HasSuffix(f, "f") && len(fs) > 1 {
+			f, p.file = f[:len(f)-1], true
+		}
+		id, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || id <= 0 || strings.HasPrefix(f, "+") {
+			return nil, fmt.Errorf("part %q", f)
+		}
+		p.id = id
+		parts = append(parts, p)
+	}
+	return parts, nil
+}
+
+// partsRemembered is how many split messages a session remembers for
+// inbound references to their parts.
+const partsRemembered = 1024
+
+// rememberParts records the id of a message sent as several parts, so
+// that inbound events naming one of its parts carry it (partOf).
+func (s *session) rememberParts(chat int64, parts []part, id legacy.MessageID) {
+	if len(parts) < 2 {
+		return
+	}
+	s.partsMu.Lock()
+	defer s.partsMu.Unlock()
+	if s.parts == nil {
+		s.parts = map[[2]int64]legacy.MessageID{}
+	}
+	for len(s.partsOrder) >= partsRemembered {
+		old := s.partsOrder[0]
+		s.partsOrder = s.partsOrder[1:]
+		if r, err := parseMessageID(old); err == nil {
+			for _, p := range r.parts {
+				if s.parts[[2]int64{r.chat, p.id}] == old {
+					delete(s.parts, [2]int64{r.chat, p.id})
+				}
+			}
+		}
+	}
+	s.partsOrder = append(s.partsOrder, id)
+	for _, p := range parts {
+		s.parts[[2]int64{chat, p.id}] = id
+	}
+}
+
+// partOf is the legacy id of the message msg of chat belongs to: the id
+// of the split message Send returned when msg is one of its parts and it
+// is remembered, else the message's own id.
+func (s *session) partOf(chat, msg int64) legacy.MessageID {
+	s.partsMu.Lock()
+	id, ok := s.parts[[2]int64{chat, msg}]
+	s.partsMu.Unlock()
+	if ok {
+		return id
+	}
+	return s.messageID(chat, msg)
 }
 
 // ref parses id, a message of chat, for a call that acts on it: an id of

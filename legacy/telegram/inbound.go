@@ -32,6 +32,13 @@ type session struct {
 	procMu sync.Mutex
 	offset int64            // next update_id to fetch; only advanced once durable
 	seen   map[int64]string // chats announced with a Contact event, by name
+	// parts maps (chat, message_id) of the parts of split messages this
+	// session sent to the message's id; partsOrder is their order, for
+	// forgetting the oldest (ids.go).
+	partsMu    sync.Mutex
+	parts      map[[2]int64]legacy.MessageID
+	partsOrder []legacy.MessageID
+
 	// customEmoji maps custom emoji ids to their emoji (reactions.go).
 	customEmoji map[string]string
 	// fileFailing holds when each file that keeps failing with transient
@@ -286,7 +293,7 @@ func (s *session) incoming(ctx context.Context, m *Message) ([]legacy.Event, err
 		in.SenderName = m.Chat.name()
 	}
 	if m.ReplyToMessage != nil {
-		in.ReplyTo = s.messageID(m.Chat.ID, m.ReplyToMessage.MessageID)
+		in.ReplyTo = s.partOf(m.Chat.ID, m.ReplyToMessage.MessageID)
 	}
 	return append(evs, in), nil
 }

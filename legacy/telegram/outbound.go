@@ -79,10 +79,11 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 	return context.WithTimeout(ctx, d)
 }
 
-// Send implements legacy.Session. Text longer than 4096 UTF-16 units goes
-// out in several messages; the id of the first is returned. Attachments
-// go out first with sendPhoto/sendDocument, the text as the caption of
-// the first when it fits. Safe for concurrent use.
+// Send implements legacy.Session. Attachments go out first with
+// sendPhoto/sendDocument, the text as the caption of the first when it
+// fits; text longer than 4096 UTF-16 units goes out in several messages.
+// The id returned names every Telegram message sent (ids.go), so that
+// Retract and Edit reach all of them. Safe for concurrent use.
 func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID, error) {
 	chat, err := parseChat(m.Chat)
 	if err != nil {
@@ -96,60 +97,74 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 			reply = map[string]any{"message_id": r.msg, "allow_sending_without_reply": true}
 		}
 	}
+	// The parts, in order: each file, then the text's chunks. Only the
+	// first carries the reply reference.
+	type step struct {
+		file bool
+		send func(ctx context.Context, reply map[string]any) (int64, error)
+	}
+	var steps []step
 	text := m.Text
-	var first legacy.MessageID
 	for i, a := range m.Attachments {
 		caption := ""
 		if i == 0 && utf16Len(text) <= maxCaption {
 			caption, text = text, ""
 		}
-		id, err := s.sendFile(ctx, chat, a, caption, reply)
-		if err != nil {
-			return "", err
-		}
-		if first == "" {
-			first = id
-		}
-		reply = nil
+		steps = append(steps, step{file: true, send: func(ctx context.Context, reply map[string]any) (int64, error) {
+			return s.sendFile(ctx, chat, a, caption, reply)
+		}})
 	}
-	if text == "" && first != "" {
-		return first, nil
+	if text != "" || len(steps) == 0 {
+		for _, c := range chunk(text, maxText) {
+			steps = append(steps, step{send: func(ctx context.Context, reply map[string]any) (int64, error) {
+				return s.sendText(ctx, chat, c, reply)
+			}})
+		}
 	}
-	for _, part := range chunk(text, maxText) {
-		if err := s.lim.wait(ctx, chat, true); err != nil {
-			return "", err
-		}
-		params := map[string]any{"chat_id": chat, "text": part}
-		if reply != nil {
-			params["reply_parameters"] = reply
-			reply = nil
-		}
-		var sent Message
-		cctx, cancel := withTimeout(ctx, callTimeout)
-		err := s.c.call(cctx, "sendMessage", params, &sent)
-		cancel()
+	var parts []part
+	for _, st := range steps {
+		id, err := st.send(ctx, reply)
 		if err != nil {
-			if first != "" {
+			if len(parts) > 0 {
 				// Earlier parts went out; retrying would repeat them.
 				s.log.Warn("telegram: a long message was sent only in part", "err", err)
-				return first, nil
+				break
 			}
 			return "", err
 		}
-		if first == "" {
-			first = s.messageID(chat, sent.MessageID)
-		}
+		reply = nil
+		parts = append(parts, part{id: id, file: st.file})
 	}
-	return first, nil
+	id := partsID(s.botID, chat, parts)
+	s.rememberParts(chat, parts, id)
+	return id, nil
+}
+
+// sendText sends one message of text (at most maxText).
+func (s *session) sendText(ctx context.Context, chat int64, text string, reply map[string]any) (int64, error) {
+	if err := s.lim.wait(ctx, chat, true); err != nil {
+		return 0, err
+	}
+	params := map[string]any{"chat_id": chat, "text": text}
+	if reply != nil {
+		params["reply_parameters"] = reply
+	}
+	var sent Message
+	cctx, cancel := withTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := s.c.call(cctx, "sendMessage", params, &sent); err != nil {
+		return 0, err
+	}
+	return sent.MessageID, nil
 }
 
 // sendFile sends one attachment: images as photos (Telegram recompresses
 // them; up to 10 MB), everything else as a document (50 MB). A file whose
 // URL Telegram can fetch (byURL) is sent by that URL; when Telegram
 // refuses it (400), or otherwise, the bytes are uploaded.
-func (s *session) sendFile(ctx context.Context, chat int64, a legacy.Attachment, caption string, reply map[string]any) (legacy.MessageID, error) {
+func (s *session) sendFile(ctx context.Context, chat int64, a legacy.Attachment, caption string, reply map[string]any) (int64, error) {
 	if len(a.Data) > maxUpload {
-		return "", fmt.Errorf("telegram: file of %d bytes, bots may send up to 50 MB: %w", len(a.Data), legacy.ErrTooLarge)
+		return 0, fmt.Errorf("telegram: file of %d bytes, bots may send up to 50 MB: %w", len(a.Data), legacy.ErrTooLarge)
 	}
 	method, field := "sendDocument", "document"
 	if strings.HasPrefix(a.Type, "image/") && a.Type != "image/gif" && a.Type != "image/svg+xml" && len(a.Data) <= 10<<20 {
@@ -173,15 +188,15 @@ func (s *session) sendFile(ctx context.Context, chat int64, a legacy.Attachment,
 		s.log.Info("telegram: Telegram did not fetch the file's URL, uploading the file", "err", err)
 	}
 	if err := s.lim.wait(ctx, chat, true); err != nil {
-		return "", err
+		return 0, err
 	}
 	var sent Message
 	cctx, cancel := withTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if err := s.c.upload(cctx, method, fields, field, a.Name, a.Type, a.Data, &sent); err != nil {
-		return "", err
+		return 0, err
 	}
-	return s.messageID(chat, sent.MessageID), nil
+	return sent.MessageID, nil
 }
 
 // Limits of files Telegram fetches itself ("Sending files": by URL, 5 MB
@@ -214,7 +229,7 @@ func byURL(a legacy.Attachment, method string) bool {
 
 // sendFileURL sends a file by its URL: a JSON call whose file field is
 // the URL.
-func (s *session) sendFileURL(ctx context.Context, chat int64, method, field, fileURL, caption string, reply map[string]any) (legacy.MessageID, error) {
+func (s *session) sendFileURL(ctx context.Context, chat int64, method, field, fileURL, caption string, reply map[string]any) (int64, error) {
 	params := map[string]any{"chat_id": chat, field: fileURL}
 	if caption != "" {
 		params["caption"] = caption
@@ -223,70 +238,179 @@ func (s *session) sendFileURL(ctx context.Context, chat int64, method, field, fi
 		params["reply_parameters"] = reply
 	}
 	if err := s.lim.wait(ctx, chat, true); err != nil {
-		return "", err
+		return 0, err
 	}
 	var sent Message
 	cctx, cancel := withTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := s.c.call(cctx, method, params, &sent); err != nil {
-		return "", err
+		return 0, err
 	}
-	return s.messageID(chat, sent.MessageID), nil
+	return sent.MessageID, nil
 }
 
-// target is the chat and message_id of the message id of chat that a
-// call acts on (session.ref).
-func (s *session) target(chat legacy.ChatID, id legacy.MessageID) (int64, int64, error) {
-	c, r, err := s.ref(chat, id)
-	return c, r.msg, err
+// Corrections (Edit). Telegram edits a message in place, but cannot
+// change how many messages a text was sent as. So a correction is applied
+// part by part: the new text is split as Send splits it and each chunk
+// replaces the text of one of the message's text parts, in order; text
+// parts left over are deleted. A correction that needs more parts than
+// the message has (still) is refused with a ReasonError (ErrTooLarge)
+// saying so, rather than cut: the user can send it as a new message. The
+// parts are edited from the last one needed to the first, so a refusal
+// because a part is gone (deleted by an earlier, shorter correction)
+// happens before anything changed; edits that change nothing ("message is
+// not modified") and deletions of parts already gone count as done, so
+// the core may retry a correction that failed half-way. A message whose
+// text went as a file's caption is corrected with editMessageCaption
+// (1024 characters at most, likewise refused beyond).
+
+// editNotModified reports whether err is Telegram's answer to an edit
+// that changes nothing.
+func editNotModified(err error) bool {
+	var ce *legacy.CodeError
+	return errors.As(err, &ce) && strings.Contains(ce.Text, "message is not modified")
 }
 
 // Edit implements legacy.Editor with editMessageText, or
-// editMessageCaption for a file (a text longer than the limit is cut).
+// editMessageCaption for a file (see above).
 func (s *session) Edit(ctx context.Context, chat legacy.ChatID, id legacy.MessageID, text string) error {
-	c, mid, err := s.target(chat, id)
+	c, r, err := s.ref(chat, id)
 	if err != nil {
 		return err
 	}
-	if err := s.lim.wait(ctx, c, false); err != nil {
+	if len(r.parts) == 1 {
+		if n := utf16Len(text); n > maxText {
+			return tooLongEdit(n, maxText, 1)
+		}
+		err := s.editText(ctx, c, r.msg, text)
+		var ce *legacy.CodeError
+		if errors.As(err, &ce) && strings.Contains(ce.Text, "no text in the message") {
+			// A photo or a document: its text is the caption.
+			return s.editCaption(ctx, c, r.msg, text)
+		}
+		return err
+	}
+	var texts []int64
+	for _, p := range r.parts {
+		if !p.file {
+			texts = append(texts, p.id)
+		}
+	}
+	if len(texts) == 0 {
+		return s.editCaption(ctx, c, r.msg, text) // files only: the text is the first one's caption
+	}
+	chunks := chunk(text, maxText)
+	if len(chunks) > len(texts) {
+		return tooLongEdit(utf16Len(text), maxText, len(texts))
+	}
+	for i := len(chunks) - 1; i >= 0; i-- {
+		err := s.editText(ctx, c, texts[i], chunks[i])
+		if err != nil && i > 0 && i == len(chunks)-1 && errors.Is(err, legacy.ErrNotFound) {
+			// Deleted by an earlier, shorter correction.
+			return tooLongEdit(utf16Len(text), maxText, i)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, p := range texts[len(chunks):] {
+		if err := s.delete(ctx, c, p); err != nil && !errors.Is(err, legacy.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// tooLongEdit refuses a correction of n UTF-16 units that would need more
+// than have parts of at most max.
+func tooLongEdit(n, max, have int) error {
+	msgs := "one Telegram message"
+	if have > 1 {
+		msgs = fmt.Sprintf("%d Telegram messages", have)
+	}
+	return &legacy.ReasonError{Err: legacy.ErrTooLarge, Reason: fmt.Sprintf(
+		"the corrected text (%d characters) does not fit in the %s of at most %d characters the message was sent as; send it as a new message", n, msgs, max)}
+}
+
+// editText sets the text of one message; a text that is already the
+// message's is no error.
+func (s *session) editText(ctx context.Context, chat, msg int64, text string) error {
+	if err := s.lim.wait(ctx, chat, false); err != nil {
 		return err
 	}
 	cctx, cancel := withTimeout(ctx, callTimeout)
 	defer cancel()
-	err = s.c.call(cctx, "editMessageText", map[string]any{"chat_id": c, "message_id": mid, "text": chunk(text, maxText)[0]}, nil)
-	var ce *legacy.CodeError
-	if errors.As(err, &ce) && strings.Contains(ce.Text, "no text in the message") {
-		// A photo or a document: its text is the caption.
-		err = s.c.call(cctx, "editMessageCaption", map[string]any{"chat_id": c, "message_id": mid, "caption": chunk(text, maxCaption)[0]}, nil)
-	}
-	if errors.As(err, &ce) && strings.Contains(ce.Text, "message is not modified") {
+	err := s.c.call(cctx, "editMessageText", map[string]any{"chat_id": chat, "message_id": msg, "text": text}, nil)
+	if editNotModified(err) {
 		return nil
 	}
 	return err
 }
 
-// Retract implements legacy.Retracter with deleteMessage. Telegram refuses
-// messages older than 48 hours.
-func (s *session) Retract(ctx context.Context, chat legacy.ChatID, id legacy.MessageID) error {
-	c, mid, err := s.target(chat, id)
-	if err != nil {
-		return err
+// editCaption sets the caption of a file message.
+func (s *session) editCaption(ctx context.Context, chat, msg int64, text string) error {
+	if n := utf16Len(text); n > maxCaption {
+		return &legacy.ReasonError{Err: legacy.ErrTooLarge, Reason: fmt.Sprintf(
+			"the corrected caption (%d characters) is longer than the %d characters Telegram allows for a file's caption", n, maxCaption)}
 	}
-	if err := s.lim.wait(ctx, c, false); err != nil {
+	if err := s.lim.wait(ctx, chat, false); err != nil {
 		return err
 	}
 	cctx, cancel := withTimeout(ctx, callTimeout)
 	defer cancel()
-	return s.c.call(cctx, "deleteMessage", map[string]any{"chat_id": c, "message_id": mid}, nil)
+	err := s.c.call(cctx, "editMessageCaption", map[string]any{"chat_id": chat, "message_id": msg, "caption": text}, nil)
+	if editNotModified(err) {
+		return nil
+	}
+	return err
 }
 
-// React implements legacy.Reactor with setMessageReaction: the full set
-// (bots may set one reaction; an empty set removes it).
-func (s *session) React(ctx context.Context, chat legacy.ChatID, id legacy.MessageID, emojis []string) error {
-	c, mid, err := s.target(chat, id)
+// delete deletes one message.
+func (s *session) delete(ctx context.Context, chat, msg int64) error {
+	if err := s.lim.wait(ctx, chat, false); err != nil {
+		return err
+	}
+	cctx, cancel := withTimeout(ctx, callTimeout)
+	defer cancel()
+	return s.c.call(cctx, "deleteMessage", map[string]any{"chat_id": chat, "message_id": msg}, nil)
+}
+
+// Retract implements legacy.Retracter with deleteMessage, for every part
+// of a message Send split. Telegram refuses messages older than 48 hours.
+// Parts already gone are skipped (a retry after a failure half-way); a
+// message none of whose parts exist is ErrNotFound.
+func (s *session) Retract(ctx context.Context, chat legacy.ChatID, id legacy.MessageID) error {
+	c, r, err := s.ref(chat, id)
 	if err != nil {
 		return err
 	}
+	var notFound error
+	gone := 0
+	for _, p := range r.parts {
+		err := s.delete(ctx, c, p.id)
+		switch {
+		case errors.Is(err, legacy.ErrNotFound):
+			notFound = err
+			gone++
+		case err != nil:
+			return err
+		}
+	}
+	if gone == len(r.parts) {
+		return notFound
+	}
+	return nil
+}
+
+// React implements legacy.Reactor with setMessageReaction: the full set
+// (bots may set one reaction; an empty set removes it), on the first part
+// of a message Send split.
+func (s *session) React(ctx context.Context, chat legacy.ChatID, id legacy.MessageID, emojis []string) error {
+	c, r, err := s.ref(chat, id)
+	if err != nil {
+		return err
+	}
+	mid := r.msg
 	reaction := []map[string]string{}
 	for _, e := range emojis {
 		// Telegram's list spells emojis without the emoji variation

@@ -65,7 +65,7 @@ const paidReaction = "⭐"
 
 // reacted translates message_reaction.
 func (s *session) reacted(ctx context.Context, r *MessageReactionUpdated) []legacy.Event {
-	ev := legacy.Reacted{ID: s.messageID(r.Chat.ID, r.MessageID), Chat: chatID(r.Chat.ID), Emojis: s.emojis(ctx, r.NewReaction)}
+	ev := legacy.Reacted{ID: s.partOf(r.Chat.ID, r.MessageID), Chat: chatID(r.Chat.ID), Emojis: s.emojis(ctx, r.NewReaction)}
 	if !r.Chat.private() {
 		switch {
 		case r.User != nil:
@@ -85,7 +85,7 @@ func (s *session) reactionCount(ctx context.Context, r *MessageReactionCountUpda
 			types = append(types, c.Type)
 		}
 	}
-	ev := legacy.Reacted{ID: s.messageID(r.Chat.ID, r.MessageID), Chat: chatID(r.Chat.ID), Emojis: s.emojis(ctx, types)}
+	ev := legacy.Reacted{ID: s.partOf(r.Chat.ID, r.MessageID), Chat: chatID(r.Chat.ID), Emojis: s.emojis(ctx, types)}
 	return append(s.contact(r.Chat), ev)
 }
 

@@ -34,8 +34,10 @@
 // (message_reaction, message_reaction_count → Reacted; see reactions.go).
 //
 // Outbound: sendMessage (chunked at 4096 UTF-16 units, never inside a
-// surrogate pair), replies (reply_parameters), editMessageText (Editor),
-// deleteMessage (Retracter; Telegram only allows it for 48 hours),
+// surrogate pair; the id of a split message names every part, ids.go),
+// replies (reply_parameters), editMessageText (Editor; spread over the
+// parts of a split message, outbound.go), deleteMessage (Retracter, every
+// part; Telegram only allows it for 48 hours),
 // sendChatAction "typing" (ChatStater), setMessageReaction (Reactor, one
 // emoji: bots without Premium get one reaction), sendPhoto/sendDocument
 // for attachments (50 MB; a file with an http(s) legacy.Attachment.URL

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -655,8 +656,8 @@ func TestSendLongAndReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := srv.Messages(42)
-	if len(msgs) != 2 || id != "123456789:42:1" {
-		t.Fatalf("sent %d messages, id %q; want 2 and the first's id", len(msgs), id)
+	if len(msgs) != 2 || id != "123456789:42:1,2" {
+		t.Fatalf("sent %d messages, id %q; want 2 and an id naming both", len(msgs), id)
 	}
 	if msgs[0].Text+msgs[1].Text != text {
 		t.Errorf("the parts do not add up to the text")
@@ -792,7 +793,7 @@ func TestFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := srv.Messages(42)
-	if id != "123456789:42:1" || len(msgs) != 2 || msgs[0].Method != "sendPhoto" || msgs[0].Text != "my cat" || string(msgs[0].File) != string(jpeg) ||
+	if id != "123456789:42:1f,2f" || len(msgs) != 2 || msgs[0].Method != "sendPhoto" || msgs[0].Text != "my cat" || string(msgs[0].File) != string(jpeg) ||
 		msgs[1].Method != "sendDocument" || string(msgs[1].File) != "notes" {
 		t.Errorf("sent %q: %+v", id, msgs)
 	}
@@ -859,7 +860,7 @@ func TestFilesByURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := srv.Messages(42)
-	if id != "123456789:42:1" || len(msgs) != 2 || msgs[0].Method != "sendPhoto" || msgs[0].URL != up.URL+"/share/1/cat.jpg" ||
+	if id != "123456789:42:1f,2f" || len(msgs) != 2 || msgs[0].Method != "sendPhoto" || msgs[0].URL != up.URL+"/share/1/cat.jpg" ||
 		string(msgs[0].File) != string(jpeg) || msgs[0].Text != "my cat" ||
 		msgs[1].Method != "sendDocument" || msgs[1].URL != up.URL+"/share/2/report.pdf" || string(msgs[1].File) != string(pdf) {
 		t.Fatalf("sent %q: %+v", id, msgs)
@@ -1206,6 +1207,164 @@ func TestAnotherBot(t *testing.T) {
 	for _, bad := range []legacy.MessageID{"", "42", "x:42:1", "0:42:1", "1:2:3:4", "987654321:42:0"} {
 		if err := b.Retract(ctx, "42", bad); !errors.Is(err, legacy.ErrNotFound) {
 			t.Errorf("Retract(%q) = %v, want ErrNotFound", bad, err)
+		}
+	}
+}
+
+// TestSplitMessage: a message Send had to split into several Telegram
+// messages has an id naming them all: a retraction deletes every part, a
+// correction is spread over the text parts (surplus parts deleted, a text
+// needing more parts than there are refused with a reason), a reaction
+// goes to the first part, and inbound reactions and replies to any part
+// name the whole message.
+func TestSplitMessage(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	rec := &legacytest.Recorder{}
+	s := open(t, n, rec, nil)
+	ctx := context.Background()
+	texts := func() []string {
+		var out []string
+		for _, m := range srv.Messages(42) {
+			out = append(out, m.Text)
+		}
+		return out
+	}
+	A, B, C := strings.Repeat("A", maxText), strings.Repeat("B", maxText), strings.Repeat("C", 100)
+
+	id, err := s.Send(ctx, &legacy.Message{Chat: "42", Text: A + B + C})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != "123456789:42:1,2,3" || !slices.Equal(texts(), []string{A, B, C}) {
+		t.Fatalf("Send = %q, sent %d messages", id, len(texts()))
+	}
+
+	// Telegram users react to and reply to parts: the whole message.
+	start(t, s)
+	eventually(t, "getUpdates asking for reactions", func() bool { return slices.Contains(srv.AllowedUpdates(), "message_reaction") })
+	srv.AddUpdate(telegramtest.MessageReaction(42, "", 42, "Alice", 0, 2, nil, []map[string]any{telegramtest.Emoji("👍")}))
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 4, map[string]any{
+		"text": "re", "reply_to_message": map[string]any{"message_id": 3, "chat": map[string]any{"id": 42, "type": "private"}, "date": 1},
+	})})
+	if in := waitIncoming(t, rec, "123456789:42:4"); in.ReplyTo != id {
+		t.Errorf("reply to the third part: ReplyTo %q, want %q", in.ReplyTo, id)
+	}
+	if ev := rec.Wait(waitFor, func(ev legacy.Event) bool { _, ok := ev.(legacy.Reacted); return ok }); ev == nil || ev.(legacy.Reacted).ID != id {
+		t.Errorf("reaction to the second part: %#v, want the id %q", ev, id)
+	}
+
+	// Corrections.
+	X := strings.Repeat("X", maxText)
+	err = s.Edit(ctx, "42", id, X+X+X+"Y")
+	var re *legacy.ReasonError
+	if !errors.Is(err, legacy.ErrTooLarge) || !errors.As(err, &re) || !strings.Contains(re.Reason, "3 Telegram messages") {
+		t.Errorf("a correction needing 4 parts: %v, want ErrTooLarge with a reason", err)
+	}
+	if !slices.Equal(texts(), []string{A, B, C}) {
+		t.Errorf("a refused correction changed the message")
+	}
+	if err := s.Edit(ctx, "42", id, X+"Y"); err != nil {
+		t.Fatalf("a correction needing 2 parts: %v", err)
+	}
+	if !slices.Equal(texts(), []string{X, "Y"}) {
+		t.Errorf("after a correction in 2 parts: %d messages %.10q", len(texts()), texts())
+	}
+	if err := s.Edit(ctx, "42", id, X+"Y"); err != nil {
+		t.Errorf("the same correction again (a retry): %v", err)
+	}
+	if err := s.Edit(ctx, "42", id, X+"Y"+C); err != nil {
+		t.Errorf("a correction in the 2 parts left: %v", err)
+	}
+	if err := s.Edit(ctx, "42", id, X+X+"Z"); !errors.Is(err, legacy.ErrTooLarge) || !errors.As(err, &re) {
+		t.Errorf("a correction needing the deleted third part: %v, want ErrTooLarge with a reason", err)
+	}
+	if err := s.Edit(ctx, "42", id, "short"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(texts(), []string{"short"}) {
+		t.Errorf("after a short correction: %.10q", texts())
+	}
+	if err := s.React(ctx, "42", id, []string{"👍"}); err != nil {
+		t.Fatal(err)
+	}
+	if c := srv.Calls("setMessageReaction"); len(c) != 1 || c[0].Params["message_id"] != json.Number("1") {
+		t.Errorf("a reaction to the split message: %+v, want one on its first part", c)
+	}
+	// A retraction deletes what is left; parts already gone are skipped.
+	if err := s.Retract(ctx, "42", id); err != nil {
+		t.Fatalf("Retract: %v", err)
+	}
+	if len(texts()) != 0 {
+		t.Errorf("after the retraction: %.10q", texts())
+	}
+	if err := s.Retract(ctx, "42", id); !errors.Is(err, legacy.ErrNotFound) {
+		t.Errorf("retracting it again: %v, want ErrNotFound", err)
+	}
+
+	// A photo whose text is too long for a caption: the text follows it.
+	jpeg := []byte("\xff\xd8\xff\xe0fake jpeg")
+	long := strings.Repeat("w", maxCaption+1)
+	id, err = s.Send(ctx, &legacy.Message{Chat: "42", Text: long, Attachments: []legacy.Attachment{{Name: "a.jpg", Type: "image/jpeg", Data: jpeg}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != "123456789:42:4f,5" { // the fake numbers only the bot's messages
+		t.Fatalf("photo and text: %q", id)
+	}
+	if err := s.Edit(ctx, "42", id, "better"); err != nil {
+		t.Fatal(err)
+	}
+	if m := srv.Messages(42); len(m) != 2 || m[0].Text != "" || m[1].Text != "better" {
+		t.Errorf("the correction goes to the text part: %+v", m)
+	}
+	if err := s.Retract(ctx, "42", id); err != nil || len(srv.Messages(42)) != 0 {
+		t.Errorf("Retract: %v, left %d messages", err, len(srv.Messages(42)))
+	}
+
+	// One message: a correction over 4096 is refused, not cut.
+	id, err = s.Send(ctx, &legacy.Message{Chat: "42", Text: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Edit(ctx, "42", id, A+"more"); !errors.Is(err, legacy.ErrTooLarge) || !errors.As(err, &re) {
+		t.Errorf("a correction over 4096: %v, want ErrTooLarge with a reason", err)
+	}
+	if m := srv.Messages(42); len(m) != 1 || m[0].Text != "one" {
+		t.Errorf("a refused correction changed the message: %+v", m)
+	}
+}
+
+func TestMessageIDs(t *testing.T) {
+	for _, tc := range []struct {
+		parts []part
+		id    legacy.MessageID
+	}{
+		{[]part{{id: 7}}, "5:-100:7"},
+		{[]part{{id: 7, file: true}}, "5:-100:7"},
+		{[]part{{id: 7, file: true}, {id: 9}}, "5:-100:7f,9"},
+		{[]part{{id: 7}, {id: 8}, {id: 10}}, "5:-100:7,8,10"},
+	} {
+		id := partsID(5, -100, tc.parts)
+		if id != tc.id {
+			t.Errorf("partsID(%v) = %q, want %q", tc.parts, id, tc.id)
+		}
+		r, err := parseMessageID(id)
+		want := tc.parts
+		if len(want) == 1 {
+			want = []part{{id: want[0].id}}
+		}
+		if err != nil || r.bot != 5 || r.chat != -100 || r.msg != tc.parts[0].id || !slices.Equal(r.parts, want) {
+			t.Errorf("parseMessageID(%q) = %+v, %v", id, r, err)
+		}
+	}
+	if r, err := parseMessageID("42:7"); err != nil || r.bot != 0 || r.chat != 42 || r.msg != 7 || len(r.parts) != 1 {
+		t.Errorf("the old form: %+v, %v", r, err)
+	}
+	for _, bad := range []legacy.MessageID{"", "7", "42:7f", "42:7,8", "5:42:7f", "5:42:", "5:42:7,", "5:42:,7", "5:42:+7", "5:42:-7", "5:0:7", "-5:42:7",
+		legacy.MessageID("5:42:" + strings.Repeat("1,", maxParts) + "1")} {
+		if _, err := parseMessageID(bad); !errors.Is(err, legacy.ErrNotFound) {
+			t.Errorf("parseMessageID(%q): %v, want ErrNotFound", bad, err)
 		}
 	}
 }
