@@ -122,15 +122,21 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 		}
 	}
 	var parts []part
-	for _, st := range steps {
-		id, err := st.send(ctx, reply)
+	for i, st := range steps {
+		var id int64
+		var err error
+		if len(parts) == 0 {
+			// Nothing went out yet: a failure is the core's to retry.
+			id, err = st.send(ctx, reply)
+		} else {
+			id, err = s.retryPart(ctx, func(ctx context.Context) (int64, error) { return st.send(ctx, nil) })
+		}
 		if err != nil {
-			if len(parts) > 0 {
-				// Earlier parts went out; retrying would repeat them.
-				s.log.Warn("telegram: a long message was sent only in part", "err", err)
-				break
+			if len(parts) == 0 {
+				return "", err
 			}
-			return "", err
+			s.log.Warn("telegram: a split message was sent only in part", "sent", len(parts), "parts", len(steps), "err", err)
+			return "", partialError(i, len(steps), err)
 		}
 		reply = nil
 		parts = append(parts, part{id: id, file: st.file})
@@ -138,6 +144,74 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 	id := partsID(s.botID, chat, parts)
 	s.rememberParts(chat, parts, id)
 	return id, nil
+}
+
+// Split messages and failures (Send). The first part of a message is
+// sent once: when it fails nothing went out, and the error goes to the
+// core, which retries transient ones (the whole message, later) and
+// reports permanent ones. Once a part went out, the core must not retry
+// the message — it would send that part again — and the rest must not be
+// dropped either. So each later part is retried within Send: on a 429
+// after its retry_after (the same RateLimitError the core would honour),
+// on a 5xx, a malformed reply or a timeout after a growing backoff, up to
+// restAttempts tries and only while Send's context leaves time for the
+// wait. When a later part still fails, or fails for good, Send returns a
+// permanent error (partialError): a legacy.ReasonError, which the core
+// shows the user, naming the parts that did not go out, wrapping the
+// part's own permanent error, or ErrTooLarge for a transient one that
+// outlasted the retries (the split is what a message too large for one
+// Telegram message costs). The parts that went out stay; the user
+// resends the rest. A crash between two parts still makes the core send
+// the whole message again (the progress of a Send is not stored), and a
+// part whose call timed out after Telegram took it is sent twice.
+
+// restAttempts bounds the tries of each part after the first.
+const restAttempts = 5
+
+// retryPart sends a part after the first (see above).
+func (s *session) retryPart(ctx context.Context, send func(context.Context) (int64, error)) (int64, error) {
+	backoff := s.net.minBackoff
+	for attempt := 1; ; attempt++ {
+		id, err := send(ctx)
+		if err == nil || legacy.IsPermanent(err) || ctx.Err() != nil || attempt == restAttempts {
+			return id, err
+		}
+		wait := backoff
+		var rl *legacy.RateLimitError
+		if errors.As(err, &rl) {
+			wait = rl.RetryAfter
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return 0, err
+		}
+		s.log.Info("telegram: retrying a part of a split message", "attempt", attempt, "retry_in", wait, "err", err)
+		if !sleep(ctx, wait) {
+			return 0, err
+		}
+		backoff = min(2*backoff, s.net.maxBackoff)
+	}
+}
+
+// partialError is Send's error when part failed (0-based) of the total
+// parts of a message, after the ones before it went out.
+func partialError(failed, total int, err error) error {
+	rest := fmt.Sprintf("part %d", failed+1)
+	if failed+1 < total {
+		rest = fmt.Sprintf("parts %d to %d", failed+1, total)
+	}
+	why := "Telegram could not be reached"
+	var ce *legacy.CodeError
+	switch {
+	case errors.As(err, &ce) && ce.Text != "":
+		why = "Telegram answered: " + ce.Text
+	case errors.Is(err, legacy.ErrRateLimited):
+		why = "Telegram kept asking to slow down"
+	}
+	reason := fmt.Sprintf("it went to Telegram as %d messages and only the first %d arrived; %s did not (%s): send the rest again", total, failed, rest, why)
+	if legacy.IsPermanent(err) {
+		return &legacy.ReasonError{Err: err, Reason: reason}
+	}
+	return &legacy.ReasonError{Err: legacy.ErrTooLarge, Reason: reason}
 }
 
 // sendText sends one message of text (at most maxText).
@@ -150,7 +224,9 @@ func (s *session) sendText(ctx context.Context, chat int64, text string, reply m
 		params["reply_parameters"] = reply
 	}
 	var sent Message
-	cctx, cancel := withTimeout(ctx, callTimeout)
+	// Bounded even under a longer deadline of the caller, so that a hung
+	// call leaves time to retry a later part (retryPart).
+	cctx, cancel := context.WithTimeout(ctx, s.net.sendTimeout)
 	defer cancel()
 	if err := s.c.call(cctx, "sendMessage", params, &sent); err != nil {
 		return 0, err

@@ -138,6 +138,8 @@ type Network struct {
 	// transient errors before its message is delivered with a note
 	// (inbound.go, fetch).
 	fileGiveUp time.Duration
+	// sendTimeout bounds one sendMessage call (outbound.go, sendText).
+	sendTimeout time.Duration
 
 	counts counters // legacy.EventCounter (counters.go)
 
@@ -167,6 +169,7 @@ func New(options map[string]string) (*Network, error) {
 		minBackoff:  time.Second,
 		maxBackoff:  time.Minute,
 		fileGiveUp:  15 * time.Minute,
+		sendTimeout: callTimeout,
 		hooks:       map[int64]*session{},
 	}
 	for k, v := range options {

@@ -1368,3 +1368,105 @@ func TestMessageIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitMessageTransientErrors: when a part after the first of a split
+// message meets a 429, a 5xx, a malformed reply or a timeout, Send retries
+// that part (after retry_after for a 429) and sends the rest; the parts
+// already sent are never sent again. When the rest cannot go out within
+// Send's deadline, or fails for good, Send returns a permanent error with
+// a reason naming the parts that did not go out (the core then tells the
+// user instead of sending the whole message again).
+func TestSplitMessageTransientErrors(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	n.sendTimeout = 200 * time.Millisecond
+	s := open(t, n, &legacytest.Recorder{}, nil)
+	ctx := context.Background()
+	A, B, C := strings.Repeat("A", maxText), strings.Repeat("B", maxText), strings.Repeat("C", 100)
+	texts := func(chat int64) []string {
+		var out []string
+		for _, m := range srv.Messages(chat) {
+			out = append(out, m.Text)
+		}
+		return out
+	}
+
+	// Each chat its own, so that the chat's rate limit does not slow the
+	// test down.
+	for i, fault := range []telegramtest.Fault{
+		{Status: 429, Description: "Too Many Requests: retry after 1", RetryAfter: 1},
+		{Status: 502, Description: "Bad Gateway"},
+		{Status: 200, Body: "<html>oops"},
+		{Delay: time.Hour}, // a timeout: Telegram never answers
+	} {
+		chat := int64(100 + i)
+		srv.Inject("sendMessage", telegramtest.Fault{}) // the first part goes out
+		srv.Inject("sendMessage", fault)
+		began := time.Now()
+		id, err := s.Send(ctx, &legacy.Message{Chat: chatID(chat), Text: A + B + C})
+		if err != nil {
+			t.Errorf("fault %+v on the second part: %v", fault, err)
+			continue
+		}
+		if want := messageID(telegramtest.BotID, chat, 1) + ",2,3"; id != want {
+			t.Errorf("fault %+v: id %q, want %q", fault, id, want)
+		}
+		if !slices.Equal(texts(chat), []string{A, B, C}) {
+			t.Errorf("fault %+v on the second part: sent %.10q, want the three parts once each", fault, texts(chat))
+		}
+		if fault.RetryAfter > 0 && time.Since(began) < time.Second {
+			t.Errorf("the 429's retry_after was not honoured: %v", time.Since(began))
+		}
+	}
+
+	// retry_after longer than Send's deadline allows: a permanent error
+	// naming the parts not sent, at once; nothing sent twice.
+	srv.Inject("sendMessage", telegramtest.Fault{})
+	srv.Inject("sendMessage", telegramtest.Fault{Status: 429, Description: "Too Many Requests: retry after 30", RetryAfter: 30})
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err := s.Send(dctx, &legacy.Message{Chat: "110", Text: A + B + C})
+	var re *legacy.ReasonError
+	if !legacy.IsPermanent(err) || errors.Is(err, legacy.ErrRateLimited) || errors.Is(err, legacy.ErrUnavailable) ||
+		!errors.As(err, &re) || !strings.Contains(re.Reason, "parts 2 to 3") || dctx.Err() != nil {
+		t.Errorf("the rest not sendable in time: %v, want a permanent ReasonError naming parts 2 to 3, at once", err)
+	}
+	noToken(t, err)
+	if !slices.Equal(texts(110), []string{A}) {
+		t.Errorf("sent %.10q, want only the first part", texts(110))
+	}
+
+	// The rest keeps failing: retried a bounded number of times.
+	srv.Inject("sendMessage", telegramtest.Fault{})
+	srv.Inject("sendMessage", telegramtest.Fault{})
+	for range restAttempts {
+		srv.Inject("sendMessage", telegramtest.Fault{Status: 500, Description: "Internal Server Error"})
+	}
+	before := len(srv.Calls("sendMessage"))
+	_, err = s.Send(ctx, &legacy.Message{Chat: "111", Text: A + B + C})
+	if !legacy.IsPermanent(err) || !errors.As(err, &re) || !strings.Contains(re.Reason, "part 3") || strings.Contains(re.Reason, "parts") {
+		t.Errorf("the last part failing: %v, want a permanent ReasonError naming part 3", err)
+	}
+	if c := len(srv.Calls("sendMessage")) - before; c != 2+restAttempts {
+		t.Errorf("%d sendMessage calls, want %d", c, 2+restAttempts)
+	}
+	if !slices.Equal(texts(111), []string{A, B}) {
+		t.Errorf("sent %.10q, want the first two parts", texts(111))
+	}
+
+	// A permanent error on a later part: its sentinel and code are kept.
+	srv.Inject("sendMessage", telegramtest.Fault{})
+	srv.Inject("sendMessage", telegramtest.Fault{Status: 400, Description: "Bad Request: can't parse entities"})
+	_, err = s.Send(ctx, &legacy.Message{Chat: "112", Text: A + B})
+	var ce *legacy.CodeError
+	if !errors.Is(err, legacy.ErrRejected) || !errors.As(err, &re) || !errors.As(err, &ce) || !strings.Contains(re.Reason, "can't parse entities") {
+		t.Errorf("a permanent error on the second part: %v, want ErrRejected with a reason", err)
+	}
+
+	// The first part failing is the core's to retry, as before.
+	srv.Inject("sendMessage", telegramtest.Fault{Status: 502, Description: "Bad Gateway"})
+	_, err = s.Send(ctx, &legacy.Message{Chat: "113", Text: A + B})
+	if !errors.Is(err, legacy.ErrUnavailable) || legacy.IsPermanent(err) || len(texts(113)) != 0 {
+		t.Errorf("the first part failing: %v (sent %d), want a transient error and nothing sent", err, len(texts(113)))
+	}
+}
