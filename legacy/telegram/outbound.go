@@ -423,8 +423,20 @@ func (s *session) editText(ctx context.Context, chat, msg int64, text string) er
 	return err
 }
 
-// editCaption sets the caption of a file message.
+// editCaption sets the caption of a file message. A text that is nothing
+// but one http(s) URL is not a caption: it is the file's own link, which
+// XMPP clients send as the body of a file message (with the same URL in
+// jabber:x:oob) and again in its corrections, and which the core passes
+// on as the correction's text. Send never makes such a body a caption
+// (the core strips it), so a correction must not either: the caption is
+// emptied instead. (A correction cannot replace the file; and the
+// adapter, given only the text, cannot tell the file's URL from another
+// one, so any bare link counts — a caption that is only a link is the
+// price.)
 func (s *session) editCaption(ctx context.Context, chat, msg int64, text string) error {
+	if bareURL(text) {
+		text = ""
+	}
 	if n := utf16Len(text); n > maxCaption {
 		return &legacy.ReasonError{Err: legacy.ErrTooLarge, Reason: fmt.Sprintf(
 			"the corrected caption (%d characters) is longer than the %d characters Telegram allows for a file's caption", n, maxCaption)}
@@ -439,6 +451,16 @@ func (s *session) editCaption(ctx context.Context, chat, msg int64, text string)
 		return nil
 	}
 	return err
+}
+
+// bareURL reports whether text is only one absolute http(s) URL.
+func bareURL(text string) bool {
+	t := strings.TrimSpace(text)
+	if t == "" || strings.ContainsAny(t, " \t\r\n") {
+		return false
+	}
+	u, err := url.Parse(t)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // delete deletes one message.

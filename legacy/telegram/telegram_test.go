@@ -1470,3 +1470,67 @@ func TestSplitMessageTransientErrors(t *testing.T) {
 		t.Errorf("the first part failing: %v (sent %d), want a transient error and nothing sent", err, len(texts(113)))
 	}
 }
+
+// TestEditFileURLIsNoCaption: XMPP clients correct a file message with
+// the file's URL as its body again; that URL must not become the caption
+// (Send does not make it one either).
+func TestEditFileURLIsNoCaption(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	s := open(t, n, &legacytest.Recorder{}, nil)
+	ctx := context.Background()
+	jpeg := []byte("\xff\xd8\xff\xe0fake jpeg")
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Write(jpeg)
+	}))
+	defer up.Close()
+	link := up.URL + "/upload/abc/cat.jpg"
+	caption := func(i int) string { return srv.Messages(42)[i].Text }
+
+	// A photo sent without a caption (the core strips a body equal to
+	// the URL), then corrected with the same body.
+	id, err := s.Send(ctx, &legacy.Message{Chat: "42", Attachments: []legacy.Attachment{{Name: "cat.jpg", Type: "image/jpeg", Data: jpeg, URL: link}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Edit(ctx, "42", id, link); err != nil {
+		t.Errorf("correcting with the file's URL: %v", err)
+	}
+	if caption(0) != "" {
+		t.Errorf("caption after a correction with the file's URL: %q, want none", caption(0))
+	}
+	// A real caption, then a correction back to the bare URL: emptied.
+	if err := s.Edit(ctx, "42", id, "my cat"); err != nil || caption(0) != "my cat" {
+		t.Errorf("a caption: %v, %q", err, caption(0))
+	}
+	if err := s.Edit(ctx, "42", id, " "+link+"\n"); err != nil || caption(0) != "" {
+		t.Errorf("back to the URL: %v, caption %q, want none", err, caption(0))
+	}
+	// Text around a link is a caption.
+	if err := s.Edit(ctx, "42", id, "see "+link); err != nil || caption(0) != "see "+link {
+		t.Errorf("a caption with a link: %v, %q", err, caption(0))
+	}
+	for _, c := range srv.Calls("editMessageCaption") {
+		if c.Params["caption"] == link {
+			t.Errorf("editMessageCaption set the caption to the file's URL")
+		}
+	}
+	// Several files (their text is the first one's caption): the same.
+	id, err = s.Send(ctx, &legacy.Message{Chat: "42", Text: "two", Attachments: []legacy.Attachment{
+		{Name: "a.jpg", Type: "image/jpeg", Data: jpeg}, {Name: "b.jpg", Type: "image/jpeg", Data: jpeg}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Edit(ctx, "42", id, link); err != nil || caption(1) != "" {
+		t.Errorf("several files corrected with a URL: %v, caption %q, want none", err, caption(1))
+	}
+	// A text message corrected to a link: that is its text.
+	id, err = s.Send(ctx, &legacy.Message{Chat: "42", Text: "where?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Edit(ctx, "42", id, link); err != nil || caption(3) != link {
+		t.Errorf("a text message corrected to a link: %v, %q", err, caption(3))
+	}
+}
