@@ -14,9 +14,9 @@ package bridges
 // which the server stores offline and copies to every resource like any
 // chat message. A message held by transient failures for longer than
 // Options.DelayNotice gets one notice too, saying why and until when the
-// gateway keeps trying: a user's messages are sent in order, so later
-// ones wait behind it. A failure is late when the message is older than
-// that too.
+// gateway keeps trying: a user's messages to one contact are sent in
+// order, so later ones to that contact wait behind it (outpark.go). A
+// failure is late when the message is older than that too.
 
 import (
 	"context"
@@ -57,7 +57,7 @@ func delayText(quote string, err error, until time.Time) string {
 		text += ": “" + quote + "”"
 	}
 	text += " — " + transientReason(err) + ". The gateway keeps trying until " + until.UTC().Format("2006-01-02 15:04 MST") +
-		"; your later messages follow it."
+		"; your later messages to this contact follow it."
 	return text
 }
 

@@ -376,6 +376,7 @@ const outboxMemMax = 256
 type outboxMem struct {
 	memTail[memOut]
 	acking map[string]bool // entries sent whose ack is being committed (ackOut)
+	parked map[string]bool // entries waiting for a retry (outpark.go)
 
 	maps store.Batch    // worker goroutine only: id maps of the entry being settled (sentOut)
 	acks sync.WaitGroup // ackOut requests not settled
@@ -397,15 +398,15 @@ func (b *Bridge) nextOutbox(ctx context.Context, u *user, q store.Queue) ([]memO
 	if m.warm {
 		return m.takeLocked(batch), nil
 	}
-	limit := batch + len(m.acking) // acking entries are read and skipped
+	limit := batch + len(m.acking) + len(m.parked) // acking and parked entries are read and skipped
 	entries, err := b.st.Read(ctx, q, "", limit)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]memOut, 0, len(entries))
 	for _, ent := range entries {
-		if m.acking[ent.ID] {
-			continue // sent; its ack is being committed
+		if m.acking[ent.ID] || m.parked[ent.ID] {
+			continue // sent, its ack being committed; or waiting for a retry
 		}
 		out = append(out, memOut{id: ent.ID})
 		i := len(out) - 1
@@ -499,7 +500,9 @@ func newKey() string {
 	return hex.EncodeToString(k[:])
 }
 
-// runOutbox sends the user's queued messages in order until ctx ends.
+// runOutbox sends the user's queued messages until ctx ends: in order,
+// except that a message failing for a while is parked with the later ones
+// to its chat while the messages to other chats go on (outpark.go).
 func (b *Bridge) runOutbox(ctx context.Context, u *user, empty bool) {
 	q := store.Queue{Bridge: b.domain, JID: u.jid, Kind: store.Outbox}
 	defer b.outboxOldest(u, time.Time{}) // outbox age metric: no longer worked on
@@ -508,15 +511,33 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user, empty bool) {
 	defer u.outq.acks.Wait()
 	var bound sendBound
 	defer bound.release()
+	var park outPark // messages waiting for a retry, by chat (outpark.go)
+	defer park.clear(&u.outq)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
+		var retryDue <-chan time.Time
+		if at, ok := park.next(); ok {
+			retry.Reset(time.Until(at))
+			retryDue = retry.C
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-u.kickOut:
 			u.outq.cool() // not (only) a local enqueue: read the store
 		case <-ready:
+		case <-retryDue:
 		}
+		retry.Stop()
 		for ctx.Err() == nil {
+			if !b.retryParked(ctx, u, q, &park, &bound) {
+				return
+			}
+			if park.n >= maxParked {
+				break // no new entries until parked ones settle
+			}
 			entries, err := b.nextOutbox(ctx, u, q)
 			if err != nil {
 				b.log.Warn("read outbox", "user", u.owner, "err", err)
@@ -524,30 +545,52 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user, empty bool) {
 				continue
 			}
 			if len(entries) == 0 {
-				b.outboxOldest(u, time.Time{}) // outbox age metric: empty
+				b.reportOldest(u, &park, time.Time{}) // outbox age metric: the parked ones, if any
 				break
 			}
 			for _, ent := range entries {
-				bt := &u.outq.maps
-				bt.Reset()
-				// Events the session took with EmitAsync while sending
-				// (echo's answer) must be durable before the ack.
-				answers := answerSpan{after: u.inq.async.last()}
-				if ent.e != nil && !b.deliverOut(ctx, u, ent.e, &bound) { // nil: corrupt, logged when read
-					b.unstageMaps(bt)
-					return // ctx ended (or the lease is lost); the entry stays queued
+				if ent.e != nil && park.parked(ent.e.Chat) {
+					park.add(&u.outq, ent.e.Chat, parkedEntry{ent: ent}, time.Time{}) // behind its chat's head
+					continue
 				}
-				answers.upTo = u.inq.async.last()
-				// The id maps of the sent message (sentOut) and the ack:
-				// one commit, which the next entry does not wait for.
-				bt.Ack(q, ent.id)
-				b.ackOut(u, ent.id, *bt, answers)
-				// Now ackOut's. Room for a message's writes: two id maps, its
-				// sent record and the ack (mapSentOps), in one allocation.
-				u.outq.maps = store.Batch{Ops: make([]store.Op, 0, 4)}
+				var t outTry
+				if ent.e != nil {
+					b.reportOldest(u, &park, ent.e.Time)
+				}
+				switch oc, at := b.sendOne(ctx, u, q, ent, &bound, &t); oc {
+				case outStopped:
+					return // ctx ended (or the lease is lost); the entry stays queued
+				case outRetry:
+					park.add(&u.outq, ent.e.Chat, parkedEntry{ent: ent, try: &t}, at)
+				}
 			}
 		}
 	}
+}
+
+// sendOne settles one outbox entry (deliverOut) and, once settled, hands
+// its ack to ackOut. A corrupt entry (nil e) is acknowledged at once.
+func (b *Bridge) sendOne(ctx context.Context, u *user, q store.Queue, ent memOut, bound *sendBound, t *outTry) (outOutcome, time.Time) {
+	bt := &u.outq.maps
+	bt.Reset()
+	// Events the session took with EmitAsync while sending (echo's
+	// answer) must be durable before the ack.
+	answers := answerSpan{after: u.inq.async.last()}
+	if ent.e != nil { // nil: corrupt, logged when read
+		if oc, at := b.deliverOut(ctx, u, ent.e, bound, t); oc != outSettled {
+			b.unstageMaps(bt)
+			return oc, at
+		}
+	}
+	answers.upTo = u.inq.async.last()
+	// The id maps of the sent message (sentOut) and the ack: one commit,
+	// which the next entry does not wait for.
+	bt.Ack(q, ent.id)
+	b.ackOut(u, ent.id, *bt, answers)
+	// Now ackOut's. Room for a message's writes: two id maps, its sent
+	// record and the ack (mapSentOps), in one allocation.
+	u.outq.maps = store.Batch{Ops: make([]store.Op, 0, 4)}
+	return outSettled, time.Time{}
 }
 
 // The time one Send may take: at least sendTimeoutMin, at most
@@ -587,73 +630,95 @@ func (s *sendBound) release() {
 	}
 }
 
-// deliverOut sends one message, retrying transient failures until the TTL.
-// It returns false only when ctx ended before the outcome was settled.
-func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound *sendBound) bool {
-	b.outboxOldest(u, e.Time) // outbox age metric: e is the oldest entry left
-	delay := b.opts.RetryMin
-	var lastErr error
-	var file *legacy.Attachment // a fetched attachment, kept across retries
-	delayTold := false          // the sender was told the message waits (notice.go)
+// outTry is the retry state of one outbox entry across its attempts.
+type outTry struct {
+	delay     time.Duration      // the next backoff delay
+	lastErr   error              // the last transient failure
+	file      *legacy.Attachment // a fetched attachment, kept across retries
+	delayTold bool               // the sender was told the message waits (notice.go)
+}
+
+// Outcomes of deliverOut.
+type outOutcome int
+
+const (
+	outSettled outOutcome = iota // sent, or failed for good and the sender told
+	outRetry                     // failed for a while: try again at the time returned
+	outStopped                   // ctx ended or the lease is lost: the entry stays queued
+)
+
+// deliverOut tries to settle one message. A transient failure of this
+// message returns outRetry and when to try again, so that the worker sends
+// the user's messages to other chats meanwhile (outpark.go); a rate limit
+// holds the whole session, so it is waited for here and the message tried
+// again. The TTL ends the retries with an error to the sender.
+func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound *sendBound, t *outTry) (outOutcome, time.Time) {
+	if t.delay == 0 {
+		t.delay = b.opts.RetryMin
+	}
 	for {
 		if ctx.Err() != nil || !b.mayAct(u) { // the account lease is still ours (cluster.go)
-			return false
+			return outStopped, time.Time{}
 		}
 		if time.Since(e.Time) > b.ttl {
-			err := lastErr
+			err := t.lastErr
 			if err == nil {
 				err = legacy.ErrUnavailable
 			}
 			b.log.Warn("outgoing message expired", "user", u.owner, "age", time.Since(e.Time).Round(time.Second), "err", err)
 			b.failOut(ctx, e, stanzaError(err))
-			return true
+			return outSettled, time.Time{}
 		}
 		u.mu.Lock()
 		sess, status := u.sess, u.status
 		u.mu.Unlock()
 		if sess == nil || status == legacy.StatusUnauthorized {
 			b.failOut(ctx, e, stanzaError(legacy.ErrUnauthorized))
-			return true
+			return outSettled, time.Time{}
 		}
-		id, err := b.sendEntry(bound.context(ctx), u, sess, e, &file)
+		id, err := b.sendEntry(bound.context(ctx), u, sess, e, &t.file)
 		if err == nil {
 			b.sentOut(ctx, u, e, id)
-			return true
+			return outSettled, time.Time{}
 		}
 		if ctx.Err() != nil {
-			return false
+			return outStopped, time.Time{}
 		}
 		var se *stanza.Error
 		if errors.As(err, &se) {
 			b.log.Info("outgoing message refused by the gateway", "user", u.owner, "kind", e.Kind, "err", se.Text)
 			b.failOut(ctx, e, se)
-			return true
+			return outSettled, time.Time{}
 		}
 		if legacy.IsPermanent(err) {
 			b.log.Info("outgoing message refused by the legacy network", "user", u.owner, "err", err)
 			b.failOut(ctx, e, stanzaError(err))
-			return true
+			return outSettled, time.Time{}
 		}
-		lastErr = err
-		wait := jitter(delay)
+		t.lastErr = err
+		wait := jitter(t.delay)
 		var rl *legacy.RateLimitError
-		if errors.As(err, &rl) && rl.RetryAfter > 0 {
+		limited := errors.As(err, &rl)
+		if limited && rl.RetryAfter > 0 {
 			wait = rl.RetryAfter
 		}
-		// Never sleep past the TTL: the sender hears of the expiry when it
+		// Never wait past the TTL: the sender hears of the expiry when it
 		// happens, not one backoff delay later.
 		if left := b.ttl - time.Since(e.Time); wait > left {
 			wait = max(left, 0) + time.Millisecond
 		}
 		b.log.Warn("sending failed; will retry", "user", u.owner, "err", err, "in", wait)
-		if !delayTold && time.Since(e.Time) >= b.opts.DelayNotice {
-			delayTold = true
+		if !t.delayTold && time.Since(e.Time) >= b.opts.DelayNotice {
+			t.delayTold = true
 			b.sendSure(ctx, notice("delay-"+e.Key, e.To, bareOf(e.From), delayText(quoteOf(e), err, e.Time.Add(b.ttl))))
 		}
-		if !sleep(ctx, wait) {
-			return false
+		t.delay = min(t.delay*2, b.opts.RetryMax)
+		if !limited {
+			return outRetry, time.Now().Add(wait)
 		}
-		delay = min(delay*2, b.opts.RetryMax)
+		if !sleep(ctx, wait) {
+			return outStopped, time.Time{}
+		}
 	}
 }
 

@@ -3,11 +3,14 @@ package bridges_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jabbergate/jabbergate/bridges"
+	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 	"github.com/jabbergate/jabbergate/legacy/echo"
@@ -153,5 +156,86 @@ func TestUnregisterTellsOfQueuedMessages(t *testing.T) {
 		if pe := stanza.ParseError(r); pe.Condition != stanza.RegistrationRequired || r.To() != alice+"/p" || !strings.Contains(pe.Text, "unregistered") {
 			t.Errorf("error for %s = %s", id, r)
 		}
+	}
+}
+
+// stuckNet is echo whose Send fails with a transient error for the chat
+// "stuck" while stuck is set, and records the texts it sent, in order.
+type stuckNet struct {
+	*echo.Network
+	mu    sync.Mutex
+	stuck bool
+	sent  []string
+}
+
+func (n *stuckNet) Open(ctx context.Context, a legacy.Account, s legacy.Sink) (legacy.Session, error) {
+	inner, err := n.Network.Open(ctx, a, s)
+	return &stuckSession{Session: inner, n: n}, err
+}
+
+type stuckSession struct {
+	legacy.Session
+	n *stuckNet
+}
+
+func (s *stuckSession) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID, error) {
+	s.n.mu.Lock()
+	if m.Chat == "stuck" && s.n.stuck {
+		s.n.mu.Unlock()
+		return "", fmt.Errorf("451 4.7.1 greylisted, try again later: %w", legacy.ErrUnavailable)
+	}
+	s.n.sent = append(s.n.sent, m.Text)
+	s.n.mu.Unlock()
+	return s.Session.Send(ctx, m)
+}
+
+func (n *stuckNet) sentTexts() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.sent)
+}
+
+// A message that fails for a while holds up only the later messages to
+// its own contact: those to others go out meanwhile, and the held ones
+// follow in order once it is sent.
+func TestFailingContactDoesNotHoldUpOthers(t *testing.T) {
+	e, _ := echo.New(nil)
+	n := &stuckNet{Network: e, stuck: true}
+	h := newTunedHarness(t, n, func(o *bridges.Options) { o.RetryMax = 50 * time.Millisecond })
+	h.register(alice)
+	msg := func(id, to, body string) {
+		h.send(`<message xmlns='jabber:component:accept' type='chat' id='` + id + `' from='` + alice + `/p' to='` + to + `@` + domain + `'><body>` + body + `</body></message>`)
+	}
+	msg("s1", "stuck", "first to stuck")
+	msg("o1", "other", "to other")
+	msg("s2", "stuck", "second to stuck")
+	msg("o2", "other", "again to other")
+	h.expect("other's second echo", func(e *stanza.Element) bool { return e.ChildText("", "body") == "again to other" })
+	if got := n.sentTexts(); !slices.Equal(got, []string{"to other", "again to other"}) {
+		t.Fatalf("sent while stuck = %q", got)
+	}
+	n.mu.Lock()
+	n.stuck = false
+	n.mu.Unlock()
+	h.expect("stuck's second echo", func(e *stanza.Element) bool { return e.ChildText("", "body") == "second to stuck" })
+	if got := n.sentTexts(); !slices.Equal(got, []string{"to other", "again to other", "first to stuck", "second to stuck"}) {
+		t.Errorf("sent = %q", got)
+	}
+	for _, st := range h.srv.Received() {
+		if st.Type() == "error" {
+			t.Errorf("error: %s", st)
+		}
+	}
+	// Nothing is left queued.
+	deadline := time.Now().Add(wait)
+	for {
+		l, err := h.st.Len(context.Background(), store.Queue{Bridge: domain, JID: alice, Kind: store.Outbox})
+		if err == nil && l == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox still holds %d entries (%v)", l, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
