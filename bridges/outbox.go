@@ -513,13 +513,20 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user, empty bool) {
 	defer bound.release()
 	var park outPark // messages waiting for a retry, by chat (outpark.go)
 	defer park.clear(&u.outq)
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
+	var retry *time.Timer // made when first needed: most workers never park
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
 	for {
 		var retryDue <-chan time.Time
 		if at, ok := park.next(); ok {
-			retry.Reset(time.Until(at))
+			if retry == nil {
+				retry = time.NewTimer(time.Until(at))
+			} else {
+				retry.Reset(time.Until(at))
+			}
 			retryDue = retry.C
 		}
 		select {
@@ -530,7 +537,9 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user, empty bool) {
 		case <-ready:
 		case <-retryDue:
 		}
-		retry.Stop()
+		if retry != nil {
+			retry.Stop()
+		}
 		for ctx.Err() == nil {
 			if !b.retryParked(ctx, u, q, &park, &bound) {
 				return
