@@ -130,5 +130,10 @@ func (b *Bridge) emitRound(round []*emitReq) {
 		if r.done != nil {
 			r.done <- err
 		}
+		if err == nil && (i == 0 || round[i-1].u != r.u) {
+			if s := b.successor(r.u); s != nil {
+				kick(s.kickIn) // its drainer may have read the store before this commit
+			}
+		}
 	}
 }

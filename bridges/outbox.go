@@ -230,6 +230,9 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 		return
 	}
 	for _, u := range wake {
+		if s := b.successor(u); s != nil {
+			kick(s.kickOut) // its worker may have read the store before this commit
+		}
 		b.wakeOwner(ctx, u) // another instance may run this user (cluster.go)
 	}
 }

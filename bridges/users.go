@@ -104,6 +104,19 @@ func (b *Bridge) getUser(bare string) *user {
 	return b.users[bare]
 }
 
+// successor returns the user that took u's place in b.users (a lease
+// taken over, a registration again, a settings change restarted the
+// session), nil while u is current or when the user is gone. A commit
+// for u that ends after the swap must wake the successor, whose workers
+// read the store when they start but may have read it before the commit.
+func (b *Bridge) successor(u *user) *user {
+	cur := b.getUser(u.jid)
+	if cur == u {
+		return nil
+	}
+	return cur
+}
+
 // startUser opens the legacy session and starts the user's goroutines:
 // session runner, inbox drainer, outbox worker. In a cluster it does so
 // only on the instance that holds (or now takes) the account's lease
