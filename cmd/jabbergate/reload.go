@@ -106,6 +106,7 @@ func newLevelLogger(cfg config.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) 
 	_ = lv.UnmarshalText([]byte(cfg.Level)) // checked by config; "" stays info
 	opts := &slog.HandlerOptions{Level: lv}
 	if cfg.Format == "json" {
+		opts.ReplaceAttr = readableDurations
 		return slog.New(slog.NewJSONHandler(w, opts)), lv
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), lv

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jabbergate/jabbergate/bridges/config"
 )
@@ -65,5 +67,22 @@ func TestLevelLoggerChangesInPlace(t *testing.T) {
 	log.Debug("shown")
 	if s := buf.String(); strings.Contains(s, "hidden") || !strings.Contains(s, "shown") {
 		t.Errorf("log = %q", s)
+	}
+}
+
+// JSON logs write durations as text ("31.5s"), as the text format does.
+func TestJSONLogDurationsReadable(t *testing.T) {
+	for _, mk := range []func(io.Writer) *slog.Logger{
+		func(w io.Writer) *slog.Logger { return newLogger(config.Log{Level: "info", Format: "json"}, w) },
+		func(w io.Writer) *slog.Logger {
+			l, _ := newLevelLogger(config.Log{Level: "info", Format: "json"}, w)
+			return l
+		},
+	} {
+		var buf bytes.Buffer
+		mk(&buf).Info("retry", "in", 31500*time.Millisecond)
+		if s := buf.String(); !strings.Contains(s, `"in":"31.5s"`) {
+			t.Errorf("log = %q", s)
+		}
 	}
 }

@@ -34,9 +34,19 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cfg.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Format == "json" {
+		opts.ReplaceAttr = readableDurations
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// readableDurations writes durations as "31.5s", as the text format does,
+// instead of the JSON handler's nanoseconds.
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 // openStore opens the configured backend.
@@ -119,6 +129,7 @@ type gateway struct {
 // given, is the file cfg was loaded from: SIGHUP reloads it (reload.go).
 func run(ctx context.Context, cfg *config.Config, logOut io.Writer, configFile ...string) error {
 	log, level := newLevelLogger(cfg.Log, logOut)
+	redisstore.SetLogger(log) // the Redis client's own lines, structured
 	m := metrics.New(bridges.Version)
 
 	st, err := openStore(ctx, cfg.Store)
