@@ -103,3 +103,25 @@ func IsPermanent(err error) bool {
 	}
 	return false
 }
+
+// OptionError says which of the network's options (a key of the bridge's
+// `options` in the config file) is wrong and why. A Factory returns it,
+// alone, wrapped (fmt.Errorf("echo: %w", err)) or several joined with
+// errors.Join (see OptionErrors), so that the configuration check reports
+// the option's file, line and key path. Option is the name the factory
+// was given (for an option read from "x_file" that is "x"; the check names
+// the key as written). Problem is worded without the adapter's or the
+// option's name: "unknown option (known: prefix)", "want a positive
+// duration, got \"0s\"". An Option of "" is about the options as a whole
+// ("give both twilio_account_sid and twilio_auth_token").
+type OptionError struct {
+	Option  string
+	Problem string
+}
+
+func (e *OptionError) Error() string {
+	if e.Option == "" {
+		return "options: " + e.Problem
+	}
+	return "option " + e.Option + ": " + e.Problem
+}

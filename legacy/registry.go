@@ -7,7 +7,10 @@ import (
 )
 
 // Factory builds a Network from its configuration section (the bridge's
-// `options` map in the config file). It validates and does no I/O.
+// `options` map in the config file). It validates and does no I/O. A
+// problem with one option is best returned as an *OptionError (wrapped or
+// joined as the factory likes): the configuration check then names that
+// option's line and key in the config file.
 type Factory func(options map[string]string) (Network, error)
 
 var (
@@ -60,4 +63,29 @@ func New(name string, options map[string]string) (Network, error) {
 		return nil, fmt.Errorf("legacy: unknown network %q (known: %v)", name, Names())
 	}
 	return f(options)
+}
+
+// OptionErrors returns the *OptionError values in err's tree, following
+// Unwrap() error and Unwrap() []error (errors.Join) depth first, in order;
+// nil if there is none.
+func OptionErrors(err error) []*OptionError {
+	var out []*OptionError
+	var walk func(error, int)
+	walk = func(e error, depth int) {
+		if e == nil || depth > 100 { // a cycle or an absurd chain
+			return
+		}
+		switch x := e.(type) {
+		case *OptionError:
+			out = append(out, x)
+		case interface{ Unwrap() []error }:
+			for _, m := range x.Unwrap() {
+				walk(m, depth+1)
+			}
+		case interface{ Unwrap() error }:
+			walk(x.Unwrap(), depth+1)
+		}
+	}
+	walk(err, 0)
+	return out
 }

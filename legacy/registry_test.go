@@ -2,6 +2,8 @@ package legacy
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -34,5 +36,33 @@ func TestPermanence(t *testing.T) {
 	}
 	if !errors.Is(&RateLimitError{}, ErrRateLimited) {
 		t.Errorf("RateLimitError does not wrap ErrRateLimited")
+	}
+}
+
+func TestOptionErrors(t *testing.T) {
+	a := &OptionError{Option: "prefx", Problem: "unknown option (known: prefix)"}
+	b := &OptionError{Option: "poll_interval", Problem: "want a positive duration"}
+	if got := a.Error(); got != "option prefx: unknown option (known: prefix)" {
+		t.Errorf("Error() = %q", got)
+	}
+	if got := (&OptionError{Problem: "no route"}).Error(); got != "options: no route" {
+		t.Errorf("Error() without an option = %q", got)
+	}
+	cases := []struct {
+		name string
+		err  error
+		want []*OptionError
+	}{
+		{"nil", nil, nil},
+		{"untyped", errors.New("echo: unknown option \"x\""), nil},
+		{"bare", a, []*OptionError{a}},
+		{"wrapped", fmt.Errorf("echo: %w", a), []*OptionError{a}},
+		{"joined", errors.Join(a, errors.New("other"), fmt.Errorf("x: %w", b)), []*OptionError{a, b}},
+		{"wrapped join", fmt.Errorf("email: %w", errors.Join(b, a)), []*OptionError{b, a}},
+	}
+	for _, c := range cases {
+		if got := OptionErrors(c.err); !slices.Equal(got, c.want) {
+			t.Errorf("%s: OptionErrors = %v, want %v", c.name, got, c.want)
+		}
 	}
 }
