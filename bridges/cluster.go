@@ -94,6 +94,17 @@ var errNotOwner = fmt.Errorf("bridges: this instance no longer runs the account:
 // its lease was lost.
 var errLeaseLost = errors.New("bridges: lease lost")
 
+// errLinkDown is the cancellation cause of an active instance that gives
+// up its link lease because its own component link stayed down (a wrong
+// secret, a domain the server does not know): a standby whose link may
+// work takes over.
+var errLinkDown = errors.New("bridges: component link down; link lease handed over")
+
+// linkGrace is how long an instance's component link may stay down before
+// it hands its leases to other instances: two lease periods (30 s by
+// default), more than a server restart takes.
+func (c *cluster) linkGrace() time.Duration { return 2 * c.ttl }
+
 // cluster is the lease state of one clustered Bridge; nil when the bridge
 // runs alone. Its methods accept a nil receiver and then do what a single
 // instance does.
@@ -108,7 +119,8 @@ type cluster struct {
 	mu   sync.Mutex
 	held map[string]*heldLease // by bare JID
 
-	replies chan string // IQ replies for other instances' links, to publish
+	replies chan string   // IQ replies for other instances' links, to publish
+	linkUp  chan struct{} // kicked when the link comes up: accounts are taken at once
 
 	// Used by the run goroutine only (acquireFree, keepInstance):
 	owners   map[string]string // jid → the instance last seen holding its lease
@@ -139,7 +151,7 @@ func newCluster(b *Bridge, o *Cluster) (*cluster, error) {
 		return nil, errors.New("bridges: Cluster.Leaser is required (a store shared by the instances, such as redis)")
 	}
 	c := &cluster{b: b, leaser: o.Leaser, notifier: o.Notifier, instance: o.Instance, ttl: o.LeaseTTL,
-		multi: o.MultiLink, held: map[string]*heldLease{}, replies: make(chan string, 1024)}
+		multi: o.MultiLink, held: map[string]*heldLease{}, replies: make(chan string, 1024), linkUp: make(chan struct{}, 1)}
 	var r [6]byte
 	_, _ = rand.Read(r[:])
 	c.nonce = hex.EncodeToString(r[:])
@@ -315,6 +327,7 @@ func (c *cluster) run(ctx context.Context) {
 	defer t.Stop()
 	var lastScan time.Time
 	c.owners = map[string]string{}
+	linkDown := time.Now() // since when the link is down; zero while up
 	for {
 		c.renewAll(ctx)
 		c.keepInstance(ctx) // after the accounts: it expires after them
@@ -323,13 +336,27 @@ func (c *cluster) run(ctx context.Context) {
 				lastScan = time.Now()
 			}
 		}
-		c.acquireFree(ctx)
+		// Accounts are taken only while this instance's link works, and
+		// given back when it has been down for linkGrace (several links:
+		// the other instances' links serve them meanwhile).
+		switch {
+		case c.b.link.Up():
+			linkDown = time.Time{}
+			c.acquireFree(ctx)
+		case linkDown.IsZero():
+			linkDown = time.Now()
+		case c.multi && time.Since(linkDown) >= c.linkGrace() && c.heldCount() > 0:
+			c.b.log.Warn("cluster: component link down; handing the accounts to the other instances",
+				"down", time.Since(linkDown).Round(time.Second), "accounts", c.heldCount())
+			c.releaseAccounts()
+		}
 		select {
 		case <-ctx.Done():
 			wg.Wait()
 			c.releaseAll()
 			return
 		case <-t.C:
+		case <-c.linkUp:
 		}
 	}
 }
@@ -680,9 +707,30 @@ func running(u *user) bool {
 	}
 }
 
+// heldCount returns how many account leases this instance holds.
+func (c *cluster) heldCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.held)
+}
+
 // releaseAll stops every user this instance ran and releases their leases
-// (ctx has ended: the store calls get their own short deadline).
+// and its liveness lease (ctx has ended: the store calls get their own
+// short deadline).
 func (c *cluster) releaseAll() {
+	c.releaseAccounts()
+	if c.instTok > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.leaser.Release(ctx, c.instanceLease(c.instance), c.instHolder(), c.instTok)
+		c.instTok = 0
+		c.instOK.Store(false)
+	}
+}
+
+// releaseAccounts stops every user this instance ran and releases their
+// leases, so other instances take them at their next check.
+func (c *cluster) releaseAccounts() {
 	b := c.b
 	c.mu.Lock()
 	held := c.held
@@ -696,13 +744,6 @@ func (c *cluster) releaseAll() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if c.instTok > 0 {
-		defer func() {
-			_ = c.leaser.Release(ctx, c.instanceLease(c.instance), c.instHolder(), c.instTok)
-			c.instTok = 0
-			c.instOK.Store(false)
-		}()
-	}
 	for jid, hl := range held {
 		if err := c.leaser.Release(ctx, c.accountLease(jid), c.instance, hl.token); err != nil {
 			b.log.Warn("cluster: release account lease", "err", err)

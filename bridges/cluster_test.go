@@ -387,3 +387,60 @@ func TestClusterDuplicateName(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterStandbyTakesOverABrokenLink: an active instance whose own
+// link stays down (its server refuses the secret) hands the link lease
+// over, and the standby, whose link works, serves.
+func TestClusterStandbyTakesOverABrokenLink(t *testing.T) {
+	st := openShared(t)
+	a := startInstance(t, "a", st, bridges.Cluster{})
+	if err := a.srv.WaitHandshakes(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	b := startInstance(t, "b", st, bridges.Cluster{})
+	waitHolder(t, st, "link:"+domain, "a")
+	a.srv.SetSecret("not-the-secret")
+	if err := a.srv.CloseConn(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.srv.WaitHandshakes(1, wait); err != nil {
+		t.Fatalf("the standby did not take over from an instance whose link fails: %v", err)
+	}
+	waitHolder(t, st, "link:"+domain, "b")
+	if !strings.Contains(a.log.String(), "link lease released for a standby") {
+		t.Error("instance a did not log why it released the link lease")
+	}
+	b.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
+	if _, err := b.srv.WaitFor(wait, reply("r1")); err != nil {
+		t.Fatal(err)
+	}
+	b.message("m1", "served by the standby")
+	b.echoed("served by the standby")
+}
+
+// TestClusterBrokenLinkGivesAccountsAway: with several links, an instance
+// whose link stays down gives its accounts to an instance whose link
+// works, which then answers the user.
+func TestClusterBrokenLinkGivesAccountsAway(t *testing.T) {
+	st := openShared(t)
+	a := startInstance(t, "a", st, bridges.Cluster{MultiLink: true})
+	if err := a.srv.WaitHandshakes(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	a.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
+	if _, err := a.srv.WaitFor(wait, reply("r1")); err != nil {
+		t.Fatal(err)
+	}
+	waitHolder(t, st, aliceLease, "a")
+	b := startInstance(t, "b", st, bridges.Cluster{MultiLink: true})
+	if err := b.srv.WaitHandshakes(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	a.srv.SetSecret("not-the-secret")
+	if err := a.srv.CloseConn(); err != nil {
+		t.Fatal(err)
+	}
+	waitHolder(t, st, aliceLease, "b")
+	b.message("m1", "after a's link broke")
+	b.echoed("after a's link broke")
+}

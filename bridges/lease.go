@@ -30,15 +30,27 @@ func (b *Bridge) runStandby(ctx context.Context) error {
 			c.keepLink(lctx, name, tok, cancel)
 		}()
 		err := b.run(lctx)
+		linkDown := errors.Is(context.Cause(lctx), errLinkDown)
 		cancel(nil)
 		<-renewDone
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || linkDown {
 			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			if rerr := c.leaser.Release(rctx, name, c.instHolder(), tok); rerr != nil {
 				b.log.Warn("cluster: release link lease", "err", rerr)
 			}
 			rcancel()
+		}
+		if ctx.Err() != nil {
 			return err
+		}
+		if linkDown {
+			// Let a standby take the lease before this instance tries again
+			// (it may be alone, or every link may be failing: then it does).
+			b.log.Warn("cluster: the component link stayed down; link lease released for a standby", "err", err)
+			if !sleep(ctx, c.ttl) {
+				return nil
+			}
+			continue
 		}
 		b.log.Warn("cluster: link lease lost; back to standby", "err", err)
 	}
@@ -74,8 +86,12 @@ func (c *cluster) waitLink(ctx context.Context, name string) (int64, bool) {
 // keepLink renews the link lease every LeaseTTL/4 until ctx ends; when the
 // store refuses a renewal or the local deadline passes without one, it
 // cancels ctx with errLeaseLost (the link then closes at once, without
-// goodbye presences: another instance is taking over).
+// goodbye presences: another instance is taking over). When this
+// instance's own link has been down for linkGrace (from the start, or
+// since it dropped), it cancels ctx with errLinkDown: holding the lease
+// would keep a standby with a working link from serving.
 func (c *cluster) keepLink(ctx context.Context, name string, tok int64, cancel context.CancelCauseFunc) {
+	downSince := time.Now() // the link is not up yet when the lease is taken
 	deadline := time.NewTimer(c.ttl * 4 / 5)
 	defer deadline.Stop()
 	tick := time.NewTicker(c.check())
@@ -89,6 +105,15 @@ func (c *cluster) keepLink(ctx context.Context, name string, tok int64, cancel c
 			cancel(errLeaseLost)
 			return
 		case <-tick.C:
+		}
+		if c.b.link.Up() {
+			downSince = time.Time{}
+		} else if downSince.IsZero() {
+			downSince = time.Now()
+		} else if time.Since(downSince) >= c.linkGrace() {
+			c.b.log.Warn("cluster: component link down; handing the link lease over", "down", time.Since(downSince).Round(time.Second))
+			cancel(errLinkDown)
+			return
 		}
 		sent := time.Now()
 		rctx, rcancel := context.WithTimeout(ctx, c.check())
@@ -116,5 +141,5 @@ func (c *cluster) skipGoodbye(ctx context.Context) bool {
 	if c == nil {
 		return false
 	}
-	return c.multi || errors.Is(context.Cause(ctx), errLeaseLost)
+	return c.multi || errors.Is(context.Cause(ctx), errLeaseLost) || errors.Is(context.Cause(ctx), errLinkDown)
 }

@@ -314,6 +314,9 @@ func (b *Bridge) sendContactPresence(ctx context.Context, u *user, chat legacy.C
 // component link), wakes every inbox drainer, and when the connection ends
 // because we are shutting down, says goodbye.
 func (b *Bridge) linkUp(ctx context.Context, c *component.Conn) {
+	if b.cl != nil {
+		kick(b.cl.linkUp) // accounts are taken while the link works (cluster.go)
+	}
 	b.mu.Lock()
 	users := b.snapshotUsers()
 	b.mu.Unlock()
