@@ -107,7 +107,8 @@ type Bridge struct {
 	// a key "x_file" is replaced by "x" holding the content of that file.
 	Options map[string]string `yaml:"options"`
 
-	// secretOptions marks options read from a *_file, for Redacted.
+	// secretOptions marks options read from a *_file, for Redacted and
+	// OptionKey.
 	secretOptions map[string]bool
 }
 
@@ -324,6 +325,20 @@ func parse(name, dir string, data []byte) (*Config, error) {
 // problems found later (say, an adapter rejecting its options) as an
 // *Error with a line.
 func (c *Config) Line(key string) int { return lineOf(c.lines, key) }
+
+// OptionKey returns the key path of option name of bridges[i] as written
+// in the file, for an *Error about an option the network refused:
+// "bridges[i].options.name", or "bridges[i].options.name_file" when the
+// value was read from that file (the network sees it as name). Line gives
+// its line (that of the options block or the bridge when the option is
+// not in the file).
+func (c *Config) OptionKey(i int, name string) string {
+	k := fmt.Sprintf("bridges[%d].options.%s", i, name)
+	if i >= 0 && i < len(c.Bridges) && c.Bridges[i].secretOptions[name] {
+		k += "_file"
+	}
+	return k
+}
 
 // String returns Redacted, so a Config printed with %v shows no secret.
 func (c *Config) String() string { return c.Redacted() }

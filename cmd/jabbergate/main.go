@@ -28,7 +28,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/jabbergate/jabbergate/bridges"
@@ -151,13 +154,92 @@ func loadConfig(path string, stderr io.Writer) (cfg *config.Config, ok bool) {
 }
 
 // checkNetworks builds each bridge's network once, so unknown networks and
-// bad adapter options are reported as configuration errors.
+// bad adapter options are reported as configuration errors. An option the
+// network refuses is reported at its line under its full key,
+// bridges[i].options.NAME (optionErrors).
 func checkNetworks(file string, cfg *config.Config) error {
 	var errs []error
 	for i, b := range cfg.Bridges {
+		if _, ok := legacy.Lookup(b.Network); !ok {
+			key := fmt.Sprintf("bridges[%d].network", i)
+			errs = append(errs, &config.Error{File: file, Line: cfg.Line(key), Key: key,
+				Problem: fmt.Sprintf("network %q is not built into this binary (built in: %s)", b.Network, strings.Join(legacy.Names(), ", "))})
+			continue
+		}
 		if _, err := legacy.New(b.Network, b.Options); err != nil {
-			errs = append(errs, &config.Error{File: file, Key: fmt.Sprintf("bridges[%d]", i), Problem: err.Error()})
+			errs = append(errs, optionErrors(file, cfg, i, err)...)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// optionErrors turns the error bridges[i]'s network factory returned into
+// *config.Error values:
+//
+//   - every *legacy.OptionError in it (wrapped or joined) becomes
+//     "file:line: bridges[i].options.NAME: problem", at the line of that
+//     option's key (NAME_file when the value came from a file);
+//   - an untyped error in one of the adapters' wordings, `unknown option
+//     "NAME" (…)` or `option NAME: problem`, after any "network: "
+//     prefixes, is reported the same way, the name taken from the text;
+//   - any other error is reported as it is, under bridges[i].options at the
+//     line of the options block (of the bridge when it has none).
+//
+// Each member of an errors.Join is treated on its own.
+func optionErrors(file string, cfg *config.Config, i int, err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, m := range j.Unwrap() {
+			out = append(out, optionErrors(file, cfg, i, m)...)
+		}
+		return out
+	}
+	block := fmt.Sprintf("bridges[%d].options", i)
+	at := func(name, problem string) error {
+		key := block
+		if name != "" {
+			key = cfg.OptionKey(i, name)
+		}
+		return &config.Error{File: file, Line: cfg.Line(key), Key: key, Problem: problem}
+	}
+	if oes := legacy.OptionErrors(err); len(oes) > 0 {
+		out := make([]error, len(oes))
+		for k, oe := range oes {
+			out[k] = at(oe.Option, oe.Problem)
+		}
+		return out
+	}
+	if name, problem, ok := parseOptionError(err.Error()); ok {
+		return []error{at(name, problem)}
+	}
+	return []error{at("", err.Error())}
+}
+
+var (
+	// unknownOptionRE matches `echo: unknown option "prefx" (known: prefix)`.
+	unknownOptionRE = regexp.MustCompile(`(?s)^(?:[\w.-]+: )*unknown option ("(?:[^"\\]|\\.)*")(.*)$`)
+	// optionRE matches `email: option poll_interval: want …`, the name
+	// bare or quoted.
+	optionRE = regexp.MustCompile(`(?s)^(?:[\w.-]+: )*option ("(?:[^"\\]|\\.)*"|[\w.-]+): (.+)$`)
+)
+
+// parseOptionError finds the option an untyped adapter error is about, and
+// the problem without the adapter's prefix and the option's name.
+func parseOptionError(msg string) (name, problem string, ok bool) {
+	if m := unknownOptionRE.FindStringSubmatch(msg); m != nil {
+		if name, err := strconv.Unquote(m[1]); err == nil && name != "" {
+			return name, "unknown option" + m[2], true
+		}
+	}
+	if m := optionRE.FindStringSubmatch(msg); m != nil {
+		name := m[1]
+		if strings.HasPrefix(name, `"`) {
+			var err error
+			if name, err = strconv.Unquote(name); err != nil || name == "" {
+				return "", "", false
+			}
+		}
+		return name, m[2], true
+	}
+	return "", "", false
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/config"
+	"github.com/jabbergate/jabbergate/legacy"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -78,7 +81,7 @@ func TestConfigErrorsExit2WithFileLineKey(t *testing.T) {
 	}{
 		{"typo", strings.Replace(goodConfig, "    secret:", "    secert:", 1), ":6: bridges[0].secert: unknown key"},
 		{"unknown network", strings.Replace(goodConfig, "network: echo", "network: pigeon", 1), "bridges[0].network"},
-		{"bad echo option", goodConfig[:strings.Index(goodConfig, "access:")] + "    options:\n      prefx: x\n" + goodConfig[strings.Index(goodConfig, "access:"):], `echo: unknown option "prefx"`},
+		{"bad echo option", goodConfig[:strings.Index(goodConfig, "access:")] + "    options:\n      prefx: x\n" + goodConfig[strings.Index(goodConfig, "access:"):], `:8: bridges[0].options.prefx: unknown option (known: prefix)`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -94,5 +97,124 @@ func TestConfigErrorsExit2WithFileLineKey(t *testing.T) {
 	code, _, errs := runCLI("run", "-config", filepath.Join(t.TempDir(), "missing.yaml"))
 	if code != 2 || !strings.Contains(errs, "missing.yaml") {
 		t.Errorf("missing file: %d %q", code, errs)
+	}
+}
+
+// withOptions is goodConfig with the echo bridge replaced by network and
+// the given options lines (indented under "options:", line 7).
+func withOptions(network string, options ...string) string {
+	b := strings.Replace(goodConfig, "network: echo", "network: "+network, 1)
+	i := strings.Index(b, "access:")
+	return b[:i] + "    options:\n      " + strings.Join(options, "\n      ") + "\n" + b[i:]
+}
+
+// TestAdapterOptionErrors: an option an adapter refuses is reported like a
+// core key: the file, the line of that option's key, its full key path and
+// the problem without the adapter's prefix; by check-config and run alike,
+// exit status 2.
+func TestAdapterOptionErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "prefix.txt"), []byte("> \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, body, want string
+	}{
+		{"unknown echo option", withOptions("echo", "prefix: x", "prefx: y"),
+			`:9: bridges[0].options.prefx: unknown option (known: prefix)`},
+		{"unknown option from a file", withOptions("echo", "prefx_file: prefix.txt"),
+			`:8: bridges[0].options.prefx_file: unknown option (known: prefix)`},
+		{"email poll_interval", withOptions("email", "idle: true", "poll_interval: 0s"),
+			`:9: bridges[0].options.poll_interval: want a positive duration, got "0s"`},
+		{"email size", withOptions("email", "max_file_size: lots"),
+			`:8: bridges[0].options.max_file_size: want a positive size`},
+		{"unknown telegram option", withOptions("telegram", "api_url: https://api.telegram.org", "webhook: x"),
+			`:9: bridges[0].options.webhook: unknown option (known: api_url, poll_timeout, webhook_url, webhook_secret)`},
+		// Not in a wording that names an option: as the adapter says it,
+		// at the options block.
+		{"other sms problem", withOptions("sms", "max_segments: 0"),
+			`:7: bridges[0].options: sms: max_segments "0" must be a whole number`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, "c.yaml")
+			if err := os.WriteFile(p, []byte(c.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, cmd := range []string{"check-config", "run"} {
+				code, _, errs := runCLI(cmd, "-config", p)
+				if code != 2 || !strings.Contains(errs, "\n"+p+c.want) {
+					t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2 and a line %s%s", cmd, code, errs, p, c.want)
+				}
+			}
+		})
+	}
+}
+
+// TestOptionErrorsTyped: a *legacy.OptionError, alone, wrapped or joined
+// with others, is reported at its option's line and key with its problem
+// as is; untyped members of a join are reported on their own.
+func TestOptionErrorsTyped(t *testing.T) {
+	p := writeConfig(t, withOptions("echo", "prefix: x", "secret_token_file: tok"))
+	if err := os.WriteFile(filepath.Join(filepath.Dir(p), "tok"), []byte("t"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := &legacy.OptionError{Option: "prefix", Problem: "too long"}
+	token := &legacy.OptionError{Option: "secret_token", Problem: "too short"}
+	whole := &legacy.OptionError{Problem: "give a or b"}
+	cases := []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"bare", prefix, []string{p + ":8: bridges[0].options.prefix: too long"}},
+		{"wrapped", fmt.Errorf("echo: %w", prefix), []string{p + ":8: bridges[0].options.prefix: too long"}},
+		{"from a file", token, []string{p + ":9: bridges[0].options.secret_token_file: too short"}},
+		{"not set", &legacy.OptionError{Option: "public_url", Problem: "required"}, []string{p + ":7: bridges[0].options.public_url: required"}},
+		{"whole block", fmt.Errorf("sms: %w", whole), []string{p + ":7: bridges[0].options: give a or b"}},
+		{"joined", errors.Join(fmt.Errorf("echo: %w", errors.Join(prefix, token)), errors.New("echo: something else")), []string{
+			p + ":8: bridges[0].options.prefix: too long",
+			p + ":9: bridges[0].options.secret_token_file: too short",
+			p + ":7: bridges[0].options: echo: something else",
+		}},
+	}
+	for _, c := range cases {
+		var got []string
+		for _, e := range optionErrors(p, cfg, 0, c.err) {
+			got = append(got, e.Error())
+		}
+		if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+			t.Errorf("%s:\n got: %q\nwant: %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestParseOptionError(t *testing.T) {
+	cases := []struct {
+		msg, name, problem string
+	}{
+		{`echo: unknown option "prefx" (known: prefix)`, "prefx", "unknown option (known: prefix)"},
+		{`unknown option "a \"b\""`, `a "b"`, "unknown option"},
+		{`legacy: sms: unknown option "x.y-z" (known: routes)`, "x.y-z", "unknown option (known: routes)"},
+		{`email: option poll_interval: want a positive duration, got "0s"`, "poll_interval", `want a positive duration, got "0s"`},
+		{`email: option idle: strconv.ParseBool: parsing "x": invalid syntax`, "idle", `strconv.ParseBool: parsing "x": invalid syntax`},
+		{`option "odd name": bad`, "odd name", "bad"},
+		{"x: option a: two\nlines", "a", "two\nlines"},
+		{`sms: max_segments "0" must be a whole number`, "", ""},
+		{`sms: give both twilio_account_sid and twilio_auth_token`, "", ""},
+		{`telegram: webhook_url needs a webhook_secret of at least 16 characters`, "", ""},
+		{`email: options are: none`, "", ""},
+		{`echo: unknown option ""`, "", ""},
+		{`unknown option prefx`, "", ""},
+	}
+	for _, c := range cases {
+		name, problem, ok := parseOptionError(c.msg)
+		if ok != (c.name != "") || name != c.name || problem != c.problem {
+			t.Errorf("parseOptionError(%q) = %q, %q, %v; want %q, %q", c.msg, name, problem, ok, c.name, c.problem)
+		}
 	}
 }
