@@ -283,15 +283,8 @@ func (d *decoder) checkPebblePath(p string) {
 	if p == "" {
 		p = DefaultPebbleStorePath
 	}
-	p = d.path(p)
-	fi, err := os.Stat(p)
-	switch {
-	case err != nil:
-		return // missing: Open creates it; other problems show there
-	case fi.Mode().IsRegular():
-		d.errorf(d.line("store.path"), "store.path", "%q is a regular file, but the pebble backend keeps its data in a directory (a bolt store? bolt and pebble do not share data): give another path", p)
-	case !fi.IsDir():
-		d.errorf(d.line("store.path"), "store.path", "%q is not a directory; the pebble backend keeps its data in a directory", p)
+	if prob := storePathProblem("pebble", d.path(p), false); prob != "" {
+		d.errorf(d.line("store.path"), "store.path", "%s", prob)
 	}
 }
 

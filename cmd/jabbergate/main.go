@@ -20,6 +20,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -30,6 +31,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -109,7 +111,10 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jabbergate %s: -config FILE is required\n", cmd)
 		return 2
 	}
-	cfg, ok := loadConfig(*path, stderr)
+	// run opens the store: a store.path it cannot open is a configuration
+	// error (exit 2, which systemd does not restart on), so check-config,
+	// run's ExecStartPre in the shipped unit, refuses it too.
+	cfg, ok := loadConfig(*path, stderr, checkStorePath)
 	if !ok {
 		return 2
 	}
@@ -140,11 +145,16 @@ func (e *configError) Error() string { return e.err.Error() }
 func (e *configError) Unwrap() error { return e.err }
 
 // loadConfig loads and checks the config file the way every command does,
-// printing any error to stderr; ok is false on a configuration error.
-func loadConfig(path string, stderr io.Writer) (cfg *config.Config, ok bool) {
+// then runs the command's own checks, printing every error to stderr; ok
+// is false on a configuration error.
+func loadConfig(path string, stderr io.Writer, checks ...func(file string, cfg *config.Config) error) (cfg *config.Config, ok bool) {
 	cfg, err := config.Load(path)
 	if err == nil {
-		err = checkNetworks(path, cfg)
+		errs := []error{checkNetworks(path, cfg)}
+		for _, check := range checks {
+			errs = append(errs, check(path, cfg))
+		}
+		err = byLine(errs)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "jabbergate: configuration error:\n%v\n", err)
@@ -152,6 +162,47 @@ func loadConfig(path string, stderr io.Writer) (cfg *config.Config, ok bool) {
 	}
 	return cfg, true
 }
+
+// byLine joins the configuration errors in errs ordered by line, as
+// config.Load orders its own (problems without a line last); nil if none.
+func byLine(errs []error) error {
+	var all []*config.Error
+	var other []error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if ces := config.Errors(err); len(ces) > 0 {
+			all = append(all, ces...)
+		} else {
+			other = append(other, err)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b *config.Error) int {
+		switch {
+		case a.Line == b.Line:
+			return 0
+		case a.Line == 0:
+			return 1
+		case b.Line == 0:
+			return -1
+		}
+		return cmp.Compare(a.Line, b.Line)
+	})
+	out := make([]error, 0, len(all)+len(other))
+	for _, e := range all {
+		out = append(out, e)
+	}
+	out = append(out, other...)
+	if len(out) == 1 {
+		return out[0]
+	}
+	return errors.Join(out...)
+}
+
+// checkStorePath refuses a bolt or pebble store.path that run could not
+// open (a directory for bolt, a missing parent directory).
+func checkStorePath(file string, cfg *config.Config) error { return cfg.CheckStorePath(file) }
 
 // checkNetworks builds each bridge's network once, so unknown networks and
 // bad adapter options are reported as configuration errors. An option the

@@ -218,3 +218,64 @@ func TestParseOptionError(t *testing.T) {
 		}
 	}
 }
+
+// TestStorePathErrors: a store.path run cannot open is refused by
+// check-config (systemd's ExecStartPre) and by run with exit status 2, at
+// the line of store.path, instead of run failing with status 1 and systemd
+// restarting it forever.
+func TestStorePathErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "adir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	store := func(backend, path string) string {
+		return goodConfig + "store:\n  backend: " + backend + "\n  path: " + path + "\n" // store.path on line 11
+	}
+	cases := []struct {
+		name, body, want string
+	}{
+		{"bolt on a directory", store("bolt", "adir"),
+			fmt.Sprintf(`:11: store.path: %q is a directory, but the bolt backend keeps its data in one file`, filepath.Join(dir, "adir"))},
+		{"bolt without its directory", store("bolt", "nope/jg.db"),
+			fmt.Sprintf(`:11: store.path: directory %q does not exist`, filepath.Join(dir, "nope"))},
+		{"pebble without its parent", store("pebble", "nope/jg.pebble"),
+			fmt.Sprintf(`:11: store.path: directory %q does not exist`, filepath.Join(dir, "nope"))},
+	}
+	p := filepath.Join(dir, "c.yaml")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(p, []byte(c.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, cmd := range []string{"check-config", "run"} {
+				code, _, errs := runCLI(cmd, "-config", p)
+				if code != 2 || !strings.Contains(errs, "\n"+p+c.want) {
+					t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2 and a line %s%s", cmd, code, errs, p, c.want)
+				}
+			}
+		})
+	}
+	// With an option error too: both, in line order.
+	body := withOptions("echo", "prefx: y") + "store:\n  path: adir\n"
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI("check-config", "-config", p)
+	i, j := strings.Index(errs, p+":8: bridges[0].options.prefx:"), strings.Index(errs, p+":12: store.path:")
+	if code != 2 || i < 0 || j < i {
+		t.Errorf("two problems: exit %d, stderr:\n%s", code, errs)
+	}
+	// A good path still passes; the bolt file and pebble directory are
+	// created by run, not by check-config.
+	for _, body := range []string{store("bolt", "adir/jg.db"), store("pebble", "adir/jg.pebble")} {
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errs := runCLI("check-config", "-config", p); code != 0 {
+			t.Errorf("check-config %q = %d %s", body, code, errs)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "adir")); len(ents) != 0 {
+		t.Errorf("check-config created %v", ents)
+	}
+}

@@ -1,0 +1,93 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// CheckStorePath reports, as an *Error on store.path naming file, a
+// store.path where the bolt or pebble store cannot be opened as the file
+// system is now: for bolt a directory (or another non-regular file) or a
+// missing parent directory, for pebble a regular file (or another
+// non-directory) or a missing parent directory. Both stores create their
+// file or directory on first start, never the directory holding it. It
+// returns nil for redis and when the path is fine or the problem is of
+// another kind (permissions: opening the store reports those).
+//
+// Load checks only the pebble-on-a-file mistake, which is about the
+// file's meaning; `jabbergate run` and check-config call CheckStorePath
+// too, so that a path run would fail to open is a configuration error
+// (exit status 2) rather than a runtime failure restarted forever.
+func (c *Config) CheckStorePath(file string) error {
+	s := c.Store
+	if s.Backend != "bolt" && s.Backend != "pebble" {
+		return nil
+	}
+	p := s.Path
+	if p == "" { // a Config not from Load
+		p = DefaultStorePath
+		if s.Backend == "pebble" {
+			p = DefaultPebbleStorePath
+		}
+	}
+	if prob := storePathProblem(s.Backend, p, true); prob != "" {
+		return &Error{File: file, Line: c.Line("store.path"), Key: "store.path", Problem: prob}
+	}
+	return nil
+}
+
+// storePathProblem returns why the backend's store cannot live at p, or
+// "": what p names if it exists, and with parent whether the directory
+// holding it exists when p does not.
+func storePathProblem(backend, p string, parent bool) string {
+	fi, err := os.Stat(p)
+	switch {
+	case err == nil:
+		return storeKindProblem(backend, p, fi)
+	case parent && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)):
+		return storeParentProblem(backend, p)
+	}
+	return "" // missing (Open creates it) or unreadable (Open says so)
+}
+
+func storeKindProblem(backend, p string, fi fs.FileInfo) string {
+	if backend == "pebble" {
+		switch {
+		case fi.Mode().IsRegular():
+			return fmt.Sprintf("%q is a regular file, but the pebble backend keeps its data in a directory (a bolt store? bolt and pebble do not share data): give another path", p)
+		case !fi.IsDir():
+			return fmt.Sprintf("%q is not a directory; the pebble backend keeps its data in a directory", p)
+		}
+		return ""
+	}
+	switch {
+	case fi.IsDir():
+		return fmt.Sprintf("%q is a directory, but the bolt backend keeps its data in one file (a pebble store? bolt and pebble do not share data): give a file name", p)
+	case !fi.Mode().IsRegular():
+		return fmt.Sprintf("%q is not a regular file; the bolt backend keeps its data in one file", p)
+	}
+	return ""
+}
+
+func storeParentProblem(backend, p string) string {
+	dir := filepath.Dir(p)
+	fi, err := os.Stat(dir)
+	what := "file"
+	if backend == "pebble" {
+		what = "directory"
+	}
+	switch {
+	case err == nil && fi.IsDir():
+		return ""
+	case err == nil:
+		return fmt.Sprintf("%q is not a directory, so the %s store %q cannot be created in it: give another path", dir, backend, p)
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		return fmt.Sprintf("directory %q does not exist: create it or give another path (the %s store's %s %q is created on first start, the directory holding it is not)",
+			dir, backend, what, filepath.Base(p))
+	}
+	return ""
+}
