@@ -362,8 +362,11 @@ func (b *Bridge) run(ctx context.Context) error {
 				u.mu.Unlock()
 				continue
 			}
+			if b.cl != nil {
+				continue // accounts start where their lease is taken; counted from there on (countQueued)
+			}
 			if n, err := b.st.Len(ctx, store.Queue{Bridge: b.domain, JID: u.jid, Kind: k}); err == nil && n > 0 {
-				b.obs.QueueDepth(k, n)
+				b.countQueued(u, i, n)
 			}
 		}
 		if b.cl == nil {

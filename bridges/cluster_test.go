@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,6 +45,12 @@ type instance struct {
 
 func startInstance(t *testing.T, name string, st store.Store, c bridges.Cluster, nw ...legacy.Network) *instance {
 	t.Helper()
+	return startObservedInstance(t, name, st, c, nil, nw...)
+}
+
+// startObservedInstance is startInstance with an Observer (nil: none).
+func startObservedInstance(t *testing.T, name string, st store.Store, c bridges.Cluster, obs bridges.Observer, nw ...legacy.Network) *instance {
+	t.Helper()
 	in := &instance{t: t, name: name, srv: componenttest.NewServer(t, domain, "s3cret"), log: &syncBuffer{}}
 	var e legacy.Network
 	if len(nw) > 0 {
@@ -63,7 +70,7 @@ func startInstance(t *testing.T, name string, st store.Store, c bridges.Cluster,
 		AllowedDomains: []string{"localhost"},
 		Logger:         slog.New(slog.NewTextHandler(in.log, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", name),
 		RetryMin:       20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
-		Cluster: &c,
+		Cluster: &c, Observer: obs,
 		Link: component.Config{
 			Addr: in.srv.Addr(), Secret: "s3cret",
 			MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
@@ -443,4 +450,81 @@ func TestClusterBrokenLinkGivesAccountsAway(t *testing.T) {
 	waitHolder(t, st, aliceLease, "b")
 	b.message("m1", "after a's link broke")
 	b.echoed("after a's link broke")
+}
+
+// depthObserver sums the queue depth an instance reports.
+type depthObserver struct {
+	mu    sync.Mutex
+	depth map[store.QueueKind]int
+	low   map[store.QueueKind]int // the lowest sum seen
+}
+
+func (o *depthObserver) QueueDepth(k store.QueueKind, delta int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.depth[k] += delta
+	o.low[k] = min(o.low[k], o.depth[k])
+}
+func (o *depthObserver) Delivered(string, bool) {}
+func (o *depthObserver) Sessions(int)           {}
+
+func (o *depthObserver) get() (in, out, low int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.depth[store.Inbox], o.depth[store.Outbox], min(o.low[store.Inbox], o.low[store.Outbox])
+}
+
+// TestClusterQueueDepthDoesNotDrift: with several links, messages queued
+// through the instance that does not run the user are not counted by it,
+// and the owner's count never goes below zero: both end at zero once
+// everything is delivered, and a stopped instance gives its count back.
+func TestClusterQueueDepthDoesNotDrift(t *testing.T) {
+	st := openShared(t)
+	oa := &depthObserver{depth: map[store.QueueKind]int{}, low: map[store.QueueKind]int{}}
+	ob := &depthObserver{depth: map[store.QueueKind]int{}, low: map[store.QueueKind]int{}}
+	a := startObservedInstance(t, "a", st, bridges.Cluster{MultiLink: true}, oa)
+	if err := a.srv.WaitHandshakes(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	a.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
+	if _, err := a.srv.WaitFor(wait, reply("r1")); err != nil {
+		t.Fatal(err)
+	}
+	waitHolder(t, st, aliceLease, "a")
+	b := startObservedInstance(t, "b", st, bridges.Cluster{MultiLink: true}, ob)
+	if err := b.srv.WaitHandshakes(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	// b learns of the registration by notification before it accepts.
+	deadline := time.Now().Add(wait)
+	for i := 0; ; i++ {
+		b.message(fmt.Sprintf("p%d", i), "probe")
+		if _, err := b.srv.WaitFor(200*time.Millisecond, func(e *stanza.Element) bool { return e.Type() == "error" }); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("instance b never learned of the registration")
+		}
+	}
+	for i := range 10 {
+		b.message(fmt.Sprintf("b%d", i), fmt.Sprintf("via b %d", i))
+		a.message(fmt.Sprintf("a%d", i), fmt.Sprintf("via a %d", i))
+	}
+	a.echoed("via b 9")
+	a.echoed("via a 9")
+	deadline = time.Now().Add(wait)
+	for {
+		ai, ao, alow := oa.get()
+		bi, bo, blow := ob.get()
+		if alow < 0 || blow < 0 {
+			t.Fatalf("queue depth below zero: a %d, b %d", alow, blow)
+		}
+		if ai == 0 && ao == 0 && bi == 0 && bo == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue depth after delivery: a in %d out %d, b in %d out %d", ai, ao, bi, bo)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -118,7 +118,7 @@ func (b *Bridge) emitRound(round []*emitReq) {
 	}
 	for i, r := range round {
 		if err == nil {
-			b.obs.QueueDepth(store.Inbox, 1)
+			b.countQueued(r.u, 0, 1)
 			r.u.inBacklog.Add(1)
 			if !r.u.inq.push(memIn{id: res.IDs[2*i+1][0], e: r.e, sid: r.sid, fresh: res.Seen[2*i]}) {
 				kick(r.u.kickIn) // the drainer reads the store

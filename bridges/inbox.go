@@ -430,7 +430,7 @@ func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, e
 	for range written {
 		b.obs.Delivered("in", true)
 	}
-	b.obs.QueueDepth(store.Inbox, -len(ids))
+	b.countQueued(u, 0, -len(ids))
 	if u.inBacklog.Add(-int64(len(ids))) < 0 {
 		u.inBacklog.Store(0) // entries emitted before the drainer counted them
 	}

@@ -197,7 +197,9 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 			acks.Ack(store.Queue{Bridge: b.domain, JID: r.u.jid, Kind: store.Outbox}, id)
 			continue
 		}
-		b.obs.QueueDepth(store.Outbox, 1)
+		if b.mayAct(r.u) { // in a cluster, counted by the instance that runs the user
+			b.countQueued(r.u, 1, 1)
+		}
 		if !r.u.outq.pushLocked(memOut{id: id, e: r.e}, outboxMemMax) {
 			kick(r.u.kickOut) // the worker reads the store
 		}
@@ -209,9 +211,11 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 		if _, aerr := store.Apply(cctx, b.st, &acks); aerr != nil {
 			b.log.Warn("cannot drop a resent message; it will be sent again", "err", aerr)
 			for _, op := range acks.Ops {
-				b.obs.QueueDepth(store.Outbox, 1)
 				for _, u := range users {
 					if u.jid == op.Queue.JID {
+						if b.mayAct(u) {
+							b.countQueued(u, 1, 1)
+						}
 						kick(u.kickOut)
 					}
 				}
@@ -355,7 +359,7 @@ func (b *Bridge) settleAck(r *ackReq, acked bool) {
 	}
 	m.mu.Unlock()
 	if acked {
-		b.obs.QueueDepth(store.Outbox, -1)
+		b.countQueued(r.u, 1, -1)
 	}
 	if r.done != nil {
 		close(r.done)

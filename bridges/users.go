@@ -52,6 +52,9 @@ type user struct {
 	// emptyAtStart: the inbox ([0]) and the outbox ([1]) were empty in
 	// the store when the bridge started (Bridge.run); guarded by mu.
 	emptyAtStart [2]bool
+	// counted is what this user adds to the queue depth metric (inbox,
+	// outbox; countQueued), given back when the user stops.
+	counted [2]atomic.Int64
 }
 
 func (b *Bridge) newUser(a *store.Account) *user {
@@ -208,6 +211,40 @@ func (b *Bridge) stopUser(u *user) {
 	if cancel != nil {
 		cancel()
 		<-done
+	}
+	for i, k := range queueKinds {
+		if n := u.counted[i].Swap(0); n != 0 {
+			b.obs.QueueDepth(k, -int(n))
+		}
+	}
+}
+
+// queueKinds are the queue kinds in the order of user.counted.
+var queueKinds = [2]store.QueueKind{store.Inbox, store.Outbox}
+
+// countQueued adds delta entries of u's queue kind (index i of
+// queueKinds) to the queue depth metric. The metric is per process: it
+// counts what this process read at start, queued or emitted, for the
+// users it runs; a decrease never takes a user below zero, so entries it
+// did not count (queued through another instance of a cluster, present
+// when an account moved here) never make it drift, they only go uncounted.
+func (b *Bridge) countQueued(u *user, i int, delta int) {
+	c := &u.counted[i]
+	if delta >= 0 {
+		c.Add(int64(delta))
+		b.obs.QueueDepth(queueKinds[i], delta)
+		return
+	}
+	for {
+		v := c.Load()
+		d := max(int64(delta), -v)
+		if d == 0 {
+			return
+		}
+		if c.CompareAndSwap(v, v+d) {
+			b.obs.QueueDepth(queueKinds[i], int(d))
+			return
+		}
 	}
 }
 
