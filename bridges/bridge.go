@@ -60,6 +60,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -144,6 +145,13 @@ type OutboxObserver interface {
 	OutboxOldest(user string, enqueued time.Time)
 }
 
+// StandbyObserver is an optional Observer extension told whether the
+// bridge is a standby: clustered with one component link per domain, and
+// another instance holds the link (Bridge.Standby). It must not block.
+type StandbyObserver interface {
+	LinkStandby(standby bool)
+}
+
 // SessionObserver is an optional Observer extension counting legacy
 // session failures. reason is one of SessionFailureReasons. It must not
 // block.
@@ -180,6 +188,7 @@ func (nopObserver) Sessions(int)                    {}
 
 // Bridge is one component domain bound to one legacy network.
 type Bridge struct {
+	standby atomic.Bool // a standby of a cluster with one link (lease.go)
 	opts    Options
 	domain  string
 	jids    jidCache // addresses parsed and rendered per stanza (jidcache.go)
@@ -304,6 +313,19 @@ func (b *Bridge) Domain() string { return b.domain }
 
 // Link returns the component link (for readiness checks).
 func (b *Bridge) Link() *component.Link { return b.link }
+
+// Standby reports whether the bridge waits as a standby: clustered with
+// one component link per domain while another instance holds the link, so
+// its own link is down by design.
+func (b *Bridge) Standby() bool { return b.standby.Load() }
+
+// setStandby records and reports whether the bridge is a standby.
+func (b *Bridge) setStandby(standby bool) {
+	b.standby.Store(standby)
+	if o, ok := b.obs.(StandbyObserver); ok {
+		o.LinkStandby(standby)
+	}
+}
 
 // Info returns the network's description.
 func (b *Bridge) Info() legacy.Info { return b.info }

@@ -269,17 +269,24 @@ func TestClusterStandby(t *testing.T) {
 	if err := a.srv.WaitHandshakes(1, wait); err != nil {
 		t.Fatal(err)
 	}
-	b := startInstance(t, "b", st, bridges.Cluster{})
+	sb := &standbyObserver{}
+	b := startObservedInstance(t, "b", st, bridges.Cluster{}, sb)
 	waitHolder(t, st, "link:"+domain, "a")
 	time.Sleep(2 * clusterTTL) // a standby check period or more: b must still not connect
 	if n := len(b.srv.Attempts()); n != 0 {
 		t.Fatalf("standby connected %d times while the active holds the link", n)
+	}
+	if !sb.standby.Load() {
+		t.Error("the standby is not reported as one")
 	}
 	a.stop()
 	if err := b.srv.WaitHandshakes(1, wait); err != nil {
 		t.Fatalf("standby did not take over: %v", err)
 	}
 	waitHolder(t, st, "link:"+domain, "b")
+	if sb.standby.Load() {
+		t.Error("the active instance is still reported as a standby")
+	}
 	b.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
 	if _, err := b.srv.WaitFor(wait, reply("r1")); err != nil {
 		t.Fatal(err)
@@ -528,3 +535,11 @@ func TestClusterQueueDepthDoesNotDrift(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// standbyObserver records whether the bridge reports itself a standby.
+type standbyObserver struct{ standby atomic.Bool }
+
+func (o *standbyObserver) QueueDepth(store.QueueKind, int) {}
+func (o *standbyObserver) Delivered(string, bool)          {}
+func (o *standbyObserver) Sessions(int)                    {}
+func (o *standbyObserver) LinkStandby(s bool)              { o.standby.Store(s) }

@@ -17,11 +17,14 @@ import (
 func (b *Bridge) runStandby(ctx context.Context) error {
 	c := b.cl
 	name := c.linkLease()
+	defer b.setStandby(false)
 	for {
+		b.setStandby(true)
 		tok, ok := c.waitLink(ctx, name)
 		if !ok {
 			return nil
 		}
+		b.setStandby(false)
 		b.log.Info("cluster: link lease acquired; this instance is active", "instance", c.instance, "token", tok)
 		lctx, cancel := context.WithCancelCause(ctx)
 		renewDone := make(chan struct{})

@@ -35,6 +35,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	linkUp       *prometheus.GaugeVec
+	linkStandby  *prometheus.GaugeVec
 	reconnects   *prometheus.CounterVec
 	streamErrors *prometheus.CounterVec
 	stanzas      *prometheus.CounterVec
@@ -64,6 +65,7 @@ func New(version string) *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry(), outboxHeads: map[string]map[string]time.Time{}, now: time.Now,
 		networks: map[string]watchedNetwork{}}
 	m.linkUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_link_up", Help: "1 when the component link of the bridge is connected and authenticated."}, []string{"bridge"})
+	m.linkStandby = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_link_standby", Help: "1 while the bridge is a standby: clustered with one component link per domain, another instance holds the link (its link_up is 0 by design)."}, []string{"bridge"})
 	m.reconnects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_link_reconnects_total", Help: "Successful re-connections of the component link after the first."}, []string{"bridge"})
 	m.streamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_link_stream_errors_total", Help: "Stream errors received from the XMPP server, by condition."}, []string{"bridge", "condition"})
 	m.stanzas = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_stanzas_total", Help: "Stanzas read from (in) or written to (out) the component link, by kind."}, []string{"bridge", "kind", "direction"})
@@ -75,7 +77,7 @@ func New(version string) *Metrics {
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_webhook_requests_total", Help: "Requests to the adapters' webhooks, by HTTP status class (2xx, 4xx: refused, e.g. a bad signature; 5xx: not taken, the provider retries)."}, []string{"bridge", "code"})
 	m.sessionFails = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jabbergate_legacy_session_failures_total", Help: "Legacy sessions that failed, by reason: unauthorized (credentials rejected: the session stops until the user registers again), credentials (stored credentials could not be unsealed: vault key changed?), open (the adapter could not open the session), rate_limited, unavailable (network unreachable or down), ended (the session stopped by itself), error (anything else). All but unauthorized, credentials and open are retried with backoff."}, []string{"bridge", "network", "reason"})
 	m.info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jabbergate_build_info", Help: "Always 1; the version label tells the build."}, []string{"version"})
-	m.Registry.MustRegister(m.linkUp, m.reconnects, m.streamErrors, m.stanzas, m.queueDepth, m.delivered, m.sessions, m.storeOps, m.storeErrors, m.info, m.webhooks,
+	m.Registry.MustRegister(m.linkUp, m.linkStandby, m.reconnects, m.streamErrors, m.stanzas, m.queueDepth, m.delivered, m.sessions, m.storeOps, m.storeErrors, m.info, m.webhooks,
 		m.sessionFails, outboxAge{m}, legacyEvents{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.info.WithLabelValues(version).Set(1)
@@ -86,6 +88,7 @@ func New(version string) *Metrics {
 func (m *Metrics) Bridge(domain string) *BridgeMetrics {
 	bm := &BridgeMetrics{m: m, domain: domain}
 	m.linkUp.WithLabelValues(domain).Set(0)
+	m.linkStandby.WithLabelValues(domain).Set(0)
 	m.reconnects.WithLabelValues(domain)
 	bm.inboxDepth = m.queueDepth.WithLabelValues(domain, queueName(store.Inbox))
 	bm.outboxDepth = m.queueDepth.WithLabelValues(domain, queueName(store.Outbox))
@@ -114,7 +117,7 @@ func (m *Metrics) Bridge(domain string) *BridgeMetrics {
 func (m *Metrics) RemoveBridge(domain string) {
 	l := prometheus.Labels{"bridge": domain}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		m.linkUp, m.reconnects, m.streamErrors, m.stanzas, m.queueDepth, m.delivered, m.sessions, m.webhooks, m.sessionFails,
+		m.linkUp, m.linkStandby, m.reconnects, m.streamErrors, m.stanzas, m.queueDepth, m.delivered, m.sessions, m.webhooks, m.sessionFails,
 	} {
 		v.DeletePartialMatch(l)
 	}
@@ -265,6 +268,15 @@ func (b *BridgeMetrics) LinkUp(up bool) {
 		v = 1
 	}
 	b.m.linkUp.WithLabelValues(b.domain).Set(v)
+}
+
+// LinkStandby implements bridges.StandbyObserver.
+func (b *BridgeMetrics) LinkStandby(standby bool) {
+	v := 0.0
+	if standby {
+		v = 1
+	}
+	b.m.linkStandby.WithLabelValues(b.domain).Set(v)
 }
 
 // Reconnected implements component.Observer.

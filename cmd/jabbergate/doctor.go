@@ -241,16 +241,22 @@ func probeGateway(ctx context.Context, listen string, o doctorOptions) gatewaySt
 func runningLinkCheck(domain string, gw gatewayState) check {
 	c := check{Bridge: domain, Check: "link"}
 	skipped := "doctor opened no link of its own (ejabberd would load-balance users' stanzas onto it); the privilege, ping and upload checks were skipped: stop the gateway, or pass -force-link, to run them"
-	down := false
+	down, standby := false, false
 	for _, line := range strings.Split(gw.ready, "\n") {
-		if strings.TrimSpace(line) == "link "+domain+" down" {
+		switch strings.TrimSpace(line) {
+		case "link " + domain + " down":
 			down = true
+		case "link " + domain + " standby":
+			standby = true
 		}
 	}
 	switch {
 	case gw.ready == "":
 		c.Status = statusWarn
 		c.Message = "a gateway is running (" + gw.how + ") but its link state is unknown; " + skipped
+	case standby:
+		c.Status = statusOK
+		c.Message = "the running gateway is a cluster standby for " + domain + " (/readyz): another instance holds the link; " + skipped
 	case down:
 		c.Status = statusWarn
 		c.Message = "the running gateway reports its link for " + domain + " down (/readyz); its log names the stream error; " + skipped

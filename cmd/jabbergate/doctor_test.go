@@ -608,3 +608,18 @@ func redisClient(t *testing.T, url string) (goredis.UniversalClient, func()) {
 	}
 	return s.Client(), func() { s.Close() }
 }
+
+// A running gateway that is a cluster standby is no warning: its link is
+// down by design.
+func TestDoctorRunningLinkCheckStandby(t *testing.T) {
+	for _, c := range []struct{ ready, status, want string }{
+		{"link echo.localhost standby\n", statusOK, "cluster standby"},
+		{"link echo.localhost down\n", statusWarn, "reports its link for echo.localhost down"},
+		{"ok\n", statusOK, "up"},
+	} {
+		got := runningLinkCheck("echo.localhost", gatewayState{running: true, how: "test", ready: c.ready})
+		if got.Status != c.status || !strings.Contains(got.Message, c.want) {
+			t.Errorf("/readyz %q: %s %q", c.ready, got.Status, got.Message)
+		}
+	}
+}

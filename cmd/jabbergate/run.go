@@ -28,6 +28,26 @@ import (
 	"github.com/jabbergate/jabbergate/bridges/vault"
 )
 
+// The metrics observe what the bridges report.
+var (
+	_ bridges.OutboxObserver  = (*metrics.BridgeMetrics)(nil)
+	_ bridges.SessionObserver = (*metrics.BridgeMetrics)(nil)
+	_ bridges.StandbyObserver = (*metrics.BridgeMetrics)(nil)
+)
+
+// linkProblem is what /readyz and the systemd readiness say of a bridge's
+// link: nothing while it is up; "standby" for a cluster standby, whose
+// link is down by design (not ready: another instance serves).
+func linkProblem(b *bridges.Bridge) []string {
+	switch {
+	case b.Link().Up():
+		return nil
+	case b.Standby():
+		return []string{"link " + b.Domain() + " standby"}
+	}
+	return []string{"link " + b.Domain() + " down"}
+}
+
 // newLogger builds the slog logger the config asks for.
 func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
@@ -229,9 +249,7 @@ func (g *gateway) handler(pprofOn bool) http.Handler {
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		var problems []string
 		for _, b := range g.bridgeList() {
-			if !b.Link().Up() {
-				problems = append(problems, "link "+b.Domain()+" down")
-			}
+			problems = append(problems, linkProblem(b)...)
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()

@@ -204,9 +204,7 @@ func (g *gateway) sdProbes() sdProbes {
 		ready: func(ctx context.Context) []string {
 			var problems []string
 			for _, b := range g.bridgeList() {
-				if !b.Link().Up() {
-					problems = append(problems, "link "+b.Domain()+" down")
-				}
+				problems = append(problems, linkProblem(b)...)
 			}
 			if err := g.store.Ping(ctx); err != nil {
 				problems = append(problems, "store unreachable")
