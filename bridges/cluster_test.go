@@ -543,3 +543,25 @@ func (o *standbyObserver) QueueDepth(store.QueueKind, int) {}
 func (o *standbyObserver) Delivered(string, bool)          {}
 func (o *standbyObserver) Sessions(int)                    {}
 func (o *standbyObserver) LinkStandby(s bool)              { o.standby.Store(s) }
+
+// TestClusterDuplicateNameStandby: with one link per domain, a second
+// process started with an instance name in use says so while it waits
+// as a standby.
+func TestClusterDuplicateNameStandby(t *testing.T) {
+	st := openShared(t)
+	a1 := startInstance(t, "a", st, bridges.Cluster{})
+	if err := a1.srv.WaitHandshakes(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	waitHolder(t, st, "link:"+domain, "a")
+	a2 := startInstance(t, "a", st, bridges.Cluster{})
+	const notice = "another running process uses this cluster.instance name"
+	for deadline := time.Now().Add(wait); !strings.Contains(a2.log.String(), notice); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second process with the same name did not say so")
+		}
+	}
+	if n := len(a2.srv.Attempts()); n != 0 {
+		t.Errorf("the second process connected %d times", n)
+	}
+}

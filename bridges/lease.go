@@ -64,6 +64,14 @@ func (b *Bridge) runStandby(ctx context.Context) error {
 func (c *cluster) waitLink(ctx context.Context, name string) (int64, bool) {
 	logged := ""
 	for {
+		// A second process with this instance name (which keepInstance
+		// logs) must not take the link either.
+		if c.keepInstance(ctx); !c.instOK.Load() {
+			if !sleep(ctx, c.check()) {
+				return 0, false
+			}
+			continue
+		}
 		actx, cancel := context.WithTimeout(ctx, c.check())
 		tok, ok, err := c.leaser.Acquire(actx, name, c.instHolder(), c.ttl)
 		cancel()
