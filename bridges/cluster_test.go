@@ -123,6 +123,16 @@ func (in *instance) echoed(text string) {
 	}
 }
 
+// registerAlice registers alice through this instance and waits for the
+// result.
+func (in *instance) registerAlice() {
+	in.t.Helper()
+	in.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
+	if r, err := in.srv.WaitFor(wait, reply("r1")); err != nil || r.Type() != "result" {
+		in.t.Fatalf("register alice on instance %s: %v %v", in.name, r, err)
+	}
+}
+
 func (in *instance) message(id, text string) {
 	in.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s/res' to='hello@%s'><body>%s</body></message>`, id, alice, domain, text))
 }
@@ -168,10 +178,7 @@ func TestClusterMessageThroughOtherInstance(t *testing.T) {
 	if err := b.srv.WaitHandshakes(1, wait); err != nil {
 		t.Fatal(err)
 	}
-	a.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
-	if _, err := a.srv.WaitFor(wait, reply("r1")); err != nil {
-		t.Fatal(err)
-	}
+	a.registerAlice()
 	waitHolder(t, st, aliceLease, "a")
 
 	// B learns of the registration by notification: the message it gets
@@ -240,10 +247,7 @@ func TestClusterLeaseLost(t *testing.T) {
 	if err := a.srv.WaitHandshakes(1, wait); err != nil {
 		t.Fatal(err)
 	}
-	a.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
-	if _, err := a.srv.WaitFor(wait, reply("r1")); err != nil {
-		t.Fatal(err)
-	}
+	a.registerAlice()
 	waitHolder(t, st, aliceLease, "a")
 	b := startInstance(t, "b", st, bridges.Cluster{MultiLink: true, Leaser: rl})
 	if err := b.srv.WaitHandshakes(1, wait); err != nil {
@@ -287,10 +291,7 @@ func TestClusterStandby(t *testing.T) {
 	if sb.standby.Load() {
 		t.Error("the active instance is still reported as a standby")
 	}
-	b.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
-	if _, err := b.srv.WaitFor(wait, reply("r1")); err != nil {
-		t.Fatal(err)
-	}
+	b.registerAlice()
 	b.message("m1", "served by the standby")
 	b.echoed("served by the standby")
 }
@@ -388,10 +389,7 @@ func TestClusterDuplicateName(t *testing.T) {
 	if strings.Contains(owner.log.String(), notice) {
 		t.Fatal("both processes with the same name think the other one holds it")
 	}
-	dup.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
-	if _, err := dup.srv.WaitFor(wait, reply("r1")); err != nil {
-		t.Fatal(err)
-	}
+	dup.registerAlice()
 	dup.message("m1", "once")
 	owner.echoed("once")
 	time.Sleep(clusterTTL)
@@ -424,10 +422,7 @@ func TestClusterStandbyTakesOverABrokenLink(t *testing.T) {
 	if !strings.Contains(a.log.String(), "link lease released for a standby") {
 		t.Error("instance a did not log why it released the link lease")
 	}
-	b.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
-	if _, err := b.srv.WaitFor(wait, reply("r1")); err != nil {
-		t.Fatal(err)
-	}
+	b.registerAlice()
 	b.message("m1", "served by the standby")
 	b.echoed("served by the standby")
 }
@@ -441,10 +436,7 @@ func TestClusterBrokenLinkGivesAccountsAway(t *testing.T) {
 	if err := a.srv.WaitHandshakes(1, wait); err != nil {
 		t.Fatal(err)
 	}
-	a.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
-	if _, err := a.srv.WaitFor(wait, reply("r1")); err != nil {
-		t.Fatal(err)
-	}
+	a.registerAlice()
 	waitHolder(t, st, aliceLease, "a")
 	b := startInstance(t, "b", st, bridges.Cluster{MultiLink: true})
 	if err := b.srv.WaitHandshakes(1, wait); err != nil {
@@ -493,10 +485,7 @@ func TestClusterQueueDepthDoesNotDrift(t *testing.T) {
 	if err := a.srv.WaitHandshakes(1, wait); err != nil {
 		t.Fatal(err)
 	}
-	a.send(`<iq xmlns='jabber:component:accept' type='set' id='r1' from='` + alice + `/res' to='` + domain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field></x></query></iq>`)
-	if _, err := a.srv.WaitFor(wait, reply("r1")); err != nil {
-		t.Fatal(err)
-	}
+	a.registerAlice()
 	waitHolder(t, st, aliceLease, "a")
 	b := startObservedInstance(t, "b", st, bridges.Cluster{MultiLink: true}, ob)
 	if err := b.srv.WaitHandshakes(1, wait); err != nil {
