@@ -147,7 +147,14 @@ func (s *sink) take(ctx context.Context, ev legacy.Event) (*emitReq, error) {
 		u.mu.Lock()
 		u.presence[ev.Chat] = ev
 		u.mu.Unlock()
-		b.sendContactPresence(ctx, u, ev.Chat)
+		// Only to a user subscribed to the contact (a group, a contact
+		// still asking, is no presence she asked for); the others get it
+		// when they subscribe (presence.go).
+		if lp, err := jidmap.Localpart(ev.Chat, b.domain); err == nil {
+			if c, err := b.st.GetContact(ctx, b.domain, u.jid, lp); err == nil && hasFrom(c.Subscription) {
+				b.sendContactPresence(ctx, u, ev.Chat)
+			}
+		}
 		return nil, nil
 	case legacy.StatusEvent:
 		b.setStatus(ctx, u, ev.Status, ev.Text)

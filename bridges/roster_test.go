@@ -512,15 +512,24 @@ func (n presenceNet) Info() legacy.Info {
 }
 
 // A contact going away with a reason ("blocked your bot") keeps it in the
-// unavailable presence.
+// unavailable presence; a contact the user did not subscribe to (a group,
+// a request not answered) sends her no presence.
 func TestUnavailableContactKeepsItsStatus(t *testing.T) {
-	n := presenceNet{newContactsNetwork(legacy.Contact{Chat: "ann", Name: "Ann"})}
+	n := presenceNet{newContactsNetwork(legacy.Contact{Chat: "ann", Name: "Ann"}, legacy.Contact{Chat: "grp", Name: "Group", Group: true})}
 	h := newHarness(t, n)
 	h.register(alice)
 	h.expect("subscribe from ann", isPresence("subscribe", "ann@"+domain))
+	h.send(fmt.Sprintf(`<presence xmlns='jabber:component:accept' type='subscribe' from='%s' to='ann@%s'/>`, alice, domain))
+	h.expect("subscribed", isPresence("subscribed", "ann@"+domain))
+	n.emit(t, legacy.Presence{Chat: "grp", Available: true})
 	n.emit(t, legacy.Presence{Chat: "ann", Status: "blocked your bot"})
 	p := h.expect("unavailable", isPresence("unavailable", "ann@"+domain))
 	if p.ChildText("", "status") != "blocked your bot" || p.To() != alice {
 		t.Errorf("presence = %s", p)
+	}
+	for _, st := range h.srv.Received() {
+		if st.Local == "presence" && st.From() == "grp@"+domain {
+			t.Errorf("presence from a group the user did not subscribe to: %s", st)
+		}
 	}
 }
