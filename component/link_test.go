@@ -332,10 +332,11 @@ func TestWriteQueueBackPressure(t *testing.T) {
 	}
 }
 
-// TestOversizedStanza: a stanza whose body takes it past the size limit is
-// skipped and answered with a policy-violation error, and the link stays
-// up; one whose start tag alone is past the limit cannot be skipped safely
-// and closes the link with policy-violation, which then comes back.
+// TestOversizedStanza: a stanza whose body or closing tags take it past the
+// size limit is skipped and answered with a policy-violation error, and
+// the link stays up; one whose start tag alone is past the limit cannot be
+// skipped safely and closes the link with policy-violation, which then
+// comes back.
 func TestOversizedStanza(t *testing.T) {
 	hs := start(t, func(c *Config) { c.MaxStanzaSize = 4096 }, nil)
 	hs.up(t)
@@ -374,6 +375,27 @@ func TestOversizedStanza(t *testing.T) {
 		t.Errorf("handshakes = %d, stream errors %v: the link was dropped", n, hs.srv.StreamErrors())
 	}
 	hs.rec.none(t, 50*time.Millisecond)
+	// A stanza just over the limit crosses it in its closing tags (the
+	// common case for a message padded to the client limit, which the
+	// server's own from and xml:lang then push over): skipped too.
+	open := "<message from='c@localhost/res' to='" + testDomain + "' id='big2' type='chat'><body>"
+	closing := "</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>"
+	if err := hs.srv.InjectRaw(open + strings.Repeat("q", 4096+10-len(open)-len(closing)) + closing); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.srv.Inject(msg("a@localhost", testDomain, "after closing tags")); err != nil {
+		t.Fatal(err)
+	}
+	if got := hs.rec.next(t); got.ChildText(stanza.NSComponent, "body") != "after closing tags" {
+		t.Fatalf("the stanza after the one cut in its closing tags = %s", got)
+	}
+	if reply, err := hs.srv.WaitFor(waitLong, func(e *stanza.Element) bool { return e.ID() == "big2" }); err != nil ||
+		stanza.ParseError(reply) == nil || stanza.ParseError(reply).Condition != stanza.PolicyViolation {
+		t.Fatalf("reply to the stanza cut in its closing tags: %v %v", reply, err)
+	}
+	if n := hs.srv.Handshakes(); n != 1 || len(hs.srv.StreamErrors()) != 0 {
+		t.Errorf("handshakes = %d, stream errors %v: the link was dropped", n, hs.srv.StreamErrors())
+	}
 	// Huge start tag: from/to unknown, the link is closed and comes back.
 	if err := hs.srv.InjectRaw("<message from='" + strings.Repeat("z", 8192) + "'>"); err != nil {
 		t.Fatal(err)

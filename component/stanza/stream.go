@@ -56,8 +56,10 @@ type StreamDecoder struct {
 	selfClosed bool // … and it was <…/>
 	// resume says where the last failed Element stopped, for Discard:
 	// resumeNone (nowhere Discard can go on from), resumeTag (just after
-	// the '<' of a start tag nested too deep) or resumeText (in character
-	// data, on the byte limit).
+	// a '<': a start tag nested too deep, or the byte limit), resumeText
+	// (in character data, on the byte limit), resumeStart or resumeEnd
+	// (inside a start or end tag, on the byte limit: the closing tags of
+	// a stanza just over the limit).
 	resume uint8
 
 	ns    []nsBind // namespace bindings; the header's stay for the stream
@@ -115,6 +117,8 @@ const (
 	resumeNone = iota
 	resumeTag
 	resumeText
+	resumeStart
+	resumeEnd
 )
 
 // ErrLimit is returned when the byte budget set with SetLimit is used up.
@@ -371,6 +375,9 @@ func (d *StreamDecoder) Element(maxDepth int) (*Element, error) {
 	for {
 		b, err := d.byte()
 		if err != nil {
+			if err == ErrLimit {
+				d.resume = resumeText
+			}
 			return nil, d.must(err)
 		}
 		if b != '<' {
@@ -384,12 +391,18 @@ func (d *StreamDecoder) Element(maxDepth int) (*Element, error) {
 			continue
 		}
 		if b, err = d.byte(); err != nil {
+			if err == ErrLimit {
+				d.resume = resumeTag
+			}
 			return nil, d.must(err)
 		}
 		switch b {
 		case '/':
 			top := d.els[d.stack[len(d.stack)-1].el]
 			if err := d.endTag(top.prefix, top.local); err != nil {
+				if err == ErrLimit {
+					d.resume = resumeEnd
+				}
 				return nil, err
 			}
 			if d.closeTop() {
@@ -413,6 +426,9 @@ func (d *StreamDecoder) Element(maxDepth int) (*Element, error) {
 			d.nstack = append(d.nstack, tNode{el: idx})
 			self, err := d.startTag()
 			if err != nil {
+				if err == ErrLimit {
+					d.resume = resumeStart
+				}
 				return nil, err
 			}
 			d.stack = append(d.stack, tOpen{el: idx, nsMark: int32(d.nsMarkOf(idx)), nodeMark: int32(len(d.nstack))})
@@ -442,13 +458,15 @@ func (d *StreamDecoder) closeTop() bool {
 }
 
 // Discard skips the rest of a stanza whose Element failed with ErrTooDeep,
-// or with ErrLimit inside character data (the case of a body larger than
+// or with ErrLimit in character data (a body larger than the limit) or in
+// a start or end tag (a stanza whose closing tags, or an attribute, pass
 // the limit), reading at most max more bytes and keeping nothing, so that
 // Next can go on with the following stanza: one stanza is refused instead
-// of the whole stream. It returns the original failure's kind of error
-// when Element stopped anywhere else (inside a tag, which only a stanza
-// whose attributes alone pass the limit reaches) and ErrLimit when the
-// stanza does not end within max bytes.
+// of the whole stream. It returns an error when Element stopped anywhere
+// else (in a comment or processing instruction, which servers do not
+// send in stanzas) and ErrLimit when the stanza does not end within max
+// bytes. Inside a start tag it goes on to the first '>': servers escape
+// '>' in attribute values.
 //
 // It only counts nesting: the XML it skips is not checked, which is safe
 // on a stream from a server (it parsed the stanza before routing it) and
@@ -458,11 +476,36 @@ func (d *StreamDecoder) Discard(max int64) error {
 	if d.resume == resumeNone {
 		return errors.New("stanza: nothing to discard: Element did not stop where it can be resumed")
 	}
-	depth, inTag := len(d.stack), d.resume == resumeTag
+	depth, inTag, resume := len(d.stack), d.resume == resumeTag, d.resume
+	var prev byte // the byte before the stop, when still buffered
+	if d.pos > 0 {
+		prev = d.buf[d.pos-1]
+	}
 	d.resume = resumeNone
 	d.resetElement()
 	d.scratch = d.scratch[:0:0] // let a large text's buffer go
 	d.limit, d.hit = d.off+max, false
+	switch resume {
+	case resumeEnd: // the rest of an end tag: no quotes in it
+		if err := d.skipPast(">"); err != nil {
+			return err
+		}
+		depth--
+	case resumeStart: // the rest of a start tag, and whether it closed itself
+		for {
+			b, err := d.byte()
+			if err != nil {
+				return d.must(err)
+			}
+			if b == '>' {
+				break
+			}
+			prev = b
+		}
+		if prev != '/' {
+			depth++ // the element it opens (startTag had not pushed it)
+		}
+	}
 	for depth > 0 {
 		if !inTag { // character data: up to the next '<'
 			for {
