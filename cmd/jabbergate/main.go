@@ -263,7 +263,32 @@ func optionErrors(file string, cfg *config.Config, i int, err error) []error {
 	if name, problem, ok := parseOptionError(err.Error()); ok {
 		return []error{at(name, problem)}
 	}
+	if i < len(cfg.Bridges) {
+		if name, problem, ok := namedOption(err.Error(), cfg.Bridges[i].Options); ok {
+			return []error{at(name, problem)}
+		}
+	}
 	return []error{at("", err.Error())}
+}
+
+// prefixRE matches the "network: " prefixes of an adapter's error.
+var prefixRE = regexp.MustCompile(`^(?:[\w.-]+: )*`)
+
+// namedOption finds the option an untyped adapter error starts with, after
+// its prefixes (`sms: max_segments "abc" must be a whole number`): the
+// longest name among the bridge's options followed by a space. The
+// problem is the error without its prefixes.
+func namedOption(msg string, options map[string]string) (name, problem string, ok bool) {
+	rest := msg[len(prefixRE.FindString(msg)):]
+	for k := range options {
+		if len(k) > len(name) && strings.HasPrefix(rest, k+" ") {
+			name = k
+		}
+	}
+	if name == "" {
+		return "", "", false
+	}
+	return name, rest, true
 }
 
 var (

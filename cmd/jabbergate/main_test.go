@@ -130,10 +130,13 @@ func TestAdapterOptionErrors(t *testing.T) {
 			`:8: bridges[0].options.max_file_size: want a positive size`},
 		{"unknown telegram option", withOptions("telegram", "api_url: https://api.telegram.org", "webhook: x"),
 			`:9: bridges[0].options.webhook: unknown option (known: api_url, poll_timeout, webhook_url, webhook_secret)`},
-		// Not in a wording that names an option: as the adapter says it,
-		// at the options block.
-		{"other sms problem", withOptions("sms", "max_segments: 0"),
-			`:7: bridges[0].options: sms: max_segments "0" must be a whole number`},
+		// Starting with the name of one of the bridge's options: under it.
+		{"sms problem named by its option", withOptions("sms", "max_segments: 0"),
+			`:8: bridges[0].options.max_segments: max_segments "0" must be a whole number`},
+		// About no option in particular: as the adapter says it, at the
+		// options block.
+		{"sms problem of the options as a whole", withOptions("sms", "twilio_account_sid: AC123"),
+			`:7: bridges[0].options: sms: `},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -277,5 +280,23 @@ func TestStorePathErrors(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(dir, "adir")); len(ents) != 0 {
 		t.Errorf("check-config created %v", ents)
+	}
+}
+
+// An adapter error that starts with the name of one of the bridge's
+// options, in no known wording, is reported under that option.
+func TestNamedOption(t *testing.T) {
+	opts := map[string]string{"max_segments": "abc", "max": "1", "public_url": "ftp://x"}
+	for _, c := range []struct {
+		msg, name, problem string
+	}{
+		{`sms: max_segments "abc" must be a whole number`, "max_segments", `max_segments "abc" must be a whole number`},
+		{`telegram: public_url "ftp://x" is not an http(s) URL`, "public_url", `public_url "ftp://x" is not an http(s) URL`},
+		{`sms: give both twilio_account_sid and twilio_auth_token`, "", ""},
+	} {
+		name, problem, ok := namedOption(c.msg, opts)
+		if name != c.name || problem != c.problem || ok != (c.name != "") {
+			t.Errorf("namedOption(%q) = %q, %q, %v", c.msg, name, problem, ok)
+		}
 	}
 }
