@@ -406,7 +406,7 @@ func TestMessagesBothWays(t *testing.T) {
 		}
 		h.expect("receipt", func(e *stanza.Element) bool {
 			rc := e.Child("urn:xmpp:receipts", "received")
-			return rc != nil && rc.Attr("id") == fmt.Sprintf("m%d", i+1) && e.To() == alice+"/phone"
+			return rc != nil && rc.Attr("id") == fmt.Sprintf("m%d", i+1) && e.To() == alice+"/phone" && e.Type() == "chat" // typed: carbon-copied
 		})
 	}
 	// An empty or blank body is refused, not passed to the network.
@@ -416,10 +416,15 @@ func TestMessagesBothWays(t *testing.T) {
 			t.Errorf("%s body = %s", id, r)
 		}
 	}
-	// Encrypted messages are refused with a clear error.
+	// Encrypted messages are refused with a clear error: OMEMO with its
+	// fallback body, OpenPGP (XEP-0373) with or without one.
 	h.send(`<message xmlns='jabber:component:accept' type='chat' id='enc' from='` + alice + `/phone' to='hello@` + domain + `'><body>I sent you an OMEMO message</body><encrypted xmlns='eu.siacs.conversations.axolotl'/></message>`)
 	if r := h.expect("error for OMEMO", func(e *stanza.Element) bool { return e.ID() == "enc" }); errCond(r) != stanza.NotAcceptable {
 		t.Errorf("encrypted = %s", r)
+	}
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='ox' from='` + alice + `/phone' to='hello@` + domain + `'><openpgp xmlns='urn:xmpp:openpgp:0'>BASE64</openpgp></message>`)
+	if r := h.expect("error for OpenPGP", func(e *stanza.Element) bool { return e.ID() == "ox" }); errCond(r) != stanza.NotAcceptable {
+		t.Errorf("OpenPGP = %s", r)
 	}
 	// Queues are empty once everything was confirmed.
 	for _, k := range []store.QueueKind{store.Inbox, store.Outbox} {

@@ -115,7 +115,7 @@ on my way</body><reply xmlns='urn:xmpp:reply:0' to='%[3]s' id='o1'/><fallback xm
 		r := e.Child("urn:xmpp:receipts", "received")
 		return r != nil && e.To() == alice
 	})
-	golden(t, "receipt", rc, fmt.Sprintf(`<message xmlns='jabber:component:accept' id='%s' from='%s' to='%s'><received xmlns='urn:xmpp:receipts' id='m1'/></message>`, rc.ID(), contact, alice))
+	golden(t, "receipt", rc, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><received xmlns='urn:xmpp:receipts' id='m1'/></message>`, rc.ID(), contact, alice))
 	emit(legacy.Displayed{ID: "L1", Chat: "hello"})
 	d := h.expect("displayed", func(e *stanza.Element) bool { return e.Child("urn:xmpp:chat-markers:0", "displayed") != nil })
 	golden(t, "displayed", d, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><displayed xmlns='urn:xmpp:chat-markers:0' id='m1'/></message>`, d.ID(), contact, alice))

@@ -561,7 +561,8 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		if err != nil || orig == "" {
 			return nil, err // "": a receipt for a message we no longer know
 		}
-		m := stanza.New(stanza.NSComponent, "message", "id", sid, "from", from, "to", u.jid)
+		// type chat: carbon-copied to the user's other clients.
+		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", from, "to", u.jid)
 		m.Add(stanza.New(nsReceipts, "received", "id", orig))
 		return m, nil
 	}

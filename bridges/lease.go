@@ -49,7 +49,7 @@ func (b *Bridge) runStandby(ctx context.Context) error {
 		if linkDown {
 			// Let a standby take the lease before this instance tries again
 			// (it may be alone, or every link may be failing: then it does).
-			b.log.Warn("cluster: the component link stayed down; link lease released for a standby", "err", err)
+			b.log.Warn("cluster: the component link stayed down; link lease released for a standby", "retry_in", c.ttl)
 			if !sleep(ctx, c.ttl) {
 				return nil
 			}

@@ -75,7 +75,10 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, pf, pt *
 		return
 	}
 	body := st.Child("", "body")
-	if isEncrypted(st) && body != nil {
+	// An encrypted message with a body (its fallback text), or an
+	// OpenPGP one, which always carries the message; bodiless OMEMO
+	// stanzas are key transport, nothing the user wrote.
+	if isEncrypted(st) && (body != nil || st.Child(nsOpenPGP, "openpgp") != nil) {
 		b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify,
 			Text: "end-to-end encrypted messages cannot be bridged: the legacy network needs the plain text. Turn encryption off for this contact."}))
 		return
@@ -742,7 +745,9 @@ func (b *Bridge) sentOut(ctx context.Context, u *user, e *outboxEntry, id legacy
 	b.obs.Delivered("out", true)
 	b.mapSentOps(&u.outq.maps, u, e, id) // committed with the ack (runOutbox)
 	if e.Receipt && b.info.Caps.Receipts && (e.Kind == "" || e.Kind == outEdit) {
-		m := stanza.New(stanza.NSComponent, "message", "id", "rcpt-"+e.Key, "from", e.To, "to", e.From)
+		// type chat: servers copy typed receipts to the user's other
+		// clients (carbons), which then show the message delivered too.
+		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", "rcpt-"+e.Key, "from", e.To, "to", e.From)
 		m.Add(stanza.New(nsReceipts, "received", "id", e.ID))
 		b.reply(ctx, m)
 	}
