@@ -800,13 +800,12 @@ func (b *Bridge) mapSentOps(bt *store.Batch, u *user, e *outboxEntry, id legacy.
 	if e.OriginID != e.ID {
 		put(mapStanzaOut, e.OriginID, string(id))
 	}
-	var quote string
-	if b.info.Caps.Replies {
-		quote = excerpt(e.Text)
-	}
+	// The excerpt serves reply fallbacks and the notice of a late failure
+	// (notice.go), which every network can report.
+	quote := excerpt(e.Text)
 	if e.Kind == "" {
 		put(mapSent, string(id), sentRecord{StanzaID: e.ID, OriginID: e.OriginID, Excerpt: quote}.pack())
-	} else {
+	} else if b.info.Caps.Replies {
 		put(mapQuote, string(id), quote) // a correction: the ids stay, the text changed
 	}
 }

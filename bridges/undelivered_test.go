@@ -239,3 +239,26 @@ func TestFailingContactDoesNotHoldUpOthers(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// noRepliesBounce is bounceNet on a network without replies (SMS).
+type noRepliesBounce struct{ bounceNet }
+
+func (n noRepliesBounce) Info() legacy.Info {
+	i := n.bounceNet.Info()
+	i.Caps.Replies = false
+	return i
+}
+
+// The notice of a late failure quotes the message also on a network
+// without replies: the user must tell which message failed.
+func TestUndeliveredNoticeQuotesWithoutReplies(t *testing.T) {
+	e, _ := echo.New(nil)
+	h := newHarness(t, noRepliesBounce{bounceNet{e}})
+	h.register(alice)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='orig-1' from='` + alice + `/gone' to='hello@` + domain + `'><body>bounce</body></message>`)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='orig-2' from='` + alice + `/gone' to='hello@` + domain + `'><body>next</body></message>`)
+	n := h.expect("notice", func(e *stanza.Element) bool { return strings.HasPrefix(e.ChildText("", "body"), "⚠ Not delivered") })
+	if !strings.Contains(n.ChildText("", "body"), "“bounce”") {
+		t.Errorf("notice = %s", n)
+	}
+}
