@@ -141,7 +141,7 @@ func New(options map[string]string) (*Network, error) {
 		case "allow_insecure_loopback":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return nil, fmt.Errorf("email: option allow_insecure_loopback: %v", err)
+				return nil, &legacy.OptionError{Option: "allow_insecure_loopback", Problem: fmt.Sprintf("want true or false, got %q", v)}
 			}
 			n.allowInsecureLoopback = b
 		case "poll_interval":
@@ -153,7 +153,7 @@ func New(options map[string]string) (*Network, error) {
 		case "idle":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return nil, fmt.Errorf("email: option idle: %v", err)
+				return nil, &legacy.OptionError{Option: "idle", Problem: fmt.Sprintf("want true or false, got %q", v)}
 			}
 			n.noIdle = !b
 		case "idle_refresh":

@@ -920,6 +920,18 @@ func TestSizeOptions(t *testing.T) {
 	}
 }
 
+// A bad boolean option says what it wants, as a legacy.OptionError, not
+// the Go parser's error.
+func TestBoolOptions(t *testing.T) {
+	for _, opt := range []string{"idle", "allow_insecure_loopback"} {
+		_, err := New(map[string]string{opt: "maybe"})
+		var oe *legacy.OptionError
+		if !errors.As(err, &oe) || oe.Option != opt || oe.Problem != `want true or false, got "maybe"` || strings.Contains(err.Error(), "strconv") {
+			t.Errorf("%s maybe: %v", opt, err)
+		}
+	}
+}
+
 // The sample section parses with its own options.
 func TestSampleOptions(t *testing.T) {
 	var opts = map[string]string{}
