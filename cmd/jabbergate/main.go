@@ -26,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -38,6 +39,7 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/config"
+	"github.com/jabbergate/jabbergate/bridges/vault"
 	"github.com/jabbergate/jabbergate/legacy"
 	_ "github.com/jabbergate/jabbergate/legacy/all"
 )
@@ -114,7 +116,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	// run opens the store: a store.path it cannot open is a configuration
 	// error (exit 2, which systemd does not restart on), so check-config,
 	// run's ExecStartPre in the shipped unit, refuses it too.
-	cfg, ok := loadConfig(*path, stderr, checkStorePath)
+	cfg, ok := loadConfig(*path, stderr, checkStorePath, checkVaultKeyFile)
 	if !ok {
 		return 2
 	}
@@ -198,6 +200,29 @@ func byLine(errs []error) error {
 		return out[0]
 	}
 	return errors.Join(out...)
+}
+
+// checkVaultKeyFile refuses an existing vault.key_file that run could not
+// read as a key (run creates a missing one).
+func checkVaultKeyFile(file string, cfg *config.Config) error {
+	kf := cfg.Vault.KeyFile
+	if cfg.Vault.Key != "" || kf == "" {
+		return nil
+	}
+	data, err := os.ReadFile(kf)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		_, err = vault.DecodeKey(strings.TrimSpace(string(data)))
+		if err != nil {
+			err = errors.New(strings.TrimPrefix(err.Error(), "vault: ") + " (make one with: head -c 32 /dev/urandom | base64)")
+		}
+	}
+	if err != nil {
+		return &config.Error{File: file, Line: cfg.Line("vault.key_file"), Key: "vault.key_file", Problem: kf + ": " + err.Error()}
+	}
+	return nil
 }
 
 // checkStorePath refuses a bolt or pebble store.path that run could not

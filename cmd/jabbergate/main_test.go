@@ -300,3 +300,31 @@ func TestNamedOption(t *testing.T) {
 		}
 	}
 }
+
+// A vault.key_file that exists but holds no key is refused by check-config
+// and run alike, at its line; a missing one is fine (run creates it).
+func TestVaultKeyFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "raw.key")
+	if err := os.WriteFile(raw, []byte{0xff, 0x00, 0x13, 0x37}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "c.yaml")
+	body := goodConfig + "vault:\n  key_file: raw.key\n" // vault.key_file on line 10
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("\n%s:10: vault.key_file: %s: key is not base64", p, raw)
+	for _, cmd := range []string{"check-config", "run"} {
+		if code, _, errs := runCLI(cmd, "-config", p); code != 2 || !strings.Contains(errs, want) {
+			t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2 and %q", cmd, code, errs, want)
+		}
+	}
+	body = goodConfig + "vault:\n  key_file: made-at-run.key\n"
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runCLI("check-config", "-config", p); code != 0 {
+		t.Errorf("missing key file: exit %d, stderr:\n%s", code, errs)
+	}
+}
