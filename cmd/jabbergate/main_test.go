@@ -144,12 +144,7 @@ func TestAdapterOptionErrors(t *testing.T) {
 			if err := os.WriteFile(p, []byte(c.body), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			for _, cmd := range []string{"check-config", "run"} {
-				code, _, errs := runCLI(cmd, "-config", p)
-				if code != 2 || !strings.Contains(errs, "\n"+p+c.want) {
-					t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2 and a line %s%s", cmd, code, errs, p, c.want)
-				}
-			}
+			wantConfigError(t, p, "\n"+p+c.want)
 		})
 	}
 }
@@ -250,12 +245,7 @@ func TestStorePathErrors(t *testing.T) {
 			if err := os.WriteFile(p, []byte(c.body), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			for _, cmd := range []string{"check-config", "run"} {
-				code, _, errs := runCLI(cmd, "-config", p)
-				if code != 2 || !strings.Contains(errs, "\n"+p+c.want) {
-					t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2 and a line %s%s", cmd, code, errs, p, c.want)
-				}
-			}
+			wantConfigError(t, p, "\n"+p+c.want)
 		})
 	}
 	// With an option error too: both, in line order.
@@ -301,6 +291,17 @@ func TestNamedOption(t *testing.T) {
 	}
 }
 
+// wantConfigError runs check-config and run on the config file p: both
+// must exit 2 with want in their stderr.
+func wantConfigError(t *testing.T, p, want string) {
+	t.Helper()
+	for _, cmd := range []string{"check-config", "run"} {
+		if code, _, errs := runCLI(cmd, "-config", p); code != 2 || !strings.Contains(errs, want) {
+			t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2 and %q", cmd, code, errs, want)
+		}
+	}
+}
+
 // A vault.key_file that exists but holds no key is refused by check-config
 // and run alike, at its line; a missing one is fine (run creates it).
 func TestVaultKeyFileErrors(t *testing.T) {
@@ -314,12 +315,7 @@ func TestVaultKeyFileErrors(t *testing.T) {
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("\n%s:10: vault.key_file: %s: key is not base64", p, raw)
-	for _, cmd := range []string{"check-config", "run"} {
-		if code, _, errs := runCLI(cmd, "-config", p); code != 2 || !strings.Contains(errs, want) {
-			t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2 and %q", cmd, code, errs, want)
-		}
-	}
+	wantConfigError(t, p, fmt.Sprintf("\n%s:10: vault.key_file: %s: key is not base64", p, raw))
 	body = goodConfig + "vault:\n  key_file: made-at-run.key\n"
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
