@@ -580,7 +580,8 @@ func (b *Bridge) runOutbox(ctx context.Context, u *user, empty bool) {
 				case outStopped:
 					return // ctx ended (or the lease is lost); the entry stays queued
 				case outRetry:
-					park.add(&u.outq, ent.e.Chat, parkedEntry{ent: ent, try: &t}, at)
+					parked := t // on the heap only when parked
+					park.add(&u.outq, ent.e.Chat, parkedEntry{ent: ent, try: &parked}, at)
 				}
 			}
 		}
