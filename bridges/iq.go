@@ -189,23 +189,11 @@ func (b *Bridge) gatewayDiscoQuery() *stanza.Element {
 }
 
 // badContact returns the error for a contact address (to) the network
-// refuses, nil when it may name a contact. For a registered user it is
-// the check a message gets (validChat); for anyone else only the
-// network's Resolver is asked.
+// refuses, nil when it may name a contact: the check a message to it gets
+// (validChat), with the sender's stored contacts when she is registered.
 func (b *Bridge) badContact(ctx context.Context, from, to jid.JID) *stanza.Error {
 	lp := to.Localpart()
-	if u := b.getUser(from.Bare().String()); u != nil {
-		if _, err := b.validChat(ctx, u, lp); err != nil {
-			return b.contactAddressError(lp, err)
-		}
-		return nil
-	}
-	if b.resolve == nil {
-		return nil
-	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := b.resolve.Resolve(rctx, string(jidmap.ChatFromLocalpart(lp))); errors.Is(err, legacy.ErrInvalidAddress) {
+	if _, err := b.validChat(ctx, b.getUser(from.Bare().String()), lp); err != nil {
 		return b.contactAddressError(lp, err)
 	}
 	return nil

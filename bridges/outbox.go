@@ -445,10 +445,13 @@ func (b *Bridge) chatFor(ctx context.Context, u *user, localpart string) legacy.
 // validChat returns the chat of a contact localpart, checking addresses
 // the store does not know yet with the network's Resolver (which must be
 // cheap for input already in canonical form), so an invalid address is
-// refused before it is queued.
+// refused before it is queued. u may be nil (no registration: no stored
+// contacts).
 func (b *Bridge) validChat(ctx context.Context, u *user, localpart string) (legacy.ChatID, error) {
-	if c, err := b.st.GetContact(ctx, b.domain, u.jid, localpart); err == nil && c.LegacyID != "" {
-		return legacy.ChatID(c.LegacyID), nil
+	if u != nil { // a registered user: her stored contacts first
+		if c, err := b.st.GetContact(ctx, b.domain, u.jid, localpart); err == nil && c.LegacyID != "" {
+			return legacy.ChatID(c.LegacyID), nil
+		}
 	}
 	chat := jidmap.ChatFromLocalpart(localpart)
 	if b.resolve == nil {
