@@ -35,16 +35,12 @@ func stanzaError(err error) *stanza.Error {
 	for _, e := range legacyErrors {
 		if errors.Is(err, e.err) {
 			se := &stanza.Error{Type: e.typ, Condition: e.cond, Text: e.text}
+			if r := userReason(err); r != "" {
+				se.Text = e.text + ": " + r
+			}
 			var ce *legacy.CodeError
 			if errors.As(err, &ce) {
 				se.App = stanza.New(nsJabbergate, "legacy-error", "code", ce.Code).AddText(ce.Text)
-				if ce.Text != "" {
-					se.Text = e.text + ": " + ce.Text
-				}
-			}
-			var re *legacy.ReasonError
-			if errors.As(err, &re) && re.Reason != "" {
-				se.Text = e.text + ": " + re.Reason
 			}
 			var fe *legacy.FieldError
 			if errors.As(err, &fe) {
@@ -54,4 +50,19 @@ func stanzaError(err error) *stanza.Error {
 		}
 	}
 	return &stanza.Error{Type: stanza.ErrCancel, Condition: stanza.InternalServerError, Text: "the gateway failed to deliver this message"}
+}
+
+// userReason returns what an adapter's error says for the user (a
+// legacy.ReasonError's reason, else a legacy.CodeError's text), "" if
+// nothing: never the Go error chain, which names packages and internals.
+func userReason(err error) string {
+	var re *legacy.ReasonError
+	if errors.As(err, &re) && re.Reason != "" {
+		return re.Reason
+	}
+	var ce *legacy.CodeError
+	if errors.As(err, &ce) {
+		return ce.Text
+	}
+	return ""
 }

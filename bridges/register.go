@@ -265,21 +265,6 @@ func (b *Bridge) registrationError(err error) *stanza.Error {
 	return se
 }
 
-// userReason returns what an adapter's error says for the user (a
-// legacy.ReasonError's reason, a legacy.CodeError's text), "" if nothing:
-// never the Go error chain, which names packages and internals.
-func userReason(err error) string {
-	var re *legacy.ReasonError
-	if errors.As(err, &re) {
-		return re.Reason
-	}
-	var ce *legacy.CodeError
-	if errors.As(err, &ce) {
-		return ce.Text
-	}
-	return ""
-}
-
 // checkRegistration asks a one-step Registrar for the legacy account id.
 func (b *Bridge) checkRegistration(ctx context.Context, clean map[string]string) (legacy.AccountID, *stanza.Error) {
 	acctID := legacy.AccountID(b.info.Name)
