@@ -58,7 +58,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -449,10 +448,7 @@ func (b *Bridge) handle(st *stanza.Element) {
 	if b.cl.forwardReply(st) { // a reply for another instance's link (cluster.go)
 		return
 	}
-	from := st.From()
-	if i := strings.IndexByte(from, '/'); i >= 0 {
-		from = from[:i]
-	}
+	from := bareOf(st.From())
 	h := fnv.New32a()
 	h.Write([]byte(from))
 	ch := b.shards[int(h.Sum32()%uint32(len(b.shards)))]

@@ -153,7 +153,7 @@ func (b *Bridge) fastIQ(ctx context.Context, iq *stanza.Element) bool {
 		return false
 	}
 	from := iq.From()
-	bare, _, _ := strings.Cut(from, "/")
+	bare := bareOf(from)
 	local, dom, hasLocal := strings.Cut(bare, "@")
 	if !hasLocal {
 		dom, local = bare, ""

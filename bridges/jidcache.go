@@ -1,6 +1,7 @@
 package bridges
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
@@ -72,4 +73,10 @@ func (c *jidCache) contact(chat legacy.ChatID, domain string) (string, error) {
 	c.contacts[chat] = s
 	c.mu.Unlock()
 	return s, nil
+}
+
+// bareOf returns the bare part of a JID string.
+func bareOf(j string) string {
+	bare, _, _ := strings.Cut(j, "/")
+	return bare
 }

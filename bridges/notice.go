@@ -22,7 +22,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jabbergate/jabbergate/component/stanza"
@@ -118,12 +117,6 @@ func (b *Bridge) renderUndelivered(ctx context.Context, u *user, e *inboxEntry, 
 		out = append(out, m.Add(se.Element()))
 	}
 	return append(out, notice(sid, from, u.jid, failureText(r.Excerpt, se))), nil
-}
-
-// bareOf returns the bare part of a JID string.
-func bareOf(j string) string {
-	bare, _, _ := strings.Cut(j, "/")
-	return bare
 }
 
 // quoteOf returns what a notice quotes of an outbox entry: the first line
