@@ -22,6 +22,7 @@ func (e memOut) entryID() string { return e.id }
 // entry until it is acknowledged.
 type memTail[T tailEntry] struct {
 	mu       sync.Mutex
+	started  bool            // a worker has called start
 	warm     bool            // pending holds every entry appended since the last cold read
 	pending  []T             // guarded by mu
 	lastCold map[string]bool // ids the cold read that made the tail warm returned
@@ -51,22 +52,24 @@ func (m *memTail[T]) pushLocked(e T, max int) bool {
 func (m *memTail[T]) start(empty bool) <-chan struct{} {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.warm, m.pending, m.lastCold = empty, nil, nil
+	m.started, m.warm, m.pending, m.lastCold = true, empty, nil, nil
 	if m.ready == nil {
 		m.ready = make(chan struct{}, 1)
 	}
 	return m.ready
 }
 
-// wakeWarm wakes the worker of a warm tail and reports whether the tail
-// was warm.
+// wakeWarm wakes the worker of a warm tail and reports whether that was
+// all it needed: the tail was warm, or no worker has started yet (its
+// start reads the store or knows the queue empty, and an append before
+// it kicks it). Otherwise the caller wakes the worker to read the store.
 func (m *memTail[T]) wakeWarm() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.warm {
 		kick(m.ready)
 	}
-	return m.warm
+	return m.warm || !m.started
 }
 
 // cool drops the in-memory tail: the next batch is read from the store.
