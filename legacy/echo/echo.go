@@ -28,6 +28,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,16 +62,22 @@ var (
 	_ legacy.Marker     = (*session)(nil)
 )
 
-// New returns an echo network. Unknown options are an error.
+// New returns an echo network. Unknown options are an error: every one
+// is reported, as a *legacy.OptionError joined with errors.Join, in the
+// order of their names.
 func New(options map[string]string) (*Network, error) {
 	n := &Network{}
-	for k, v := range options {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(options)) {
 		switch k {
 		case "prefix":
-			n.prefix = v
+			n.prefix = options[k]
 		default:
-			return nil, fmt.Errorf("echo: unknown option %q (known: prefix)", k)
+			errs = append(errs, &legacy.OptionError{Option: k, Problem: "unknown option (known: prefix)"})
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return n, nil
 }

@@ -3,6 +3,7 @@ package echo_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,5 +80,36 @@ func TestOptionsAndResolve(t *testing.T) {
 	}
 	if _, err := n.Resolve(context.Background(), "two words"); !errors.Is(err, legacy.ErrInvalidAddress) {
 		t.Errorf("Resolve with a space = %v", err)
+	}
+}
+
+// TestNewReportsEveryOption: New reports every unknown option at once, each
+// a *legacy.OptionError, in the order of their names, the same on every
+// call (options is a map: its order must not leak into the error).
+func TestNewReportsEveryOption(t *testing.T) {
+	opts := map[string]string{"sufix": "<", "prefix": "> ", "prefx": ">", "Prefix": "x"}
+	want := []legacy.OptionError{
+		{Option: "Prefix", Problem: "unknown option (known: prefix)"},
+		{Option: "prefx", Problem: "unknown option (known: prefix)"},
+		{Option: "sufix", Problem: "unknown option (known: prefix)"},
+	}
+	var first string
+	for i := range 20 {
+		n, err := echo.New(opts)
+		if n != nil || err == nil {
+			t.Fatalf("New(%v) = %v, %v; want an error", opts, n, err)
+		}
+		var got []legacy.OptionError
+		for _, oe := range legacy.OptionErrors(err) {
+			got = append(got, *oe)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("OptionErrors = %+v\nwant %+v", got, want)
+		}
+		if i == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("call %d: %q, first call: %q", i, err, first)
+		}
 	}
 }
