@@ -75,10 +75,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/mail"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -125,7 +127,9 @@ var (
 	_ legacy.Session   = (*session)(nil)
 )
 
-// New returns an email network. Unknown options are an error.
+// New returns an email network. Unknown and invalid options are an error:
+// every one is reported, as a *legacy.OptionError joined with errors.Join,
+// in the order of their names.
 func New(options map[string]string) (*Network, error) {
 	n := &Network{
 		pollInterval:   60 * time.Second,
@@ -136,36 +140,39 @@ func New(options map[string]string) (*Network, error) {
 		dialTimeout:    30 * time.Second,
 		idleRefresh:    10 * time.Minute,
 	}
-	for k, v := range options {
+	var errs []error
+	bad := func(k, problem string) { errs = append(errs, &legacy.OptionError{Option: k, Problem: problem}) }
+	for _, k := range slices.Sorted(maps.Keys(options)) {
+		v := options[k]
 		switch k {
 		case "allow_insecure_loopback":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return nil, &legacy.OptionError{Option: "allow_insecure_loopback", Problem: fmt.Sprintf("want true or false, got %q", v)}
+				bad(k, fmt.Sprintf("want true or false, got %q", v))
 			}
 			n.allowInsecureLoopback = b
 		case "poll_interval":
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
-				return nil, fmt.Errorf("email: option poll_interval: want a positive duration, got %q", v)
+				bad(k, fmt.Sprintf("want a positive duration, got %q", v))
 			}
 			n.pollInterval = d
 		case "idle":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return nil, &legacy.OptionError{Option: "idle", Problem: fmt.Sprintf("want true or false, got %q", v)}
+				bad(k, fmt.Sprintf("want true or false, got %q", v))
 			}
 			n.noIdle = !b
 		case "idle_refresh":
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
-				return nil, fmt.Errorf("email: option idle_refresh: want a positive duration, got %q", v)
+				bad(k, fmt.Sprintf("want a positive duration, got %q", v))
 			}
 			n.idleRefresh = d
 		case "max_file_size", "max_message_size":
 			i, err := parseSize(v)
 			if err != nil {
-				return nil, fmt.Errorf("email: option %s: %v", k, err)
+				bad(k, err.Error())
 			}
 			if k == "max_file_size" {
 				n.maxFileSize = i
@@ -173,8 +180,11 @@ func New(options map[string]string) (*Network, error) {
 				n.maxMessageSize = i
 			}
 		default:
-			return nil, fmt.Errorf("email: unknown option %q (known: allow_insecure_loopback, poll_interval, idle, idle_refresh, max_file_size, max_message_size)", k)
+			bad(k, "unknown option (known: allow_insecure_loopback, poll_interval, idle, idle_refresh, max_file_size, max_message_size)")
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return n, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -928,6 +929,41 @@ func TestBoolOptions(t *testing.T) {
 		var oe *legacy.OptionError
 		if !errors.As(err, &oe) || oe.Option != opt || oe.Problem != `want true or false, got "maybe"` || strings.Contains(err.Error(), "strconv") {
 			t.Errorf("%s maybe: %v", opt, err)
+		}
+	}
+}
+
+// TestNewReportsEveryOption: New reports every bad option at once, each a
+// *legacy.OptionError, in the order of their names, the same on every call
+// (options is a map: its order must not leak into the error).
+func TestNewReportsEveryOption(t *testing.T) {
+	opts := map[string]string{
+		"poll_interval": "0s", "idle": "maybe", "max_file_size": "lots", "pol_interval": "1m",
+		"idle_refresh": "5m", // good
+	}
+	want := []legacy.OptionError{
+		{Option: "idle", Problem: `want true or false, got "maybe"`},
+		{Option: "max_file_size", Problem: `want a positive size: bytes, or a number with KiB, MiB, GiB, KB, MB or GB (e.g. 20MiB), got "lots"`},
+		{Option: "pol_interval", Problem: "unknown option (known: allow_insecure_loopback, poll_interval, idle, idle_refresh, max_file_size, max_message_size)"},
+		{Option: "poll_interval", Problem: `want a positive duration, got "0s"`},
+	}
+	var first string
+	for i := range 20 {
+		n, err := New(opts)
+		if n != nil || err == nil {
+			t.Fatalf("New(%v) = %v, %v; want an error", opts, n, err)
+		}
+		var got []legacy.OptionError
+		for _, oe := range legacy.OptionErrors(err) {
+			got = append(got, *oe)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("OptionErrors = %+v\nwant %+v", got, want)
+		}
+		if i == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("call %d: %q, first call: %q", i, err, first)
 		}
 	}
 }
