@@ -95,9 +95,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,7 +162,9 @@ var (
 )
 
 // New returns a Telegram network configured by options (see the package
-// doc). It does no I/O. Unknown options are an error.
+// doc). It does no I/O. Unknown and invalid options are an error: every
+// one is reported, as a *legacy.OptionError joined with errors.Join, in the
+// order of their names, then a webhook_url without its webhook_secret.
 func New(options map[string]string) (*Network, error) {
 	n := &Network{
 		apiURL:      DefaultAPIURL,
@@ -172,34 +176,42 @@ func New(options map[string]string) (*Network, error) {
 		sendTimeout: callTimeout,
 		hooks:       map[int64]*session{},
 	}
-	for k, v := range options {
+	var errs []error
+	bad := func(k, problem string) { errs = append(errs, &legacy.OptionError{Option: k, Problem: problem}) }
+	for _, k := range slices.Sorted(maps.Keys(options)) {
+		v := options[k]
 		switch k {
 		case "api_url":
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return nil, fmt.Errorf("telegram: api_url %q is not an http(s) URL", v)
+				bad(k, fmt.Sprintf("api_url %q is not an http(s) URL", v))
 			}
 			n.apiURL = strings.TrimRight(v, "/")
 		case "poll_timeout":
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 || d > 10*time.Minute {
-				return nil, fmt.Errorf("telegram: poll_timeout %q is not a duration between 0 and 10m", v)
+				bad(k, fmt.Sprintf("poll_timeout %q is not a duration between 0 and 10m", v))
 			}
 			n.pollTimeout = d
 		case "webhook_url":
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return nil, fmt.Errorf("telegram: webhook_url %q is not an http(s) URL", v)
+				bad(k, fmt.Sprintf("webhook_url %q is not an http(s) URL", v))
 			}
 			n.webhookURL = strings.TrimRight(v, "/")
 		case "webhook_secret":
 			n.webhookSecret = v
 		default:
-			return nil, fmt.Errorf("telegram: unknown option %q (known: api_url, poll_timeout, webhook_url, webhook_secret)", k)
+			bad(k, "unknown option (known: api_url, poll_timeout, webhook_url, webhook_secret)")
 		}
 	}
-	if n.webhookURL != "" && len(n.webhookSecret) < 16 {
-		return nil, fmt.Errorf("telegram: webhook_url needs a webhook_secret of at least 16 characters")
+	// Checked even when webhook_url itself is refused above: the admin
+	// learns both at once.
+	if options["webhook_url"] != "" && len(n.webhookSecret) < 16 {
+		bad("webhook_url", "webhook_url needs a webhook_secret of at least 16 characters")
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return n, nil
 }

@@ -136,6 +136,41 @@ func TestOptions(t *testing.T) {
 	}
 }
 
+// TestNewReportsEveryOption: New reports every bad option at once, each a
+// *legacy.OptionError, in the order of their names, then the webhook_url
+// without a webhook_secret; the same on every call (options is a map: its
+// order must not leak into the error).
+func TestNewReportsEveryOption(t *testing.T) {
+	opts := map[string]string{"webhook_url": "ftp://gw.example.org", "poll_timeout": "forever", "nonsense": "1",
+		"api_url": "ftp://x", "webhook_secret": "short"}
+	want := []legacy.OptionError{
+		{Option: "api_url", Problem: `api_url "ftp://x" is not an http(s) URL`},
+		{Option: "nonsense", Problem: "unknown option (known: api_url, poll_timeout, webhook_url, webhook_secret)"},
+		{Option: "poll_timeout", Problem: `poll_timeout "forever" is not a duration between 0 and 10m`},
+		{Option: "webhook_url", Problem: `webhook_url "ftp://gw.example.org" is not an http(s) URL`},
+		{Option: "webhook_url", Problem: "webhook_url needs a webhook_secret of at least 16 characters"},
+	}
+	var first string
+	for i := range 20 {
+		n, err := New(opts)
+		if n != nil || err == nil {
+			t.Fatalf("New(%v) = %v, %v; want an error", opts, n, err)
+		}
+		var got []legacy.OptionError
+		for _, oe := range legacy.OptionErrors(err) {
+			got = append(got, *oe)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("OptionErrors = %+v\nwant %+v", got, want)
+		}
+		if i == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("call %d: %q, first call: %q", i, err, first)
+		}
+	}
+}
+
 func TestRegister(t *testing.T) {
 	srv := telegramtest.New(t)
 	n := newNetwork(t, srv, nil)
