@@ -191,11 +191,19 @@ var knownOptions = []string{
 //	host_files             "true": host every file the users send under public_url/media/ instead of giving the
 //	                       provider the URL the file came from (for upload services the provider cannot reach)
 //
-// It validates and does no I/O.
+// It validates and does no I/O. Every problem is reported at once, joined
+// with errors.Join: first those of single options, each a
+// *legacy.OptionError, in the order of the options' names; then those
+// between options (a route's options given without the one it needs, a
+// route in routes that no options configure, no route at all, an empty
+// pool), as *legacy.OptionError when one option is at fault.
 func New(options map[string]string) (*Network, error) {
+	var errs []*legacy.OptionError // of single options, sorted by name below
+	bad := func(k, problem string) { errs = append(errs, &legacy.OptionError{Option: k, Problem: problem}) }
+	var between []error // between options, in this order
 	for k := range options {
 		if !slices.Contains(knownOptions, k) {
-			return nil, fmt.Errorf("sms: unknown option %q (known: %s)", k, strings.Join(knownOptions, ", "))
+			bad(k, "unknown option (known: "+strings.Join(knownOptions, ", ")+")")
 		}
 	}
 	o := func(k string) string { return strings.TrimSpace(options[k]) }
@@ -208,38 +216,41 @@ func New(options map[string]string) (*Network, error) {
 	if n.region == "" {
 		n.region = "US"
 	}
-	if phonenumbers.GetCountryCodeForRegion(n.region) == 0 {
-		return nil, fmt.Errorf("sms: default_region %q is not a region code (e.g. US, GB, DE)", n.region)
+	regionOK := phonenumbers.GetCountryCodeForRegion(n.region) != 0
+	if !regionOK {
+		bad("default_region", fmt.Sprintf("default_region %q is not a region code (e.g. US, GB, DE)", n.region))
 	}
-	if err := checkHTTPURL("public_url", n.publicURL); err != nil {
-		return nil, err
+	if oe := checkHTTPURL("public_url", n.publicURL); oe != nil {
+		errs = append(errs, oe)
 	}
 	if s := o("max_segments"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 || v > maxConcatParts {
-			return nil, fmt.Errorf("sms: max_segments %q must be a whole number from 1 to %d (a concatenated SMS has at most %d parts)",
-				s, maxConcatParts, maxConcatParts)
+			bad("max_segments", fmt.Sprintf("max_segments %q must be a whole number from 1 to %d (a concatenated SMS has at most %d parts)",
+				s, maxConcatParts, maxConcatParts))
 		}
 		n.maxSegments = v
 	}
 	if s := o("rate_per_minute"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 0 {
-			return nil, fmt.Errorf("sms: rate_per_minute %q must be a number of segments, 0 for no limit", s)
+			bad("rate_per_minute", fmt.Sprintf("rate_per_minute %q must be a number of segments, 0 for no limit", s))
 		}
 		n.ratePerMin = v
 	}
 	if s := o("daily_segments"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 0 {
-			return nil, fmt.Errorf("sms: daily_segments %q must be a number of segments, 0 for no cap", s)
+			bad("daily_segments", fmt.Sprintf("daily_segments %q must be a number of segments, 0 for no cap", s))
 		}
 		n.dailySegments = v
 	}
+	allowOwnOK := true // allow_own_credentials is absent or valid: the checks of the routes can trust n.allowOwn
 	if s := o("allow_own_credentials"); s != "" {
 		v, err := strconv.ParseBool(s)
 		if err != nil {
-			return nil, fmt.Errorf("sms: allow_own_credentials %q must be true or false", s)
+			bad("allow_own_credentials", fmt.Sprintf("allow_own_credentials %q must be true or false", s))
+			allowOwnOK = false
 		}
 		n.allowOwn = v
 	}
@@ -247,107 +258,138 @@ func New(options map[string]string) (*Network, error) {
 	if s := o("timeout"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("sms: timeout %q must be a positive duration such as 30s", s)
+			bad("timeout", fmt.Sprintf("timeout %q must be a positive duration such as 30s", s))
 		}
 		timeout = d
 	}
-	n.httpc = &http.Client{Timeout: timeout}
-	n.media = &mediaHost{ttl: DefaultMediaTTL, now: time.Now}
-	rand.Read(n.media.secret[:])
+	mediaTTL := DefaultMediaTTL
 	if s := o("media_ttl"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("sms: media_ttl %q must be a positive duration such as 24h", s)
+			bad("media_ttl", fmt.Sprintf("media_ttl %q must be a positive duration such as 24h", s))
 		}
-		n.media.ttl = d
+		mediaTTL = d
 	}
 	if s := o("host_files"); s != "" {
 		v, err := strconv.ParseBool(s)
 		if err != nil {
-			return nil, fmt.Errorf("sms: host_files %q must be true or false", s)
+			bad("host_files", fmt.Sprintf("host_files %q must be true or false", s))
 		}
 		if v && n.publicURL == "" {
-			return nil, errors.New("sms: host_files needs public_url: files are hosted under it")
+			between = append(between, &legacy.OptionError{Option: "host_files", Problem: "host_files needs public_url: files are hosted under it"})
 		}
 		n.hostFiles = v
 	}
-	if err := checkHTTPURL("twilio_api_url", n.twilioURL); err != nil {
-		return nil, err
+	if oe := checkHTTPURL("twilio_api_url", n.twilioURL); oe != nil {
+		errs = append(errs, oe)
 	}
-
-	avail := map[string]route{}
-	if sid := o("twilio_account_sid"); sid != "" || n.twilioToken != "" {
-		if sid == "" || n.twilioToken == "" {
-			return nil, errors.New("sms: give both twilio_account_sid and twilio_auth_token (or twilio_auth_token_file)")
-		}
-		avail["twilio"] = &twilioRoute{net: n, c: &twilio.Client{BaseURL: n.twilioURL, AccountSID: sid, AuthToken: n.twilioToken, HTTP: n.httpc}}
+	sid := o("twilio_account_sid")
+	if (sid == "") != (n.twilioToken == "") {
+		between = append(between, errors.New("sms: give both twilio_account_sid and twilio_auth_token (or twilio_auth_token_file)"))
 	}
-	if su := o("kannel_send_url"); su != "" {
-		if err := checkHTTPURL("kannel_send_url", su); err != nil {
-			return nil, err
-		}
-		avail["kannel"] = &kannelRoute{net: n, c: &kannel.Client{SendURL: su, Username: o("kannel_username"),
-			Password: o("kannel_password"), SMSC: o("kannel_smsc"), HTTP: n.httpc}}
-	} else if o("kannel_username") != "" || o("kannel_password") != "" || o("kannel_smsc") != "" {
-		return nil, errors.New("sms: kannel_* options without kannel_send_url")
+	kannelURL := o("kannel_send_url")
+	kannelRest := o("kannel_username") != "" || o("kannel_password") != "" || o("kannel_smsc") != ""
+	if oe := checkHTTPURL("kannel_send_url", kannelURL); oe != nil {
+		errs = append(errs, oe)
+	}
+	if kannelURL == "" && kannelRest {
+		between = append(between, errors.New("sms: kannel_* options without kannel_send_url"))
 	}
 	n.concatTimeout = DefaultConcatTimeout
 	if s := o("smpp_concat_timeout"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("sms: smpp_concat_timeout %q must be a positive duration such as 30m", s)
+			bad("smpp_concat_timeout", fmt.Sprintf("smpp_concat_timeout %q must be a positive duration such as 30m", s))
 		}
 		n.concatTimeout = d
 	}
-	if addr := o("smpp_addr"); addr != "" {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("sms: smpp_addr %q must be host:port", addr)
+	smppAddr := o("smpp_addr")
+	smppRest := o("smpp_system_id") != "" || o("smpp_password") != "" || o("smpp_system_type") != ""
+	if smppAddr != "" {
+		if _, _, err := net.SplitHostPort(smppAddr); err != nil {
+			bad("smpp_addr", fmt.Sprintf("smpp_addr %q must be host:port", smppAddr))
 		}
 		if o("smpp_system_id") == "" {
-			return nil, errors.New("sms: smpp_addr without smpp_system_id")
+			between = append(between, &legacy.OptionError{Option: "smpp_addr", Problem: "smpp_addr without smpp_system_id"})
 		}
-		n.smpp = &smppRoute{net: n, c: &smpp.Client{Addr: addr, SystemID: o("smpp_system_id"), Password: o("smpp_password"),
-			SystemType: o("smpp_system_type"), Timeout: timeout, Log: n.log}}
-		n.smpp.c.Deliver, n.smpp.c.Receipt = n.smppDeliver, n.smppReceipt
-		avail["smpp"] = n.smpp
-	} else if o("smpp_system_id") != "" || o("smpp_password") != "" || o("smpp_system_type") != "" {
-		return nil, errors.New("sms: smpp_* options without smpp_addr")
+	} else if smppRest {
+		between = append(between, errors.New("sms: smpp_* options without smpp_addr"))
+	}
+	// The routes the options configure, or mean to: one whose options are
+	// incomplete is reported above, not again as missing from routes or
+	// as no route at all. Without errors these are the routes built below.
+	configured := map[string]bool{
+		"twilio": sid != "" || n.twilioToken != "",
+		"kannel": kannelURL != "" || kannelRest,
+		"smpp":   smppAddr != "" || smppRest,
 	}
 	order := splitList(o("routes"))
 	if len(order) == 0 {
 		for _, r := range []string{"twilio", "kannel", "smpp"} {
-			if avail[r] != nil {
+			if configured[r] {
 				order = append(order, r)
 			}
 		}
 	}
+	for i, name := range order {
+		if slices.Contains(order[:i], name) {
+			between = append(between, &legacy.OptionError{Option: "routes", Problem: fmt.Sprintf("route %q listed twice", name)})
+		} else if !configured[name] {
+			between = append(between, &legacy.OptionError{Option: "routes", Problem: fmt.Sprintf("route %q in routes is not configured (twilio needs twilio_account_sid and twilio_auth_token; kannel needs kannel_send_url; smpp needs smpp_addr)", name)})
+		}
+	}
+	numbersOK := regionOK // numbers are read in default_region: not checked without one
+	if regionOK {
+		for _, s := range strings.FieldsFunc(o("numbers"), func(r rune) bool { return r == ',' || r == ';' || r == '\n' }) {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			e, err := n.normalize(s)
+			if err != nil {
+				bad("numbers", fmt.Sprintf("%q is not a phone number", s))
+				numbersOK = false
+				continue
+			}
+			if !slices.Contains(n.pool, e) {
+				n.pool = append(n.pool, e)
+			}
+		}
+	}
+	if allowOwnOK && !n.allowOwn {
+		if !configured["twilio"] && !configured["kannel"] && !configured["smpp"] {
+			between = append(between, errors.New("sms: no route: configure twilio_*, kannel_* or smpp_* options, or allow_own_credentials"))
+		} else if numbersOK && len(n.pool) == 0 {
+			between = append(between, &legacy.OptionError{Option: "numbers", Problem: "numbers (the operator's number pool) is empty"})
+		}
+	}
+	if len(errs)+len(between) > 0 {
+		slices.SortStableFunc(errs, func(a, b *legacy.OptionError) int { return strings.Compare(a.Option, b.Option) })
+		all := make([]error, 0, len(errs)+len(between))
+		for _, oe := range errs {
+			all = append(all, oe)
+		}
+		return nil, errors.Join(append(all, between...)...)
+	}
+
+	n.httpc = &http.Client{Timeout: timeout}
+	n.media = &mediaHost{ttl: mediaTTL, now: time.Now}
+	rand.Read(n.media.secret[:])
+	avail := map[string]route{}
+	if configured["twilio"] {
+		avail["twilio"] = &twilioRoute{net: n, c: &twilio.Client{BaseURL: n.twilioURL, AccountSID: sid, AuthToken: n.twilioToken, HTTP: n.httpc}}
+	}
+	if configured["kannel"] {
+		avail["kannel"] = &kannelRoute{net: n, c: &kannel.Client{SendURL: kannelURL, Username: o("kannel_username"),
+			Password: o("kannel_password"), SMSC: o("kannel_smsc"), HTTP: n.httpc}}
+	}
+	if configured["smpp"] {
+		n.smpp = &smppRoute{net: n, c: &smpp.Client{Addr: smppAddr, SystemID: o("smpp_system_id"), Password: o("smpp_password"),
+			SystemType: o("smpp_system_type"), Timeout: timeout, Log: n.log}}
+		n.smpp.c.Deliver, n.smpp.c.Receipt = n.smppDeliver, n.smppReceipt
+		avail["smpp"] = n.smpp
+	}
 	for _, name := range order {
-		r, ok := avail[name]
-		if !ok {
-			return nil, fmt.Errorf("sms: route %q in routes is not configured (twilio needs twilio_account_sid and twilio_auth_token; kannel needs kannel_send_url; smpp needs smpp_addr)", name)
-		}
-		if slices.Contains(n.routes, r) {
-			return nil, fmt.Errorf("sms: route %q listed twice", name)
-		}
-		n.routes = append(n.routes, r)
-	}
-	for _, s := range strings.FieldsFunc(o("numbers"), func(r rune) bool { return r == ',' || r == ';' || r == '\n' }) {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		e, err := n.normalize(s)
-		if err != nil {
-			return nil, fmt.Errorf("sms: numbers: %q is not a phone number", s)
-		}
-		if !slices.Contains(n.pool, e) {
-			n.pool = append(n.pool, e)
-		}
-	}
-	if len(n.routes) == 0 && !n.allowOwn {
-		return nil, errors.New("sms: no route: configure twilio_*, kannel_* or smpp_* options, or allow_own_credentials")
-	}
-	if len(n.routes) > 0 && len(n.pool) == 0 && !n.allowOwn {
-		return nil, errors.New("sms: numbers (the operator's number pool) is empty")
+		n.routes = append(n.routes, avail[name])
 	}
 	n.info = n.buildInfo()
 	return n, nil
@@ -356,13 +398,13 @@ func New(options map[string]string) (*Network, error) {
 // checkHTTPURL refuses a URL option (when set) that is not an absolute
 // http or https URL with a host: the adapter only speaks HTTP to providers
 // and only gives them http(s) callback URLs.
-func checkHTTPURL(option, v string) error {
+func checkHTTPURL(option, v string) *legacy.OptionError {
 	if v == "" {
 		return nil
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("sms: %s %q must be an absolute http:// or https:// URL with a host", option, v)
+		return &legacy.OptionError{Option: option, Problem: fmt.Sprintf("%s %q must be an absolute http:// or https:// URL with a host", option, v)}
 	}
 	return nil
 }

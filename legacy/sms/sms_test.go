@@ -220,6 +220,78 @@ func TestOptions(t *testing.T) {
 	}
 }
 
+// TestNewReportsEveryOption: New reports every problem at once: those of
+// single options as *legacy.OptionError in the order of the options'
+// names, then those between options; the same on every call (options is a
+// map: its order must not leak into the error).
+func TestNewReportsEveryOption(t *testing.T) {
+	const known = "unknown option (known: routes, numbers, default_region, public_url, max_segments, allow_own_credentials, " +
+		"help_text, timeout, rate_per_minute, daily_segments, twilio_account_sid, twilio_auth_token, twilio_api_url, " +
+		"kannel_send_url, kannel_username, kannel_password, kannel_smsc, kannel_secret, " +
+		"smpp_addr, smpp_system_id, smpp_password, smpp_system_type, smpp_concat_timeout, media_ttl, host_files)"
+	for _, c := range []struct {
+		name  string
+		opts  map[string]string
+		want  []string // the joined errors, in order
+		typed []string // the options of those that are *legacy.OptionError
+	}{
+		{"single options", map[string]string{
+			"timeout": "soon", "public_url": "/hooks", "nope": "1", "max_segments": "0", "numbers": myNumber + ", nope",
+			"kannel_send_url": "http://k/", "routes": "kannel,twilio,kannel",
+		}, []string{
+			`option max_segments: max_segments "0" must be a whole number from 1 to 255 (a concatenated SMS has at most 255 parts)`,
+			"option nope: " + known,
+			`option numbers: "nope" is not a phone number`,
+			`option public_url: public_url "/hooks" must be an absolute http:// or https:// URL with a host`,
+			`option timeout: timeout "soon" must be a positive duration such as 30s`,
+			`option routes: route "twilio" in routes is not configured (twilio needs twilio_account_sid and twilio_auth_token; kannel needs kannel_send_url; smpp needs smpp_addr)`,
+			`option routes: route "kannel" listed twice`,
+		}, []string{"max_segments", "nope", "numbers", "public_url", "timeout", "routes", "routes"}},
+		// Each route's options without the one it needs: said once each,
+		// not again as "no route"; the empty pool too.
+		{"between options", map[string]string{
+			"twilio_account_sid": sid, "kannel_username": "u", "smpp_system_id": "esme", "smpp_concat_timeout": "0s",
+		}, []string{
+			`option smpp_concat_timeout: smpp_concat_timeout "0s" must be a positive duration such as 30m`,
+			"sms: give both twilio_account_sid and twilio_auth_token (or twilio_auth_token_file)",
+			"sms: kannel_* options without kannel_send_url",
+			"sms: smpp_* options without smpp_addr",
+			"option numbers: numbers (the operator's number pool) is empty",
+		}, []string{"smpp_concat_timeout", "numbers"}},
+	} {
+		var first string
+		for i := range 20 {
+			n, err := sms.New(c.opts)
+			if n != nil || err == nil {
+				t.Fatalf("%s: New(%v) = %v, %v; want an error", c.name, c.opts, n, err)
+			}
+			j, ok := err.(interface{ Unwrap() []error })
+			if !ok {
+				t.Fatalf("%s: %T %q is not an errors.Join", c.name, err, err)
+			}
+			var got []string
+			for _, e := range j.Unwrap() {
+				got = append(got, e.Error())
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("%s: got\n%s\nwant\n%s", c.name, strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+			var typed []string
+			for _, oe := range legacy.OptionErrors(err) {
+				typed = append(typed, oe.Option)
+			}
+			if !slices.Equal(typed, c.typed) {
+				t.Fatalf("%s: OptionErrors name %q, want %q", c.name, typed, c.typed)
+			}
+			if i == 0 {
+				first = err.Error()
+			} else if err.Error() != first {
+				t.Fatalf("%s: call %d: %q, first call: %q", c.name, i, err, first)
+			}
+		}
+	}
+}
+
 func TestRegister(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
