@@ -26,7 +26,6 @@ package bridges
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -39,7 +38,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
-	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 )
@@ -236,20 +234,35 @@ func (b *Bridge) prepareOut(st *stanza.Element, e *outboxEntry, body *stanza.Ele
 }
 
 // resolveTarget maps a stanza id the user named to a legacy id: one of the
-// user's own messages, or with inbound also a message delivered to her.
-// It returns "" when the id is unknown.
-func (b *Bridge) resolveTarget(ctx context.Context, u *user, target string, inbound bool) (legacy.MessageID, error) {
-	id, err := b.st.GetMapping(ctx, b.domain, u.jid, mapStanzaOut, target)
-	if err == nil {
-		return legacy.MessageID(id), nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
+// user's own messages, or with inbound also a message delivered to her,
+// in the conversation with chat. It returns "" when the id is unknown or
+// belongs to another conversation: XEP-0308, XEP-0424, XEP-0444 and
+// XEP-0461 refer to a message of the same conversation, and an adapter
+// whose ids are unique per chat only would otherwise change a message of
+// another chat. (Records written before the chat was kept match any chat.)
+func (b *Bridge) resolveTarget(ctx context.Context, u *user, target string, chat legacy.ChatID, inbound bool) (legacy.MessageID, error) {
+	v, found, err := b.getMap(ctx, u, mapStanzaChat, target)
+	if err != nil {
 		return "", err
+	}
+	if found {
+		f, ok := unpackFields(v, 2)
+		if !ok || f[0] != string(chat) {
+			return "", nil
+		}
+		return legacy.MessageID(f[1]), nil
+	}
+	id, found, err := b.getMap(ctx, u, mapStanzaOut, target)
+	if err != nil || found {
+		return legacy.MessageID(id), err
 	}
 	if !inbound {
 		return "", nil
 	}
 	r, _, err := b.recvRecordOf(ctx, u, target)
+	if r.Chat != "" && r.Chat != string(chat) {
+		return "", err
+	}
 	return legacy.MessageID(r.LegacyID), err
 }
 
@@ -273,7 +286,7 @@ func (b *Bridge) sendOut(ctx context.Context, u *user, sess legacy.Session, e *o
 	case "":
 		m := &legacy.Message{Chat: chat, Text: e.Text, Subject: e.Subject, Thread: e.Thread, Key: e.Key, Attachments: atts}
 		if e.Target != "" {
-			id, err := b.resolveTarget(ctx, u, e.Target, true)
+			id, err := b.resolveTarget(ctx, u, e.Target, chat, true)
 			if err != nil {
 				return "", err
 			}
@@ -289,7 +302,7 @@ func (b *Bridge) sendOut(ctx context.Context, u *user, sess legacy.Session, e *o
 		if !ok || !b.info.Caps.Edits {
 			return "", notImplemented(b, "corrections")
 		}
-		id, err := b.resolveTarget(ctx, u, e.Target, false)
+		id, err := b.resolveTarget(ctx, u, e.Target, chat, false)
 		if err != nil {
 			return "", err
 		}
@@ -302,7 +315,7 @@ func (b *Bridge) sendOut(ctx context.Context, u *user, sess legacy.Session, e *o
 		if !ok || !b.info.Caps.Retractions {
 			return "", notImplemented(b, "retractions")
 		}
-		id, err := b.resolveTarget(ctx, u, e.Target, false)
+		id, err := b.resolveTarget(ctx, u, e.Target, chat, false)
 		if err != nil {
 			return "", err
 		}
@@ -315,7 +328,7 @@ func (b *Bridge) sendOut(ctx context.Context, u *user, sess legacy.Session, e *o
 		if !ok || !b.info.Caps.Reactions {
 			return "", notImplemented(b, "reactions")
 		}
-		id, err := b.resolveTarget(ctx, u, e.Target, true)
+		id, err := b.resolveTarget(ctx, u, e.Target, chat, true)
 		if err != nil {
 			return "", err
 		}
@@ -493,7 +506,7 @@ func (b *Bridge) runEphemeral(ctx context.Context, u *user, w *ephemeral) {
 				}
 			}
 		} else if mk, ok := sess.(legacy.Marker); ok {
-			id, err := b.resolveTarget(cctx, u, marker, true)
+			id, err := b.resolveTarget(cctx, u, marker, chat, true)
 			w.mu.Lock()
 			fresh := id != "" && w.lastRead[chat] != id
 			if fresh {

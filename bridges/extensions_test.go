@@ -268,3 +268,44 @@ func TestUnregisteredExtensions(t *testing.T) {
 	h.msg("s1", `<composing xmlns='http://jabber.org/protocol/chatstates'/>`)
 	h.iq(alice, domain, "get", `<ping xmlns='urn:xmpp:ping'/>`)
 }
+
+// TestExtensionsStayInTheirConversation: a correction, retraction,
+// reaction or reply sent to one contact about a message of the
+// conversation with another is refused as unknown there (XEP-0308 §5,
+// XEP-0424, XEP-0444, XEP-0461 refer to a message of the same
+// conversation): it never reaches the network for the wrong chat.
+func TestExtensionsStayInTheirConversation(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	e1 := h.chat("m1", "hi")
+	const other = "upper@" + domain
+	send := func(id, inner string) {
+		h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s/phone' to='%s'>%s</message>`, id, alice, other, inner))
+	}
+	for _, c := range []struct{ id, inner string }{
+		{"x1", `<body>fix</body><replace xmlns='urn:xmpp:message-correct:0' id='m1'/>`},
+		{"x2", `<retract xmlns='urn:xmpp:message-retract:1' id='m1'/>`},
+		{"x3", `<reactions xmlns='urn:xmpp:reactions:0' id='m1'><reaction>🎉</reaction></reactions>`},
+		{"x4", `<reactions xmlns='urn:xmpp:reactions:0' id='` + e1.ID() + `'><reaction>🎉</reaction></reactions>`},
+	} {
+		send(c.id, c.inner)
+		r := h.expect("error for "+c.id, func(e *stanza.Element) bool { return e.ID() == c.id && e.Type() == "error" })
+		if pe := stanza.ParseError(r); pe == nil || pe.Condition != stanza.ItemNotFound || r.From() != other {
+			t.Errorf("%s to another contact = %s, want item-not-found from %s", c.id, r, other)
+		}
+	}
+	// A reply to hello's message, sent to upper: a plain message with
+	// its quote, not a reply to a message upper never saw.
+	send("x5", `<reply xmlns='urn:xmpp:reply:0' to='`+contact+`' id='`+e1.ID()+`'/><body>&gt; hi
+answer</body><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='5'/></fallback>`)
+	r := h.expect("upper's echo of the reply", func(e *stanza.Element) bool { return e.From() == other && e.Type() != "error" && e.Local == "message" && e.ChildText("", "body") != "" })
+	if r.Child("urn:xmpp:reply:0", "reply") != nil {
+		t.Errorf("a reply across conversations was sent as a reply: %s", r)
+	}
+	// The same extensions sent to hello still work.
+	h.msg("ok1", `<retract xmlns='urn:xmpp:message-retract:1' id='m1'/>`)
+	h.expect("retraction in its conversation", func(e *stanza.Element) bool {
+		rt := e.Child("urn:xmpp:message-retract:1", "retract")
+		return rt != nil && rt.Attr("id") == e1.ID() && e.From() == contact
+	})
+}

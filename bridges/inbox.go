@@ -15,7 +15,8 @@ import (
 
 // Mapping namespaces in the store.
 const (
-	mapStanzaOut = "s2l" // the user's stanza id → legacy id
+	mapStanzaChat = "s2lc" // the user's stanza id → her chat and the legacy id (packFields)
+	mapStanzaOut  = "s2l"  // the same without the chat, written before s2lc; still read
 	// Written before message records (msgrecord.go), still read.
 	mapDelivered = "delivered" // stanza id of an inbound message → "1" once the barrier confirmed it
 	mapLegacyOut = "l2s"       // legacy id of a message the user sent → the user's stanza id
@@ -510,7 +511,7 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		}
 		// Ids the user may refer to later (markers, reactions, replies),
 		// and the delivery mark (msgrecord.go).
-		r := recvRecord{LegacyID: e.ID}
+		r := recvRecord{LegacyID: e.ID, Chat: e.Chat}
 		if b.info.Caps.Replies {
 			r.Excerpt = excerpt(e.Text)
 		}

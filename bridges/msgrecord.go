@@ -95,10 +95,35 @@ func (r sentRecord) pack() string { return packFields(r.StanzaID, r.OriginID, r.
 // by the stanza id it was delivered with.
 type recvRecord struct {
 	LegacyID string // "" for entries that are not messages (a delivery mark only)
+	Chat     string // the conversation it was delivered in; "" in records written before it was kept
 	Excerpt  string
 }
 
-func (r recvRecord) pack() string { return packFields(r.LegacyID, r.Excerpt) }
+// pack writes a record with its chat as 'c' and three packed fields; a
+// record without one as two packed fields, as before the chat was kept
+// (packFields starts with a digit, so the two cannot be confused).
+func (r recvRecord) pack() string {
+	if r.Chat == "" {
+		return packFields(r.LegacyID, r.Excerpt)
+	}
+	return "c" + packFields(r.LegacyID, r.Chat, r.Excerpt)
+}
+
+// unpackRecv reads a value of recvRecord.pack.
+func unpackRecv(v string) (recvRecord, bool) {
+	if strings.HasPrefix(v, "c") {
+		f, ok := unpackFields(v[1:], 3)
+		if !ok {
+			return recvRecord{}, false
+		}
+		return recvRecord{LegacyID: f[0], Chat: f[1], Excerpt: f[2]}, true
+	}
+	f, ok := unpackFields(v, 2)
+	if !ok {
+		return recvRecord{}, false
+	}
+	return recvRecord{LegacyID: f[0], Excerpt: f[1]}, true
+}
 
 // getMap reads one mapping; found is false when there is none.
 func (b *Bridge) getMap(ctx context.Context, u *user, ns, key string) (v string, found bool, err error) {
@@ -139,12 +164,12 @@ func (b *Bridge) recvRecordOf(ctx context.Context, u *user, sid string) (r recvR
 		return r, false, err
 	}
 	if found {
-		f, ok := unpackFields(v, 2)
+		r, ok := unpackRecv(v)
 		if !ok {
 			b.log.Warn("unreadable message record; ignored", "user", u.owner, "ns", mapRecv)
-			return r, false, nil
+			return recvRecord{}, false, nil
 		}
-		return recvRecord{LegacyID: f[0], Excerpt: f[1]}, true, nil
+		return r, true, nil
 	}
 	if r.LegacyID, found, err = b.getMap(ctx, u, mapStanzaIn, sid); err != nil || found {
 		return r, found, err

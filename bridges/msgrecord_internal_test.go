@@ -80,7 +80,8 @@ func TestMessageRecordsAndOlderMaps(t *testing.T) {
 	put(mapSent, "L1", sentRecord{StanzaID: "s1", OriginID: "o1", Excerpt: "hello"}.pack())
 	put(mapSent, "L2", sentRecord{StanzaID: "s2"}.pack())
 	sidIn := jidmap.StanzaID(b.domain, u.owner, legacy.MessageID("L3"))
-	put(mapRecv, sidIn, recvRecord{LegacyID: "L3", Excerpt: "from them"}.pack())
+	put(mapRecv, sidIn, recvRecord{LegacyID: "L3", Chat: "bob", Excerpt: "from them"}.pack())
+	put(mapStanzaChat, "s1", packFields("bob", "L1"))
 	put(mapRecv, "react-sid", recvRecord{}.pack())
 
 	ref, err := b.ownRef(ctx, u, "L1")
@@ -93,10 +94,21 @@ func TestMessageRecordsAndOlderMaps(t *testing.T) {
 	check("quoteOf(L1)", q, err, "hello")
 	q, err = b.quoteOf(ctx, u, "L3")
 	check("quoteOf(L3) (delivered)", q, err, "from them")
-	lid, err := b.resolveTarget(ctx, u, sidIn, true)
+	lid, err := b.resolveTarget(ctx, u, sidIn, "bob", true)
 	check("resolveTarget(in)", string(lid), err, "L3")
-	lid, err = b.resolveTarget(ctx, u, "react-sid", true)
+	lid, err = b.resolveTarget(ctx, u, "react-sid", "bob", true)
 	check("resolveTarget(delivery mark only)", string(lid), err, "")
+	lid, err = b.resolveTarget(ctx, u, "s1", "bob", false)
+	check("resolveTarget(own)", string(lid), err, "L1")
+	// A message of another conversation is not a target (XEP-0308 §5,
+	// XEP-0424, XEP-0444): unknown in this one.
+	lid, err = b.resolveTarget(ctx, u, sidIn, "carol", true)
+	check("resolveTarget(in, another chat)", string(lid), err, "")
+	lid, err = b.resolveTarget(ctx, u, "s1", "carol", true)
+	check("resolveTarget(own, another chat)", string(lid), err, "")
+	if r, _, err := b.recvRecordOf(ctx, u, sidIn); err != nil || r != (recvRecord{LegacyID: "L3", Chat: "bob", Excerpt: "from them"}) {
+		t.Errorf("recv record read back as %+v, %v", r, err)
+	}
 	if _, delivered, err := b.recvRecordOf(ctx, u, "react-sid"); err != nil || !delivered {
 		t.Errorf("delivery mark not seen: %v, %v", delivered, err)
 	}
@@ -121,8 +133,17 @@ func TestMessageRecordsAndOlderMaps(t *testing.T) {
 	check("sentStanzaID(O1) from l2s", ref, err, "os1")
 	q, err = b.quoteOf(ctx, u, "O2")
 	check("quoteOf(O2) from quote", q, err, "old quote")
-	lid, err = b.resolveTarget(ctx, u, "old-sid", true)
+	lid, err = b.resolveTarget(ctx, u, "old-sid", "any", true)
 	check("resolveTarget from in-s2l", string(lid), err, "O3")
+	// Records written before the chat was kept match any chat.
+	put(mapStanzaOut, "old-own", "O4")
+	put(mapRecv, "old-recv", recvRecord{LegacyID: "O5", Excerpt: "12:30 lunch"}.pack())
+	lid, err = b.resolveTarget(ctx, u, "old-own", "any", false)
+	check("resolveTarget from s2l", string(lid), err, "O4")
+	lid, err = b.resolveTarget(ctx, u, "old-recv", "any", true)
+	check("resolveTarget from a recv record without chat", string(lid), err, "O5")
+	q, err = b.quoteOf(ctx, u, "O5")
+	check("quoteOf(O5)", q, err, "")
 	for _, sid := range []string{"old-sid", "old-delivered"} {
 		if _, delivered, err := b.recvRecordOf(ctx, u, sid); err != nil || !delivered {
 			t.Errorf("%s: older delivery not seen: %v, %v", sid, delivered, err)

@@ -800,9 +800,10 @@ func (b *Bridge) mapSentOps(bt *store.Batch, u *user, e *outboxEntry, id legacy.
 	}
 	// A correction's own id maps to the corrected message too, for
 	// clients that point a second correction at the first one.
-	put(mapStanzaOut, e.ID, string(id))
+	target := packFields(e.Chat, string(id))
+	put(mapStanzaChat, e.ID, target)
 	if e.OriginID != e.ID {
-		put(mapStanzaOut, e.OriginID, string(id))
+		put(mapStanzaChat, e.OriginID, target)
 	}
 	// The excerpt serves reply fallbacks and the notice of a late failure
 	// (notice.go), which every network can report.
