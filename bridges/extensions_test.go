@@ -298,7 +298,9 @@ func TestExtensionsStayInTheirConversation(t *testing.T) {
 	// its quote, not a reply to a message upper never saw.
 	send("x5", `<reply xmlns='urn:xmpp:reply:0' to='`+contact+`' id='`+e1.ID()+`'/><body>&gt; hi
 answer</body><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='5'/></fallback>`)
-	r := h.expect("upper's echo of the reply", func(e *stanza.Element) bool { return e.From() == other && e.Type() != "error" && e.Local == "message" && e.ChildText("", "body") != "" })
+	r := h.expect("upper's echo of the reply", func(e *stanza.Element) bool {
+		return e.From() == other && e.Type() != "error" && e.Local == "message" && e.ChildText("", "body") != ""
+	})
 	if r.Child("urn:xmpp:reply:0", "reply") != nil {
 		t.Errorf("a reply across conversations was sent as a reply: %s", r)
 	}
