@@ -223,7 +223,11 @@ type Bridge struct {
 	mu    sync.Mutex
 	users map[string]*user // by bare JID
 	ctx   context.Context  // the Run context, set when Run starts
-	wg    sync.WaitGroup
+	// serveCtx is the shards' context: it outlives ctx until the link
+	// has stopped reading, so that a stanza read during the shutdown is
+	// handled (a message is queued), not dropped.
+	serveCtx context.Context
+	wg       sync.WaitGroup
 }
 
 // New validates opts and builds a bridge. It does no I/O.
@@ -347,8 +351,10 @@ func (b *Bridge) run(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
 	b.mu.Lock()
-	b.ctx = runCtx
+	b.ctx, b.serveCtx = runCtx, serveCtx
 	for _, a := range accts {
 		u := b.newUser(a)
 		b.users[a.JID] = u
@@ -403,12 +409,9 @@ func (b *Bridge) run(ctx context.Context) error {
 		}()
 	}
 
+	var shards sync.WaitGroup
 	for _, ch := range b.shards {
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			b.serveShard(runCtx, ch)
-		}()
+		shards.Go(func() { b.serveShard(serveCtx, ch) })
 	}
 	// The link gets its own context so that, on shutdown, the goodbye
 	// presences can still be written before it closes.
@@ -420,6 +423,9 @@ func (b *Bridge) run(ctx context.Context) error {
 	select {
 	case linkErr = <-linkDone:
 	case <-ctx.Done():
+		// Bounds the shutdown should a shard be stuck: handle then stops
+		// waiting for it (serveShardsBound).
+		defer time.AfterFunc(serveShardsBound, stopServing).Stop()
 		if !b.cl.skipGoodbye(ctx) { // other instances keep serving (lease.go)
 			gctx, gcancel := context.WithTimeout(linkCtx, 5*time.Second)
 			b.goodbye(gctx)
@@ -428,6 +434,11 @@ func (b *Bridge) run(ctx context.Context) error {
 		stopLink()
 		linkErr = <-linkDone
 	}
+	// The link reads no more: the shards handle what it handed them (a
+	// message read during the goodbye or the stream's close is queued in
+	// the outbox and sent after the restart), then stop.
+	stopServing()
+	shards.Wait()
 	cancel()
 	b.wg.Wait()
 	b.log.Info("bridge stopped")
@@ -453,7 +464,7 @@ func (b *Bridge) handle(st *stanza.Element) {
 	h.Write([]byte(from))
 	ch := b.shards[int(h.Sum32()%uint32(len(b.shards)))]
 	b.mu.Lock()
-	ctx := b.ctx
+	ctx := b.serveCtx
 	b.mu.Unlock()
 	if ctx == nil {
 		return
@@ -464,14 +475,32 @@ func (b *Bridge) handle(st *stanza.Element) {
 	select {
 	case ch <- st:
 	case <-ctx.Done():
+		b.log.Warn("stanza read while stopping not handled: its shard did not take it in time", "kind", st.Local, "id", st.ID())
 	}
 }
 
+// serveShardsBound bounds how long the shards keep serving once the
+// bridge is stopping: the goodbye (5 s) and the link's orderly close
+// (closing tags, at most 2 s each way) fit in it.
+const serveShardsBound = 15 * time.Second
+
+// serveShard dispatches the stanzas of one shard until ctx ends, then
+// the ones still waiting in ch (Bridge.run ends ctx once the link has
+// stopped reading, so nothing is added after them).
 func (b *Bridge) serveShard(ctx context.Context, ch chan *stanza.Element) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			rest, cancel := context.WithTimeout(context.WithoutCancel(ctx), serveShardsBound)
+			defer cancel()
+			for {
+				select {
+				case st := <-ch:
+					b.dispatch(rest, st)
+				default:
+					return
+				}
+			}
 		case st := <-ch:
 			b.dispatch(ctx, st)
 		}
