@@ -10,6 +10,7 @@ import (
 	"net"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,9 @@ type thread struct {
 	Refs    []string  `json:"refs,omitempty"`
 	Seen    time.Time `json:"seen"`
 	With    string    `json:"with,omitempty"` // the correspondent's address
+	// ReplyTo are the Reply-To addresses of the last mail, when it had
+	// some other than With: an answer in this thread goes there.
+	ReplyTo []string `json:"reply_to,omitempty"`
 }
 
 func (s *state) unmarshal(b []byte) error {
@@ -498,7 +502,7 @@ func rememberThread(st *state, p *parsed) {
 	if len(refs) > 20 {
 		refs = append(refs[:1], refs[len(refs)-19:]...)
 	}
-	st.Threads[p.thread] = &thread{Subject: p.subject, Last: p.messageID, Refs: refs, Seen: time.Now().UTC(), With: p.from}
+	st.Threads[p.thread] = &thread{Subject: p.subject, Last: p.messageID, Refs: refs, Seen: time.Now().UTC(), With: p.from, ReplyTo: p.replyTo}
 	for len(st.Threads) > maxThreads {
 		var oldest string
 		var t time.Time
@@ -593,6 +597,11 @@ func (s *session) deliver(ctx context.Context, p *parsed) error {
 			in.Text = fmt.Sprintf("[New mail with %d attachment(s) — open it in your mail client]", n)
 		}
 		in.Attachments = nil
+	}
+	if p.replyToText != "" {
+		// Answers in this chat go to the Reply-To addresses (Send): say
+		// so, so that the destination is no surprise.
+		in.Text = strings.TrimRight(in.Text, "\n") + "\n\n[Reply-To: " + p.replyToText + " — your answers to this mail go there]"
 	}
 	if p.bounce != nil {
 		in.ReplyTo = legacy.MessageID(p.bounce.original)

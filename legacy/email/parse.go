@@ -22,18 +22,23 @@ import (
 
 // parsed is what the gateway takes from one mail.
 type parsed struct {
-	id         string // Message-ID, or empty
-	messageID  string
-	from       string // lower-cased addr-spec
-	fromName   string
-	subject    string
-	text       string
-	thread     string // root Message-ID
-	inReplyTo  string
-	references []string
-	date       time.Time
-	automated  string // "automatic", "list" or ""
-	bounce     *bounce
+	id        string // Message-ID, or empty
+	messageID string
+	from      string // lower-cased addr-spec
+	fromName  string
+	// replyTo are the Reply-To addresses (RFC 5322 §3.6.2) when they are
+	// not just the From address: where a reply goes. replyToText is the
+	// field as the user reads it ("Support Team <support@shop.example>").
+	replyTo     []string
+	replyToText string
+	subject     string
+	text        string
+	thread      string // root Message-ID
+	inReplyTo   string
+	references  []string
+	date        time.Time
+	automated   string // "automatic", "list" or ""
+	bounce      *bounce
 
 	attachments []legacy.Attachment
 }
@@ -168,6 +173,7 @@ func parse(raw []byte, maxFile int64) *parsed {
 			}
 		}
 		p.automated = ""
+		p.replyTo, p.replyToText = nil, ""
 	}
 	if len(problems) > 0 {
 		seen := map[string]bool{}
@@ -195,6 +201,27 @@ func (p *parsed) header(h mail.Header) {
 		}
 		if a, err := parseAddress(v); err == nil {
 			p.from = a
+		}
+	}
+	if addrs, err := h.AddressList("Reply-To"); err == nil {
+		var shown []string
+		for _, a := range addrs {
+			c, err := parseAddress(a.Address)
+			if err != nil {
+				continue
+			}
+			p.replyTo = append(p.replyTo, c)
+			if n := oneLine(a.Name); n != "" {
+				shown = append(shown, n+" <"+c+">")
+			} else {
+				shown = append(shown, c)
+			}
+		}
+		if len(p.replyTo) == 1 && p.replyTo[0] == p.from {
+			p.replyTo = nil // Reply-To: the sender itself
+		}
+		if len(p.replyTo) > 0 {
+			p.replyToText = strings.Join(shown, ", ")
 		}
 	}
 	if s, err := h.Subject(); err == nil {

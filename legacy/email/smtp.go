@@ -32,6 +32,7 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 		return "", err
 	}
 	id := s.messageID(m.Key)
+	pl := s.plan(m, to)
 	cl, release, err := s.net.dialSMTP(ctx, s.cfg)
 	if err != nil {
 		return "", err
@@ -40,11 +41,11 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 	// The envelope and the headers need the server's SMTPUTF8 (RFC 6531)
 	// for non-ASCII addresses: known only once connected.
 	utf8ok, _ := cl.Extension("SMTPUTF8")
-	env, err := envelope(s.cfg.address, to, utf8ok)
+	env, err := envelope(s.cfg.address, pl.rcpts, utf8ok)
 	if err != nil {
 		return "", err
 	}
-	raw, err := s.compose(m, to, env, id, time.Now())
+	raw, err := compose(m, pl, env, id, time.Now())
 	if err != nil {
 		return "", err
 	}
@@ -54,11 +55,12 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 	return legacy.MessageID(id), nil
 }
 
-// addrs are the sender's and the recipient's addresses as they go out,
+// addrs are the sender's and the recipients' addresses as they go out,
 // in the envelope and in From and To.
 type addrs struct {
-	from, to string
-	utf8     bool // MAIL FROM … SMTPUTF8; the header is RFC 6532 UTF-8
+	from string
+	to   []string
+	utf8 bool // MAIL FROM … SMTPUTF8; the header is RFC 6532 UTF-8
 }
 
 // envelope chooses how the addresses go out. ASCII addresses go as they
@@ -67,19 +69,22 @@ type addrs struct {
 // Without it, a non-ASCII domain goes as its IDNA A-label (RFC 5890,
 // "xn--…"), which needs nothing of the server; a non-ASCII local part
 // cannot be written in ASCII at all, so such a mail is refused.
-func envelope(from, to string, smtputf8 bool) (addrs, error) {
-	a := addrs{from: from, to: to}
-	if isASCII(from) && isASCII(to) {
-		return a, nil
-	}
+func envelope(from string, to []string, smtputf8 bool) (addrs, error) {
+	a := addrs{from: from}
 	var err error
 	if a.from, err = outAddress(from, smtputf8, "your address"); err != nil {
 		return a, err
 	}
-	if a.to, err = outAddress(to, smtputf8, "the recipient's address"); err != nil {
-		return a, err
+	ascii := isASCII(a.from)
+	for _, t := range to {
+		o, err := outAddress(t, smtputf8, "the recipient's address")
+		if err != nil {
+			return a, err
+		}
+		a.to = append(a.to, o)
+		ascii = ascii && isASCII(o)
 	}
-	a.utf8 = smtputf8 && !(isASCII(a.from) && isASCII(a.to))
+	a.utf8 = smtputf8 && !ascii
 	return a, nil
 }
 
@@ -149,31 +154,35 @@ func (s *session) messageID(key string) string {
 	return "jg." + hex.EncodeToString(sum) + "@" + domain
 }
 
-// compose builds the RFC 5322 message.
-// to is the recipient's ChatID form (thread lookups), env the addresses
-// as they go out.
-func (s *session) compose(m *legacy.Message, to string, env addrs, id string, now time.Time) ([]byte, error) {
-	var h mail.Header
-	h.SetDate(now)
-	h.SetAddressList("From", []*mail.Address{{Address: env.from}})
-	h.SetAddressList("To", []*mail.Address{{Address: env.to}})
-	h.SetMessageID(id)
-	h.Set("Auto-Submitted", "no")
+// plan is how one message goes out: to whom, and in which thread.
+type plan struct {
+	rcpts   []string // the recipients (ChatID form): the chat, or the Reply-To of the mail answered
+	subject string
+	parent  string   // In-Reply-To, or ""
+	refs    []string // References (ending with parent)
+}
 
-	subject := strings.TrimSpace(m.Subject)
+// plan chooses the recipients, the subject and the thread of m, sent in
+// the chat with to. An answer in a thread whose last mail had a Reply-To
+// (RFC 5322 §3.6.2: "the address(es) to which the author of the message
+// suggests that replies be sent") goes to those addresses, as a mail
+// client's "Reply" would: the no-reply sender's support address, the
+// mailing list rather than its member.
+func (s *session) plan(m *legacy.Message, to string) plan {
+	pl := plan{rcpts: []string{to}, subject: strings.TrimSpace(m.Subject)}
+	var th *thread
 	var refs []string
 	var parent string
-	var thSubject string
 	s.mu.Lock()
 	if m.ReplyTo != "" {
 		// An explicit reply (XEP-0461) to a mail seen in INBOX answers that
 		// mail: its subject, its References and its Message-ID.
 		if t, r := s.state.replyContext(string(m.ReplyTo), to); t != nil {
-			refs, parent, thSubject = r, string(m.ReplyTo), t.Subject
+			th, refs, parent = t, r, string(m.ReplyTo)
 		}
 	}
 	if parent == "" {
-		th := s.state.Threads[m.Thread]
+		th = s.state.Threads[m.Thread]
 		if th == nil && m.Thread == "" && m.ReplyTo == "" {
 			// Chat clients rarely send <thread>: an answer to a correspondent
 			// continues the latest thread with them, as a mail client's
@@ -185,7 +194,14 @@ func (s *session) compose(m *legacy.Message, to string, env addrs, id string, no
 			}
 		}
 		if th != nil {
-			refs, parent, thSubject = append([]string(nil), th.Refs...), th.Last, th.Subject
+			refs, parent = append([]string(nil), th.Refs...), th.Last
+		}
+	}
+	var thSubject string
+	if th != nil {
+		thSubject = th.Subject
+		if th.With == to && len(th.ReplyTo) > 0 {
+			pl.rcpts = append([]string(nil), th.ReplyTo...)
 		}
 	}
 	s.mu.Unlock()
@@ -202,17 +218,36 @@ func (s *session) compose(m *legacy.Message, to string, env addrs, id string, no
 		if len(refs) == 0 || refs[len(refs)-1] != parent {
 			refs = append(refs, parent)
 		}
-		h.SetMsgIDList("In-Reply-To", []string{parent})
-		h.SetMsgIDList("References", refs)
+		pl.parent, pl.refs = parent, refs
 	}
 	switch {
-	case subject != "":
+	case pl.subject != "":
 	case thSubject != "":
-		subject = reSubject(thSubject)
+		pl.subject = reSubject(thSubject)
 	default:
-		subject = defaultSubject(m.Text)
+		pl.subject = defaultSubject(m.Text)
 	}
-	h.SetSubject(subject)
+	return pl
+}
+
+// compose builds the RFC 5322 message of m as pl plans it; env are the
+// addresses as they go out.
+func compose(m *legacy.Message, pl plan, env addrs, id string, now time.Time) ([]byte, error) {
+	var h mail.Header
+	h.SetDate(now)
+	h.SetAddressList("From", []*mail.Address{{Address: env.from}})
+	var to []*mail.Address
+	for _, a := range env.to {
+		to = append(to, &mail.Address{Address: a})
+	}
+	h.SetAddressList("To", to)
+	h.SetMessageID(id)
+	h.Set("Auto-Submitted", "no")
+	if pl.parent != "" {
+		h.SetMsgIDList("In-Reply-To", []string{pl.parent})
+		h.SetMsgIDList("References", pl.refs)
+	}
+	h.SetSubject(pl.subject)
 
 	var buf bytes.Buffer
 	if len(m.Attachments) == 0 {
@@ -305,8 +340,10 @@ func submit(cl *smtp.Client, env addrs, id string, raw []byte) error {
 	if err := cl.Mail(env.from, &smtp.MailOptions{Return: smtp.DSNReturnHeaders, EnvelopeID: envid, UTF8: env.utf8}); err != nil {
 		return smtpError(stageMail, err)
 	}
-	if err := cl.Rcpt(env.to, &smtp.RcptOptions{Notify: []smtp.DSNNotify{smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed}}); err != nil {
-		return smtpError(stageRcpt, err)
+	for _, to := range env.to {
+		if err := cl.Rcpt(to, &smtp.RcptOptions{Notify: []smtp.DSNNotify{smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed}}); err != nil {
+			return smtpError(stageRcpt, err)
+		}
 	}
 	w, err := cl.Data()
 	if err != nil {
