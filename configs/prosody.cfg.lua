@@ -72,9 +72,13 @@ Component "echo.localhost"
   -- Optional, with mod_privilege above:
   -- modules_enabled = { "privilege" }
 
--- Optional: let the gateway upload media (XEP-0363) for legacy attachments.
+-- HTTP upload (XEP-0363) for the users' clients: they upload files and send
+-- the link, which Jabbergate downloads. The gateway never requests upload
+-- slots itself, so it needs no access here. Leave http_file_share_access
+-- unset: empty, every local host may upload; a non-empty list admits only
+-- what it names, and { "echo.localhost" } alone locks the users out
+-- (forbidden). To restrict it, list the users' domains: { "localhost" }.
 -- Component "upload.localhost" "http_file_share"
---   http_file_share_access = { "echo.localhost" }
 
 -- Notes
 -- * Every stanza from Jabbergate must come from its component domain;

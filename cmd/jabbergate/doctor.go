@@ -695,8 +695,12 @@ func privilegeCheck(ctx context.Context, conn *component.Conn, domain, serverDom
 func uploadCheck(ctx context.Context, conn *component.Conn, domain, serverDomain string, o doctorOptions) check {
 	c := check{Bridge: domain, Check: "upload"}
 	fix := map[string]string{
-		"prosody":  "Component \"upload." + serverDomain + "\" \"http_file_share\"\n  http_file_share_access = { \"" + domain + "\" }",
-		"ejabberd": "acl:\n  gateway_acl:\n    server:\n      - \"" + domain + "\"\nmodules:\n  mod_http_upload:\n    put_url: \"https://@HOST@:5443/upload\"\n    access:\n      - allow: local\n      - allow: gateway_acl",
+		// The users' clients upload; the gateway only downloads the links
+		// they send, so the fixes grant it nothing. A Prosody 0.12
+		// http_file_share_access list naming only the gateway would lock
+		// every user out (a non-empty list admits only what it names).
+		"prosody":  "Component \"upload." + serverDomain + "\" \"http_file_share\"\n  -- leave http_file_share_access unset: then every local host may upload;\n  -- the gateway requests no slots (if you set it, list \"" + serverDomain + "\", not only \"" + domain + "\")",
+		"ejabberd": "listen:\n  -\n    port: 5443\n    module: ejabberd_http\n    tls: true\n    request_handlers:\n      /upload: mod_http_upload\nmodules:\n  mod_http_upload:\n    put_url: \"https://@HOST@:5443/upload\"\n    # access: local (the default) lets the users upload; the gateway requests no slots",
 		"openfire": "install the HTTP File Upload plugin (Server > Plugins)",
 	}
 	request := func(to, ns string) (*stanza.Element, error) {

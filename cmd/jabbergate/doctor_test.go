@@ -152,6 +152,17 @@ func TestDoctorPrivilegesV2AndPing(t *testing.T) {
 	// The fake server answers disco#items with service-unavailable.
 	if c := one(t, checks, "upload"); c.Status != statusWarn || !strings.Contains(c.Message, "users' files cannot be sent") || c.Fix["prosody"] == "" {
 		t.Errorf("upload = %+v", c)
+	} else {
+		// The gateway requests no upload slots: the fixes grant it nothing,
+		// and a Prosody access list naming only the gateway would lock the
+		// users out (mod_http_file_share admits only what a non-empty list
+		// names).
+		if strings.Contains(c.Fix["prosody"], `http_file_share_access = {`) || !strings.Contains(c.Fix["prosody"], `Component "upload.localhost" "http_file_share"`) {
+			t.Errorf("prosody upload fix sets an access list:\n%s", c.Fix["prosody"])
+		}
+		if strings.Contains(c.Fix["ejabberd"], "gateway_acl") || !strings.Contains(c.Fix["ejabberd"], "mod_http_upload") {
+			t.Errorf("ejabberd upload fix grants the gateway access:\n%s", c.Fix["ejabberd"])
+		}
 	}
 	if c := one(t, checks, "store"); c.Status != statusOK || !strings.Contains(c.Message, "does not exist yet") {
 		t.Errorf("store = %+v", c)
