@@ -46,12 +46,12 @@ VirtualHost "localhost"
   --   ["echo.localhost"] = {
   --     roster = "both";
   --     message = "outgoing";
-  --     iq = {
-  --       ["http://jabber.org/protocol/pubsub"] = "both";
-  --       ["http://jabber.org/protocol/pubsub#owner"] = "set";
-  --     };
   --   };
   -- }
+  --
+  -- Roster and message only: Jabbergate sends no privileged IQs, and an
+  -- iq permission (e.g. on pubsub) would let it read and change every
+  -- user's PEP, OMEMO keys included, for nothing.
 
 ---------------------------------------------------------------------------
 -- One Component block per bridge.

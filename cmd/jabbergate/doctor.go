@@ -676,12 +676,20 @@ func privilegeCheck(ctx context.Context, conn *component.Conn, domain, serverDom
 	if message != "outgoing" {
 		missing = append(missing, "message outgoing (messages sent from the legacy app are not shown as the user's)")
 	}
-	if len(missing) == 0 {
+	if len(missing) == 0 && len(iqs) == 0 {
 		c.Status = statusOK
 		return c
 	}
 	c.Status = statusWarn
-	c.Message += "; missing: " + strings.Join(missing, "; ")
+	if len(missing) > 0 {
+		c.Message += "; missing: " + strings.Join(missing, "; ")
+	}
+	if len(iqs) > 0 {
+		// The gateway sends no privileged IQs (bridges/privilege.go only
+		// logs the grant): an iq permission is excess privilege, on pubsub
+		// over every user's PEP, OMEMO keys included.
+		c.Message += "; not needed: the iq permission (" + strings.Join(iqs, ",") + "): the gateway sends no privileged IQs, and the grant lets the component read and change what it names for every user (on pubsub: their PEP, OMEMO keys included); grant roster and message only"
+	}
 	delete(fix, "openfire")
 	if brokenRoster {
 		fix["ejabberd"] = "ejabberd 23.10 or later (urn:xmpp:privilege:2) handles privileged roster requests; earlier versions advertise them and fail them. Until then the gateway adds contacts with subscription requests.\n" + fix["ejabberd"]

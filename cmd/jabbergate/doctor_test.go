@@ -208,6 +208,31 @@ func TestDoctorPrivilegesV1Partial(t *testing.T) {
 	}
 }
 
+// TestDoctorIQPrivilegeNotNeeded: an iq permission (pubsub here) is
+// excess privilege — the gateway sends no privileged IQs and the grant
+// opens every user's PEP, OMEMO keys included — so a grant that is
+// otherwise complete is a warning whose fixes grant roster and message
+// only.
+func TestDoctorIQPrivilegeNotNeeded(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	injectAfterHandshake(t, srv, `<message from='localhost' to='echo.localhost'><privilege xmlns='urn:xmpp:privilege:2'>`+
+		`<perm access='roster' type='both' push='true'/><perm access='message' type='outgoing'/>`+
+		`<perm access='iq'><namespace ns='http://jabber.org/protocol/pubsub' type='both'/></perm></privilege></message>`)
+	answerRosterProbe(t, srv, func(iq *stanza.Element) *stanza.Element {
+		return stanza.Result(iq, stanza.New("jabber:iq:roster", "query"))
+	})
+	cfg, _ := doctorConfig(t, srv.Addr(), "")
+	c := one(t, runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 10 * time.Second}), "privileges")
+	if c.Status != statusWarn || !strings.Contains(c.Message, "iq=http://jabber.org/protocol/pubsub=both") ||
+		!strings.Contains(c.Message, "not needed: the iq permission") || strings.Contains(c.Message, "missing:") {
+		t.Errorf("privileges = %+v", c)
+	}
+	if strings.Contains(c.Fix["prosody"], "iq") || strings.Contains(c.Fix["ejabberd"], "iq:") ||
+		!strings.Contains(c.Fix["prosody"], `roster = "both"; message = "outgoing";`) {
+		t.Errorf("fix grants iq or lacks roster/message:\n%v", c.Fix)
+	}
+}
+
 func TestDoctorNoPrivileges(t *testing.T) {
 	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
 	cfg, _ := doctorConfig(t, srv.Addr(), "")
