@@ -123,19 +123,58 @@ func (n *Network) twilioStatus(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	var failure error
 	switch st.Status {
 	case "delivered":
-		if err := s.receipt(r.Context(), legacy.MessageID(st.SID), st.To); err != nil {
-			http.Error(w, "try again later", http.StatusServiceUnavailable)
-			return
-		}
 	case "undelivered", "failed":
-		if err := s.undelivered(r.Context(), legacy.MessageID(st.SID), st.To, twilio.DeliveryError(st.Status, st.ErrorCode)); err != nil {
-			http.Error(w, "try again later", http.StatusServiceUnavailable)
-			return
-		}
+		failure = twilio.DeliveryError(st.Status, st.ErrorCode)
+	default: // queued, sent, …: not final
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if err := s.report(r.Context(), legacy.MessageID(st.SID), st.To, r.URL.Query().Get(statusToken), failure); err != nil {
+		http.Error(w, "try again later", http.StatusServiceUnavailable)
+		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// statusToken is the query parameter of the status callback URL that
+// carries the send's token (flight.go).
+const statusToken = "m"
+
+// report handles a final delivery report on id (failure: nil for
+// delivered) for the recipient to, from a callback carrying token (""
+// if none). A report racing its send is held for it (flight.go). It
+// returns an error only when the sink did not take the event.
+func (s *session) report(ctx context.Context, id legacy.MessageID, to, token string, failure error) error {
+	if s.hold(ctx, id, s.chatOf(to), token, failure) && failure != nil {
+		return nil // Send returns it
+	}
+	if failure == nil {
+		if s.hasFailed(id) {
+			return nil // never "delivered" after a failure
+		}
+		return s.receipt(ctx, id, to)
+	}
+	if !s.markFailed(id) {
+		return nil // already reported
+	}
+	if err := s.undelivered(ctx, id, to, failure); err != nil {
+		s.mu.Lock()
+		s.failedIDs.remove(id) // not taken: the provider's retry reports it
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// chatOf returns number in E.164 when it parses, else as it is.
+func (s *session) chatOf(number string) string {
+	if e, err := s.net.normalize(number); err == nil {
+		return e
+	}
+	return number
 }
 
 func (n *Network) kannelMO(w http.ResponseWriter, r *http.Request) {
@@ -188,12 +227,9 @@ func (n *Network) kannelDLR(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no session for this number", http.StatusServiceUnavailable)
 		return
 	}
+	var failure error
 	switch {
 	case d.Type&kannel.DLRDelivered != 0:
-		if err := s.receipt(r.Context(), legacy.MessageID(d.ID), d.To); err != nil {
-			http.Error(w, "try again later", http.StatusServiceUnavailable)
-			return
-		}
 	case d.Type&(kannel.DLRFailed|kannel.DLRRejected) != 0:
 		cause, text := legacy.ErrUnavailable, "not delivered to the phone"
 		if d.Type&kannel.DLRRejected != 0 {
@@ -202,11 +238,14 @@ func (n *Network) kannelDLR(w http.ResponseWriter, r *http.Request) {
 		if d.Reply != "" {
 			text += " (" + d.Reply + ")"
 		}
-		err := &legacy.CodeError{Code: "DLR " + strconv.Itoa(d.Type), Text: text, Err: cause}
-		if err := s.undelivered(r.Context(), legacy.MessageID(d.ID), d.To, err); err != nil {
-			http.Error(w, "try again later", http.StatusServiceUnavailable)
-			return
-		}
+		failure = &legacy.CodeError{Code: "DLR " + strconv.Itoa(d.Type), Text: text, Err: cause}
+	default:
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if err := s.report(r.Context(), legacy.MessageID(d.ID), d.To, "", failure); err != nil {
+		http.Error(w, "try again later", http.StatusServiceUnavailable)
+		return
 	}
 	w.WriteHeader(http.StatusOK)
 }

@@ -59,6 +59,12 @@ func (r *twilioRoute) sendMMS(ctx context.Context, from, to, text string, media 
 	cb := ""
 	if r.net.publicURL != "" {
 		cb = r.net.publicURL + "/twilio/status"
+		if f := flightOf(ctx); f != nil {
+			// The send's token: a callback that comes before the answer
+			// finds its send by it (flight.go), and one that carries it
+			// is ours even after a restart.
+			cb += "?" + url.Values{statusToken: {f.token}}.Encode()
+		}
 	}
 	sent, err := r.c.SendMedia(ctx, from, to, text, media, cb)
 	if err != nil {
@@ -132,6 +138,12 @@ type session struct {
 	day      string             // UTC day of daySent (daily_segments)
 	daySent  int                // segments sent that day
 	dayLimit int                // daily_segments; 0: none
+
+	// Delivery reports racing their send (flight.go).
+	flights   map[*flight]bool // route calls in progress
+	early     []*early         // reports held for them
+	sentIDs   idSet            // ids Send returned
+	failedIDs idSet            // ids with a final failure reported
 }
 
 // state is the session's state blob.
@@ -298,6 +310,8 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 	for _, r := range s.routes {
 		var id legacy.MessageID
 		var err error
+		f := s.startFlight(to)
+		ctx := withFlight(ctx, f)
 		if mr, ok := r.(mmsRoute); ok && len(out.media) > 0 {
 			id, err = mr.sendMMS(ctx, s.number, to, out.mmsText, out.media, m.Key)
 		} else if ok {
@@ -309,8 +323,18 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 		} else {
 			id, err = r.send(ctx, s.number, to, out.smsText, out.smsSeg, m.Key)
 		}
+		if err != nil {
+			id = ""
+		}
+		failure := s.endFlight(f, id)
 		if err == nil {
 			s.countSent(ctx, seg.Count)
+			if failure != nil {
+				// Reported failed before the provider answered: the
+				// user's message fails, rather than being acknowledged.
+				s.log.Info("sms: message reported failed before its send returned", "id", id, "err", failure)
+				return "", failedAtOnce(failure)
+			}
 			return id, nil
 		}
 		s.net.counts.countSendError(err)

@@ -53,7 +53,9 @@
 //
 // Delivery reports (Twilio status callbacks, Kannel DLRs, SMPP receipts):
 // "delivered" becomes a legacy.Receipt, a final failure a
-// legacy.Undelivered carrying the provider's code.
+// legacy.Undelivered carrying the provider's code. A report that comes
+// before the provider answered the send is held for that send, and a
+// failure is then returned by Send (flight.go).
 //
 // Incoming MMS media (Twilio) are fetched with the account's credentials
 // and become files; one that cannot be fetched stays a URL at the end of

@@ -79,6 +79,10 @@ type Server struct {
 	*httptest.Server
 	// AccountSID and AuthToken are the valid credentials.
 	AccountSID, AuthToken string
+	// BeforeAnswer, when set, is called with each message the fake
+	// accepted before it answers the request that sent it: a status
+	// callback Twilio sends before its 201 reaches the client.
+	BeforeAnswer func(Message)
 
 	mu       sync.Mutex
 	numbers  []string // the account's phone numbers (IncomingPhoneNumbers)
@@ -287,7 +291,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	msg := Message{SID: "SM" + hex.EncodeToString(b), AccountSID: s.AccountSID, From: from, To: to, Body: body,
 		StatusCallback: r.PostForm.Get("StatusCallback"), Media: fetched}
 	s.sent = append(s.sent, msg)
+	before := s.BeforeAnswer
 	s.mu.Unlock()
+	if before != nil {
+		before(msg)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(map[string]any{

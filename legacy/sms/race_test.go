@@ -1,0 +1,128 @@
+package sms_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/legacy"
+	"github.com/jabbergate/jabbergate/legacy/sms"
+	"github.com/jabbergate/jabbergate/legacy/sms/twilio"
+	"github.com/jabbergate/jabbergate/legacy/sms/twilio/twiliotest"
+)
+
+// twilioCallback posts a status callback as Twilio would, to the
+// StatusCallback URL the adapter gave (callback: the full URL, under
+// publicURL).
+func twilioCallback(n *sms.Network, callback string, params url.Values) int {
+	target := strings.TrimPrefix(callback, publicURL)
+	r := httptest.NewRequest(http.MethodPost, target, strings.NewReader(params.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("X-Twilio-Signature", twilio.Signature(token, callback, params))
+	w := httptest.NewRecorder()
+	n.Webhook().ServeHTTP(w, r)
+	return w.Code
+}
+
+// countEvents counts the events of rec of type T.
+func countEvents[T legacy.Event](evs []legacy.Event) int {
+	n := 0
+	for _, ev := range evs {
+		if _, ok := ev.(T); ok {
+			n++
+		}
+	}
+	return n
+}
+
+// A failure reported before Twilio's 201 fails the user's message (Send
+// returns it, permanent, with Twilio's code): no Undelivered under an id
+// the core does not know yet, no receipt, no other route; a later
+// "delivered" for that SID is not reported.
+func TestTwilioStatusBeforeAnswer(t *testing.T) {
+	e := newEnv(t, nil)
+	s, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	codes := make(chan int, 1)
+	e.tw.BeforeAnswer = func(m twiliotest.Message) {
+		go func() {
+			codes <- twilioCallback(e.net, m.StatusCallback, url.Values{"MessageSid": {m.SID}, "MessageStatus": {"failed"},
+				"ErrorCode": {"30007"}, "From": {m.From}, "To": {m.To}, "AccountSid": {sid}})
+		}()
+		time.Sleep(300 * time.Millisecond) // the callback is handled before the answer
+	}
+	_, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "hello", Key: "k1"})
+	var ce *legacy.CodeError
+	if !errors.Is(err, legacy.ErrPolicy) || !legacy.IsPermanent(err) || !errors.As(err, &ce) || ce.Code != "30007" {
+		t.Errorf("Send = %v, want the permanent 30007 failure", err)
+	}
+	select {
+	case code := <-codes:
+		if code != http.StatusOK {
+			t.Errorf("status callback: %d, want 200", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("status callback not answered")
+	}
+	if n := countEvents[legacy.Undelivered](rec.Events()); n != 0 {
+		t.Errorf("%d Undelivered events, want none (Send reported the failure): %v", n, rec.Events())
+	}
+	if sent := e.tw.Sent(); len(sent) != 1 || len(e.kn.sent()) != 0 {
+		t.Fatalf("sent %d by Twilio, %d by Kannel; want once, by Twilio only", len(sent), len(e.kn.sent()))
+	}
+	m := e.tw.Sent()[0]
+	if code := twilioCallback(e.net, m.StatusCallback, url.Values{"MessageSid": {m.SID}, "MessageStatus": {"delivered"},
+		"From": {m.From}, "To": {m.To}, "AccountSid": {sid}}); code != http.StatusOK {
+		t.Errorf("delivered after failed: %d", code)
+	}
+	if n := countEvents[legacy.Receipt](rec.Events()); n != 0 {
+		t.Errorf("a receipt for a failed message: %v", rec.Events())
+	}
+
+	// "delivered" before the answer: Send succeeds, the receipt follows.
+	e.tw.BeforeAnswer = func(m twiliotest.Message) {
+		go func() {
+			codes <- twilioCallback(e.net, m.StatusCallback, url.Values{"MessageSid": {m.SID}, "MessageStatus": {"delivered"},
+				"From": {m.From}, "To": {m.To}, "AccountSid": {sid}})
+		}()
+		time.Sleep(300 * time.Millisecond)
+	}
+	id, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "again", Key: "k2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := <-codes; code != http.StatusOK {
+		t.Errorf("delivered callback: %d", code)
+	}
+	if ev := rec.Wait(time.Second, func(ev legacy.Event) bool { r, ok := ev.(legacy.Receipt); return ok && r.ID == id }); ev == nil {
+		t.Errorf("no receipt for %s: %v", id, rec.Events())
+	}
+}
+
+// The same for a Kannel DLR that comes before sendsms answered.
+func TestKannelDLRBeforeAnswer(t *testing.T) {
+	e := newEnv(t, map[string]string{"routes": "kannel"})
+	s, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	codes := make(chan int, 1)
+	e.kn.mu.Lock()
+	e.kn.before = func(q url.Values) {
+		dlr := strings.Replace(strings.TrimPrefix(q.Get("dlr-url"), publicURL), "%d", "16", 1)
+		go func() { codes <- kannelGet(e.net, dlr).Code }()
+		time.Sleep(300 * time.Millisecond)
+	}
+	e.kn.mu.Unlock()
+	_, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "hello", Key: "k1"})
+	if !errors.Is(err, legacy.ErrRejected) || !legacy.IsPermanent(err) {
+		t.Errorf("Send = %v, want the DLR's rejection", err)
+	}
+	if code := <-codes; code != http.StatusOK {
+		t.Errorf("DLR: %d, want 200", code)
+	}
+	if n := countEvents[legacy.Undelivered](rec.Events()); n != 0 {
+		t.Errorf("%d Undelivered events, want none: %v", n, rec.Events())
+	}
+}
