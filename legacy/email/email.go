@@ -75,6 +75,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"net"
@@ -478,7 +479,8 @@ func (n *Network) Open(ctx context.Context, acct legacy.Account, sink legacy.Sin
 		return nil, err
 	}
 	s := &session{net: n, cfg: c, sink: sink, acct: acct.ID, automated: acct.Settings["automated"],
-		delivery: acct.Settings["delivery"], wake: make(chan struct{}, 1), opened: time.Now()}
+		delivery: acct.Settings["delivery"], wake: make(chan struct{}, 1), opened: time.Now(),
+		log: acct.Logger(slog.Default())}
 	if err := s.state.unmarshal(acct.State); err != nil {
 		return nil, fmt.Errorf("email: saved state: %v", err)
 	}

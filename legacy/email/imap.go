@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"regexp"
@@ -70,6 +71,8 @@ type session struct {
 	wake      chan struct{}
 	opened    time.Time // when Open made the session: the first run imports mail from then on
 
+	log      *slog.Logger
+	saveMu   sync.Mutex // serialises save: the SaveStates of Run and Send reach the core in the order of the changes
 	mu       sync.Mutex // guards state
 	state    state
 	contacts map[string]bool // senders reported this run (Run's goroutine only)
@@ -361,6 +364,8 @@ func lastUID(cl *imapclient.Client, sel *imap.SelectData) (uint32, error) {
 
 // save changes the state and asks the core to store it.
 func (s *session) save(ctx context.Context, f func(*state)) error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	s.mu.Lock()
 	f(&s.state)
 	b, err := json.Marshal(&s.state)
@@ -503,6 +508,11 @@ func rememberThread(st *state, p *parsed) {
 		refs = append(refs[:1], refs[len(refs)-19:]...)
 	}
 	st.Threads[p.thread] = &thread{Subject: p.subject, Last: p.messageID, Refs: refs, Seen: time.Now().UTC(), With: p.from, ReplyTo: p.replyTo}
+	trimThreads(st)
+}
+
+// trimThreads forgets the threads seen longest ago beyond maxThreads.
+func trimThreads(st *state) {
 	for len(st.Threads) > maxThreads {
 		var oldest string
 		var t time.Time

@@ -32,7 +32,7 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 		return "", err
 	}
 	id := s.messageID(m.Key)
-	pl := s.plan(m, to)
+	pl := s.plan(m, to, id)
 	cl, release, err := s.net.dialSMTP(ctx, s.cfg)
 	if err != nil {
 		return "", err
@@ -52,7 +52,40 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 	if err := submit(cl, env, id, raw); err != nil {
 		return "", err
 	}
+	s.sent(ctx, pl, to, id)
 	return legacy.MessageID(id), nil
+}
+
+// sent remembers the thread a sent mail belongs to, so that the user's
+// next messages in the chat continue it: a mail that started a thread is
+// its root (the user's next plain message answers it, "Re: <subject>");
+// a mail in a known thread makes that thread the chat's current one. The
+// memory is saved with the watermark (SaveState); a failure to save it
+// leaves it in memory, saved with the next watermark.
+func (s *session) sent(ctx context.Context, pl plan, to, id string) {
+	now := time.Now().UTC()
+	err := s.save(ctx, func(st *state) {
+		if t := st.Threads[pl.thread]; pl.thread != "" && t != nil {
+			t.Seen = now
+			return
+		}
+		if st.Threads == nil {
+			st.Threads = map[string]*thread{}
+		}
+		// A new thread (this mail is its root), or an answer to a mail not
+		// remembered: its References say which thread it is, and the
+		// thread is remembered as if that mail had been seen (so a retry
+		// answers it again, not itself).
+		key, last, refs := id, id, []string{id}
+		if pl.parent != "" {
+			key, last, refs = pl.refs[0], pl.parent, append([]string(nil), pl.refs...)
+		}
+		st.Threads[key] = &thread{Subject: rePrefix.ReplaceAllString(pl.subject, ""), Last: last, Refs: refs, Seen: now, With: to}
+		trimThreads(st)
+	})
+	if err != nil {
+		s.log.Warn("email: the thread of a sent mail is not saved yet", "err", err)
+	}
 }
 
 // addrs are the sender's and the recipients' addresses as they go out,
@@ -156,10 +189,12 @@ func (s *session) messageID(key string) string {
 
 // plan is how one message goes out: to whom, and in which thread.
 type plan struct {
-	rcpts   []string // the recipients (ChatID form): the chat, or the Reply-To of the mail answered
-	subject string
-	parent  string   // In-Reply-To, or ""
-	refs    []string // References (ending with parent)
+	rcpts     []string // the recipients (ChatID form): the chat, or the Reply-To of the mail answered
+	subject   string
+	thread    string   // the key of the remembered thread it continues, or ""
+	newThread bool     // starts a thread of its own
+	parent    string   // In-Reply-To, or ""
+	refs      []string // References (ending with parent)
 }
 
 // plan chooses the recipients, the subject and the thread of m, sent in
@@ -168,7 +203,13 @@ type plan struct {
 // suggests that replies be sent") goes to those addresses, as a mail
 // client's "Reply" would: the no-reply sender's support address, the
 // mailing list rather than its member.
-func (s *session) plan(m *legacy.Message, to string) plan {
+//
+// A message with a subject of its own that is not the subject of the
+// thread it would continue (modulo "Re:") starts a new thread: no
+// In-Reply-To, no References. Send remembers it (sent), so the user's
+// next messages in the chat continue it. id is the Message-ID m goes out
+// with: a retry of the mail that started a thread starts it again.
+func (s *session) plan(m *legacy.Message, to, id string) plan {
 	pl := plan{rcpts: []string{to}, subject: strings.TrimSpace(m.Subject)}
 	var th *thread
 	var refs []string
@@ -197,6 +238,32 @@ func (s *session) plan(m *legacy.Message, to string) plan {
 			refs, parent = append([]string(nil), th.Refs...), th.Last
 		}
 	}
+	if m.ReplyTo == "" && pl.subject != "" && (th == nil || !sameSubject(pl.subject, th.Subject)) {
+		// Back to an earlier thread with them, by its subject?
+		var same *thread
+		for _, t := range s.state.Threads {
+			if t.With == to && sameSubject(pl.subject, t.Subject) && t.Last != id && (same == nil || t.Seen.After(same.Seen)) {
+				same = t
+			}
+		}
+		if same != nil {
+			th, refs, parent = same, append([]string(nil), same.Refs...), same.Last
+		}
+	}
+	if m.ReplyTo == "" && (th != nil && th.Last == id ||
+		pl.subject != "" && (th == nil || !sameSubject(pl.subject, th.Subject))) {
+		// A new subject, or a retry of the mail that started th: a new
+		// thread.
+		th, refs, parent = nil, nil, ""
+		pl.newThread = true
+	}
+	if th != nil {
+		for k, t := range s.state.Threads {
+			if t == th {
+				pl.thread = k
+			}
+		}
+	}
 	var thSubject string
 	if th != nil {
 		thSubject = th.Subject
@@ -208,7 +275,7 @@ func (s *session) plan(m *legacy.Message, to string) plan {
 	if m.ReplyTo != "" {
 		parent = string(m.ReplyTo)
 	}
-	if parent == "" && m.Thread != "" && strings.Contains(m.Thread, "@") {
+	if parent == "" && !pl.newThread && m.Thread != "" && strings.Contains(m.Thread, "@") {
 		parent = m.Thread // the thread id is the root Message-ID
 	}
 	if parent != "" {
@@ -311,6 +378,15 @@ func crlf(s string) string {
 }
 
 var rePrefix = regexp.MustCompile(`(?i)^\s*((re|aw|sv|fwd?|wg)\s*(\[\d+\])?\s*:\s*)+`)
+
+// sameSubject reports whether two subjects are the same modulo reply
+// and forward prefixes, case and spacing.
+func sameSubject(a, b string) bool {
+	norm := func(s string) string {
+		return strings.Join(strings.Fields(strings.ToLower(rePrefix.ReplaceAllString(s, ""))), " ")
+	}
+	return norm(a) == norm(b)
+}
 
 // reSubject is "Re: " and the subject without stacked prefixes.
 func reSubject(s string) string {
