@@ -16,6 +16,7 @@ type counters struct {
 	replyMalformed atomic.Uint64 // a provider accepted a message (2xx) with an answer we could not read
 	rateLimited    atomic.Uint64 // a provider or our own limits asked to slow down
 	rejected       atomic.Uint64 // a message refused for good (bad number, opted out, too long, …)
+	reportUnknown  atomic.Uint64 // a delivery report on a message not sent through the gateway
 }
 
 // Event names of EventCounts.
@@ -25,6 +26,7 @@ const (
 	eventReplyMalformed   = "provider_reply_malformed"
 	eventRateLimited      = "rate_limited"
 	eventRejected         = "send_rejected"
+	eventReportUnknown    = "report_unknown"
 )
 
 // EventCounts implements legacy.EventCounter.
@@ -35,6 +37,7 @@ func (n *Network) EventCounts() map[string]uint64 {
 		eventReplyMalformed: c.replyMalformed.Load(),
 		eventRateLimited:    c.rateLimited.Load(),
 		eventRejected:       c.rejected.Load(),
+		eventReportUnknown:  c.reportUnknown.Load(),
 	}
 	if n.smpp != nil {
 		m[eventDeliverMalformed] = n.smpp.c.Malformed()

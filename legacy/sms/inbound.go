@@ -132,7 +132,10 @@ func (n *Network) twilioStatus(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if err := s.report(r.Context(), legacy.MessageID(st.SID), st.To, r.URL.Query().Get(statusToken), failure); err != nil {
+	// Every send sets a callback URL with a token: a callback without
+	// one is ours only when a send of this session returned its SID.
+	tok := r.URL.Query().Get(statusToken)
+	if err := s.report(r.Context(), legacy.MessageID(st.SID), st.To, tok, failure, tok == ""); err != nil {
 		http.Error(w, "try again later", http.StatusServiceUnavailable)
 		return
 	}
@@ -145,11 +148,20 @@ const statusToken = "m"
 
 // report handles a final delivery report on id (failure: nil for
 // delivered) for the recipient to, from a callback carrying token (""
-// if none). A report racing its send is held for it (flight.go). It
-// returns an error only when the sink did not take the event.
-func (s *session) report(ctx context.Context, id legacy.MessageID, to, token string, failure error) error {
-	if s.hold(ctx, id, s.chatOf(to), token, failure) && failure != nil {
-		return nil // Send returns it
+// if none). A report racing its send is held for it (flight.go). With
+// onlyKnown, a report on an id no send of this session returned is not
+// the user's (another application's message on the same number): it is
+// logged, counted and dropped. It returns an error only when the sink did
+// not take the event.
+func (s *session) report(ctx context.Context, id legacy.MessageID, to, token string, failure error, onlyKnown bool) error {
+	if s.hold(ctx, id, s.chatOf(to), token, failure) {
+		if failure != nil {
+			return nil // Send returns it
+		}
+	} else if onlyKnown && !s.known(id) {
+		s.net.counts.reportUnknown.Add(1)
+		s.log.Info("sms: delivery report on a message not sent through the gateway; ignored", "id", id, "failed", failure != nil)
+		return nil
 	}
 	if failure == nil {
 		if s.hasFailed(id) {
@@ -243,7 +255,7 @@ func (n *Network) kannelDLR(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if err := s.report(r.Context(), legacy.MessageID(d.ID), d.To, "", failure); err != nil {
+	if err := s.report(r.Context(), legacy.MessageID(d.ID), d.To, "", failure, false); err != nil {
 		http.Error(w, "try again later", http.StatusServiceUnavailable)
 		return
 	}

@@ -126,3 +126,41 @@ func TestKannelDLRBeforeAnswer(t *testing.T) {
 		t.Errorf("%d Undelivered events, want none: %v", n, rec.Events())
 	}
 }
+
+// A status callback on a SID no send of the gateway returned (another
+// application's message on the same number, its callback pointed here) is
+// logged and counted, not shown to the user. One that carries the token
+// of the gateway's callback URLs is still reported when the SID is not
+// known (sent before a restart).
+func TestTwilioStatusUnknownSID(t *testing.T) {
+	e := newEnv(t, nil)
+	_, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	before := e.net.EventCounts()["report_unknown"]
+	st := url.Values{"MessageSid": {"SMstranger"}, "MessageStatus": {"failed"}, "ErrorCode": {"30007"},
+		"From": {myNumber}, "To": {"+15557654321"}, "AccountSid": {sid}}
+	if code := twilioCallback(e.net, publicURL+"/twilio/status", st); code != http.StatusOK {
+		t.Errorf("unknown SID: %d, want 200", code)
+	}
+	st.Set("MessageStatus", "delivered")
+	if code := twilioCallback(e.net, publicURL+"/twilio/status", st); code != http.StatusOK {
+		t.Errorf("unknown SID delivered: %d, want 200", code)
+	}
+	if n := countEvents[legacy.Undelivered](rec.Events()) + countEvents[legacy.Receipt](rec.Events()); n != 0 {
+		t.Errorf("events for a stranger's message: %v", rec.Events())
+	}
+	if got := e.net.EventCounts()["report_unknown"] - before; got != 2 {
+		t.Errorf("report_unknown: +%d, want +2", got)
+	}
+
+	st.Set("MessageStatus", "failed")
+	st.Set("MessageSid", "SMbeforerestart")
+	if code := twilioCallback(e.net, publicURL+"/twilio/status?m=0123456789abcdef", st); code != http.StatusOK {
+		t.Errorf("status with a token: %d, want 200", code)
+	}
+	if ev := rec.Wait(time.Second, func(ev legacy.Event) bool {
+		u, ok := ev.(legacy.Undelivered)
+		return ok && u.ID == "SMbeforerestart"
+	}); ev == nil {
+		t.Errorf("no Undelivered for a message sent before a restart: %v", rec.Events())
+	}
+}
