@@ -353,11 +353,15 @@ func doctorBridge(ctx context.Context, cfg *config.Config, i int, b config.Bridg
 		serverDomain = b.Domain[j+1:]
 	}
 	key := fmt.Sprintf("bridges[%d]", i)
+	secretKey := key + ".secret" // where the secret comes from, as the admin wrote it
+	if b.SecretFile != "" {
+		secretKey = key + ".secret_file (" + b.SecretFile + ")"
+	}
 
 	// 1a. TCP reach.
 	nc, err := net.DialTimeout("tcp", addr, o.Timeout)
 	if err != nil {
-		return add(out, "link", statusFail, fmt.Sprintf("cannot reach the component listener %s: %v; check xmpp.server (or %s.server) and that the server listens for components there", addr, err, key), listenerFix(addr))
+		return add(out, "link", statusFail, fmt.Sprintf("cannot reach the component listener %s: %v; check xmpp.server (or %s.server) and that the server listens for components there (Prosody opens component_ports only once a Component is defined)", addr, err, key), listenerFix(addr, b.Domain, secretKey))
 	}
 	nc.Close()
 
@@ -405,10 +409,6 @@ func doctorBridge(ctx context.Context, cfg *config.Config, i int, b config.Bridg
 		ev.mu.Unlock()
 		if cond == "" && msg == "" {
 			msg = "no handshake reply within " + (2*o.Timeout + time.Second).String()
-		}
-		secretKey := key + ".secret" // where the secret comes from, as the admin wrote it
-		if b.SecretFile != "" {
-			secretKey = key + ".secret_file (" + b.SecretFile + ")"
 		}
 		return append(out, handshakeCheck(b.Domain, key, secretKey, addr, serverDomain, cond, text, meaning, msg, running))
 	}
@@ -521,10 +521,10 @@ func handshakeCheck(domain, key, secretKey, addr, serverDomain, cond, text, mean
 		}
 	case "invalid-namespace":
 		c.Message = fmt.Sprintf("%s is not the server's component port (it refused jabber:component:accept): point xmpp.server or %s.server at the component listener", addr, key)
-		c.Fix = listenerFix(addr)
+		c.Fix = listenerFix(addr, domain, secretKey)
 	case "":
 		c.Message = fmt.Sprintf("handshake with %s failed: %s; check that %s is the server's XEP-0114 component port, not its client (5222) or s2s (5269) port", addr, errText, addr)
-		c.Fix = listenerFix(addr)
+		c.Fix = listenerFix(addr, domain, secretKey)
 	default:
 		c.Message = fmt.Sprintf("the server refused the handshake with stream error %s", cond)
 		if text != "" {
@@ -544,12 +544,17 @@ func portOf(addr string) string {
 	return "5347"
 }
 
-// listenerFix is the server config that opens a component listener.
-func listenerFix(addr string) map[string]string {
+// listenerFix is the server config that opens a component listener for
+// domain; secretKey names where the gateway's secret comes from (the fix
+// shows a placeholder, never the secret). Prosody opens component_ports
+// only once a Component is defined, so its fix includes the block.
+func listenerFix(addr, domain, secretKey string) map[string]string {
 	p := portOf(addr)
 	return map[string]string{
 		"ejabberd": "listen:\n  -\n    port: " + p + "\n    ip: \"127.0.0.1\"\n    module: ejabberd_service",
-		"prosody":  "-- global section\ncomponent_ports = { " + p + " }\ncomponent_interfaces = { \"127.0.0.1\" }",
+		"prosody": "-- global section, before the first VirtualHost or Component\ncomponent_ports = { " + p + " }\ncomponent_interfaces = { \"127.0.0.1\" }\n" +
+			"-- Prosody listens on the component port only once a Component is defined:\n" +
+			"Component \"" + domain + "\"\n  component_secret = \"<the secret of " + secretKey + ">\"",
 		"openfire": "Server > Server Settings > External Components: Enabled, port " + p + " (system property xmpp.component.socket.port)",
 	}
 }

@@ -401,6 +401,21 @@ func TestDoctorUnreachable(t *testing.T) {
 	if c.Status != statusFail || !strings.Contains(c.Message, "cannot reach the component listener "+addr) || !strings.Contains(c.Fix["ejabberd"], "ejabberd_service") {
 		t.Errorf("link = %+v", c)
 	}
+	// Prosody opens component_ports only once a Component is defined: the
+	// fix has the block too, with a placeholder for the secret.
+	_, port, _ := net.SplitHostPort(addr)
+	for _, want := range []string{"component_ports = { " + port + " }", "only once a Component is defined",
+		"Component \"echo.localhost\"\n  component_secret = \"<the secret of bridges[0].secret>\""} {
+		if !strings.Contains(c.Fix["prosody"], want) {
+			t.Errorf("prosody fix lacks %q:\n%s", want, c.Fix["prosody"])
+		}
+	}
+	if !strings.Contains(c.Message, "Prosody opens component_ports only once a Component is defined") {
+		t.Errorf("message does not say Prosody needs a Component: %s", c.Message)
+	}
+	if strings.Contains(report(checks), doctorSecret) {
+		t.Errorf("report prints the secret")
+	}
 }
 
 func TestDoctorAnswersStrayStanzas(t *testing.T) {
