@@ -318,6 +318,9 @@ func (s *session) receive(ctx context.Context, id, from, text string, via route,
 		chat = e
 	}
 	c := legacy.ChatID(chat)
+	if err := s.addContact(ctx, chat); err != nil {
+		return err
+	}
 	if err := s.sink.Emit(ctx, legacy.Incoming{ID: legacy.MessageID(id), Chat: c, Text: text, Time: time.Now().UTC(), Attachments: atts}); err != nil {
 		return err
 	}

@@ -139,6 +139,8 @@ type session struct {
 	daySent  int                // segments sent that day
 	dayLimit int                // daily_segments; 0: none
 
+	contacts map[string]bool // numbers reported as contacts (legacy.Contact) in this session
+
 	// Delivery reports racing their send (flight.go).
 	flights   map[*flight]bool // route calls in progress
 	early     []*early         // reports held for them
@@ -335,6 +337,9 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 				s.log.Info("sms: message reported failed before its send returned", "id", id, "err", failure)
 				return "", failedAtOnce(failure)
 			}
+			if err := s.addContact(ctx, to); err != nil {
+				s.log.Warn("sms: contact not reported", "err", err)
+			}
 			return id, nil
 		}
 		s.net.counts.countSendError(err)
@@ -461,4 +466,28 @@ func (s *session) countSent(ctx context.Context, segments int) {
 	if err := s.sink.Emit(ctx, legacy.SaveState{State: s.stateBlob()}); err != nil {
 		s.log.Warn("sms: daily segment count not saved", "err", err)
 	}
+}
+
+// addContact reports number as one of the user's contacts (legacy.Contact,
+// so the core adds it to the roster and the contacts list) the first time
+// the session exchanges a message with it: SMS has no contact list of its
+// own. Once per number per session; the core stores contacts idempotently
+// and touches the roster only for a new one.
+func (s *session) addContact(ctx context.Context, number string) error {
+	s.mu.Lock()
+	done := s.contacts[number]
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := s.sink.Emit(ctx, legacy.Contact{Chat: legacy.ChatID(number)}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.contacts == nil {
+		s.contacts = map[string]bool{}
+	}
+	s.contacts[number] = true
+	s.mu.Unlock()
+	return nil
 }
