@@ -87,6 +87,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"github.com/jabbergate/jabbergate/legacy"
 )
 
@@ -283,7 +285,8 @@ func (n *Network) Resolve(ctx context.Context, input string) (legacy.ChatID, err
 	return legacy.ChatID(addr), nil
 }
 
-// parseAddress returns the lower-cased addr-spec of a typed address.
+// parseAddress returns the canonical addr-spec of a typed address: the
+// local part lower-cased, the domain as canonicalDomain gives it.
 func parseAddress(input string) (string, error) {
 	s := strings.TrimSpace(input)
 	if len(s) >= 7 && strings.EqualFold(s[:7], "mailto:") {
@@ -303,7 +306,22 @@ func parseAddress(input string) (string, error) {
 	if at <= 0 || at == len(a.Address)-1 || strings.ContainsAny(a.Address, " \t\r\n") {
 		return "", fmt.Errorf("email: %q is not an email address: %w", input, legacy.ErrInvalidAddress)
 	}
-	return strings.ToLower(a.Address), nil
+	return strings.ToLower(a.Address[:at]) + "@" + canonicalDomain(a.Address[at+1:]), nil
+}
+
+// canonicalDomain is the one form of a domain in contact ids, whichever
+// way the address came: lower-cased, an internationalised domain as its
+// U-label ("bücher.de" for "xn--bcher-kva.de" and "Bücher.de", RFC 5890).
+// Mail to it goes out with the A-label when the server lacks SMTPUTF8
+// (outAddress), and the answer, from the A-label, is the same contact. A
+// domain IDNA refuses (a domain literal, an underscore) is only
+// lower-cased.
+func canonicalDomain(d string) string {
+	d = strings.ToLower(d)
+	if u, err := idna.Lookup.ToUnicode(d); err == nil && u != "" {
+		return strings.ToLower(u)
+	}
+	return d
 }
 
 // config is one account's parsed registration.
