@@ -337,6 +337,9 @@ func (l *Link) check(st *stanza.Element) (*stanza.Element, error) {
 		st = st.Copy()
 		normalize(st)
 	}
+	if n, over := st.SizeOver(l.cfg.MaxStanzaSize, stanza.NSComponent); over {
+		return nil, fmt.Errorf("%w: %s to=%q id=%q is %d bytes, the limit is %d", ErrStanzaTooLarge, st.Local, st.To(), st.ID(), n, l.cfg.MaxStanzaSize)
+	}
 	return st, nil
 }
 

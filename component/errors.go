@@ -12,6 +12,12 @@ var (
 	// ErrConnClosed is returned when the Conn a Send, Barrier or Request was
 	// made on ended before the operation completed.
 	ErrConnClosed = errors.New("component: connection closed")
+	// ErrStanzaTooLarge is returned (wrapped, with the sizes) by Send for
+	// a stanza whose serialisation exceeds Config.MaxStanzaSize: the
+	// server would close the stream over it (policy-violation), for every
+	// user of the link, and again after each reconnection if the stanza
+	// is sent again. Nothing is written; the link stays up.
+	ErrStanzaTooLarge = errors.New("component: stanza larger than max_stanza_size")
 )
 
 // errShutdown is the reason recorded for a connection closed because the

@@ -1071,3 +1071,33 @@ func TestBarrierPingsAgainWhenTheAnswerIsLost(t *testing.T) {
 		t.Fatal("Barrier still waiting after the second ping was answered")
 	}
 }
+
+// TestOversizedStanzaNotSent: a stanza whose serialisation is over
+// MaxStanzaSize is refused by Send with ErrStanzaTooLarge (the server
+// would close the stream over it, for every user of the link, and again
+// after each reconnection if it were sent again); nothing is written and
+// the link stays up. Escapes count: a body of '<' is five times its text.
+func TestOversizedStanzaNotSent(t *testing.T) {
+	hs := start(t, func(c *Config) { c.MaxStanzaSize = 4096 }, nil)
+	c := hs.up(t)
+	for _, body := range []string{strings.Repeat("x", 5000), strings.Repeat("<", 1100)} {
+		err := c.Send(ctxT(t), msg(testDomain, "a@localhost", body))
+		if !errors.Is(err, ErrStanzaTooLarge) || !strings.Contains(err.Error(), "the limit is 4096") {
+			t.Errorf("Send of a %d-byte body = %v, want ErrStanzaTooLarge with the sizes", len(body), err)
+		}
+	}
+	if err := c.Send(ctxT(t), msg(testDomain, "a@localhost", strings.Repeat("<", 700))); err != nil {
+		t.Fatalf("a stanza under the limit after escaping: %v", err)
+	}
+	if _, err := hs.srv.WaitFor(waitLong, isMsgBody(strings.Repeat("<", 700))); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range hs.srv.Received() {
+		if len(e.ChildText("", "body")) >= 1100 {
+			t.Errorf("an oversized stanza was written: %d bytes of body", len(e.ChildText("", "body")))
+		}
+	}
+	if n := hs.srv.Handshakes(); n != 1 {
+		t.Errorf("handshakes = %d: the link was dropped", n)
+	}
+}

@@ -304,6 +304,42 @@ func (e *Element) AppendXML(buf *bytes.Buffer, parentNS string) {
 	e.encode(buf, parentNS)
 }
 
+// SizeOver reports whether e serialised under parentNS (as AppendXML
+// writes it) is longer than limit bytes, and if so its length. It is cheap
+// for the stanzas of every day: a walk that adds up the names and values
+// gives a bound (no escape is more than six times its character), and
+// only an element whose bound passes limit is serialised to be measured.
+func (e *Element) SizeOver(limit int, parentNS string) (size int, over bool) {
+	if e.sizeBound() <= limit {
+		return 0, false
+	}
+	var b bytes.Buffer
+	e.encode(&b, parentNS)
+	return b.Len(), b.Len() > limit
+}
+
+// sizeBound is an upper bound of e's serialised length under any parent
+// namespace.
+func (e *Element) sizeBound() int {
+	if f := e.frozen; f != nil {
+		// Frozen for one parent namespace; under another it is encoded
+		// anew, which may add its xmlns.
+		return len(f.xml) + 6*len(e.Space) + 16
+	}
+	n := 2*len(e.Local) + 6*len(e.Space) + 16 // <a xmlns='…'></a>
+	for _, a := range e.Attrs {
+		n += len(a.Local) + 6*len(a.Value) + 6*len(a.Space) + 24 // ' xmlns:a1='…' a1:x='…''
+	}
+	for _, c := range e.Nodes {
+		if c.El != nil {
+			n += c.El.sizeBound()
+		} else {
+			n += 6 * len(c.Text)
+		}
+	}
+	return n
+}
+
 // IsStanzaNS reports whether ns is one of the stream namespaces a stanza may
 // arrive in (component, client or server). The link normalises them all to
 // NSComponent.

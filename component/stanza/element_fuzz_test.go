@@ -68,6 +68,9 @@ func FuzzSerialize(f *testing.F) {
 		e := New(NSComponent, "message", "to", "a@b", "x", attr)
 		e.TextChild(NSComponent, "body", text)
 		out := e.String()
+		if b := e.sizeBound(); b < len(out) {
+			t.Fatalf("sizeBound %d below the serialised length %d: %q", b, len(out), out)
+		}
 		if !utf8.ValidString(out) {
 			t.Fatalf("invalid UTF-8 written: %q", out)
 		}

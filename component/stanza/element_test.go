@@ -120,3 +120,29 @@ func TestGrow(t *testing.T) {
 		t.Errorf("grown element = %s", got)
 	}
 }
+
+// TestSizeOver: sizeBound is never below the serialised length, whatever
+// the escapes, and SizeOver reports the exact length past the limit.
+func TestSizeOver(t *testing.T) {
+	texts := []string{"", "plain", "<&>'\"\r\n\t", "\x01\xff\xfe", "é😀", strings.Repeat("'", 100), strings.Repeat("&", 50) + "x"}
+	for _, tx := range texts {
+		for _, at := range texts {
+			e := New(NSComponent, "message", "to", at, "id", tx)
+			e.TextChild(NSComponent, "body", tx)
+			e.Add(New("urn:x:"+at, "x", "v", at).AddText(tx))
+			x := New("urn:y", "y")
+			x.Attrs = append(x.Attrs, Attr{Space: "urn:attr:" + at, Local: "a", Value: tx})
+			e.Add(x)
+			got := e.String()
+			if b := e.sizeBound(); b < len(got) {
+				t.Errorf("sizeBound %d < %d for %s", b, len(got), got)
+			}
+			if n, over := e.SizeOver(len(got)-1, ""); !over || n != len(got) {
+				t.Errorf("SizeOver(len-1) = %d, %v; want %d, true", n, over, len(got))
+			}
+			if _, over := e.SizeOver(len(got), ""); over {
+				t.Errorf("SizeOver(len) = over for %s", got)
+			}
+		}
+	}
+}
