@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
@@ -310,4 +311,22 @@ answer</body><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body 
 		rt := e.Child("urn:xmpp:message-retract:1", "retract")
 		return rt != nil && rt.Attr("id") == e1.ID() && e.From() == contact
 	})
+}
+
+// TestLongInboundMessageCutToFit: an inbound message longer than the
+// link's max_stanza_size is cut to fit with a note, not refused by the
+// link (a stanza over the limit makes the server close the stream, for
+// every user, after each reconnection).
+func TestLongInboundMessageCutToFit(t *testing.T) {
+	h := newTunedHarness(t, nil, func(o *bridges.Options) { o.Link.MaxStanzaSize = 8192 })
+	h.register(alice)
+	long := strings.Repeat("0123456789", 790) // fits as the user's stanza; its echo with markup would not
+	h.msg("long1", `<body>`+long+`</body>`)
+	e := h.expect("cut echo", func(e *stanza.Element) bool {
+		return e.From() == contact && strings.HasPrefix(e.ChildText("", "body"), "0123456789")
+	})
+	body := e.ChildText("", "body")
+	if !strings.Contains(body, "cut by the gateway") || len(e.String()) > 8192 {
+		t.Errorf("echo of %d bytes, body ends %q", len(e.String()), body[len(body)-100:])
+	}
 }

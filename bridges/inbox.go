@@ -9,6 +9,7 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
 	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/component"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 )
@@ -412,7 +413,12 @@ func (b *Bridge) drainBatch(ctx context.Context, u *user, q store.Queue) (int, e
 			continue
 		}
 		for _, st := range sts {
-			if err := conn.Send(ctx, st); err != nil {
+			err := conn.Send(ctx, st)
+			if errors.Is(err, component.ErrStanzaTooLarge) { // not cut to fit (fit.go): sent again, it would be refused again
+				b.log.Error("inbound stanza too large for the link; a notice is delivered instead", "user", u.owner, "kind", e.Kind, "err", err)
+				err = conn.Send(ctx, tooLargeNotice(st))
+			}
+			if err != nil {
 				return 0, err
 			}
 		}
@@ -480,8 +486,9 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		if e.SenderName != "" {
 			text = e.SenderName + ": " + text
 		}
+		text = fitText(text, b.textBudget()) // fit.go
 		if e.Subject != "" {
-			m.TextChild(stanza.NSComponent, "subject", e.Subject)
+			m.TextChild(stanza.NSComponent, "subject", fitText(e.Subject, subjectBudget))
 		}
 		var ext []*stanza.Element
 		if e.ReplyTo != "" && b.info.Caps.Replies {
@@ -523,7 +530,7 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 		// Always the first id: inbound ids are deterministic.
 		orig := jidmap.StanzaID(b.domain, u.owner, legacy.MessageID(e.ID))
 		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", from, "to", u.jid)
-		m.TextChild(stanza.NSComponent, "body", e.Text)
+		m.TextChild(stanza.NSComponent, "body", fitText(e.Text, b.textBudget()))
 		m.Add(stanza.New(nsCorrect, "replace", "id", orig))
 		if b.info.Caps.Replies {
 			_ = b.putMapIn(ctx, u, mapQuote, e.ID, excerpt(e.Text))
@@ -608,14 +615,15 @@ func (b *Bridge) undeclared(u *user, capability string, ev legacy.Event) error {
 // archive show it as sent. Without it, the user still gets it, from the
 // contact, marked as their own words, so nothing is lost.
 func (b *Bridge) renderCarbon(u *user, e *inboxEntry, sid, contact string) *stanza.Element {
+	text := fitText(e.Text, b.textBudget()-stanzaReserve) // twice in the privileged form
 	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", u.jid, "to", contact)
-	m.TextChild(stanza.NSComponent, "body", e.Text)
+	m.TextChild(stanza.NSComponent, "body", text)
 	m.Add(stanza.New(nsSID, "origin-id", "id", sid))
 	if pm := b.privilegedMessage(m); pm != nil {
 		return pm
 	}
 	f := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", contact, "to", u.jid)
-	f.TextChild(stanza.NSComponent, "body", "You wrote from "+b.info.DisplayName+": "+e.Text)
+	f.TextChild(stanza.NSComponent, "body", "You wrote from "+b.info.DisplayName+": "+text)
 	f.Add(stanza.New(nsSID, "origin-id", "id", sid))
 	if !e.Time.IsZero() && time.Since(e.Time) > 10*time.Second {
 		f.Add(stanza.New(nsDelay, "delay", "stamp", e.Time.UTC().Format(time.RFC3339), "from", b.domain))
