@@ -418,7 +418,10 @@ func (s *session) fetch(ctx context.Context, f *File, kind string) (legacy.Attac
 	label := fileLabel(kind, f.FileName)
 	tooBig := fmt.Sprintf("[%s not fetched: the Telegram Bot API only lets bots download files up to 20 MB]", label)
 	if f.FileSize > maxDownload {
-		return legacy.Attachment{}, fmt.Sprintf("[%s of %.1f MB not fetched: the Telegram Bot API only lets bots download files up to 20 MB]", label, float64(f.FileSize)/(1<<20)), nil
+		// Decimal megabytes, as the Bot API states its limit ("20 MB",
+		// which it counts as 20 MiB: whatever is over it shows as 21.0 MB
+		// or more).
+		return legacy.Attachment{}, fmt.Sprintf("[%s of %.1f MB not fetched: the Telegram Bot API only lets bots download files up to 20 MB]", label, float64(f.FileSize)/1e6), nil
 	}
 	key := f.FileUniqueID
 	if key == "" {

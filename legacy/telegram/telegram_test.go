@@ -799,7 +799,7 @@ func TestFiles(t *testing.T) {
 		},
 	})})
 	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 2, map[string]any{
-		"document": map[string]any{"file_id": "huge", "file_unique_id": "h", "file_name": "movie.mkv", "file_size": 30 << 20},
+		"document": map[string]any{"file_id": "huge", "file_unique_id": "h", "file_name": "movie.mkv", "file_size": 25_000_000},
 	})})
 	srv.AddFile("doc", "documents/file_2.pdf", []byte("%PDF-1.4"), 0)
 	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 3, map[string]any{
@@ -812,7 +812,9 @@ func TestFiles(t *testing.T) {
 		t.Errorf("photo: %+v", in)
 	}
 	in = waitIncoming(t, rec, "123456789:42:2")
-	if len(in.Attachments) != 0 || !strings.Contains(in.Text, "20 MB") || !strings.Contains(in.Text, "movie.mkv") {
+	// 25,000,000 bytes are 25.0 MB, in the Bot API's decimal units (not 23.8).
+	if len(in.Attachments) != 0 || !strings.Contains(in.Text, "document movie.mkv of 25.0 MB not fetched") ||
+		!strings.Contains(in.Text, "up to 20 MB") {
 		t.Errorf("a file over 20 MB must become a note: %+v", in)
 	}
 	in = waitIncoming(t, rec, "123456789:42:3")
