@@ -159,7 +159,7 @@ func parse(raw []byte, maxFile int64) *parsed {
 	case plainSet:
 		p.text = trimQuote(normalizeNewlines(plain))
 	case htmlSet:
-		p.text = trimQuote(normalizeNewlines(html2text.HTML2Text(html)))
+		p.text = trimQuote(htmlText(html))
 	}
 	if isReport && p.bounce == nil {
 		p.bounce = &bounce{action: "failed"}
@@ -404,4 +404,73 @@ func oneLine(s string) string {
 		return s
 	}
 	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\r' || r == '\n' }), " ")
+}
+
+var (
+	// anchorNoHref is an <a> without href (a named anchor): html2text
+	// would hide everything after it when it keeps link texts.
+	anchorNoHref = regexp.MustCompile(`(?i)<a(\s[^>]*)?>`)
+	hasHref      = regexp.MustCompile(`(?i)\shref\s*=`)
+	cellEnd      = regexp.MustCompile(`(?i)</t[dh]\s*>`)
+	rowOrBlock   = regexp.MustCompile(`(?i)<(/tr|/?table|/div|/?blockquote)(\s[^>]*)?>`)
+	cellSep      = regexp.MustCompile(`[ \t]*\t[ \t]*`)
+	linkURL      = regexp.MustCompile(`\s?<((?:https?|mailto|ftp|tel):[^<>\s]*)>`)
+	blankLines   = regexp.MustCompile(`\n{3,}`)
+)
+
+// htmlText converts an HTML body to text with html2text, keeping what a
+// reader needs: a link's text with its URL after it in parentheses
+// ("Confirm my account (https://…)", the URL alone when it is the text),
+// list items on lines of their own with a bullet, table cells separated
+// by " | " and rows (and divs) on lines of their own.
+func htmlText(h string) string {
+	h = anchorNoHref.ReplaceAllStringFunc(h, func(tag string) string {
+		if hasHref.MatchString(tag) {
+			return tag
+		}
+		return ""
+	})
+	h = cellEnd.ReplaceAllString(h, "$0&#9;")
+	h = rowOrBlock.ReplaceAllString(h, "$0<br>")
+	t := html2text.HTML2TextWithOptions(h, html2text.WithUnixLineBreaks(), html2text.WithLinksInnerText(), html2text.WithListSupportPrefix("• "))
+	t = normalizeNewlines(t)
+	t = linkURL.ReplaceAllStringFunc(t, func(m string) string {
+		url := linkURL.FindStringSubmatch(m)[1]
+		return " (" + url + ")"
+	})
+	lines := strings.Split(t, "\n")
+	for i, l := range lines {
+		l = strings.TrimRight(strings.Trim(l, "\t"), " \t")
+		l = cellSep.ReplaceAllString(l, " | ")
+		// A link whose text is its URL: once.
+		if strings.Contains(l, " (") {
+			l = dupURL(l)
+		}
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.TrimSpace(blankLines.ReplaceAllString(strings.Join(lines, "\n"), "\n\n"))
+}
+
+// dupURL turns "https://x (https://x)" into "https://x".
+func dupURL(l string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(l, " (")
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(l[i:], ')')
+		if j < 0 {
+			break
+		}
+		url := l[i+2 : i+j]
+		if strings.HasSuffix(l[:i], url) && url != "" {
+			b.WriteString(l[:i])
+		} else {
+			b.WriteString(l[:i+j+1])
+		}
+		l = l[i+j+1:]
+	}
+	b.WriteString(l)
+	return b.String()
 }

@@ -203,3 +203,24 @@ func TestBounceStatus(t *testing.T) {
 		t.Errorf("5.2.2 reason: %v", err)
 	}
 }
+
+// HTML mail keeps what a reader needs: link texts with their URL, table
+// cells apart, list items with bullets; a named anchor hides nothing.
+func TestParseHTMLLinksTablesLists(t *testing.T) {
+	p := parse([]byte(crlf("From: Shop <noreply@shop.example>\nSubject: Confirm\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"+
+		`<html><body><a name="top"></a><p>Please <a href="https://shop.example/confirm?t=abc">Confirm my account</a>.</p>`+
+		`<p>Or open <a href="https://shop.example/">https://shop.example/</a></p>`+
+		`<table><tr><td>Item</td><td>Price</td></tr><tr><td>Book</td><td>12 EUR</td></tr></table>`+
+		`<ul><li>fast</li><li>cheap</li></ul><div>Regards</div><div>The shop</div></body></html>`+"\n")), 1<<20)
+	for _, want := range []string{
+		"Please Confirm my account (https://shop.example/confirm?t=abc).",
+		"Or open https://shop.example/\n",
+		"Item | Price\nBook | 12 EUR",
+		"• fast\n• cheap",
+		"Regards\nThe shop",
+	} {
+		if !strings.Contains(p.text, want) {
+			t.Errorf("text %q lacks %q", p.text, want)
+		}
+	}
+}
