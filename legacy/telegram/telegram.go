@@ -81,7 +81,7 @@
 //	poll_timeout:   getUpdates long-poll duration (default 50s)
 //	webhook_url:    public base URL of the gateway's webhook handler
 //	                (https://gw.example.org/webhooks/telegram.example.org);
-//	                empty: long polling
+//	                empty or absent: long polling
 //	webhook_secret: secret from which each bot's secret_token is derived
 //	                (required with webhook_url)
 package telegram
@@ -194,6 +194,9 @@ func New(options map[string]string) (*Network, error) {
 			}
 			n.pollTimeout = d
 		case "webhook_url":
+			if v = strings.TrimSpace(v); v == "" {
+				break // empty: long polling, as documented
+			}
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				bad(k, fmt.Sprintf("webhook_url %q is not an http(s) URL", v))
@@ -207,7 +210,7 @@ func New(options map[string]string) (*Network, error) {
 	}
 	// Checked even when webhook_url itself is refused above: the admin
 	// learns both at once.
-	if options["webhook_url"] != "" && len(n.webhookSecret) < 16 {
+	if n.webhookURL != "" && len(n.webhookSecret) < 16 {
 		bad("webhook_url", "webhook_url needs a webhook_secret of at least 16 characters")
 	}
 	if len(errs) > 0 {

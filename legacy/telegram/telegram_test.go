@@ -134,6 +134,20 @@ func TestOptions(t *testing.T) {
 	if _, err := New(nil); err != nil {
 		t.Errorf("New(nil) = %v", err)
 	}
+	// An empty webhook_url means long polling, as documented (a config
+	// template's `webhook_url: ""`), with or without a secret.
+	for _, opts := range []map[string]string{
+		{"webhook_url": ""},
+		{"webhook_url": "  "},
+		{"webhook_url": "", "webhook_secret": "0123456789abcdef"},
+	} {
+		n, err := New(opts)
+		if err != nil {
+			t.Errorf("New(%q) = %v, want long polling", opts, err)
+		} else if n.webhookURL != "" {
+			t.Errorf("New(%q): webhook URL %q, want none (long polling)", opts, n.webhookURL)
+		}
+	}
 }
 
 // TestNewReportsEveryOption: New reports every bad option at once, each a
