@@ -60,6 +60,17 @@ func delayText(quote string, err error, until time.Time) string {
 	return text
 }
 
+// rateDelayText is the notice of a message the network asked to hold
+// until next: the whole session waits (a rate limit is the account's).
+func rateDelayText(quote string, err error, next time.Time, network string) string {
+	text := "⌛ Not sent yet"
+	if quote != "" {
+		text += ": “" + quote + "”"
+	}
+	return text + " — " + transientReason(err) + ". The gateway sends it at " + next.UTC().Format("15:04:05 MST") +
+		"; until then none of your messages to " + network + " go out."
+}
+
 // transientReason words an error the outbox retries.
 func transientReason(err error) string {
 	reason := "the legacy network cannot be reached"

@@ -731,7 +731,14 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound 
 			wait = max(left, 0) + time.Millisecond
 		}
 		b.log.Warn("sending failed; will retry", "user", u.owner, "err", err, "in", wait)
-		if !t.delayTold && time.Since(e.Time) >= b.opts.DelayNotice {
+		switch {
+		case t.delayTold:
+		case limited && time.Since(e.Time)+wait >= b.opts.DelayNotice:
+			// The network's wait alone passes DelayNotice (a Telegram
+			// flood wait): told now, not after it, when it is sent.
+			t.delayTold = true
+			b.sendSure(ctx, notice("delay-"+e.Key, e.To, bareOf(e.From), rateDelayText(quoteOf(e), err, time.Now().Add(wait), b.info.DisplayName)))
+		case time.Since(e.Time) >= b.opts.DelayNotice:
 			t.delayTold = true
 			b.sendSure(ctx, notice("delay-"+e.Key, e.To, bareOf(e.From), delayText(quoteOf(e), err, e.Time.Add(b.ttl))))
 		}

@@ -110,7 +110,7 @@ func TestDelayedMessageIsToldOnce(t *testing.T) {
 	}
 	n := notices[0]
 	if body := n.ChildText("", "body"); n.To() != alice || n.From() != "hello@"+domain || n.Type() != "chat" ||
-		!strings.Contains(body, "“wait for me”") || !strings.Contains(body, "slow down") || !strings.Contains(body, "keeps trying until") {
+		!strings.Contains(body, "“wait for me”") || !strings.Contains(body, "slow down") || !strings.Contains(body, "sends it at") {
 		t.Errorf("delay notice = %s", n)
 	}
 }
@@ -261,4 +261,25 @@ func TestUndeliveredNoticeQuotesWithoutReplies(t *testing.T) {
 	if !strings.Contains(n.ChildText("", "body"), "“bounce”") {
 		t.Errorf("notice = %s", n)
 	}
+}
+
+// A rate limit whose wait alone passes DelayNotice (a Telegram flood
+// wait of minutes): the sender is told before the wait, with when it is
+// sent, not after it, when the message goes out.
+func TestLongRateLimitIsToldBeforeTheWait(t *testing.T) {
+	e, _ := echo.New(nil)
+	f := &flaky{Network: e, fails: 1, err: &legacy.RateLimitError{RetryAfter: 2 * time.Second}}
+	h := newTunedHarness(t, f, func(o *bridges.Options) { o.DelayNotice = time.Second })
+	h.register(alice)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='d1' from='` + alice + `/p' to='hello@` + domain + `'><body>flood wait</body></message>`)
+	n := h.expect("delay notice", func(e *stanza.Element) bool { return strings.HasPrefix(e.ChildText("", "body"), "⌛") })
+	for _, st := range h.srv.Received() {
+		if st.ChildText("", "body") == "flood wait" {
+			t.Fatalf("the notice came after the message was sent: %s", st)
+		}
+	}
+	if body := n.ChildText("", "body"); !strings.Contains(body, "“flood wait”") || !strings.Contains(body, "slow down") || !strings.Contains(body, "sends it at") {
+		t.Errorf("delay notice = %s", n)
+	}
+	h.expect("echo after the wait", func(e *stanza.Element) bool { return e.ChildText("", "body") == "flood wait" })
 }
