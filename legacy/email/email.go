@@ -286,7 +286,8 @@ func (n *Network) Resolve(ctx context.Context, input string) (legacy.ChatID, err
 }
 
 // parseAddress returns the canonical addr-spec of a typed address: the
-// local part lower-cased, the domain as canonicalDomain gives it.
+// local part lower-cased (quoted where it is no dot-atom, as in
+// "\"john doe\"@example.net"), the domain as canonicalDomain gives it.
 func parseAddress(input string) (string, error) {
 	s := strings.TrimSpace(input)
 	if len(s) >= 7 && strings.EqualFold(s[:7], "mailto:") {
@@ -300,13 +301,68 @@ func parseAddress(input string) (string, error) {
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil {
-		return "", fmt.Errorf("email: %q is not an email address (%v): %w", input, err, legacy.ErrInvalidAddress)
+		// Plain quotes: the gateway shows this to the user (Resolve).
+		return "", fmt.Errorf("email: \"%s\" is not an email address (%s): %w", oneLine(input), strings.TrimPrefix(err.Error(), "mail: "), legacy.ErrInvalidAddress)
 	}
-	at := strings.LastIndexByte(a.Address, '@')
-	if at <= 0 || at == len(a.Address)-1 || strings.ContainsAny(a.Address, " \t\r\n") {
-		return "", fmt.Errorf("email: %q is not an email address: %w", input, legacy.ErrInvalidAddress)
+	c, err := canonicalAddress(a.Address)
+	if err != nil {
+		return "", fmt.Errorf("email: \"%s\" is not an email address: %w", oneLine(input), legacy.ErrInvalidAddress)
 	}
-	return strings.ToLower(a.Address[:at]) + "@" + canonicalDomain(a.Address[at+1:]), nil
+	return c, nil
+}
+
+// canonicalAddress is the contact id of an address as net/mail and
+// go-message give it (the local part unquoted: "john doe@example.net"):
+// the local part lower-cased and quoted (RFC 5322 quoted-string) when it
+// is not a dot-atom, the domain canonical. Control characters and an
+// empty local part or domain are refused.
+func canonicalAddress(addr string) (string, error) {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || at == len(addr)-1 {
+		return "", errors.New("no local part or domain")
+	}
+	for _, r := range addr {
+		if r < 0x20 || r == 0x7f {
+			return "", errors.New("control character")
+		}
+	}
+	local, domain := strings.ToLower(addr[:at]), canonicalDomain(addr[at+1:])
+	if strings.ContainsAny(domain, " \"\\") {
+		return "", errors.New("bad domain")
+	}
+	if !isDotAtom(local) {
+		local = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(local) + `"`
+	}
+	return local + "@" + domain, nil
+}
+
+// isDotAtom reports whether s is an RFC 5322 dot-atom (UTF-8 allowed,
+// RFC 6532): atext runs separated by single dots.
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 0x80, 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case strings.ContainsRune("!#$%&'*+-/=?^_`{|}~.", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// headerAddress is a contact id as go-message's header writer wants it:
+// the local part unquoted (it quotes it again).
+func headerAddress(id string) string {
+	if !strings.HasPrefix(id, `"`) {
+		return id
+	}
+	if a, err := mail.ParseAddress(id); err == nil {
+		return a.Address
+	}
+	return id
 }
 
 // canonicalDomain is the one form of a domain in contact ids, whichever

@@ -192,7 +192,7 @@ func parse(raw []byte, maxFile int64) *parsed {
 // header fills the header-derived fields.
 func (p *parsed) header(h mail.Header) {
 	if addrs, err := h.AddressList("From"); err == nil && len(addrs) > 0 {
-		if a, err := parseAddress(addrs[0].Address); err == nil {
+		if a, err := canonicalAddress(addrs[0].Address); err == nil {
 			p.from, p.fromName = a, addrs[0].Name
 		}
 	} else if v := h.Get("From"); v != "" {
@@ -206,7 +206,7 @@ func (p *parsed) header(h mail.Header) {
 	if addrs, err := h.AddressList("Reply-To"); err == nil {
 		var shown []string
 		for _, a := range addrs {
-			c, err := parseAddress(a.Address)
+			c, err := canonicalAddress(a.Address)
 			if err != nil {
 				continue
 			}

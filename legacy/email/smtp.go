@@ -302,10 +302,10 @@ func (s *session) plan(m *legacy.Message, to, id string) plan {
 func compose(m *legacy.Message, pl plan, env addrs, id string, now time.Time) ([]byte, error) {
 	var h mail.Header
 	h.SetDate(now)
-	h.SetAddressList("From", []*mail.Address{{Address: env.from}})
+	h.SetAddressList("From", []*mail.Address{{Address: headerAddress(env.from)}})
 	var to []*mail.Address
 	for _, a := range env.to {
-		to = append(to, &mail.Address{Address: a})
+		to = append(to, &mail.Address{Address: headerAddress(a)})
 	}
 	h.SetAddressList("To", to)
 	h.SetMessageID(id)
