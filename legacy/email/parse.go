@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/textproto"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -134,6 +135,11 @@ func parse(raw []byte, maxFile int64) *parsed {
 			if name == "" {
 				_, params, _ := h.ContentType()
 				name = params["name"]
+			}
+			if name == "" {
+				// An inline image (cid:) often has no name: one from its
+				// type, so the file has an extension ("image-1.png").
+				name = unnamedFile(typ, len(p.attachments)+1)
 			}
 			if int64(len(body)) > maxFile {
 				problems = append(problems, fmt.Sprintf("attachment %q is larger than %d bytes and was left in the mailbox", name, maxFile))
@@ -473,4 +479,32 @@ func dupURL(l string) string {
 	}
 	b.WriteString(l)
 	return b.String()
+}
+
+// usualExt is the extension people expect for the types mail carries;
+// mime.ExtensionsByType sorts its answers, so its first is often a rare
+// one (".jfif" for image/jpeg). As the SMS adapter names MMS parts.
+var usualExt = map[string]string{
+	"image/jpeg": ".jpg", "image/jpg": ".jpg", "image/pjpeg": ".jpg", "image/png": ".png", "image/gif": ".gif",
+	"image/webp": ".webp", "image/bmp": ".bmp", "image/heic": ".heic", "image/svg+xml": ".svg", "image/tiff": ".tif",
+	"video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm", "audio/mpeg": ".mp3", "audio/mp4": ".m4a",
+	"audio/ogg": ".ogg", "audio/wav": ".wav", "text/plain": ".txt", "text/html": ".html", "text/calendar": ".ics",
+	"text/vcard": ".vcf", "application/pdf": ".pdf", "application/zip": ".zip", "message/rfc822": ".eml",
+}
+
+// unnamedFile names the i-th file of a mail that has no name: its kind
+// (image, audio, video, else "attachment"), i and the extension of typ.
+func unnamedFile(typ string, i int) string {
+	typ = strings.ToLower(typ)
+	kind := "attachment"
+	if k, _, ok := strings.Cut(typ, "/"); ok && (k == "image" || k == "audio" || k == "video") {
+		kind = k
+	}
+	ext, ok := usualExt[typ]
+	if !ok {
+		if exts, _ := mime.ExtensionsByType(typ); len(exts) > 0 {
+			ext = exts[0]
+		}
+	}
+	return kind + "-" + strconv.Itoa(i) + ext
 }
