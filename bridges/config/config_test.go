@@ -249,7 +249,7 @@ func TestErrors(t *testing.T) {
 				"vault:",
 				"  key_file: /etc/jabbergate/key",
 			),
-			want: []string{`t.yaml:12: store.redis.url: unknown scheme "http" (want redis://, rediss:// or unix://)`},
+			want: []string{`t.yaml:12: store.redis.url: unknown scheme "http" (want redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://)`},
 		},
 		{
 			name: "redis url without scheme",
@@ -263,20 +263,67 @@ func TestErrors(t *testing.T) {
 				"  key_file: /etc/jabbergate/key",
 			),
 			want: []string{
-				`t.yaml:12: store.redis.url: missing scheme (want redis://, rediss:// or unix://)`,
+				`t.yaml:12: store.redis.url: missing scheme (want redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://)`,
 				`t.yaml:13: store.redis.prefix: must not contain braces or white space (keys are hash-tagged per account)`,
 			},
 		},
 		{
-			name: "redis cluster list",
+			name: "redis cluster and sentinel",
 			yaml: valid + doc(
 				"store:",
 				"  backend: redis",
 				"  redis:",
-				"    url: redis://a:6379,b:6379,rediss://c:6379",
+				"    url: redis+cluster://a:6379,b:6379,[::1]:6380",
 				"vault:",
 				"  key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 			),
+		},
+		{
+			name: "redis sentinel",
+			yaml: valid + doc(
+				"store:",
+				"  backend: redis",
+				"  redis:",
+				"    url: rediss+sentinel://a:26379,b/mymaster?sentinel_password=x",
+				"vault:",
+				"  key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+			),
+		},
+		{
+			name: "redis address list without cluster or sentinel",
+			yaml: valid + doc(
+				"store:",
+				"  backend: redis",
+				"  redis:",
+				"    url: redis://a:6379,b:6379",
+				"vault:",
+				"  key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+			),
+			want: []string{`t.yaml:12: store.redis.url: a list of addresses needs redis+cluster://host1:port,host2:port (Cluster) or redis+sentinel://host1:port,host2:port/master (Sentinel)`},
+		},
+		{
+			name: "redis url the store cannot parse",
+			yaml: valid + doc(
+				"store:",
+				"  backend: redis",
+				"  redis:",
+				"    url: redis://user:pw@127.0.0.1:notaport/0",
+				"vault:",
+				"  key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+			),
+			want: []string{`t.yaml:12: store.redis.url: invalid port ":notaport" after host`},
+		},
+		{
+			name: "redis url with an unknown option",
+			yaml: valid + doc(
+				"store:",
+				"  backend: redis",
+				"  redis:",
+				"    url: redis://127.0.0.1:6379?foo=bar",
+				"vault:",
+				"  key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+			),
+			want: []string{`t.yaml:12: store.redis.url: redis: unexpected option: foo`},
 		},
 		{
 			name: "unset variable",
@@ -575,7 +622,7 @@ func TestFileErrors(t *testing.T) {
 		fmt.Sprintf(`%s:6: bridges[0].secret_file: cannot read %q: no such file or directory`, name, filepath.Join(dir, "missing")),
 		fmt.Sprintf(`%s:9: bridges[1].secret_file: file %q is empty`, name, filepath.Join(dir, "empty")),
 		fmt.Sprintf(`%s:11: bridges[1].options.token_file: cannot read %q: no such file or directory`, name, filepath.Join(dir, "missing")),
-		fmt.Sprintf(`%s:15: store.redis.url_file: file %q: unknown scheme (want redis://, rediss:// or unix://)`, name, filepath.Join(dir, "bad-url")),
+		fmt.Sprintf(`%s:15: store.redis.url_file: file %q: unknown scheme (want redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://)`, name, filepath.Join(dir, "bad-url")),
 	}
 	if got := errStrings(t, err); !slices.Equal(got, want) {
 		t.Fatalf("errors:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(want, "\n      "))
@@ -748,7 +795,7 @@ func TestRedacted(t *testing.T) {
 		"      mystery_file: hash",
 		"store:",
 		"  backend: redis",
-		"  redis: {url: 'redis://user:redis-pw-3@a:6379/0,redis://b:6379?password=redis-pw-4'}",
+		"  redis: {url: 'redis+sentinel://user:redis-pw-3@a:26379,b:26379/m?sentinel_password=redis-pw-4'}",
 		"vault: {key: 'c2VjcmV0LWtleS1ieXRlcy0zMi1sb25nLXh4eHh4eHg='}",
 		"http: {listen: 'off'}",
 	)))
@@ -777,7 +824,7 @@ func TestRedacted(t *testing.T) {
 		"bot_token: REDACTED",
 		"mystery: REDACTED",
 		`api_id: "12345"`,
-		"url: redis://user:REDACTED@a:6379/0,redis://b:6379?password=REDACTED",
+		"url: redis+sentinel://user:REDACTED@a:26379,b:26379/m?sentinel_password=REDACTED",
 		"key: REDACTED",
 		"listen: \"off\"",
 		"name: Telegram",

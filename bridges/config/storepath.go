@@ -6,7 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // CheckStorePath reports, as an *Error on store.path naming file, a
@@ -47,11 +50,48 @@ func storePathProblem(backend, p string, parent bool) string {
 	fi, err := os.Stat(p)
 	switch {
 	case err == nil:
-		return storeKindProblem(backend, p, fi)
+		if prob := storeKindProblem(backend, p, fi); prob != "" || !parent {
+			return prob
+		}
+		// Opened for writing (pebble: files made in the directory).
+		mode := uint32(unix.R_OK | unix.W_OK)
+		if fi.IsDir() {
+			mode |= unix.X_OK
+		}
+		return AccessProblem(p, mode, "the "+backend+" store")
 	case parent && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)):
-		return storeParentProblem(backend, p)
+		if prob := storeParentProblem(backend, p); prob != "" {
+			return prob
+		}
+		return AccessProblem(filepath.Dir(p), unix.W_OK|unix.X_OK, "the "+backend+" store is created in its directory")
 	}
-	return "" // missing (Open creates it) or unreadable (Open says so)
+	return "" // unreadable (Open says so)
+}
+
+// AccessProblem says why this process may not use p with mode (unix
+// R_OK, W_OK, X_OK bits) for what, or "". It is checked as the user
+// running the command: check-config run by another user than the service
+// may differ from what the service meets.
+func AccessProblem(p string, mode uint32, what string) string {
+	err := unix.Access(p, mode)
+	if err == nil || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, unix.EROFS) {
+		return ""
+	}
+	need := []string{}
+	for _, m := range []struct {
+		bit  uint32
+		name string
+	}{{unix.R_OK, "read"}, {unix.W_OK, "write"}, {unix.X_OK, "search"}} {
+		if mode&m.bit != 0 {
+			need = append(need, m.name)
+		}
+	}
+	reason := "permission denied"
+	if errors.Is(err, unix.EROFS) {
+		reason = "read-only file system"
+	}
+	return fmt.Sprintf("%s: user %d may not %s %q (%s): fix its owner or mode, or give another path",
+		what, os.Geteuid(), strings.Join(need, " and "), p, reason)
 }
 
 func storeKindProblem(backend, p string, fi fs.FileInfo) string {

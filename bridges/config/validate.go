@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	redisstore "github.com/jabbergate/jabbergate/bridges/store/redis"
 )
 
 // Allowed values.
@@ -21,7 +23,7 @@ var (
 	storeBackends = []string{"bolt", "pebble", "redis"}
 	logLevels     = []string{"debug", "info", "warn", "error"}
 	logFormats    = []string{"text", "json"}
-	redisSchemes  = []string{"redis", "rediss", "unix"}
+	redisSchemes  = []string{"redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"}
 )
 
 const keyHint = "create one with: openssl rand -base64 32"
@@ -559,25 +561,28 @@ func checkBareJID(s string) string {
 // them, or "". It never quotes u, which may carry a password, and quotes an
 // unknown scheme only if quoteScheme and the scheme is a plain word.
 func checkRedisURL(u string, quoteScheme bool) string {
-	want := "want redis://, rediss:// or unix://"
-	for i, part := range strings.Split(u, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			return "empty entry in the comma-separated list"
+	want := "want redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://"
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(u), "://")
+	if !ok {
+		return "missing scheme (" + want + ")"
+	}
+	if !slices.Contains(redisSchemes, strings.ToLower(scheme)) {
+		if quoteScheme && plainScheme(scheme) {
+			return fmt.Sprintf("unknown scheme %q (%s)", scheme, want)
 		}
-		scheme, _, ok := strings.Cut(part, "://")
-		if !ok {
-			if i == 0 {
-				return "missing scheme (" + want + ")"
-			}
-			continue // host:port of a cluster list
+		return "unknown scheme (" + want + ")"
+	}
+	if !strings.Contains(scheme, "+") && strings.Contains(rest, ",") {
+		return "a list of addresses needs redis+cluster://host1:port,host2:port (Cluster) or redis+sentinel://host1:port,host2:port/master (Sentinel)"
+	}
+	// The store's own parser, so that what passes here opens at run
+	// (port, escapes, options); its errors name the URL with the
+	// password hidden, which the caller's key already says.
+	if _, err := redisstore.ParseURL(strings.TrimSpace(u)); err != nil {
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
 		}
-		if !slices.Contains(redisSchemes, strings.ToLower(scheme)) {
-			if quoteScheme && plainScheme(scheme) {
-				return fmt.Sprintf("unknown scheme %q (%s)", scheme, want)
-			}
-			return "unknown scheme (" + want + ")"
-		}
+		return err.Error()
 	}
 	return ""
 }

@@ -30,12 +30,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/config"
@@ -211,6 +214,10 @@ func checkVaultKeyFile(file string, cfg *config.Config) error {
 	}
 	data, err := os.ReadFile(kf)
 	if errors.Is(err, fs.ErrNotExist) {
+		// run creates it.
+		if prob := config.AccessProblem(filepath.Dir(kf), unix.W_OK|unix.X_OK, "the missing key file is created in its directory"); prob != "" {
+			return &config.Error{File: file, Line: cfg.Line("vault.key_file"), Key: "vault.key_file", Problem: prob}
+		}
 		return nil
 	}
 	if err == nil {
