@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -96,9 +98,62 @@ func (s *session) UserPresence(available bool) {
 // holding reports whether mail must stay on the server for now.
 func (s *session) holding() bool { return s.delivery == "hold" && !s.online.Load() }
 
-// errAuth wraps an IMAP login failure.
+// authError wraps an IMAP login failure.
 func authError(err error) error {
-	return fmt.Errorf("email: the IMAP server rejected the username or password (%v): %w", err, legacy.ErrUnauthorized)
+	return reason("the IMAP server rejected the username or password",
+		fmt.Errorf("email: the IMAP server rejected the username or password (%v): %w", err, legacy.ErrUnauthorized))
+}
+
+// reason gives err the text the user reads about it (the gateway's
+// presence status, the login-failed notice, a registration error): a
+// legacy.ReasonError whose Err is err itself, so errors.Is still finds
+// the sentinel and the log still gets the whole chain.
+func reason(text string, err error) error {
+	return &legacy.ReasonError{Reason: text, Err: err}
+}
+
+// netReason says in a few words why a connection failed: "connection
+// refused", "no such host", "no answer", else "network error".
+func netReason(err error) string {
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return "no such host"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "host unreachable"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return "connection closed"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "no answer"
+	}
+	var cert *tls.CertificateVerificationError
+	var rec tls.RecordHeaderError
+	switch {
+	case errors.As(err, &cert):
+		return "its certificate is not trusted"
+	case errors.As(err, &rec):
+		return "it does not speak TLS on this port"
+	}
+	return "network error"
+}
+
+// statusText is what the user reads about the end of a connection: the
+// reason an error carries, else that the connection was lost (after the
+// mailbox was open) or could not be made.
+func statusText(err error, connected bool) string {
+	var re *legacy.ReasonError
+	switch {
+	case errors.As(err, &re) && re.Reason != "":
+		return re.Reason
+	case errors.Is(err, legacy.ErrUnauthorized):
+		return "the IMAP server rejected the username or password"
+	case connected:
+		return "the connection to the IMAP server was lost; reconnecting"
+	}
+	return "cannot connect to the IMAP server; retrying"
 }
 
 // dialIMAP connects and logs in. newMail, if set, is signalled when the
@@ -120,7 +175,8 @@ func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct
 	d := net.Dialer{Timeout: n.dialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", c.imapAddr)
 	if err != nil {
-		return nil, fmt.Errorf("email: IMAP server %s unreachable: %v: %w", c.imapAddr, err, legacy.ErrUnavailable)
+		return nil, reason(fmt.Sprintf("cannot reach the IMAP server %s (%s)", c.imapAddr, netReason(err)),
+			fmt.Errorf("email: IMAP server %s unreachable: %v: %w", c.imapAddr, err, legacy.ErrUnavailable))
 	}
 	var cl *imapclient.Client
 	switch c.imapSec {
@@ -131,7 +187,8 @@ func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct
 		cl, err = imapclient.NewStartTLS(conn, opts)
 		if err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("email: IMAP STARTTLS with %s: %v: %w", c.imapAddr, err, legacy.ErrUnavailable)
+			return nil, reason(fmt.Sprintf("cannot start TLS with the IMAP server %s (%s)", c.imapAddr, netReason(err)),
+				fmt.Errorf("email: IMAP STARTTLS with %s: %v: %w", c.imapAddr, err, legacy.ErrUnavailable))
 		}
 	default:
 		cl = imapclient.New(conn, opts)
@@ -140,7 +197,8 @@ func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct
 	defer stop()
 	if err := cl.WaitGreeting(); err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("email: IMAP server %s: %v: %w", c.imapAddr, err, legacy.ErrUnavailable)
+		return nil, reason(fmt.Sprintf("the IMAP server %s did not answer as an IMAP server (%s)", c.imapAddr, netReason(err)),
+			fmt.Errorf("email: IMAP server %s: %v: %w", c.imapAddr, err, legacy.ErrUnavailable))
 	}
 	if cl.State() == imap.ConnStateAuthenticated {
 		return cl, nil // PREAUTH greeting (a local server started for this user)
@@ -157,14 +215,16 @@ func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct
 		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
 			switch ie.Code {
 			case imap.ResponseCodeUnavailable, imap.ResponseCodeServerBug, imap.ResponseCodeLimit:
-				return nil, fmt.Errorf("email: IMAP login: %v: %w", err, legacy.ErrUnavailable)
+				return nil, reason("the IMAP server cannot log you in now ("+ie.Text+"); retrying",
+					fmt.Errorf("email: IMAP login: %v: %w", err, legacy.ErrUnavailable))
 			}
 			return nil, authError(err)
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("email: IMAP login: %v: %w", err, legacy.ErrUnavailable)
+		return nil, reason("the IMAP login failed ("+netReason(err)+"); retrying",
+			fmt.Errorf("email: IMAP login: %v: %w", err, legacy.ErrUnavailable))
 	}
 	return cl, nil
 }
@@ -178,15 +238,18 @@ func (s *session) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		// The user reads a short reason (statusText); the log gets the
+		// chain.
 		if errors.Is(err, legacy.ErrUnauthorized) {
-			s.status(ctx, legacy.StatusUnauthorized, err.Error())
+			s.status(ctx, legacy.StatusUnauthorized, statusText(err, connected))
 			return err
 		}
 		if connected {
 			backoff = s.net.minBackoff
 		}
-		s.status(ctx, legacy.StatusDisconnected, err.Error())
 		wait := backoff/2 + rand.N(backoff/2+1)
+		s.log.Warn("email: IMAP connection ended; reconnecting", "err", err, "in", wait)
+		s.status(ctx, legacy.StatusDisconnected, statusText(err, connected))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -217,7 +280,7 @@ func (s *session) runOnce(ctx context.Context) (connected bool, err error) {
 
 	sel, err := cl.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
-		return false, fmt.Errorf("email: EXAMINE INBOX: %w", err)
+		return false, reason("the IMAP server cannot open your INBOX; retrying", fmt.Errorf("email: EXAMINE INBOX: %w", err))
 	}
 	if err := s.sync(ctx, cl, sel); err != nil {
 		return false, err
@@ -374,7 +437,7 @@ func (s *session) save(ctx context.Context, f func(*state)) error {
 		return err
 	}
 	if err := s.sink.Emit(ctx, legacy.SaveState{State: b}); err != nil {
-		return fmt.Errorf("email: saving the watermark: %w", err)
+		return reason("the gateway could not save its progress; retrying", fmt.Errorf("email: saving the watermark: %w", err))
 	}
 	return nil
 }
@@ -626,7 +689,7 @@ func (s *session) deliver(ctx context.Context, p *parsed) error {
 		}
 	}
 	if err := s.sink.Emit(ctx, in); err != nil {
-		return fmt.Errorf("email: emit mail %s: %w", p.id, err)
+		return reason("the gateway cannot take new mail now; retrying", fmt.Errorf("email: emit mail %s: %w", p.id, err))
 	}
 	return nil
 }
