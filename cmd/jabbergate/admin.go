@@ -28,6 +28,7 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 	"github.com/jabbergate/jabbergate/bridges/vault"
 	"github.com/jabbergate/jabbergate/legacy"
 )
@@ -130,6 +131,26 @@ func openAdmin(ctx context.Context, cmd string, args []string, stderr io.Writer,
 		return nil, 2, false
 	}
 	return &adminEnv{cfg: cfg, store: st, vault: v}, 0, true
+}
+
+// scrub closes the store and, on bolt, rewrites its file with only its
+// live data (bolt.Scrub): bbolt keeps freed pages' old bytes, so a deleted
+// user's sealed credentials, or values sealed with the key being retired,
+// would stay readable in the file. It reports false after printing why it
+// could not.
+func (env *adminEnv) scrub(cmd string, stdout, stderr io.Writer) bool {
+	env.store.Close()
+	switch env.cfg.Store.Backend {
+	case "bolt", "":
+		if err := bolt.Scrub(env.cfg.Store.Path); err != nil {
+			fmt.Fprintf(stderr, "jabbergate %s: the old values are still in the store file's free pages: %v (run the command again with the gateway stopped)\n", cmd, err)
+			return false
+		}
+		fmt.Fprintf(stdout, "rewrote %s without the old values\n", env.cfg.Store.Path)
+	default:
+		fmt.Fprintf(stdout, "note: the %s store may keep the old values in its files until it compacts them (docs/security.md)\n", env.cfg.Store.Backend)
+	}
+	return true
 }
 
 // secretFields returns the names of a bridge's secret registration fields.
@@ -238,6 +259,9 @@ func rotateKeyCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "re-sealed %d values in %d accounts with key %s (old key %s)\n", resealed, accounts, vault.KeyID(newKey), vault.KeyID(cur))
+	if resealed > 0 && !env.scrub("rotate-key", stdout, stderr) {
+		return 1
+	}
 	if !bytes.Equal(cur, newKey) {
 		fmt.Fprintf(stdout, "now set vault.key_file: %s (remove vault.key) and list the old key under vault.old_key_files until every instance runs with the new key; then run rotate-key again, which re-seals anything written meanwhile\n", newKeyFile)
 	}
@@ -395,6 +419,9 @@ func deleteUserCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if env.cfg.Store.Backend == "redis" {
 		fmt.Fprintln(stdout, "note: a gateway running on this Redis keeps the user's session until it restarts; on a live gateway prefer the admin command \"Delete a user\"")
+	}
+	if !env.scrub("delete-user", stdout, stderr) {
+		return 1
 	}
 	return 0
 }

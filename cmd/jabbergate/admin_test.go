@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -87,7 +88,24 @@ func adminCase(t *testing.T, dir, storeYAML string, open func() store.Store) {
 	cfg := adminConfig(t, dir, storeYAML, "vault:\n  key_file: old.key\n")
 	st := open()
 	seed(t, st, oldKey)
+	sealedOld, err := st.GetAccount(context.Background(), tgDomain, adminUser)
+	if err != nil {
+		t.Fatal(err)
+	}
 	st.Close()
+	// On bolt the commands rewrite the file, so that neither the value
+	// sealed with the retired key nor a deleted user's stays in its free
+	// pages.
+	inBoltFile := func(v string) bool {
+		if !strings.Contains(storeYAML, "backend: bolt") {
+			return false
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "jabbergate.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Contains(data, []byte(v))
+	}
 	ok, _ := vault.LoadOrCreateKey(oldKey)
 	noSecrets := func(what, s string) {
 		t.Helper()
@@ -152,6 +170,9 @@ func adminCase(t *testing.T, dir, storeYAML string, open func() store.Store) {
 	if a.Settings["lang"] != "en" || string(a.State) != "cursor" || a.LegacyID != "123456" {
 		t.Errorf("rotation changed other data: %+v", a)
 	}
+	if inBoltFile(sealedOld.Fields["token"]) {
+		t.Error("the value sealed with the old key is still in the bolt file after rotate-key")
+	}
 	// Idempotent, also once the config names the new key (old one kept).
 	if code, out, _ := runCLI("rotate-key", "-config", cfg, "-new-key-file", newKey); code != 0 || !strings.Contains(out, "re-sealed 0 values") {
 		t.Errorf("second rotate-key = %d %q", code, out)
@@ -194,6 +215,9 @@ func adminCase(t *testing.T, dir, storeYAML string, open func() store.Store) {
 		t.Errorf("another user was deleted: %v", err)
 	}
 	st.Close()
+	if inBoltFile(a.Fields["token"]) {
+		t.Error("the deleted user's sealed token is still in the bolt file after delete-user")
+	}
 	if code, _, errs := runCLI("delete-user", "-config", cfg, "-jid", adminUser); code != 1 || !strings.Contains(errs, "not registered") {
 		t.Errorf("second delete-user = %d %q", code, errs)
 	}
