@@ -685,6 +685,9 @@ func (b *Bridge) addContact(ctx context.Context, u *user, address string) (strin
 // the user: without the sentinel's own "legacy: invalid address" at its
 // end, nor the adapter's package prefix ("echo: ") at its start.
 func (b *Bridge) addressReason(err error) string {
+	if r := userReason(err); r != "" {
+		return r
+	}
 	reason := strings.TrimSuffix(err.Error(), ": "+legacy.ErrInvalidAddress.Error())
 	return strings.TrimPrefix(reason, b.info.Name+": ")
 }
@@ -697,7 +700,7 @@ func (b *Bridge) addressError(err error) string {
 	case errors.Is(err, legacy.ErrNotFound):
 		return "no such " + b.info.DisplayName + " contact"
 	}
-	return "could not add the contact now: " + err.Error()
+	return "could not add the contact now: " + errText(err)
 }
 
 func (b *Bridge) cmdContacts(ctx context.Context, r *cmdReq) *cmdOut {

@@ -44,3 +44,48 @@ func TestLoginFailureIsToldToTheUser(t *testing.T) {
 		t.Errorf("message after login failure = %s", r)
 	}
 }
+
+// reasonNet is echo whose sessions end with an adapter's reason for the
+// user (legacy.ReasonError) around a Go error chain.
+type reasonNet struct {
+	*echo.Network
+	err error
+}
+
+func (n reasonNet) Open(ctx context.Context, a legacy.Account, s legacy.Sink) (legacy.Session, error) {
+	inner, err := n.Network.Open(ctx, a, s)
+	return &reasonSession{Session: inner, err: n.err}, err
+}
+
+type reasonSession struct {
+	legacy.Session
+	err error
+}
+
+func (s *reasonSession) Run(context.Context) error { return s.err }
+
+// The status texts the user sees carry the adapter's reason, not the Go
+// error chain around it.
+func TestSessionEndShowsTheAdaptersReason(t *testing.T) {
+	for _, c := range []struct {
+		name, want string
+		err        error
+	}{
+		{"unauthorized", "Login failed: the IMAP server rejected the username or password; register again",
+			fmt.Errorf("email: imap: NO [AUTHENTICATIONFAILED]: %w", &legacy.ReasonError{Reason: "the IMAP server rejected the username or password", Err: legacy.ErrUnauthorized})},
+		{"disconnected", "Disconnected from Echo: cannot reach the IMAP server (connection refused)",
+			fmt.Errorf("email: dial tcp 127.0.0.1:1: connect: connection refused: %w", &legacy.ReasonError{Reason: "cannot reach the IMAP server (connection refused)", Err: legacy.ErrUnavailable})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, _ := echo.New(nil)
+			h := newHarness(t, reasonNet{Network: e, err: c.err})
+			h.register(alice)
+			p := h.expect("status presence", func(e *stanza.Element) bool {
+				return e.Local == "presence" && e.From() == domain && e.ChildText("", "status") != ""
+			})
+			if got := p.ChildText("", "status"); got != c.want {
+				t.Errorf("status = %q, want %q", got, c.want)
+			}
+		})
+	}
+}

@@ -265,7 +265,11 @@ func (b *Bridge) runSession(ctx context.Context, u *user, sess legacy.Session) {
 		b.sessionFailed(sessionFailureReason(err))
 		if errors.Is(err, legacy.ErrUnauthorized) {
 			b.log.Warn("legacy credentials rejected; session stopped", "user", u.owner, "err", err)
-			b.setStatus(ctx, u, legacy.StatusUnauthorized, "the legacy network rejected your credentials; register again")
+			text := "the legacy network rejected your credentials; register again"
+			if r := userReason(err); r != "" {
+				text = r + "; register again"
+			}
+			b.setStatus(ctx, u, legacy.StatusUnauthorized, text)
 			return
 		}
 		if time.Since(started) > time.Minute {
@@ -297,9 +301,14 @@ func sessionFailureReason(err error) string {
 	return "error"
 }
 
+// errText is err for the user: the adapter's reason (legacy.ReasonError,
+// CodeError) when it gave one, else the error's text.
 func errText(err error) string {
 	if err == nil {
 		return "session ended"
+	}
+	if r := userReason(err); r != "" {
+		return r
 	}
 	return err.Error()
 }
