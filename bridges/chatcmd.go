@@ -84,7 +84,7 @@ func (r *chatReply) say(format string, args ...any) {
 // handleGatewayChat answers plain-text messages to the gateway JID, for
 // clients without registration forms.
 func (b *Bridge) handleGatewayChat(ctx context.Context, st *stanza.Element, from jid.JID) {
-	body := strings.TrimSpace(st.ChildText("", "body"))
+	body := strings.TrimSpace(defaultBody(st).Text())
 	if body == "" {
 		return
 	}
@@ -92,7 +92,7 @@ func (b *Bridge) handleGatewayChat(ctx context.Context, st *stanza.Element, from
 	var out chatReply
 	cs := b.commands()
 	if f := cs.flow(bare); f != nil {
-		b.chatFlowAnswer(ctx, from, f, st.ChildText("", "body"), &out)
+		b.chatFlowAnswer(ctx, from, f, defaultBody(st).Text(), &out)
 	} else {
 		b.chatCommand(ctx, from, body, &out)
 	}
@@ -234,7 +234,7 @@ func (b *Bridge) chatCommand(ctx context.Context, from jid.JID, body string, out
 			return
 		}
 		if rest == "" {
-			out.say("Send \"add ADDRESS\", for example: add %s", strings.ToLower(b.info.Prompt))
+			out.say("Send \"add ADDRESS\" with the contact's %s. %s", strings.ToLower(b.info.Prompt), b.info.PromptDesc)
 			return
 		}
 		j, err := b.addContact(ctx, u, rest)

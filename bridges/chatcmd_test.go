@@ -57,6 +57,11 @@ func TestChatCommandsEcho(t *testing.T) {
 		return e.Local == "presence" && e.Type() == "subscribe" && e.From() == "robot@"+domain
 	})
 	h.gwChat(alice, "add two words", "not a valid Echo address")
+	// A contact's JID as the gateway shows it is its address.
+	h.gwChat(alice, "add Robot@"+strings.ToUpper(domain), "Added robot@"+domain+" ")
+	if got := h.gwChat(alice, "add", "with the contact's any word"); !strings.Contains(got, "Enter any word") {
+		t.Errorf("add without an address = %q", got)
+	}
 	h.gwChat(alice, "contacts", "robot@"+domain)
 	h.gwChat(alice, "settings", "no settings")
 	h.gwChat(alice, "stats", "Only administrators")

@@ -651,6 +651,11 @@ func (b *Bridge) addContact(ctx context.Context, u *user, address string) (strin
 	if address == "" {
 		return "", fmt.Errorf("empty address: %w", legacy.ErrInvalidAddress)
 	}
+	// A contact's JID, as the gateway shows them (pasted back from
+	// "contacts" or the roster): its legacy address is the localpart.
+	if i := strings.IndexByte(address, '@'); i > 0 && strings.EqualFold(address[i+1:], b.domain) {
+		address = string(jidmap.ChatFromLocalpart(address[:i]))
+	}
 	chat := legacy.ChatID(address)
 	if b.resolve != nil {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -1,6 +1,7 @@
 package bridges
 
 import (
+	"github.com/jabbergate/jabbergate/component/stanza"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -29,6 +30,20 @@ func TestFitText(t *testing.T) {
 		}
 		if strings.HasPrefix(text, "line") && !strings.HasSuffix(kept, "text") {
 			t.Errorf("not cut at a line: ends %q", kept[len(kept)-20:])
+		}
+	}
+}
+
+func TestDefaultBody(t *testing.T) {
+	for _, c := range []struct{ xml, want string }{
+		{`<message xml:lang='en'><body xml:lang='fr'>Bonjour</body><body>Hello</body></message>`, "Hello"},
+		{`<message xml:lang='en'><body xml:lang='de'>Hallo</body><body xml:lang='en'>Hello</body></message>`, "Hello"},
+		{`<message><body xml:lang='de'>Hallo</body><body xml:lang='fr'>Bonjour</body></message>`, "Hallo"},
+		{`<message><subject>s</subject><body>only</body></message>`, "only"},
+		{`<message><subject>s</subject></message>`, ""},
+	} {
+		if got := defaultBody(stanza.MustParse(c.xml)).Text(); got != c.want {
+			t.Errorf("defaultBody(%s) = %q, want %q", c.xml, got, c.want)
 		}
 	}
 }

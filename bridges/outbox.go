@@ -74,7 +74,7 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, pf, pt *
 		b.handleGatewayChat(ctx, st, from)
 		return
 	}
-	body := st.Child("", "body")
+	body := defaultBody(st)
 	// An encrypted message with a body (its fallback text), or an
 	// OpenPGP one, which always carries the message; bodiless OMEMO
 	// stanzas are key transport, nothing the user wrote.
