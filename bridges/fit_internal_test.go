@@ -1,10 +1,11 @@
 package bridges
 
 import (
-	"github.com/jabbergate/jabbergate/component/stanza"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/jabbergate/jabbergate/component/stanza"
 )
 
 func TestFitText(t *testing.T) {
