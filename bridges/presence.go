@@ -187,6 +187,17 @@ func (b *Bridge) updateContactSub(ctx context.Context, u *user, localpart string
 	if next == c.Subscription && err == nil {
 		return
 	}
+	if err == nil && c.Subscription != "" && next == "" {
+		// No subscription left either way: the user removed the
+		// contact from her roster (the server sends unsubscribe and
+		// unsubscribed), so it leaves the gateway's contacts too
+		// (XEP-0100: a contact removed from the roster is removed from
+		// the legacy contact list). It comes back if the contact writes.
+		if err := b.st.DeleteContact(ctx, b.domain, u.jid, localpart); err != nil {
+			b.log.Warn("delete contact", "user", u.owner, "err", err)
+		}
+		return
+	}
 	c.Subscription = next
 	if err := b.st.PutContact(ctx, b.domain, u.jid, c); err != nil {
 		b.log.Warn("store contact", "user", u.owner, "err", err)

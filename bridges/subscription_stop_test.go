@@ -75,3 +75,39 @@ func TestSubscriptionRecordedWhileStopping(t *testing.T) {
 		t.Fatalf("subscription after a stop during the write = %q, want to", c.Subscription)
 	}
 }
+
+// Removing a contact from the roster (the server sends unsubscribe and
+// unsubscribed) removes it from the gateway's contacts; a request the
+// user only declines leaves a pending contact alone.
+func TestRosterRemovalDeletesTheContact(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	ctx := context.Background()
+	pres := func(typ, to string) {
+		h.send(fmt.Sprintf(`<presence xmlns='jabber:component:accept' type='%s' from='%s' to='%s'/>`, typ, alice, to))
+	}
+	robot := "robot@" + domain
+	pres("subscribe", robot)
+	pres("subscribed", robot)
+	h.iq(alice, domain, "get", `<query xmlns='http://jabber.org/protocol/disco#items'/>`) // through the same shard: handled in order
+	if c, err := h.st.GetContact(ctx, domain, alice, "robot"); err != nil || c.Subscription != "both" {
+		t.Fatalf("contact after subscribing = %+v, %v", c, err)
+	}
+	pres("unsubscribe", robot)
+	pres("unsubscribed", robot)
+	h.iq(alice, domain, "get", `<query xmlns='http://jabber.org/protocol/disco#items'/>`)
+	if c, err := h.st.GetContact(ctx, domain, alice, "robot"); err == nil {
+		t.Errorf("contact removed from the roster is still stored: %+v", c)
+	}
+	// A pending contact (no subscription yet) declined: kept, and no
+	// record is made for an unknown one.
+	if err := h.st.PutContact(ctx, domain, alice, &store.Contact{Localpart: "pending", LegacyID: "pending"}); err != nil {
+		t.Fatal(err)
+	}
+	pres("unsubscribed", "pending@"+domain)
+	pres("unsubscribed", "stranger@"+domain)
+	h.iq(alice, domain, "get", `<query xmlns='http://jabber.org/protocol/disco#items'/>`)
+	if _, err := h.st.GetContact(ctx, domain, alice, "pending"); err != nil {
+		t.Errorf("declined pending contact: %v", err)
+	}
+}
