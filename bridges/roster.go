@@ -92,9 +92,6 @@ func (b *Bridge) populateRoster(u *user) {
 // rosterContact adds (or removes) the contact of a legacy.Contact event,
 // whose JID localpart is lp, to the user's roster (asynchronously).
 func (b *Bridge) rosterContact(u *user, lp string, ev legacy.Contact) {
-	if ev.Group {
-		return // legacy groups are rooms, not roster items
-	}
 	// Adapters report their whole list at every session start: only new
 	// contacts, renamed ones and removals touch the roster, so a restart
 	// does not overwrite what the user chose (names, groups).
@@ -216,7 +213,7 @@ func (b *Bridge) withKnown(ctx context.Context, u *user, items []rosterItem) []r
 	}
 	for _, c := range contacts {
 		j := c.Localpart + "@" + b.domain
-		if !have[j] && !c.Group { // groups are rooms, not roster items (rosterContact)
+		if !have[j] { // groups too: they are group contacts (named by their title) until they are rooms
 			out = append(out, rosterItem{jid: j, name: c.Name, local: c.Localpart, chat: legacy.ChatID(c.LegacyID)})
 		}
 	}

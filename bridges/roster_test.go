@@ -478,16 +478,21 @@ func TestIQGrantsNested(t *testing.T) {
 	}
 }
 
-// A legacy group is a room, not a roster item: neither when reported nor
-// when the roster is populated again after a registration.
-func TestGroupsStayOutOfTheRoster(t *testing.T) {
+// A legacy group is a group contact, named by its title (until groups are
+// rooms): asked into the roster when reported, and again when the roster
+// is populated after a registration.
+func TestGroupsAreRosterContacts(t *testing.T) {
 	n := newContactsNetwork(legacy.Contact{Chat: "friends", Name: "Friends", Group: true}, legacy.Contact{Chat: "ann", Name: "Ann"})
 	h := newHarness(t, n)
 	h.register(alice)
 	h.expect("subscribe from ann", isPresence("subscribe", "ann@"+domain))
+	g := h.expect("subscribe from the group", isPresence("subscribe", "friends@"+domain))
+	if nick := g.Child("http://jabber.org/protocol/nick", "nick"); nick == nil || nick.Text() != "Friends" {
+		t.Errorf("group's subscription request = %s, want the nick Friends", g)
+	}
 	h.waitLog("roster requests recorded")
 	populated := strings.Count(h.log.String(), "msg=\"roster population\"")
-	h.register(alice) // population again, from the stored contacts
+	h.register(alice) // population again, from the stored contacts: the group is one of them
 	deadline := time.Now().Add(wait)
 	for strings.Count(h.log.String(), "msg=\"roster population\"") == populated {
 		if time.Now().After(deadline) {
@@ -495,10 +500,16 @@ func TestGroupsStayOutOfTheRoster(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	for _, st := range h.srv.Received() {
-		if st.Local == "presence" && st.Type() == "subscribe" && st.From() == "friends@"+domain {
-			t.Errorf("group asked to be in the roster: %s", st)
+	count := func(from string) (n int) {
+		for _, st := range h.srv.Received() {
+			if st.Local == "presence" && st.Type() == "subscribe" && st.From() == from {
+				n++
+			}
 		}
+		return n
+	}
+	if a, g := count("ann@"+domain), count("friends@"+domain); a != g {
+		t.Errorf("subscription requests: ann %d, the group %d; want the same", a, g)
 	}
 }
 
@@ -528,7 +539,7 @@ func TestUnavailableContactKeepsItsStatus(t *testing.T) {
 		t.Errorf("presence = %s", p)
 	}
 	for _, st := range h.srv.Received() {
-		if st.Local == "presence" && st.From() == "grp@"+domain {
+		if st.Local == "presence" && st.From() == "grp@"+domain && st.Type() != "subscribe" {
 			t.Errorf("presence from a group the user did not subscribe to: %s", st)
 		}
 	}
