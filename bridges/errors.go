@@ -52,6 +52,20 @@ func stanzaError(err error) *stanza.Error {
 	return &stanza.Error{Type: stanza.ErrCancel, Condition: stanza.InternalServerError, Text: "the gateway failed to deliver this message"}
 }
 
+// outError is stanzaError for an outbox entry: for a correction,
+// retraction or reaction, ErrNotFound is about the message it changes,
+// not the recipient.
+func outError(e *outboxEntry, err error) *stanza.Error {
+	se := stanzaError(err)
+	if e.Kind != "" && errors.Is(err, legacy.ErrNotFound) && se.Condition == stanza.ItemNotFound {
+		se.Text = "the legacy network no longer knows the message this refers to"
+		if r := userReason(err); r != "" {
+			se.Text += ": " + r
+		}
+	}
+	return se
+}
+
 // userReason returns what an adapter's error says for the user (a
 // legacy.ReasonError's reason, else a legacy.CodeError's text), "" if
 // nothing: never the Go error chain, which names packages and internals.

@@ -347,3 +347,31 @@ func TestLongInboundMessageCutToFit(t *testing.T) {
 		t.Errorf("echo of %d bytes, body ends %q", len(e.String()), body[len(body)-100:])
 	}
 }
+
+// goneNet is echo whose messages are gone on the legacy side when edited.
+type goneNet struct{ *echo.Network }
+
+func (n goneNet) Open(ctx context.Context, a legacy.Account, s legacy.Sink) (legacy.Session, error) {
+	inner, err := n.Network.Open(ctx, a, s)
+	return &goneSession{Session: inner}, err
+}
+
+type goneSession struct{ legacy.Session }
+
+func (s *goneSession) Edit(ctx context.Context, chat legacy.ChatID, id legacy.MessageID, text string) error {
+	return &legacy.ReasonError{Reason: "Bad Request: message to edit not found", Err: legacy.ErrNotFound}
+}
+
+// A correction the network refuses because the message is gone says
+// so: the message is unknown, not the recipient.
+func TestCorrectionOfAGoneMessage(t *testing.T) {
+	e, _ := echo.New(nil)
+	h := newHarness(t, goneNet{e})
+	h.register(alice)
+	h.chat("m1", "hi")
+	h.msg("c1", `<body>fixed</body><replace xmlns='urn:xmpp:message-correct:0' id='m1'/>`)
+	r := h.expectError("c1", stanza.ItemNotFound)
+	if text := stanza.ParseError(r).Text; strings.Contains(text, "recipient") || !strings.Contains(text, "no longer knows the message") || !strings.Contains(text, "message to edit not found") {
+		t.Errorf("error text = %q", text)
+	}
+}

@@ -689,7 +689,7 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound 
 				err = legacy.ErrUnavailable
 			}
 			b.log.Warn("outgoing message expired", "user", u.owner, "age", time.Since(e.Time).Round(time.Second), "err", err)
-			b.failOut(ctx, e, stanzaError(err))
+			b.failOut(ctx, e, outError(e, err))
 			return outSettled, time.Time{}
 		}
 		u.mu.Lock()
@@ -715,7 +715,7 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound 
 		}
 		if legacy.IsPermanent(err) {
 			b.log.Info("outgoing message refused by the legacy network", "user", u.owner, "err", err)
-			b.failOut(ctx, e, stanzaError(err))
+			b.failOut(ctx, e, outError(e, err))
 			return outSettled, time.Time{}
 		}
 		t.lastErr = err
