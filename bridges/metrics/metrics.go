@@ -90,6 +90,10 @@ func (m *Metrics) Bridge(domain string) *BridgeMetrics {
 	m.linkUp.WithLabelValues(domain).Set(0)
 	m.linkStandby.WithLabelValues(domain).Set(0)
 	m.reconnects.WithLabelValues(domain)
+	for c := range streamConditions { // at zero: increase() sees the first
+		m.streamErrors.WithLabelValues(domain, c)
+	}
+	m.streamErrors.WithLabelValues(domain, "other")
 	bm.inboxDepth = m.queueDepth.WithLabelValues(domain, queueName(store.Inbox))
 	bm.outboxDepth = m.queueDepth.WithLabelValues(domain, queueName(store.Outbox))
 	for i, kind := range stanzaKinds {
@@ -359,8 +363,20 @@ func (m *Metrics) observe(op string, start time.Time, err error) {
 	}
 }
 
-// Store wraps s so every operation is timed.
-func (m *Metrics) Store(s store.Store) store.Store { return &timedStore{s: s, m: m} }
+// storeOperations are the operation label values of the store metrics
+// (timedStore's methods).
+var storeOperations = []string{"put_account", "get_account", "delete_account", "list_accounts", "put_contact", "get_contact",
+	"list_contacts", "delete_contact", "put_mapping", "get_mapping", "mark_seen", "append", "read", "ack", "len", "queues", "ping", "apply"}
+
+// Store wraps s so every operation is timed. The error counter of each
+// operation exists from here on at zero, so rate() and increase() see
+// the first failure.
+func (m *Metrics) Store(s store.Store) store.Store {
+	for _, op := range storeOperations {
+		m.storeErrors.WithLabelValues(op)
+	}
+	return &timedStore{s: s, m: m}
+}
 
 type timedStore struct {
 	s store.Store

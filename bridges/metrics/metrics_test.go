@@ -21,8 +21,10 @@ func TestStreamErrorLabelsAreBounded(t *testing.T) {
 	if v := testutil.ToFloat64(m.streamErrors.WithLabelValues("gw.example.org", "other")); v != 1 {
 		t.Errorf("other = %v", v)
 	}
+	// The RFC 6120 conditions and "other", no series for what a server
+	// made up.
 	n, err := testutil.GatherAndCount(m.Registry, "jabbergate_link_stream_errors_total")
-	if err != nil || n != 2 {
+	if err != nil || n != len(streamConditions)+1 {
 		t.Errorf("series = %d, %v", n, err)
 	}
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(""), "jabbergate_nonexistent"); err != nil {
@@ -100,9 +102,20 @@ func TestSessionFailuresAndRemoveBridge(t *testing.T) {
 	if n, _ := testutil.GatherAndCount(m.Registry, "jabbergate_legacy_session_failures_total"); n != len(SessionFailureReasons) {
 		t.Errorf("series = %d, want one per reason (%d)", n, len(SessionFailureReasons))
 	}
+	// The error counters the alerts and dashboard rate() exist at zero
+	// before their first event, so that event is seen.
+	m.Store(nil)
+	for _, c := range []struct {
+		name string
+		want int
+	}{{"jabbergate_link_stream_errors_total", len(streamConditions) + 1}, {"jabbergate_store_errors_total", len(storeOperations)}} {
+		if n, _ := testutil.GatherAndCount(m.Registry, c.name); n != c.want {
+			t.Errorf("%s: %d series before any error, want %d", c.name, n, c.want)
+		}
+	}
 	b.LinkUp(true)
 	m.RemoveBridge("gw.example.org")
-	for _, name := range []string{"jabbergate_legacy_session_failures_total", "jabbergate_link_up", "jabbergate_queue_depth"} {
+	for _, name := range []string{"jabbergate_legacy_session_failures_total", "jabbergate_link_up", "jabbergate_queue_depth", "jabbergate_link_stream_errors_total"} {
 		if n, _ := testutil.GatherAndCount(m.Registry, name); n != 0 {
 			t.Errorf("%s: %d series after RemoveBridge", name, n)
 		}
