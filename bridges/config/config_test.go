@@ -209,7 +209,7 @@ func TestErrors(t *testing.T) {
 				"  max_stanza_size: 1KiB",
 			) + valid[len("xmpp:\n  server: localhost:5347\n"):],
 			want: []string{
-				`t.yaml:3: xmpp.ping_interval: must not be negative`,
+				`t.yaml:3: xmpp.ping_interval: must be positive (leave it out for the default, 30s)`,
 				`t.yaml:4: xmpp.ping_timeout: invalid duration "30" (want a number with a unit, e.g. "30s", "1m30s")`,
 				`t.yaml:5: xmpp.max_stanza_size: must be at least 10000 bytes (RFC 6120 §13.12)`,
 			},
@@ -324,6 +324,14 @@ func TestErrors(t *testing.T) {
 				"  key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 			),
 			want: []string{`t.yaml:12: store.redis.url: redis: unexpected option: foo`},
+		},
+		{
+			name: "zero and out-of-range limits",
+			yaml: strings.Replace(strings.Replace(valid, "secret: s3cret", "secret: s3cret\n    inbox_limit: -7", 1), "server: localhost:5347", "server: localhost:5347\n  ping_interval: 0s", 1),
+			want: []string{
+				`t.yaml:3: xmpp.ping_interval: must be positive (leave it out for the default, 30s)`,
+				`t.yaml:8: bridges[0].inbox_limit: want a positive number of events, or -1 for no limit (leave it out for the default, 10000)`,
+			},
 		},
 		{
 			name: "unset variable",

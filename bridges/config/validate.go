@@ -142,11 +142,15 @@ func (d *decoder) validateXMPP(c *Config) {
 	if x.MaxElementDepth < 0 || (x.MaxElementDepth > 0 && x.MaxElementDepth < 8) {
 		d.errorf(d.line("xmpp.max_element_depth"), "xmpp.max_element_depth", "must be at least 8 (0 for the default, 32)")
 	}
-	if x.PingInterval < 0 {
-		d.errorf(d.line("xmpp.ping_interval"), "xmpp.ping_interval", "must not be negative")
-	}
-	if x.PingTimeout < 0 {
-		d.errorf(d.line("xmpp.ping_timeout"), "xmpp.ping_timeout", "must not be negative")
+	for _, k := range []struct {
+		key string
+		v   time.Duration
+		def time.Duration
+	}{{"xmpp.ping_interval", x.PingInterval, DefaultPingInterval}, {"xmpp.ping_timeout", x.PingTimeout, DefaultPingTimeout}} {
+		_, given := d.lines[k.key]
+		if k.v < 0 || (k.v == 0 && given) {
+			d.errorf(d.line(k.key), k.key, "must be positive (leave it out for the default, %s)", k.def)
+		}
 	}
 }
 
@@ -194,6 +198,9 @@ func (d *decoder) validateBridges(c *Config) {
 			d.required(p+".secret", "the component's shared secret (or give secret_file)")
 		}
 
+		if _, given := d.lines[p+".inbox_limit"]; b.InboxLimit < -1 || (b.InboxLimit == 0 && given) {
+			d.errorf(d.line(p+".inbox_limit"), p+".inbox_limit", "want a positive number of events, or -1 for no limit (leave it out for the default, %d)", DefaultInboxLimit)
+		}
 		if b.InboxLimit == 0 {
 			b.InboxLimit = DefaultInboxLimit
 		}
