@@ -1,6 +1,7 @@
 package bridges_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -118,5 +119,51 @@ func TestSessionFailureReported(t *testing.T) {
 			t.Fatalf("failures = %q", failures)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// secretNet is echo with a secret registration field.
+type secretNet struct{ *echo.Network }
+
+func (n secretNet) Info() legacy.Info {
+	i := n.Network.Info()
+	i.Fields = append(i.Fields, legacy.Field{Var: "token", Label: "Token", Secret: true})
+	return i
+}
+
+func (n secretNet) Open(ctx context.Context, a legacy.Account, s legacy.Sink) (legacy.Session, error) {
+	if a.Fields["token"] == "" {
+		return nil, fmt.Errorf("no token: %w", legacy.ErrUnauthorized) // as Telegram's
+	}
+	return n.Network.Open(ctx, a, s)
+}
+
+// Stored credentials that do not open (the vault key changed) are one
+// failure, "credentials": the session is not opened without them, so no
+// "open" failure is counted besides (an alert counts these).
+func TestUnopenableCredentialsCountedOnce(t *testing.T) {
+	e, _ := echo.New(nil)
+	obs := &recObserver{heads: map[string]time.Time{}, users: map[string]bool{}}
+	h := newObservedHarness(t, secretNet{e}, obs)
+	if err := h.st.PutAccount(context.Background(), &store.Account{Bridge: domain, JID: "bob@localhost", LegacyID: "bob",
+		Fields: map[string]string{"token": "k1:c2VhbGVkIHdpdGggYW5vdGhlciBrZXk="}, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	h.start(secretNet{e})
+	deadline := time.Now().Add(wait)
+	for {
+		_, _, _, failures := obs.snapshot()
+		if slices.Contains(failures, e.Info().Name+"/credentials") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("failures = %q", failures)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // runUser counted "open" right after, in the same goroutine
+	if _, _, _, failures := obs.snapshot(); len(failures) != 1 {
+		t.Errorf("failures = %q, want one", failures)
 	}
 }

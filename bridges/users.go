@@ -148,22 +148,24 @@ func (b *Bridge) runUser(u *user) {
 	acct := u.acct
 	u.mu.Unlock()
 
+	var sess legacy.Session // nil: runSession tells the user to register again
 	fields, err := b.openFields(acct)
 	if err != nil {
+		// Not opened without its credentials either: one failure, counted
+		// once (it was "open" too).
 		b.log.Error("cannot open stored credentials; the user must register again", "user", u.owner, "err", err)
 		b.sessionFailed("credentials")
-	}
-	sess, err := b.opts.Network.Open(ctx, legacy.Account{
+	} else if sess, err = b.opts.Network.Open(ctx, legacy.Account{
 		ID:       legacy.AccountID(acct.LegacyID),
 		Owner:    u.owner,
 		Fields:   fields,
 		Settings: acct.Settings,
 		State:    acct.State,
 		Log:      b.log.With("user", u.owner),
-	}, &sink{b: b, u: u})
-	if err != nil {
+	}, &sink{b: b, u: u}); err != nil {
 		b.log.Error("open legacy session", "user", u.owner, "err", err)
 		b.sessionFailed("open")
+		sess = nil
 	}
 	u.mu.Lock()
 	u.sess = sess
