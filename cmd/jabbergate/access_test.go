@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,4 +90,29 @@ func TestUnwritablePathsAreConfigErrors(t *testing.T) {
 	check("vault key file in a directory not writable",
 		goodConfig+"store:\n  backend: redis\n  redis: {url: 'redis://127.0.0.1:1'}\nvault:\n  key_file: "+filepath.Join(ro, "vault.key")+"\n",
 		`:13: vault.key_file: the missing key file is created in its directory: user `)
+}
+
+// An http.listen address in use is a configuration error at its line
+// (exit 2), saying what to do; a stray argument is named as such.
+func TestListenInUseAndStrayArgument(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	body := goodConfig + "store:\n  path: " + filepath.Join(dir, "jg.db") + "\nhttp:\n  listen: " + ln.Addr().String() + "\n" // http.listen on line 12
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI("run", "-config", p)
+	if want := p + ":12: http.listen: cannot listen on " + ln.Addr().String(); code != 2 || !strings.Contains(errs, want) || !strings.Contains(errs, "another process has this port") {
+		t.Errorf("run with http.listen in use: exit %d, stderr:\n%s\nwant exit 2 and %q", code, errs, want)
+	}
+	for _, cmd := range []string{"check-config", "run", "doctor", "export-user"} {
+		if code, _, errs := runCLI(cmd, "-config", p, "extra"); code != 2 || !strings.Contains(errs, `unexpected argument "extra"`) {
+			t.Errorf("%s with a stray argument: exit %d, stderr:\n%s", cmd, code, errs)
+		}
+	}
 }

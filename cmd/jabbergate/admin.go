@@ -103,7 +103,11 @@ func openAdmin(ctx context.Context, cmd string, args []string, stderr io.Writer,
 	if err := fs.Parse(args); err != nil {
 		return nil, 2, false
 	}
-	if *path == "" || fs.NArg() != 0 {
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "jabbergate %s: unexpected argument %q (flags go before it)\n%s", cmd, fs.Arg(0), usage)
+		return nil, 2, false
+	}
+	if *path == "" {
 		fmt.Fprintf(stderr, "jabbergate %s: -config FILE is required\n%s", cmd, usage)
 		return nil, 2, false
 	}
@@ -258,7 +262,11 @@ func rotateKeyCmd(args []string, stdout, stderr io.Writer) int {
 			accounts++
 		}
 	}
-	fmt.Fprintf(stdout, "re-sealed %d values in %d accounts with key %s (old key %s)\n", resealed, accounts, vault.KeyID(newKey), vault.KeyID(cur))
+	if bytes.Equal(cur, newKey) {
+		fmt.Fprintf(stdout, "re-sealed %d values in %d accounts with key %s (the configured key)\n", resealed, accounts, vault.KeyID(newKey))
+	} else {
+		fmt.Fprintf(stdout, "re-sealed %d values in %d accounts with key %s (old key %s)\n", resealed, accounts, vault.KeyID(newKey), vault.KeyID(cur))
+	}
 	if resealed > 0 && !env.scrub("rotate-key", stdout, stderr) {
 		return 1
 	}

@@ -139,7 +139,11 @@ func doctorCmd(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *path == "" || fs.NArg() != 0 {
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "jabbergate doctor: unexpected argument %q (flags go before it)\n", fs.Arg(0))
+		return 2
+	}
+	if *path == "" {
 		fmt.Fprintln(stderr, "jabbergate doctor: -config FILE is required")
 		return 2
 	}

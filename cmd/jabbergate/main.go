@@ -112,7 +112,11 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(rest); err != nil {
 		return 2
 	}
-	if *path == "" || fs.NArg() != 0 {
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "jabbergate %s: unexpected argument %q (flags go before it; the config file is given with -config FILE)\n", cmd, fs.Arg(0))
+		return 2
+	}
+	if *path == "" {
 		fmt.Fprintf(stderr, "jabbergate %s: -config FILE is required\n", cmd)
 		return 2
 	}

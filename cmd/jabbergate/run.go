@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -192,7 +193,14 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer, configFile .
 	if cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
-			return &configError{fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)}
+			problem := fmt.Sprintf("cannot listen on %s: %v", cfg.HTTP.Listen, errors.Unwrap(err))
+			if errors.Is(err, syscall.EADDRINUSE) {
+				problem += " (another process has this port: stop it, or give another address, or \"off\")"
+			}
+			if len(configFile) > 0 {
+				return &configError{&config.Error{File: configFile[0], Line: cfg.Line("http.listen"), Key: "http.listen", Problem: problem}}
+			}
+			return &configError{fmt.Errorf("http.listen: %s", problem)}
 		}
 		srv = &http.Server{Handler: g.handler(cfg.HTTP.PProf), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
