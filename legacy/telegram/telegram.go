@@ -210,8 +210,13 @@ func New(options map[string]string) (*Network, error) {
 	}
 	// Checked even when webhook_url itself is refused above: the admin
 	// learns both at once.
-	if n.webhookURL != "" && len(n.webhookSecret) < 16 {
+	switch {
+	case n.webhookURL == "":
+	case n.webhookSecret == "":
 		bad("webhook_url", "webhook_url needs a webhook_secret of at least 16 characters")
+	case len(n.webhookSecret) < 16:
+		// Named where the admin fixes it.
+		bad("webhook_secret", fmt.Sprintf("webhook_secret must be at least 16 characters (it has %d)", len(n.webhookSecret)))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -162,7 +162,12 @@ func TestNewReportsEveryOption(t *testing.T) {
 		{Option: "nonsense", Problem: "unknown option (known: api_url, poll_timeout, webhook_url, webhook_secret)"},
 		{Option: "poll_timeout", Problem: `poll_timeout "forever" is not a duration between 0 and 10m`},
 		{Option: "webhook_url", Problem: `webhook_url "ftp://gw.example.org" is not an http(s) URL`},
-		{Option: "webhook_url", Problem: "webhook_url needs a webhook_secret of at least 16 characters"},
+		{Option: "webhook_secret", Problem: "webhook_secret must be at least 16 characters (it has 5)"},
+	}
+	// Without a secret at all, webhook_url is where it is missing.
+	if _, err := New(map[string]string{"webhook_url": "https://gw.example.org"}); len(legacy.OptionErrors(err)) != 1 ||
+		*legacy.OptionErrors(err)[0] != (legacy.OptionError{Option: "webhook_url", Problem: "webhook_url needs a webhook_secret of at least 16 characters"}) {
+		t.Errorf("webhook_url without a secret: %v", err)
 	}
 	var first string
 	for i := range 20 {
