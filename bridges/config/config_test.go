@@ -236,7 +236,7 @@ func TestErrors(t *testing.T) {
 			yaml: valid + "store:\n  backend: redis\n",
 			want: []string{
 				`t.yaml:9: store.redis.url: required: when store.backend is redis (or give url_file)`,
-				`t.yaml: vault.key: required: with store.backend redis every instance must share one key: set vault.key or vault.key_file`,
+				`t.yaml:10: vault.key: required: with store.backend redis every instance must share one key: set vault.key or vault.key_file`,
 			},
 		},
 		{

@@ -363,7 +363,11 @@ func (d *decoder) validateVault(c *Config) {
 			d.errorf(d.line("vault.key"), "vault.key", "must be 32 bytes, got %d (%s)", len(k), keyHint)
 		}
 	case v.KeyFile == "" && c.Store.Backend == "redis":
-		d.required("vault.key", "with store.backend redis every instance must share one key: set vault.key or vault.key_file")
+		line := d.line("vault")
+		if line == 0 {
+			line = d.line("store.backend") // where the need comes from
+		}
+		d.errorf(line, "vault.key", "required: with store.backend redis every instance must share one key: set vault.key or vault.key_file")
 	}
 	for i, k := range v.OldKeys {
 		v.OldKeys[i] = strings.TrimSpace(k)
