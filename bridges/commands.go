@@ -933,13 +933,23 @@ func jidForm(title string, confirm bool) *cmdOut {
 	return &cmdOut{form: x}
 }
 
+// badJID is the form again, with an error note, for a missing or invalid
+// JID: the admin corrects it in the same session instead of starting over.
+func badJID(form *cmdOut, given string) *cmdOut {
+	form.note, form.noteType = "Not a valid JID: "+given, "error"
+	if given == "" {
+		form.note = "Give the user's JID."
+	}
+	return form
+}
+
 func (b *Bridge) cmdAdminInfo(ctx context.Context, r *cmdReq) *cmdOut {
 	if r.vals == nil {
 		return jidForm("User info", false)
 	}
 	bare, err := targetJID(r.vals["jid"])
 	if err != nil {
-		return failed("Not a valid JID: " + r.vals["jid"])
+		return badJID(jidForm("User info", false), r.vals["jid"])
 	}
 	ui, err := b.userInfo(ctx, bare)
 	if errors.Is(err, store.ErrNotFound) {
@@ -991,7 +1001,7 @@ func (b *Bridge) cmdAdminDelete(ctx context.Context, r *cmdReq) *cmdOut {
 	}
 	bare, err := targetJID(r.vals["jid"])
 	if err != nil {
-		return failed("Not a valid JID: " + r.vals["jid"])
+		return badJID(jidForm("Delete a user", true), r.vals["jid"])
 	}
 	if ok, _ := parseBool(r.vals["confirm"]); !ok {
 		return failed("Not confirmed: " + bare + " was not deleted.")

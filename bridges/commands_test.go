@@ -366,6 +366,18 @@ func TestAdminCommands(t *testing.T) {
 	if typ, _ := cmdNote(c); typ != "error" {
 		t.Errorf("info on nobody = %s", c)
 	}
+	// Without the required JID: the form again, with an error note, in
+	// the same session, which then completes.
+	c = cmdOf(t, h.cmd(rootJID+"/r", "admin-user-info", "", "", ""))
+	sid := c.Attr("sessionid")
+	c = cmdOf(t, h.cmd(rootJID+"/r", "admin-user-info", "complete", sid, cmdSubmit(map[string]string{})))
+	if typ, _ := cmdNote(c); typ != "error" || c.Attr("status") != "executing" || c.Child("jabber:x:data", "x") == nil {
+		t.Errorf("info without a JID = %s, want the form again with an error", c)
+	}
+	c = cmdOf(t, h.cmd(rootJID+"/r", "admin-user-info", "complete", sid, cmdSubmit(map[string]string{"jid": bobJID})))
+	if v, _ := cmdField(c, "legacy-id"); v != "echo" || c.Attr("status") != "completed" {
+		t.Errorf("user info after the corrected form = %s", c)
+	}
 	c = cmdOf(t, h.cmd(rootJID+"/r", "admin-stats", "", "", ""))
 	if v, _ := cmdField(c, "users"); v != "2" {
 		t.Errorf("stats = %s", c)
