@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -947,25 +946,12 @@ func TestNewReportsEveryOption(t *testing.T) {
 		{Option: "pol_interval", Problem: "unknown option (known: allow_insecure_loopback, poll_interval, idle, idle_refresh, max_file_size, max_message_size)"},
 		{Option: "poll_interval", Problem: `want a positive duration, got "0s"`},
 	}
-	var first string
-	for i := range 20 {
-		n, err := New(opts)
-		if n != nil || err == nil {
-			t.Fatalf("New(%v) = %v, %v; want an error", opts, n, err)
+	legacytest.CheckOptionErrors(t, want, func() error {
+		if n, err := New(opts); n == nil {
+			return err
 		}
-		var got []legacy.OptionError
-		for _, oe := range legacy.OptionErrors(err) {
-			got = append(got, *oe)
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("OptionErrors = %+v\nwant %+v", got, want)
-		}
-		if i == 0 {
-			first = err.Error()
-		} else if err.Error() != first {
-			t.Fatalf("call %d: %q, first call: %q", i, err, first)
-		}
-	}
+		return nil
+	})
 }
 
 // The sample section parses with its own options.

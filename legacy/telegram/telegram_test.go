@@ -169,25 +169,12 @@ func TestNewReportsEveryOption(t *testing.T) {
 		*legacy.OptionErrors(err)[0] != (legacy.OptionError{Option: "webhook_url", Problem: "webhook_url needs a webhook_secret of at least 16 characters"}) {
 		t.Errorf("webhook_url without a secret: %v", err)
 	}
-	var first string
-	for i := range 20 {
-		n, err := New(opts)
-		if n != nil || err == nil {
-			t.Fatalf("New(%v) = %v, %v; want an error", opts, n, err)
+	legacytest.CheckOptionErrors(t, want, func() error {
+		if n, err := New(opts); n == nil {
+			return err
 		}
-		var got []legacy.OptionError
-		for _, oe := range legacy.OptionErrors(err) {
-			got = append(got, *oe)
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("OptionErrors = %+v\nwant %+v", got, want)
-		}
-		if i == 0 {
-			first = err.Error()
-		} else if err.Error() != first {
-			t.Fatalf("call %d: %q, first call: %q", i, err, first)
-		}
-	}
+		return nil
+	})
 }
 
 func TestRegister(t *testing.T) {
