@@ -39,13 +39,20 @@ const (
 // packFields joins fields into one store value: every field but the last
 // as its length in decimal, ':' and its bytes; the last one as is. Any
 // byte may appear in any field.
-func packFields(fields ...string) string {
-	n := 0
+func packFields(fields ...string) string { return packTagged(0, fields...) }
+
+// packTagged is packFields after a tag byte (none when 0), in one
+// allocation.
+func packTagged(tag byte, fields ...string) string {
+	n := 1
 	for _, f := range fields {
 		n += len(f) + 4
 	}
 	var sb strings.Builder
 	sb.Grow(n)
+	if tag != 0 {
+		sb.WriteByte(tag)
+	}
 	for i, f := range fields {
 		if i < len(fields)-1 {
 			sb.WriteString(strconv.Itoa(len(f)))
@@ -106,7 +113,7 @@ func (r recvRecord) pack() string {
 	if r.Chat == "" {
 		return packFields(r.LegacyID, r.Excerpt)
 	}
-	return "c" + packFields(r.LegacyID, r.Chat, r.Excerpt)
+	return packTagged('c', r.LegacyID, r.Chat, r.Excerpt)
 }
 
 // unpackRecv reads a value of recvRecord.pack.
