@@ -31,9 +31,11 @@ import (
 // message instead of acknowledging it; a "delivered" report goes on as
 // usual once Send returned.
 //
-// Not done for SMPP: receipts are read on the bind's one reading
+// SMPP receipts are not held: they are read on the bind's one reading
 // goroutine, which must stay free to read the submit_sm_resp they would
-// wait for.
+// wait for. A receipt for an unknown id while a submit to its number is
+// in flight is answered with a temporary error instead (ESME_RX_T_APPN),
+// and the SMSC delivers it again later (smppReceipt).
 
 // holdMax bounds how long a report waits for the send it may belong to
 // (Twilio gives up on a webhook after 15 s).
@@ -212,6 +214,15 @@ func claimed(e *early) bool {
 	default:
 		return false
 	}
+}
+
+// inFlightTo reports whether a send to the number to (as a provider
+// writes it) is in flight.
+func (s *session) inFlightTo(to string) bool {
+	chat := s.chatOf(to)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.matching(chat, "")) > 0
 }
 
 // matching returns the flights a report with token (else to the number

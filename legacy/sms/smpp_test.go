@@ -3,6 +3,7 @@ package sms_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -230,5 +231,69 @@ func TestSMPPAcceptedWithoutID(t *testing.T) {
 	}
 	if err != nil || !strings.HasPrefix(string(id), "smpp-noid-") || len(f.Submits()) != 1 {
 		t.Errorf("Send = %q, %v (%d submit_sm); want one submit under a smpp-noid- id", id, err, len(f.Submits()))
+	}
+}
+
+// TestSMPPReceiptBeforeSubmitResp: a failure receipt that overtakes the
+// submit_sm_resp of its message is answered ESME_RX_T_APPN (the bind's
+// reading goroutine cannot wait for that answer, which it must read
+// itself), so the SMSC delivers it again; delivered again once Send has
+// returned the id, it is reported on that id.
+func TestSMPPReceiptBeforeSubmitResp(t *testing.T) {
+	f, e := smppEnv(t, nil)
+	s, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	waitBound(t, f)
+	ctx := context.Background()
+	// The bind's session is set just after the bind: a first message.
+	if !waitFor(10*time.Second, func() bool { _, err := s.Send(ctx, &legacy.Message{Chat: contact, Text: "first"}); return err == nil }) {
+		t.Fatal("no send over SMPP")
+	}
+	f.HoldSubmitResponses()
+	type result struct {
+		id  legacy.MessageID
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		id, err := s.Send(ctx, &legacy.Message{Chat: contact, Text: "overtaken"})
+		done <- result{id, err}
+	}()
+	if !waitFor(10*time.Second, func() bool {
+		subs := f.Submits()
+		m, _ := subs[len(subs)-1].Message.GetMessage()
+		return m == "overtaken"
+	}) {
+		t.Fatal("the submit_sm never reached the SMSC")
+	}
+	smscID := fmt.Sprintf("%X", 0xA000+len(f.Submits())) // the id its held answer carries
+	rt := "id:" + smscID + " sub:001 dlvrd:000 submit date:2612072100 done date:2612072101 stat:UNDELIV err:001 text:overtaken"
+	from, to := strings.TrimPrefix(contact, "+"), strings.TrimPrefix(myNumber, "+")
+	if r := f.Deliver(t, from, to, rt, 0x04, data.GSM7BIT); r.CommandStatus != data.ESME_RX_T_APPN {
+		t.Errorf("receipt overtaking its submit_sm_resp answered %v, want ESME_RX_T_APPN", r.CommandStatus)
+	}
+	f.ReleaseSubmitResponses()
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Send did not return after the answer")
+	}
+	if res.err != nil || res.id != legacy.MessageID("smpp-"+smscID) {
+		t.Fatalf("Send = %q, %v; want smpp-%s", res.id, res.err, smscID)
+	}
+	for _, ev := range rec.Events() {
+		if u, ok := ev.(legacy.Undelivered); ok {
+			t.Fatalf("the overtaking receipt was reported before the id was known: %+v", u)
+		}
+	}
+	// The SMSC's redelivery: reported on the id Send returned.
+	if r := f.Deliver(t, from, to, rt, 0x04, data.GSM7BIT); r.CommandStatus != data.ESME_ROK {
+		t.Errorf("redelivered receipt answered %v", r.CommandStatus)
+	}
+	if rec.Wait(5*time.Second, func(ev legacy.Event) bool {
+		u, ok := ev.(legacy.Undelivered)
+		return ok && u.ID == res.id
+	}) == nil {
+		t.Errorf("no Undelivered on %s: %v", res.id, rec.Events())
 	}
 }

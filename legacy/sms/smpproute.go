@@ -130,9 +130,17 @@ func (n *Network) smppReceipt(r smpp.Receipt) error {
 	if s == nil {
 		return errors.New("sms: no running session for the receipt's number")
 	}
+	id := legacy.MessageID("smpp-" + r.ID)
+	if !s.known(id) && s.inFlightTo(r.From) {
+		// The receipt overtook the submit_sm_resp of a send to this
+		// number: reported now, it would match no message (flight.go).
+		// Waiting here would hold the bind's reading goroutine, which
+		// must read that very answer; a temporary error makes the SMSC
+		// deliver the receipt again later, when the id is known.
+		return errors.New("sms: receipt for a message whose submit_sm_resp has not arrived yet")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	id := legacy.MessageID("smpp-" + r.ID)
 	if cause != nil {
 		return s.undelivered(ctx, id, r.From, &legacy.CodeError{Code: r.State, Text: "the SMS centre reports the message " + r.State, Err: cause})
 	}

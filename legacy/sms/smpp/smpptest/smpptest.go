@@ -33,6 +33,29 @@ type SMSC struct {
 	bound    chan struct{}
 	nextID   int
 	noIDs    int // next ESME_ROK submit_sm_resp without a message_id
+	hold     bool
+	held     []pdu.PDU // submit_sm_resp held back (HoldSubmitResponses)
+}
+
+// HoldSubmitResponses makes the SMSC keep its submit_sm_resp until
+// ReleaseSubmitResponses, as a slow SMSC whose delivery receipt overtakes
+// its answer to the submit.
+func (f *SMSC) HoldSubmitResponses() {
+	f.mu.Lock()
+	f.hold = true
+	f.mu.Unlock()
+}
+
+// ReleaseSubmitResponses writes the held submit_sm_resp and answers the
+// next ones at once again.
+func (f *SMSC) ReleaseSubmitResponses() {
+	f.mu.Lock()
+	held := f.held
+	f.hold, f.held = false, nil
+	f.mu.Unlock()
+	for _, p := range held {
+		f.write(p)
+	}
 }
 
 func New(t testing.TB) *SMSC {
@@ -148,6 +171,13 @@ func (f *SMSC) serve(c net.Conn) {
 			if st == data.ESME_ROK && !omit {
 				resp.MessageID = fmt.Sprintf("%X", 0xA000+id)
 			}
+			f.mu.Lock()
+			if f.hold {
+				f.held = append(f.held, resp)
+				f.mu.Unlock()
+				continue
+			}
+			f.mu.Unlock()
 			f.write(resp)
 		case *pdu.DeliverSMResp:
 			f.answers <- pd
