@@ -25,6 +25,9 @@ func (h *harness) gwChat(user, body, want string) string {
 	r := h.expectNew(seen, "answer to "+body, func(e *stanza.Element) bool {
 		return e.Local == "message" && e.From() == domain && e.To() == user+"/chat"
 	})
+	if r.ID() == "" {
+		h.t.Errorf("answer to %q has no id: %s", body, r)
+	}
 	text := r.ChildText("", "body")
 	if !strings.Contains(text, want) {
 		h.t.Fatalf("answer to %q = %q, want it to contain %q", body, text, want)

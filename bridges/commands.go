@@ -1065,8 +1065,11 @@ func (b *Bridge) announce(ctx context.Context, text string) int {
 	return len(us)
 }
 
+// gatewayMessage is a chat message from the gateway (a command's answer,
+// an announcement), with an id of its own as every stanza the gateway
+// writes, so clients can tell messages apart and refer to them.
 func gatewayMessage(from, to, text string) *stanza.Element {
-	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "from", from, "to", to)
+	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", "gw-"+newKey(), "from", from, "to", to)
 	m.TextChild(stanza.NSComponent, "body", text)
 	return m
 }

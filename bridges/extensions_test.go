@@ -255,7 +255,10 @@ func TestChatStatesAndMarkers(t *testing.T) {
 	c := h.expect("composing from the contact", func(e *stanza.Element) bool {
 		return e.Child("http://jabber.org/protocol/chatstates", "composing") != nil
 	})
-	golden(t, "composing", c, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' from='%s' to='%s'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`, contact, alice))
+	if !strings.HasPrefix(c.ID(), "cs-") {
+		t.Errorf("standalone chat state without an id of its own: %s", c)
+	}
+	golden(t, "composing", c, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`, c.ID(), contact, alice))
 	h.msg("", `<active xmlns='http://jabber.org/protocol/chatstates'/>`)
 	h.expect("paused from the contact", func(e *stanza.Element) bool {
 		return e.Child("http://jabber.org/protocol/chatstates", "paused") != nil

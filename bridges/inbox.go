@@ -597,7 +597,7 @@ func (b *Bridge) sendTyping(ctx context.Context, u *user, ev legacy.Typing) {
 	if ev.Typing {
 		state = "composing"
 	}
-	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "from", from, "to", u.jid)
+	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", "cs-"+newKey(), "from", from, "to", u.jid)
 	m.Add(stanza.New(nsChatStates, state))
 	b.reply(ctx, m)
 }

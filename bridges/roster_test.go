@@ -414,7 +414,7 @@ func TestRosterItemExchange(t *testing.T) {
 			return e.Local == "message" && e.To() == alice+"/res" && e.Child("http://jabber.org/protocol/rosterx", "x") != nil &&
 				strings.Contains(e.String(), item)
 		})
-		prefix := fmt.Sprintf(`<message xmlns='jabber:component:accept' from='%s' to='%s/res'><x xmlns='http://jabber.org/protocol/rosterx'><item `, domain, alice)
+		prefix := fmt.Sprintf(`<message xmlns='jabber:component:accept' id='%s' from='%s' to='%s/res'><x xmlns='http://jabber.org/protocol/rosterx'><item `, m.ID(), domain, alice)
 		if !strings.HasPrefix(m.String(), prefix) || m.Child(stanza.NSComponent, "body") != nil {
 			t.Errorf("suggestion = %s", m)
 		}
@@ -449,7 +449,10 @@ func TestRosterItemExchangeFromCaps(t *testing.T) {
 	m := h.expect("suggestion to the gajim resource", func(e *stanza.Element) bool {
 		return e.Local == "message" && e.To() == full && e.Child("http://jabber.org/protocol/rosterx", "x") != nil
 	})
-	want := fmt.Sprintf(`<message xmlns='jabber:component:accept' from='%[1]s' to='%[2]s'><x xmlns='http://jabber.org/protocol/rosterx'><item action='add' jid='cy@%[1]s' name='Cy'><group>Echo</group></item></x></message>`, domain, full)
+	want := fmt.Sprintf(`<message xmlns='jabber:component:accept' id='%[3]s' from='%[1]s' to='%[2]s'><x xmlns='http://jabber.org/protocol/rosterx'><item action='add' jid='cy@%[1]s' name='Cy'><group>Echo</group></item></x></message>`, domain, full, m.ID())
+	if !strings.HasPrefix(m.ID(), "rx-") {
+		t.Errorf("suggestion without an id of its own: %s", m)
+	}
 	if m.String() != want {
 		t.Errorf("suggestion:\n got %s\nwant %s", m, want)
 	}

@@ -196,7 +196,7 @@ func (b *Bridge) rosterExchange(ctx context.Context, conn *component.Conn, u *us
 		if x.n == 0 {
 			continue
 		}
-		if err := conn.Send(ctx, stanza.New(stanza.NSComponent, "message", "from", b.domain, "to", full).Add(x.el)); err != nil {
+		if err := conn.Send(ctx, stanza.New(stanza.NSComponent, "message", "id", "rx-"+newKey(), "from", b.domain, "to", full).Add(x.el)); err != nil {
 			return err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/jabbergate/jabbergate/bridges/jidmap"
 	"github.com/jabbergate/jabbergate/bridges/store"
-	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 )
 
@@ -328,10 +327,8 @@ func (b *Bridge) setStatus(ctx context.Context, u *user, s legacy.Status, text s
 	if s == legacy.StatusUnauthorized && !wasUnauthorized {
 		// Presence alone is easy to miss: say it in the chat with the
 		// gateway too, once per failure.
-		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "from", b.domain, "to", u.jid)
-		m.TextChild(stanza.NSComponent, "body", b.info.DisplayName+" login failed: "+text+
-			". Your messages cannot be sent until you register again with new credentials (send \"register\" here, or use your client's registration form).")
-		b.reply(ctx, m)
+		b.reply(ctx, gatewayMessage(b.domain, u.jid, b.info.DisplayName+" login failed: "+text+
+			". Your messages cannot be sent until you register again with new credentials (send \"register\" here, or use your client's registration form)."))
 	}
 }
 
