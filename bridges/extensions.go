@@ -225,11 +225,6 @@ func (b *Bridge) prepareOut(st *stanza.Element, e *outboxEntry, body *stanza.Ele
 		}
 		text = correctionPrefix + text
 		stripped = correctionPrefix + stripped
-		if replyTo == "" && caps.Replies {
-			// A reply to the corrected message: the network keeps it
-			// with it (an email's thread), whatever was sent since.
-			replyTo = rep.Attr("id")
-		}
 	}
 	e.Text = text
 	if replyTo != "" {

@@ -124,23 +124,6 @@ func TestCorrectionWithoutEditsIsANewMessage(t *testing.T) {
 	}
 }
 
-// Without corrections but with replies (email), a correction goes out as
-// a reply to the message it corrects, so the network keeps the two
-// together.
-func TestCorrectionWithoutEditsRepliesToTheCorrected(t *testing.T) {
-	h := newCapsHarness(t, legacy.Caps{Receipts: true, Replies: true}, 0)
-	h.register(alice)
-	h.chat("m1", "hi")
-	h.chat("m2", "something else")
-	h.msg("c1", `<body>hello</body><replace xmlns='urn:xmpp:message-correct:0' id='m1'/>`)
-	e := h.expect("echo of the fallback", func(e *stanza.Element) bool {
-		return e.From() == contact && strings.Contains(e.ChildText("", "body"), "Correction: hello")
-	})
-	if r := e.Child("urn:xmpp:reply:0", "reply"); r == nil || r.Attr("id") != "m1" {
-		t.Errorf("fallback correction = %s, want a reply to m1", e)
-	}
-}
-
 func TestRetractions(t *testing.T) {
 	h := newHarness(t, nil)
 	h.register(alice)
