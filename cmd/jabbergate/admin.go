@@ -20,8 +20,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"slices"
+	"syscall"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -200,10 +203,25 @@ func rotateKeyCmd(args []string, stdout, stderr io.Writer) int {
 		return status
 	}
 	defer env.store.Close()
+	_, statErr := os.Stat(newKeyFile)
 	newKey, err := vault.LoadOrCreateKey(newKeyFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "jabbergate rotate-key: %v\n", err)
 		return 1
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// Made by this command, run as root: the service's user must be
+		// able to read it, as it reads the current key (or the store).
+		for _, like := range []string{env.cfg.Vault.KeyFile, env.cfg.Store.Path} {
+			if st, err := os.Stat(like); like != "" && err == nil {
+				if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+					if err := os.Chown(newKeyFile, int(sys.Uid), int(sys.Gid)); err != nil {
+						fmt.Fprintf(stderr, "jabbergate rotate-key: %s: give it to the gateway's user: %v\n", newKeyFile, err)
+					}
+				}
+				break
+			}
+		}
 	}
 	cur, err := currentKey(env.cfg.Vault)
 	if err != nil {
@@ -423,6 +441,9 @@ func deleteUserCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if deleted == 0 {
 		fmt.Fprintf(stderr, "jabbergate delete-user: %s is not registered with any bridge of this config\n", user)
+		// Still rewritten: after the live admin command "Delete a user"
+		// the deleted values are in the file's free pages (security.md).
+		env.scrub("delete-user", stdout, stderr)
 		return 1
 	}
 	if env.cfg.Store.Backend == "redis" {

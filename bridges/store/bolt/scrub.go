@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -16,7 +17,7 @@ import (
 // copy-on-write, and a page it freed keeps the old bytes (a deleted
 // user's sealed credentials, values sealed with a retired key) until it is
 // reused. The copy is written next to the file, synced, and renamed over
-// it; the file keeps its mode. It fails with an error wrapping
+// it; the file keeps its mode, owner and group. It fails with an error wrapping
 // store.ErrLocked if a process holds the file. The old bytes may still
 // exist on the disk's free blocks, which only the file system can erase.
 func Scrub(path string) error {
@@ -41,6 +42,11 @@ func Scrub(path string) error {
 	err = bbolt.Compact(dst, src, 1<<20)
 	if cerr := dst.Close(); err == nil {
 		err = cerr
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && err == nil {
+		// The service's user must still own it: admin commands run as
+		// root, the gateway as its own user.
+		err = os.Chown(tmp, int(st.Uid), int(st.Gid))
 	}
 	if err == nil {
 		err = syncFile(tmp)
