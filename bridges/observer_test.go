@@ -146,7 +146,7 @@ func TestUnopenableCredentialsCountedOnce(t *testing.T) {
 	obs := &recObserver{heads: map[string]time.Time{}, users: map[string]bool{}}
 	h := newObservedHarness(t, secretNet{e}, obs)
 	if err := h.st.PutAccount(context.Background(), &store.Account{Bridge: domain, JID: "bob@localhost", LegacyID: "bob",
-		Fields: map[string]string{"token": "k1:c2VhbGVkIHdpdGggYW5vdGhlciBrZXk="}, Created: time.Now()}); err != nil {
+		Fields: map[string]string{"token": "k1:c2VhbGVkIHdpdGggYW5vdGhlciBrZXk="}, Created: time.Now(), Subscription: "both"}); err != nil {
 		t.Fatal(err)
 	}
 	h.stop()
@@ -162,6 +162,13 @@ func TestUnopenableCredentialsCountedOnce(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The user is told, though the session ended before the link was up.
+	h.expect("gateway presence saying so", func(e *stanza.Element) bool {
+		return e.Local == "presence" && e.From() == domain && e.To() == "bob@localhost" && e.ChildText("", "show") == "xa"
+	})
+	h.expect("chat message saying so", func(e *stanza.Element) bool {
+		return e.Local == "message" && e.From() == domain && e.To() == "bob@localhost" && e.ChildText("", "body") != ""
+	})
 	time.Sleep(100 * time.Millisecond) // runUser counted "open" right after, in the same goroutine
 	if _, _, _, failures := obs.snapshot(); len(failures) != 1 {
 		t.Errorf("failures = %q, want one", failures)

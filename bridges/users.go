@@ -326,8 +326,10 @@ func (b *Bridge) setStatus(ctx context.Context, u *user, s legacy.Status, text s
 	b.sendGatewayPresence(ctx, u)
 	if s == legacy.StatusUnauthorized && !wasUnauthorized {
 		// Presence alone is easy to miss: say it in the chat with the
-		// gateway too, once per failure.
-		b.reply(ctx, gatewayMessage(b.domain, u.jid, b.info.DisplayName+" login failed: "+text+
+		// gateway too, once per failure; waiting for the link when it is
+		// not up yet (a session that fails at start), as the presence is
+		// sent again when the link comes up but this message is not.
+		b.sendSure(ctx, gatewayMessage(b.domain, u.jid, b.info.DisplayName+" login failed: "+text+
 			". Your messages cannot be sent until you register again with new credentials (send \"register\" here, or use your client's registration form)."))
 	}
 }
