@@ -234,7 +234,11 @@ func (b *Bridge) chatCommand(ctx context.Context, from jid.JID, body string, out
 			return
 		}
 		if rest == "" {
-			out.say("Send \"add ADDRESS\" with the contact's %s. %s", strings.ToLower(b.info.Prompt), b.info.PromptDesc)
+			desc := strings.TrimSpace(b.info.PromptDesc)
+			if desc != "" && !strings.ContainsAny(desc[len(desc)-1:], ".!?)") {
+				desc += "."
+			}
+			out.say("Send \"add\" and the contact's address: %s", desc)
 			return
 		}
 		j, err := b.addContact(ctx, u, rest)

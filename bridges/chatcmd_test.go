@@ -62,9 +62,10 @@ func TestChatCommandsEcho(t *testing.T) {
 	h.gwChat(alice, "add two words", "not a valid Echo address")
 	// A contact's JID as the gateway shows it is its address.
 	h.gwChat(alice, "add Robot@"+strings.ToUpper(domain), "Added robot@"+domain+" ")
-	if got := h.gwChat(alice, "add", "with the contact's any word"); !strings.Contains(got, "Enter any word") {
+	if got := h.gwChat(alice, "add", "the contact's address"); !strings.Contains(got, "Enter any word") {
 		t.Errorf("add without an address = %q", got)
 	}
+	h.gwChat(alice, "add robot@"+domain+"/phone", "Added robot@"+domain+" ")
 	h.gwChat(alice, "contacts", "robot@"+domain)
 	h.gwChat(alice, "settings", "no settings")
 	h.gwChat(alice, "stats", "Only administrators")

@@ -653,8 +653,11 @@ func (b *Bridge) addContact(ctx context.Context, u *user, address string) (strin
 	}
 	// A contact's JID, as the gateway shows them (pasted back from
 	// "contacts" or the roster): its legacy address is the localpart.
-	if i := strings.IndexByte(address, '@'); i > 0 && strings.EqualFold(address[i+1:], b.domain) {
-		address = string(jidmap.ChatFromLocalpart(address[:i]))
+	if i := strings.IndexByte(address, '@'); i > 0 {
+		host, _, _ := strings.Cut(address[i+1:], "/") // a full JID too
+		if strings.EqualFold(host, b.domain) {
+			address = string(jidmap.ChatFromLocalpart(address[:i]))
+		}
 	}
 	chat := legacy.ChatID(address)
 	if b.resolve != nil {

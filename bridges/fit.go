@@ -2,6 +2,7 @@ package bridges
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/jabbergate/jabbergate/component/stanza"
@@ -101,7 +102,7 @@ func defaultBody(st *stanza.Element) *stanza.Element {
 		if c == nil || c.Local != "body" {
 			continue
 		}
-		if l := c.Lang(); l == "" || l == lang {
+		if l := c.Lang(); l == "" || strings.EqualFold(l, lang) { // language tags ignore case (RFC 5646 §2.1.1)
 			return c
 		}
 		if first == nil {

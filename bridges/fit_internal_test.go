@@ -40,6 +40,7 @@ func TestDefaultBody(t *testing.T) {
 		{`<message xml:lang='en'><body xml:lang='fr'>Bonjour</body><body>Hello</body></message>`, "Hello"},
 		{`<message xml:lang='en'><body xml:lang='de'>Hallo</body><body xml:lang='en'>Hello</body></message>`, "Hello"},
 		{`<message><body xml:lang='de'>Hallo</body><body xml:lang='fr'>Bonjour</body></message>`, "Hallo"},
+		{`<message xml:lang='en-US'><body xml:lang='de'>Hallo</body><body xml:lang='en-us'>Hello</body></message>`, "Hello"},
 		{`<message><subject>s</subject><body>only</body></message>`, "only"},
 		{`<message><subject>s</subject></message>`, ""},
 	} {
