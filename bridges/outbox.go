@@ -190,6 +190,7 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 	defer cancel()
 	res, err := store.Apply(cctx, b.st, &bt)
 	var acks store.Batch // resends, acknowledged at once
+	var resent []*appendReq
 	var wake []*user
 	for i, r := range round {
 		if err != nil {
@@ -198,6 +199,7 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 		id := res.IDs[at[i]][0]
 		if r.e.OriginID != "" && !res.Seen[at[i]+1] {
 			acks.Ack(store.Queue{Bridge: b.domain, JID: r.u.jid, Kind: store.Outbox}, id)
+			resent = append(resent, r)
 			continue
 		}
 		if b.mayAct(r.u) { // in a cluster, counted by the instance that runs the user
@@ -242,6 +244,27 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 		}
 		b.wakeOwner(ctx, u) // another instance may run this user (cluster.go)
 	}
+	for _, r := range resent {
+		b.receiptForResend(ctx, r)
+	}
+}
+
+// receiptForResend answers a client's resend of a message the gateway
+// already sent (the same origin-id; clients resend when the receipt was
+// lost) with the receipt again: dropped without one, the client would
+// wait for it forever. A resend of a message still queued needs nothing:
+// the first one's receipt carries the same id.
+func (b *Bridge) receiptForResend(ctx context.Context, r *appendReq) {
+	e := r.e
+	if !e.Receipt || !b.info.Caps.Receipts || e.Kind != "" {
+		return
+	}
+	if _, sent, err := b.getMap(ctx, r.u, mapStanzaChat, e.OriginID); err != nil || !sent {
+		return
+	}
+	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", "rcpt-"+e.Key, "from", e.To, "to", e.From)
+	m.Add(stanza.New(nsReceipts, "received", "id", e.ID))
+	b.reply(ctx, m)
 }
 
 // maxAcking bounds the acks of one user's outbox in flight: past it the

@@ -199,3 +199,28 @@ func TestPingAndDiscoToTheDomain(t *testing.T) {
 		t.Errorf("panic in the log:\n%s", h.log)
 	}
 }
+
+// A resend of a message already sent, with a receipt request (the client
+// lost the receipt), gets the receipt again instead of nothing; the
+// message is not sent again.
+func TestResendOfASentMessageGetsItsReceipt(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	send := func() {
+		h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='r1' from='%s/p' to='hello@%s'><body>once</body><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='r1'/></message>`, alice, domain))
+	}
+	receipt := func(e *stanza.Element) bool {
+		r := e.Child("urn:xmpp:receipts", "received")
+		return e.Local == "message" && r != nil && r.Attr("id") == "r1" && e.To() == alice+"/p"
+	}
+	send()
+	h.expect("echo", withBody("once"))
+	h.expect("receipt", receipt)
+	h.waitEmpty(store.Outbox)
+	seen := h.markSeen()
+	send() // the receipt was lost on the way: the client sends again
+	h.expectNew(seen, "the receipt again", receipt)
+	if n := h.count(withBody("once")); n != 1 {
+		t.Errorf("the resend was sent again: %d echoes", n)
+	}
+}
