@@ -813,6 +813,10 @@ func doctorStore(ctx context.Context, cfg config.Store, o doctorOptions) (st sto
 	case "redis":
 		rctx, cancel := context.WithTimeout(ctx, o.Timeout)
 		defer cancel()
+		// The client library's own lines (Sentinel news, dial retries)
+		// would go to stderr in its format, between the checks: the
+		// check's verdict says what matters.
+		redisstore.SetLogger(slog.New(slog.DiscardHandler))
 		s, err := redisstore.Open(rctx, cfg.Redis.URL, redisstore.Options{Prefix: cfg.Redis.Prefix})
 		if err != nil {
 			c.Status, c.Message = statusFail, fmt.Sprintf("redis unreachable: %v; check store.redis.url", err)

@@ -35,3 +35,17 @@ func TestClientLibraryLogsThroughSlog(t *testing.T) {
 		}
 	}
 }
+
+// The Sentinel client's normal news is info, not a warning.
+func TestClientLogLevels(t *testing.T) {
+	for msg, want := range map[string]slog.Level{
+		`sentinel: selected addr=127.0.0.1:26379 masterAddr=127.0.0.1:6379`:                  slog.LevelInfo,
+		`sentinel: new master="mymaster" addr="127.0.0.1:6380"`:                              slog.LevelInfo,
+		`sentinel: GetMasterAddrByName name="mymaster" failed: EOF`:                          slog.LevelWarn,
+		`failed to dial after 5 attempts: dial tcp 127.0.0.1:1: connect: connection refused`: slog.LevelWarn,
+	} {
+		if got := clientLogLevel(msg); got != want {
+			t.Errorf("level of %q = %v, want %v", msg, got, want)
+		}
+	}
+}
