@@ -334,7 +334,9 @@ func New(options map[string]string) (*Network, error) {
 		}
 	}
 	for i, name := range order {
-		if slices.Contains(order[:i], name) {
+		if _, known := configured[name]; !known {
+			between = append(between, &legacy.OptionError{Option: "routes", Problem: fmt.Sprintf("unknown route %q (routes are twilio, kannel and smpp)", name)})
+		} else if slices.Contains(order[:i], name) {
 			between = append(between, &legacy.OptionError{Option: "routes", Problem: fmt.Sprintf("route %q listed twice", name)})
 		} else if !configured[name] {
 			between = append(between, &legacy.OptionError{Option: "routes", Problem: fmt.Sprintf("route %q in routes is not configured (twilio needs twilio_account_sid and twilio_auth_token; kannel needs kannel_send_url; smpp needs smpp_addr)", name)})

@@ -203,6 +203,11 @@ func TestOptions(t *testing.T) {
 			t.Errorf("%s: accepted %v", name, opts)
 		}
 	}
+	// A name that is no route at all is said to be one, not "not configured".
+	if _, err := sms.New(map[string]string{"kannel_send_url": "http://k/", "numbers": "+15550001111", "routes": "kannel,pigeon"}); err == nil ||
+		!strings.Contains(err.Error(), `unknown route "pigeon" (routes are twilio, kannel and smpp)`) || strings.Contains(err.Error(), "not configured") {
+		t.Errorf("routes kannel,pigeon: %v", err)
+	}
 	// Every URL option must be http(s) with a host; the error names the option.
 	for opt, bad := range map[string][]string{
 		"public_url":      {"ftp://gw.example.org/hooks", "https:///hooks", "gw.example.org/hooks"},
