@@ -219,7 +219,11 @@ func checkVaultKeyFile(file string, cfg *config.Config) error {
 	data, err := os.ReadFile(kf)
 	if errors.Is(err, fs.ErrNotExist) {
 		// run creates it.
-		if prob := config.AccessProblem(filepath.Dir(kf), unix.W_OK|unix.X_OK, "the missing key file is created in its directory"); prob != "" {
+		what := "the missing key file is created in its directory"
+		if cfg.Line("vault.key_file") == 0 {
+			what = "vault.key_file is not set, so the key is kept in " + kf + "; it is created in its directory"
+		}
+		if prob := config.AccessProblem(filepath.Dir(kf), unix.W_OK|unix.X_OK, what); prob != "" {
 			return &config.Error{File: file, Line: cfg.Line("vault.key_file"), Key: "vault.key_file", Problem: prob}
 		}
 		return nil
