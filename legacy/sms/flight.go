@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jabbergate/jabbergate/legacy"
@@ -38,8 +39,8 @@ import (
 // and the SMSC delivers it again later (smppReceipt).
 
 // holdMax bounds how long a report waits for the send it may belong to
-// (Twilio gives up on a webhook after 15 s).
-const holdMax = 10 * time.Second
+// (Twilio gives up on a webhook after 15 s); a variable for tests.
+var holdMax = 10 * time.Second
 
 // recentIDs is how many ids of sent (and of failed) messages a session
 // remembers.
@@ -58,6 +59,7 @@ type early struct {
 	token   string
 	failure error // nil: delivered
 	claimed chan struct{}
+	left    bool // hold gave up waiting; the flight's end claims and removes it
 }
 
 // idSet is a bounded set of message ids, the oldest forgotten first.
@@ -129,24 +131,31 @@ func (s *session) endFlight(f *flight, id legacy.MessageID) error {
 	delete(s.flights, f)
 	close(f.done)
 	if id == "" {
+		// The route failed: reports left for this flight (hold) go with it.
+		s.early = slices.DeleteFunc(s.early, func(e *early) bool { return e.left && e.token == f.token })
 		return nil
 	}
 	s.sentIDs.add(id)
 	var failure error
+	kept := s.early[:0]
 	for _, e := range s.early {
 		if e.id != id && e.token != f.token {
+			kept = append(kept, e)
 			continue
 		}
 		select {
 		case <-e.claimed:
-			continue
 		default:
+			close(e.claimed)
+			if e.failure != nil && failure == nil {
+				failure = e.failure
+			}
 		}
-		close(e.claimed)
-		if e.failure != nil && failure == nil {
-			failure = e.failure
+		if !e.left {
+			kept = append(kept, e) // its hold removes it
 		}
 	}
+	s.early = kept
 	if failure != nil {
 		s.failedIDs.add(id)
 	}
@@ -176,10 +185,12 @@ func (s *session) hold(ctx context.Context, id legacy.MessageID, to, token strin
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		for i, x := range s.early {
-			if x == e {
-				s.early = append(s.early[:i], s.early[i+1:]...)
-				break
+		if !e.left {
+			for i, x := range s.early {
+				if x == e {
+					s.early = append(s.early[:i], s.early[i+1:]...)
+					break
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -198,6 +209,19 @@ func (s *session) hold(ctx context.Context, id legacy.MessageID, to, token strin
 			return true
 		case <-fs[0].done:
 		case <-timer.C:
+			if token != "" {
+				// Its own send (the callback carries that send's token)
+				// is still waiting for the provider's answer: the report
+				// is left for it, to claim when it returns, however late
+				// (Send has its own deadline). The webhook is answered.
+				s.mu.Lock()
+				done := claimed(e)
+				if !done {
+					e.left = true
+				}
+				s.mu.Unlock()
+				return true
+			}
 			s.log.Warn("sms: a delivery report waited for its send in vain", "id", id)
 			return claimed(e)
 		case <-ctx.Done():

@@ -164,3 +164,32 @@ func TestTwilioStatusUnknownSID(t *testing.T) {
 		t.Errorf("no Undelivered for a message sent before a restart: %v", rec.Events())
 	}
 }
+
+// A "failed" callback that waited for its send longer than the hold (the
+// provider answers the send only after the callback was answered) is left
+// for that send, which its token names: Send still returns the failure,
+// and nothing is reported under an id of its own.
+func TestTwilioStatusLongBeforeAnswer(t *testing.T) {
+	defer sms.SetHoldMax(200 * time.Millisecond)()
+	e := newEnv(t, nil)
+	s, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	code := 0
+	e.tw.BeforeAnswer = func(m twiliotest.Message) {
+		// Synchronous: the 201 comes only after the callback's answer,
+		// which the hold gives up on first.
+		code = twilioCallback(e.net, m.StatusCallback, url.Values{"MessageSid": {m.SID}, "MessageStatus": {"failed"},
+			"ErrorCode": {"30006"}, "From": {m.From}, "To": {m.To}, "AccountSid": {sid}})
+	}
+	_, err := s.Send(context.Background(), &legacy.Message{Chat: contact, Text: "late answer", Key: "k1"})
+	var ce *legacy.CodeError
+	if !legacy.IsPermanent(err) || !errors.As(err, &ce) || ce.Code != "30006" {
+		t.Errorf("Send = %v, want the permanent 30006 failure", err)
+	}
+	if code != http.StatusOK {
+		t.Errorf("status callback: %d, want 200", code)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := countEvents[legacy.Undelivered](rec.Events()); n != 0 {
+		t.Errorf("%d Undelivered events, want none (Send reported the failure): %v", n, rec.Events())
+	}
+}
