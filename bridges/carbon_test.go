@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
 	"github.com/jabbergate/jabbergate/legacy/echo"
@@ -59,5 +60,18 @@ func TestCarbonWithPrivilegeIsSentAsTheUser(t *testing.T) {
 	if m.To() != "localhost" || m.From() != domain || inner == nil || inner.From() != alice || inner.To() != "hello@"+domain ||
 		inner.ChildText("", "body") != "sent from my phone" || inner.Space != stanza.NSClient {
 		t.Errorf("privileged message = %s", m)
+	}
+}
+
+// With the smallest link limit the config allows, a short carbon is
+// delivered as it is (its text budget is the stanza's, not less).
+func TestCarbonFitsASmallLink(t *testing.T) {
+	e, _ := echo.New(nil)
+	h := newTunedHarness(t, carbonNet{e}, func(o *bridges.Options) { o.Link.MaxStanzaSize = 10000 })
+	h.register(alice)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='c1' from='` + alice + `/p' to='hello@` + domain + `'><body>carbon: sent from my phone</body></message>`)
+	m := h.expect("fallback copy", func(e *stanza.Element) bool { return strings.HasPrefix(e.ChildText("", "body"), "You wrote from Echo: ") })
+	if m.ChildText("", "body") != "You wrote from Echo: sent from my phone" {
+		t.Errorf("fallback = %s", m)
 	}
 }

@@ -615,7 +615,7 @@ func (b *Bridge) undeclared(u *user, capability string, ev legacy.Event) error {
 // archive show it as sent. Without it, the user still gets it, from the
 // contact, marked as their own words, so nothing is lost.
 func (b *Bridge) renderCarbon(u *user, e *inboxEntry, sid, contact string) *stanza.Element {
-	text := fitText(e.Text, b.textBudget()-stanzaReserve) // twice in the privileged form
+	text := fitText(e.Text, b.textBudget()) // one of the two forms below is sent
 	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", sid, "from", u.jid, "to", contact)
 	m.TextChild(stanza.NSComponent, "body", text)
 	m.Add(stanza.New(nsSID, "origin-id", "id", sid))
