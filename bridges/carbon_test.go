@@ -70,7 +70,9 @@ func TestCarbonFitsASmallLink(t *testing.T) {
 	h := newTunedHarness(t, carbonNet{e}, func(o *bridges.Options) { o.Link.MaxStanzaSize = 10000 })
 	h.register(alice)
 	h.send(`<message xmlns='jabber:component:accept' type='chat' id='c1' from='` + alice + `/p' to='hello@` + domain + `'><body>carbon: sent from my phone</body></message>`)
-	m := h.expect("fallback copy", func(e *stanza.Element) bool { return strings.HasPrefix(e.ChildText("", "body"), "You wrote from Echo: ") })
+	m := h.expect("fallback copy", func(e *stanza.Element) bool {
+		return strings.HasPrefix(e.ChildText("", "body"), "You wrote from Echo: ")
+	})
 	if m.ChildText("", "body") != "You wrote from Echo: sent from my phone" {
 		t.Errorf("fallback = %s", m)
 	}
