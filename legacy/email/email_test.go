@@ -387,9 +387,20 @@ func TestUIDValidityChange(t *testing.T) {
 }
 
 func TestWrongPasswordStopsRun(t *testing.T) {
+	rec, err := runWithPassword(t, "changed")
+	if !isErr(err, legacy.ErrUnauthorized) {
+		t.Fatalf("Run = %v, want ErrUnauthorized", err)
+	}
+	waitStatus(t, rec, legacy.StatusUnauthorized)
+}
+
+// runWithPassword runs a session against an IMAP server that does not
+// take password, and returns what it reported and Run's error.
+func runWithPassword(t *testing.T, password string) (*legacytest.Recorder, error) {
+	t.Helper()
 	im := startIMAP(t, true)
 	f := fields(im.addr, "")
-	f["password"] = "changed"
+	f["password"] = password
 	rec := &legacytest.Recorder{}
 	s, err := testNetwork(t).Open(context.Background(), legacy.Account{ID: testAddr, Fields: f}, rec)
 	if err != nil {
@@ -397,10 +408,7 @@ func TestWrongPasswordStopsRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.Run(ctx); !isErr(err, legacy.ErrUnauthorized) {
-		t.Fatalf("Run = %v, want ErrUnauthorized", err)
-	}
-	waitStatus(t, rec, legacy.StatusUnauthorized)
+	return rec, s.Run(ctx)
 }
 
 // dropProxy forwards to target and cuts the connection the first time the

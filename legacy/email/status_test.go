@@ -1,11 +1,9 @@
 package email
 
 import (
-	"context"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jabbergate/jabbergate/legacy"
 	"github.com/jabbergate/jabbergate/legacy/email/emailtest"
@@ -52,17 +50,7 @@ func TestStatusTextsAreHuman(t *testing.T) {
 	}
 
 	// A wrong password: the status says so; Run's error keeps the chain.
-	im := startIMAP(t, true)
-	f := fields(im.addr, "")
-	f["password"] = "wrong"
-	rec := &legacytest.Recorder{}
-	s, err := testNetwork(t).Open(context.Background(), legacy.Account{ID: testAddr, Fields: f}, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = s.Run(ctx)
+	rec, err := runWithPassword(t, "wrong")
 	if !isErr(err, legacy.ErrUnauthorized) || !strings.Contains(err.Error(), "email: the IMAP server rejected") {
 		t.Errorf("Run = %v, want ErrUnauthorized with its chain", err)
 	}
