@@ -122,6 +122,11 @@ func (b *Bridge) renderUndelivered(ctx context.Context, u *user, e *inboxEntry, 
 	if e.Code != "" {
 		se.App = stanza.New(nsJabbergate, "legacy-error", "code", e.Code)
 	}
+	if r.OriginID != "" {
+		// A resend of it gets the failure again, not a receipt
+		// (answerResend).
+		b.recordFailure(ctx, u.jid, r.OriginID, se)
+	}
 	var out []*stanza.Element
 	for _, full := range u.onlineResources() {
 		m := stanza.New(stanza.NSComponent, "message", "type", "error", "id", orig, "from", from, "to", full)
@@ -137,4 +142,43 @@ func quoteOf(e *outboxEntry) string {
 		return excerpt(e.Text)
 	}
 	return ""
+}
+
+// mapFailed holds, by origin-id, the failure of a user's message that
+// failed (at once or reported later), so that a client's resend of it gets
+// that failure again rather than a receipt or nothing (answerResend). It
+// lives as long as the resend detection (mapOutSeen's 24 h).
+const mapFailed = "fail"
+
+// recordFailure remembers se as the failure of the user's message with
+// origin-id oid. Best effort: without it a resend gets no answer.
+func (b *Bridge) recordFailure(ctx context.Context, userJID, oid string, se *stanza.Error) {
+	code := ""
+	if se.App != nil {
+		code = se.App.Attr("code")
+	}
+	v := packFields(string(se.Condition), se.Type, code, se.Text)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := b.st.PutMapping(ctx, b.domain, userJID, mapFailed, oid, v, 24*time.Hour); err != nil {
+		b.log.Warn("cannot record a message's failure; a resend of it will get no answer", "err", err)
+	}
+}
+
+// recordedFailure returns the failure recorded for origin-id oid, nil if
+// none.
+func (b *Bridge) recordedFailure(ctx context.Context, u *user, oid string) *stanza.Error {
+	v, found, err := b.getMap(ctx, u, mapFailed, oid)
+	if err != nil || !found {
+		return nil
+	}
+	f, ok := unpackFields(v, 4)
+	if !ok {
+		return nil
+	}
+	se := &stanza.Error{Condition: stanza.Condition(f[0]), Type: f[1], Text: f[3]}
+	if f[2] != "" {
+		se.App = stanza.New(nsJabbergate, "legacy-error", "code", f[2])
+	}
+	return se
 }

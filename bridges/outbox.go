@@ -245,26 +245,56 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 		b.wakeOwner(ctx, u) // another instance may run this user (cluster.go)
 	}
 	for _, r := range resent {
-		b.receiptForResend(ctx, r)
+		b.answerResend(ctx, r)
 	}
 }
 
-// receiptForResend answers a client's resend of a message the gateway
-// already sent (the same origin-id; clients resend when the receipt was
-// lost) with the receipt again: dropped without one, the client would
-// wait for it forever. A resend of a message still queued needs nothing:
-// the first one's receipt carries the same id.
-func (b *Bridge) receiptForResend(ctx context.Context, r *appendReq) {
+// answerResend answers a client's resend of a message the gateway already
+// handled (the same origin-id; clients resend when the answer was lost):
+// the failure again if it failed (at once or reported later), else the
+// receipt again if it was sent and the client asks for receipts. Dropped
+// without an answer, the client would wait forever. A resend of a message
+// still queued needs nothing: the first one's answer carries the same id.
+func (b *Bridge) answerResend(ctx context.Context, r *appendReq) {
 	e := r.e
-	if !e.Receipt || !b.info.Caps.Receipts || e.Kind != "" {
+	if e.Kind != "" {
+		return
+	}
+	if se := b.recordedFailure(ctx, r.u, e.OriginID); se != nil {
+		m := stanza.New(stanza.NSComponent, "message", "type", "error", "id", e.ID, "from", e.To, "to", e.From)
+		b.replySure(ctx, m.Add(se.Element()))
+		return
+	}
+	if !e.Receipt || !b.info.Caps.Receipts {
 		return
 	}
 	if _, sent, err := b.getMap(ctx, r.u, mapStanzaChat, e.OriginID); err != nil || !sent {
 		return
 	}
+	b.replySure(ctx, receiptFor(e))
+}
+
+// receiptFor is the XEP-0184 receipt of the user's message e.
+func receiptFor(e *outboxEntry) *stanza.Element {
 	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", "rcpt-"+e.Key, "from", e.To, "to", e.From)
-	m.Add(stanza.New(nsReceipts, "received", "id", e.ID))
-	b.reply(ctx, m)
+	return m.Add(stanza.New(nsReceipts, "received", "id", e.ID))
+}
+
+// replySure sends st now if the link is up, else once it is (until ctx
+// ends), without holding the caller: for what the user must get even
+// when it is produced before the link is up (a receipt of a message
+// queued across a restart, sent as the gateway starts).
+func (b *Bridge) replySure(ctx context.Context, st *stanza.Element) {
+	if b.link.Up() {
+		if conn, err := b.link.WaitUp(ctx); err == nil && conn.Send(ctx, st) == nil {
+			return
+		}
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.sendSure(ctx, st)
+	}()
 }
 
 // maxAcking bounds the acks of one user's outbox in flight: past it the
@@ -781,9 +811,9 @@ func (b *Bridge) sentOut(ctx context.Context, u *user, e *outboxEntry, id legacy
 	if e.Receipt && b.info.Caps.Receipts && (e.Kind == "" || e.Kind == outEdit) {
 		// type chat: servers copy typed receipts to the user's other
 		// clients (carbons), which then show the message delivered too.
-		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", "rcpt-"+e.Key, "from", e.To, "to", e.From)
-		m.Add(stanza.New(nsReceipts, "received", "id", e.ID))
-		b.reply(ctx, m)
+		// Sure: a message queued across a restart is sent as the gateway
+		// starts, maybe before the link is up.
+		b.replySure(ctx, receiptFor(e))
 	}
 }
 
@@ -791,6 +821,9 @@ func (b *Bridge) sentOut(ctx context.Context, u *user, e *outboxEntry, id legacy
 // error with the original id, from the contact.
 func (b *Bridge) failOut(ctx context.Context, e *outboxEntry, se *stanza.Error) {
 	b.obs.Delivered("out", false)
+	if e.OriginID != "" && (e.Kind == "" || e.Kind == outEdit) {
+		b.recordFailure(ctx, bareOf(e.From), e.OriginID, se) // a resend gets it again (answerResend)
+	}
 	m := stanza.New(stanza.NSComponent, "message", "type", "error", "id", e.ID, "from", e.To, "to", e.From)
 	if e.Text != "" {
 		m.TextChild(stanza.NSComponent, "body", e.Text)

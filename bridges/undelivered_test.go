@@ -283,3 +283,49 @@ func TestLongRateLimitIsToldBeforeTheWait(t *testing.T) {
 	}
 	h.expect("echo after the wait", func(e *stanza.Element) bool { return e.ChildText("", "body") == "flood wait" })
 }
+
+// A client's resend of a message that failed gets the failure again,
+// whether it failed at once or was reported undelivered later (never a
+// receipt, which would show it delivered); the message is not sent again.
+func TestResendOfAFailedMessageGetsItsFailure(t *testing.T) {
+	t.Run("at once", func(t *testing.T) {
+		e, _ := echo.New(nil)
+		f := &flaky{Network: e, fails: 1, err: fmt.Errorf("blocked: %w", legacy.ErrForbidden)}
+		h := newHarness(t, f)
+		h.register(alice)
+		send := func() {
+			h.send(`<message xmlns='jabber:component:accept' type='chat' id='f1' from='` + alice + `/p' to='hello@` + domain + `'><body>refused</body><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='f1'/></message>`)
+		}
+		failed := func(e *stanza.Element) bool { return e.ID() == "f1" && e.Type() == "error" }
+		send()
+		h.expect("error", failed)
+		seen := h.markSeen()
+		send()
+		r := h.expectNew(seen, "the error again", failed)
+		if errCond(r) != stanza.Forbidden {
+			t.Errorf("error again = %s", r)
+		}
+		if n := h.count(func(e *stanza.Element) bool { return e.ChildText("", "body") == "refused" && e.Type() != "error" }); n != 0 {
+			t.Errorf("the resend was sent: %d echoes", n)
+		}
+	})
+	t.Run("reported later", func(t *testing.T) {
+		e, _ := echo.New(nil)
+		h := newHarness(t, bounceNet{e})
+		h.register(alice)
+		h.send(`<presence xmlns='jabber:component:accept' from='` + alice + `/p' to='` + domain + `'/>`)
+		h.iq(alice, domain, "get", `<ping xmlns='urn:xmpp:ping'/>`)
+		bounce := `<message xmlns='jabber:component:accept' type='chat' id='b1' from='` + alice + `/p' to='hello@` + domain + `'><body>bounce</body><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='b1'/></message>`
+		h.send(bounce)
+		h.send(`<message xmlns='jabber:component:accept' type='chat' id='n1' from='` + alice + `/p' to='hello@` + domain + `'><body>next</body></message>`)
+		h.expect("late error", func(e *stanza.Element) bool { return e.ID() == "b1" && e.Type() == "error" })
+		seen := h.markSeen()
+		h.send(bounce)
+		r := h.expectNew(seen, "the failure again", func(e *stanza.Element) bool {
+			return e.ID() == "b1" && e.Type() == "error" || e.Child("urn:xmpp:receipts", "received") != nil
+		})
+		if r.Type() != "error" || errCond(r) != stanza.ItemNotFound {
+			t.Errorf("answer to the resend = %s, want the failure", r)
+		}
+	})
+}
