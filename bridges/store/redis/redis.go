@@ -104,6 +104,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if err := s.c.Ping(ctx).Err(); err != nil {
 		s.Close()
+		if uo.MasterName != "" && strings.Contains(err.Error(), "all sentinels specified in configuration are unreachable: redis: nil") {
+			// go-redis's words when every sentinel answered that it does
+			// not know the master (a nil reply), not that none answered.
+			err = fmt.Errorf("no sentinel knows a master named %q (the name after the addresses in the URL; `SENTINEL MASTERS` on a sentinel lists them): %w", uo.MasterName, err)
+		}
 		return nil, fmt.Errorf("store: redis %s: %w", redact(url), err)
 	}
 	return s, nil

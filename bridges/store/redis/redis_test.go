@@ -323,3 +323,23 @@ func TestConformanceRedisCluster(t *testing.T) {
 		Reopen: r.reopen,
 	})
 }
+
+// TestSentinel: the store runs through a real Redis Sentinel (the master
+// it monitors answers the store's operations), and a master name no
+// sentinel knows is said to be that, not "all sentinels are unreachable".
+func TestSentinel(t *testing.T) {
+	master := redistest.StartServer(t)
+	sentinel := redistest.StartSentinel(t, master)
+	ctx := context.Background()
+	s := open(t, "redis+sentinel://"+sentinel+"/mymaster", uniquePrefix())
+	must(t, s.PutAccount(ctx, &store.Account{Bridge: "b", JID: "u@x", LegacyID: "via-sentinel"}))
+	if a, err := s.GetAccount(ctx, "b", "u@x"); err != nil || a.LegacyID != "via-sentinel" {
+		t.Fatalf("GetAccount through the sentinel = %+v, %v", a, err)
+	}
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := redis.Open(octx, "redis+sentinel://"+sentinel+"/nomaster?max_retries=-1", redis.Options{})
+	if err == nil || !strings.Contains(err.Error(), `no sentinel knows a master named "nomaster"`) {
+		t.Errorf("Open with an unknown master name: %v", err)
+	}
+}
