@@ -238,7 +238,7 @@ func (b *Bridge) chatCommand(ctx context.Context, from jid.JID, body string, out
 			if desc != "" && !strings.ContainsAny(desc[len(desc)-1:], ".!?)") {
 				desc += "."
 			}
-			out.say("Send \"add\" and the contact's address: %s", desc)
+			out.say("Send \"add\" followed by the contact's address. %s", desc)
 			return
 		}
 		j, err := b.addContact(ctx, u, rest)

@@ -62,7 +62,7 @@ func TestChatCommandsEcho(t *testing.T) {
 	h.gwChat(alice, "add two words", "not a valid Echo address")
 	// A contact's JID as the gateway shows it is its address.
 	h.gwChat(alice, "add Robot@"+strings.ToUpper(domain), "Added robot@"+domain+" ")
-	if got := h.gwChat(alice, "add", "the contact's address"); !strings.Contains(got, "Enter any word") {
+	if got := h.gwChat(alice, "add", `Send "add" followed by the contact's address.`); !strings.Contains(got, "Enter any word") {
 		t.Errorf("add without an address = %q", got)
 	}
 	h.gwChat(alice, "add robot@"+domain+"/phone", "Added robot@"+domain+" ")
