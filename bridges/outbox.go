@@ -268,7 +268,11 @@ func (b *Bridge) answerResend(ctx context.Context, r *appendReq) {
 	if !e.Receipt || !b.info.Caps.Receipts {
 		return
 	}
-	if _, sent, err := b.getMap(ctx, r.u, mapStanzaChat, e.OriginID); err != nil || !sent {
+	_, sent, err := b.getMap(ctx, r.u, mapStanzaChat, e.OriginID)
+	if err == nil && !sent { // sent by a version before s2lc
+		_, sent, err = b.getMap(ctx, r.u, mapStanzaOut, e.OriginID)
+	}
+	if err != nil || !sent {
 		return
 	}
 	b.replySure(ctx, receiptFor(e))

@@ -224,3 +224,25 @@ func TestResendOfASentMessageGetsItsReceipt(t *testing.T) {
 		t.Errorf("the resend was sent again: %d echoes", n)
 	}
 }
+
+// A resend of a message sent by a version before the s2lc map (only its
+// s2l map and its origin-id mark are stored) gets its receipt too.
+func TestResendOfAMessageSentBeforeTheUpgradeGetsItsReceipt(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	ctx := context.Background()
+	if _, err := h.st.MarkSeen(ctx, domain, alice, "out-origin:old1", 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.st.PutMapping(ctx, domain, alice, "s2l", "old1", "L-old1", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='old1' from='%s/p' to='hello@%s'><body>sent before</body><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='old1'/></message>`, alice, domain))
+	h.expect("its receipt", func(e *stanza.Element) bool {
+		r := e.Child("urn:xmpp:receipts", "received")
+		return r != nil && r.Attr("id") == "old1"
+	})
+	if n := h.count(withBody("sent before")); n != 0 {
+		t.Errorf("the resend was sent again: %d echoes", n)
+	}
+}
