@@ -185,8 +185,11 @@ func TestClusterMessageThroughOtherInstance(t *testing.T) {
 	// is queued, not refused, and A sends it.
 	deadline := time.Now().Add(wait)
 	for i := 0; ; i++ {
-		b.message(fmt.Sprintf("m%d", i), "via b")
-		if _, err := b.srv.WaitFor(200*time.Millisecond, func(e *stanza.Element) bool { return e.Type() == "error" }); err != nil {
+		id := fmt.Sprintf("m%d", i)
+		b.message(id, "via b")
+		// This message's error only (WaitFor looks at every stanza
+		// received: an earlier message's error would match forever).
+		if _, err := b.srv.WaitFor(200*time.Millisecond, func(e *stanza.Element) bool { return e.Type() == "error" && e.ID() == id }); err != nil {
 			break // no registration-required error: B knows alice
 		}
 		if time.Now().After(deadline) {
