@@ -497,8 +497,9 @@ func TestClusterQueueDepthDoesNotDrift(t *testing.T) {
 	// b learns of the registration by notification before it accepts.
 	deadline := time.Now().Add(wait)
 	for i := 0; ; i++ {
-		b.message(fmt.Sprintf("p%d", i), "probe")
-		if _, err := b.srv.WaitFor(200*time.Millisecond, func(e *stanza.Element) bool { return e.Type() == "error" }); err != nil {
+		id := fmt.Sprintf("p%d", i)
+		b.message(id, "probe")
+		if _, err := b.srv.WaitFor(200*time.Millisecond, func(e *stanza.Element) bool { return e.Type() == "error" && e.ID() == id }); err != nil {
 			break
 		}
 		if time.Now().After(deadline) {
