@@ -241,20 +241,12 @@ func (b *Bridge) prepareOut(st *stanza.Element, e *outboxEntry, body *stanza.Ele
 // whose ids are unique per chat only would otherwise change a message of
 // another chat. (Records written before the chat was kept match any chat.)
 func (b *Bridge) resolveTarget(ctx context.Context, u *user, target string, chat legacy.ChatID, inbound bool) (legacy.MessageID, error) {
-	v, found, err := b.getMap(ctx, u, mapStanzaChat, target)
-	if err != nil {
-		return "", err
-	}
-	if found {
-		f, ok := unpackFields(v, 2)
-		if !ok || f[0] != string(chat) {
-			return "", nil
-		}
-		return legacy.MessageID(f[1]), nil
-	}
-	id, found, err := b.getMap(ctx, u, mapStanzaOut, target)
+	own, found, err := b.ownMessage(ctx, u, target)
 	if err != nil || found {
-		return legacy.MessageID(id), err
+		if own.chat != "" && own.chat != string(chat) {
+			return "", err
+		}
+		return own.id, err
 	}
 	if !inbound {
 		return "", nil
@@ -264,6 +256,32 @@ func (b *Bridge) resolveTarget(ctx context.Context, u *user, target string, chat
 		return "", err
 	}
 	return legacy.MessageID(r.LegacyID), err
+}
+
+// ownRecord is what the gateway keeps of a message the user sent, by the
+// stanza id (or origin-id) she sent it with.
+type ownRecord struct {
+	chat string // "" in records written before the chat was kept (s2l)
+	id   legacy.MessageID
+}
+
+// ownMessage looks up the user's message sent with stanza id sid: in the
+// s2lc map, else in the older s2l one.
+func (b *Bridge) ownMessage(ctx context.Context, u *user, sid string) (ownRecord, bool, error) {
+	v, found, err := b.getMap(ctx, u, mapStanzaChat, sid)
+	if err != nil {
+		return ownRecord{}, false, err
+	}
+	if found {
+		f, ok := unpackFields(v, 2)
+		if !ok {
+			b.log.Warn("unreadable message record; ignored", "user", u.owner, "ns", mapStanzaChat)
+			return ownRecord{}, false, nil
+		}
+		return ownRecord{chat: f[0], id: legacy.MessageID(f[1])}, true, nil
+	}
+	id, found, err := b.getMap(ctx, u, mapStanzaOut, sid)
+	return ownRecord{id: legacy.MessageID(id)}, found, err
 }
 
 func unknownTarget(what string) *stanza.Error {

@@ -268,11 +268,7 @@ func (b *Bridge) answerResend(ctx context.Context, r *appendReq) {
 	if !e.Receipt || !b.info.Caps.Receipts {
 		return
 	}
-	_, sent, err := b.getMap(ctx, r.u, mapStanzaChat, e.OriginID)
-	if err == nil && !sent { // sent by a version before s2lc
-		_, sent, err = b.getMap(ctx, r.u, mapStanzaOut, e.OriginID)
-	}
-	if err != nil || !sent {
+	if _, sent, err := b.ownMessage(ctx, r.u, e.OriginID); err != nil || !sent {
 		return
 	}
 	b.replySure(ctx, receiptFor(e))
