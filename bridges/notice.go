@@ -51,24 +51,24 @@ func failureText(quote string, se *stanza.Error) string {
 // delayText words a delay for a notice: what waits, why and until when
 // the gateway keeps trying.
 func delayText(quote string, err error, until time.Time) string {
-	text := "⌛ Not sent yet"
-	if quote != "" {
-		text += ": “" + quote + "”"
-	}
-	text += " — " + transientReason(err) + ". The gateway keeps trying until " + until.UTC().Format("2006-01-02 15:04 MST") +
+	return notSentYet(quote, err) + ". The gateway keeps trying until " + until.UTC().Format("2006-01-02 15:04 MST") +
 		"; your later messages to this contact follow it."
-	return text
 }
 
 // rateDelayText is the notice of a message the network asked to hold
 // until next: the whole session waits (a rate limit is the account's).
 func rateDelayText(quote string, err error, next time.Time, network string) string {
+	return notSentYet(quote, err) + ". The gateway sends it at " + next.UTC().Format("15:04:05 MST") +
+		"; until then none of your messages to " + network + " go out."
+}
+
+// notSentYet is the start of a delay notice: the message and why it waits.
+func notSentYet(quote string, err error) string {
 	text := "⌛ Not sent yet"
 	if quote != "" {
 		text += ": “" + quote + "”"
 	}
-	return text + " — " + transientReason(err) + ". The gateway sends it at " + next.UTC().Format("15:04:05 MST") +
-		"; until then none of your messages to " + network + " go out."
+	return text + " — " + transientReason(err)
 }
 
 // transientReason words an error the outbox retries.
