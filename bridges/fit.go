@@ -29,42 +29,18 @@ func (b *Bridge) textBudget() int {
 	return max(limit-stanzaReserve, limit/2)
 }
 
-// escapedTextLen is the length of s once escaped as XML character data
-// (component/stanza's escapeText; an illegal byte may become U+FFFD, three
-// bytes, counted so).
-func escapedTextLen(s string) int {
-	n := len(s)
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '&', c == '\r':
-			n += 4
-		case c == '<', c == '>':
-			n += 3
-		case c < 0x20 && c != '\t' && c != '\n':
-			n += 2
-		case c >= 0x80:
-			if r, size := utf8.DecodeRuneInString(s[i:]); r == utf8.RuneError && size == 1 {
-				n += 2
-			} else {
-				i += size - 1
-			}
-		}
-	}
-	return n
-}
-
 // fitText returns text cut so that, escaped, it takes at most budget
 // bytes, with a note of what was cut; text itself when it fits.
 func fitText(text string, budget int) string {
-	if 6*len(text) <= budget || escapedTextLen(text) <= budget {
+	if 6*len(text) <= budget || stanza.TextSize(text) <= budget {
 		return text
 	}
 	note := fmt.Sprintf("\n\n[… cut by the gateway: the message is %d KiB, more than one XMPP message may carry]", (len(text)+1023)/1024)
-	room := budget - escapedTextLen(note)
+	room := budget - stanza.TextSize(note)
 	n, cut, lastLine := 0, 0, -1
 	for i := 0; i < len(text); {
 		_, size := utf8.DecodeRuneInString(text[i:])
-		if w := escapedTextLen(text[i : i+size]); n+w > room {
+		if w := stanza.TextSize(text[i : i+size]); n+w > room {
 			break
 		} else {
 			n += w

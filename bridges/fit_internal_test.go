@@ -19,7 +19,7 @@ func TestFitText(t *testing.T) {
 		strings.Repeat("line of text\n", 800), // cut at a line
 	} {
 		got := fitText(text, 4096)
-		if n := escapedTextLen(got); n > 4096 {
+		if n := stanza.TextSize(got); n > 4096 {
 			t.Errorf("escaped %d bytes > 4096", n)
 		}
 		if !utf8.ValidString(got) || !strings.Contains(got, "cut by the gateway") {

@@ -458,6 +458,29 @@ func escapeAttr(b *bytes.Buffer, s string) {
 	b.WriteString(s[last:])
 }
 
+// TextSize is the length of s once written as character data (what
+// escapeText writes: escapes, and U+FFFD for what XML may not carry), for
+// callers that cut a text to fit a stanza size.
+func TextSize(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '&', c == '\r':
+			n += 4 // &amp; &#xD;
+		case c == '<', c == '>':
+			n += 3 // &lt; &gt;
+		case c >= 0x20 && c < 0x80, c == '\t', c == '\n':
+		default:
+			size, bad := illegalXML(s, i)
+			if bad {
+				n += 3 - size // U+FFFD
+			}
+			i += size - 1
+		}
+	}
+	return n
+}
+
 func escapeText(b *bytes.Buffer, s string) {
 	last := 0
 	for i := 0; i < len(s); i++ {

@@ -1,6 +1,7 @@
 package stanza
 
 import (
+	"bytes"
 	"encoding/xml"
 	"io"
 	"strings"
@@ -68,6 +69,11 @@ func FuzzSerialize(f *testing.F) {
 		e := New(NSComponent, "message", "to", "a@b", "x", attr)
 		e.TextChild(NSComponent, "body", text)
 		out := e.String()
+		var tb bytes.Buffer
+		escapeText(&tb, text)
+		if n := TextSize(text); n != tb.Len() {
+			t.Fatalf("TextSize(%q) = %d, written %d", text, n, tb.Len())
+		}
 		if b := e.sizeBound(); b < len(out) {
 			t.Fatalf("sizeBound %d below the serialised length %d: %q", b, len(out), out)
 		}
