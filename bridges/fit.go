@@ -2,7 +2,6 @@ package bridges
 
 import (
 	"fmt"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/jabbergate/jabbergate/component/stanza"
@@ -65,25 +64,4 @@ const subjectBudget = 4 << 10
 func tooLargeNotice(st *stanza.Element) *stanza.Element {
 	m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", st.ID(), "from", st.From(), "to", st.To())
 	return m.TextChild(stanza.NSComponent, "body", "[A message from this contact was too large to deliver over XMPP; it was not delivered.]")
-}
-
-// defaultBody is the message's body in its default language (RFC 6121
-// §5.2.3: bodies differ by xml:lang; the one without it, or with the
-// stanza's own, is the default), else the first; nil without a body.
-func defaultBody(st *stanza.Element) *stanza.Element {
-	var first *stanza.Element
-	lang := st.Lang()
-	for _, n := range st.Nodes {
-		c := n.El
-		if c == nil || c.Local != "body" {
-			continue
-		}
-		if l := c.Lang(); l == "" || strings.EqualFold(l, lang) { // language tags ignore case (RFC 5646 §2.1.1)
-			return c
-		}
-		if first == nil {
-			first = c
-		}
-	}
-	return first
 }

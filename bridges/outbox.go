@@ -877,3 +877,24 @@ func (b *Bridge) mapSentOps(bt *store.Batch, u *user, e *outboxEntry, id legacy.
 		put(mapQuote, string(id), quote) // a correction: the ids stay, the text changed
 	}
 }
+
+// defaultBody is the message's body in its default language (RFC 6121
+// §5.2.3: bodies differ by xml:lang; the one without it, or with the
+// stanza's own, is the default), else the first; nil without a body.
+func defaultBody(st *stanza.Element) *stanza.Element {
+	var first *stanza.Element
+	lang := st.Lang()
+	for _, n := range st.Nodes {
+		c := n.El
+		if c == nil || c.Local != "body" {
+			continue
+		}
+		if l := c.Lang(); l == "" || strings.EqualFold(l, lang) { // language tags ignore case (RFC 5646 §2.1.1)
+			return c
+		}
+		if first == nil {
+			first = c
+		}
+	}
+	return first
+}
