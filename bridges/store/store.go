@@ -48,8 +48,9 @@ type Contact struct {
 	// Subscription from the contact's point of view: "", "from" (the user
 	// is subscribed to the contact's presence), "to", "both".
 	Subscription string
-	// Group: the chat is a legacy group (legacy.Contact.Group), never
-	// put in the roster.
+	// Group: the chat is a legacy group (legacy.Contact.Group). Groups
+	// are roster contacts for now; kept so that they can become rooms
+	// without asking the adapters again.
 	Group bool
 }
 
