@@ -106,8 +106,8 @@ func openAdmin(ctx context.Context, cmd string, args []string, stderr io.Writer,
 	if err := fs.Parse(args); err != nil {
 		return nil, 2, false
 	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "jabbergate %s: unexpected argument %q (flags go before it)\n%s", cmd, fs.Arg(0), usage)
+	if strayArgument(stderr, cmd, fs) {
+		fmt.Fprint(stderr, usage)
 		return nil, 2, false
 	}
 	if *path == "" {

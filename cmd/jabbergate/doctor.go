@@ -139,8 +139,7 @@ func doctorCmd(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "jabbergate doctor: unexpected argument %q (flags go before it)\n", fs.Arg(0))
+	if strayArgument(stderr, "doctor", fs) {
 		return 2
 	}
 	if *path == "" {

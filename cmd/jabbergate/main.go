@@ -112,8 +112,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(rest); err != nil {
 		return 2
 	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "jabbergate %s: unexpected argument %q (flags go before it; the config file is given with -config FILE)\n", cmd, fs.Arg(0))
+	if strayArgument(stderr, cmd, fs) {
 		return 2
 	}
 	if *path == "" {
@@ -144,6 +143,16 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// strayArgument reports, on stderr, an argument left after the flags
+// (a flag given after it is not parsed either).
+func strayArgument(stderr io.Writer, cmd string, fs *flag.FlagSet) bool {
+	if fs.NArg() == 0 {
+		return false
+	}
+	fmt.Fprintf(stderr, "jabbergate %s: unexpected argument %q (flags go before it; the config file is given with -config FILE)\n", cmd, fs.Arg(0))
+	return true
 }
 
 // configError is a problem found while wiring that the admin fixes in the
