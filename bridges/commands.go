@@ -6,9 +6,12 @@ package bridges
 // has no submitted values; a command that needs input returns a data form
 // (status executing, the session is kept), otherwise it completes (status
 // completed) with a note and, sometimes, a result form. Application
-// failures (credentials refused, a user that does not exist) complete with
-// <note type='error'>; protocol faults (unknown node, bad session id, a
-// non-admin running an admin command) are IQ errors.
+// failures (credentials refused) complete with <note type='error'>; input
+// the requester can correct (an admin command's JID that is invalid or not
+// registered) shows the form again, with <note type='error'> and the typed
+// value, in the same session (status executing); protocol faults (unknown
+// node, bad session id, a non-admin running an admin command) are IQ
+// errors.
 //
 // Sessions live in memory only, bound to the requester's full JID, expire
 // after commandTimeout and are bounded in number (maxCommandSessions, and
@@ -923,9 +926,14 @@ func targetJID(v string) (string, error) {
 	return j.Bare().String(), nil
 }
 
-func jidForm(title string, confirm bool) *cmdOut {
+// jidForm is the form of an admin command about one user; typed is the
+// jid field's value (what the admin typed, when the form is shown again).
+func jidForm(title string, confirm bool, typed string) *cmdOut {
 	x := newForm("form", title, "", "")
 	f := simpleField("jid-single", "jid", "User")
+	if typed != "" {
+		f.TextChild(nsData, "value", typed)
+	}
 	f.Add(stanza.New(nsData, "required"))
 	x.Add(f)
 	if confirm {
@@ -938,6 +946,7 @@ func jidForm(title string, confirm bool) *cmdOut {
 
 // badJID is the form again, with an error note, for a missing or invalid
 // JID: the admin corrects it in the same session instead of starting over.
+// The form must carry what the admin typed (jidForm's typed).
 func badJID(form *cmdOut, given string) *cmdOut {
 	form.note, form.noteType = "Not a valid JID: "+given, "error"
 	if given == "" {
@@ -946,17 +955,25 @@ func badJID(form *cmdOut, given string) *cmdOut {
 	return form
 }
 
+// notRegistered is the form again, with an error note, for a well-formed
+// JID that is not registered: like badJID, the admin tries another in the
+// same session. The form must carry what the admin typed.
+func (b *Bridge) notRegistered(form *cmdOut, bare string) *cmdOut {
+	form.note, form.noteType = bare+" is not registered with "+b.domain+".", "error"
+	return form
+}
+
 func (b *Bridge) cmdAdminInfo(ctx context.Context, r *cmdReq) *cmdOut {
 	if r.vals == nil {
-		return jidForm("User info", false)
+		return jidForm("User info", false, "")
 	}
 	bare, err := targetJID(r.vals["jid"])
 	if err != nil {
-		return badJID(jidForm("User info", false), r.vals["jid"])
+		return badJID(jidForm("User info", false, r.vals["jid"]), r.vals["jid"])
 	}
 	ui, err := b.userInfo(ctx, bare)
 	if errors.Is(err, store.ErrNotFound) {
-		return failed(bare + " is not registered with " + b.domain + ".")
+		return b.notRegistered(jidForm("User info", false, r.vals["jid"]), bare)
 	} else if err != nil {
 		return failed("Could not read the store: " + err.Error())
 	}
@@ -1000,18 +1017,19 @@ func (b *Bridge) deleteUser(ctx context.Context, bare string) ([]*stanza.Element
 
 func (b *Bridge) cmdAdminDelete(ctx context.Context, r *cmdReq) *cmdOut {
 	if r.vals == nil {
-		return jidForm("Delete a user", true)
+		return jidForm("Delete a user", true, "")
 	}
 	bare, err := targetJID(r.vals["jid"])
 	if err != nil {
-		return badJID(jidForm("Delete a user", true), r.vals["jid"])
+		return badJID(jidForm("Delete a user", true, r.vals["jid"]), r.vals["jid"])
 	}
 	if ok, _ := parseBool(r.vals["confirm"]); !ok {
 		return failed("Not confirmed: " + bare + " was not deleted.")
 	}
 	after, err := b.deleteUser(ctx, bare)
 	if errors.Is(err, store.ErrNotFound) {
-		return failed(bare + " is not registered with " + b.domain + ".")
+		// The confirmation was for this JID: another needs its own.
+		return b.notRegistered(jidForm("Delete a user", true, r.vals["jid"]), bare)
 	} else if err != nil {
 		return failed("Could not delete " + bare + ": " + err.Error())
 	}

@@ -623,3 +623,57 @@ func TestCommandGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminJIDFormAgain: an admin command given a JID it cannot use (not
+// a JID, or one not registered) shows its form again in the same session
+// (XEP-0050 §4: status executing), with an error note saying why and the
+// jid field holding what the admin typed, so it can be corrected; the
+// corrected form then completes.
+func TestAdminJIDFormAgain(t *testing.T) {
+	h := newAdminHarness(t, nil, rootJID)
+	h.register(bobJID)
+	for _, tc := range []struct {
+		node, typed, note string
+		fields            map[string]string // submitted besides jid
+	}{
+		{"admin-user-info", "bob@", "Not a valid JID: bob@", nil},
+		{"admin-user-info", "nobody@localhost", "nobody@localhost is not registered with " + domain, nil},
+		{"admin-delete-user", "bob@", "Not a valid JID: bob@", map[string]string{"confirm": "1"}},
+		{"admin-delete-user", "nobody@localhost", "nobody@localhost is not registered with " + domain, map[string]string{"confirm": "1"}},
+	} {
+		c := cmdOf(t, h.cmd(rootJID+"/r", tc.node, "", "", ""))
+		sid := c.Attr("sessionid")
+		sub := map[string]string{"jid": tc.typed}
+		for k, v := range tc.fields {
+			sub[k] = v
+		}
+		c = cmdOf(t, h.cmd(rootJID+"/r", tc.node, "complete", sid, cmdSubmit(sub)))
+		typ, text := cmdNote(c)
+		if c.Attr("status") != "executing" || c.Attr("sessionid") != sid || typ != "error" || !strings.Contains(text, tc.note) {
+			t.Errorf("%s %q = %s, want the form again (executing, session %s) with an error note %q", tc.node, tc.typed, c, sid, tc.note)
+			continue
+		}
+		if x := c.Child(nsXD, "x"); x == nil || x.Attr("type") != "form" {
+			t.Errorf("%s %q: no form to correct: %s", tc.node, tc.typed, c)
+			continue
+		}
+		if v, ok := cmdField(c, "jid"); !ok || v != tc.typed {
+			t.Errorf("%s %q: jid field = %q, want the typed value: %s", tc.node, tc.typed, v, c)
+		}
+		if tc.node == "admin-delete-user" {
+			// Deleting another user needs a confirmation of its own.
+			if v, _ := cmdField(c, "confirm"); v != "0" {
+				t.Errorf("%s %q: confirm = %q, want 0: %s", tc.node, tc.typed, v, c)
+			}
+		}
+		// Corrected in the same session: it completes.
+		sub["jid"] = bobJID
+		c = cmdOf(t, h.cmd(rootJID+"/r", tc.node, "complete", sid, cmdSubmit(sub)))
+		if typ, text := cmdNote(c); c.Attr("status") != "completed" || typ != "info" {
+			t.Errorf("%s corrected to %s = %s (%s %q)", tc.node, bobJID, c, typ, text)
+		}
+		if tc.node == "admin-delete-user" {
+			h.register(bobJID)
+		}
+	}
+}
