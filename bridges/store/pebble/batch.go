@@ -15,10 +15,12 @@ package pebble
 // of the requests before it in the same round.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -98,7 +100,8 @@ func (s *Store) commitRound(batch []*commitReq) {
 
 // run builds one batch of the requests and commits it, synced.
 func (s *Store) run(reqs ...*commitReq) error {
-	w := &writer{s: s, b: s.db.NewIndexedBatch(), key: s.wkey[:0], val: s.wval[:0]}
+	clear(s.wtails)
+	w := &writer{s: s, b: s.db.NewIndexedBatch(), key: s.wkey[:0], val: s.wval[:0], tails: s.wtails}
 	defer func() { s.wkey, s.wval = w.key[:0], w.val[:0] }() // for the next round
 	defer w.b.Close()
 	for _, r := range reqs {
@@ -113,14 +116,30 @@ func (s *Store) run(reqs ...*commitReq) error {
 		return err
 	}
 	s.publish(w.deleted)
+	for _, up := range w.deleted {
+		forgetTails(s.tails, up)
+	}
+	for p, seq := range w.tails {
+		s.tails[p] = seq
+	}
 	return nil
+}
+
+// forgetTails drops from tails the queues of the user with prefix up.
+func forgetTails(tails map[string]uint64, up []byte) {
+	for p := range tails {
+		if strings.HasPrefix(p, string(up)) {
+			delete(tails, p)
+		}
+	}
 }
 
 // writer is one round's batch.
 type writer struct {
 	s       *Store
-	b       *pebbledb.Batch // indexed: reads see the round's writes
-	deleted [][]byte        // prefixes of the users the round deletes
+	b       *pebbledb.Batch   // indexed: reads see the round's writes
+	deleted [][]byte          // prefixes of the users the round deletes
+	tails   map[string]uint64 // last sequences the round wrote (Store.wtails)
 	// Scratch for the keys and values the round writes: Pebble copies
 	// what Set, Delete and Get are given, so one buffer serves them all.
 	key, val []byte
@@ -166,13 +185,23 @@ func (w *writer) append(q store.Queue, payloads [][]byte) ([]string, error) {
 	if err := w.b.Set(p, w.val, nil); err != nil {
 		return nil, err
 	}
+	w.tails[string(p)] = tail
 	return ids, nil
 }
 
 // lastSeq returns the last sequence of the queue with prefix p, as the
 // round sees it: stored with every Append (0 for a queue never written,
 // or deleted with its user since: it starts again at 1, as on bolt).
+// Known sequences come from memory (this round's, then the committed
+// ones of Store.tails unless the round deletes the queue's user); the
+// first Append to a queue since Open reads the database.
 func (w *writer) lastSeq(p []byte) (uint64, error) {
+	if seq, ok := w.tails[string(p)]; ok {
+		return seq, nil
+	}
+	if seq, ok := w.s.tails[string(p)]; ok && !w.deletes(p) {
+		return seq, nil
+	}
 	v, c, err := w.b.Get(p)
 	if errors.Is(err, pebbledb.ErrNotFound) {
 		return 0, nil
@@ -201,7 +230,10 @@ func (w *writer) ack(q store.Queue, ids []string) error {
 	for _, id := range ids {
 		if seq, ok := record.ParseID(id); ok {
 			binary.BigEndian.PutUint64(k[len(p):], seq)
-			if err := w.b.Delete(k, nil); err != nil {
+			// A single delete: an entry's key is set once (see Queues in
+			// the package doc), so the deletion and the entry cancel out
+			// where they meet, at the latest in the memtable's flush.
+			if err := w.b.SingleDelete(k, nil); err != nil {
 				return err
 			}
 		}
@@ -212,18 +244,41 @@ func (w *writer) ack(q store.Queue, ids []string) error {
 func (w *writer) deleteUser(bridge, jid string) error {
 	up := userPrefix(bridge, jid, 0)
 	w.deleted = append(w.deleted, up)
+	forgetTails(w.tails, up)
+	forgetSeen(w.s.seen, up)
 	return w.b.DeleteRange(up, successor(up), nil)
 }
 
-// markSeen writes the seen mark k with expiry exp unless a live one is
-// there, and reports whether it wrote.
-func (w *writer) markSeen(k []byte, now int64, exp uint64) (bool, error) {
-	old, ok, err := w.expiry(k)
+// deletes reports whether the round deletes the user whose key p is.
+func (w *writer) deletes(p []byte) bool {
+	for _, up := range w.deleted {
+		if bytes.HasPrefix(p, up) {
+			return true
+		}
+	}
+	return false
+}
+
+// markSeen writes the seen mark k, whose last keyLen bytes are the
+// caller's key, with expiry exp unless a live one is there, and reports
+// whether it wrote. The user's filter (seen.go) spares the look-up of a
+// key it does not hold.
+func (w *writer) markSeen(k []byte, keyLen int, now int64, exp uint64) (bool, error) {
+	sp, key := k[:len(k)-keyLen], k[len(k)-keyLen:]
+	f, err := w.seenFilter(sp)
 	if err != nil {
 		return false, err
 	}
-	if ok && !record.Expired(old, now) {
-		return false, nil
+	if f.f.Test(key) {
+		old, ok, err := w.expiry(k)
+		if err != nil {
+			return false, err
+		}
+		if ok && !record.Expired(old, now) {
+			return false, nil
+		}
+	} else {
+		f.add(key)
 	}
 	w.val = binary.BigEndian.AppendUint64(w.val[:0], exp)
 	return true, w.b.Set(k, w.val, nil)
@@ -261,7 +316,7 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 				err = w.b.Set(w.key, w.val, nil)
 			case store.OpMarkSeen:
 				w.key = appendSeenKey(w.key[:0], op.Queue.Bridge, op.Queue.JID, op.Key)
-				res.Seen[i], err = w.markSeen(w.key, now, record.ExpiryAt(now, op.TTL))
+				res.Seen[i], err = w.markSeen(w.key, len(op.Key), now, record.ExpiryAt(now, op.TTL))
 			}
 			if err != nil {
 				return err

@@ -34,8 +34,9 @@
 // keys, are raw.) Contacts sort by localpart; DeleteAccount is one range
 // deletion of the user's prefix. Entry ids are the sequence rendered as
 // 20 decimal digits, so string order is numeric order. The last sequence
-// of a queue is written with every Append and read from the database by
-// the next one, so ids keep increasing across acks, emptied queues and
+// of a queue is written with every Append, and kept in memory for the
+// next (the first Append to a queue since Open reads it from the
+// database), so ids keep increasing across acks, emptied queues and
 // restarts. DeleteAccount deletes it with the rest of the user's keys: a
 // queue written again after it starts again at 1, at once, as on bolt
 // (whose DeleteAccount drops the user's bucket and with it the queue's
@@ -64,8 +65,18 @@
 //
 // # Queues
 //
-// An Ack deletes entries, which in an LSM leaves tombstones that a read
-// would step over until compaction drops them. The store keeps in memory,
+// An Ack deletes entries with Pebble's SingleDelete, which a flush or
+// compaction drops together with the entry it meets instead of writing a
+// tombstone on and on: most entries are acknowledged before their
+// memtable is flushed, so neither reaches a table. SingleDelete requires
+// that a key be set once between deletions, which holds: sequences only
+// increase, and the one way a queue starts again at 1, DeleteAccount,
+// lays a range deletion between the old entries and the new (the case
+// Pebble's documentation allows); a repeated Ack of an id is a second
+// single delete, which Pebble ignores.
+//
+// Deleted entries still leave tombstones in the memtable that a read
+// would step over until a flush drops them. The store keeps in memory,
 // per queue read since Open that has a stored last sequence, the lowest
 // sequence that may still be live (raised by reads that find the entries
 // below it gone) and starts every read there with one seek, so acked
@@ -156,6 +167,15 @@ type Store struct {
 	// The committing round's key and value scratch, kept for the next
 	// (rounds run one at a time).
 	wkey, wval []byte
+	// tails holds, by queue prefix, the last sequence of every queue
+	// appended to since Open, as committed, so that Append need not look
+	// it up in the database (a Pebble Get, a memtable seek at least).
+	// Only the committer uses it; wtails is a round's pending part,
+	// merged in once the round's commit is durable.
+	tails, wtails map[string]uint64
+	// seen holds the seen-mark filters, by the user's seen-key prefix
+	// (seen.go). Only the committer uses it.
+	seen map[string]*seenFilter
 
 	// rmu guards what a read starts from: view, the readers' snapshot of
 	// the database (see publish); heads, by queuePrefix, where reads of a
@@ -256,6 +276,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 	s := &Store{
 		db: db, lock: lock, dir: fi, path: path, now: o.now,
 		heads: map[string]uint64{},
+		tails: map[string]uint64{}, wtails: map[string]uint64{},
+		seen:  map[string]*seenFilter{},
 		local: store.NewLocal(o.now),
 		stop:  cancel,
 	}
@@ -907,7 +929,7 @@ func (s *Store) MarkSeen(ctx context.Context, bridge, jid, key string, ttl time.
 	isNew := false
 	err := s.write(ctx, func(w *writer) error {
 		var err error
-		isNew, err = w.markSeen(k, now, record.ExpiryAt(now, ttl))
+		isNew, err = w.markSeen(k, len(key), now, record.ExpiryAt(now, ttl))
 		return err
 	})
 	return isNew, err

@@ -99,3 +99,51 @@ func TestHeadNotRaisedAcrossDeleteAccount(t *testing.T) {
 		t.Fatalf("head %d, want 100", h)
 	}
 }
+
+// TestTailsInRounds: the last sequences kept in memory follow what the
+// database holds: within one round that appends, deletes the user and
+// appends again (the queue starts again at 1), after it, and after a
+// round that failed (its sequences are not kept).
+func TestTailsInRounds(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state"), SweepInterval(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q := store.Queue{Bridge: "b", JID: "j", Kind: store.Inbox}
+	var got []string
+	appendReq := func() *commitReq {
+		return &commitReq{fn: func(w *writer) error {
+			ids, err := w.append(q, [][]byte{[]byte("x")})
+			got = append(got, ids...)
+			return err
+		}}
+	}
+	deleteReq := &commitReq{fn: func(w *writer) error { return w.deleteUser("b", "j") }}
+	if err := s.run(appendReq(), appendReq(), deleteReq, appendReq()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.run(appendReq()); err != nil {
+		t.Fatal(err)
+	}
+	failing := &commitReq{fn: func(w *writer) error { return fmt.Errorf("injected") }}
+	if err := s.run(appendReq(), appendReq(), failing); err == nil {
+		t.Fatal("a round with a failing request committed")
+	}
+	if err := s.run(appendReq()); err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.Read(context.Background(), q, "", 10)
+	if err != nil || len(es) != 3 || es[2].ID != got[len(got)-1] {
+		t.Fatalf("Read = %v, %v; want 3 entries ending with %s", es, err, got[len(got)-1])
+	}
+	// A committed sequence is not used by a round that deletes the user.
+	if err := s.run(deleteReq, appendReq()); err != nil {
+		t.Fatal(err)
+	}
+	// 1, 2, deletion, 1 | 2 | 3, 4 not committed | 3 | deletion, 1
+	want := []string{"00000000000000000001", "00000000000000000002", "00000000000000000001", "00000000000000000002", "00000000000000000003", "00000000000000000004", "00000000000000000003", "00000000000000000001"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ids %v, want %v", got, want)
+	}
+}
