@@ -10,10 +10,12 @@ package main
 // bridge: link (TCP reach and handshake, stream errors explained), XEP-0356
 // privileges (advertisement awaited up to 2 s), a ping round trip to the
 // server domain, HTTP upload among the server's disco items, webhook URLs
-// (options public_url, webhook_url) and, with -check-accounts, the number
-// of registered accounts. Exit status: 0 when no check FAILs, 1 when one
-// does, 2 for usage and configuration errors (printed as run prints them).
-// -json prints one JSON object per check instead of text.
+// (options public_url, webhook_url; a URL the gateway's own http.listen
+// serves is "not checked" while the gateway is stopped, since nothing can
+// answer it then) and, with -check-accounts, the number of registered
+// accounts. Exit status: 0 when no check FAILs, 1 when one does, 2 for
+// usage and configuration errors (printed as run prints them). -json
+// prints one JSON object per check instead of text.
 //
 // Doctor must never disturb a running gateway:
 //
@@ -56,6 +58,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -185,7 +189,7 @@ func runDoctor(ctx context.Context, cfg *config.Config, o doctorOptions) []check
 		} else {
 			out = append(out, doctorBridge(ctx, cfg, i, b, st, gw.running, o)...)
 		}
-		out = append(out, doctorWebhooks(ctx, b, o)...)
+		out = append(out, doctorWebhooks(ctx, b, cfg.HTTP.Listen, gw.running, o)...)
 		out = append(out, doctorAccounts(ctx, b, st, o)...)
 	}
 	return out
@@ -944,15 +948,114 @@ func doctorMedia(ctx context.Context, m config.Media, o doctorOptions) []check {
 }
 
 // doctorWebhooks checks the adapter options that name the gateway's public
-// URL.
-func doctorWebhooks(ctx context.Context, b config.Bridge, o doctorOptions) []check {
+// URL. A URL that the gateway's own listener (listen, http.listen) serves
+// cannot answer while the gateway is stopped, the usual moment to run
+// doctor: when no gateway runs (running) and nothing listens there, the
+// check says it was not done instead of warning. A running gateway's URL is
+// checked.
+func doctorWebhooks(ctx context.Context, b config.Bridge, listen string, running bool, o doctorOptions) []check {
 	var out []check
 	for _, k := range []string{"public_url", "webhook_url"} {
-		if u := b.Options[k]; u != "" {
-			out = append(out, httpReach(ctx, b.Domain, "webhook", "options."+k, u, o))
+		u := b.Options[k]
+		if u == "" {
+			continue
+		}
+		if !running && servedByListener(ctx, listen, u, o.Timeout) && !listening(ctx, listen, o.Timeout) {
+			out = append(out, check{Bridge: b.Domain, Check: "webhook", Status: statusOK,
+				Message: fmt.Sprintf("options.%s %s not checked: the gateway is not running (its own listener, http.listen %s, serves this URL); run doctor again while it runs to check it", k, u, listen)})
+			continue
+		}
+		out = append(out, httpReach(ctx, b.Domain, "webhook", "options."+k, u, o))
+	}
+	return out
+}
+
+// servedByListener reports whether requests to the URL raw reach the
+// gateway's own listener at listen (http.listen) when doctor sends them
+// from this host: plain http on the listener's port, to an address it
+// listens on (any local address when it listens on all). A host name is
+// resolved within timeout; a URL behind a reverse proxy is not the
+// listener's.
+func servedByListener(ctx context.Context, listen, raw string, timeout time.Duration) bool {
+	lhost, lport, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Hostname() == "" {
+		return false
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	if port != lport {
+		return false
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	targets := resolveHost(rctx, u.Hostname())
+	var served func(netip.Addr) bool
+	if la, err := netip.ParseAddr(lhost); lhost == "" || (err == nil && la.IsUnspecified()) {
+		local := localAddrs()
+		served = func(a netip.Addr) bool { return a.IsLoopback() || a.IsUnspecified() || slices.Contains(local, a) }
+	} else {
+		own := resolveHost(rctx, lhost)
+		served = func(a netip.Addr) bool { return slices.Contains(own, a) }
+	}
+	return slices.ContainsFunc(targets, served)
+}
+
+// resolveHost returns host's addresses (host itself for an IP literal),
+// IPv4-mapped ones unmapped; none when it does not resolve.
+func resolveHost(ctx context.Context, host string) []netip.Addr {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a.WithZone("").Unmap()}
+	}
+	as, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for i, a := range as {
+		as[i] = a.WithZone("").Unmap()
+	}
+	return as
+}
+
+// localAddrs are the addresses of this host's interfaces.
+func localAddrs() []netip.Addr {
+	ifs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, ia := range ifs {
+		if n, ok := ia.(*net.IPNet); ok {
+			if a, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, a.Unmap())
+			}
 		}
 	}
 	return out
+}
+
+// listening reports whether something accepts TCP connections at listen
+// (http.listen; a wildcard host is tried on 127.0.0.1).
+func listening(ctx context.Context, listen string, timeout time.Duration) bool {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	d := net.Dialer{Timeout: min(timeout, 2*time.Second)}
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // httpReach GETs u: any HTTP answer proves reachability; a transport error

@@ -674,3 +674,62 @@ func TestDoctorRunningLinkCheckStandby(t *testing.T) {
 		}
 	}
 }
+
+// TestDoctorWebhookOnOwnListener: a webhook URL served by the gateway's
+// own http.listen cannot answer while the gateway is stopped (the usual
+// moment to run doctor): that is said, as not checked, instead of warned
+// about. A running gateway's URL, a URL on another address, or a port
+// something else holds are checked as before.
+func TestDoctorWebhookOnOwnListener(t *testing.T) {
+	stopped := freeAddr(t)
+	_, stoppedPort, _ := net.SplitHostPort(stopped)
+	running := fakeGatewayHTTP(t, http.StatusOK, "ready")
+	runningAddr := strings.TrimSpace(strings.TrimPrefix(running, "http:\n  listen: "))
+	other := httptest.NewServer(http.NotFoundHandler()) // not a gateway: no /healthz
+	t.Cleanup(other.Close)
+	for _, tc := range []struct {
+		name, http, url string
+		status, want    string
+	}{
+		{"stopped", "http:\n  listen: " + stopped + "\n", "http://" + stopped + "/webhooks/echo.localhost",
+			statusOK, "options.webhook_url http://" + stopped + "/webhooks/echo.localhost not checked: the gateway is not running"},
+		{"stopped, listening on every address", "http:\n  listen: 0.0.0.0:" + stoppedPort + "\n", "http://127.0.0.1:" + stoppedPort + "/webhooks/echo.localhost",
+			statusOK, "not checked: the gateway is not running"},
+		{"running", running, "http://" + runningAddr + "/webhooks/echo.localhost",
+			statusOK, "reachable (HTTP 404)"},
+		{"another address", "http:\n  listen: " + freeAddr(t) + "\n", "http://" + stopped + "/webhooks/echo.localhost",
+			statusWarn, "not reachable"},
+		{"port held by something else", "http:\n  listen: " + strings.TrimPrefix(other.URL, "http://") + "\n", other.URL + "/webhooks/echo.localhost",
+			statusOK, "reachable (HTTP 404)"},
+	} {
+		srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+		cfg, _ := doctorConfig(t, srv.Addr(), tc.http)
+		cfg.Bridges[0].Options = map[string]string{"webhook_url": tc.url}
+		checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 50 * time.Millisecond})
+		if c := one(t, checks, "webhook"); c.Status != tc.status || !strings.Contains(c.Message, tc.want) {
+			t.Errorf("%s: webhook = %s %q, want %s %q", tc.name, c.Status, c.Message, tc.status, tc.want)
+		}
+	}
+}
+func TestServedByListener(t *testing.T) {
+	for _, tc := range []struct {
+		listen, url string
+		want        bool
+	}{
+		{"127.0.0.1:9470", "http://127.0.0.1:9470/webhooks/t.example", true},
+		{"127.0.0.1:9470", "http://127.0.0.1:9471/webhooks/t.example", false},
+		{"127.0.0.1:9470", "https://127.0.0.1:9470/webhooks/t.example", false}, // the listener speaks plain HTTP
+		{"127.0.0.1:80", "http://127.0.0.1/webhooks/t.example", true},
+		{"127.0.0.1:9470", "http://127.0.0.2:9470/webhooks/t.example", false},
+		{"0.0.0.0:9470", "http://127.0.0.1:9470/webhooks/t.example", true},
+		{":9470", "http://[::1]:9470/webhooks/t.example", true},
+		{"[::]:9470", "http://127.0.0.1:9470/", true},
+		{"0.0.0.0:9470", "http://192.0.2.1:9470/", false}, // TEST-NET-1, no local interface
+		{"", "http://127.0.0.1:9470/", false},
+		{"127.0.0.1:9470", "http://%zz/", false},
+	} {
+		if got := servedByListener(context.Background(), tc.listen, tc.url, time.Second); got != tc.want {
+			t.Errorf("servedByListener(%q, %q) = %v, want %v", tc.listen, tc.url, got, tc.want)
+		}
+	}
+}
