@@ -457,6 +457,9 @@ func (b *Bridge) ephemeralIn(ctx context.Context, st *stanza.Element, from, to j
 	if u == nil {
 		return
 	}
+	if state != "" {
+		u.noChatStates.Store(false) // the client takes chat states
+	}
 	chat := b.chatFor(ctx, u, to.Localpart())
 	w := u.ephemeral
 	w.mu.Lock()

@@ -82,7 +82,7 @@ func TestLegacyEventsToXMPP(t *testing.T) {
 		}
 	}
 	// The user's message becomes L1.
-	h.msg("m1", `<body>where are you?</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/><request xmlns='urn:xmpp:receipts'/>`)
+	h.msg("m1", `<body>where are you?</body><active xmlns='http://jabber.org/protocol/chatstates'/><origin-id xmlns='urn:xmpp:sid:0' id='o1'/><request xmlns='urn:xmpp:receipts'/>`)
 	h.expect("receipt of m1 (Send success means delivered)", func(e *stanza.Element) bool {
 		r := e.Child("urn:xmpp:receipts", "received")
 		return r != nil && r.Attr("id") == "m1"
@@ -141,6 +141,27 @@ on my way</body><reply xmlns='urn:xmpp:reply:0' to='%[3]s' id='o1'/><fallback xm
 	}
 	if n != 1 {
 		t.Errorf("%d composing notifications, want 1", n)
+	}
+	// A client that writes without chat states gets none from then on
+	// (XEP-0085 §5.1, rule 3): no typing, no <active/>.
+	h.msg("m9", `<body>no states here</body><request xmlns='urn:xmpp:receipts'/>`)
+	h.expect("receipt of m9", func(e *stanza.Element) bool {
+		r := e.Child("urn:xmpp:receipts", "received")
+		return r != nil && r.Attr("id") == "m9"
+	})
+	emit(legacy.Typing{Chat: "hello", Typing: true})
+	emit(legacy.Incoming{ID: "in9", Chat: "hello", Text: "after typing"})
+	in9 := h.expect("in9", func(e *stanza.Element) bool { return e.ChildText("", "body") == "after typing" })
+	if in9.Child("http://jabber.org/protocol/chatstates", "active") != nil {
+		t.Errorf("<active/> to a client that wrote without chat states: %s", in9)
+	}
+	for _, r := range h.srv.Received() {
+		if r.Child("http://jabber.org/protocol/chatstates", "composing") != nil {
+			n--
+		}
+	}
+	if n != 0 {
+		t.Errorf("%d composing notifications to a client that wrote without chat states", -n)
 	}
 	// Retraction of the contact's message.
 	emit(legacy.Retracted{ID: "in1", Chat: "hello"})

@@ -46,10 +46,11 @@ func (h *harness) msg(id, inner string) {
 	h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s/phone' to='%s'>%s</message>`, id, alice, contact, inner))
 }
 
-// chat sends a message with origin-id = id and returns its echo.
+// chat sends a message with origin-id = id and returns its echo. The
+// message carries <active/>, as clients that take chat states send.
 func (h *harness) chat(id, body string) *stanza.Element {
 	h.t.Helper()
-	h.msg(id, `<body>`+body+`</body><origin-id xmlns='urn:xmpp:sid:0' id='`+id+`'/>`)
+	h.msg(id, `<body>`+body+`</body><active xmlns='http://jabber.org/protocol/chatstates'/><origin-id xmlns='urn:xmpp:sid:0' id='`+id+`'/>`)
 	return h.expect("echo of "+body, func(e *stanza.Element) bool {
 		return e.Local == "message" && e.From() == contact && e.ChildText("", "body") == body
 	})
@@ -79,6 +80,22 @@ func TestInboundMessageMarkup(t *testing.T) {
 	h.register(alice)
 	e := h.chat("m1", "hi")
 	golden(t, "echo", e, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><body>hi</body><active xmlns='http://jabber.org/protocol/chatstates'/><markable xmlns='urn:xmpp:chat-markers:0'/><origin-id xmlns='urn:xmpp:sid:0' id='%[1]s'/></message>`, e.ID(), contact, alice))
+	// A client that writes without chat states gets none (XEP-0085
+	// §5.1, rule 3): neither <active/> nor the contact's typing, until it
+	// sends a chat state again.
+	h.msg("m2", `<body>plain</body>`)
+	e = h.expect("echo of plain", func(e *stanza.Element) bool { return e.ChildText("", "body") == "plain" })
+	if e.Child("http://jabber.org/protocol/chatstates", "active") != nil {
+		t.Errorf("chat state to a client that wrote without: %s", e)
+	}
+	h.msg("", `<composing xmlns='http://jabber.org/protocol/chatstates'/>`)
+	h.expect("composing from the contact, once the client sent a chat state", func(e *stanza.Element) bool {
+		return e.Child("http://jabber.org/protocol/chatstates", "composing") != nil
+	})
+	e = h.chat("m3", "again")
+	if e.Child("http://jabber.org/protocol/chatstates", "active") == nil {
+		t.Errorf("no <active/> once the client sends chat states again: %s", e)
+	}
 	// Without markers and chat states: neither <markable/> nor <active/>.
 	h2 := newCapsHarness(t, legacy.Caps{Receipts: true}, 0)
 	h2.register(alice)
@@ -220,7 +237,7 @@ func TestReplies(t *testing.T) {
 	// quote was stripped, and it replies to the same message with a quote
 	// the gateway adds.
 	h.msg("p1", `<body>&gt; hi there
-ünï 🎉</body><reply xmlns='urn:xmpp:reply:0' to='`+contact+`' id='`+e1.ID()+`'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='11'/></fallback>`)
+ünï 🎉</body><reply xmlns='urn:xmpp:reply:0' to='`+contact+`' id='`+e1.ID()+`'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='11'/></fallback><active xmlns='http://jabber.org/protocol/chatstates'/>`)
 	p := h.expect("echo of the reply", func(e *stanza.Element) bool { return e.Child("urn:xmpp:reply:0", "reply") != nil })
 	golden(t, "reply", p, fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='%s' from='%s' to='%s'><body>&gt; hi there
 ünï 🎉</body><reply xmlns='urn:xmpp:reply:0' to='%[2]s' id='%[4]s'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='11'/></fallback><active xmlns='http://jabber.org/protocol/chatstates'/><markable xmlns='urn:xmpp:chat-markers:0'/><origin-id xmlns='urn:xmpp:sid:0' id='%[1]s'/></message>`, p.ID(), contact, alice, e1.ID()))

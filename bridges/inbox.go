@@ -503,7 +503,7 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 			m.TextChild(stanza.NSComponent, "thread", e.Thread)
 		}
 		m.Add(ext...)
-		if b.info.Caps.ChatStates {
+		if b.info.Caps.ChatStates && !u.noChatStates.Load() {
 			m.Add(stanza.New(nsChatStates, "active"))
 		}
 		if b.info.Caps.Markers {
@@ -580,6 +580,9 @@ func (b *Bridge) renderInbound(ctx context.Context, u *user, e *inboxEntry, sid 
 // sendTyping forwards a chat-state change, best effort. A standalone
 // state carries nothing but the state (XEP-0085 §5.5).
 func (b *Bridge) sendTyping(ctx context.Context, u *user, ev legacy.Typing) {
+	if u.noChatStates.Load() {
+		return // the user's client does not take them (XEP-0085 §5.1)
+	}
 	from, err := b.contactJID(ev.Chat)
 	if err != nil {
 		return

@@ -97,6 +97,11 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, pf, pt *
 			"register with "+b.domain+" first (service discovery, or send \"help\" to "+b.domain+")")))
 		return
 	}
+	if body != nil && b.info.Caps.ChatStates && chatStateOf(st) == "" {
+		// Content without a chat state: the client does not take them,
+		// so none is sent until it sends one (XEP-0085 §5.1, rule 3).
+		u.noChatStates.Store(true)
+	}
 	chat, err := b.validChat(ctx, u, to.Localpart())
 	if err != nil {
 		b.reply(ctx, stanza.ErrorReply(st, b.contactAddressError(to.Localpart(), err)))

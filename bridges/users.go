@@ -31,7 +31,11 @@ type user struct {
 
 	ephemeral  *ephemeral             // chat states and markers waiting to be sent
 	typingSent map[legacy.ChatID]bool // last chat state sent to the user per contact
-	online     map[string]bool        // the user's available resources (full JIDs)
+	// noChatStates: the user's last message with content carried no chat
+	// state and none came since, so the gateway sends none (XEP-0085
+	// §5.1, implicit discovery, rule 3) until the user's client sends one.
+	noChatStates atomic.Bool
+	online       map[string]bool // the user's available resources (full JIDs)
 
 	kickIn  chan struct{} // wakes the inbox drainer
 	kickOut chan struct{} // wakes the outbox worker
