@@ -409,6 +409,54 @@ func TestOversizedStanza(t *testing.T) {
 	}
 }
 
+// TestHugeStanzaSkipped: a stanza far larger than any skip budget — 40 MB
+// of body text, then 20 MB of small child elements, as a server without a
+// c2s size limit routes them (ejabberd's default) — is refused with
+// policy-violation to its sender, the link stays up, and the stanza after
+// each is read normally. The bytes are generated as they are written, so
+// neither side holds a whole stanza.
+func TestHugeStanzaSkipped(t *testing.T) {
+	hs := start(t, nil, nil) // the default 256 KiB limit
+	hs.up(t)
+	for _, tc := range []struct {
+		id, chunk string
+		n         int
+	}{
+		{"text", strings.Repeat("body text &amp; &lt;more&gt; ", 1<<11), 40 << 20},
+		{"tags", strings.Repeat("<b>x</b><br/><i a='&gt;'>y</i>", 1<<11), 20 << 20},
+	} {
+		open := "<message from='carol@localhost/xc' to='" + testDomain + "' id='" + tc.id + "' type='chat'><body>"
+		if err := hs.srv.InjectRaw(open); err != nil {
+			t.Fatal(err)
+		}
+		for sent := 0; sent < tc.n; sent += len(tc.chunk) {
+			if err := hs.srv.InjectRaw(tc.chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := hs.srv.InjectRaw("</body></message>"); err != nil {
+			t.Fatal(err)
+		}
+		if err := hs.srv.Inject(msg("a@localhost", testDomain, "after "+tc.id)); err != nil {
+			t.Fatal(err)
+		}
+		if got := hs.rec.next(t); got.ChildText(stanza.NSComponent, "body") != "after "+tc.id {
+			t.Fatalf("the stanza after the huge one (%s) = %s", tc.id, got)
+		}
+		reply, err := hs.srv.WaitFor(waitLong, func(e *stanza.Element) bool { return e.ID() == tc.id })
+		if err != nil {
+			t.Fatalf("no error reply to the huge stanza (%s): %v", tc.id, err)
+		}
+		if se := stanza.ParseError(reply); se == nil || se.Condition != stanza.PolicyViolation || reply.To() != "carol@localhost/xc" {
+			t.Errorf("reply to the huge stanza (%s) = %s", tc.id, reply)
+		}
+		if n := hs.srv.Handshakes(); n != 1 || len(hs.srv.StreamErrors()) != 0 {
+			t.Fatalf("handshakes = %d, stream errors %v: the link was dropped by the huge stanza (%s)", n, hs.srv.StreamErrors(), tc.id)
+		}
+	}
+	hs.rec.none(t, 50*time.Millisecond)
+}
+
 func TestMalformedXMLReconnects(t *testing.T) {
 	hs := start(t, nil, nil)
 	hs.up(t)

@@ -143,14 +143,19 @@ type refusedStanza struct {
 	reason                  string // why, for the log and the error text
 }
 
-// discardMax bounds what is read to skip one refused stanza (the server
-// enforces its own stanza size limit long before this).
-func discardMax(limit int64) int64 { return max(16*limit, 16<<20) }
-
 // refuse handles a failed element: a stanza nested too deep, or too large
 // for the limit in its character data (a large body), is skipped to its
 // end and returned, and the stream goes on; for any other failure (or when
 // skipping fails) it returns the failure that ends the stream.
+//
+// Skipping has no byte ceiling for character data: a server need not limit
+// the stanzas its users send (ejabberd's c2s max_stanza_size defaults to
+// infinity, and the tester's 17.5 MB body was routed whole), so any bound
+// here would let any user drop the link with one message. It keeps
+// nothing (stanza.StreamDecoder.Discard), and the nesting it counts is
+// bounded by the depth limit. Only a tag longer than the size limit on its
+// own — attributes hundreds of KiB long, which no server routes from a
+// client — ends the stream.
 func (r *reader) refuse(err error, start *xml.StartElement) (*refusedStanza, readFailure) {
 	f := r.classify(err, start)
 	var reason string
@@ -166,7 +171,10 @@ func (r *reader) refuse(err error, start *xml.StartElement) (*refusedStanza, rea
 	ref := &refusedStanza{name: local, typ: r.dec.StartAttr("type"), id: r.dec.StartAttr("id"),
 		from: r.dec.StartAttr("from"), to: r.dec.StartAttr("to"), reason: reason}
 	if !errors.Is(err, errTooLarge) { // errTooLarge: read whole, one byte over
-		if derr := r.dec.Discard(discardMax(r.max)); derr != nil {
+		if derr := r.dec.Discard(r.max); derr != nil {
+			if errors.Is(derr, stanza.ErrLimit) {
+				derr = fmt.Errorf("a tag in it is longer than the limit on its own (%w)", derr)
+			}
 			f.err = fmt.Errorf("%w; skipping it failed: %v", f.err, derr)
 			return nil, f
 		}

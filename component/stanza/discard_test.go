@@ -2,6 +2,8 @@ package stanza
 
 import (
 	"errors"
+	"io"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -99,17 +101,97 @@ func TestDiscardAtEveryCut(t *testing.T) {
 	}
 }
 
-// TestDiscardRefuses: a stanza that does not end within the budget makes
-// Discard fail instead of guessing.
+// TestDiscardRefuses: a tag longer than the tag budget makes Discard fail
+// instead of guessing, in a child's start tag and in the rest of a start
+// tag cut by the byte limit.
 func TestDiscardRefuses(t *testing.T) {
 	const head = "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>"
-	d := NewStreamDecoder(strings.NewReader(head+"<message>"+strings.Repeat("<x>", 5)+strings.Repeat("y", 5000)), 0)
+	d := NewStreamDecoder(strings.NewReader(head+"<message>"+strings.Repeat("<x>", 5)+"<y a='"+strings.Repeat("v", 5000)+"'/>"), 0)
 	d.Next()
 	d.Next()
 	if _, err := d.Element(3); err != ErrTooDeep {
 		t.Fatalf("Element = %v, want ErrTooDeep", err)
 	}
 	if err := d.Discard(1000); !errors.Is(err, ErrLimit) {
-		t.Errorf("Discard past its budget = %v, want ErrLimit", err)
+		t.Errorf("Discard of a start tag past its budget = %v, want ErrLimit", err)
+	}
+	d = NewStreamDecoder(strings.NewReader(head+"<message><body>b</body><y a='"+strings.Repeat("v", 5000)+"'/></message>"), 0)
+	d.Next()
+	d.SetLimit(d.InputOffset() + 100)
+	d.Next()
+	if _, err := d.Element(0); err != ErrLimit {
+		t.Fatalf("Element = %v, want ErrLimit", err)
+	}
+	if err := d.Discard(1000); !errors.Is(err, ErrLimit) {
+		t.Errorf("Discard of the rest of a start tag past its budget = %v, want ErrLimit", err)
+	}
+}
+
+// hugeStanza generates a stream holding one stanza with n bytes of body
+// text, then a small one, without holding the text.
+type hugeStanza struct {
+	head, tail string
+	n          int64 // text bytes left
+	chunk      []byte
+}
+
+func (h *hugeStanza) Read(p []byte) (int, error) {
+	switch {
+	case h.head != "":
+		n := copy(p, h.head)
+		h.head = h.head[n:]
+		return n, nil
+	case h.n > 0:
+		n := copy(p[:min(int64(len(p)), h.n)], h.chunk)
+		h.n -= int64(n)
+		return n, nil
+	case h.tail != "":
+		n := copy(p, h.tail)
+		h.tail = h.tail[n:]
+		return n, nil
+	}
+	return 0, io.EOF
+}
+
+// TestDiscardHugeText: the character data of a refused stanza has no byte
+// ceiling (a server without a c2s size limit routes a body of any size,
+// and any of its users can send one), and skipping it keeps nothing: 40 MB
+// of text, with entities and CDATA, cost no memory to skip, and the next
+// stanza decodes intact.
+func TestDiscardHugeText(t *testing.T) {
+	const head = "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>"
+	const next = "<message from='n@localhost' to='c.localhost'><body>next &amp; last</body></message>"
+	src := &hugeStanza{
+		head:  head + "<message id='bad'><body>",
+		n:     40 << 20,
+		chunk: []byte(strings.Repeat("text &amp; &lt;tags&gt; <![CDATA[</body>]]> ", 1<<12)),
+		tail:  "</body></message>" + next,
+	}
+	d := NewStreamDecoder(src, 4096)
+	if ev, err := d.Next(); err != nil || ev != EventHeader {
+		t.Fatalf("header: %v %v", ev, err)
+	}
+	d.SetLimit(d.InputOffset() + 1000)
+	if ev, err := d.Next(); err != nil || ev != EventStart {
+		t.Fatalf("bad stanza start: %v %v", ev, err)
+	}
+	if _, err := d.Element(0); !errors.Is(err, ErrLimit) {
+		t.Fatalf("Element = %v, want ErrLimit", err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := d.Discard(1000); err != nil {
+		t.Fatalf("Discard: %v", err)
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Errorf("skipping 40 MB allocated %d bytes", n)
+	}
+	d.SetLimit(1<<63 - 1)
+	if ev, err := d.Next(); err != nil || ev != EventStart {
+		t.Fatalf("next stanza start: %v %v", ev, err)
+	}
+	if el, err := d.Element(0); err != nil || el.From() != "n@localhost" || el.ChildText("", "body") != "next & last" {
+		t.Fatalf("next stanza = %v, %v", el, err)
 	}
 }

@@ -460,19 +460,27 @@ func (d *StreamDecoder) closeTop() bool {
 // Discard skips the rest of a stanza whose Element failed with ErrTooDeep,
 // or with ErrLimit in character data (a body larger than the limit) or in
 // a start or end tag (a stanza whose closing tags, or an attribute, pass
-// the limit), reading at most max more bytes and keeping nothing, so that
-// Next can go on with the following stanza: one stanza is refused instead
-// of the whole stream. It returns an error when Element stopped anywhere
-// else (in a comment or processing instruction, which servers do not
-// send in stanzas) and ErrLimit when the stanza does not end within max
-// bytes. Inside a start tag it goes on to the first '>': servers escape
-// '>' in attribute values.
+// the limit), keeping nothing, so that Next can go on with the following
+// stanza: one stanza is refused instead of the whole stream.
+//
+// Character data, CDATA sections, comments and processing instructions
+// are skipped whatever their length: a server without a client stanza
+// size limit (ejabberd's default) routes a body of any size, so any of its
+// users could otherwise end the stream with one message; nothing is kept,
+// so memory does not grow with them. Each tag is read up to tagMax bytes
+// (the rest of the tag Element stopped in, when it stopped in one): past
+// that, and when Element stopped anywhere else (in a comment or processing
+// instruction, which servers do not send in stanzas), Discard fails —
+// ErrLimit for a tag too long. The start tag Element stopped in ends at
+// the first '>' (servers escape '>' in attribute values); the others at the
+// first '>' outside quotes.
 //
 // It only counts nesting: the XML it skips is not checked, which is safe
 // on a stream from a server (it parsed the stanza before routing it) and
 // costs nothing for the stanzas that follow, whose parsing starts afresh
-// at the byte after the skipped stanza's end tag.
-func (d *StreamDecoder) Discard(max int64) error {
+// at the byte after the skipped stanza's end tag. The byte limit set with
+// SetLimit is replaced: set it again before Next.
+func (d *StreamDecoder) Discard(tagMax int64) error {
 	if d.resume == resumeNone {
 		return errors.New("stanza: nothing to discard: Element did not stop where it can be resumed")
 	}
@@ -484,14 +492,18 @@ func (d *StreamDecoder) Discard(max int64) error {
 	d.resume = resumeNone
 	d.resetElement()
 	d.scratch = d.scratch[:0:0] // let a large text's buffer go
-	d.limit, d.hit = d.off+max, false
+	const unlimited = 1<<63 - 1
+	d.hit = false
+	tag := func() { d.limit = d.off + tagMax } // bound the tag starting here
 	switch resume {
 	case resumeEnd: // the rest of an end tag: no quotes in it
+		tag()
 		if err := d.skipPast(">"); err != nil {
 			return err
 		}
 		depth--
 	case resumeStart: // the rest of a start tag, and whether it closed itself
+		tag()
 		for {
 			b, err := d.byte()
 			if err != nil {
@@ -505,9 +517,12 @@ func (d *StreamDecoder) Discard(max int64) error {
 		if prev != '/' {
 			depth++ // the element it opens (startTag had not pushed it)
 		}
+	case resumeTag: // just after a '<': the tag it opens is bounded below
+		tag()
 	}
 	for depth > 0 {
 		if !inTag { // character data: up to the next '<'
+			d.limit = unlimited
 			for {
 				a := d.avail()
 				i := bytes.IndexByte(a, '<')
@@ -521,6 +536,7 @@ func (d *StreamDecoder) Discard(max int64) error {
 				}
 				d.unread()
 			}
+			tag()
 		}
 		inTag = false
 		b, err := d.byte()
@@ -534,10 +550,12 @@ func (d *StreamDecoder) Discard(max int64) error {
 			}
 			depth--
 		case '?':
+			d.limit = unlimited
 			if err := d.skipPast("?>"); err != nil {
 				return err
 			}
 		case '!':
+			d.limit = unlimited
 			if b, err = d.byte(); err != nil {
 				return d.must(err)
 			}
