@@ -378,3 +378,27 @@ func TestCorrectionOfAGoneMessage(t *testing.T) {
 		t.Errorf("error text = %q", text)
 	}
 }
+
+// A message whose only text is not a plain body (a subject, XHTML-IM, a
+// body in another namespace) is refused with a reason, not dropped.
+func TestContentWithoutBodyRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	for id, inner := range map[string]string{
+		"s1": `<subject>only a subject</subject>`,
+		"x1": `<html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'><p>formatted</p></body></html>`,
+		"f1": `<body xmlns='urn:other'>FOREIGN ONLY</body>`,
+	} {
+		h.msg(id, inner)
+		h.expectError(id, stanza.NotAcceptable)
+	}
+	// Chat states alone are not answered; the message after them is.
+	h.msg("c1", `<active xmlns='http://jabber.org/protocol/chatstates'/>`)
+	h.msg("f2", `<body xmlns='urn:other'>FOREIGN</body><body>REAL</body>`)
+	h.expect("echo of the real body", func(e *stanza.Element) bool { return e.ChildText("", "body") == "REAL" })
+	for _, r := range h.srv.Received() {
+		if r.ID() == "c1" {
+			t.Errorf("chat state answered: %s", r)
+		}
+	}
+}

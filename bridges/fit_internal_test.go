@@ -43,6 +43,9 @@ func TestDefaultBody(t *testing.T) {
 		{`<message xml:lang='en-US'><body xml:lang='de'>Hallo</body><body xml:lang='en-us'>Hello</body></message>`, "Hello"},
 		{`<message><subject>s</subject><body>only</body></message>`, "only"},
 		{`<message><subject>s</subject></message>`, ""},
+		// A <body/> in another namespace is an extension (RFC 6121 §5.2.3).
+		{`<message xmlns='jabber:component:accept'><body xmlns='urn:other'>FOREIGN</body><body>REAL</body></message>`, "REAL"},
+		{`<message xmlns='jabber:component:accept'><body xmlns='urn:other'>FOREIGN ONLY</body></message>`, ""},
 	} {
 		if got := defaultBody(stanza.MustParse(c.xml)).Text(); got != c.want {
 			t.Errorf("defaultBody(%s) = %q, want %q", c.xml, got, c.want)

@@ -14,6 +14,7 @@ const (
 	nsDelay      = "urn:xmpp:delay"
 	nsNick       = "http://jabber.org/protocol/nick"
 	nsChatStates = "http://jabber.org/protocol/chatstates"
+	nsXHTMLIM    = "http://jabber.org/protocol/xhtml-im"
 	nsOMEMO      = "eu.siacs.conversations.axolotl"
 	nsOMEMO2     = "urn:xmpp:omemo:2"
 	nsOpenPGP    = "urn:xmpp:openpgp:0"

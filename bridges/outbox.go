@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +54,22 @@ type outboxEntry struct {
 
 const mapOutSeen = "out-origin" // origin-id of an enqueued message → "1", to drop client resends
 
+// resendKey is the seen mark of e, a message with an origin-id: what a
+// client's resend has in common with the first sending. The origin-id
+// alone would take a different message that reuses one (a client that
+// does not follow XEP-0359) for a resend, drop it and answer it with the
+// first one's receipt; the chat and a digest of what is sent are part of
+// the key, so only the same message to the same contact is a resend.
+func resendKey(e *outboxEntry) string {
+	var buf []byte
+	for _, f := range [...]string{e.Chat, e.Kind, e.Target, e.Text, e.Quoted, e.File, e.Subject, strings.Join(e.Emojis, "\x00")} {
+		buf = append(append(buf, f...), 0)
+	}
+	h := fnv.New64a()
+	h.Write(buf)
+	return mapOutSeen + ":" + strconv.FormatUint(h.Sum64(), 36) + ":" + e.OriginID
+}
+
 // handleMessage handles a message stanza from a user.
 //
 // Ephemeral extensions (chat states, displayed markers) are handed to the
@@ -89,6 +107,10 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, pf, pt *
 	fileURL := oobURL(st)
 	body = bodyOrURL(body, fileURL)
 	if body == nil && retractID == "" && reactions == nil {
+		if what := contentWithoutBody(st); what != "" {
+			b.reply(ctx, stanza.ErrorReply(st, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify,
+				Text: "this message has " + what + " but no plain-text body, and only the body is sent to " + b.info.DisplayName}))
+		}
 		return // chat states, receipts, markers only: nothing to queue
 	}
 	u := b.getUser(pf.bare)
@@ -118,8 +140,8 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, pf, pt *
 		OriginID: originID,
 		To:       pt.bare,
 		Chat:     string(chat),
-		Subject:  st.ChildText("", "subject"),
-		Thread:   st.ChildText("", "thread"),
+		Subject:  st.ChildText(st.Space, "subject"),
+		Thread:   st.ChildText(st.Space, "thread"),
 		Receipt:  st.Child(nsReceipts, "request") != nil && st.ID() != "",
 		Time:     time.Now().UTC(),
 	}
@@ -183,7 +205,7 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 		at[i] = bt.Len()
 		bt.Append(store.Queue{Bridge: b.domain, JID: r.u.jid, Kind: store.Outbox}, payload)
 		if r.e.OriginID != "" {
-			bt.MarkSeen(b.domain, r.u.jid, mapOutSeen+":"+r.e.OriginID, 24*time.Hour)
+			bt.MarkSeen(b.domain, r.u.jid, resendKey(r.e), 24*time.Hour)
 		}
 	}
 	slices.SortFunc(users, func(x, y *user) int { return strings.Compare(x.jid, y.jid) }) // lock order
@@ -886,13 +908,29 @@ func (b *Bridge) mapSentOps(bt *store.Batch, u *user, e *outboxEntry, id legacy.
 // defaultBody is the message's body in its default language (RFC 6121
 // §5.2.3: bodies differ by xml:lang; the one without it, or with the
 // stanza's own, is the default), else the first; nil without a body.
+// contentWithoutBody names what a message without a body carries that
+// its sender meant to be read — a subject, XHTML-IM text, a body in
+// another namespace — or returns "" for one without any (chat states,
+// receipts, markers), which is not answered.
+func contentWithoutBody(st *stanza.Element) string {
+	switch {
+	case st.Child(st.Space, "subject") != nil:
+		return "a subject"
+	case st.Child(nsXHTMLIM, "html") != nil:
+		return "XHTML-IM formatted text"
+	case st.Child("", "body") != nil:
+		return "a <body/> in another namespace"
+	}
+	return ""
+}
+
 func defaultBody(st *stanza.Element) *stanza.Element {
 	var first *stanza.Element
 	lang := st.Lang()
 	for _, n := range st.Nodes {
 		c := n.El
-		if c == nil || c.Local != "body" {
-			continue
+		if c == nil || c.Local != "body" || c.Space != st.Space {
+			continue // a <body/> in another namespace is an extension, not the text (RFC 6121 §5.2.3)
 		}
 		if l := c.Lang(); l == "" || strings.EqualFold(l, lang) { // language tags ignore case (RFC 5646 §2.1.1)
 			return c

@@ -225,9 +225,10 @@ func TestResendOfASentMessageGetsItsReceipt(t *testing.T) {
 	}
 }
 
-// A resend of a message sent by a version before the s2lc map (only its
-// s2l map and its origin-id mark are stored) gets its receipt too.
-func TestResendOfAMessageSentBeforeTheUpgradeGetsItsReceipt(t *testing.T) {
+// A resend of a message sent by a version whose resend marks held the
+// origin-id alone (docs/upgrading.md) is not recognised: it is sent once
+// more, with its receipt — a duplicate, never a loss.
+func TestResendOfAMessageSentBeforeTheUpgradeIsSentAgain(t *testing.T) {
 	h := newHarness(t, nil)
 	h.register(alice)
 	ctx := context.Background()
@@ -242,7 +243,32 @@ func TestResendOfAMessageSentBeforeTheUpgradeGetsItsReceipt(t *testing.T) {
 		r := e.Child("urn:xmpp:receipts", "received")
 		return r != nil && r.Attr("id") == "old1"
 	})
-	if n := h.count(withBody("sent before")); n != 0 {
-		t.Errorf("the resend was sent again: %d echoes", n)
+	h.expect("its echo", withBody("sent before"))
+}
+
+// Only the same message to the same contact is a resend: a message that
+// reuses an origin-id for another contact or another text is sent, not
+// dropped with the first one's receipt.
+func TestOriginIDReusedForAnotherMessageIsSent(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register(alice)
+	send := func(to, body string) {
+		h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='q-%s' from='%s/p' to='%s@%s'><body>%s</body><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='same'/></message>`, body, alice, to, domain, body))
+	}
+	send("hello", "first")
+	h.expect("echo of first", withBody("first"))
+	send("another", "second") // another contact
+	h.expect("echo of second", withBody("second"))
+	send("hello", "third") // the same contact, another text
+	h.expect("echo of third", withBody("third"))
+	h.waitEmpty(store.Outbox)
+	seen := h.markSeen()
+	send("hello", "third") // a resend of the third: dropped, receipt again
+	h.expectNew(seen, "the receipt of the third again", func(e *stanza.Element) bool {
+		r := e.Child("urn:xmpp:receipts", "received")
+		return r != nil && r.Attr("id") == "q-third"
+	})
+	if n := h.count(withBody("third")); n != 1 {
+		t.Errorf("the resend of the third was sent again: %d echoes", n)
 	}
 }
