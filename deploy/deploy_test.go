@@ -267,7 +267,7 @@ func TestSystemdUnit(t *testing.T) {
 		"DynamicUser": "yes", "StateDirectory": "jabbergate", "ProtectSystem": "strict",
 		"ProtectHome": "yes", "NoNewPrivileges": "yes", "PrivateTmp": "yes",
 		"RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6", "SystemCallFilter": "@system-service",
-		"CapabilityBoundingSet": "", "RestartPreventExitStatus": "2",
+		"CapabilityBoundingSet": "", "RestartPreventExitStatus": "78",
 	}
 	for k, v := range want {
 		if !slices.Contains(dirs["[Service]"+k], v) {

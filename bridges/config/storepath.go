@@ -24,7 +24,7 @@ import (
 // Load checks only the pebble-on-a-file mistake, which is about the
 // file's meaning; `jabbergate run` and check-config call CheckStorePath
 // too, so that a path run would fail to open is a configuration error
-// (exit status 2) rather than a runtime failure restarted forever.
+// (exit status 78) rather than a runtime failure restarted forever.
 func (c *Config) CheckStorePath(file string) error {
 	s := c.Store
 	if s.Backend != "bolt" && s.Backend != "pebble" {

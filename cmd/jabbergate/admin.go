@@ -98,29 +98,28 @@ type adminEnv struct {
 // openAdmin parses -config and the extra flags, then opens the store and
 // the vault. It prints problems to stderr and returns the exit status
 // when ok is false.
-func openAdmin(ctx context.Context, cmd string, args []string, stderr io.Writer, extra func(*flag.FlagSet) func() error) (env *adminEnv, status int, ok bool) {
+func openAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer, extra func(*flag.FlagSet) func() error) (env *adminEnv, status int, ok bool) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "path to the YAML config file")
 	check := extra(fs)
-	if err := fs.Parse(args); err != nil {
-		return nil, 2, false
+	if status, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return nil, status, false
 	}
 	if strayArgument(stderr, cmd, fs) {
-		fmt.Fprint(stderr, usage)
-		return nil, 2, false
+		return nil, exitConfig, false
 	}
 	if *path == "" {
-		fmt.Fprintf(stderr, "jabbergate %s: -config FILE is required\n%s", cmd, usage)
-		return nil, 2, false
+		requiredFlag(stderr, cmd, "-config FILE")
+		return nil, exitConfig, false
 	}
 	if err := check(); err != nil {
 		fmt.Fprintf(stderr, "jabbergate %s: %v\n", cmd, err)
-		return nil, 2, false
+		return nil, exitConfig, false
 	}
 	cfg, good := loadConfig(*path, stderr)
 	if !good {
-		return nil, 2, false
+		return nil, exitConfig, false
 	}
 	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
@@ -135,7 +134,7 @@ func openAdmin(ctx context.Context, cmd string, args []string, stderr io.Writer,
 	if err != nil {
 		st.Close()
 		fmt.Fprintf(stderr, "jabbergate %s: vault: %v\n", cmd, err)
-		return nil, 2, false
+		return nil, exitConfig, false
 	}
 	return &adminEnv{cfg: cfg, store: st, vault: v}, 0, true
 }
@@ -190,7 +189,7 @@ func binding(bridge, jid, field string) string { return bridge + "|" + jid + "|"
 func rotateKeyCmd(args []string, stdout, stderr io.Writer) int {
 	var newKeyFile string
 	ctx := context.Background()
-	env, status, ok := openAdmin(ctx, "rotate-key", args, stderr, func(fs *flag.FlagSet) func() error {
+	env, status, ok := openAdmin(ctx, "rotate-key", args, stdout, stderr, func(fs *flag.FlagSet) func() error {
 		fs.StringVar(&newKeyFile, "new-key-file", "", "file holding the new base64 key (created with a random key when missing)")
 		return func() error {
 			if newKeyFile == "" {
@@ -242,7 +241,7 @@ func rotateKeyCmd(args []string, stdout, stderr io.Writer) int {
 		secret, err := secretFields(bc)
 		if err != nil {
 			fmt.Fprintf(stderr, "jabbergate rotate-key: bridge %s: %v\n", bc.Domain, err)
-			return 2
+			return exitConfig
 		}
 		accts, err := env.store.ListAccounts(ctx, bc.Domain)
 		if err != nil {
@@ -350,7 +349,7 @@ const redactedValue = "[redacted]"
 func exportUserCmd(args []string, stdout, stderr io.Writer) int {
 	var user string
 	ctx := context.Background()
-	env, status, ok := openAdmin(ctx, "export-user", args, stderr, userFlag(&user))
+	env, status, ok := openAdmin(ctx, "export-user", args, stdout, stderr, userFlag(&user))
 	if !ok {
 		return status
 	}
@@ -368,7 +367,7 @@ func exportUserCmd(args []string, stdout, stderr io.Writer) int {
 		secret, err := secretFields(bc)
 		if err != nil {
 			fmt.Fprintf(stderr, "jabbergate export-user: bridge %s: %v\n", bc.Domain, err)
-			return 2
+			return exitConfig
 		}
 		r := registrationExport{Bridge: bc.Domain, Network: bc.Network, LegacyID: a.LegacyID, Created: a.Created,
 			Subscription: a.Subscription, Fields: map[string]string{}, Settings: a.Settings, StateBytes: len(a.State),
@@ -416,7 +415,7 @@ func exportUserCmd(args []string, stdout, stderr io.Writer) int {
 func deleteUserCmd(args []string, stdout, stderr io.Writer) int {
 	var user string
 	ctx := context.Background()
-	env, status, ok := openAdmin(ctx, "delete-user", args, stderr, userFlag(&user))
+	env, status, ok := openAdmin(ctx, "delete-user", args, stdout, stderr, userFlag(&user))
 	if !ok {
 		return status
 	}

@@ -167,7 +167,7 @@ func adminCase(t *testing.T, dir, storeYAML string, open func() store.Store) {
 	if code, _, errs := runCLI("export-user", "-config", cfg, "-jid", "nobody@localhost"); code != 1 || !strings.Contains(errs, "not registered") {
 		t.Errorf("export of an unknown user = %d %q", code, errs)
 	}
-	if code, _, errs := runCLI("export-user", "-config", cfg); code != 2 || !strings.Contains(errs, "-jid J is required") {
+	if code, _, errs := runCLI("export-user", "-config", cfg); code != exitConfig || !strings.Contains(errs, "-jid J is required") {
 		t.Errorf("export without -jid = %d %q", code, errs)
 	}
 

@@ -426,7 +426,7 @@ func TestClusterProsodyStandby(t *testing.T) {
 }
 
 // TestBoltSecondProcessRefused: a second process on the same bolt file
-// exits at once with status 2 and says the file is in use, and cluster
+// exits at once with status 78 (exitConfig) and says the file is in use, and cluster
 // mode on bolt is refused by the config check.
 func TestBoltSecondProcessRefused(t *testing.T) {
 	bin := buildBinary(t)
@@ -469,11 +469,11 @@ access:
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, "run", "-config", write("two.yaml", freeAddr(t), "")).CombinedOutput()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "in use by another jabbergate process") {
+	if !errors.As(err, &ee) || ee.ExitCode() != exitConfig || !strings.Contains(string(out), "in use by another jabbergate process") {
 		t.Fatalf("second process: %v\n%s", err, out)
 	}
 	out, err = exec.CommandContext(ctx, bin, "check-config", "-config", write("three.yaml", freeAddr(t), "cluster:\n  enabled: true\n")).CombinedOutput()
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "cluster.enabled: needs store.backend: redis") {
+	if !errors.As(err, &ee) || ee.ExitCode() != exitConfig || !strings.Contains(string(out), "cluster.enabled: needs store.backend: redis") {
 		t.Fatalf("cluster on bolt: %v\n%s", err, out)
 	}
 }

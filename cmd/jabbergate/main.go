@@ -11,8 +11,10 @@
 //	jabbergate delete-user -config FILE -jid J          delete everything stored about a user
 //	jabbergate version                    print the version
 //
-// Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on a usage or
-// configuration error.
+// Exit status: 0 on a clean stop (and for -h/--help), 1 on a runtime
+// failure, 78 (EX_CONFIG) on a usage or configuration error. 2 is the Go
+// runtime's own status for a panic, a fatal error or SIGABRT/SIGQUIT, so
+// it means a crash, which systemd restarts.
 //
 // Signals to `jabbergate run`: SIGTERM or SIGINT stops gracefully; SIGHUP
 // reloads the config file, restarting only the bridges whose settings
@@ -79,11 +81,23 @@ const usage = `usage:
   jabbergate version                    print the version
 `
 
+// Exit statuses besides 0.
+const (
+	// exitFailure is a runtime failure: systemd restarts the gateway.
+	exitFailure = 1
+	// exitConfig is a usage or configuration error, which restarting
+	// does not fix: EX_CONFIG of sysexits.h. The shipped systemd unit
+	// sets RestartPreventExitStatus=78. It must not be 2, which the Go
+	// runtime exits with on an unrecovered panic, a fatal error and
+	// SIGABRT or SIGQUIT (the watchdog's signal): those are restarted.
+	exitConfig = 78
+)
+
 // cli runs one command and returns the exit status.
 func cli(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return exitConfig
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -104,27 +118,27 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return 0
 	default:
 		fmt.Fprintf(stderr, "jabbergate: unknown command %q\n%s", cmd, usage)
-		return 2
+		return exitConfig
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "path to the YAML config file")
-	if err := fs.Parse(rest); err != nil {
-		return 2
+	if status, ok := parseFlags(fs, rest, stdout, stderr); !ok {
+		return status
 	}
 	if strayArgument(stderr, cmd, fs) {
-		return 2
+		return exitConfig
 	}
 	if *path == "" {
-		fmt.Fprintf(stderr, "jabbergate %s: -config FILE is required\n", cmd)
-		return 2
+		requiredFlag(stderr, cmd, "-config FILE")
+		return exitConfig
 	}
 	// run opens the store: a store.path it cannot open is a configuration
-	// error (exit 2, which systemd does not restart on), so check-config,
-	// run's ExecStartPre in the shipped unit, refuses it too.
+	// error (exitConfig, which systemd does not restart on), so
+	// check-config, run's ExecStartPre in the shipped unit, refuses it too.
 	cfg, ok := loadConfig(*path, stderr, checkStorePath, checkVaultKeyFile)
 	if !ok {
-		return 2
+		return exitConfig
 	}
 	if cmd == "check-config" {
 		fmt.Fprintf(stdout, "%s: OK\n%s", *path, cfg.Redacted())
@@ -138,11 +152,56 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jabbergate: %v\n", err)
 		var ce *configError
 		if errors.As(err, &ce) {
-			return 2
+			return exitConfig
 		}
-		return 1
+		return exitFailure
 	}
 	return 0
+}
+
+// parseFlags parses args into fs, whose output is stderr. With -h or
+// --help it prints the command's usage and flags on stdout and returns
+// status 0; a bad flag, which the flag package has printed, gets a
+// one-line hint and exitConfig. ok is true when the command goes on.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (status int, ok bool) {
+	fs.Usage = func() {} // the flag package's "Usage of …" is printed below, on -h only
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stdout, "usage:\n%sflags:\n", commandUsage(fs.Name()))
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(stderr)
+		return 0, false
+	}
+	fmt.Fprintf(stderr, "jabbergate %s: see jabbergate %[1]s -h for its flags\n", fs.Name())
+	return exitConfig, false
+}
+
+// requiredFlag reports a missing required flag on one line, with a hint.
+func requiredFlag(stderr io.Writer, cmd, flag string) {
+	fmt.Fprintf(stderr, "jabbergate %s: %s is required (jabbergate %[1]s -h lists the flags)\n", cmd, flag)
+}
+
+// commandUsage returns the lines of usage about cmd: its own line and the
+// indented lines that follow it.
+func commandUsage(cmd string) string {
+	var b strings.Builder
+	in := false
+	for line := range strings.Lines(usage) {
+		switch {
+		case strings.HasPrefix(line, "  jabbergate "+cmd+" "):
+			in = true
+		case !strings.HasPrefix(line, "    "):
+			in = false
+		}
+		if in {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
 
 // strayArgument reports, on stderr, an argument left after the flags
@@ -156,7 +215,7 @@ func strayArgument(stderr io.Writer, cmd string, fs *flag.FlagSet) bool {
 }
 
 // configError is a problem found while wiring that the admin fixes in the
-// config file (exit status 2).
+// config file (exitConfig).
 type configError struct{ err error }
 
 func (e *configError) Error() string { return e.err.Error() }

@@ -43,13 +43,13 @@ func TestVersionAndUsage(t *testing.T) {
 	if code, out, _ := runCLI("version"); code != 0 || !strings.Contains(out, "jabbergate") || !strings.Contains(out, "echo") {
 		t.Errorf("version = %d %q", code, out)
 	}
-	if code, _, errs := runCLI(); code != 2 || !strings.Contains(errs, "usage") {
+	if code, _, errs := runCLI(); code != exitConfig || !strings.Contains(errs, "usage") {
 		t.Errorf("no args = %d %q", code, errs)
 	}
-	if code, _, errs := runCLI("frobnicate"); code != 2 || !strings.Contains(errs, "unknown command") {
+	if code, _, errs := runCLI("frobnicate"); code != exitConfig || !strings.Contains(errs, "unknown command") {
 		t.Errorf("unknown command = %d %q", code, errs)
 	}
-	if code, _, errs := runCLI("run"); code != 2 || !strings.Contains(errs, "-config FILE is required") {
+	if code, _, errs := runCLI("run"); code != exitConfig || !strings.Contains(errs, "-config FILE is required") {
 		t.Errorf("run without config = %d %q", code, errs)
 	}
 }
@@ -75,7 +75,7 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
-func TestConfigErrorsExit2WithFileLineKey(t *testing.T) {
+func TestConfigErrorsExitConfigWithFileLineKey(t *testing.T) {
 	cases := []struct {
 		name, body, want string
 	}{
@@ -88,14 +88,14 @@ func TestConfigErrorsExit2WithFileLineKey(t *testing.T) {
 			p := writeConfig(t, c.body)
 			for _, cmd := range []string{"check-config", "run"} {
 				code, _, errs := runCLI(cmd, "-config", p)
-				if code != 2 || !strings.Contains(errs, p) || !strings.Contains(errs, c.want) {
-					t.Errorf("%s: exit %d, stderr %q; want exit 2 naming %s and %q", cmd, code, errs, p, c.want)
+				if code != exitConfig || !strings.Contains(errs, p) || !strings.Contains(errs, c.want) {
+					t.Errorf("%s: exit %d, stderr %q; want exit 78 naming %s and %q", cmd, code, errs, p, c.want)
 				}
 			}
 		})
 	}
 	code, _, errs := runCLI("run", "-config", filepath.Join(t.TempDir(), "missing.yaml"))
-	if code != 2 || !strings.Contains(errs, "missing.yaml") {
+	if code != exitConfig || !strings.Contains(errs, "missing.yaml") {
 		t.Errorf("missing file: %d %q", code, errs)
 	}
 }
@@ -111,7 +111,7 @@ func withOptions(network string, options ...string) string {
 // TestAdapterOptionErrors: an option an adapter refuses is reported like a
 // core key: the file, the line of that option's key, its full key path and
 // the problem without the adapter's prefix; by check-config and run alike,
-// exit status 2.
+// exit status 78 (exitConfig).
 func TestAdapterOptionErrors(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "prefix.txt"), []byte("> \n"), 0o600); err != nil {
@@ -218,7 +218,7 @@ func TestParseOptionError(t *testing.T) {
 }
 
 // TestStorePathErrors: a store.path run cannot open is refused by
-// check-config (systemd's ExecStartPre) and by run with exit status 2, at
+// check-config (systemd's ExecStartPre) and by run with exit status 78 (exitConfig), at
 // the line of store.path, instead of run failing with status 1 and systemd
 // restarting it forever.
 func TestStorePathErrors(t *testing.T) {
@@ -255,7 +255,7 @@ func TestStorePathErrors(t *testing.T) {
 	}
 	code, _, errs := runCLI("check-config", "-config", p)
 	i, j := strings.Index(errs, p+":8: bridges[0].options.prefx:"), strings.Index(errs, p+":12: store.path:")
-	if code != 2 || i < 0 || j < i {
+	if code != exitConfig || i < 0 || j < i {
 		t.Errorf("two problems: exit %d, stderr:\n%s", code, errs)
 	}
 	// A good path still passes; the bolt file and pebble directory are
@@ -292,12 +292,12 @@ func TestNamedOption(t *testing.T) {
 }
 
 // wantConfigError runs check-config and run on the config file p: both
-// must exit 2 with want in their stderr.
+// must exit 78 with want in their stderr.
 func wantConfigError(t *testing.T, p, want string) {
 	t.Helper()
 	for _, cmd := range []string{"check-config", "run"} {
-		if code, _, errs := runCLI(cmd, "-config", p); code != 2 || !strings.Contains(errs, want) {
-			t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2 and %q", cmd, code, errs, want)
+		if code, _, errs := runCLI(cmd, "-config", p); code != exitConfig || !strings.Contains(errs, want) {
+			t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 78 and %q", cmd, code, errs, want)
 		}
 	}
 }
