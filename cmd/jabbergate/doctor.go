@@ -19,10 +19,13 @@ package main
 //
 // Doctor must never disturb a running gateway:
 //
-//   - When a gateway is detected (its http.listen answers /healthz, or the
-//     bolt store is locked), doctor does not open a component link at all
-//     unless -force-link is given: it reports the link state the running
-//     gateway's /readyz gives instead. ejabberd accepts a second link for a
+//   - When a gateway is detected (its http.listen answers /healthz, the
+//     bolt store is locked, or, with a Redis store, a cluster instance
+//     anywhere holds the bridge's link lease), doctor does not open a
+//     component link at all unless -force-link is given: it reports the
+//     link state the running gateway's /readyz gives, or the instance
+//     holding the lease, instead. Prosody with component_conflict_resolve
+//     = "kick_old" would replace the live link with doctor's. ejabberd accepts a second link for a
 //     domain and load-balances users' stanzas between the two at random
 //     (protocol.md §2), so a doctor link would take a share of live
 //     traffic, and the server's answers to doctor's own requests may be
@@ -186,6 +189,8 @@ func runDoctor(ctx context.Context, cfg *config.Config, o doctorOptions) []check
 	for i, b := range cfg.Bridges {
 		if gw.running && !o.ForceLink {
 			out = append(out, runningLinkCheck(b.Domain, gw))
+		} else if c, held := clusterLinkCheck(ctx, b.Domain, st, o); held && !o.ForceLink {
+			out = append(out, c)
 		} else {
 			out = append(out, doctorBridge(ctx, cfg, i, b, st, gw.running, o)...)
 		}
@@ -272,6 +277,49 @@ func runningLinkCheck(domain string, gw gatewayState) check {
 		c.Message = "the running gateway reports its link for " + domain + " up (/readyz); " + skipped
 	}
 	return c
+}
+
+// clusterLinkCheck looks for a cluster instance that holds the link of
+// domain (bridges/lease.go): with a shared store (Redis), a gateway may run
+// on another host, where /healthz on this config's http.listen cannot see
+// it. held reports that doctor must not open a link of its own (the lease
+// is held, or cannot be read); c then says so. Prosody with
+// component_conflict_resolve = "kick_old" would hand the domain to
+// doctor's link and cut the active instance's, which hands its lease over
+// and reconnects a lease period later; ejabberd would load-balance users'
+// stanzas onto doctor's link.
+func clusterLinkCheck(ctx context.Context, domain string, st store.Store, o doctorOptions) (c check, held bool) {
+	l, ok := st.(store.Leaser)
+	if !ok {
+		return check{}, false
+	}
+	c = check{Bridge: domain, Check: "link"}
+	skipped := "doctor opened no link of its own (Prosody with component_conflict_resolve = \"kick_old\" would cut the active instance's link, ejabberd would load-balance users' stanzas onto it); the privilege, ping and upload checks were skipped: pass -force-link to test anyway"
+	rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	// The lease names and holders are bridges' (cluster.linkLease,
+	// instanceLease, instHolder): "link:<domain>" held by
+	// "<instance>#<process nonce>", "inst:<domain>|<instance>" by the same.
+	holder, _, err := l.Holder(rctx, "link:"+domain)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return check{}, false
+	case err != nil:
+		c.Status = statusWarn
+		c.Message = fmt.Sprintf("link not checked: cannot read the cluster link lease of %s in the store (%v), so a cluster instance elsewhere may hold the link; %s", domain, err, skipped)
+		return c, true
+	}
+	inst := holder
+	if j := strings.LastIndexByte(holder, '#'); j >= 0 {
+		inst = holder[:j]
+	}
+	c.Status = statusOK
+	if h, _, err := l.Holder(rctx, "inst:"+domain+"|"+inst); err == nil && h == holder {
+		c.Message = fmt.Sprintf("link not checked: the cluster link lease of %s is held by instance %s, which is alive (its instance lease is held): it is the active instance; %s", domain, inst, skipped)
+	} else {
+		c.Message = fmt.Sprintf("link not checked: the cluster link lease of %s is held by instance %s (its instance lease is gone: it may have stopped; the link lease then expires within cluster.lease_ttl and a standby takes over); %s", domain, inst, skipped)
+	}
+	return c, true
 }
 
 // ---- XMPP link ----

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	"github.com/jabbergate/jabbergate/bridges/store/redistest"
 	"github.com/jabbergate/jabbergate/component"
 	"github.com/jabbergate/jabbergate/component/servertest"
 )
@@ -201,3 +203,40 @@ func TestDoctorBesideRunningLink(t *testing.T) {
 // servers: a loaded CI machine can take more than the default 5 s before
 // ejabberd answers a stream header, which is not what these tests check.
 const e2eDoctorTimeout = 20 * time.Second
+
+// TestDoctorBesideClusterInstance: the active instance gw2 of a cluster
+// runs on Redis with its HTTP listener elsewhere than the config doctor
+// reads (gw1's, as on another host). doctor finds gw2's link lease and
+// opens no link: on Prosody with component_conflict_resolve = "kick_old"
+// a link of doctor's would have replaced gw2's.
+func TestDoctorBesideClusterInstance(t *testing.T) {
+	srv := servertest.Start(t, "prosody", servertest.Options{Components: map[string]string{gwDomain: gwSecret}})
+	url := redistest.Start(t)
+	bin := buildBinary(t)
+	h2 := freeAddr(t)
+	gw2 := startBinary(t, bin, clusterConfig(t, srv, url, "gw2", h2, false), h2)
+	gw2.waitReady()
+
+	cfg, err := config.Load(clusterConfig(t, srv, url, "gw1", freeAddr(t), false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: time.Second, Timeout: e2eDoctorTimeout})
+	t.Log("\n" + report(checks))
+	c := one(t, checks, "link")
+	if c.Status != statusOK || !strings.Contains(c.Message, "held by instance gw2, which is alive") || !strings.Contains(c.Message, "-force-link") {
+		t.Errorf("link = %+v", c)
+	}
+	for _, c := range checks {
+		if c.Status == statusFail {
+			t.Errorf("FAIL: %+v", c)
+		}
+	}
+	// gw2's link was never disturbed: still ready, no stream error logged.
+	if code, body := gw2.get("/readyz"); code != http.StatusOK {
+		t.Errorf("gw2 /readyz after doctor: %d %s", code, body)
+	}
+	if log := gw2.log.String(); strings.Contains(log, "stream error") || strings.Contains(log, "lease lost") {
+		t.Errorf("gw2's link was disturbed:\n%s", log)
+	}
+}

@@ -733,3 +733,81 @@ func TestServedByListener(t *testing.T) {
 		}
 	}
 }
+
+// With a Redis store, a cluster instance elsewhere (its http.listen is not
+// this config's) may hold the bridge's link lease: doctor must not open a
+// link of its own then (Prosody with component_conflict_resolve =
+// "kick_old" would cut the active instance's), unless -force-link.
+func TestDoctorClusterLinkLeaseHeld(t *testing.T) {
+	rs := redistest.StartServer(t)
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	cfg, _ := doctorConfig(t, srv.Addr(), "store:\n  backend: redis\n  redis:\n    url: "+rs.URL()+"\n    prefix: jgdoc\ncluster:\n  enabled: true\n  instance: gw-1\n")
+	ctx := context.Background()
+	leases, err := redisstore.Open(ctx, rs.URL(), redisstore.Options{Prefix: "jgdoc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leases.Close()
+	// What a running active instance gw-2 holds (bridges/lease.go).
+	const holder = "gw-2#0123abcd"
+	tok, ok, err := leases.Acquire(ctx, "link:echo.localhost", holder, time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("acquire link lease: %v %v", ok, err)
+	}
+	itok, ok, err := leases.Acquire(ctx, "inst:echo.localhost|gw-2", holder, time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("acquire instance lease: %v %v", ok, err)
+	}
+	opts := doctorOptions{PrivilegeWait: 50 * time.Millisecond}
+
+	checks := runDoctor(ctx, cfg, opts)
+	c := one(t, checks, "link")
+	if c.Status != statusOK || !strings.Contains(c.Message, "not checked") || !strings.Contains(c.Message, "held by instance gw-2, which is alive") || !strings.Contains(c.Message, "-force-link") {
+		t.Errorf("link = %+v", c)
+	}
+	if n := len(srv.Attempts()); n != 0 {
+		t.Fatalf("doctor connected %d time(s) while gw-2 holds the link lease", n)
+	}
+	for _, name := range []string{"privileges", "ping", "upload"} {
+		if len(find(checks, name)) != 0 {
+			t.Errorf("%s checked without a link", name)
+		}
+	}
+
+	// The holder's instance lease gone (it was killed): still held, so
+	// still no link; the message says it may have stopped.
+	if err := leases.Release(ctx, "inst:echo.localhost|gw-2", holder, itok); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, err := leases.Holder(ctx, "inst:echo.localhost|gw-2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("instance lease still held by %q (%v)", h, err)
+	}
+	c = one(t, runDoctor(ctx, cfg, opts), "link")
+	if c.Status != statusOK || !strings.Contains(c.Message, "held by instance gw-2 (its instance lease is gone") {
+		t.Errorf("link = %+v", c)
+	}
+	if n := len(srv.Attempts()); n != 0 {
+		t.Fatalf("doctor connected %d time(s) while gw-2 holds the link lease", n)
+	}
+
+	// -force-link tests anyway.
+	opts.ForceLink = true
+	if c := one(t, runDoctor(ctx, cfg, opts), "link"); c.Status != statusOK || !strings.Contains(c.Message, "handshake for echo.localhost accepted") {
+		t.Errorf("forced link = %+v", c)
+	}
+	if n := len(srv.Attempts()); n != 1 {
+		t.Fatalf("forced: %d connection(s), want 1", n)
+	}
+
+	// Released: no instance runs the link, doctor checks it.
+	opts.ForceLink = false
+	if err := leases.Release(ctx, "link:echo.localhost", holder, tok); err != nil {
+		t.Fatal(err)
+	}
+	if c := one(t, runDoctor(ctx, cfg, opts), "link"); c.Status != statusOK || !strings.Contains(c.Message, "handshake for echo.localhost accepted") {
+		t.Errorf("link after release = %+v", c)
+	}
+	if n := len(srv.Attempts()); n != 2 {
+		t.Fatalf("after release: %d connection(s), want 2", n)
+	}
+}
