@@ -2,6 +2,8 @@ package bridges
 
 import (
 	"errors"
+	"log/slog"
+	"regexp"
 
 	"github.com/jabbergate/jabbergate/component/stanza"
 	"github.com/jabbergate/jabbergate/legacy"
@@ -19,6 +21,12 @@ var legacyErrors = []struct {
 	{legacy.ErrInvalidAddress, stanza.JIDMalformed, stanza.ErrModify, "this is not a valid address on the legacy network"},
 	{legacy.ErrNotFound, stanza.ItemNotFound, stanza.ErrCancel, "no such recipient on the legacy network"},
 	{legacy.ErrForbidden, stanza.Forbidden, stanza.ErrAuth, "the recipient does not accept your messages"},
+	// Before ErrRejected, which it wraps (legacy.go). not-acceptable and
+	// modify (RFC 6120 §8.3.2, §8.3.3.12): the message as sent cannot be
+	// taken again — wait would invite resending it whole, repeating the
+	// parts that arrived — and the remedy is to change it, sending only
+	// the rest; the reason says what failed.
+	{legacy.ErrPartlySent, stanza.NotAcceptable, stanza.ErrModify, "the message was sent only in part"},
 	{legacy.ErrTooLarge, stanza.NotAcceptable, stanza.ErrModify, "the message is too large for the legacy network"},
 	{legacy.ErrRejected, stanza.NotAcceptable, stanza.ErrModify, "the legacy network does not accept this content"},
 	{legacy.ErrPolicy, stanza.PolicyViolation, stanza.ErrModify, "the legacy network blocked this message"},
@@ -79,4 +87,22 @@ func userReason(err error) string {
 		return ce.Text
 	}
 	return ""
+}
+
+// Addresses inside legacy errors: an adapter passes its provider's text
+// on (Twilio's "The 'To' number +15559876543 is not a valid phone
+// number."), which may name a phone number or an email address, and
+// those are logged at debug level only (docs/configuration.md).
+var (
+	phoneInText   = regexp.MustCompile(`\+\d[\d ().-]{4,}\d`)
+	addressInText = regexp.MustCompile(`[^\s<>"'(),;:]+@[^\s<>"'(),;:]+`)
+)
+
+// logErr is err as logged at info level and above: its text with phone
+// numbers and addresses replaced (the whole text is logged at debug).
+func logErr(err error) slog.Attr {
+	text := err.Error()
+	text = addressInText.ReplaceAllString(text, "[address]")
+	text = phoneInText.ReplaceAllString(text, "[number]")
+	return slog.String("err", text)
 }

@@ -308,7 +308,7 @@ func (b *Bridge) saveState(ctx context.Context, u *user, state []byte) error {
 func (b *Bridge) saveContact(ctx context.Context, u *user, ev legacy.Contact) error {
 	lp, err := jidmap.Localpart(ev.Chat, b.domain)
 	if err != nil {
-		b.log.Warn("legacy contact makes no valid JID; ignored", "user", u.owner, "err", err)
+		b.log.Warn("legacy contact makes no valid JID; ignored", "user", u.owner, logErr(err))
 		return nil
 	}
 	b.rosterContact(u, lp, ev)

@@ -768,7 +768,7 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound 
 			if err == nil {
 				err = legacy.ErrUnavailable
 			}
-			b.log.Warn("outgoing message expired", "user", u.owner, "age", time.Since(e.Time).Round(time.Second), "err", err)
+			b.log.Warn("outgoing message expired", "user", u.owner, "age", time.Since(e.Time).Round(time.Second), logErr(err))
 			b.failOut(ctx, e, outError(e, err))
 			return outSettled, time.Time{}
 		}
@@ -794,7 +794,7 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound 
 			return outSettled, time.Time{}
 		}
 		if legacy.IsPermanent(err) {
-			b.log.Info("outgoing message refused by the legacy network", "user", u.owner, "err", err)
+			b.log.Info("outgoing message refused by the legacy network", "user", u.owner, logErr(err))
 			b.failOut(ctx, e, outError(e, err))
 			return outSettled, time.Time{}
 		}
@@ -810,7 +810,14 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound 
 		if left := b.ttl - time.Since(e.Time); wait > left {
 			wait = max(left, 0) + time.Millisecond
 		}
-		b.log.Warn("sending failed; will retry", "user", u.owner, "err", err, "in", wait)
+		// Nor past DelayNotice untold: the next attempt comes when the
+		// message has waited that long, so that, failing again, its
+		// sender hears of it then, not a backoff delay later or never
+		// (a network's own wait is told at once, below).
+		if since := time.Since(e.Time); !t.delayTold && !limited && since < b.opts.DelayNotice && since+wait > b.opts.DelayNotice {
+			wait = b.opts.DelayNotice - since + time.Millisecond
+		}
+		b.log.Warn("sending failed; will retry", "user", u.owner, logErr(err), "in", wait)
 		switch {
 		case t.delayTold:
 		case limited && time.Since(e.Time)+wait >= b.opts.DelayNotice:

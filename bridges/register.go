@@ -238,7 +238,7 @@ func parseBool(v string) (bool, bool) {
 
 // registrationError turns an adapter's refusal into the error the user sees.
 func (b *Bridge) registrationError(err error) *stanza.Error {
-	b.log.Info("registration refused", "err", err)
+	b.log.Info("registration refused", logErr(err))
 	se := stanzaError(err)
 	reason := userReason(err)
 	var rl *legacy.RateLimitError

@@ -115,6 +115,24 @@ func TestDelayedMessageIsToldOnce(t *testing.T) {
 	}
 }
 
+// A message whose next attempt would come long after DelayNotice is
+// tried again when it has waited that long, and its sender is told then
+// if that attempt fails too, not a backoff delay later.
+func TestDelayNoticeNotPostponedByBackoff(t *testing.T) {
+	e, _ := echo.New(nil)
+	f := &flaky{Network: e, fails: 2, err: fmt.Errorf("connection refused: %w", legacy.ErrUnavailable)}
+	h := newTunedHarness(t, f, func(o *bridges.Options) {
+		o.DelayNotice = 100 * time.Millisecond
+		o.RetryMin, o.RetryMax = time.Hour, time.Hour // the backoff alone would wait an hour
+	})
+	h.register(alice)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='n1' from='` + alice + `/p' to='hello@` + domain + `'><body>tell me</body></message>`)
+	n := h.expect("the delay notice", func(e *stanza.Element) bool { return strings.HasPrefix(e.ChildText("", "body"), "⌛") })
+	if body := n.ChildText("", "body"); !strings.Contains(body, "“tell me”") || !strings.Contains(body, "cannot be reached") {
+		t.Errorf("delay notice = %s", n)
+	}
+}
+
 // A message that expires after retries: the error goes to the sending
 // resource, and a notice to the bare JID (that resource may be gone).
 func TestExpiredMessageIsToldWithANotice(t *testing.T) {

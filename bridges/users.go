@@ -166,7 +166,7 @@ func (b *Bridge) runUser(u *user) {
 		State:    acct.State,
 		Log:      b.log.With("user", u.owner),
 	}, &sink{b: b, u: u}); err != nil {
-		b.log.Error("open legacy session", "user", u.owner, "err", err)
+		b.log.Error("open legacy session", "user", u.owner, logErr(err))
 		b.sessionFailed("open")
 		sess = nil
 	}
@@ -269,7 +269,7 @@ func (b *Bridge) runSession(ctx context.Context, u *user, sess legacy.Session) {
 		}
 		b.sessionFailed(sessionFailureReason(err))
 		if errors.Is(err, legacy.ErrUnauthorized) {
-			b.log.Warn("legacy credentials rejected; session stopped", "user", u.owner, "err", err)
+			b.log.Warn("legacy credentials rejected; session stopped", "user", u.owner, logErr(err))
 			text := "the legacy network rejected your credentials; register again"
 			if r := userReason(err); r != "" {
 				text = r + "; register again"
@@ -280,7 +280,7 @@ func (b *Bridge) runSession(ctx context.Context, u *user, sess legacy.Session) {
 		if time.Since(started) > time.Minute {
 			delay = time.Second
 		}
-		b.log.Warn("legacy session ended; restarting", "user", u.owner, "err", err, "in", delay)
+		b.log.Warn("legacy session ended; restarting", "user", u.owner, logErr(err), "in", delay)
 		b.setStatus(ctx, u, legacy.StatusDisconnected, errText(err))
 		if !sleep(ctx, jitter(delay)) {
 			return
