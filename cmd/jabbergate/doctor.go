@@ -515,9 +515,11 @@ func doctorBridge(ctx context.Context, cfg *config.Config, i int, b config.Bridg
 	out = append(out, up)
 
 	if n := dl.stray.Load(); n > 0 {
-		out = add(out, "link", statusWarn, fmt.Sprintf("%d stanza(s) meant for the running gateway arrived on doctor's link while it was connected (the server load-balances between links to %s); IQs among them were answered with a retryable wait error", n, b.Domain), map[string]string{
-			"ejabberd": "domain_balancing:\n  " + b.Domain + ":\n    type: bare_source",
-		})
+		// Doctor's own link caused this, so no server setting is the fix.
+		// ejabberd's domain_balancing in particular must not be suggested:
+		// with a component_number above the live links it drops stanzas
+		// (docs/admin-ejabberd.md §4).
+		out = add(out, "link", statusWarn, fmt.Sprintf("%d stanza(s) meant for the running gateway arrived on doctor's link while it was connected (the server spreads stanzas between links to %s); IQs among them were answered with a retryable wait error. Doctor's second link caused this: stop the gateway before doctor -force-link; do not set ejabberd's domain_balancing for it (docs/admin-ejabberd.md §4)", n, b.Domain), nil)
 	}
 	return out
 }
