@@ -824,10 +824,14 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound 
 			// The network's wait alone passes DelayNotice (a Telegram
 			// flood wait): told now, not after it, when it is sent.
 			t.delayTold = true
-			b.sendSure(ctx, notice("delay-"+e.Key, e.To, bareOf(e.From), rateDelayText(quoteOf(e), err, time.Now().Add(wait), b.info.DisplayName)))
+			if b.firstDelayNotice(ctx, u, e) {
+				b.sendSure(ctx, notice("delay-"+e.Key, e.To, bareOf(e.From), rateDelayText(quoteOf(e), err, time.Now().Add(wait), b.info.DisplayName)))
+			}
 		case time.Since(e.Time) >= b.opts.DelayNotice:
 			t.delayTold = true
-			b.sendSure(ctx, notice("delay-"+e.Key, e.To, bareOf(e.From), delayText(quoteOf(e), err, e.Time.Add(b.ttl))))
+			if b.firstDelayNotice(ctx, u, e) {
+				b.sendSure(ctx, notice("delay-"+e.Key, e.To, bareOf(e.From), delayText(quoteOf(e), err, e.Time.Add(b.ttl))))
+			}
 		}
 		t.delay = min(t.delay*2, b.opts.RetryMax)
 		if !limited {
@@ -837,6 +841,18 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound 
 			return outStopped, time.Time{}
 		}
 	}
+}
+
+// mapDelayTold marks the outbox entries whose delay notice was sent.
+const mapDelayTold = "delay-told"
+
+// firstDelayNotice reports whether e's delay notice is to be sent: not if
+// an earlier run of the gateway sent it (the user is told once, across
+// restarts). A store that cannot say is taken as "not sent": a second
+// notice rather than none.
+func (b *Bridge) firstDelayNotice(ctx context.Context, u *user, e *outboxEntry) bool {
+	isNew, err := b.st.MarkSeen(ctx, b.domain, u.jid, mapDelayTold+":"+e.Key, b.ttl+time.Hour)
+	return isNew || err != nil
 }
 
 func (b *Bridge) sentOut(ctx context.Context, u *user, e *outboxEntry, id legacy.MessageID) {

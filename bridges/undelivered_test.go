@@ -133,6 +133,34 @@ func TestDelayNoticeNotPostponedByBackoff(t *testing.T) {
 	}
 }
 
+// The delay notice is sent once, not again by each restart of the
+// gateway while the message still waits.
+func TestDelayNoticeOnceAcrossRestarts(t *testing.T) {
+	e, _ := echo.New(nil)
+	f := &flaky{Network: e, fails: 1000, err: fmt.Errorf("connection refused: %w", legacy.ErrUnavailable)}
+	h := newTunedHarness(t, f, func(o *bridges.Options) { o.DelayNotice = 50 * time.Millisecond })
+	h.register(alice)
+	h.send(`<message xmlns='jabber:component:accept' type='chat' id='r1' from='` + alice + `/p' to='hello@` + domain + `'><body>still waiting</body></message>`)
+	isNotice := func(e *stanza.Element) bool { return strings.HasPrefix(e.ChildText("", "body"), "⌛") }
+	h.expect("the delay notice", isNotice)
+	attempts := func() int { f.mu.Lock(); defer f.mu.Unlock(); return 1000 - f.fails }
+	for range 2 {
+		h.stop()
+		h.start(f)
+		before := attempts()
+		deadline := time.Now().Add(wait)
+		for attempts() < before+2 { // tried again, past DelayNotice, after the restart
+			if time.Now().After(deadline) {
+				t.Fatalf("no new attempt after the restart (%d attempts)", attempts())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if n := h.count(isNotice); n != 1 {
+		t.Errorf("%d delay notices across two restarts, want 1", n)
+	}
+}
+
 // A message that expires after retries: the error goes to the sending
 // resource, and a notice to the bare JID (that resource may be gone).
 func TestExpiredMessageIsToldWithANotice(t *testing.T) {
