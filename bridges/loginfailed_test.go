@@ -73,6 +73,8 @@ func TestSessionEndShowsTheAdaptersReason(t *testing.T) {
 	}{
 		{"unauthorized", "Login failed: the IMAP server rejected the username or password; register again",
 			fmt.Errorf("email: imap: NO [AUTHENTICATIONFAILED]: %w", &legacy.ReasonError{Reason: "the IMAP server rejected the username or password", Err: legacy.ErrUnauthorized})},
+		{"unauthorized, the reason saying it", "Login failed: Telegram rejected the bot token (Unauthorized); get a valid token from @BotFather and register again",
+			fmt.Errorf("telegram: getUpdates: %w", &legacy.CodeError{Code: "401", Text: "Telegram rejected the bot token (Unauthorized); get a valid token from @BotFather and register again", Err: legacy.ErrUnauthorized})},
 		{"disconnected", "Disconnected from Echo: cannot reach the IMAP server (connection refused)",
 			fmt.Errorf("email: dial tcp 127.0.0.1:1: connect: connection refused: %w", &legacy.ReasonError{Reason: "cannot reach the IMAP server (connection refused)", Err: legacy.ErrUnavailable})},
 	} {

@@ -272,7 +272,10 @@ func (b *Bridge) runSession(ctx context.Context, u *user, sess legacy.Session) {
 			b.log.Warn("legacy credentials rejected; session stopped", "user", u.owner, logErr(err))
 			text := "the legacy network rejected your credentials; register again"
 			if r := userReason(err); r != "" {
-				text = r + "; register again"
+				text = r
+				if !strings.Contains(r, "register again") { // adapters' reasons may say it already
+					text += "; register again"
+				}
 			}
 			b.setStatus(ctx, u, legacy.StatusUnauthorized, text)
 			return
