@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -119,26 +120,39 @@ func (b *Bridge) fileLimit() int64 {
 func (b *Bridge) fetchFile(ctx context.Context, url string) (*legacy.Attachment, error) {
 	limit := b.fileLimit()
 	f, err := b.opts.Media.Fetch(ctx, url, limit)
+	if err == nil {
+		return &legacy.Attachment{Name: f.Name, Type: f.Type, Data: f.Data, URL: strings.TrimSpace(url)}, nil
+	}
+	return nil, b.fetchError(err)
+}
+
+// fetchError is the error of a failed download: a *stanza.Error for the
+// sender when trying again cannot help, else err, retried.
+func (b *Bridge) fetchError(err error) error {
 	var tl *media.TooLargeError
 	var fe *media.FetchError
+	var de *net.DNSError
 	switch {
-	case err == nil:
-		return &legacy.Attachment{Name: f.Name, Type: f.Type, Data: f.Data, URL: strings.TrimSpace(url)}, nil
 	case errors.As(err, &tl):
 		size := "larger than " + humanSize(tl.Limit)
 		if tl.Known {
 			size = humanSize(tl.Size)
 		}
-		return nil, &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify,
+		return &stanza.Error{Condition: stanza.NotAcceptable, Type: stanza.ErrModify,
 			Text: fmt.Sprintf("the file is %s; %s accepts files of at most %s through this gateway", size, b.info.DisplayName, humanSize(tl.Limit))}
 	case errors.As(err, &fe) && fe.Forbidden:
-		return nil, &stanza.Error{Condition: stanza.NotAllowed, Type: stanza.ErrCancel,
+		return &stanza.Error{Condition: stanza.NotAllowed, Type: stanza.ErrCancel,
 			Text: "the gateway does not download this file: " + fe.Reason}
 	case errors.As(err, &fe):
-		return nil, &stanza.Error{Condition: stanza.ItemNotFound, Type: stanza.ErrCancel,
+		return &stanza.Error{Condition: stanza.ItemNotFound, Type: stanza.ErrCancel,
 			Text: "the file could not be downloaded: " + fe.Reason}
+	case errors.As(err, &de) && de.IsNotFound:
+		// The name does not exist (NXDOMAIN), which waiting does not
+		// change; a resolver that fails or times out is retried.
+		return &stanza.Error{Condition: stanza.ItemNotFound, Type: stanza.ErrCancel,
+			Text: "the file could not be downloaded: its host " + de.Name + " does not exist"}
 	}
-	return nil, err
+	return err
 }
 
 // humanSize writes n bytes for people, with the exact count.
@@ -171,8 +185,13 @@ func (b *Bridge) storeAttachments(ctx context.Context, u *user, e *inboxEntry, a
 		}
 		url, err := ms.Put(a.Name, a.Type, a.Data)
 		if err != nil {
-			b.log.Error("cannot store inbound file", "user", u.owner, "err", err)
-			return fmt.Errorf("bridges: store attachment: %w", errors.Join(legacy.ErrUnavailable, err))
+			// The gateway's own disk (full, not writable): the event is
+			// not taken, so that it is not lost, and the adapter offers
+			// it again; the reason says whose fault the wait is.
+			b.log.Error("cannot store inbound file; the message waits until it can be", "user", u.owner, "file", name, "err", err)
+			return fmt.Errorf("bridges: store attachment: %w", &legacy.ReasonError{
+				Reason: "the gateway cannot store an attached file on its disk (the admin can see why in its log)",
+				Err:    errors.Join(legacy.ErrUnavailable, err)})
 		}
 		e.Files = append(e.Files, inFile{URL: url, Name: name, Size: size})
 	}

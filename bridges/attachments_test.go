@@ -8,6 +8,7 @@ package bridges_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -290,6 +291,10 @@ func TestInboundFileNotStoredIsNotTaken(t *testing.T) {
 		Attachments: []legacy.Attachment{{Name: "a.txt", Data: []byte("a")}}})
 	if err == nil {
 		t.Fatal("Emit took a message whose file could not be stored")
+	}
+	var re *legacy.ReasonError
+	if !errors.Is(err, legacy.ErrUnavailable) || !errors.As(err, &re) || !strings.Contains(re.Reason, "cannot store an attached file") {
+		t.Errorf("Emit error %v: want a retryable error whose reason names the gateway's disk, not the network", err)
 	}
 	if n, _ := h.st.Len(context.Background(), store.Queue{Bridge: domain, JID: alice, Kind: store.Inbox}); n != 0 {
 		t.Errorf("inbox holds %d entries", n)
