@@ -57,6 +57,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	_ "image/gif"  // DecodeConfig of GIF avatars
 	_ "image/jpeg" // DecodeConfig of JPEG avatars
@@ -229,9 +230,24 @@ func (b *Bridge) avatarOf(ctx context.Context, u *user, lp string) (*avatarMeta,
 	}
 	var m avatarMeta
 	if err := json.Unmarshal([]byte(v), &m); err != nil || m.ID == "" {
-		return nil, errors.New("bridges: corrupt avatar record")
+		return nil, fmt.Errorf("%w: its record", errAvatarDamaged)
 	}
 	return &m, nil
+}
+
+// errAvatarDamaged: a stored picture or its record does not decode.
+var errAvatarDamaged = errors.New("bridges: stored avatar damaged")
+
+// pictureError is the answer to a request for a picture that could not be
+// read: the store not answering is temporary (wait: clients ask again),
+// a damaged or vanished picture is not.
+func pictureError(err error) *stanza.Error {
+	switch {
+	case errors.Is(err, errAvatarDamaged), errors.Is(err, store.ErrNotFound):
+		return &stanza.Error{Condition: stanza.ItemNotFound, Type: stanza.ErrCancel, Text: "the contact's picture is not stored any more"}
+	}
+	return &stanza.Error{Condition: stanza.ResourceConstraint, Type: stanza.ErrWait,
+		Text: "the gateway cannot read its store right now; ask again shortly"}
 }
 
 // avatarData returns the stored picture of a contact as base64, checked
@@ -243,10 +259,10 @@ func (b *Bridge) avatarData(ctx context.Context, u *user, lp string, m *avatarMe
 	}
 	raw, err := base64.StdEncoding.DecodeString(v)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: %w", errAvatarDamaged, err)
 	}
 	if sum := sha1.Sum(raw); hex.EncodeToString(sum[:]) != m.ID {
-		return "", errors.New("bridges: avatar data does not match its hash")
+		return "", fmt.Errorf("%w: its data does not match its hash", errAvatarDamaged)
 	}
 	return v, nil
 }
@@ -308,13 +324,13 @@ func (b *Bridge) vcardIQ(ctx context.Context, iq *stanza.Element, from, to jid.J
 	if b.info.Caps.Avatars {
 		m, err := b.avatarOf(ctx, u, lp)
 		if err != nil {
-			return nil, stanza.NewError(stanza.InternalServerError, "could not read the picture")
+			return nil, pictureError(err)
 		}
 		if m != nil {
 			data, err := b.avatarData(ctx, u, lp, m)
 			if err != nil {
 				b.log.Warn("read avatar data", "user", u.owner, "err", err)
-				return nil, stanza.NewError(stanza.InternalServerError, "could not read the picture")
+				return nil, pictureError(err)
 			}
 			photo := stanza.New(nsVCard, "PHOTO")
 			photo.TextChild(nsVCard, "TYPE", m.Type)
@@ -355,7 +371,7 @@ func (b *Bridge) avatarItems(ctx context.Context, iq, p *stanza.Element, from, t
 	if b.info.Caps.Avatars {
 		var err error
 		if m, err = b.avatarOf(ctx, u, lp); err != nil {
-			return nil, stanza.NewError(stanza.InternalServerError, "could not read the picture")
+			return nil, pictureError(err)
 		}
 	}
 	if m == nil {
@@ -375,7 +391,7 @@ func (b *Bridge) avatarItems(ctx context.Context, iq, p *stanza.Element, from, t
 		data, err := b.avatarData(ctx, u, lp, m)
 		if err != nil {
 			b.log.Warn("read avatar data", "user", u.owner, "err", err)
-			return nil, stanza.NewError(stanza.InternalServerError, "could not read the picture")
+			return nil, pictureError(err)
 		}
 		item.Add(stanza.New(nsAvatarData, "data").AddText(data))
 	}
