@@ -124,14 +124,21 @@ func (c *client) do(ctx context.Context, method, ctype string, body io.Reader, o
 		return fmt.Errorf("telegram: %s: %s: %w", method, c.scrub(err.Error()), legacy.ErrUnavailable)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		// A server error whatever its body: the Bot API's JSON or a
+		// proxy's HTML page (502, 503, 504).
+		c.counts.add(eventServerError)
+	}
+	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("telegram: %s: reading the reply: %s: %w", method, c.scrub(err.Error()), legacy.ErrUnavailable)
+		return c.unreadable(method, resp.StatusCode, "reading the reply: "+c.scrub(err.Error()), ok2xx)
 	}
 	var r apiResponse
-	if err := json.Unmarshal(raw, &r); err != nil {
-		c.counts.add(eventReplyMalformed)
-		return fmt.Errorf("telegram: %s: malformed reply (HTTP %d): %w", method, resp.StatusCode, legacy.ErrUnavailable)
+	if err := json.Unmarshal(raw, &r); err != nil || (!r.OK && r.ErrorCode == 0 && ok2xx) {
+		// Not the Bot API's JSON, or a 2xx that is neither a result nor
+		// an error.
+		return c.unreadable(method, resp.StatusCode, "malformed reply", ok2xx)
 	}
 	if !r.OK {
 		e := &apiError{Method: method, Code: r.ErrorCode, Description: c.scrub(r.Description)}
@@ -142,16 +149,52 @@ func (c *client) do(ctx context.Context, method, ctype string, body io.Reader, o
 			e.RetryAfter = r.Parameters.RetryAfter
 			e.MigrateTo = r.Parameters.MigrateToChatID
 		}
-		c.counts.apiError(e.Code)
+		if resp.StatusCode < 500 { // else counted above
+			c.counts.apiError(e.Code)
+		}
 		return classify(e)
 	}
 	if out != nil {
 		if err := json.Unmarshal(r.Result, out); err != nil {
-			c.counts.add(eventReplyMalformed)
-			return fmt.Errorf("telegram: %s: malformed result: %w", method, legacy.ErrUnavailable)
+			return c.unreadable(method, resp.StatusCode, "malformed result", true)
 		}
 	}
 	return nil
+}
+
+// replyError is a reply of the Bot API that could not be read: its body
+// (cut short, not the Bot API's JSON) or its result. It is transient
+// (ErrUnavailable), but when accepted, Telegram carried the call out: a
+// message it sent is sent (see sentID), and calling again would send it
+// twice.
+type replyError struct {
+	method   string
+	status   int    // the HTTP status
+	what     string // "malformed reply", "malformed result", "reading the reply: …"
+	accepted bool   // the status was 2xx, or the reply said "ok":true
+}
+
+func (e *replyError) Error() string {
+	return fmt.Sprintf("telegram: %s: %s (HTTP %d): %v", e.method, e.what, e.status, legacy.ErrUnavailable)
+}
+
+// Unwrap returns legacy.ErrUnavailable.
+func (e *replyError) Unwrap() error { return legacy.ErrUnavailable }
+
+// unreadable counts and returns a replyError. A 5xx is counted as
+// server_error (do), not as reply_malformed.
+func (c *client) unreadable(method string, status int, what string, accepted bool) error {
+	if status < 500 {
+		c.counts.add(eventReplyMalformed)
+	}
+	return &replyError{method: method, status: status, what: what, accepted: accepted}
+}
+
+// acceptedUnread reports whether err is the unreadable reply to a call
+// Telegram carried out (replyError.accepted).
+func acceptedUnread(err error) bool {
+	var re *replyError
+	return errors.As(err, &re) && re.accepted
 }
 
 // Texts shown to the XMPP user for the two 403s and a rejected token at

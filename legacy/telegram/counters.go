@@ -11,10 +11,10 @@ var _ legacy.EventCounter = (*Network)(nil)
 // Event names of EventCounts (exported by the core as
 // jabbergate_legacy_events_total{event}).
 const (
-	eventReplyMalformed = "reply_malformed" // a Bot API reply that was not its JSON
+	eventReplyMalformed = "reply_malformed" // a Bot API reply, not a 5xx, that could not be read (client.unreadable, session.sentID)
 	eventRateLimited    = "rate_limited"    // 429 Too Many Requests
 	eventConflict       = "conflict"        // 409: another poller or a webhook owns the bot's updates
-	eventServerError    = "server_error"    // 5xx from the Bot API
+	eventServerError    = "server_error"    // 5xx, whatever the body (a proxy's HTML page too)
 )
 
 var eventNames = []string{eventReplyMalformed, eventRateLimited, eventConflict, eventServerError}

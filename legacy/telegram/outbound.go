@@ -83,7 +83,10 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 // sendPhoto/sendDocument, the text as the caption of the first when it
 // fits; text longer than 4096 UTF-16 units goes out in several messages.
 // The id returned names every Telegram message sent (ids.go), so that
-// Retract and Edit reach all of them. Safe for concurrent use.
+// Retract and Edit reach all of them; it is empty when Telegram took a
+// part but its reply did not say the part's message_id (sentID): the
+// message is sent, but its corrections, retractions and reactions cannot
+// reach it. Safe for concurrent use.
 func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID, error) {
 	chat, err := parseChat(m.Chat)
 	if err != nil {
@@ -141,6 +144,14 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 		reply = nil
 		parts = append(parts, part{id: id, file: st.file})
 	}
+	for _, p := range parts {
+		if p.id == 0 {
+			// Sent, but not every part is known: an id naming only
+			// some would make a retraction leave the others and a
+			// correction put text in the wrong parts.
+			return "", nil
+		}
+	}
 	id := partsID(s.botID, chat, parts)
 	s.rememberParts(chat, parts, id)
 	return id, nil
@@ -153,17 +164,19 @@ func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID
 // the message — it would send that part again — and the rest must not be
 // dropped either. So each later part is retried within Send: on a 429
 // after its retry_after (the same RateLimitError the core would honour),
-// on a 5xx, a malformed reply or a timeout after a growing backoff, up to
-// restAttempts tries and only while Send's context leaves time for the
-// wait. When a later part still fails, or fails for good, Send returns a
-// permanent error (partialError): a legacy.ReasonError, which the core
-// shows the user, naming the parts that did not go out, wrapping the
-// part's own permanent error, or ErrTooLarge for a transient one that
-// outlasted the retries (the split is what a message too large for one
-// Telegram message costs). The parts that went out stay; the user
-// resends the rest. A crash between two parts still makes the core send
-// the whole message again (the progress of a Send is not stored), and a
-// part whose call timed out after Telegram took it is sent twice.
+// on a 5xx, another unreadable reply (not a 2xx: that part went out,
+// sentID) or a timeout after a growing backoff, up to restAttempts tries
+// and only while Send's context leaves time for the wait. When a later
+// part still fails, or fails for good, Send returns a permanent error
+// (partialError): a legacy.ReasonError, which the core shows the user,
+// naming the parts that did not go out, wrapping the part's own
+// permanent error, or legacy.ErrPartlySent for a transient one that
+// outlasted the retries (not ErrTooLarge: the size is not what failed,
+// and the user should not shorten the message). The parts that went out
+// stay; the user resends the rest. A crash between two parts still makes
+// the core send the whole message again (the progress of a Send is not
+// stored), and a part whose call timed out after Telegram took it is sent
+// twice.
 
 // restAttempts bounds the tries of each part after the first.
 const restAttempts = 5
@@ -207,11 +220,15 @@ func partialError(failed, total int, err error) error {
 	case errors.Is(err, legacy.ErrRateLimited):
 		why = "Telegram kept asking to slow down"
 	}
-	reason := fmt.Sprintf("it went to Telegram as %d messages and only the first %d arrived; %s did not (%s): send the rest again", total, failed, rest, why)
+	arrived := "the first"
+	if failed > 1 {
+		arrived = fmt.Sprintf("the first %d", failed)
+	}
+	reason := fmt.Sprintf("it went to Telegram as %d messages and only %s arrived; %s did not (%s): send the rest again", total, arrived, rest, why)
 	if legacy.IsPermanent(err) {
 		return &legacy.ReasonError{Err: err, Reason: reason}
 	}
-	return &legacy.ReasonError{Err: legacy.ErrTooLarge, Reason: reason}
+	return &legacy.ReasonError{Err: legacy.ErrPartlySent, Reason: reason}
 }
 
 // sendText sends one message of text (at most maxText).
@@ -228,10 +245,31 @@ func (s *session) sendText(ctx context.Context, chat int64, text string, reply m
 	// call leaves time to retry a later part (retryPart).
 	cctx, cancel := context.WithTimeout(ctx, s.net.sendTimeout)
 	defer cancel()
-	if err := s.c.call(cctx, "sendMessage", params, &sent); err != nil {
+	err := s.c.call(cctx, "sendMessage", params, &sent)
+	return s.sentID("sendMessage", sent.MessageID, err)
+}
+
+// sentID is the outcome of a call of a sending method that returned the
+// message msg and err. A reply Telegram gave after carrying the call out
+// (HTTP 2xx, or "ok":true) that could not be read, or that has no
+// message_id, means the message went out, as the SMS adapter takes a
+// provider's 2xx: it is taken as sent, with id 0 (unknown), and never
+// sent again, which would deliver it twice. Logged and counted
+// (reply_malformed): the gateway cannot map later corrections,
+// retractions or reactions to that message.
+func (s *session) sentID(method string, msg int64, err error) (int64, error) {
+	switch {
+	case err == nil && msg > 0:
+		return msg, nil
+	case err == nil:
+		s.c.counts.add(eventReplyMalformed)
+		err = fmt.Errorf("telegram: %s: no message_id in the result", method)
+	case !acceptedUnread(err):
 		return 0, err
 	}
-	return sent.MessageID, nil
+	s.log.Warn("telegram: Telegram accepted a message but its reply could not be read; taken as sent, not sent again, but its corrections, retractions and reactions cannot reach it",
+		"method", method, "err", err)
+	return 0, nil
 }
 
 // sendFile sends one attachment: images as photos (Telegram recompresses
@@ -269,10 +307,8 @@ func (s *session) sendFile(ctx context.Context, chat int64, a legacy.Attachment,
 	var sent Message
 	cctx, cancel := withTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := s.c.upload(cctx, method, fields, field, a.Name, a.Type, a.Data, &sent); err != nil {
-		return 0, err
-	}
-	return sent.MessageID, nil
+	err := s.c.upload(cctx, method, fields, field, a.Name, a.Type, a.Data, &sent)
+	return s.sentID(method, sent.MessageID, err)
 }
 
 // Limits of files Telegram fetches itself ("Sending files": by URL, 5 MB
@@ -319,10 +355,8 @@ func (s *session) sendFileURL(ctx context.Context, chat int64, method, field, fi
 	var sent Message
 	cctx, cancel := withTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := s.c.call(cctx, method, params, &sent); err != nil {
-		return 0, err
-	}
-	return sent.MessageID, nil
+	err := s.c.call(cctx, method, params, &sent)
+	return s.sentID(method, sent.MessageID, err)
 }
 
 // Corrections (Edit). Telegram edits a message in place, but cannot

@@ -1413,7 +1413,7 @@ func TestMessageIDs(t *testing.T) {
 }
 
 // TestSplitMessageTransientErrors: when a part after the first of a split
-// message meets a 429, a 5xx, a malformed reply or a timeout, Send retries
+// message meets a 429, a 5xx (JSON or not) or a timeout, Send retries
 // that part (after retry_after for a 429) and sends the rest; the parts
 // already sent are never sent again. When the rest cannot go out within
 // Send's deadline, or fails for good, Send returns a permanent error with
@@ -1439,7 +1439,7 @@ func TestSplitMessageTransientErrors(t *testing.T) {
 	for i, fault := range []telegramtest.Fault{
 		{Status: 429, Description: "Too Many Requests: retry after 1", RetryAfter: 1},
 		{Status: 502, Description: "Bad Gateway"},
-		{Status: 200, Body: "<html>oops"},
+		{Status: 503, Body: "<html>Service Unavailable</html>"}, // a proxy's page (a 2xx that cannot be read is sent: TestSendAcceptedUnreadableReply)
 		{Delay: time.Hour}, // a timeout: Telegram never answers
 	} {
 		chat := int64(100 + i)

@@ -65,6 +65,10 @@ type Fault struct {
 	MigrateTo   int64         // parameters.migrate_to_chat_id
 	Delay       time.Duration // wait before answering (or until the client gives up)
 	Body        string        // raw body instead of the JSON error (malformed replies)
+	// Accepted carries the call out as usual (a message is sent) and then
+	// answers Status and Body instead of its result: a reply cut short or
+	// garbled after Telegram acted.
+	Accepted bool
 }
 
 // Call is one request the server received.
@@ -463,6 +467,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case <-r.Context().Done():
 				return
 			}
+		}
+		if fault.Accepted {
+			s.dispatch(httptest.NewRecorder(), r, call)
+			writeErr(w, *fault)
+			return
 		}
 		if fault.Status != 0 || fault.Body != "" {
 			writeErr(w, *fault)
