@@ -72,6 +72,7 @@ type cmdSession struct {
 	vals                  map[string]string // values carried between stages
 	state                 []byte            // StepRegistrar state
 	form                  *legacy.Form      // current StepRegistrar form
+	offered               string            // the action the last stage offered: next or complete (XEP-0050 <actions/>)
 	expires               time.Time
 	created               time.Time
 }
@@ -364,6 +365,13 @@ func (b *Bridge) runCommand(ctx context.Context, iq, cmd *stanza.Element, from j
 			return nil, nil, cmdError(stanza.BadRequest, "bad-sessionid", "no such command session")
 		}
 		r.s = s
+		if action == "next" && s.offered != "next" {
+			// XEP-0050 §4.4: the last stage offers complete only; next
+			// would run it as if it were not the last. (complete at a
+			// stage that offers next goes on to the next stage, as
+			// clients that always send complete expect.)
+			return nil, nil, cmdError(stanza.BadRequest, "bad-action", "this is the last stage: complete or cancel it")
+		}
 		x := cmd.Child(nsData, "x")
 		if action == "cancel" || (x != nil && x.Attr("type") == "cancel") {
 			cs.drop(sid)
@@ -389,6 +397,7 @@ func (b *Bridge) runCommand(ctx context.Context, iq, cmd *stanza.Element, from j
 		if out.next {
 			act = "next"
 		}
+		r.s.offered = act
 		res.Add(stanza.New(nsCommands, "actions", "execute", act).Add(stanza.New(nsCommands, act)))
 	} else {
 		res.SetAttr("status", "completed")

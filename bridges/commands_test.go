@@ -292,6 +292,15 @@ func TestCommandUnregister(t *testing.T) {
 		t.Fatalf("unconfirmed unregister removed the account: %v", err)
 	}
 	c = cmdOf(t, h.cmd(alice+"/r", "unregister", "", "", ""))
+	// An action the stage did not offer is refused (XEP-0050 §4.4), and
+	// the session goes on.
+	r := h.cmd(alice+"/r", "unregister", "next", c.Attr("sessionid"), cmdSubmit(map[string]string{"confirm": "true"}))
+	if errCond(r) != stanza.BadRequest || stanza.ParseError(r).App == nil || stanza.ParseError(r).App.Local != "bad-action" {
+		t.Errorf("action next where only complete was offered = %s", r)
+	}
+	if _, err := h.st.GetAccount(context.Background(), domain, alice); err != nil {
+		t.Fatalf("an action not offered unregistered: %v", err)
+	}
 	seen := h.markSeen()
 	c = cmdOf(t, h.cmd(alice+"/r", "unregister", "complete", c.Attr("sessionid"), cmdSubmit(map[string]string{"confirm": "true"})))
 	if typ, _ := cmdNote(c); typ != "info" {
