@@ -21,8 +21,7 @@ var legacyErrors = []struct {
 	{legacy.ErrInvalidAddress, stanza.JIDMalformed, stanza.ErrModify, "this is not a valid address on the legacy network"},
 	{legacy.ErrNotFound, stanza.ItemNotFound, stanza.ErrCancel, "no such recipient on the legacy network"},
 	{legacy.ErrForbidden, stanza.Forbidden, stanza.ErrAuth, "the recipient does not accept your messages"},
-	// Before ErrRejected, which it wraps (legacy.go). not-acceptable and
-	// modify (RFC 6120 §8.3.2, §8.3.3.12): the message as sent cannot be
+	// not-acceptable and modify (RFC 6120 §8.3.2, §8.3.3.12): the message as sent cannot be
 	// taken again — wait would invite resending it whole, repeating the
 	// parts that arrived — and the remedy is to change it, sending only
 	// the rest; the reason says what failed.

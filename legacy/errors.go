@@ -35,6 +35,14 @@ var (
 	ErrRateLimited = errors.New("legacy: rate limited")
 	// ErrInvalidField: a registration field is missing or malformed.
 	ErrInvalidField = errors.New("legacy: invalid registration field")
+	// ErrPartlySent: a message the adapter had to send as several legacy
+	// messages (a text split to fit) went out only in part: the first
+	// parts arrived and the rest could not follow (the network failed, or
+	// kept asking to slow down, for longer than the send could wait).
+	// Wrap it in a ReasonError that names the parts that did not go out.
+	// Permanent: sending the whole message again would deliver the parts
+	// that arrived twice, so the sender is told and sends the rest.
+	ErrPartlySent = errors.New("legacy: sent only in part")
 )
 
 // RateLimitError is returned when the network asks us to wait. It wraps
@@ -96,7 +104,7 @@ func (e *FieldError) Unwrap() error { return ErrInvalidField }
 // IsPermanent reports whether err will not go away by retrying.
 func IsPermanent(err error) bool {
 	for _, p := range []error{ErrUnauthorized, ErrInvalidAddress, ErrNotFound, ErrForbidden,
-		ErrRejected, ErrPolicy, ErrTooLarge, ErrUnsupported, ErrInvalidField} {
+		ErrRejected, ErrPolicy, ErrTooLarge, ErrUnsupported, ErrInvalidField, ErrPartlySent} {
 		if errors.Is(err, p) {
 			return true
 		}

@@ -24,25 +24,6 @@ import (
 	"time"
 )
 
-// ErrPartlySent: a message the adapter had to send as several legacy
-// messages (a text split to fit) went out only in part: the first parts
-// arrived and the rest could not follow (the network failed, or kept
-// asking to slow down, for longer than the send could wait). Wrap it in a
-// ReasonError that names the parts that did not go out. It is permanent
-// (IsPermanent): sending the whole message again would deliver the parts
-// that arrived twice, so the sender is told and sends the rest.
-var ErrPartlySent error = partlySent{}
-
-// partlySent is the type of ErrPartlySent. It unwraps to ErrRejected,
-// which is what makes IsPermanent hold for it; the core's error table
-// names it before ErrRejected, so that the sender reads what happened.
-type partlySent struct{}
-
-func (partlySent) Error() string { return "legacy: sent only in part" }
-
-// Unwrap returns ErrRejected (see partlySent).
-func (partlySent) Unwrap() error { return ErrRejected }
-
 // Opaque identifiers. Only the adapter creates them; the core stores and
 // compares them but never parses them.
 type (
