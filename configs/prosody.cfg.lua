@@ -9,7 +9,8 @@
 --   bridges[].domain:   echo.localhost
 --   bridges[].secret:   the same value as component_secret below
 --
--- Check with `prosodyctl check config`, then `prosodyctl reload`.
+-- Check with `prosodyctl check config`, then restart Prosody: 0.12 does
+-- not start a Component block added to a running server on reload.
 
 ---------------------------------------------------------------------------
 -- Global section: BEFORE the first VirtualHost or Component line.
