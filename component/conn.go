@@ -210,7 +210,7 @@ func (c *Conn) readLoop() readFailure {
 			continue
 		}
 		if el.Space == stanza.NSStream && el.Local == "error" {
-			se := parseStreamError(el, c.l.cfg.Domain)
+			se := parseStreamError(el, c.l.cfg.Domain, r.dec.HeaderNS())
 			c.l.streamError(se, "session")
 			return readFailure{err: se}
 		}

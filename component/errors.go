@@ -3,6 +3,9 @@ package component
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/jabbergate/jabbergate/component/stanza"
 )
 
 var (
@@ -34,7 +37,8 @@ type StreamError struct {
 	Condition string // defined condition, e.g. "not-authorized"
 	Text      string // the optional <text/>, or the new host for see-other-host
 
-	domain string // component domain, for Meaning
+	domain   string // component domain, for Meaning
+	streamNS string // default namespace of the server's stream header, for Meaning
 }
 
 // Error implements error.
@@ -58,6 +62,10 @@ func (e *StreamError) Meaning() string {
 	case "conflict":
 		return "another component is already connected for this domain (or this connection was replaced by a newer one)"
 	case "host-unknown":
+		if e.fromClientPort() {
+			return "addr is probably the server's client (c2s) port, not its component port: it answered as a client port " +
+				"and serves no clients on this domain; point addr at the component listener (Prosody: component_ports, 5347 by default)"
+		}
 		return "the server has no component configured for this domain"
 	case "host-gone":
 		return "the server no longer serves this domain"
@@ -102,6 +110,21 @@ func (e *StreamError) Meaning() string {
 	default:
 		return "unknown stream error condition"
 	}
+}
+
+// prosodyC2SHostUnknown starts the text of the host-unknown Prosody's
+// client port (mod_c2s) answers a stream to a host it serves no clients
+// on, such as a component's domain; its component port (mod_component)
+// says "… does not match any configured external components" instead.
+const prosodyC2SHostUnknown = "This server does not serve "
+
+// fromClientPort reports whether the stream error came from a client
+// (c2s) port: its stream header declared jabber:client (Prosody's does,
+// whatever the stream asked for), or its text is Prosody's c2s one.
+// ejabberd's client port refuses jabber:component:accept with
+// invalid-namespace instead.
+func (e *StreamError) fromClientPort() bool {
+	return e.streamNS == stanza.NSClient || strings.HasPrefix(e.Text, prosodyC2SHostUnknown)
 }
 
 // backoffAuth reports whether the condition signals a configuration problem

@@ -375,7 +375,7 @@ func (l *Link) readHandshakeReply(r *reader) (*stanza.Element, error) {
 	}
 	switch {
 	case el.Space == stanza.NSStream && el.Local == "error":
-		return nil, parseStreamError(el, l.cfg.Domain)
+		return nil, parseStreamError(el, l.cfg.Domain, r.dec.HeaderNS())
 	case el.Local == "handshake" && stanza.IsStanzaNS(el.Space):
 		return el, nil
 	}

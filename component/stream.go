@@ -245,9 +245,10 @@ func (r *reader) startAddrs(start *xml.StartElement) (from, to string) {
 	return from, to
 }
 
-// parseStreamError reads a <stream:error/> element.
-func parseStreamError(el *stanza.Element, domain string) *StreamError {
-	e := &StreamError{domain: domain}
+// parseStreamError reads a <stream:error/> element; streamNS is the default
+// namespace of the server's stream header.
+func parseStreamError(el *stanza.Element, domain, streamNS string) *StreamError {
+	e := &StreamError{domain: domain, streamNS: streamNS}
 	for _, c := range el.Children() {
 		if c.Space != stanza.NSStreams {
 			continue

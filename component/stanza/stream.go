@@ -52,8 +52,9 @@ type StreamDecoder struct {
 	hdrPrefix  string
 	hdrLocal   string
 	hdrAttrs   []Attr
-	pending    bool // a stanza start tag was read, its body not yet
-	selfClosed bool // … and it was <…/>
+	hdrNSDef   string // the header's default namespace
+	pending    bool   // a stanza start tag was read, its body not yet
+	selfClosed bool   // … and it was <…/>
 	// resume says where the last failed Element stopped, for Discard:
 	// resumeNone (nowhere Discard can go on from), resumeTag (just after
 	// a '<': a start tag nested too deep, or the byte limit), resumeText
@@ -155,6 +156,11 @@ func (d *StreamDecoder) ReadErr() error { return d.rerr }
 func (d *StreamDecoder) Header() (space, local string, attrs []Attr) {
 	return d.hdrSpace, d.hdrLocal, d.hdrAttrs
 }
+
+// HeaderNS returns the default namespace the stream header declared —
+// jabber:component:accept from a component port, jabber:client from a
+// client port — or "" when it declared none.
+func (d *StreamDecoder) HeaderNS() string { return d.hdrNSDef }
 
 // StartName returns the namespace and local name of the stanza whose start
 // tag the last Next returned (EventStart).
@@ -339,6 +345,7 @@ func (d *StreamDecoder) Next() (int, error) {
 			d.hdrAttrs = append(d.hdrAttrs, Attr{Space: a.space, Local: a.local, Value: s[a.lo:a.hi]})
 		}
 		d.hdrSpace, d.hdrPrefix, d.hdrLocal = e.space, e.prefix, e.local
+		d.hdrNSDef = d.resolve("")
 		d.open, d.closeNext, d.hdrNS = true, self, len(d.ns)
 		d.resetElement()
 		return EventHeader, nil
