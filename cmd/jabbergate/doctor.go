@@ -566,6 +566,11 @@ func handshakeCheck(domain, key, secretKey, addr, serverDomain, cond, text, mean
 		c.Message = fmt.Sprintf("the server rejected the secret for %s: %s does not match the server's component secret (change one of them so they are equal)", domain, secretKey)
 		c.Fix = secretFix
 	case "host-unknown":
+		if strings.Contains(meaning, "client (c2s) port") { // component.StreamError.Meaning: it answered as a client port
+			c.Message = fmt.Sprintf("%s is not the server's component port (it answered as its client port, which serves no clients on %s): point xmpp.server or %s.server at the component listener", addr, domain, key)
+			c.Fix = listenerFix(addr, domain, secretKey)
+			break
+		}
 		c.Message = fmt.Sprintf("the server at %s has no component %s configured: add it (and check %s.domain)", addr, domain, key)
 		c.Fix = secretFix
 		c.Fix["openfire"] = "the component must be a subdomain of the XMPP domain; " + c.Fix["openfire"]

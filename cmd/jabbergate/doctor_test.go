@@ -817,3 +817,17 @@ func TestDoctorClusterLinkLeaseHeld(t *testing.T) {
 		t.Fatalf("after release: %d connection(s), want 2", n)
 	}
 }
+
+// Prosody's client port answers a component stream for a domain it does
+// not serve to clients with host-unknown "This server does not serve …":
+// doctor says the port is wrong, not that the component is missing.
+func TestDoctorClientPortHostUnknown(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	srv.FailHandshakes("host-unknown", "This server does not serve echo.localhost")
+	cfg, _ := doctorConfig(t, srv.Addr(), "")
+	c := one(t, runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 100 * time.Millisecond}), "link")
+	if c.Status != statusFail || !strings.Contains(c.Message, "is not the server's component port") || strings.Contains(c.Message, "add it") ||
+		!strings.Contains(c.Fix["prosody"], "component_ports") {
+		t.Errorf("check = %+v, want the wrong port named", c)
+	}
+}
