@@ -182,8 +182,9 @@ type Log struct {
 //
 // After Load exactly one of Key and KeyFile is set. With Key, use it
 // (base64 of 32 bytes, already checked). With KeyFile, read the key from that
-// file, creating it with a new random key (mode 0600) when it does not exist
-// (vault.LoadOrCreateKey). Without key and key_file in the file, KeyFile
+// file; `jabbergate run` creates a missing one with a new random key (mode
+// 0600, vault.CreateKey) in its existing directory, and only while the
+// store holds no registered account. Without key and key_file in the file, KeyFile
 // defaults to "jabbergate.key" next to the bolt or pebble store. The redis
 // backend requires key or key_file, because every instance must share one
 // key.

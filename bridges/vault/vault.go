@@ -24,6 +24,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -208,22 +209,44 @@ func (v *Vault) Open(binding, sealed string) (string, error) {
 	return "", ErrOpen
 }
 
-// LoadOrCreateKey reads a base64 key from path, creating the file with a
-// new random key (mode 0600) when it does not exist.
+// LoadOrCreateKey reads a base64 key from path (LoadKey), creating the
+// file with a new random key (CreateKey) when it does not exist. The
+// directory holding it must exist: it is never created, so that a typo in
+// the path is an error rather than a new key.
 func LoadOrCreateKey(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err == nil {
-		return DecodeKey(strings.TrimSpace(string(data)))
+	k, err := LoadKey(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return CreateKey(path)
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("vault: read key: %w", err)
+	return k, err
+}
+
+// LoadKey reads a base64 key from the file path. Its errors name the file;
+// a missing file is an error that errors.Is fs.ErrNotExist.
+func LoadKey(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("vault: read key file: %w", err) // *fs.PathError names it
+	}
+	k, err := DecodeKey(strings.TrimSpace(string(data)))
+	if err != nil {
+		return nil, fmt.Errorf("vault: key file %s: %s", path, strings.TrimPrefix(err.Error(), "vault: "))
+	}
+	return k, nil
+}
+
+// CreateKey writes a new random key to the file path (mode 0600), which
+// must not exist, in a directory that must. Its errors name the file.
+func CreateKey(path string) ([]byte, error) {
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("vault: create key file %s: directory %s: %w", path, dir, errors.Unwrap(err))
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("vault: create key file %s: %s is not a directory", path, dir)
 	}
 	key := make([]byte, KeySize)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("vault: create key dir: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -231,9 +254,12 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	}
 	defer f.Close()
 	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
-		return nil, fmt.Errorf("vault: write key file: %w", err)
+		return nil, fmt.Errorf("vault: write key file %s: %w", path, err)
 	}
-	return key, f.Sync()
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("vault: write key file %s: %w", path, err)
+	}
+	return key, nil
 }
 
 // DecodeKey decodes a base64 key and checks its size.

@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -99,7 +101,7 @@ func TestRotation(t *testing.T) {
 }
 
 func TestLoadOrCreateKey(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "sub", "k")
+	p := filepath.Join(t.TempDir(), "k")
 	a, err := LoadOrCreateKey(p)
 	if err != nil {
 		t.Fatal(err)
@@ -107,5 +109,40 @@ func TestLoadOrCreateKey(t *testing.T) {
 	b, err := LoadOrCreateKey(p)
 	if err != nil || !bytes.Equal(a, b) {
 		t.Fatalf("second load = %x, %v; want %x", b, err, a)
+	}
+	if c, err := LoadKey(p); err != nil || !bytes.Equal(a, c) {
+		t.Fatalf("LoadKey = %x, %v; want %x", c, err, a)
+	}
+}
+
+// A key file is never created with its directory: a typo in the path must
+// not silently make a new key (stored credentials would stop opening).
+func TestKeyFileDirectoryNotCreated(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "typo", "k")
+	for name, f := range map[string]func(string) ([]byte, error){"LoadOrCreateKey": LoadOrCreateKey, "CreateKey": CreateKey} {
+		if _, err := f(p); err == nil || !strings.Contains(err.Error(), p) || strings.Count(err.Error(), "vault:") != 1 {
+			t.Errorf("%s in a missing directory: %v; want an error naming %s, prefixed once", name, err, p)
+		}
+	}
+	if _, err := os.Stat(filepath.Dir(p)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the key's directory was created: %v", err)
+	}
+	if _, err := LoadKey(p); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("LoadKey of a missing file = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// A key file that holds no key is named in the error.
+func TestLoadKeyNamesTheFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "junk.key")
+	if err := os.WriteFile(p, []byte("abcd\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range map[string]func(string) ([]byte, error){"LoadKey": LoadKey, "LoadOrCreateKey": LoadOrCreateKey} {
+		_, err := f(p)
+		if err == nil || err.Error() != "vault: key file "+p+": key is 3 bytes, want 32" {
+			t.Errorf("%s(%s) = %v", name, p, err)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -80,12 +81,13 @@ func vaultWithOldKeys(key []byte, old []string) (*vault.Vault, error) {
 	return vault.NewKeys(key, keys...)
 }
 
-// currentKey returns the configured sealing key.
+// currentKey returns the configured sealing key: vault.key, or the key in
+// vault.key_file, which must exist (ensureVaultKey creates it).
 func currentKey(cfg config.Vault) ([]byte, error) {
 	if cfg.Key != "" {
 		return vault.DecodeKey(cfg.Key)
 	}
-	return vault.LoadOrCreateKey(cfg.KeyFile)
+	return vault.LoadKey(cfg.KeyFile)
 }
 
 // adminEnv is what every admin command opens.
@@ -130,10 +132,19 @@ func openAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io
 		fmt.Fprintf(stderr, "jabbergate %s: open %s store: %v\n", cmd, cfg.Store.Backend, err)
 		return nil, 1, false
 	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := ensureVaultKey(ctx, *path, cfg, st, log); err != nil {
+		st.Close()
+		fmt.Fprintf(stderr, "jabbergate %s: %v\n", cmd, err)
+		if errors.As(err, new(*configError)) {
+			return nil, exitConfig, false
+		}
+		return nil, exitFailure, false
+	}
 	v, err := openVault(cfg.Vault)
 	if err != nil {
 		st.Close()
-		fmt.Fprintf(stderr, "jabbergate %s: vault: %v\n", cmd, err)
+		fmt.Fprintf(stderr, "jabbergate %s: %v\n", cmd, vaultError(*path, cfg, err))
 		return nil, exitConfig, false
 	}
 	return &adminEnv{cfg: cfg, store: st, vault: v}, 0, true

@@ -81,6 +81,10 @@ const usage = `usage:
   jabbergate version                    print the version
 `
 
+// runContext is the context `jabbergate run` starts from; tests give
+// it a deadline, so that a run expected to fail at once cannot hang them.
+var runContext = context.Background
+
 // Exit statuses besides 0.
 const (
 	// exitFailure is a runtime failure: systemd restarts the gateway.
@@ -146,7 +150,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	}
 	bridges.Version = buildVersion()
 	slog.SetDefault(newLogger(cfg.Log, stderr))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(runContext(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, stderr, *path); err != nil {
 		fmt.Fprintf(stderr, "jabbergate: %v\n", err)
@@ -277,33 +281,47 @@ func byLine(errs []error) error {
 	return errors.Join(out...)
 }
 
-// checkVaultKeyFile refuses an existing vault.key_file that run could not
-// read as a key (run creates a missing one).
+// checkVaultKeyFile refuses a vault.key_file that run could not use: an
+// existing one that holds no key, a missing one in a directory that does
+// not exist or that the user may not write. run creates a missing key
+// file, never its directory, and only while the store holds no
+// registered account (ensureVaultKey).
 func checkVaultKeyFile(file string, cfg *config.Config) error {
 	kf := cfg.Vault.KeyFile
 	if cfg.Vault.Key != "" || kf == "" {
 		return nil
 	}
-	data, err := os.ReadFile(kf)
+	at := func(problem string) error {
+		return &config.Error{File: file, Line: cfg.Line("vault.key_file"), Key: "vault.key_file", Problem: problem}
+	}
+	set := cfg.Line("vault.key_file") != 0
+	_, err := vault.LoadKey(kf)
 	if errors.Is(err, fs.ErrNotExist) {
-		// run creates it.
+		dir := filepath.Dir(kf)
 		what := "the missing key file is created in its directory"
-		if cfg.Line("vault.key_file") == 0 {
+		if !set {
 			what = "vault.key_file is not set, so the key is kept in " + kf + "; it is created in its directory"
 		}
-		if prob := config.AccessProblem(filepath.Dir(kf), unix.W_OK|unix.X_OK, what); prob != "" {
-			return &config.Error{File: file, Line: cfg.Line("vault.key_file"), Key: "vault.key_file", Problem: prob}
+		fi, err := os.Stat(dir)
+		switch {
+		case err != nil && !set && (cfg.Store.Backend == "bolt" || cfg.Store.Backend == "pebble") && dir == filepath.Dir(cfg.Store.Path):
+			return nil // next to the store: store.path's check names the directory
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+			return at(fmt.Sprintf("directory %q does not exist: create it or correct the path (a missing key file is created on first start while no account is registered; the directory holding it is not)", dir))
+		case err == nil && !fi.IsDir():
+			return at(fmt.Sprintf("%q is not a directory, so the key file %q cannot be created in it: give another path", dir, kf))
+		}
+		if prob := config.AccessProblem(dir, unix.W_OK|unix.X_OK, what); prob != "" {
+			return at(prob)
 		}
 		return nil
 	}
-	if err == nil {
-		_, err = vault.DecodeKey(strings.TrimSpace(string(data)))
-		if err != nil {
-			err = errors.New(strings.TrimPrefix(err.Error(), "vault: ") + " (make one with: head -c 32 /dev/urandom | base64)")
-		}
-	}
 	if err != nil {
-		return &config.Error{File: file, Line: cfg.Line("vault.key_file"), Key: "vault.key_file", Problem: kf + ": " + err.Error()}
+		problem := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "vault: "), "key file ")
+		if !errors.Is(err, fs.ErrPermission) {
+			problem += " (make one with: head -c 32 /dev/urandom | base64)"
+		}
+		return at(problem)
 	}
 	return nil
 }

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,19 +84,58 @@ func openStore(ctx context.Context, cfg config.Store) (store.Store, error) {
 	}
 }
 
-// openVault loads the credential sealing key.
+// openVault loads the credential sealing key: vault.key, or the key in
+// vault.key_file, which must exist (ensureVaultKey creates it).
 func openVault(cfg config.Vault) (*vault.Vault, error) {
-	var key []byte
-	var err error
-	if cfg.Key != "" {
-		key, err = vault.DecodeKey(cfg.Key)
-	} else {
-		key, err = vault.LoadOrCreateKey(cfg.KeyFile)
-	}
+	key, err := currentKey(cfg) // admin.go
 	if err != nil {
 		return nil, err
 	}
 	return vaultWithOldKeys(key, cfg.OldKeys) // admin.go
+}
+
+// ensureVaultKey creates a missing vault.key_file with a new random key,
+// logging its path, when the store holds no registered account of the
+// config's bridges. With accounts it creates nothing and returns a
+// configuration error at vault.key_file: their credentials were sealed
+// with another key, which a new one would not open (a typo in the path,
+// or a lost file). file is the config file, for the error.
+func ensureVaultKey(ctx context.Context, file string, cfg *config.Config, st store.Store, log *slog.Logger) error {
+	kf := cfg.Vault.KeyFile
+	if cfg.Vault.Key != "" || kf == "" {
+		return nil
+	}
+	if _, err := os.Stat(kf); !errors.Is(err, fs.ErrNotExist) {
+		return nil // openVault reads it, or says why it cannot
+	}
+	at := func(problem string) error {
+		return &configError{&config.Error{File: file, Line: cfg.Line("vault.key_file"), Key: "vault.key_file", Problem: problem}}
+	}
+	accounts := 0
+	for _, b := range cfg.Bridges {
+		accts, err := st.ListAccounts(ctx, b.Domain)
+		if err != nil {
+			return fmt.Errorf("vault: key file %s does not exist; cannot tell whether the store holds accounts sealed with another key: %w", kf, err)
+		}
+		accounts += len(accts)
+	}
+	if accounts > 0 {
+		return at(fmt.Sprintf("key file %q does not exist, but the store holds %d registered account(s) whose credentials were sealed with a key: a new key would not open them. Correct the path, or restore the key file from a backup (a new key is made only while no account is registered)", kf, accounts))
+	}
+	if _, err := vault.CreateKey(kf); err != nil {
+		return at(strings.TrimPrefix(err.Error(), "vault: "))
+	}
+	log.Info("created a new credential sealing key, as no account is registered yet; back it up: stored credentials open only with it", "component", "vault", "path", kf)
+	return nil
+}
+
+// vaultError is the configuration error of a key openVault could not use.
+func vaultError(file string, cfg *config.Config, err error) error {
+	if cfg.Vault.Key != "" || cfg.Vault.KeyFile == "" {
+		return &configError{err}
+	}
+	problem := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "vault: "), "key file ")
+	return &configError{&config.Error{File: file, Line: cfg.Line("vault.key_file"), Key: "vault.key_file", Problem: problem}}
 }
 
 // openMedia builds the media store. Without media.key or media.key_file
@@ -102,13 +143,7 @@ func openVault(cfg config.Vault) (*vault.Vault, error) {
 func openMedia(cfg *config.Config, log *slog.Logger) (*media.Store, error) {
 	key := []byte(cfg.Media.Key)
 	if len(key) == 0 {
-		var vk []byte
-		var err error
-		if cfg.Vault.Key != "" {
-			vk, err = vault.DecodeKey(cfg.Vault.Key)
-		} else {
-			vk, err = vault.LoadOrCreateKey(cfg.Vault.KeyFile)
-		}
+		vk, err := currentKey(cfg.Vault)
 		if err != nil {
 			return nil, err
 		}
@@ -161,9 +196,16 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer, configFile .
 		return fmt.Errorf("open %s store: %w", cfg.Store.Backend, err)
 	}
 	defer st.Close()
+	file := ""
+	if len(configFile) > 0 {
+		file = configFile[0]
+	}
+	if err := ensureVaultKey(ctx, file, cfg, st, log); err != nil {
+		return err
+	}
 	v, err := openVault(cfg.Vault)
 	if err != nil {
-		return &configError{fmt.Errorf("vault: %w", err)}
+		return vaultError(file, cfg, err)
 	}
 
 	ms, err := openMedia(cfg, log)

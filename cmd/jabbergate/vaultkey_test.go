@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jabbergate/jabbergate/bridges/config"
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+)
+
+// A vault.key_file in a directory that does not exist is refused by
+// check-config and run at its line, and the directory is not created: a
+// typo in the path must not make a new key.
+func TestVaultKeyFileDirectoryMissing(t *testing.T) {
+	runFor(t, 10*time.Second)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	body := goodConfig + "store:\n  path: jg.db\nvault:\n  key_file: typo/jg.key\n" // vault.key_file on line 12
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantConfigError(t, p, fmt.Sprintf("\n%s:12: vault.key_file: directory %q does not exist", p, filepath.Join(dir, "typo")))
+	if _, err := os.Stat(filepath.Join(dir, "typo")); err == nil {
+		t.Error("the key file's directory was created")
+	}
+}
+
+// A missing vault.key_file is created, and logged with its path, only
+// while the store holds no registered account; with accounts, whose
+// credentials a new key would not open, run and the admin commands refuse
+// at the key's line and create nothing.
+func TestVaultKeyCreatedOnlyForAnEmptyStore(t *testing.T) {
+	runFor(t, 10*time.Second)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	body := goodConfig + "store:\n  path: jg.db\nvault:\n  key_file: jg.key\n" // vault.key_file on line 12
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kf := filepath.Join(dir, "jg.key")
+	cfg, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := bolt.Open(cfg.Store.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	if err := ensureVaultKey(ctx, p, cfg, st, slog.New(slog.NewTextHandler(&log, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(kf); err != nil {
+		t.Fatalf("key file not created for an empty store: %v", err)
+	}
+	if l := log.String(); !strings.Contains(l, "level=INFO") || !strings.Contains(l, "path="+kf) {
+		t.Errorf("creating the key logged %q, want an info line with its path", l)
+	}
+	if err := os.Remove(kf); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutAccount(ctx, &store.Account{Bridge: "echo.localhost", JID: "bob@localhost", LegacyID: "echo", Created: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	want := fmt.Sprintf("%s:12: vault.key_file: key file %q does not exist, but the store holds 1 registered account", p, kf)
+	for _, args := range [][]string{
+		{"run", "-config", p},
+		{"export-user", "-config", p, "-jid", "bob@localhost"},
+		{"rotate-key", "-config", p, "-new-key-file", filepath.Join(dir, "new.key")},
+	} {
+		code, _, errs := runCLI(args...)
+		if code != exitConfig || !strings.Contains(errs, want) {
+			t.Errorf("%s with accounts and no key file: exit %d, stderr:\n%s\nwant exit %d and %q", args[0], code, errs, exitConfig, want)
+		}
+		if _, err := os.Stat(kf); err == nil {
+			t.Fatalf("%s created a new key for a store with accounts", args[0])
+		}
+	}
+}
+
+// runFor makes `jabbergate run` in runCLI stop after d, so that a run
+// the test expects to fail at once ends even when it does not.
+func runFor(t *testing.T, d time.Duration) {
+	t.Helper()
+	runContext = func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	t.Cleanup(func() { runContext = context.Background })
+}
