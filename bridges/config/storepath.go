@@ -131,3 +131,49 @@ func storeParentProblem(backend, p string) string {
 	}
 	return ""
 }
+
+// CheckMediaDir reports, as an *Error on media.dir naming file, a
+// media.dir the files from legacy contacts cannot be written to as the
+// file system is now: an existing one that is not a directory or that
+// this process may not write, or, when it does not exist, a nearest
+// existing parent that is not a directory or that it may not write (the
+// media store creates the directory and its missing parents). It returns
+// nil while media is off (no media.base_url). Like AccessProblem it is
+// checked as the user running the command.
+func (c *Config) CheckMediaDir(file string) error {
+	m := c.Media
+	if m.BaseURL == "" || m.Dir == "" {
+		return nil
+	}
+	at := func(problem string) error {
+		return &Error{File: file, Line: c.Line("media.dir"), Key: "media.dir", Problem: problem}
+	}
+	p := m.Dir
+	fi, err := os.Stat(p)
+	if err == nil {
+		if !fi.IsDir() {
+			return at(fmt.Sprintf("%q is not a directory: give the directory files from legacy contacts are kept in", p))
+		}
+		if prob := AccessProblem(p, unix.R_OK|unix.W_OK|unix.X_OK, "the media directory"); prob != "" {
+			return at(prob)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil // unreadable: creating it says why
+	}
+	for parent := filepath.Dir(p); ; parent = filepath.Dir(parent) {
+		fi, err := os.Stat(parent)
+		switch {
+		case err == nil && !fi.IsDir():
+			return at(fmt.Sprintf("%q is not a directory, so the media directory %q cannot be created in it: give another path", parent, p))
+		case err == nil:
+			if prob := AccessProblem(parent, unix.W_OK|unix.X_OK, fmt.Sprintf("the media directory is created in %q", parent)); prob != "" {
+				return at(prob)
+			}
+			return nil
+		case !errors.Is(err, fs.ErrNotExist) || parent == filepath.Dir(parent):
+			return nil
+		}
+	}
+}

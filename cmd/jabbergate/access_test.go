@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/base64"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,6 +92,20 @@ func TestUnwritablePathsAreConfigErrors(t *testing.T) {
 	check("vault key file in a directory not writable",
 		goodConfig+"store:\n  backend: redis\n  redis: {url: 'redis://127.0.0.1:1'}\nvault:\n  key_file: "+filepath.Join(ro, "vault.key")+"\n",
 		`:13: vault.key_file: the missing key file is created in its directory: user `)
+	redisStore := goodConfig + "store:\n  backend: redis\n  redis: {url: 'redis://127.0.0.1:1'}\nvault:\n  key: " + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n"
+	check("media dir not writable", redisStore+"media:\n  base_url: https://gw.example.org\n  dir: "+filepath.Join(ro, "media")+"\n",
+		`:16: media.dir: the media directory is created in `+strconv.Quote(ro)+`: user `)
+	if err := os.Mkdir(filepath.Join(dir, "media"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !asRoot {
+		os.Chmod(filepath.Join(dir, "media"), 0o555)
+		t.Cleanup(func() { os.Chmod(filepath.Join(dir, "media"), 0o755) })
+	}
+	check("media dir existing, not writable", redisStore+"media:\n  base_url: https://gw.example.org\n  dir: "+filepath.Join(dir, "media", "sub")+"\n",
+		`:16: media.dir: the media directory is created in `+strconv.Quote(filepath.Join(dir, "media"))+`: user `)
+	check("media dir itself not writable", redisStore+"media:\n  base_url: https://gw.example.org\n  dir: "+ro+"\n",
+		`:16: media.dir: the media directory: user `)
 }
 
 // An http.listen address in use is a configuration error at its line

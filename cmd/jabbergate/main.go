@@ -140,7 +140,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	// run opens the store: a store.path it cannot open is a configuration
 	// error (exitConfig, which systemd does not restart on), so
 	// check-config, run's ExecStartPre in the shipped unit, refuses it too.
-	cfg, ok := loadConfig(*path, stderr, checkStorePath, checkVaultKeyFile)
+	cfg, ok := loadConfig(*path, stderr, checkStorePath, checkVaultKeyFile, checkMediaDir)
 	if !ok {
 		return exitConfig
 	}
@@ -325,6 +325,10 @@ func checkVaultKeyFile(file string, cfg *config.Config) error {
 	}
 	return nil
 }
+
+// checkMediaDir refuses a media.dir the gateway could not write files
+// from legacy contacts to (config.CheckMediaDir).
+func checkMediaDir(file string, cfg *config.Config) error { return cfg.CheckMediaDir(file) }
 
 // checkStorePath refuses a bolt or pebble store.path that run could not
 // open (a directory for bolt, a missing parent directory).
