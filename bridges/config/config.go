@@ -110,6 +110,9 @@ type Bridge struct {
 	// secretOptions marks options read from a *_file, for Redacted and
 	// OptionKey.
 	secretOptions map[string]bool
+	// unreadOptions marks options whose *_file could not be read (an
+	// error of Load): their value is a stand-in (OptionUnread).
+	unreadOptions map[string]bool
 }
 
 // Store selects where state is kept.
@@ -290,6 +293,39 @@ func Load(path string) (*Config, error) {
 	return parse(path, dir, data)
 }
 
+// LoadWith is Load that also runs check, which finds the problems only
+// the caller can (say, the options each bridge's network refuses), on the
+// config as read, before defaults, even when Load finds problems of its
+// own, so that every problem is reported at once. check returns *Error
+// values (joined with errors.Join); one about a key Load already reported
+// is dropped. When Load finds problems, LoadWith returns nil and them with
+// check's, in line order. Otherwise it returns the config, with defaults,
+// and check's error, which the caller reports with its other checks'.
+// check must not report an option for which OptionUnread is true: its
+// value is a stand-in.
+func LoadWith(path string, check func(*Config) error) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, &Error{File: path, Problem: err.Error()}
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, &Error{File: path, Problem: err.Error()}
+	}
+	return parseWith(path, dir, data, check)
+}
+
+// OptionUnread reports whether option name of bridges[i] came from a
+// *_file that could not be read (Load reports it): its value is a
+// stand-in that says nothing about the option.
+func (c *Config) OptionUnread(i int, name string) bool {
+	return i >= 0 && i < len(c.Bridges) && c.Bridges[i].unreadOptions[name]
+}
+
 // Parse is Load on data already read; name is the file name used in error
 // messages, and relative paths are resolved against filepath.Dir(name).
 func Parse(name string, data []byte) (*Config, error) {
@@ -297,6 +333,10 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 func parse(name, dir string, data []byte) (*Config, error) {
+	return parseWith(name, dir, data, nil)
+}
+
+func parseWith(name, dir string, data []byte, check func(*Config) error) (*Config, error) {
 	d := &decoder{file: name, dir: dir, lines: map[string]int{}, lookupEnv: os.LookupEnv}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -312,12 +352,36 @@ func parse(name, dir string, data []byte) (*Config, error) {
 	c := &Config{}
 	d.decodeDocument(&doc, c)
 	d.validate(c)
+	var checkErr error
+	if check != nil {
+		c.lines = d.lines
+		reported := map[string]bool{}
+		for _, e := range d.errs {
+			reported[e.Key] = true
+		}
+		err := check(c)
+		ces := Errors(err)
+		if err != nil && ces == nil {
+			ces = []*Error{{File: name, Problem: err.Error()}}
+		}
+		var kept []error
+		for _, e := range ces {
+			switch {
+			case e.Key != "" && reported[e.Key]:
+			case len(d.errs) > 0:
+				d.errs = append(d.errs, e) // reported with Load's own, in line order
+			default:
+				kept = append(kept, e)
+			}
+		}
+		checkErr = errors.Join(kept...)
+	}
 	if err := d.err(); err != nil {
 		return nil, err
 	}
 	d.applyDefaults(c)
 	c.lines = d.lines
-	return c, nil
+	return c, checkErr
 }
 
 // Line returns the line in the config file of key, a key path such as

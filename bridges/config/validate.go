@@ -238,7 +238,14 @@ func (d *decoder) options(b *Bridge, p string) {
 		default:
 			s, ok := d.readFile(kp, d.path(b.Options[k]))
 			if !ok {
-				continue
+				// Still checked by the network with the others
+				// (LoadWith), with a stand-in value it is not asked
+				// about (Unread).
+				s = "unread"
+				if b.unreadOptions == nil {
+					b.unreadOptions = map[string]bool{}
+				}
+				b.unreadOptions[base] = true
 			}
 			delete(b.Options, k)
 			b.Options[base] = s

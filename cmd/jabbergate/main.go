@@ -229,9 +229,11 @@ func (e *configError) Unwrap() error { return e.err }
 // then runs the command's own checks, printing every error to stderr; ok
 // is false on a configuration error.
 func loadConfig(path string, stderr io.Writer, checks ...func(file string, cfg *config.Config) error) (cfg *config.Config, ok bool) {
-	cfg, err := config.Load(path)
-	if err == nil {
-		errs := []error{checkNetworks(path, cfg)}
+	// The networks check their options even when Load finds other
+	// problems, so every problem is reported at once.
+	cfg, err := config.LoadWith(path, func(cfg *config.Config) error { return checkNetworks(path, cfg) })
+	if cfg != nil {
+		errs := []error{err}
 		for _, check := range checks {
 			errs = append(errs, check(path, cfg))
 		}
@@ -376,29 +378,32 @@ func optionErrors(file string, cfg *config.Config, i int, err error) []error {
 		return out
 	}
 	block := fmt.Sprintf("bridges[%d].options", i)
-	at := func(name, problem string) error {
+	at := func(name, problem string) []error {
+		if cfg.OptionUnread(i, name) {
+			return nil // its file could not be read (reported): the value is a stand-in
+		}
 		key := block
 		if name != "" {
 			key = cfg.OptionKey(i, name)
 		}
-		return &config.Error{File: file, Line: cfg.Line(key), Key: key, Problem: problem}
+		return []error{&config.Error{File: file, Line: cfg.Line(key), Key: key, Problem: problem}}
 	}
 	if oes := legacy.OptionErrors(err); len(oes) > 0 {
-		out := make([]error, len(oes))
-		for k, oe := range oes {
-			out[k] = at(oe.Option, oe.Problem)
+		var out []error
+		for _, oe := range oes {
+			out = append(out, at(oe.Option, oe.Problem)...)
 		}
 		return out
 	}
 	if name, problem, ok := parseOptionError(err.Error()); ok {
-		return []error{at(name, problem)}
+		return at(name, problem)
 	}
 	if i < len(cfg.Bridges) {
 		if name, problem, ok := namedOption(err.Error(), cfg.Bridges[i].Options); ok {
-			return []error{at(name, problem)}
+			return at(name, problem)
 		}
 	}
-	return []error{at("", err.Error())}
+	return at("", err.Error())
 }
 
 // prefixRE matches the "network: " prefixes of an adapter's error.

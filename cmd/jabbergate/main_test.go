@@ -324,3 +324,22 @@ func TestVaultKeyFileErrors(t *testing.T) {
 		t.Errorf("missing key file: exit %d, stderr:\n%s", code, errs)
 	}
 }
+
+// An option read from a file that cannot be read does not hide the other
+// problems of the config: the adapter's own option errors are reported
+// with it, at once, and none about the unread option's value.
+func TestUnreadOptionFileHidesNothing(t *testing.T) {
+	p := writeConfig(t, withOptions("sms", "max_segments: 0", "smpp_password_file: /nonexistent/x", "routez: x"))
+	for _, want := range []string{
+		p + `:8: bridges[0].options.max_segments: max_segments "0" must be a whole number`,
+		p + `:9: bridges[0].options.smpp_password_file: cannot read "/nonexistent/x"`,
+		p + `:10: bridges[0].options.routez: unknown option`,
+	} {
+		wantConfigError(t, p, want)
+	}
+	for _, cmd := range []string{"check-config", "run"} {
+		if _, _, errs := runCLI(cmd, "-config", p); strings.Count(errs, "options.smpp_password") != 1 {
+			t.Errorf("%s: the unread option is reported more than once:\n%s", cmd, errs)
+		}
+	}
+}
