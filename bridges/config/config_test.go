@@ -211,7 +211,30 @@ func TestErrors(t *testing.T) {
 			want: []string{
 				`t.yaml:3: xmpp.ping_interval: must be positive (leave it out for the default, 30s)`,
 				`t.yaml:4: xmpp.ping_timeout: invalid duration "30" (want a number with a unit, e.g. "30s", "1m30s")`,
-				`t.yaml:5: xmpp.max_stanza_size: must be at least 10000 bytes (RFC 6120 §13.12)`,
+				`t.yaml:5: xmpp.max_stanza_size: must be at least 10000 bytes (RFC 6120 §13.12; leave it out for the default, 256KiB)`,
+			},
+		},
+		{
+			// An explicit zero is refused like ping_interval: 0s, not
+			// taken as the default.
+			name: "explicit zeros",
+			yaml: doc(
+				"xmpp:",
+				"  server: localhost:5347",
+				"  max_element_depth: 0",
+				"  max_stanza_size: 0",
+			) + valid[len("xmpp:\n  server: localhost:5347\n"):] + doc(
+				"media:",
+				"  ttl: 0s",
+				"  max_size: 0",
+				"  fetch_timeout: 0s",
+			),
+			want: []string{
+				`t.yaml:3: xmpp.max_element_depth: must be at least 8 (leave it out for the default, 32)`,
+				`t.yaml:4: xmpp.max_stanza_size: must be at least 10000 bytes (RFC 6120 §13.12; leave it out for the default, 256KiB)`,
+				`t.yaml:12: media.ttl: must be positive (leave it out for the default, 168h0m0s)`,
+				`t.yaml:13: media.max_size: must be positive (leave it out for the default, 20MiB)`,
+				`t.yaml:14: media.fetch_timeout: must be positive (leave it out for the default, 1m0s)`,
 			},
 		},
 		{
@@ -229,7 +252,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "negative size",
 			yaml: strings.Replace(valid, "  server: localhost:5347", "  server: localhost:5347\n  max_stanza_size: -1MiB", 1),
-			want: []string{`t.yaml:3: xmpp.max_stanza_size: must not be negative`},
+			want: []string{`t.yaml:3: xmpp.max_stanza_size: must be at least 10000 bytes (RFC 6120 §13.12; leave it out for the default, 256KiB)`},
 		},
 		{
 			name: "redis without url or key",

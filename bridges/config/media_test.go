@@ -46,8 +46,8 @@ func TestMediaSection(t *testing.T) {
 		{"media: {key: short}", "media.key: must be at least 16 bytes"},
 		{"media: {key: 0123456789abcdef, key_file: x}", "give key or key_file"},
 		{"media: {allow_private_fetch: maybe}", "invalid boolean"},
-		{"media: {max_size: -1}", "media.max_size: must not be negative"},
-		{"media: {ttl: -1s}", "media.ttl: must not be negative"},
+		{"media: {max_size: -1}", "media.max_size: must be positive (leave it out for the default, 20MiB)"},
+		{"media: {ttl: -1s}", "media.ttl: must be positive (leave it out for the default, 168h0m0s)"},
 	} {
 		_, err := Parse(filepath.Join(dir, "t.yaml"), []byte(valid+tc.yaml+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

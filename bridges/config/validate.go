@@ -84,14 +84,20 @@ func (d *decoder) validateMedia(c *Config) {
 			d.errorf(d.line("media.base_url"), "media.base_url", "files are served by the HTTP listener, but http.listen is off")
 		}
 	}
-	if m.MaxSize < 0 {
-		d.errorf(d.line("media.max_size"), "media.max_size", "must not be negative")
-	}
-	if m.TTL < 0 {
-		d.errorf(d.line("media.ttl"), "media.ttl", "must not be negative")
-	}
-	if m.FetchTimeout < 0 {
-		d.errorf(d.line("media.fetch_timeout"), "media.fetch_timeout", "must not be negative")
+	// An explicit 0 is refused, not taken as the default.
+	for _, k := range []struct {
+		key      string
+		bad      bool
+		def      string
+		negative bool
+	}{
+		{"media.ttl", m.TTL <= 0, DefaultMediaTTL.String(), m.TTL < 0},
+		{"media.max_size", m.MaxSize <= 0, DefaultMediaMaxSize.String(), m.MaxSize < 0},
+		{"media.fetch_timeout", m.FetchTimeout <= 0, DefaultMediaFetchTimeout.String(), m.FetchTimeout < 0},
+	} {
+		if _, given := d.lines[k.key]; k.bad && (k.negative || given) {
+			d.errorf(d.line(k.key), k.key, "must be positive (leave it out for the default, %s)", k.def)
+		}
 	}
 	switch {
 	case m.Key != "" && m.KeyFile != "":
@@ -133,14 +139,12 @@ func (d *decoder) validateXMPP(c *Config) {
 	case !everyBridgeHasServer:
 		d.required("xmpp.server", "the XMPP server's component listener, host:port")
 	}
-	switch {
-	case x.MaxStanzaSize < 0:
-		d.errorf(d.line("xmpp.max_stanza_size"), "xmpp.max_stanza_size", "must not be negative")
-	case x.MaxStanzaSize > 0 && x.MaxStanzaSize < 10000:
-		d.errorf(d.line("xmpp.max_stanza_size"), "xmpp.max_stanza_size", "must be at least 10000 bytes (RFC 6120 §13.12)")
+	// An explicit 0 is refused, not taken as the default.
+	if _, given := d.lines["xmpp.max_stanza_size"]; x.MaxStanzaSize < 10000 && (x.MaxStanzaSize != 0 || given) {
+		d.errorf(d.line("xmpp.max_stanza_size"), "xmpp.max_stanza_size", "must be at least 10000 bytes (RFC 6120 §13.12; leave it out for the default, %s)", DefaultMaxStanzaSize)
 	}
-	if x.MaxElementDepth < 0 || (x.MaxElementDepth > 0 && x.MaxElementDepth < 8) {
-		d.errorf(d.line("xmpp.max_element_depth"), "xmpp.max_element_depth", "must be at least 8 (0 for the default, 32)")
+	if _, given := d.lines["xmpp.max_element_depth"]; x.MaxElementDepth < 8 && (x.MaxElementDepth != 0 || given) {
+		d.errorf(d.line("xmpp.max_element_depth"), "xmpp.max_element_depth", "must be at least 8 (leave it out for the default, %d)", DefaultMaxElementDepth)
 	}
 	for _, k := range []struct {
 		key string
