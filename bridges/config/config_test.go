@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -1021,5 +1022,38 @@ func TestLine(t *testing.T) {
 		if got := c.Line(key); got != want {
 			t.Errorf("Line(%q) = %d, want %d", key, got, want)
 		}
+	}
+}
+
+// The host of xmpp.server and bridges[].server is an IP literal or a DNS
+// name (RFC 1123), checked at its line, instead of run retrying forever
+// with "no such host".
+func TestServerHost(t *testing.T) {
+	for _, c := range []struct {
+		server, want string
+	}{
+		{"localhost:5347", ""},
+		{"127.0.0.1:5347", ""},
+		{"[::1]:5347", ""},
+		{"xmpp-1.Example.org:5347", ""},
+		{"example.org.:5347", ""},
+		{"a b:5347", `t.yaml:2: xmpp.server: invalid host "a b" in "a b:5347": character ' ' not allowed`},
+		{"exa_mple..com:5347", `t.yaml:2: xmpp.server: invalid host "exa_mple..com" in "exa_mple..com:5347": character '_' not allowed`},
+		{"example..com:5347", `t.yaml:2: xmpp.server: invalid host "example..com" in "example..com:5347": empty label`},
+		{"-bad.org:5347", `t.yaml:2: xmpp.server: invalid host "-bad.org" in "-bad.org:5347": a label starts or ends with '-'`},
+		{"exa_mple.com:5347", `t.yaml:2: xmpp.server: invalid host "exa_mple.com" in "exa_mple.com:5347": character '_' not allowed`},
+		{"1.2.3.999:5347", `t.yaml:2: xmpp.server: invalid host "1.2.3.999" in "1.2.3.999:5347": neither an IP address nor a domain name`},
+	} {
+		y := strings.Replace(valid, "server: localhost:5347", "server: "+strconv.Quote(c.server), 1)
+		_, err := Parse("t.yaml", []byte(y))
+		got := strings.Join(errStrings(t, err), "\n")
+		if c.want == "" && got != "" || c.want != "" && !strings.HasPrefix(got, c.want) {
+			t.Errorf("server %q: got %q, want %q", c.server, got, c.want)
+		}
+	}
+	y := valid + "  - network: echo\n    domain: b.localhost\n    secret: s\n    server: 'a b:1'\n"
+	y = strings.Replace(y, "access:\n  allowed_domains: [localhost]\n", "", 1) + "access:\n  allowed_domains: [localhost]\n"
+	if _, err := Parse("t.yaml", []byte(y)); err == nil || !strings.Contains(err.Error(), `bridges[1].server: invalid host "a b"`) {
+		t.Errorf("bridges[1].server 'a b:1': %v", err)
 	}
 }

@@ -527,10 +527,28 @@ func checkHostPort(s string, needHost bool) string {
 	if needHost && host == "" {
 		return fmt.Sprintf("invalid address %q: missing host (want host:port)", s)
 	}
+	if host != "" {
+		if prob := checkHost(host); prob != "" {
+			return fmt.Sprintf("invalid host %q in %q: %s", host, s, prob)
+		}
+	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return fmt.Sprintf("invalid address %q: port must be a number from 1 to 65535", s)
 	}
 	return ""
+}
+
+// checkHost returns why host, from a host:port, is neither an IP literal
+// nor a DNS name (RFC 1123; any case, a trailing dot allowed), or "".
+func checkHost(host string) string {
+	if net.ParseIP(host) != nil {
+		return ""
+	}
+	prob := checkDomain(strings.ToLower(strings.TrimSuffix(host, ".")))
+	if prob == "an IP address, not a domain name" {
+		return "neither an IP address nor a domain name"
+	}
+	return prob
 }
 
 // checkDomain returns why s (lowercase) is not a DNS domain name, or "".
