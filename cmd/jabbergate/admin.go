@@ -126,8 +126,9 @@ func openAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io
 	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
+			// As for run: another process holds the store (exitConfig).
 			fmt.Fprintf(stderr, "jabbergate %s: %v: stop the gateway first\n", cmd, err)
-			return nil, 1, false
+			return nil, exitConfig, false
 		}
 		fmt.Fprintf(stderr, "jabbergate %s: open %s store: %v\n", cmd, cfg.Store.Backend, err)
 		return nil, 1, false

@@ -2,9 +2,12 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 )
 
 // TestExitStatusConfigIsNotTheRuntimes: a configuration or usage error
@@ -59,6 +62,50 @@ func TestHelpExitsZero(t *testing.T) {
 		code, out, errs := runCLI(args...)
 		if code != 0 || !strings.Contains(out, "usage") || !strings.Contains(out, "-config") {
 			t.Errorf("jabbergate %q: exit %d, stdout:\n%s\nstderr:\n%s\nwant exit 0 and the usage on stdout", args, code, out, errs)
+		}
+	}
+}
+
+// The CLI's smaller promises: version takes no argument; a missing
+// -config is one line and a hint on every command; a key file that holds
+// no key is named; a store held by a running gateway is the same
+// configuration error (exitConfig) for run and the admin commands.
+func TestCLIConsistency(t *testing.T) {
+	if code, out, errs := runCLI("version", "extra"); code != exitConfig || out != "" || !strings.Contains(errs, `unexpected argument "extra"`) {
+		t.Errorf("version extra: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	for _, cmd := range []string{"run", "check-config", "export-user", "delete-user", "rotate-key"} {
+		code, _, errs := runCLI(cmd)
+		if code != exitConfig || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "-config FILE is required") {
+			t.Errorf("%s without -config: exit %d, stderr:\n%s\nwant one line", cmd, code, errs)
+		}
+	}
+
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(p, []byte(goodConfig+"store:\n  path: jg.db\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	junk := filepath.Join(dir, "junk.key")
+	if err := os.WriteFile(junk, []byte("abcd\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runCLI("rotate-key", "-config", p, "-new-key-file", junk); code == 0 || !strings.Contains(errs, junk+": key is 3 bytes, want 32") {
+		t.Errorf("rotate-key with a junk key file: exit %d, stderr:\n%s\nwant the file named", code, errs)
+	}
+
+	st, err := bolt.Open(filepath.Join(dir, "jg.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, args := range [][]string{
+		{"export-user", "-config", p, "-jid", "a@localhost"},
+		{"delete-user", "-config", p, "-jid", "a@localhost"},
+		{"rotate-key", "-config", p, "-new-key-file", filepath.Join(dir, "new.key")},
+	} {
+		if code, _, errs := runCLI(args...); code != exitConfig || !strings.Contains(errs, "stop the gateway first") {
+			t.Errorf("%s on a locked store: exit %d, stderr:\n%s\nwant exit %d", args[0], code, errs, exitConfig)
 		}
 	}
 }

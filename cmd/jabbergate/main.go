@@ -106,6 +106,14 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "version", "-version", "--version":
+		fs := flag.NewFlagSet("version", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		if status, ok := parseFlags(fs, rest, stdout, stderr); !ok {
+			return status
+		}
+		if strayArgument(stderr, "version", fs) {
+			return exitConfig
+		}
 		fmt.Fprintf(stdout, "jabbergate %s (networks: %v)\n", buildVersion(), legacy.Names())
 		return 0
 	case "doctor":
@@ -174,10 +182,15 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (stat
 	case err == nil:
 		return 0, true
 	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprintf(stdout, "usage:\n%sflags:\n", commandUsage(fs.Name()))
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
+		fmt.Fprintf(stdout, "usage:\n%s", commandUsage(fs.Name()))
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(stdout, "flags:")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			fs.SetOutput(stderr)
+		}
 		return 0, false
 	}
 	fmt.Fprintf(stderr, "jabbergate %s: see jabbergate %[1]s -h for its flags\n", fs.Name())
