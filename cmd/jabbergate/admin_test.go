@@ -275,7 +275,7 @@ func TestAdminCommandsBolt(t *testing.T) {
 	}
 	defer st.Close()
 	cfg := adminConfig(t, dir, "store:\n  backend: bolt\n  path: jabbergate.db\n", "")
-	if code, _, errs := runCLI("export-user", "-config", cfg, "-jid", "bob@localhost"); code != 1 || !strings.Contains(errs, "stop the gateway first") {
+	if code, _, errs := runCLI("export-user", "-config", cfg, "-jid", "bob@localhost"); code != exitConfig || !strings.Contains(errs, "stop the gateway first") {
 		t.Errorf("export-user while the store is held = %d %q (%s)", code, errs, path)
 	}
 }
@@ -296,7 +296,7 @@ func TestAdminCommandsPebble(t *testing.T) {
 	}
 	defer st.Close()
 	cfg := adminConfig(t, dir, "store:\n  backend: pebble\n  path: jabbergate.pebble\n", "")
-	if code, _, errs := runCLI("export-user", "-config", cfg, "-jid", "bob@localhost"); code != 1 || !strings.Contains(errs, "stop the gateway first") {
+	if code, _, errs := runCLI("export-user", "-config", cfg, "-jid", "bob@localhost"); code != exitConfig || !strings.Contains(errs, "stop the gateway first") {
 		t.Errorf("export-user while the store is held = %d %q", code, errs)
 	}
 }
