@@ -128,9 +128,7 @@ func TestListenInUseAndStrayArgument(t *testing.T) {
 	}
 	for _, cmd := range []string{"check-config", "run", "doctor", "export-user"} {
 		code, _, errs := runCLI(cmd, "-config", p, "extra")
-		// doctor.go still returns 2 for its usage errors until it uses
-		// exitConfig too; doctor is not run by systemd.
-		if code != exitConfig && (cmd != "doctor" || code != 2) || !strings.Contains(errs, `unexpected argument "extra"`) {
+		if code != exitConfig || !strings.Contains(errs, `unexpected argument "extra"`) {
 			t.Errorf("%s with a stray argument: exit %d, stderr:\n%s", cmd, code, errs)
 		}
 	}

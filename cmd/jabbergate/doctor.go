@@ -143,19 +143,19 @@ func doctorCmd(args []string, stdout, stderr io.Writer) int {
 	accounts := fs.Bool("check-accounts", false, "count the registered accounts per bridge (legacy logins are never tried)")
 	force := fs.Bool("force-link", false, "open a component link even when a running gateway is detected (on ejabberd it briefly shares the gateway's traffic)")
 	timeout := fs.Duration("timeout", 5*time.Second, "timeout of each network step")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if status, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return status
 	}
 	if strayArgument(stderr, "doctor", fs) {
-		return 2
+		return exitConfig
 	}
 	if *path == "" {
-		fmt.Fprintln(stderr, "jabbergate doctor: -config FILE is required")
-		return 2
+		requiredFlag(stderr, "doctor", "-config FILE")
+		return exitConfig
 	}
 	cfg, ok := loadConfig(*path, stderr)
 	if !ok {
-		return 2
+		return exitConfig
 	}
 	checks := runDoctor(context.Background(), cfg, doctorOptions{Timeout: *timeout, CheckAccounts: *accounts, ForceLink: *force})
 	if *asJSON {

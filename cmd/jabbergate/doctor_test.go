@@ -648,10 +648,10 @@ func TestDoctorCLI(t *testing.T) {
 	bad := writeConfig(t, strings.Replace(goodConfig, "    secret:", "    secert:", 1))
 	code, _, errs = runCLI("doctor", "-config", bad)
 	_, _, runErrs := runCLI("run", "-config", bad)
-	if code != 2 || errs != runErrs || !strings.Contains(errs, "configuration error") {
+	if code != exitConfig || errs != runErrs || !strings.Contains(errs, "configuration error") {
 		t.Errorf("config error: exit %d %q (run: %q)", code, errs, runErrs)
 	}
-	if code, _, errs := runCLI("doctor"); code != 2 || !strings.Contains(errs, "-config FILE is required") {
+	if code, _, errs := runCLI("doctor"); code != exitConfig || !strings.Contains(errs, "-config FILE is required") {
 		t.Errorf("no -config: %d %q", code, errs)
 	}
 }

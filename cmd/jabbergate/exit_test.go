@@ -57,7 +57,7 @@ func TestHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{
 		{"help"}, {"-h"}, {"--help"},
 		{"run", "-h"}, {"run", "--help"}, {"check-config", "-help"},
-		{"rotate-key", "-h"}, {"export-user", "-h"}, {"delete-user", "--help"},
+		{"rotate-key", "-h"}, {"export-user", "-h"}, {"delete-user", "--help"}, {"doctor", "-h"},
 	} {
 		code, out, errs := runCLI(args...)
 		if code != 0 || !strings.Contains(out, "usage") || !strings.Contains(out, "-config") {
