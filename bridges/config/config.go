@@ -277,21 +277,7 @@ const (
 // Load reads, expands and validates the file at path. Relative paths in the
 // file are resolved against the file's directory. On failure the error is
 // an *Error or several joined with errors.Join (see Errors).
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, &Error{File: path, Problem: err.Error()}
-	}
-	dir, err := filepath.Abs(filepath.Dir(path))
-	if err != nil {
-		return nil, &Error{File: path, Problem: err.Error()}
-	}
-	return parse(path, dir, data)
-}
+func Load(path string) (*Config, error) { return LoadWith(path, nil) }
 
 // LoadWith is Load that also runs check, which finds the problems only
 // the caller can (say, the options each bridge's network refuses), on the
