@@ -140,8 +140,8 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, pf, pt *
 		OriginID: originID,
 		To:       pt.bare,
 		Chat:     string(chat),
-		Subject:  st.ChildText(st.Space, "subject"),
-		Thread:   st.ChildText(st.Space, "thread"),
+		Subject:  contentChild(st, "subject").Text(),
+		Thread:   contentChild(st, "thread").Text(),
 		Receipt:  st.Child(nsReceipts, "request") != nil && st.ID() != "",
 		Time:     time.Now().UTC(),
 	}
@@ -937,7 +937,7 @@ func (b *Bridge) mapSentOps(bt *store.Batch, u *user, e *outboxEntry, id legacy.
 // receipts, markers), which is not answered.
 func contentWithoutBody(st *stanza.Element) string {
 	switch {
-	case st.Child(st.Space, "subject") != nil:
+	case contentChild(st, "subject") != nil:
 		return "a subject"
 	case st.Child(nsXHTMLIM, "html") != nil:
 		return "XHTML-IM formatted text"
@@ -947,12 +947,34 @@ func contentWithoutBody(st *stanza.Element) string {
 	return ""
 }
 
+// contentNS reports whether space qualifies a message's own content
+// (body, subject, thread): the stanza's namespace, or a content
+// namespace a server may have declared on the child itself.
+func contentNS(st *stanza.Element, space string) bool {
+	switch space {
+	case st.Space, stanza.NSComponent, "jabber:client", "jabber:server":
+		return true
+	}
+	return false
+}
+
+// contentChild returns the first child local of st in a content
+// namespace, or nil.
+func contentChild(st *stanza.Element, local string) *stanza.Element {
+	for _, n := range st.Nodes {
+		if c := n.El; c != nil && c.Local == local && contentNS(st, c.Space) {
+			return c
+		}
+	}
+	return nil
+}
+
 func defaultBody(st *stanza.Element) *stanza.Element {
 	var first *stanza.Element
 	lang := st.Lang()
 	for _, n := range st.Nodes {
 		c := n.El
-		if c == nil || c.Local != "body" || c.Space != st.Space {
+		if c == nil || c.Local != "body" || !contentNS(st, c.Space) {
 			continue // a <body/> in another namespace is an extension, not the text (RFC 6121 §5.2.3)
 		}
 		if l := c.Lang(); l == "" || strings.EqualFold(l, lang) { // language tags ignore case (RFC 5646 §2.1.1)
