@@ -486,8 +486,43 @@ func (b *Bridge) unregister(ctx context.Context, u *user) error {
 			b.reply(ctx, presence("unavailable", from, u.jid))
 		}
 	}
+	b.removeRosterItems(u, contacts)
 	b.log.Info("user unregistered", "user", u.owner)
 	return nil
+}
+
+// removeRosterItems takes the user's legacy contacts out of their roster
+// once they unregistered, when the server grants privileged roster sets
+// (XEP-0356): the gateway wrote those items, so it removes them. Without
+// the privilege the presences of unregister end the subscriptions and
+// the items are the client's to remove (XEP-0100 §4.3). The gateway's
+// own item stays: it is how the user finds the gateway again. Best
+// effort, in the background.
+func (b *Bridge) removeRosterItems(u *user, contacts []*store.Contact) {
+	j, err := jid.Parse(u.jid)
+	if err != nil || len(contacts) == 0 {
+		return
+	}
+	if g := b.currentGrant(j.Domainpart()); !g.rosterSet() || b.setFails(g) {
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := b.link.WaitUp(ctx)
+		if err != nil {
+			return
+		}
+		for _, c := range contacts {
+			item := b.rosterItemElement(rosterItem{jid: c.Localpart + "@" + b.domain, remove: true})
+			if _, err := conn.Request(ctx, b.rosterIQ(u, "set", item)); err != nil {
+				b.log.Info("roster items of an unregistered user not removed", "user", u.owner, "err", err)
+				return
+			}
+		}
+	}()
 }
 
 // checkAccountFree refuses a legacy account another XMPP user of this

@@ -547,3 +547,33 @@ func TestUnavailableContactKeepsItsStatus(t *testing.T) {
 		}
 	}
 }
+
+// With privileged roster sets, unregistering takes the legacy contacts
+// the gateway wrote out of the user's roster; the gateway's item stays.
+func TestUnregisterRemovesPrivilegedRosterItems(t *testing.T) {
+	h := newHarness(t, newContactsNetwork(twoContacts...))
+	roster := startFakeRoster(h, true)
+	h.send(advertisement("urn:xmpp:privilege:2"))
+	h.waitLog(`namespace=urn:xmpp:privilege:2 roster=both`)
+	h.register(alice)
+	h.waitLog(`method=xep0356 namespace=urn:xmpp:privilege:2`)
+	h.iq(alice+"/r", domain, "set", `<query xmlns='jabber:iq:register'><remove/></query>`)
+	deadline := time.Now().Add(wait)
+	for {
+		roster.mu.Lock()
+		_, ann := roster.items["ann@"+domain]
+		_, ben := roster.items["ben@"+domain]
+		_, gw := roster.items[domain]
+		roster.mu.Unlock()
+		if !ann && !ben {
+			if !gw {
+				t.Errorf("the gateway's own item was removed")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("roster items left after unregistering: ann %v, ben %v", ann, ben)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
