@@ -38,9 +38,10 @@ type Conn struct {
 	kaDone     chan struct{}
 
 	ended atomic.Bool
-	// progress counts stanzas read and busy is set while the handler
-	// runs: a ping answer queued behind stanzas we are still processing
-	// (the handler blocks under back-pressure) is no sign of a dead link.
+	// progress counts stanzas and reads of bytes, and busy is set while
+	// the handler runs: a ping answer queued behind stanzas we are still
+	// processing (the handler blocks under back-pressure), or behind one
+	// long stanza still arriving, is no sign of a dead link.
 	progress atomic.Uint64
 	busy     atomic.Bool
 	mu       sync.Mutex
@@ -82,6 +83,7 @@ func newConn(l *Link, nc net.Conn, r *reader, streamID string) *Conn {
 		pending:    make(map[string]*pending),
 	}
 	r.hook.before = c.flushInline
+	r.hook.progress = &c.progress
 	return c
 }
 

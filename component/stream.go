@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 
 	"github.com/jabbergate/jabbergate/component/stanza"
 )
@@ -64,6 +65,10 @@ type readHook struct {
 	r      io.Reader
 	before func()
 	ackNow func()
+	// progress, if set, counts reads that returned bytes: the keepalive's
+	// sign that the server is talking even while one stanza takes long
+	// to arrive (a huge one being skipped on a slow network).
+	progress *atomic.Uint64
 }
 
 func (h *readHook) Read(p []byte) (int, error) {
@@ -71,8 +76,13 @@ func (h *readHook) Read(p []byte) (int, error) {
 		h.before()
 	}
 	n, err := h.r.Read(p)
-	if n > 0 && h.ackNow != nil {
-		h.ackNow()
+	if n > 0 {
+		if h.ackNow != nil {
+			h.ackNow()
+		}
+		if h.progress != nil {
+			h.progress.Add(1)
+		}
 	}
 	return n, err
 }
