@@ -31,6 +31,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -50,6 +51,13 @@ type Config struct {
 	Cluster Cluster  `yaml:"cluster"`
 
 	lines map[string]int // key path → line, for Line
+
+	// What a LoadWith check needs of the config as read: the config
+	// file's directory (Defaulted), the keys Load found problems at
+	// (Reported), and that the defaults are not filled in yet.
+	dir      string
+	reported map[string]bool
+	asRead   bool
 }
 
 // XMPP configures the XEP-0114 component link to the XMPP server.
@@ -345,7 +353,9 @@ func parseWith(name, dir string, data []byte, check func(*Config) error) (*Confi
 		for _, e := range d.errs {
 			reported[e.Key] = true
 		}
+		c.dir, c.reported, c.asRead = dir, reported, true
 		err := check(c)
+		c.reported, c.asRead = nil, false
 		ces := Errors(err)
 		if err != nil && ces == nil {
 			ces = []*Error{{File: name, Problem: err.Error()}}
@@ -368,6 +378,51 @@ func parseWith(name, dir string, data []byte, check func(*Config) error) (*Confi
 	d.applyDefaults(c)
 	c.lines = d.lines
 	return c, checkErr
+}
+
+// Defaulted returns the config as Load returns it: with the defaults
+// filled in and relative paths resolved against the config file's
+// directory. A LoadWith check sees the config as read, before defaults;
+// it calls Defaulted for the paths and defaults a check needs (store.path,
+// vault.key_file, media.dir). The result is a copy (c is not changed);
+// values at keys Load reported (Reported) are whatever could be read. On
+// a config Load returned it returns c.
+func (c *Config) Defaulted() *Config {
+	if !c.asRead {
+		return c
+	}
+	cp := *c
+	cp.Bridges = slices.Clone(c.Bridges)
+	cp.asRead = false
+	(&decoder{dir: c.dir}).applyDefaults(&cp)
+	return &cp
+}
+
+// Reported reports whether Load found a problem at key, at a key under
+// it or at a key it is under ("store" and "store.path.x" for
+// "store.path"): a LoadWith check leaves out what needs a value Load
+// refused, whose stand-in would mislead. Load has reported the problem.
+// It is false on a config Load returned, which has no problems.
+func (c *Config) Reported(key string) bool {
+	for r := range c.reported {
+		if r == "" {
+			continue
+		}
+		if under(key, r) || under(r, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// under reports whether key is path or a key under it.
+func under(key, path string) bool {
+	for ; key != ""; key = parentPath(key) {
+		if key == path {
+			return true
+		}
+	}
+	return false
 }
 
 // Line returns the line in the config file of key, a key path such as

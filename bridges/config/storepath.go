@@ -19,13 +19,18 @@ import (
 // non-directory) or a missing parent directory. Both stores create their
 // file or directory on first start, never the directory holding it. It
 // returns nil for redis and when the path is fine or the problem is of
-// another kind (permissions: opening the store reports those).
+// another kind (permissions: opening the store reports those), and, in a
+// LoadWith check, when Load reported store.backend or store.path.
 //
 // Load checks only the pebble-on-a-file mistake, which is about the
 // file's meaning; `jabbergate run` and check-config call CheckStorePath
 // too, so that a path run would fail to open is a configuration error
 // (exit status 78) rather than a runtime failure restarted forever.
 func (c *Config) CheckStorePath(file string) error {
+	if c.Reported("store.backend") || c.Reported("store.path") {
+		return nil // reported by Load
+	}
+	c = c.Defaulted()
 	s := c.Store
 	if s.Backend != "bolt" && s.Backend != "pebble" {
 		return nil
@@ -138,9 +143,14 @@ func storeParentProblem(backend, p string) string {
 // this process may not write, or, when it does not exist, a nearest
 // existing parent that is not a directory or that it may not write (the
 // media store creates the directory and its missing parents). It returns
-// nil while media is off (no media.base_url). Like AccessProblem it is
+// nil while media is off (no media.base_url), and, in a LoadWith check,
+// when Load reported a key it depends on. Like AccessProblem it is
 // checked as the user running the command.
 func (c *Config) CheckMediaDir(file string) error {
+	if c.Reported("media.base_url") || c.Reported("media.dir") || c.Media.Dir == "" && c.Reported("store.path") {
+		return nil // reported by Load (media.dir defaults to one next to store.path)
+	}
+	c = c.Defaulted()
 	m := c.Media
 	if m.BaseURL == "" || m.Dir == "" {
 		return nil

@@ -241,16 +241,22 @@ func (e *configError) Unwrap() error { return e.err }
 // loadConfig loads and checks the config file the way every command does,
 // then runs the command's own checks, printing every error to stderr; ok
 // is false on a configuration error.
+//
+// The networks and the command's checks run even when Load finds other
+// problems (config.LoadWith), so every problem is reported at once, in
+// line order; a check sees the config as read (config.Config.Defaulted
+// gives it the defaults) and leaves out what needs a value Load refused
+// (config.Config.Reported).
 func loadConfig(path string, stderr io.Writer, checks ...func(file string, cfg *config.Config) error) (cfg *config.Config, ok bool) {
-	// The networks check their options even when Load finds other
-	// problems, so every problem is reported at once.
-	cfg, err := config.LoadWith(path, func(cfg *config.Config) error { return checkNetworks(path, cfg) })
-	if cfg != nil {
-		errs := []error{err}
+	cfg, err := config.LoadWith(path, func(cfg *config.Config) error {
+		errs := []error{checkNetworks(path, cfg)}
 		for _, check := range checks {
 			errs = append(errs, check(path, cfg))
 		}
-		err = byLine(errs)
+		return byLine(errs)
+	})
+	if cfg != nil {
+		err = byLine([]error{err})
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "jabbergate: configuration error:\n%v\n", err)
@@ -302,6 +308,10 @@ func byLine(errs []error) error {
 // file, never its directory, and only while the store holds no
 // registered account (ensureVaultKey).
 func checkVaultKeyFile(file string, cfg *config.Config) error {
+	if cfg.Reported("vault") || cfg.Vault.KeyFile == "" && cfg.Reported("store") {
+		return nil // reported by Load (the default key file is next to store.path)
+	}
+	cfg = cfg.Defaulted()
 	kf := cfg.Vault.KeyFile
 	if cfg.Vault.Key != "" || kf == "" {
 		return nil

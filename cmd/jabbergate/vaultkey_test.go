@@ -100,3 +100,33 @@ func runFor(t *testing.T, d time.Duration) {
 	}
 	t.Cleanup(func() { runContext = context.Background })
 }
+
+// A missing vault.key_file directory and a media.dir that cannot be made
+// are reported with every other problem of the file, in line order, not
+// hidden by one (xmpp.max_stanza_size: 0) that Load finds itself.
+func TestVaultAndMediaErrorsBesideOtherProblems(t *testing.T) {
+	runFor(t, 10*time.Second)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "afile"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "c.yaml")
+	body := strings.Replace(goodConfig, "  server: 127.0.0.1:5347\n", "  server: 127.0.0.1:5347\n  max_stanza_size: 0\n", 1) + // line 3
+		"store:\n  path: jg.db\n" + // line 11
+		"vault:\n  key_file: typo/jg.key\n" + // line 13
+		"media:\n  base_url: https://gw.example.org\n  dir: afile\n" // line 16
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"check-config", "run"} {
+		code, _, errs := runCLI(cmd, "-config", p)
+		at := []int{
+			strings.Index(errs, p+":3: xmpp.max_stanza_size: "),
+			strings.Index(errs, fmt.Sprintf("%s:13: vault.key_file: directory %q does not exist", p, filepath.Join(dir, "typo"))),
+			strings.Index(errs, fmt.Sprintf("%s:16: media.dir: %q is not a directory", p, filepath.Join(dir, "afile"))),
+		}
+		if code != exitConfig || at[0] < 0 || at[1] < at[0] || at[2] < at[1] {
+			t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 78 and the max_stanza_size, vault.key_file and media.dir lines in that order", cmd, code, errs)
+		}
+	}
+}
