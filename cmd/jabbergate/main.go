@@ -39,11 +39,16 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/jabbergate/jabbergate/bridges"
 	"github.com/jabbergate/jabbergate/bridges/config"
+	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	pebblestore "github.com/jabbergate/jabbergate/bridges/store/pebble"
+	redisstore "github.com/jabbergate/jabbergate/bridges/store/redis"
 	"github.com/jabbergate/jabbergate/bridges/vault"
 	"github.com/jabbergate/jabbergate/legacy"
 	_ "github.com/jabbergate/jabbergate/legacy/all"
@@ -248,15 +253,24 @@ func (e *configError) Unwrap() error { return e.err }
 // gives it the defaults) and leaves out what needs a value Load refused
 // (config.Config.Reported).
 func loadConfig(path string, stderr io.Writer, checks ...func(file string, cfg *config.Config) error) (cfg *config.Config, ok bool) {
+	var notes []*checkNote
 	cfg, err := config.LoadWith(path, func(cfg *config.Config) error {
 		errs := []error{checkNetworks(path, cfg)}
 		for _, check := range checks {
-			errs = append(errs, check(path, cfg))
+			err := check(path, cfg)
+			if n, ok := err.(*checkNote); ok {
+				notes = append(notes, n)
+				continue
+			}
+			errs = append(errs, err)
 		}
 		return byLine(errs)
 	})
 	if cfg != nil {
 		err = byLine([]error{err})
+	}
+	for _, n := range notes {
+		fmt.Fprintf(stderr, "jabbergate: note: %v\n", n)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "jabbergate: configuration error:\n%v\n", err)
@@ -304,9 +318,12 @@ func byLine(errs []error) error {
 
 // checkVaultKeyFile refuses a vault.key_file that run could not use: an
 // existing one that holds no key, a missing one in a directory that does
-// not exist or that the user may not write. run creates a missing key
-// file, never its directory, and only while the store holds no
-// registered account (ensureVaultKey).
+// not exist or that the user may not write, or a missing one while the
+// store holds registered accounts (storedAccounts: read only, never
+// created; a store a running gateway holds is not read, which the
+// returned *checkNote says). run creates a missing key file, never its
+// directory, and only while the store holds no registered account
+// (ensureVaultKey).
 func checkVaultKeyFile(file string, cfg *config.Config) error {
 	if cfg.Reported("vault") || cfg.Vault.KeyFile == "" && cfg.Reported("store") {
 		return nil // reported by Load (the default key file is next to store.path)
@@ -339,6 +356,16 @@ func checkVaultKeyFile(file string, cfg *config.Config) error {
 		if prob := config.AccessProblem(dir, unix.W_OK|unix.X_OK, what); prob != "" {
 			return at(prob)
 		}
+		// As ensureVaultKey: a new key only while no account is
+		// registered. The store is only read, never created.
+		n, skipped := storedAccounts(context.Background(), cfg)
+		switch {
+		case skipped != "":
+			return &checkNote{&config.Error{File: file, Line: cfg.Line("vault.key_file"), Key: "vault.key_file",
+				Problem: fmt.Sprintf("key file %q does not exist; whether the store holds registered accounts, for which run refuses to make a new key, was not checked: %s", kf, skipped)}}
+		case n > 0:
+			return at(missingKeyProblem(kf, n))
+		}
 		return nil
 	}
 	if err != nil {
@@ -350,6 +377,75 @@ func checkVaultKeyFile(file string, cfg *config.Config) error {
 	}
 	return nil
 }
+
+// missingKeyProblem is the problem of a vault.key_file that does not
+// exist while the store holds n > 0 registered accounts.
+func missingKeyProblem(kf string, n int) string {
+	return fmt.Sprintf("key file %q does not exist, but the store holds %d registered account(s) whose credentials were sealed with a key: a new key would not open them. Correct the path, or restore the key file from a backup (a new key is made only while no account is registered)", kf, n)
+}
+
+// storedAccounts counts the registered accounts of cfg's bridges in the
+// store without creating it: a bolt file or pebble directory that does
+// not exist (or a directory pebble has not made a store in) holds none.
+// skipped says why they could not be counted, which is no configuration
+// error: a running gateway holds the store (bolt, pebble), Redis does not
+// answer, the store cannot be read (run says why when it opens it).
+func storedAccounts(ctx context.Context, cfg *config.Config) (n int, skipped string) {
+	s := cfg.Store
+	var st store.Store
+	var err error
+	switch s.Backend {
+	case "redis":
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		redisstore.SetLogger(slog.New(slog.DiscardHandler)) // the verdict says what matters
+		st, err = redisstore.Open(rctx, s.Redis.URL, redisstore.Options{Prefix: s.Redis.Prefix})
+	case "pebble":
+		if !pebbleStoreExists(s.Path) {
+			return 0, ""
+		}
+		st, err = pebblestore.Open(s.Path, pebblestore.Timeout(300*time.Millisecond), pebblestore.SweepInterval(-1))
+	default:
+		if fi, err := os.Stat(s.Path); err != nil || !fi.Mode().IsRegular() {
+			return 0, "" // missing; a problem of another kind is store.path's
+		}
+		st, err = bolt.Open(s.Path, bolt.Timeout(300*time.Millisecond), bolt.SweepInterval(-1))
+	}
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		return 0, fmt.Sprintf("the %s store %s is in use by a running gateway", s.Backend, s.Path)
+	case err != nil:
+		return 0, fmt.Sprintf("cannot open the %s store: %v", s.Backend, err)
+	}
+	defer st.Close()
+	for _, b := range cfg.Bridges {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		accts, err := st.ListAccounts(rctx, b.Domain)
+		cancel()
+		if err != nil {
+			return 0, fmt.Sprintf("cannot list the accounts of %s: %v", b.Domain, err)
+		}
+		n += len(accts)
+	}
+	return n, ""
+}
+
+// pebbleStoreExists reports whether dir holds a pebble store (its
+// MANIFEST), which Open would otherwise create.
+func pebbleStoreExists(dir string) bool {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(es, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), "MANIFEST-") })
+}
+
+// checkNote is what a check says that is no configuration error (the
+// account check of a missing vault.key_file skipped): loadConfig prints
+// it as a note, doctor as a WARN line.
+type checkNote struct{ err *config.Error }
+
+func (n *checkNote) Error() string { return n.err.Error() }
 
 // checkMediaDir refuses a media.dir the gateway could not write files
 // from legacy contacts to (config.CheckMediaDir).

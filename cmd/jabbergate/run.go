@@ -120,7 +120,7 @@ func ensureVaultKey(ctx context.Context, file string, cfg *config.Config, st sto
 		accounts += len(accts)
 	}
 	if accounts > 0 {
-		return at(fmt.Sprintf("key file %q does not exist, but the store holds %d registered account(s) whose credentials were sealed with a key: a new key would not open them. Correct the path, or restore the key file from a backup (a new key is made only while no account is registered)", kf, accounts))
+		return at(missingKeyProblem(kf, accounts))
 	}
 	if _, err := vault.CreateKey(kf); err != nil {
 		return at(strings.TrimPrefix(err.Error(), "vault: "))

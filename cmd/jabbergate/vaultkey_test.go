@@ -130,3 +130,75 @@ func TestVaultAndMediaErrorsBesideOtherProblems(t *testing.T) {
 		}
 	}
 }
+
+// check-config, run's ExecStartPre, refuses a missing vault.key_file while
+// the store holds registered accounts, as run does, with the key set or at
+// its default place next to the store (bolt and pebble). It reads the
+// store only: a store that does not exist holds no account and is not
+// created, nor is the key; a store a running gateway holds is not read,
+// which is a note, not an error.
+func TestCheckConfigMissingKeyWithAccounts(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, backend, vault string
+		line                 int // of vault.key_file
+	}{
+		{"bolt", "bolt", "vault:\n  key_file: jg.key\n", 13},
+		{"bolt default key", "bolt", "", 0},
+		{"pebble", "pebble", "vault:\n  key_file: jg.key\n", 13},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "c.yaml")
+			body := goodConfig + "store:\n  backend: " + tc.backend + "\n  path: state\n" + tc.vault
+			if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			kf := filepath.Join(dir, "jg.key")
+			if tc.vault == "" {
+				kf = filepath.Join(dir, config.DefaultKeyFileName)
+			}
+			sp := filepath.Join(dir, "state")
+			noKey := func(when string) {
+				t.Helper()
+				if _, err := os.Stat(kf); err == nil {
+					t.Fatalf("%s: check-config created the key file", when)
+				}
+			}
+
+			// No store yet: no account, nothing created.
+			if code, out, errs := runCLI("check-config", "-config", p); code != 0 || !strings.Contains(out, "OK") {
+				t.Errorf("no store: exit %d\n%s%s", code, out, errs)
+			}
+			if _, err := os.Stat(sp); err == nil {
+				t.Error("check-config created the store")
+			}
+			noKey("no store")
+
+			st, err := openStore(ctx, config.Store{Backend: tc.backend, Path: sp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.PutAccount(ctx, &store.Account{Bridge: "echo.localhost", JID: "bob@localhost", LegacyID: "echo", Created: time.Now().UTC()}); err != nil {
+				t.Fatal(err)
+			}
+			// Held by a "running gateway": not read, said so, no error.
+			code, out, errs := runCLI("check-config", "-config", p)
+			if code != 0 || !strings.Contains(out, "OK") || !strings.Contains(errs, "note: ") || !strings.Contains(errs, "was not checked") || !strings.Contains(errs, "in use by a running gateway") {
+				t.Errorf("store in use: exit %d\n%s%s", code, out, errs)
+			}
+			noKey("store in use")
+			st.Close()
+
+			want := fmt.Sprintf("%s: vault.key_file: key file %q does not exist, but the store holds 1 registered account", p, kf)
+			if tc.line > 0 {
+				want = fmt.Sprintf("%s:%d: vault.key_file: key file %q does not exist, but the store holds 1 registered account", p, tc.line, kf)
+			}
+			code, _, errs = runCLI("check-config", "-config", p)
+			if code != exitConfig || !strings.Contains(errs, "configuration error:\n"+want) {
+				t.Errorf("accounts, no key: exit %d, stderr:\n%s\nwant exit 78 and %q", code, errs, want)
+			}
+			noKey("accounts")
+		})
+	}
+}
