@@ -119,7 +119,7 @@ func openAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io
 		fmt.Fprintf(stderr, "jabbergate %s: %v\n", cmd, err)
 		return nil, exitConfig, false
 	}
-	cfg, good := loadConfig(*path, stderr)
+	cfg, good := loadConfig(*path, stderr, checkStorePath, checkVaultKeyFile, checkMediaDir) // run's checks
 	if !good {
 		return nil, exitConfig, false
 	}

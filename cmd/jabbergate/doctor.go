@@ -6,16 +6,21 @@ package main
 //
 //	jabbergate doctor -config FILE [-json] [-check-accounts] [-force-link] [-timeout 5s]
 //
-// Checks: store (bolt file / Redis PING and AOF), media.base_url, and per
+// Checks: store (bolt file / Redis PING and AOF), vault key file, media
+// (media.dir, media.base_url), and per
 // bridge: link (TCP reach and handshake, stream errors explained), XEP-0356
 // privileges (advertisement awaited up to 2 s), a ping round trip to the
 // server domain, HTTP upload among the server's disco items, webhook URLs
 // (options public_url, webhook_url; a URL the gateway's own http.listen
 // serves is "not checked" while the gateway is stopped, since nothing can
 // answer it then) and, with -check-accounts, the number of registered
-// accounts. Exit status: 0 when no check FAILs, 1 when one does, 2 for
-// usage and configuration errors (printed as run prints them). -json
-// prints one JSON object per check instead of text.
+// accounts. What check-config and run refuse as the file system is now
+// (store.path, vault.key_file, also with accounts in the store, media.dir)
+// is a FAIL line naming the file and line, so that the server checks are
+// still reported. Exit status: 0 when no check FAILs, 1 when one does, 78
+// (exitConfig) for usage errors and for a config file that does not load
+// (printed as run prints them). -json prints one JSON object per check
+// instead of text.
 //
 // Doctor must never disturb a running gateway:
 //
@@ -101,7 +106,7 @@ const (
 // check is one line of the report.
 type check struct {
 	Bridge  string `json:"bridge,omitempty"` // component domain; "" for global checks (store, media)
-	Check   string `json:"check"`            // link, privileges, ping, upload, store, media, webhook, accounts
+	Check   string `json:"check"`            // link, privileges, ping, upload, store, vault, media, webhook, accounts
 	Status  string `json:"status"`           // OK, WARN, FAIL
 	Message string `json:"message"`
 	// Fix maps where to change something ("ejabberd", "prosody",
@@ -119,6 +124,9 @@ type doctorOptions struct {
 	CheckAccounts bool          // count registered accounts per bridge
 	ForceLink     bool          // open a component link even when a gateway runs
 	HTTPClient    *http.Client  // for media and webhook checks
+	// ConfigFile is the file cfg was loaded from, which the findings of
+	// the checks run and check-config refuse on name (configChecks).
+	ConfigFile string
 }
 
 func (o doctorOptions) withDefaults() doctorOptions {
@@ -157,7 +165,7 @@ func doctorCmd(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitConfig
 	}
-	checks := runDoctor(context.Background(), cfg, doctorOptions{Timeout: *timeout, CheckAccounts: *accounts, ForceLink: *force})
+	checks := runDoctor(context.Background(), cfg, doctorOptions{Timeout: *timeout, CheckAccounts: *accounts, ForceLink: *force, ConfigFile: *path})
 	if *asJSON {
 		writeJSONReport(stdout, checks)
 	} else {
@@ -176,10 +184,23 @@ func doctorCmd(args []string, stdout, stderr io.Writer) int {
 func runDoctor(ctx context.Context, cfg *config.Config, o doctorOptions) []check {
 	o = o.withDefaults()
 	var out []check
-	st, locked, stChecks := doctorStore(ctx, cfg.Store, o)
-	out = append(out, stChecks...)
-	if st != nil {
-		defer st.Close()
+	// Before doctorStore opens the store: the vault check may read it.
+	storeFail, vaultCheck, mediaFail := configChecks(o.ConfigFile, cfg)
+	var st store.Store
+	locked := false
+	if storeFail != nil {
+		out = append(out, *storeFail) // not opened: run could not either
+	} else {
+		var stChecks []check
+		st, locked, stChecks = doctorStore(ctx, cfg.Store, o)
+		out = append(out, stChecks...)
+		if st != nil {
+			defer st.Close()
+		}
+	}
+	out = append(out, vaultCheck)
+	if mediaFail != nil {
+		out = append(out, *mediaFail)
 	}
 	out = append(out, doctorMedia(ctx, cfg.Media, o)...)
 	gw := probeGateway(ctx, cfg.HTTP.Listen, o)
@@ -198,6 +219,41 @@ func runDoctor(ctx context.Context, cfg *config.Config, o doctorOptions) []check
 		out = append(out, doctorAccounts(ctx, b, st, o)...)
 	}
 	return out
+}
+
+// configChecks runs the checks on which check-config and run refuse the
+// config (checkStorePath, checkVaultKeyFile with its account count,
+// checkMediaDir) and turns their findings into lines of the report, the
+// message the configuration error check-config prints: a FAIL each for
+// store.path and media.dir (nil when fine), and the vault line, FAIL,
+// WARN when the account check was skipped (checkNote), OK otherwise.
+func configChecks(file string, cfg *config.Config) (storeFail *check, vault check, mediaFail *check) {
+	fail := func(name string, err error) *check {
+		if err == nil {
+			return nil
+		}
+		return &check{Check: name, Status: statusFail, Message: err.Error()}
+	}
+	storeFail = fail("store", checkStorePath(file, cfg))
+	mediaFail = fail("media", checkMediaDir(file, cfg))
+	vault = check{Check: "vault", Status: statusOK}
+	err := checkVaultKeyFile(file, cfg)
+	var note *checkNote
+	switch {
+	case errors.As(err, &note):
+		vault.Status, vault.Message = statusWarn, note.Error()
+	case err != nil:
+		vault.Status, vault.Message = statusFail, err.Error()
+	case cfg.Vault.Key != "":
+		vault.Message = "vault.key is set in the config"
+	default:
+		if _, serr := os.Stat(cfg.Vault.KeyFile); serr == nil {
+			vault.Message = "key file " + cfg.Vault.KeyFile + " holds a key"
+		} else {
+			vault.Message = "key file " + cfg.Vault.KeyFile + " does not exist yet; the gateway creates it on first start, as no account is registered (back it up then)"
+		}
+	}
+	return storeFail, vault, mediaFail
 }
 
 // gatewayState is what doctor learned about a running gateway.

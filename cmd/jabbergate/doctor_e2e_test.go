@@ -16,6 +16,7 @@ import (
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 	"github.com/jabbergate/jabbergate/bridges/store/redistest"
+	"github.com/jabbergate/jabbergate/bridges/vault"
 	"github.com/jabbergate/jabbergate/component"
 	"github.com/jabbergate/jabbergate/component/servertest"
 )
@@ -71,6 +72,11 @@ func TestDoctorRealServers(t *testing.T) {
 					t.Fatal(err)
 				}
 				st.Close()
+				// Its credentials' key: without it doctor FAILs the vault
+				// check, as run refuses to start.
+				if _, err := vault.CreateKey(cfg.Vault.KeyFile); err != nil {
+					t.Fatal(err)
+				}
 
 				// The privilege advertisement comes right after the
 				// handshake; the long wait only bounds a broken server.

@@ -831,3 +831,59 @@ func TestDoctorClientPortHostUnknown(t *testing.T) {
 		t.Errorf("check = %+v, want the wrong port named", c)
 	}
 }
+
+// What check-config and run refuse as the file system is now is a FAIL
+// line of doctor's report, with check-config's message (file, line, key),
+// and the other checks still run: a store.path whose directory is
+// missing, a media.dir that is a file, a missing vault.key_file while the
+// store holds accounts. The admin commands refuse the same, as run does.
+func TestDoctorReportsRunsConfigChecks(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	dir := t.TempDir()
+	afile := filepath.Join(dir, "afile")
+	if err := os.WriteFile(afile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, p := doctorConfig(t, srv.Addr(), "store:\n  path: "+filepath.Join(dir, "nope", "jg.db")+"\nmedia:\n  base_url: http://127.0.0.1:1/\n  dir: "+afile+"\n")
+	code, out, errs := runCLI("doctor", "-config", p, "-timeout", "2s")
+	for _, want := range []string{
+		"FAIL  store       " + p + ":12: store.path: directory ",
+		"FAIL  media       " + p + ":15: media.dir: ",
+		"[bridge echo.localhost]",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s%s", want, out, errs)
+		}
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (a FAIL)", code)
+	}
+	for _, args := range [][]string{
+		{"export-user", "-config", p, "-jid", "bob@localhost"},
+		{"delete-user", "-config", p, "-jid", "bob@localhost"},
+		{"rotate-key", "-config", p, "-new-key-file", filepath.Join(dir, "new.key")},
+	} {
+		code, _, errs := runCLI(args...)
+		if code != exitConfig || !strings.Contains(errs, "configuration error:\n"+p+":12: store.path: directory ") || !strings.Contains(errs, p+":15: media.dir: ") {
+			t.Errorf("%s: exit %d, stderr:\n%s\nwant 78 and the store.path and media.dir errors", args[0], code, errs)
+		}
+	}
+
+	// Accounts in the store and no key file.
+	cfg, p := doctorConfig(t, srv.Addr(), "")
+	st, err := bolt.Open(cfg.Store.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutAccount(context.Background(), &store.Account{Bridge: "echo.localhost", JID: "bob@localhost", LegacyID: "echo"}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := srv.WaitDisconnected(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCLI("doctor", "-config", p, "-timeout", "2s")
+	if want := fmt.Sprintf("FAIL  vault       %s:10: vault.key_file: key file %q does not exist, but the store holds 1 registered account", p, cfg.Vault.KeyFile); code != 1 || !strings.Contains(out, want) {
+		t.Errorf("accounts, no key: exit %d\n%s\nwant exit 1 and %q", code, out, want)
+	}
+}
