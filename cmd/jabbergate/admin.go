@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -123,6 +122,15 @@ func openAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io
 	if !good {
 		return nil, exitConfig, false
 	}
+	configError := func(err error) (*adminEnv, int, bool) {
+		fmt.Fprintf(stderr, "jabbergate: configuration error:\n%v\n", err) // as loadConfig prints it
+		return nil, exitConfig, false
+	}
+	// Read-only commands and a typo in the path: no new store, no new
+	// key (run makes those).
+	if err := storeMissing(*path, cfg); err != nil {
+		return configError(err)
+	}
 	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
@@ -133,22 +141,40 @@ func openAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io
 		fmt.Fprintf(stderr, "jabbergate %s: open %s store: %v\n", cmd, cfg.Store.Backend, err)
 		return nil, 1, false
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	if err := ensureVaultKey(ctx, *path, cfg, st, log); err != nil {
-		st.Close()
-		fmt.Fprintf(stderr, "jabbergate %s: %v\n", cmd, err)
-		if errors.As(err, new(*configError)) {
-			return nil, exitConfig, false
+	if kf := cfg.Vault.KeyFile; cfg.Vault.Key == "" && kf != "" {
+		if _, err := os.Stat(kf); errors.Is(err, os.ErrNotExist) {
+			st.Close()
+			return configError(&config.Error{File: *path, Line: cfg.Line("vault.key_file"), Key: "vault.key_file",
+				Problem: fmt.Sprintf("key file %q does not exist: check -config or vault.key_file (the gateway makes a key on its first start while no account is registered; %s does not)", kf, cmd)})
 		}
-		return nil, exitFailure, false
 	}
 	v, err := openVault(cfg.Vault)
 	if err != nil {
 		st.Close()
-		fmt.Fprintf(stderr, "jabbergate %s: %v\n", cmd, vaultError(*path, cfg, err))
-		return nil, exitConfig, false
+		return configError(vaultError(*path, cfg, err))
 	}
 	return &adminEnv{cfg: cfg, store: st, vault: v}, 0, true
+}
+
+// storeMissing returns the configuration error, at store.path, of a bolt
+// or pebble store that does not exist: the admin commands open a store,
+// never create one.
+func storeMissing(file string, cfg *config.Config) error {
+	s := cfg.Store
+	missing := false
+	switch s.Backend {
+	case "redis":
+	case "pebble":
+		missing = !pebbleStoreExists(s.Path)
+	default:
+		_, err := os.Stat(s.Path)
+		missing = errors.Is(err, fs.ErrNotExist)
+	}
+	if !missing {
+		return nil
+	}
+	return &config.Error{File: file, Line: cfg.Line("store.path"), Key: "store.path",
+		Problem: fmt.Sprintf("no store at %q: check -config or store.path", s.Path)}
 }
 
 // scrub closes the store and, on bolt, rewrites its file with only its

@@ -20,6 +20,7 @@ import (
 	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/bridges/metrics"
 	"github.com/jabbergate/jabbergate/bridges/store"
+	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 	"github.com/jabbergate/jabbergate/bridges/store/redistest"
 	"github.com/jabbergate/jabbergate/bridges/vault"
 )
@@ -396,5 +397,74 @@ func TestPProfOnlyWhenConfigured(t *testing.T) {
 		if served != on {
 			t.Errorf("pprof: %v: GET /debug/pprof/goroutine = %d (served %v)", on, resp.StatusCode, served)
 		}
+	}
+}
+
+// export-user, delete-user and rotate-key create neither a store nor a
+// key: with no store at store.path they say so at store.path (78), with a
+// store and no key file at vault.key_file (78), and a vault.key_file in a
+// directory that does not exist is reported as check-config reports it,
+// with no store left behind.
+func TestAdminCommandsCreateNothing(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "ok.yaml")
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, kf := filepath.Join(dir, "jabbergate.db"), filepath.Join(dir, "jabbergate.key")
+	cmds := [][]string{
+		{"export-user", "-config", p, "-jid", "alice@localhost"},
+		{"delete-user", "-config", p, "-jid", "alice@localhost"},
+		{"rotate-key", "-config", p, "-new-key-file", filepath.Join(dir, "new.key")},
+	}
+	created := func(args []string) {
+		t.Helper()
+		for _, f := range []string{db, kf} {
+			if _, err := os.Stat(f); err == nil {
+				t.Errorf("%s created %s", args[0], f)
+				os.Remove(f)
+			}
+		}
+	}
+
+	write(goodConfig) // store and key at their defaults, next to the config
+	for _, args := range cmds {
+		code, _, errs := runCLI(args...)
+		if want := fmt.Sprintf("configuration error:\n%s: store.path: no store at %q: check -config or store.path", p, db); code != exitConfig || !strings.Contains(errs, want) {
+			t.Errorf("%s, no store: exit %d, stderr:\n%s\nwant 78 and %q", args[0], code, errs, want)
+		}
+		if strings.Contains(errs, "created a new credential sealing key") {
+			t.Errorf("%s logged a new key: %s", args[0], errs)
+		}
+		created(args)
+	}
+
+	st, err := bolt.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	for _, args := range cmds {
+		code, _, errs := runCLI(args...)
+		if want := fmt.Sprintf("configuration error:\n%s: vault.key_file: key file %q does not exist", p, kf); code != exitConfig || !strings.Contains(errs, want) {
+			t.Errorf("%s, a store and no key: exit %d, stderr:\n%s\nwant 78 and %q", args[0], code, errs, want)
+		}
+		if _, err := os.Stat(kf); err == nil {
+			t.Fatalf("%s created the key", args[0])
+		}
+	}
+	os.Remove(db)
+
+	write(goodConfig + "vault:\n  key_file: typo/jg.key\n") // line 10
+	_, _, checkErrs := runCLI("check-config", "-config", p)
+	for _, args := range cmds {
+		code, _, errs := runCLI(args...)
+		if code != exitConfig || errs != checkErrs {
+			t.Errorf("%s, key directory missing: exit %d, stderr:\n%s\nwant 78 and check-config's:\n%s", args[0], code, errs, checkErrs)
+		}
+		created(args)
 	}
 }
