@@ -624,11 +624,12 @@ func handshakeCheck(domain, key, secretKey, addr, serverDomain, cond, text, mean
 	case "host-unknown":
 		if strings.Contains(meaning, "client (c2s) port") { // component.StreamError.Meaning: it answered as a client port
 			c.Message = fmt.Sprintf("%s is not the server's component port (it answered as its client port, which serves no clients on %s): point xmpp.server or %s.server at the component listener", addr, domain, key)
-			c.Fix = listenerFix(addr, domain, secretKey)
+			c.Fix = clientPortFix(addr, key)
 			break
 		}
 		c.Message = fmt.Sprintf("the server at %s has no component %s configured: add it (and check %s.domain)", addr, domain, key)
 		c.Fix = secretFix
+		c.Fix["prosody"] += "\n-- then restart Prosody: 0.12 does not start a Component block added on reload"
 		c.Fix["openfire"] = "the component must be a subdomain of the XMPP domain; " + c.Fix["openfire"]
 	case "conflict":
 		c.Status = statusWarn
@@ -660,6 +661,23 @@ func portOf(addr string) string {
 		return p
 	}
 	return "5347"
+}
+
+// clientPortFix is the fix when addr answered as the server's client
+// port: the gateway's config names the wrong port, so the fix is
+// xmpp.server (or key.server, key being bridges[N]) set to the server's
+// component port, not a listener on the client port.
+func clientPortFix(addr, key string) map[string]string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	return map[string]string{
+		"jabbergate": "xmpp:\n  server: " + net.JoinHostPort(host, "<the component port>") + "   # or " + key + ".server; " + portOf(addr) + " is the client port",
+		"prosody":    "the component port is component_ports (default 5347), not c2s_ports (default 5222)",
+		"ejabberd":   "the component port is the port of the listener with module: ejabberd_service, not of ejabberd_c2s",
+		"openfire":   "the component port is Server > Server Settings > External Components, port (default 5275; system property xmpp.component.socket.port)",
+	}
 }
 
 // listenerFix is the server config that opens a component listener for

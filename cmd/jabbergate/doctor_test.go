@@ -279,7 +279,7 @@ func TestDoctorHandshakeErrors(t *testing.T) {
 			"openfire": "External Components",
 		}},
 		{"host-unknown", statusFail, []string{"has no component echo.localhost configured"}, map[string]string{
-			"prosody":  `Component "echo.localhost"`,
+			"prosody":  "Component \"echo.localhost\"\n  component_secret = \"<the secret of bridges[0].secret>\"\n-- then restart Prosody: 0.12 does not start a Component block added on reload",
 			"openfire": "subdomain of the XMPP domain",
 		}},
 		{"conflict", statusWarn, []string{"another component is connected as echo.localhost", "skipped"}, nil},
@@ -829,6 +829,18 @@ func TestDoctorClientPortHostUnknown(t *testing.T) {
 	if c.Status != statusFail || !strings.Contains(c.Message, "is not the server's component port") || strings.Contains(c.Message, "add it") ||
 		!strings.Contains(c.Fix["prosody"], "component_ports") {
 		t.Errorf("check = %+v, want the wrong port named", c)
+	}
+	// The fix is the gateway's server setting, not a component listener
+	// on the client port's number.
+	port := portOf(srv.Addr())
+	if !strings.Contains(c.Fix["jabbergate"], "server: 127.0.0.1:<the component port>") || !strings.Contains(c.Fix["jabbergate"], "bridges[0].server") ||
+		!strings.Contains(c.Fix["prosody"], "default 5347") || !strings.Contains(c.Fix["ejabberd"], "ejabberd_service") {
+		t.Errorf("fix = %q, want xmpp.server set to the component port", c.Fix)
+	}
+	for k, f := range c.Fix {
+		if strings.Contains(f, "component_ports = { "+port) || strings.Contains(f, "port: "+port) || strings.Contains(f, "port "+port) {
+			t.Errorf("fix (%s) puts a component listener on the client port %s:\n%s", k, port, f)
+		}
 	}
 }
 
