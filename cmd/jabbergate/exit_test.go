@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	"github.com/jabbergate/jabbergate/bridges/vault"
 )
 
 // TestExitStatusConfigIsNotTheRuntimes: a configuration or usage error
@@ -90,11 +92,20 @@ func TestCLIConsistency(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("abcd\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A store and its key: rotate-key creates neither.
+	st, err := bolt.Open(filepath.Join(dir, "jg.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := vault.CreateKey(filepath.Join(dir, config.DefaultKeyFileName)); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, errs := runCLI("rotate-key", "-config", p, "-new-key-file", junk); code == 0 || !strings.Contains(errs, junk+": key is 3 bytes, want 32") {
 		t.Errorf("rotate-key with a junk key file: exit %d, stderr:\n%s\nwant the file named", code, errs)
 	}
 
-	st, err := bolt.Open(filepath.Join(dir, "jg.db"))
+	st, err = bolt.Open(filepath.Join(dir, "jg.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
