@@ -12,7 +12,8 @@
 //	jabbergate version                    print the version
 //
 // Exit status: 0 on a clean stop (and for -h/--help), 1 on a runtime
-// failure, 78 (EX_CONFIG) on a usage or configuration error. 2 is the Go
+// failure (for doctor: a check FAILs), 78 (EX_CONFIG) on a usage or
+// configuration error. 2 is the Go
 // runtime's own status for a panic, a fatal error or SIGABRT/SIGQUIT, so
 // it means a crash, which systemd restarts.
 //
@@ -77,6 +78,8 @@ const usage = `usage:
   jabbergate check-config -config FILE  validate a config file
   jabbergate doctor -config FILE        diagnose the XMPP server, store and URLs
                                         (-json, -check-accounts, -force-link, -timeout D)
+                                        exit status: 0 no check FAILs, 1 one does,
+                                        78 usage or configuration error
   jabbergate rotate-key -config FILE -new-key-file F
                                         re-seal every stored credential with the key in F
   jabbergate export-user -config FILE -jid J
@@ -116,7 +119,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		if status, ok := parseFlags(fs, rest, stdout, stderr); !ok {
 			return status
 		}
-		if strayArgument(stderr, "version", fs) {
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "jabbergate version: unexpected argument %q (version takes no arguments)\n", fs.Arg(0))
 			return exitConfig
 		}
 		fmt.Fprintf(stdout, "jabbergate %s (networks: %v)\n", buildVersion(), legacy.Names())
