@@ -93,7 +93,7 @@ func userReason(err error) string {
 // number."), which may name a phone number or an email address, and
 // those are logged at debug level only (docs/configuration.md).
 var (
-	phoneInText   = regexp.MustCompile(`\+\d[\d ().-]{4,}\d`)
+	phoneInText   = regexp.MustCompile(`\+\d[\d ().-]{4,}\d|\b\d{8,15}\b`) // international form, or a bare national/E.164 digit run
 	addressInText = regexp.MustCompile(`[^\s<>"'(),;:]+@[^\s<>"'(),;:]+`)
 )
 

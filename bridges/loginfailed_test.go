@@ -88,6 +88,14 @@ func TestSessionEndShowsTheAdaptersReason(t *testing.T) {
 			if got := p.ChildText("", "status"); got != c.want {
 				t.Errorf("status = %q, want %q", got, c.want)
 			}
+			if strings.HasPrefix(c.want, "Login failed") {
+				m := h.expect("login-failed chat message", func(e *stanza.Element) bool {
+					return e.Local == "message" && e.From() == domain && strings.Contains(e.ChildText("", "body"), "login failed")
+				})
+				if n := strings.Count(m.ChildText("", "body"), "register again"); n != 1 {
+					t.Errorf("\"register again\" %d times in %q", n, m.ChildText("", "body"))
+				}
+			}
 		})
 	}
 }

@@ -336,8 +336,13 @@ func (b *Bridge) setStatus(ctx context.Context, u *user, s legacy.Status, text s
 		// gateway too, once per failure; waiting for the link when it is
 		// not up yet (a session that fails at start), as the presence is
 		// sent again when the link comes up but this message is not.
-		b.sendSure(ctx, gatewayMessage(b.domain, u.jid, b.info.DisplayName+" login failed: "+text+
-			". Your messages cannot be sent until you register again with new credentials (send \"register\" here, or use your client's registration form)."))
+		// The reason often ends in "register again" already (the core's
+		// and the adapters'): then only how to.
+		tail := ". Your messages cannot be sent until you register again with new credentials (send \"register\" here, or use your client's registration form)."
+		if strings.HasSuffix(text, "register again") {
+			tail = ". Your messages cannot be sent until then: send \"register\" here, or use your client's registration form."
+		}
+		b.sendSure(ctx, gatewayMessage(b.domain, u.jid, b.info.DisplayName+" login failed: "+text+tail))
 	}
 }
 
