@@ -422,16 +422,26 @@ func storedAccounts(ctx context.Context, cfg *config.Config) (n int, skipped str
 		return 0, fmt.Sprintf("cannot open the %s store: %v", s.Backend, err)
 	}
 	defer st.Close()
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err = countAccounts(rctx, st, cfg)
+	if err != nil {
+		return 0, err.Error()
+	}
+	return n, ""
+}
+
+// countAccounts counts the registered accounts of cfg's bridges in st.
+func countAccounts(ctx context.Context, st store.Store, cfg *config.Config) (int, error) {
+	n := 0
 	for _, b := range cfg.Bridges {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		accts, err := st.ListAccounts(rctx, b.Domain)
-		cancel()
+		accts, err := st.ListAccounts(ctx, b.Domain)
 		if err != nil {
-			return 0, fmt.Sprintf("cannot list the accounts of %s: %v", b.Domain, err)
+			return 0, fmt.Errorf("cannot list the accounts of %s: %w", b.Domain, err)
 		}
 		n += len(accts)
 	}
-	return n, ""
+	return n, nil
 }
 
 // pebbleStoreExists reports whether dir holds a pebble store (its

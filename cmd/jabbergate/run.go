@@ -111,13 +111,9 @@ func ensureVaultKey(ctx context.Context, file string, cfg *config.Config, st sto
 	at := func(problem string) error {
 		return &configError{&config.Error{File: file, Line: cfg.Line("vault.key_file"), Key: "vault.key_file", Problem: problem}}
 	}
-	accounts := 0
-	for _, b := range cfg.Bridges {
-		accts, err := st.ListAccounts(ctx, b.Domain)
-		if err != nil {
-			return fmt.Errorf("vault: key file %s does not exist; cannot tell whether the store holds accounts sealed with another key: %w", kf, err)
-		}
-		accounts += len(accts)
+	accounts, err := countAccounts(ctx, st, cfg) // main.go
+	if err != nil {
+		return fmt.Errorf("vault: key file %s does not exist; cannot tell whether the store holds accounts sealed with another key: %w", kf, err)
 	}
 	if accounts > 0 {
 		return at(missingKeyProblem(kf, accounts))
