@@ -117,7 +117,7 @@ func (s *Store) run(reqs ...*commitReq) error {
 	}
 	s.publish(w.deleted)
 	for _, up := range w.deleted {
-		forgetTails(s.tails, up)
+		forgetUser(s.tails, up)
 	}
 	for p, seq := range w.tails {
 		s.tails[p] = seq
@@ -125,11 +125,12 @@ func (s *Store) run(reqs ...*commitReq) error {
 	return nil
 }
 
-// forgetTails drops from tails the queues of the user with prefix up.
-func forgetTails(tails map[string]uint64, up []byte) {
-	for p := range tails {
-		if strings.HasPrefix(p, string(up)) {
-			delete(tails, p)
+// forgetUser drops from m, keyed by prefixes of one user's keys (queue
+// tails, seen filters), the entries of the user with prefix up.
+func forgetUser[V any](m map[string]V, up []byte) {
+	for k := range m {
+		if strings.HasPrefix(k, string(up)) {
+			delete(m, k)
 		}
 	}
 }
@@ -244,8 +245,8 @@ func (w *writer) ack(q store.Queue, ids []string) error {
 func (w *writer) deleteUser(bridge, jid string) error {
 	up := userPrefix(bridge, jid, 0)
 	w.deleted = append(w.deleted, up)
-	forgetTails(w.tails, up)
-	forgetSeen(w.s.seen, up)
+	forgetUser(w.tails, up)
+	forgetUser(w.s.seen, up)
 	return w.b.DeleteRange(up, successor(up), nil)
 }
 

@@ -21,8 +21,6 @@ package pebble
 // bounded and the rebuild cost is amortised.
 
 import (
-	"strings"
-
 	"github.com/bits-and-blooms/bloom/v3"
 	pebbledb "github.com/cockroachdb/pebble/v2"
 )
@@ -85,13 +83,4 @@ func (w *writer) buildSeenFilter(sp []byte) (*seenFilter, error) {
 func (f *seenFilter) add(key []byte) {
 	f.f.Add(key)
 	f.n++
-}
-
-// forgetSeen drops the filters of the user with prefix up.
-func forgetSeen(filters map[string]*seenFilter, up []byte) {
-	for sp := range filters {
-		if strings.HasPrefix(sp, string(up)) {
-			delete(filters, sp)
-		}
-	}
 }
