@@ -187,7 +187,11 @@ func (c *client) unreadable(method string, status int, what string, accepted boo
 	if status < 500 {
 		c.counts.add(eventReplyMalformed)
 	}
-	return &replyError{method: method, status: status, what: what, accepted: accepted}
+	// The ReasonError carries the HTTP status into the delay notice.
+	return &legacy.ReasonError{
+		Reason: fmt.Sprintf("HTTP %d, a reply that is not the Bot API's", status),
+		Err:    &replyError{method: method, status: status, what: what, accepted: accepted},
+	}
 }
 
 // acceptedUnread reports whether err is the unreadable reply to a call
@@ -216,7 +220,8 @@ func classify(e *apiError) error {
 		if ra <= 0 {
 			ra = time.Second
 		}
-		return fmt.Errorf("%w: %w", e, &legacy.RateLimitError{RetryAfter: ra})
+		// The CodeError carries Telegram's words into the delay notice.
+		return fmt.Errorf("telegram: %s: %w: %w", e.Method, &legacy.CodeError{Code: code, Text: e.Description, Err: legacy.ErrRateLimited}, &legacy.RateLimitError{RetryAfter: ra})
 	case e.Code == 401:
 		return &legacy.CodeError{Code: code, Text: "Telegram rejected the bot token (" + e.Description + "); get a valid token from @BotFather and register again", Err: legacy.ErrUnauthorized}
 	case e.Code == 409:
@@ -243,7 +248,9 @@ func classify(e *apiError) error {
 	case e.Code >= 400 && e.Code < 500:
 		return &legacy.CodeError{Code: code, Text: e.Description, Err: legacy.ErrRejected}
 	default:
-		return fmt.Errorf("%w: %w", e, legacy.ErrUnavailable)
+		// A 5xx (or an unknown code): transient, and the delay notice
+		// names Telegram's answer, as it does for the SMS providers.
+		return fmt.Errorf("telegram: %s: %w", e.Method, &legacy.CodeError{Code: code, Text: e.Description, Err: legacy.ErrUnavailable})
 	}
 }
 

@@ -214,11 +214,15 @@ func partialError(failed, total int, err error) error {
 	}
 	why := "Telegram could not be reached"
 	var ce *legacy.CodeError
+	hasText := errors.As(err, &ce) && ce.Text != ""
 	switch {
-	case errors.As(err, &ce) && ce.Text != "":
-		why = "Telegram answered: " + ce.Text
 	case errors.Is(err, legacy.ErrRateLimited):
 		why = "Telegram kept asking to slow down"
+	case hasText && legacy.IsPermanent(err):
+		why = "Telegram answered: " + ce.Text
+	}
+	if hasText && !legacy.IsPermanent(err) {
+		why += ": " + ce.Code + " " + ce.Text
 	}
 	arrived := "the first"
 	if failed > 1 {

@@ -632,19 +632,21 @@ func TestSendErrors(t *testing.T) {
 	srv.SetChatError(4, telegramtest.Fault{Status: 400, Description: "Bad Request: group chat was upgraded to a supergroup chat", MigrateTo: -1009})
 
 	for _, tc := range []struct {
-		chat     legacy.ChatID
-		want     error
-		code     string
-		textHas  string
-		injected *telegramtest.Fault
+		chat      legacy.ChatID
+		want      error
+		code      string
+		textHas   string
+		reasonHas string
+		injected  *telegramtest.Fault
 	}{
 		{chat: "1", want: legacy.ErrForbidden, code: "403", textHas: "blocked"},
 		{chat: "2", want: legacy.ErrForbidden, code: "403", textHas: "press Start"},
 		{chat: "3", want: legacy.ErrNotFound, code: "400", textHas: "chat not found"},
 		{chat: "4", want: legacy.ErrNotFound, code: "400", textHas: "-1009"},
 		{chat: "5", want: legacy.ErrUnauthorized, code: "401", injected: &telegramtest.Fault{Status: 401, Description: "Unauthorized"}},
-		{chat: "5", want: legacy.ErrUnavailable, injected: &telegramtest.Fault{Status: 500, Description: "Internal Server Error"}},
-		{chat: "5", want: legacy.ErrUnavailable, injected: &telegramtest.Fault{Status: 502, Body: "<html>Bad Gateway</html>"}},
+		// Transient, and naming Telegram's answer for the delay notice.
+		{chat: "5", want: legacy.ErrUnavailable, code: "500", textHas: "Internal Server Error", injected: &telegramtest.Fault{Status: 500, Description: "Internal Server Error"}},
+		{chat: "5", want: legacy.ErrUnavailable, reasonHas: "HTTP 502", injected: &telegramtest.Fault{Status: 502, Body: "<html>Bad Gateway</html>"}},
 		{chat: "5", want: legacy.ErrRejected, code: "400", injected: &telegramtest.Fault{Status: 400, Description: "Bad Request: can't parse entities"}},
 		{chat: "x", want: legacy.ErrInvalidAddress},
 	} {
@@ -661,6 +663,10 @@ func TestSendErrors(t *testing.T) {
 		if tc.code != "" && (!errors.As(err, &ce) || ce.Code != tc.code || !strings.Contains(ce.Text, tc.textHas)) {
 			t.Errorf("chat %s: %#v, want a CodeError %s with %q", tc.chat, err, tc.code, tc.textHas)
 		}
+		var re *legacy.ReasonError
+		if tc.reasonHas != "" && (!errors.As(err, &re) || !strings.Contains(re.Reason, tc.reasonHas)) {
+			t.Errorf("chat %s: %#v, want a ReasonError with %q", tc.chat, err, tc.reasonHas)
+		}
 		if errors.Is(tc.want, legacy.ErrUnavailable) && legacy.IsPermanent(err) {
 			t.Errorf("chat %s: %v must be transient", tc.chat, err)
 		}
@@ -671,6 +677,9 @@ func TestSendErrors(t *testing.T) {
 	var rl *legacy.RateLimitError
 	if !errors.As(err, &rl) || rl.RetryAfter != 7*time.Second || !errors.Is(err, legacy.ErrRateLimited) {
 		t.Errorf("429: %v, want a RateLimitError of 7s", err)
+	}
+	if ce := (*legacy.CodeError)(nil); !errors.As(err, &ce) || ce.Code != "429" || !strings.Contains(ce.Text, "retry after 7") {
+		t.Errorf("429: %#v, want a CodeError naming Telegram's answer", err)
 	}
 
 	// A slow answer: the caller's deadline ends the call.
