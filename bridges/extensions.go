@@ -225,6 +225,7 @@ func (b *Bridge) prepareOut(st *stanza.Element, e *outboxEntry, body *stanza.Ele
 		}
 		text = correctionPrefix + text
 		stripped = correctionPrefix + stripped
+		e.Corrects = rep.Attr("id")
 	}
 	e.Text = text
 	if replyTo != "" {
@@ -313,6 +314,13 @@ func (b *Bridge) sendOut(ctx context.Context, u *user, sess legacy.Session, e *o
 			} else if e.Quoted != "" {
 				m.Text = e.Quoted // keep the quote: it is all the context there is
 			}
+		}
+		if e.Corrects != "" {
+			id, err := b.resolveTarget(ctx, u, e.Corrects, chat, false)
+			if err != nil {
+				return "", err
+			}
+			m.Corrects = id
 		}
 		return sess.Send(ctx, m)
 	case outEdit:

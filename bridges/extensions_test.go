@@ -128,17 +128,61 @@ func TestCorrections(t *testing.T) {
 	h.expectError("c4", stanza.ItemNotFound)
 }
 
+// A correction on a network without edits goes out as a new message,
+// naming the legacy id of the message it corrects (legacy.Message.Corrects:
+// email keeps it in that message's thread).
 func TestCorrectionWithoutEditsIsANewMessage(t *testing.T) {
-	h := newCapsHarness(t, legacy.Caps{Receipts: true}, 0)
+	e, _ := echo.New(nil)
+	net := correctsNet{capsNetwork: capsNetwork{Network: e, caps: legacy.Caps{Receipts: true}}, got: make(chan sentMessage, 8)}
+	h := newHarness(t, net)
 	h.register(alice)
 	h.chat("m1", "hi")
+	first := <-net.got
 	h.msg("c1", `<body>hello</body><replace xmlns='urn:xmpp:message-correct:0' id='m1'/>`)
-	e := h.expect("echo of the fallback", func(e *stanza.Element) bool {
+	echoed := h.expect("echo of the fallback", func(e *stanza.Element) bool {
 		return e.From() == contact && strings.Contains(e.ChildText("", "body"), "hello")
 	})
-	if e.ChildText("", "body") != "Correction: hello" || e.Child("urn:xmpp:message-correct:0", "replace") != nil {
-		t.Errorf("fallback = %s", e)
+	if echoed.ChildText("", "body") != "Correction: hello" || echoed.Child("urn:xmpp:message-correct:0", "replace") != nil {
+		t.Errorf("fallback = %s", echoed)
 	}
+	if s := <-net.got; s.m.Corrects != first.id || s.m.Text != "Correction: hello" {
+		t.Errorf("fallback sent as %+v; want Corrects = %q, the first message's id", s.m, first.id)
+	}
+	// An id the gateway does not know: still sent, correcting nothing known.
+	h.msg("c2", `<body>again</body><replace xmlns='urn:xmpp:message-correct:0' id='nope'/>`)
+	h.expect("echo of the second fallback", func(e *stanza.Element) bool { return e.ChildText("", "body") == "Correction: again" })
+	if s := <-net.got; s.m.Corrects != "" {
+		t.Errorf("unknown id: Corrects = %q, want empty", s.m.Corrects)
+	}
+}
+
+// correctsNet is capsNetwork that also records the messages Send sent.
+type correctsNet struct {
+	capsNetwork
+	got chan sentMessage
+}
+
+type sentMessage struct {
+	m  legacy.Message
+	id legacy.MessageID
+}
+
+func (n correctsNet) Open(ctx context.Context, a legacy.Account, s legacy.Sink) (legacy.Session, error) {
+	inner, err := n.capsNetwork.Open(ctx, a, s)
+	return &correctsSession{Session: inner, got: n.got}, err
+}
+
+type correctsSession struct {
+	legacy.Session
+	got chan sentMessage
+}
+
+func (s *correctsSession) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID, error) {
+	id, err := s.Session.Send(ctx, m)
+	if err == nil {
+		s.got <- sentMessage{m: *m, id: id}
+	}
+	return id, err
 }
 
 func TestRetractions(t *testing.T) {

@@ -50,6 +50,10 @@ type outboxEntry struct {
 	// File is the http(s) URL of an attachment to fetch and send
 	// (attachments.go); Text is then its caption.
 	File string `json:"file,omitempty"`
+	// Corrects is the stanza id of the message a correction sent as a
+	// new message (the network cannot edit) corrects; mapped to the
+	// legacy id when the entry is delivered (legacy.Message.Corrects).
+	Corrects string `json:"cor,omitempty"`
 }
 
 const mapOutSeen = "out-origin" // origin-id of an enqueued message → "1", to drop client resends

@@ -227,6 +227,12 @@ type Message struct {
 	Thread string
 	// ReplyTo is the legacy id of the message this one answers, if any.
 	ReplyTo MessageID
+	// Corrects is the legacy id of the message this one corrects, when
+	// the network cannot edit (Caps.Edits false) and the core sends the
+	// correction as a new message ("Correction: …"); empty when unknown.
+	// An adapter may keep such a message in the conversation of the one
+	// it corrects (email: its thread).
+	Corrects MessageID
 	// Key is an idempotency key that is the same for every attempt to
 	// send this message (after a retry or a crash). Adapters that can
 	// deduplicate on the legacy side, or that derive their MessageID from

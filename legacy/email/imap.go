@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -52,6 +53,39 @@ type thread struct {
 	// ReplyTo are the Reply-To addresses of the last mail, when it had
 	// some other than With: an answer in this thread goes there.
 	ReplyTo []string `json:"reply_to,omitempty"`
+	// Sent are the Message-IDs of the last mails the user sent in this
+	// thread (at most maxSentPerThread), so that a correction of one
+	// (legacy.Message.Corrects) continues the thread it is in.
+	Sent []string `json:"sent,omitempty"`
+}
+
+// maxSentPerThread bounds thread.Sent.
+const maxSentPerThread = 20
+
+// addSent records id as sent in t.
+func (t *thread) addSent(id string) {
+	if slices.Contains(t.Sent, id) {
+		return
+	}
+	t.Sent = append(t.Sent, id)
+	if len(t.Sent) > maxSentPerThread {
+		t.Sent = slices.Delete(t.Sent, 0, len(t.Sent)-maxSentPerThread)
+	}
+}
+
+// sentIn returns the thread with the correspondent with in which the user
+// sent the mail id, or nil. Call with s.mu held.
+func (st *state) sentIn(id, with string) *thread {
+	var best *thread
+	for k, t := range st.Threads {
+		if t.With != with || (k != id && !slices.Contains(t.Sent, id)) {
+			continue
+		}
+		if best == nil || t.Seen.After(best.Seen) {
+			best = t
+		}
+	}
+	return best
 }
 
 func (s *state) unmarshal(b []byte) error {

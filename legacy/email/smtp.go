@@ -67,6 +67,7 @@ func (s *session) sent(ctx context.Context, pl plan, to, id string) {
 	err := s.save(ctx, func(st *state) {
 		if t := st.Threads[pl.thread]; pl.thread != "" && t != nil {
 			t.Seen = now
+			t.addSent(id)
 			return
 		}
 		if st.Threads == nil {
@@ -80,7 +81,7 @@ func (s *session) sent(ctx context.Context, pl plan, to, id string) {
 		if pl.parent != "" {
 			key, last, refs = pl.refs[0], pl.parent, append([]string(nil), pl.refs...)
 		}
-		st.Threads[key] = &thread{Subject: rePrefix.ReplaceAllString(pl.subject, ""), Last: last, Refs: refs, Seen: now, With: to}
+		st.Threads[key] = &thread{Subject: rePrefix.ReplaceAllString(pl.subject, ""), Last: last, Refs: refs, Seen: now, With: to, Sent: []string{id}}
 		trimThreads(st)
 	})
 	if err != nil {
@@ -224,6 +225,11 @@ func (s *session) plan(m *legacy.Message, to, id string) plan {
 	}
 	if parent == "" {
 		th = s.state.Threads[m.Thread]
+		if th == nil && m.Thread == "" && m.ReplyTo == "" && m.Corrects != "" {
+			// A correction sent as a new mail continues the thread of the
+			// mail it corrects, not the chat's latest.
+			th = s.state.sentIn(string(m.Corrects), to)
+		}
 		if th == nil && m.Thread == "" && m.ReplyTo == "" {
 			// Chat clients rarely send <thread>: an answer to a correspondent
 			// continues the latest thread with them, as a mail client's

@@ -43,7 +43,7 @@ func TestUserSubjectStartsThread(t *testing.T) {
 
 	const chat = "bob@example.net"
 	// A plain answer continues Bob's thread.
-	_, subj, irt, refs := sentHeaders(t, r.sess, sm, &legacy.Message{Chat: chat, Text: "did you reset it?", Key: "t0"})
+	id0, subj, irt, refs := sentHeaders(t, r.sess, sm, &legacy.Message{Chat: chat, Text: "did you reset it?", Key: "t0"})
 	if subj != "Re: While password wrong" || irt != "<m21@example.net>" || refs != "<m21@example.net>" {
 		t.Errorf("plain answer: Subject %q, In-Reply-To %q, References %q", subj, irt, refs)
 	}
@@ -76,7 +76,6 @@ func TestUserSubjectStartsThread(t *testing.T) {
 	if subj != "Topic B" || irt != want {
 		t.Errorf("topic B again: Subject %q, In-Reply-To %q; want %s", subj, irt, want)
 	}
-
 	// The threads of sent mail are saved: after a restart, a plain
 	// message continues topic B.
 	var st []byte
@@ -97,5 +96,16 @@ func TestUserSubjectStartsThread(t *testing.T) {
 	_, subj, irt, _ = sentHeaders(t, s2, sm, &legacy.Message{Chat: chat, Text: "after restart", Key: "t7"})
 	if subj != "Re: Topic B" || irt != want {
 		t.Errorf("after restart: Subject %q, In-Reply-To %q; want Re: Topic B answering %s", subj, irt, want)
+	}
+	// Topic B is the latest thread. A correction of an unknown mail
+	// continues it; one of the answer sent in Bob's thread (before the
+	// restart) continues Bob's thread.
+	_, subj, irt, _ = sentHeaders(t, s2, sm, &legacy.Message{Chat: chat, Text: "Correction: of something", Corrects: "<unknown@example.com>", Key: "t8"})
+	if subj != "Re: Topic B" || irt != want {
+		t.Errorf("correction of an unknown mail: Subject %q, In-Reply-To %q; want the latest thread, topic B", subj, irt)
+	}
+	_, subj, irt, _ = sentHeaders(t, s2, sm, &legacy.Message{Chat: chat, Text: "Correction: did you reset it today?", Corrects: id0, Key: "t9"})
+	if subj != "Re: While password wrong" || irt != "<m21@example.net>" {
+		t.Errorf("correction in Bob's thread: Subject %q, In-Reply-To %q; want Bob's thread", subj, irt)
 	}
 }
