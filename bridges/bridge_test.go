@@ -225,8 +225,19 @@ func TestDisco(t *testing.T) {
 	if r := h.iq(alice, domain, "get", `<query xmlns='jabber:iq:version'/>`); r.Child("", "query").ChildText("", "name") != "Jabbergate" {
 		t.Errorf("version = %s", r)
 	}
+	// A contact answers a ping as a message to it would go: not before
+	// registering, never for an address the network refuses.
+	if r := h.iq(alice, "hello@"+domain, "get", `<ping xmlns='urn:xmpp:ping'/>`); errCond(r) != stanza.RegistrationRequired {
+		t.Errorf("ping contact unregistered = %s", r)
+	}
+	h.register(alice)
 	if r := h.iq(alice, "hello@"+domain, "get", `<ping xmlns='urn:xmpp:ping'/>`); r.Type() != "result" {
 		t.Errorf("ping contact = %s", r)
+	}
+	for _, q := range []string{`<ping xmlns='urn:xmpp:ping'/>`, `<vCard xmlns='vcard-temp'/>`} {
+		if r := h.iq(alice, `two\20words@`+domain, "get", q); errCond(r) != stanza.JIDMalformed {
+			t.Errorf("%s to an invalid address = %s", q, r)
+		}
 	}
 }
 

@@ -32,8 +32,18 @@ func (b *Bridge) handleIQ(ctx context.Context, iq *stanza.Element, from, to jid.
 	var res *stanza.Element
 	var serr *stanza.Error
 	switch {
-	case payload.Space == nsPing && payload.Local == "ping" && typ == "get":
+	case payload.Space == nsPing && payload.Local == "ping" && typ == "get" && toGateway:
 		res = stanza.Result(iq, nil)
+	case payload.Space == nsPing && payload.Local == "ping" && typ == "get":
+		// A contact answers only if a message to it could go out: the
+		// address is one the network takes and the sender is registered
+		// (clients ping a contact to learn whether it is reachable).
+		if serr = b.badContact(ctx, from, to); serr == nil && b.getUser(from.Bare().String()) == nil {
+			serr = stanza.NewError(stanza.RegistrationRequired, "register with "+b.domain+" first to reach "+b.info.DisplayName+" contacts")
+		}
+		if serr == nil {
+			res = stanza.Result(iq, nil)
+		}
 	case payload.Space == nsCommands && payload.Local == "command" && toGateway: // XEP-0050, commands.go
 		b.handleCommand(ctx, iq, payload, from)
 		return
@@ -57,9 +67,13 @@ func (b *Bridge) handleIQ(ctx context.Context, iq *stanza.Element, from, to jid.
 	case typ == "get" && !toGateway && isOMEMOQuery(payload): // disco.go: contacts have no OMEMO devices
 		serr = omemoNotFound()
 	case !toGateway && payload.Space == nsVCard && payload.Local == "vCard": // avatar.go: XEP-0054
-		res, serr = b.vcardIQ(ctx, iq, from, to)
+		if serr = b.badContact(ctx, from, to); serr == nil {
+			res, serr = b.vcardIQ(ctx, iq, from, to)
+		}
 	case !toGateway && isAvatarQuery(payload): // avatar.go: XEP-0084 emulation
-		res, serr = b.avatarItems(ctx, iq, payload, from, to)
+		if serr = b.badContact(ctx, from, to); serr == nil {
+			res, serr = b.avatarItems(ctx, iq, payload, from, to)
+		}
 	case payload.Space == nsVersion && payload.Local == "query" && typ == "get" && toGateway:
 		q := stanza.New(nsVersion, "query")
 		q.TextChild(nsVersion, "name", "Jabbergate")
