@@ -243,8 +243,17 @@ func (b *Bridge) renderEntry(ctx context.Context, u *user, e *inboxEntry, sid st
 		}
 		out = append(out, m)
 	}
+	// Each file's message is the same legacy message for the user's
+	// reactions, replies and markers: a record under its own id.
+	r := recvRecord{LegacyID: e.ID, Chat: e.Chat}
+	if b.info.Caps.Replies {
+		r.Excerpt = excerpt(e.Text)
+	}
 	for i, f := range files {
 		id := fmt.Sprintf("%s-f%d", sid, len(e.Files)-len(files)+i)
+		if err := b.putMapIn(ctx, u, mapRecv, id, r.pack()); err != nil {
+			return nil, err
+		}
 		m := stanza.New(stanza.NSComponent, "message", "type", "chat", "id", id, "from", from, "to", u.jid)
 		m.TextChild(stanza.NSComponent, "body", f.URL)
 		m.Add(oob(f.URL), stanza.New(nsSID, "origin-id", "id", id))

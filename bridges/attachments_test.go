@@ -79,6 +79,35 @@ func indexOf(h *harness, e *stanza.Element) int {
 	return -1
 }
 
+// The message of a file after a caption has an id of its own (…-f0),
+// which names the same legacy message: a reply to it is a reply to that
+// message (as are reactions and markers, resolved the same way).
+func TestFileMessageIDResolves(t *testing.T) {
+	net := &scripted{caps: legacy.Caps{Files: true, Replies: true}}
+	h, _ := newMediaHarness(t, net, func(o *media.Options) {})
+	h.register(alice)
+	net.waitSink(t)
+	if err := net.emit(context.Background(), legacy.Incoming{ID: "in7", Chat: "hello", Text: "look at this",
+		Attachments: []legacy.Attachment{{Name: "cat.png", Type: "image/png", Data: []byte("PNG")}}}); err != nil {
+		t.Fatal(err)
+	}
+	file := h.expect("file message", fileMessage)
+	h.msg("r1", `<body>nice pic</body><reply xmlns='urn:xmpp:reply:0' to='`+contact+`' id='`+file.ID()+`'/>`)
+	deadline := time.Now().Add(wait)
+	for {
+		if sent := net.sentMessages(); len(sent) == 1 {
+			if sent[0].ReplyTo != "in7" || sent[0].Text != "nice pic" {
+				t.Errorf("reply to the file sent as %+v; want a reply to in7", sent[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("reply not sent")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestInboundFiles(t *testing.T) {
 	net := &scripted{caps: legacy.Caps{Files: true, Markers: true}}
 	dir := filepath.Join(t.TempDir(), "files")

@@ -20,6 +20,7 @@ type scripted struct {
 	mu   sync.Mutex
 	sink legacy.Sink
 	n    int
+	sent []legacy.Message // what Send was given
 }
 
 func (s *scripted) Info() legacy.Info {
@@ -43,7 +44,15 @@ func (s *scripted) Send(ctx context.Context, m *legacy.Message) (legacy.MessageI
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.n++
+	s.sent = append(s.sent, *m)
 	return legacy.MessageID(fmt.Sprintf("L%d", s.n)), nil
+}
+
+// sentMessages returns a copy of what Send was given.
+func (s *scripted) sentMessages() []legacy.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]legacy.Message(nil), s.sent...)
 }
 
 func (s *scripted) emit(ctx context.Context, ev legacy.Event) error {
