@@ -733,8 +733,14 @@ func (b *Bridge) cmdContacts(ctx context.Context, r *cmdReq) *cmdOut {
 		if len(lines) > maxListedContacts {
 			lines = append(lines[:maxListedContacts], fmt.Sprintf("… and %d more", len(lines)-maxListedContacts))
 		}
-		if len(lines) > 0 {
-			x.Add(simpleField("fixed", "", "Contacts", lines...))
+		// One fixed field per contact (XEP-0004 §3.3: a fixed field's
+		// lines are separate fields), the first labelled.
+		for i, line := range lines {
+			label := ""
+			if i == 0 {
+				label = "Contacts"
+			}
+			x.Add(simpleField("fixed", "", label, line))
 		}
 		prompt := b.info.Prompt
 		if prompt == "" {

@@ -336,8 +336,29 @@ func TestCommandContacts(t *testing.T) {
 		t.Errorf("contact not stored: %+v %v", ct, err)
 	}
 	c = cmdOf(t, h.cmd(alice+"/r", "contacts", "", "", ""))
-	if !strings.Contains(c.String(), "robot@"+domain) {
-		t.Errorf("listing lacks the contact: %s", c)
+	c = cmdOf(t, h.cmd(alice+"/r", "contacts", "complete", c.Attr("sessionid"), cmdSubmit(map[string]string{"address": "Second"})))
+	if v, _ := cmdField(c, "jid"); v != "second@"+domain {
+		t.Fatalf("second contact added = %s", c)
+	}
+	// Listed one per fixed field (XEP-0004 §3.3), the first labelled.
+	c = cmdOf(t, h.cmd(alice+"/r", "contacts", "", "", ""))
+	var listed []string
+	for _, f := range c.Child("jabber:x:data", "x").Children() {
+		if f.Local == "field" && f.Attr("type") == "fixed" {
+			vals := 0
+			for _, v := range f.Children() {
+				if v.Local == "value" {
+					vals++
+					listed = append(listed, v.Text())
+				}
+			}
+			if vals != 1 || (len(listed) == 1) != (f.Attr("label") == "Contacts") {
+				t.Errorf("fixed field %s: want one value, only the first labelled", f)
+			}
+		}
+	}
+	if len(listed) != 2 || !strings.Contains(listed[0]+listed[1], "robot@"+domain) || !strings.Contains(listed[0]+listed[1], "second@"+domain) {
+		t.Errorf("listing = %q, want both contacts", listed)
 	}
 	// An address the network refuses: a failed completion.
 	c = cmdOf(t, h.cmd(alice+"/r", "contacts", "complete", c.Attr("sessionid"), cmdSubmit(map[string]string{"address": "two words"})))
