@@ -116,8 +116,9 @@ func (h *harness) start(network legacy.Network) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done = make(chan error, 1)
+	before := h.srv.Handshakes() // a restart waits for its own handshake
 	go func() { h.done <- b.Run(ctx) }()
-	if err := h.srv.WaitHandshakes(1, wait); err != nil {
+	if err := h.srv.WaitHandshakes(before+1, wait); err != nil {
 		h.t.Fatal(err)
 	}
 }

@@ -153,8 +153,11 @@ func (s *sink) take(ctx context.Context, ev legacy.Event) (*emitReq, error) {
 		// still asking, is no presence she asked for); the others get it
 		// when they subscribe (presence.go).
 		if lp, err := jidmap.Localpart(ev.Chat, b.domain); err == nil {
-			if c, err := b.st.GetContact(ctx, b.domain, u.jid, lp); err == nil && hasFrom(c.Subscription) {
-				b.sendContactPresence(ctx, u, ev.Chat)
+			if c, err := b.st.GetContact(ctx, b.domain, u.jid, lp); err == nil {
+				b.keepUnavailability(ctx, u, c, ev)
+				if hasFrom(c.Subscription) {
+					b.sendContactPresence(ctx, u, ev.Chat)
+				}
 			}
 		}
 		return nil, nil
@@ -177,6 +180,23 @@ func (s *sink) take(ctx context.Context, ev legacy.Event) (*emitReq, error) {
 		return nil, err
 	}
 	return &emitReq{u: u, e: e, sid: inboundSID(b.domain, u.owner, e), payload: payload}, nil
+}
+
+// keepUnavailability records in the contact whether the network now says
+// it is unavailable (and why), so that the contact is not shown online
+// after a restart; written only when that changes.
+func (b *Bridge) keepUnavailability(ctx context.Context, u *user, c *store.Contact, ev legacy.Presence) {
+	status := ""
+	if !ev.Available {
+		status = ev.Status
+	}
+	if c.Unavailable == !ev.Available && c.UnavailableStatus == status {
+		return
+	}
+	c.Unavailable, c.UnavailableStatus = !ev.Available, status
+	if err := b.st.PutContact(ctx, b.domain, u.jid, c); err != nil {
+		b.log.Warn("store contact presence", "user", u.owner, "err", err)
+	}
 }
 
 // inboxRoom refuses a stored (message-like) event with a retryable error

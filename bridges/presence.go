@@ -286,9 +286,10 @@ func (b *Bridge) sendGatewayPresence(ctx context.Context, u *user) {
 	b.reply(ctx, b.gatewayPresenceStanza(u))
 }
 
-// contactPresenceStanza is a contact's presence: what the adapter reported,
-// or available when the network has no presence concept.
-func (b *Bridge) contactPresenceStanza(u *user, chat legacy.ChatID) *stanza.Element {
+// contactPresenceStanza is a contact's presence: what the adapter reported
+// (since this process started, or else the unavailability the contact
+// record keeps), or available when the network has no presence concept.
+func (b *Bridge) contactPresenceStanza(ctx context.Context, u *user, chat legacy.ChatID) *stanza.Element {
 	from, err := b.contactJID(chat)
 	if err != nil {
 		return nil
@@ -296,6 +297,12 @@ func (b *Bridge) contactPresenceStanza(u *user, chat legacy.ChatID) *stanza.Elem
 	u.mu.Lock()
 	p, known := u.presence[chat]
 	u.mu.Unlock()
+	if b.info.Caps.Presence && !known {
+		lp, _, _ := strings.Cut(from, "@")
+		if c, err := b.st.GetContact(ctx, b.domain, u.jid, lp); err == nil && c.Unavailable {
+			p, known = legacy.Presence{Chat: chat, Status: c.UnavailableStatus}, true
+		}
+	}
 	if !b.info.Caps.Presence || !known {
 		return b.withCaps(b.withIdentity(u, chat, presence("", from, u.jid)))
 	}
@@ -317,7 +324,7 @@ func (b *Bridge) contactPresenceStanza(u *user, chat legacy.ChatID) *stanza.Elem
 }
 
 func (b *Bridge) sendContactPresence(ctx context.Context, u *user, chat legacy.ChatID) {
-	b.reply(ctx, b.contactPresenceStanza(u, chat))
+	b.reply(ctx, b.contactPresenceStanza(ctx, u, chat))
 }
 
 // linkUp runs after every handshake: it announces the gateway and the
@@ -356,7 +363,7 @@ func (b *Bridge) linkUp(ctx context.Context, c *component.Conn) {
 		}
 		for _, ct := range contacts {
 			if hasFrom(ct.Subscription) {
-				if p := b.contactPresenceStanza(u, legacy.ChatID(ct.LegacyID)); p != nil {
+				if p := b.contactPresenceStanza(ctx, u, legacy.ChatID(ct.LegacyID)); p != nil {
 					_ = c.Send(ctx, p)
 				}
 			}

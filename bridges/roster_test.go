@@ -546,6 +546,29 @@ func TestUnavailableContactKeepsItsStatus(t *testing.T) {
 			t.Errorf("presence from a group the user did not subscribe to: %s", st)
 		}
 	}
+	// The contact record keeps it: after a restart (the adapter says
+	// nothing new) the contact is still unavailable, with the reason.
+	probe := fmt.Sprintf(`<presence xmlns='jabber:component:accept' type='probe' from='%s' to='ann@%s'/>`, alice, domain)
+	restartAndProbe := func() *stanza.Element {
+		h.stop()
+		h.start(n)
+		seen := h.markSeen()
+		h.send(probe)
+		return h.expectNew(seen, "ann's presence", func(st *stanza.Element) bool {
+			return st.Local == "presence" && st.From() == "ann@"+domain && st.Type() != "subscribe"
+		})
+	}
+	if p := restartAndProbe(); p.Type() != "unavailable" || p.ChildText("", "status") != "blocked your bot" {
+		t.Errorf("after a restart: %s, want unavailable with the reason", p)
+	}
+	// Available again (unblocked): that is kept too.
+	n.emit(t, legacy.Presence{Chat: "ann", Available: true})
+	h.expect("available", func(st *stanza.Element) bool {
+		return isPresence("", "ann@"+domain)(st) && st.Type() == ""
+	})
+	if p := restartAndProbe(); p.Type() != "" || p.ChildText("", "status") != "" {
+		t.Errorf("after unblocking and a restart: %s, want available", p)
+	}
 }
 
 // With privileged roster sets, unregistering takes the legacy contacts

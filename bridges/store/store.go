@@ -52,6 +52,12 @@ type Contact struct {
 	// are roster contacts for now; kept so that they can become rooms
 	// without asking the adapters again.
 	Group bool
+	// Unavailable: the network's last word on the contact was that it is
+	// unavailable (a Telegram user who blocked the bot), UnavailableStatus
+	// its reason; kept so that a restarted gateway does not show the
+	// contact online. Only networks with Caps.Presence set it.
+	Unavailable       bool
+	UnavailableStatus string
 }
 
 // Queue names one durable FIFO queue of one user on one bridge.

@@ -302,7 +302,8 @@ func (s suite) contact(t *testing.T) {
 	})
 	t.Run("PutGetReplaceDelete", func(t *testing.T) {
 		st := s.h.Open(t)
-		c := &store.Contact{Localpart: "+15551234567", LegacyID: "chat:-100123", Name: "Zoë 🦊", Subscription: "both", Group: true}
+		c := &store.Contact{Localpart: "+15551234567", LegacyID: "chat:-100123", Name: "Zoë 🦊", Subscription: "both", Group: true,
+			Unavailable: true, UnavailableStatus: "blocked your bot"}
 		must(t, st.PutContact(ctx(t), bridgeA, userA, c))
 		got, err := st.GetContact(ctx(t), bridgeA, userA, c.Localpart)
 		must(t, err)

@@ -169,7 +169,10 @@ func DecodeAccount(b []byte) (*store.Account, error) {
 }
 
 // Contact flags, one uvarint after the subscription.
-const contactGroup = 1 << 0
+const (
+	contactGroup       = 1 << 0
+	contactUnavailable = 1 << 1
+)
 
 // EncodeContact encodes c.
 func EncodeContact(c *store.Contact) ([]byte, error) {
@@ -183,7 +186,13 @@ func EncodeContact(c *store.Contact) ([]byte, error) {
 	if c.Group {
 		flags |= contactGroup
 	}
+	if c.Unavailable {
+		flags |= contactUnavailable
+	}
 	w.b = binary.AppendUvarint(w.b, flags)
+	if c.UnavailableStatus != "" {
+		w.str(c.UnavailableStatus)
+	}
 	return w.b, nil
 }
 
@@ -199,7 +208,12 @@ func DecodeContact(b []byte) (*store.Contact, error) {
 	c.Name = r.str()
 	c.Subscription = r.str()
 	if !r.done() { // appended after the first records
-		c.Group = r.uvarint()&contactGroup != 0
+		flags := r.uvarint()
+		c.Group = flags&contactGroup != 0
+		c.Unavailable = flags&contactUnavailable != 0
+	}
+	if !r.done() {
+		c.UnavailableStatus = r.str()
 	}
 	if r.err != nil {
 		return nil, r.err

@@ -68,6 +68,20 @@ func TestContactGroupFlag(t *testing.T) {
 	}
 }
 
+func TestContactUnavailable(t *testing.T) {
+	for _, c := range []*store.Contact{
+		{Localpart: "42", LegacyID: "42", Name: "Bob", Subscription: "both", Unavailable: true, UnavailableStatus: "blocked your bot"},
+		{Localpart: "42", LegacyID: "42", Unavailable: true},
+		{Localpart: "42", LegacyID: "42", Group: true},
+	} {
+		b, _ := EncodeContact(c)
+		got, err := DecodeContact(b)
+		if err != nil || *got != *c {
+			t.Errorf("got %+v, %v; want %+v", got, err, c)
+		}
+	}
+}
+
 func TestCorrupt(t *testing.T) {
 	a := &store.Account{Bridge: "b", JID: "j", Fields: map[string]string{"k": "v"}}
 	b, _ := EncodeAccount(a)
