@@ -183,10 +183,8 @@ func (s *session) report(ctx context.Context, id legacy.MessageID, to, token str
 
 // chatOf returns number in E.164 when it parses, else as it is.
 func (s *session) chatOf(number string) string {
-	if e, err := s.net.normalize(number); err == nil {
-		return e
-	}
-	return number
+	e, _ := s.net.numberOf(number)
+	return e
 }
 
 func (n *Network) kannelMO(w http.ResponseWriter, r *http.Request) {
@@ -263,19 +261,13 @@ func (n *Network) kannelDLR(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *session) receipt(ctx context.Context, id legacy.MessageID, to string) error {
-	chat := to
-	if e, err := s.net.normalize(to); err == nil {
-		chat = e
-	}
+	chat := s.chatOf(to)
 	return s.sink.Emit(ctx, legacy.Receipt{ID: id, Chat: legacy.ChatID(chat)})
 }
 
 // undelivered reports a final delivery failure of a message Send accepted.
 func (s *session) undelivered(ctx context.Context, id legacy.MessageID, to string, cause error) error {
-	chat := to
-	if e, err := s.net.normalize(to); err == nil {
-		chat = e
-	}
+	chat := s.chatOf(to)
 	return s.sink.Emit(ctx, legacy.Undelivered{ID: id, Chat: legacy.ChatID(chat), Err: cause})
 }
 
@@ -313,10 +305,7 @@ func keyword(text string) string {
 //
 // It returns nil only when every event was taken.
 func (s *session) receive(ctx context.Context, id, from, text string, via route, atts ...legacy.Attachment) error {
-	chat := from
-	if e, err := s.net.normalize(from); err == nil {
-		chat = e
-	}
+	chat := s.chatOf(from)
 	c := legacy.ChatID(chat)
 	if err := s.addContact(ctx, chat); err != nil {
 		return err

@@ -2,11 +2,14 @@ package sms_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/linxGnu/gosmpp/data"
 	"github.com/linxGnu/gosmpp/pdu"
@@ -175,7 +178,7 @@ func TestSMPPConcatenatedMO(t *testing.T) {
 			saved = st.State
 		}
 	}
-	if !strings.Contains(string(saved), "Hello ") || len(incomingTexts(rec)) != 0 {
+	if !strings.Contains(string(saved), base64.StdEncoding.EncodeToString([]byte("Hello "))) || len(incomingTexts(rec)) != 0 {
 		t.Fatalf("after 2 of 3 parts: state %s, incoming %q", saved, incomingTexts(rec))
 	}
 	// The last part arrives while the store is down: temporary error, then
@@ -295,5 +298,176 @@ func TestSMPPReceiptBeforeSubmitResp(t *testing.T) {
 		return ok && u.ID == res.id
 	}) == nil {
 		t.Errorf("no Undelivered on %s: %v", res.id, rec.Events())
+	}
+}
+
+// ucs2Octets is s in UTF-16BE, as data_coding 8 carries it.
+func ucs2Octets(s string) []byte {
+	var b []byte
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = append(b, byte(u>>8), byte(u))
+	}
+	return b
+}
+
+// TestSMPPConcatSplitCharacter: phones cut long messages by octets, so a
+// GSM-7 escape pair or a UTF-16 surrogate pair may straddle two parts;
+// the parts are joined before they are decoded.
+func TestSMPPConcatSplitCharacter(t *testing.T) {
+	f, e := smppEnv(t, nil)
+	_, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	waitBound(t, f)
+	from, to := strings.TrimPrefix(contact, "+"), strings.TrimPrefix(myNumber, "+")
+	udh := func(ref, total, part byte) []byte { return []byte{5, 0, 3, ref, total, part} }
+	ok := func(r *pdu.DeliverSMResp) {
+		t.Helper()
+		if r.CommandStatus != data.ESME_ROK {
+			t.Fatalf("part answered %v", r.CommandStatus)
+		}
+	}
+	// GSM-7 (unpacked): part 1 ends with the escape of "€" (0x1B 0x65).
+	ok(f.DeliverRaw(t, from, to, 0x40, 0, append(udh(8, 2, 1), append([]byte(strings.Repeat("x", 152)), 0x1B)...)))
+	ok(f.DeliverRaw(t, from, to, 0x40, 0, append(udh(8, 2, 2), 0x65, 'O', 'K')))
+	// UCS-2: 😀 (a surrogate pair) cut after its high half.
+	u := ucs2Octets(strings.Repeat("a", 66) + "😀b")
+	ok(f.DeliverRaw(t, from, to, 0x40, 8, append(udh(9, 2, 1), u[:134]...)))
+	ok(f.DeliverRaw(t, from, to, 0x40, 8, append(udh(9, 2, 2), u[134:]...)))
+	want := []string{strings.Repeat("x", 152) + "€OK", strings.Repeat("a", 66) + "😀b"}
+	if got := incomingTexts(rec); !slices.Equal(got, want) {
+		t.Errorf("incoming = %q\nwant %q", got, want)
+	}
+}
+
+// TestSMPPDataCodingGroups reads the GSM 03.38 data_coding groups that
+// carry a message class or an indication by their alphabet.
+func TestSMPPDataCodingGroups(t *testing.T) {
+	f, e := smppEnv(t, nil)
+	_, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	waitBound(t, f)
+	from, to := strings.TrimPrefix(contact, "+"), strings.TrimPrefix(myNumber, "+")
+	cases := []struct {
+		coding byte
+		sm     []byte
+		want   string
+	}{
+		{0x18, ucs2Octets("class 0 ✓"), "class 0 ✓"}, // UCS-2, class 0 (flash)
+		{0x19, ucs2Octets("class 1 ✓"), "class 1 ✓"},
+		{0x48, ucs2Octets("auto-delete ✓"), "auto-delete ✓"},
+		{0xE8, ucs2Octets("voicemail ✓"), "voicemail ✓"},
+		{0x11, []byte("GSM class 1"), "GSM class 1"},
+		{0xF0, []byte("GSM flash"), "GSM flash"},
+		{0x03, []byte("caf\xe9"), "café"}, // SMPP's own Latin-1
+	}
+	for _, c := range cases {
+		if r := f.DeliverRaw(t, from, to, 0, c.coding, c.sm); r.CommandStatus != data.ESME_ROK {
+			t.Fatalf("data_coding 0x%02X answered %v", c.coding, r.CommandStatus)
+		}
+	}
+	got := incomingTexts(rec)
+	for i, c := range cases {
+		if i >= len(got) || got[i] != c.want {
+			t.Errorf("data_coding 0x%02X: incoming %q, want %q", c.coding, got, c.want)
+		}
+	}
+}
+
+// TestSMPPSenderWithoutPlus: an SMSC that sends an international number
+// without "+" and with type of number 0 (unknown) names the same contact
+// as with it, one the user can answer.
+func TestSMPPSenderWithoutPlus(t *testing.T) {
+	f, e := smppEnv(t, nil)
+	s, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	waitBound(t, f)
+	to := strings.TrimPrefix(myNumber, "+")
+	if r := f.DeliverRawFrom(t, 0, 1, "447700900123", to, 0, 0, []byte("from the UK")); r.CommandStatus != data.ESME_ROK {
+		t.Fatalf("MO answered %v", r.CommandStatus)
+	}
+	// Our own number without "+", type unknown: still our session.
+	if r := f.DeliverRawFrom(t, 0, 1, "447700900123", to, 0, 0, []byte("again")); r.CommandStatus != data.ESME_ROK {
+		t.Fatalf("MO answered %v", r.CommandStatus)
+	}
+	for _, ev := range rec.Events() {
+		if m, ok := ev.(legacy.Incoming); ok && m.Chat != "+447700900123" {
+			t.Errorf("incoming from %q, want +447700900123", m.Chat)
+		}
+	}
+	if len(incomingTexts(rec)) != 2 {
+		t.Fatalf("incoming = %q", incomingTexts(rec))
+	}
+	if !waitFor(10*time.Second, func() bool {
+		_, err := s.Send(context.Background(), &legacy.Message{Chat: "+447700900123", Text: "hello"})
+		return err == nil
+	}) {
+		t.Fatal("the reply was not sent")
+	}
+	if sm := f.Submits()[len(f.Submits())-1]; sm.DestAddr.Address() != "447700900123" {
+		t.Errorf("reply to %q", sm.DestAddr.Address())
+	}
+	// A short code and an alphanumeric sender stay as they came.
+	f.DeliverRawFrom(t, 3, 0, "72345", to, 0, 0, []byte("short code"))
+	f.DeliverRawFrom(t, 5, 0, "VODAFONE", to, 0, 0, []byte("alphanumeric"))
+	var chats []legacy.ChatID
+	for _, ev := range rec.Events() {
+		if m, ok := ev.(legacy.Incoming); ok {
+			chats = append(chats, m.Chat)
+		}
+	}
+	if len(chats) != 4 || chats[2] != "72345" || chats[3] != "VODAFONE" {
+		t.Errorf("chats = %q", chats)
+	}
+}
+
+// TestSMPPPartReceipts: the failure of any part of a long message is the
+// message's failure, reported once; "delivered" comes with the last part
+// and never after a failure.
+func TestSMPPPartReceipts(t *testing.T) {
+	f, e := smppEnv(t, nil)
+	s, rec := e.run(t, legacy.Account{ID: myNumber, Owner: "u1"})
+	waitBound(t, f)
+	ctx := context.Background()
+	text := strings.Repeat("long GSM text ", 15) // 2 parts
+	var id legacy.MessageID
+	if !waitFor(10*time.Second, func() bool {
+		var err error
+		id, err = s.Send(ctx, &legacy.Message{Chat: contact, Text: text})
+		return err == nil
+	}) {
+		t.Fatal("no send over SMPP")
+	}
+	subs := f.Submits()
+	if len(subs) != 2 {
+		t.Fatalf("%d submit_sm, want 2", len(subs))
+	}
+	first := fmt.Sprintf("%X", 0xA000+1) // the fake SMSC's ids, in order
+	if string(id) != fmt.Sprintf("smpp-%X", 0xA000+2) {
+		t.Fatalf("Send = %s, want the last part's id", id)
+	}
+	from, to := strings.TrimPrefix(contact, "+"), strings.TrimPrefix(myNumber, "+")
+	receipt := func(smscID, stat string) {
+		t.Helper()
+		rt := "id:" + smscID + " sub:001 dlvrd:000 submit date:2612082100 done date:2612082101 stat:" + stat + " err:000 text:long"
+		if r := f.Deliver(t, from, to, rt, 0x04, data.GSM7BIT); r.CommandStatus != data.ESME_ROK {
+			t.Fatalf("receipt answered %v", r.CommandStatus)
+		}
+	}
+	receipt(first, "DELIVRD") // a part: not yet the message
+	receipt(first, "UNDELIV")
+	receipt(first, "UNDELIV") // the SMSC's repeat
+	receipt(strings.TrimPrefix(string(id), "smpp-"), "DELIVRD")
+	var undelivered, receipts int
+	for _, ev := range rec.Events() {
+		switch ev := ev.(type) {
+		case legacy.Undelivered:
+			undelivered++
+			var ce *legacy.CodeError
+			if ev.ID != id || !errors.As(ev.Err, &ce) || ce.Code != "UNDELIV" {
+				t.Errorf("Undelivered = %+v, want on %s with UNDELIV", ev, id)
+			}
+		case legacy.Receipt:
+			receipts++
+		}
+	}
+	if undelivered != 1 || receipts != 0 {
+		t.Errorf("%d Undelivered, %d Receipt; want 1 and 0", undelivered, receipts)
 	}
 }

@@ -24,13 +24,56 @@ type smppRoute struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	moSeq  atomic.Uint64
+
+	// partsMu guards partOf: the SMSC ids of the parts before the last of
+	// recent multi-part messages, mapped to the last part's id (which
+	// names the message), the oldest forgotten first.
+	partsMu   sync.Mutex
+	partOf    map[string]string
+	partOrder []string
+}
+
+// recordParts remembers which message the parts before the last belong to.
+func (r *smppRoute) recordParts(ids []string) {
+	last := ids[len(ids)-1]
+	r.partsMu.Lock()
+	defer r.partsMu.Unlock()
+	if r.partOf == nil {
+		r.partOf = map[string]string{}
+	}
+	for _, id := range ids[:len(ids)-1] {
+		if id == "" || id == last {
+			continue
+		}
+		if _, ok := r.partOf[id]; !ok {
+			if len(r.partOrder) >= recentIDs {
+				delete(r.partOf, r.partOrder[0])
+				r.partOrder = r.partOrder[1:]
+			}
+			r.partOrder = append(r.partOrder, id)
+		}
+		r.partOf[id] = last
+	}
+}
+
+// messageOf returns the SMSC id naming the message a part's id belongs to,
+// and whether id is a part before the last of one.
+func (r *smppRoute) messageOf(id string) (string, bool) {
+	r.partsMu.Lock()
+	defer r.partsMu.Unlock()
+	if m, ok := r.partOf[id]; ok {
+		return m, true
+	}
+	return id, false
 }
 
 func (r *smppRoute) name() string { return "smpp" }
 
 // send splits text with our own splitter (Split) and submits every part.
 // The message id is the SMSC's id of the last part, so the receipt of the
-// last part becomes the XEP-0184 receipt.
+// last part becomes the XEP-0184 receipt; a final failure of any part is
+// the message's (recordParts; in memory: after a restart, a failure of an
+// earlier part of a message sent before it is reported on its own).
 func (r *smppRoute) send(ctx context.Context, from, to, text string, seg Segments, key string) (legacy.MessageID, error) {
 	ids, err := r.c.Submit(ctx, from, to, Split(text), seg.Encoding == UCS2)
 	if err != nil {
@@ -48,6 +91,9 @@ func (r *smppRoute) send(ctx context.Context, from, to, text string, seg Segment
 		id := noSID("smpp-noid-", from, key)
 		r.net.log.Warn("the SMSC accepted the message without a message_id; taken as sent, its delivery receipts cannot be matched", "id", id)
 		return id, nil
+	}
+	if len(ids) > 1 {
+		r.recordParts(ids)
 	}
 	return legacy.MessageID("smpp-" + last), nil
 }
@@ -130,7 +176,11 @@ func (n *Network) smppReceipt(r smpp.Receipt) error {
 	if s == nil {
 		return errors.New("sms: no running session for the receipt's number")
 	}
-	id := legacy.MessageID("smpp-" + r.ID)
+	msg, earlierPart := n.smpp.messageOf(r.ID)
+	if earlierPart && cause == nil {
+		return nil // the message is delivered when its last part is
+	}
+	id := legacy.MessageID("smpp-" + msg)
 	if !s.known(id) && s.inFlightTo(r.From) {
 		// The receipt overtook the submit_sm_resp of a send to this
 		// number: reported now, it would match no message (flight.go).
@@ -142,7 +192,23 @@ func (n *Network) smppReceipt(r smpp.Receipt) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if cause != nil {
-		return s.undelivered(ctx, id, r.From, &legacy.CodeError{Code: r.State, Text: "the SMS centre reports the message " + r.State, Err: cause})
+		if !s.markFailed(id) {
+			return nil // another part's failure was reported
+		}
+		text := "the SMS centre reports the message " + r.State
+		if earlierPart {
+			text = "the SMS centre reports a part of the message " + r.State
+		}
+		if err := s.undelivered(ctx, id, r.From, &legacy.CodeError{Code: r.State, Text: text, Err: cause}); err != nil {
+			s.mu.Lock()
+			s.failedIDs.remove(id) // not taken: the SMSC delivers the receipt again
+			s.mu.Unlock()
+			return err
+		}
+		return nil
+	}
+	if s.hasFailed(id) {
+		return nil // never "delivered" after a part failed
 	}
 	return s.receipt(ctx, id, r.From)
 }

@@ -510,7 +510,34 @@ func (n *Network) normalize(input string) (string, error) {
 	if err != nil || !phonenumbers.IsPossibleNumber(num) {
 		return "", fmt.Errorf("sms: %q is not a phone number: %w", input, legacy.ErrInvalidAddress)
 	}
+	if num.GetExtension() != "" {
+		// An SMS reaches the line, never an extension: dropping it
+		// silently would write to someone else.
+		return "", fmt.Errorf("sms: %q has an extension, which SMS cannot reach: %w", input, legacy.ErrInvalidAddress)
+	}
 	return phonenumbers.Format(num, phonenumbers.E164), nil
+}
+
+// numberOf is the number an address a provider reports stands for (a
+// sender, a receipt's recipient, our own number): its E.164 form read in
+// default_region, or else, for a run of digits that is no number there,
+// the same digits read as international (SMSCs and Kannel often drop the
+// "+" and send type of number 0, "unknown"), when that is a possible
+// number (normalize checks no more).
+// ok is false when neither reads (a short code, an alphanumeric sender),
+// and the address is returned as it came.
+func (n *Network) numberOf(addr string) (e string, ok bool) {
+	if e, err := n.normalize(addr); err == nil {
+		return e, true
+	}
+	digits := strings.TrimSpace(addr)
+	if len(digits) < 8 || strings.Trim(digits, "0123456789") != "" {
+		return addr, false
+	}
+	if num, err := phonenumbers.Parse("+"+digits, ""); err == nil && phonenumbers.IsPossibleNumber(num) {
+		return phonenumbers.Format(num, phonenumbers.E164), true
+	}
+	return addr, false
 }
 
 // Resolve implements legacy.Resolver: any common notation of a phone
@@ -649,8 +676,8 @@ func (n *Network) release(s *session) {
 
 // lookup returns the running session of number.
 func (n *Network) lookup(number string) *session {
-	e, err := n.normalize(number)
-	if err != nil {
+	e, ok := n.numberOf(number)
+	if !ok {
 		return nil
 	}
 	n.mu.Lock()

@@ -176,7 +176,8 @@ func TestResolve(t *testing.T) {
 			t.Errorf("Resolve(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "hello", "12", "alice@example.org", "+1 555 123 4567 8901 2345", "++"} {
+	for _, bad := range []string{"", "hello", "12", "alice@example.org", "+1 555 123 4567 8901 2345", "++",
+		"+1 555 123 4567 ext. 12", "+15551234567;ext=1"} {
 		if got, err := e.net.Resolve(context.Background(), bad); !errors.Is(err, legacy.ErrInvalidAddress) {
 			t.Errorf("Resolve(%q) = %q, %v; want ErrInvalidAddress", bad, got, err)
 		}

@@ -110,13 +110,16 @@ func (c *guardConn) Read(p []byte) (int, error) {
 // deliver_sm with the same sequence number, the problem recorded.
 func (g *guard) screen(frame []byte) []byte {
 	seq := int32(binary.BigEndian.Uint32(frame[12:16]))
-	bad := checkDeliverSM(frame[16:])
+	dc, bad := checkDeliverSM(frame[16:])
 	if bad == nil {
 		if _, err := pdu.Parse(bytes.NewReader(frame)); err != nil {
 			bad = &badPDU{status: data.ESME_RX_P_APPN, reason: "deliver_sm does not parse: " + err.Error()}
 		}
 	}
 	if bad == nil {
+		// gosmpp knows SMPP's data_coding values only: a GSM 03.38 one
+		// (UCS-2 with a message class, 0x18) becomes its alphabet's.
+		frame[16+dc] = dataCoding(frame[16+dc])
 		return frame
 	}
 	g.put(seq, *bad)
@@ -132,8 +135,8 @@ var errShort = errors.New("short")
 
 // checkDeliverSM checks a deliver_sm body (after the header) strictly
 // enough that gosmpp's parser neither fails on it nor misreads its UDH.
-// It returns nil for a good one.
-func checkDeliverSM(body []byte) *badPDU {
+// It returns nil for a good one, and the offset of its data_coding.
+func checkDeliverSM(body []byte) (dataCodingAt int, bad *badPDU) {
 	r := bytes.NewReader(body)
 	cstr := func(max int) error {
 		for i := 0; ; i++ {
@@ -180,6 +183,7 @@ func checkDeliverSM(body []byte) *badPDU {
 		if err = skip(2); err == nil {
 			if err = cstr(17); err == nil {
 				if err = cstr(17); err == nil {
+					dataCodingAt = len(body) - r.Len() + 2
 					err = skip(4)
 				}
 			}
@@ -197,18 +201,18 @@ func checkDeliverSM(body []byte) *badPDU {
 		if err == errShort {
 			err = errors.New("the PDU ends inside its mandatory fields")
 		}
-		return &badPDU{status: data.ESME_RX_P_APPN, reason: "deliver_sm: " + err.Error()}
+		return 0, &badPDU{status: data.ESME_RX_P_APPN, reason: "deliver_sm: " + err.Error()}
 	}
 	if esm&0x40 == 0 || smLen == 0 {
 		// No UDH, or UDHI with the message in message_payload, which we
 		// do not read (see the package doc).
-		return nil
+		return dataCodingAt, nil
 	}
 	sm := body[len(body)-r.Len():][:smLen]
 	if err := checkUDH(sm); err != nil {
-		return &badPDU{status: data.ESME_RINVESMCLASS, reason: "deliver_sm with UDHI: " + err.Error()}
+		return 0, &badPDU{status: data.ESME_RINVESMCLASS, reason: "deliver_sm with UDHI: " + err.Error()}
 	}
-	return nil
+	return dataCodingAt, nil
 }
 
 // checkUDH checks the user data header at the start of sm (3GPP TS 23.040

@@ -18,8 +18,11 @@
 //     receipted_message_id TLV or the "id:… stat:…" text of SMPP 3.4
 //     appendix B, handed to Receipt.
 //
-// Concatenated MO parts are reported as parts (MO.Ref, Part, Total);
-// package sms reassembles them.
+// Concatenated MO parts are reported as parts (MO.Ref, Part, Total) with
+// their raw user data (MO.Data, Coding); package sms reassembles them and
+// decodes the joined octets (Decode). A data_coding of the GSM 03.38
+// groups (message class, automatic deletion, message waiting) is mapped
+// to its alphabet's SMPP value before gosmpp reads it (dataCoding).
 //
 // Malformed deliver_sm (guard.go): every deliver_sm is checked before
 // gosmpp parses it. A broken UDH (UDHL 0 or past the short_message, an
@@ -62,6 +65,13 @@ type MO struct {
 	// From and To are the addresses, with "+" when their TON is
 	// international (1).
 	From, To, Text string
+	// Data is the user data after the header, as the SMSC sent it, and
+	// Coding its data_coding (normalised, see dataCoding): the parts of a
+	// concatenated message are joined as octets and decoded together
+	// (Decode), as a character may straddle two parts (a GSM-7 escape
+	// pair, a UTF-16 surrogate pair).
+	Data   []byte
+	Coding byte
 	// Ref, Part and Total describe a part of a concatenated message (UDH
 	// element 0x00 with an 8-bit reference or 0x08 with a 16-bit one);
 	// Total is 0 for a single message.
@@ -198,12 +208,12 @@ func (c *Client) deliver(pd *pdu.DeliverSM) error {
 		}
 		return c.Receipt(r)
 	}
-	text, err := pd.Message.GetMessage()
-	if err != nil {
-		// Undecodable: acknowledge (it would never decode) but say so.
-		text = "[undecodable SMS]"
+	raw, _ := pd.Message.GetMessageData()
+	var coding byte
+	if enc := pd.Message.Encoding(); enc != nil {
+		coding = enc.DataCoding()
 	}
-	mo := MO{From: from, To: to, Text: text}
+	mo := MO{From: from, To: to, Text: Decode(coding, raw), Data: raw, Coding: coding}
 	udh := pd.Message.UDH()
 	if total, part, ref, ok := udh.GetConcatInfo(); ok {
 		mo.Total, mo.Part, mo.Ref = total, part, uint16(ref)
@@ -214,6 +224,63 @@ func (c *Client) deliver(pd *pdu.DeliverSM) error {
 		return errors.New("smpp: no Deliver handler")
 	}
 	return c.Deliver(mo)
+}
+
+// Decode returns the text of user data octets in data_coding coding (one
+// gosmpp knows; others are read as GSM-7, the SMSC default), or a marker
+// when they do not decode: the message is acknowledged all the same, as
+// it would never decode.
+func Decode(coding byte, b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	enc := data.FromDataCoding(coding)
+	if enc == nil {
+		enc = data.GSM7BIT
+	}
+	text, err := enc.Decode(b)
+	if err != nil {
+		return "[undecodable SMS]"
+	}
+	return text
+}
+
+// dataCoding maps a data_coding of the GSM 03.38 coding groups (message
+// class, automatic deletion, message waiting indication) to the SMPP
+// value of its alphabet, which gosmpp knows: 0x00 GSM-7, 0x04 8-bit data,
+// 0x08 UCS-2. SMPP's own values (0x00–0x0F), compressed text and reserved
+// alphabets are returned unchanged.
+func dataCoding(dc byte) byte {
+	alphabet := func(a byte) byte {
+		switch a & 0x03 {
+		case 0:
+			return data.GSM7BITCoding
+		case 1:
+			return data.BINARY8BIT2Coding
+		case 2:
+			return data.UCS2Coding
+		}
+		return dc
+	}
+	switch {
+	case dc < 0x10:
+		return dc
+	case dc < 0x80: // 00xx and 01xx general data coding
+		if dc&0x20 != 0 {
+			return dc // compressed (TS 23.042): not read
+		}
+		return alphabet(dc >> 2)
+	case dc >= 0xC0 && dc < 0xE0: // message waiting, GSM-7
+		return data.GSM7BITCoding
+	case dc >= 0xE0 && dc < 0xF0: // message waiting, UCS-2
+		return data.UCS2Coding
+	case dc >= 0xF0: // data coding/message class: bit 2 picks 8-bit
+		if dc&0x04 != 0 {
+			return data.BINARY8BIT2Coding
+		}
+		return data.GSM7BITCoding
+	}
+	return dc
 }
 
 // Malformed is the number of deliver_sm refused because they were

@@ -197,15 +197,31 @@ func (f *SMSC) Deliver(t testing.TB, from, to, text string, esm byte, enc data.E
 // coding, and returns the ESME's deliver_sm_resp.
 func (f *SMSC) DeliverRaw(t testing.TB, from, to string, esm, coding byte, sm []byte) *pdu.DeliverSMResp {
 	t.Helper()
+	return f.DeliverRawFrom(t, 1, 1, from, to, esm, coding, sm)
+}
+
+// DeliverRawFrom is DeliverRaw from a source address of the given type of
+// number and numbering plan (0 unknown, 1 international, 2 national, 3
+// network specific, 5 alphanumeric; plan 1 ISDN).
+func (f *SMSC) DeliverRawFrom(t testing.TB, ton, npi byte, from, to string, esm, coding byte, sm []byte) *pdu.DeliverSMResp {
+	t.Helper()
 	d := pdu.NewDeliverSM().(*pdu.DeliverSM)
-	d.SourceAddr, _ = pdu.NewAddressWithTonNpiAddr(1, 1, from)
+	d.SourceAddr, _ = pdu.NewAddressWithTonNpiAddr(ton, npi, from)
 	d.DestAddr, _ = pdu.NewAddressWithTonNpiAddr(1, 1, to)
 	d.EsmClass = esm
-	if err := d.Message.SetMessageDataWithEncoding(sm, data.FromDataCoding(coding)); err != nil {
+	if err := d.Message.SetMessageDataWithEncoding(sm, rawCoding(coding)); err != nil {
 		t.Fatal(err)
 	}
 	return f.send(t, d)
 }
+
+// rawCoding writes any data_coding octet, gosmpp's known or not; its
+// octets are set as they are, never encoded or decoded here.
+type rawCoding byte
+
+func (c rawCoding) DataCoding() byte                { return byte(c) }
+func (c rawCoding) Encode(s string) ([]byte, error) { return []byte(s), nil }
+func (c rawCoding) Decode(b []byte) (string, error) { return string(b), nil }
 
 // DeliverFrame writes frame, a whole deliver_sm PDU as octets (for PDUs
 // the pdu package cannot marshal), and returns the ESME's answer.
