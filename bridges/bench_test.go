@@ -178,7 +178,7 @@ func (c *benchCountingStore) MarkSeen(ctx context.Context, bridge, jid, key stri
 // benchApplyOpNames names the operations of a batch, by store.OpKind, as
 // counted (built once: the counting must not add allocations of its own to
 // the figures).
-var benchApplyOpNames = [...]string{"Apply.?", "Apply.Append", "Apply.Ack", "Apply.PutMapping", "Apply.MarkSeen"}
+var benchApplyOpNames = [...]string{"Apply.?", "Apply.Append", "Apply.Ack", "Apply.PutMapping", "Apply.MarkSeen", "Apply.AppendOnce"}
 
 // Apply counts one write per batch (one commit), and the operations in
 // it under "Apply.<op>".

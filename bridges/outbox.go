@@ -195,21 +195,25 @@ func (b *Bridge) appendOut(ctx context.Context, r *appendReq) {
 }
 
 // appendRound commits one round of appends and hands each message to its
-// user's worker. The users' outbox locks are held across the commit and
-// the acks of resends, so a worker's store read never sees a resend.
+// user's worker. A message with an origin-id is appended only if its
+// resend mark is new, in the same operation (store.Batch.AppendOnce): a
+// client's resend of a handled message is never queued, so no crash can
+// leave it in the outbox to be sent a second time. The users' outbox
+// locks are held across the commit, so a worker's store read and the
+// in-memory tail see the round's entries together.
 func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 	var bt store.Batch
-	at := make([]int, len(round)) // index of each request's Append in bt
 	var users []*user
-	for i, r := range round {
+	for _, r := range round {
 		if !slices.Contains(users, r.u) {
 			users = append(users, r.u)
 		}
 		payload, _ := json.Marshal(r.e)
-		at[i] = bt.Len()
-		bt.Append(store.Queue{Bridge: b.domain, JID: r.u.jid, Kind: store.Outbox}, payload)
+		q := store.Queue{Bridge: b.domain, JID: r.u.jid, Kind: store.Outbox}
 		if r.e.OriginID != "" {
-			bt.MarkSeen(b.domain, r.u.jid, resendKey(r.e), 24*time.Hour)
+			bt.AppendOnce(q, resendKey(r.e), 24*time.Hour, payload)
+		} else {
+			bt.Append(q, payload)
 		}
 	}
 	slices.SortFunc(users, func(x, y *user) int { return strings.Compare(x.jid, y.jid) }) // lock order
@@ -220,19 +224,17 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	res, err := store.Apply(cctx, b.st, &bt)
-	var acks store.Batch // resends, acknowledged at once
 	var resent []*appendReq
 	var wake []*user
 	for i, r := range round {
 		if err != nil {
 			continue
 		}
-		id := res.IDs[at[i]][0]
-		if r.e.OriginID != "" && !res.Seen[at[i]+1] {
-			acks.Ack(store.Queue{Bridge: b.domain, JID: r.u.jid, Kind: store.Outbox}, id)
+		if len(res.IDs[i]) == 0 { // AppendOnce of a key already seen
 			resent = append(resent, r)
 			continue
 		}
+		id := res.IDs[i][0]
 		if b.mayAct(r.u) { // in a cluster, counted by the instance that runs the user
 			b.countQueued(r.u, 1, 1)
 		}
@@ -241,21 +243,6 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 		}
 		if !slices.Contains(wake, r.u) {
 			wake = append(wake, r.u)
-		}
-	}
-	if acks.Len() > 0 {
-		if _, aerr := store.Apply(cctx, b.st, &acks); aerr != nil {
-			b.log.Warn("cannot drop a resent message; it will be sent again", "err", aerr)
-			for _, op := range acks.Ops {
-				for _, u := range users {
-					if u.jid == op.Queue.JID {
-						if b.mayAct(u) {
-							b.countQueued(u, 1, 1)
-						}
-						kick(u.kickOut)
-					}
-				}
-			}
 		}
 	}
 	for _, u := range users {

@@ -56,12 +56,13 @@ const (
 	OpAck
 	OpPutMapping
 	OpMarkSeen
+	OpAppendOnce
 )
 
 // Op is one write of a Batch. Which fields matter depends on Kind:
 // OpAppend: Queue, Payloads; OpAck: Queue, IDs; OpPutMapping: Queue.Bridge,
 // Queue.JID, NS, Key, Value, TTL; OpMarkSeen: Queue.Bridge, Queue.JID, Key,
-// TTL.
+// TTL; OpAppendOnce: Queue, Payloads, Key, TTL.
 type Op struct {
 	Kind     OpKind
 	Queue    Queue // the scope: Bridge and JID (and Kind for queue ops)
@@ -108,6 +109,18 @@ func (b *Batch) MarkSeen(bridge, jid, key string, ttl time.Duration) *Batch {
 	return b
 }
 
+// AppendOnce queues a MarkSeen of key (for q's user, with ttl) and, only
+// when the key was new, an Append of payloads to q, as one operation: a
+// write that must happen at most once per key (a client's resend of a
+// message is never queued, not even for a moment). BatchResult.Seen tells
+// whether the key was new, BatchResult.IDs the appended ids (nil if not).
+func (b *Batch) AppendOnce(q Queue, key string, ttl time.Duration, payloads ...[]byte) *Batch {
+	if len(payloads) > 0 {
+		b.Ops = append(b.Ops, Op{Kind: OpAppendOnce, Queue: q, Key: key, TTL: ttl, Payloads: payloads})
+	}
+	return b
+}
+
 // Len returns the number of operations.
 func (b *Batch) Len() int {
 	if b == nil {
@@ -120,8 +133,9 @@ func (b *Batch) Len() int {
 func (b *Batch) Reset() { clear(b.Ops); b.Ops = b.Ops[:0] }
 
 // BatchResult holds what the operations of an applied batch returned, by
-// operation index: IDs[i] the ids of an OpAppend, Seen[i] whether an
-// OpMarkSeen's key was new. Both slices have one element per operation.
+// operation index: IDs[i] the ids of an OpAppend or OpAppendOnce, Seen[i]
+// whether an OpMarkSeen's or OpAppendOnce's key was new. Both slices have
+// one element per operation.
 type BatchResult struct {
 	IDs  [][]string
 	Seen []bool
@@ -139,7 +153,7 @@ func (b *Batch) Validate() error {
 	}
 	for _, op := range b.Ops {
 		switch op.Kind {
-		case OpAppend, OpAck:
+		case OpAppend, OpAck, OpAppendOnce:
 			if op.Queue.Kind != Inbox && op.Queue.Kind != Outbox {
 				return errors.Join(ErrBadOp, errors.New("store: unknown queue kind "+string(op.Queue.Kind)))
 			}
@@ -179,6 +193,10 @@ func Apply(ctx context.Context, s Store, b *Batch) (*BatchResult, error) {
 			err = s.PutMapping(ctx, op.Queue.Bridge, op.Queue.JID, op.NS, op.Key, op.Value, op.TTL)
 		case OpMarkSeen:
 			res.Seen[i], err = s.MarkSeen(ctx, op.Queue.Bridge, op.Queue.JID, op.Key, op.TTL)
+		case OpAppendOnce:
+			if res.Seen[i], err = s.MarkSeen(ctx, op.Queue.Bridge, op.Queue.JID, op.Key, op.TTL); err == nil && res.Seen[i] {
+				res.IDs[i], err = s.Append(ctx, op.Queue, op.Payloads...)
+			}
 		}
 		if err != nil {
 			return nil, err

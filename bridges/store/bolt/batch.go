@@ -110,6 +110,10 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 				err = txPutMapping(&c, op, record.ExpiryAt(nowNano, op.TTL))
 			case store.OpMarkSeen:
 				res.Seen[i], err = txMarkSeen(&c, op, nowNano, record.ExpiryAt(nowNano, op.TTL))
+			case store.OpAppendOnce:
+				if res.Seen[i], err = txMarkSeen(&c, op, nowNano, record.ExpiryAt(nowNano, op.TTL)); err == nil && res.Seen[i] {
+					res.IDs[i], err = txAppend(&c, op.Queue, op.Payloads)
+				}
 			}
 			if err != nil {
 				return err

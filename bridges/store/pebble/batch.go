@@ -318,6 +318,11 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 			case store.OpMarkSeen:
 				w.key = appendSeenKey(w.key[:0], op.Queue.Bridge, op.Queue.JID, op.Key)
 				res.Seen[i], err = w.markSeen(w.key, len(op.Key), now, record.ExpiryAt(now, op.TTL))
+			case store.OpAppendOnce:
+				w.key = appendSeenKey(w.key[:0], op.Queue.Bridge, op.Queue.JID, op.Key)
+				if res.Seen[i], err = w.markSeen(w.key, len(op.Key), now, record.ExpiryAt(now, op.TTL)); err == nil && res.Seen[i] {
+					res.IDs[i], err = w.append(op.Queue, op.Payloads)
+				}
 			}
 			if err != nil {
 				return err

@@ -22,6 +22,7 @@ package redis
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -45,18 +46,17 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 	if n == 0 {
 		return res, nil
 	}
-	adds := make([][]*goredis.StringCmd, n)
-	seen := make([]*goredis.BoolCmd, n)
+	cmds := newBatchCmds(n)
 	if !s.cluster {
-		if err := s.group.apply(ctx, s, &txReq{b: b, adds: adds, seen: seen}); err != nil {
+		if err := s.group.apply(ctx, s, &txReq{b: b, cmds: cmds}); err != nil {
 			return nil, wrap(err)
 		}
-		return batchResult(res, adds, seen), nil
+		return cmds.result(res), nil
 	}
 	// Cluster: index memberships first (other slots), pipelined.
 	if _, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, op := range b.Ops {
-			if op.Kind == store.OpAppend {
+			if op.Kind == store.OpAppend || op.Kind == store.OpAppendOnce {
 				p.SAdd(ctx, s.bridgeKey(op.Queue.Bridge, "queues:"+string(op.Queue.Kind)), op.Queue.JID)
 			}
 		}
@@ -80,7 +80,7 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 	for _, g := range groups {
 		_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			var t txWriter
-			t.ops(ctx, s, p, b, g, adds, seen)
+			t.ops(ctx, s, p, b, g, cmds)
 			t.end(ctx, p)
 			return nil
 		})
@@ -88,25 +88,63 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 			return nil, wrap(err)
 		}
 	}
-	return batchResult(res, adds, seen), nil
+	return cmds.result(res), nil
 }
 
-// batchResult fills res from the replies of the commands Apply recorded.
-func batchResult(res *store.BatchResult, adds [][]*goredis.StringCmd, seen []*goredis.BoolCmd) *store.BatchResult {
-	for i := range adds {
-		if adds[i] != nil {
-			ids := make([]string, len(adds[i]))
-			for j, c := range adds[i] {
+// batchCmds are the commands of a batch whose replies Apply returns, by
+// operation index.
+type batchCmds struct {
+	adds [][]*goredis.StringCmd // OpAppend
+	seen []*goredis.BoolCmd     // OpMarkSeen
+	once []*goredis.Cmd         // OpAppendOnce (appendOnceScript)
+}
+
+func newBatchCmds(n int) *batchCmds {
+	return &batchCmds{adds: make([][]*goredis.StringCmd, n), seen: make([]*goredis.BoolCmd, n), once: make([]*goredis.Cmd, n)}
+}
+
+// result fills res from the replies.
+func (c *batchCmds) result(res *store.BatchResult) *store.BatchResult {
+	for i := range c.adds {
+		if c.adds[i] != nil {
+			ids := make([]string, len(c.adds[i]))
+			for j, c := range c.adds[i] {
 				ids[j] = c.Val()
 			}
 			res.IDs[i] = ids
 		}
-		if seen[i] != nil {
-			res.Seen[i] = seen[i].Val()
+		if c.seen[i] != nil {
+			res.Seen[i] = c.seen[i].Val()
+		}
+		if c.once[i] != nil {
+			ids, _ := c.once[i].StringSlice()
+			if len(ids) > 0 { // none: the key was not new
+				res.IDs[i], res.Seen[i] = ids, true
+			}
 		}
 	}
 	return res
 }
+
+// appendOnceScript is OpAppendOnce: KEYS[1] the seen mark, KEYS[2] the
+// queue's stream; ARGV[1] the mark's ttl in ms (0: none), ARGV[2…] the
+// payloads. It returns the new entries' ids, or none when the mark was
+// there (nothing appended; not a nil reply, which a pipeline reports as
+// an error). A script, as MULTI cannot make a command depend on another's
+// reply.
+const appendOnceScript = `
+local set
+if ARGV[1] ~= '0' then
+  set = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1])
+else
+  set = redis.call('SET', KEYS[1], '1', 'NX')
+end
+if not set then return {} end
+local ids = {}
+for i = 2, #ARGV do
+  ids[#ids + 1] = redis.call('XADD', KEYS[2], '*', 'p', ARGV[i])
+end
+return ids`
 
 // txWriter writes batches into one MULTI/EXEC: per transaction, not per
 // operation, one queue-set SADD per queue, one ZADD per ttl zset (and
@@ -170,37 +208,56 @@ func (t *txWriter) end(ctx context.Context, p goredis.Pipeliner) {
 }
 
 // ops writes the operations idx of b (nil: all of them), recording the
-// commands whose replies Apply returns in adds and seen.
-func (t *txWriter) ops(ctx context.Context, s *Store, p goredis.Pipeliner, b *store.Batch, idx []int, adds [][]*goredis.StringCmd, seen []*goredis.BoolCmd) {
+// commands whose replies Apply returns in c.
+func (t *txWriter) ops(ctx context.Context, s *Store, p goredis.Pipeliner, b *store.Batch, idx []int, c *batchCmds) {
 	if idx == nil {
 		for i := range b.Ops {
-			t.op(ctx, s, p, b, i, adds, seen)
+			t.op(ctx, s, p, b, i, c)
 		}
 		return
 	}
 	for _, i := range idx {
-		t.op(ctx, s, p, b, i, adds, seen)
+		t.op(ctx, s, p, b, i, c)
 	}
 }
 
+// indexQueue adds the SADD of q's user to the queue index, once per
+// transaction (on Cluster, Apply did it before).
+func (t *txWriter) indexQueue(ctx context.Context, s *Store, p goredis.Pipeliner, q store.Queue) {
+	if s.cluster || t.queues[q] {
+		return
+	}
+	if t.queues == nil {
+		t.queues = map[store.Queue]bool{}
+	}
+	t.queues[q] = true
+	p.SAdd(ctx, s.bridgeKey(q.Bridge, "queues:"+string(q.Kind)), q.JID)
+}
+
 // op writes operation i of b.
-func (t *txWriter) op(ctx context.Context, s *Store, p goredis.Pipeliner, b *store.Batch, i int, adds [][]*goredis.StringCmd, seen []*goredis.BoolCmd) {
+func (t *txWriter) op(ctx context.Context, s *Store, p goredis.Pipeliner, b *store.Batch, i int, c *batchCmds) {
 	op := b.Ops[i]
 	u, uttl := t.userKeys(s, op.Queue.Bridge, op.Queue.JID)
 	switch op.Kind {
 	case store.OpAppend:
-		if !s.cluster && !t.queues[op.Queue] {
-			if t.queues == nil {
-				t.queues = map[store.Queue]bool{}
-			}
-			t.queues[op.Queue] = true
-			p.SAdd(ctx, s.bridgeKey(op.Queue.Bridge, "queues:"+string(op.Queue.Kind)), op.Queue.JID)
-		}
+		t.indexQueue(ctx, s, p, op.Queue)
 		key := queueKey(u, op.Queue.Kind)
-		adds[i] = make([]*goredis.StringCmd, len(op.Payloads))
+		c.adds[i] = make([]*goredis.StringCmd, len(op.Payloads))
 		for j, pl := range op.Payloads {
-			adds[i][j] = p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"p", pl}})
+			c.adds[i][j] = p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"p", pl}})
 		}
+	case store.OpAppendOnce:
+		// The index may name a user whose queue stays empty: harmless,
+		// as after an Ack of everything.
+		t.indexQueue(ctx, s, p, op.Queue)
+		m, ttl := seenMember(op.Key), ttlArg(op.TTL)
+		args := make([]any, 0, 1+len(op.Payloads))
+		args = append(args, strconv.FormatInt(ttl.Milliseconds(), 10))
+		for _, pl := range op.Payloads {
+			args = append(args, pl)
+		}
+		c.once[i] = p.Eval(ctx, appendOnceScript, []string{u + m, queueKey(u, op.Queue.Kind)}, args...)
+		t.track(uttl, m, ttl, true)
 	case store.OpAck:
 		valid := make([]string, 0, len(op.IDs))
 		for _, id := range op.IDs {
@@ -217,7 +274,7 @@ func (t *txWriter) op(ctx context.Context, s *Store, p goredis.Pipeliner, b *sto
 		t.track(uttl, m, ttl, false)
 	case store.OpMarkSeen:
 		m, ttl := seenMember(op.Key), ttlArg(op.TTL)
-		seen[i] = p.SetNX(ctx, u+m, "1", ttl)
+		c.seen[i] = p.SetNX(ctx, u+m, "1", ttl)
 		// GT: when the mark already exists, never shorten its tracking.
 		t.track(uttl, m, ttl, true)
 	}
@@ -233,8 +290,7 @@ type groupTx struct {
 // txReq is one Apply waiting for a transaction.
 type txReq struct {
 	b    *store.Batch
-	adds [][]*goredis.StringCmd
-	seen []*goredis.BoolCmd
+	cmds *batchCmds
 	done chan error
 }
 
@@ -266,7 +322,7 @@ func (g *groupTx) round(ctx context.Context, s *Store, reqs []*txReq) {
 	cmds, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		var t txWriter
 		for k, r := range reqs {
-			t.ops(ctx, s, p, r.b, nil, r.adds, r.seen)
+			t.ops(ctx, s, p, r.b, nil, r.cmds)
 			ends[k] = p.Len()
 		}
 		t.end(ctx, p)

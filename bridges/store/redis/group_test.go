@@ -11,7 +11,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/redistest"
-	goredis "github.com/redis/go-redis/v9"
 )
 
 func openGroupTest(t *testing.T) *Store {
@@ -27,7 +26,7 @@ func openGroupTest(t *testing.T) *Store {
 }
 
 func newReq(b *store.Batch) *txReq {
-	return &txReq{b: b, adds: make([][]*goredis.StringCmd, b.Len()), seen: make([]*goredis.BoolCmd, b.Len())}
+	return &txReq{b: b, cmds: newBatchCmds(b.Len())}
 }
 
 // TestSharedTransactionErrorsPerBatch puts three batches in one shared
@@ -73,7 +72,7 @@ func TestSharedTransactionErrorsPerBatch(t *testing.T) {
 			t.Errorf("%s: %v, %v; want one entry %q", c.q.JID, es, err, c.want)
 		}
 	}
-	if seen := reqs[0].seen[1]; seen == nil || !seen.Val() {
+	if seen := reqs[0].cmds.seen[1]; seen == nil || !seen.Val() {
 		t.Errorf("MarkSeen of the first batch not reported new: %v", seen)
 	}
 }

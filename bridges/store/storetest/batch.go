@@ -56,6 +56,48 @@ func (s suite) batch(t *testing.T) {
 			t.Fatalf("Apply with an unknown op kind: %v, want store.ErrBadOp", err)
 		}
 	})
+	t.Run("AppendOnce", func(t *testing.T) {
+		for _, v := range []struct {
+			name string
+			wrap func(store.Store) store.Store
+		}{
+			{"Batcher", func(st store.Store) store.Store { return st }},
+			{"Fallback", func(st store.Store) store.Store { return plainStore{st} }},
+		} {
+			t.Run(v.name, func(t *testing.T) {
+				st := v.wrap(s.h.Open(t))
+				q := qOf(bridgeA, userA, store.Outbox)
+				var b store.Batch
+				b.AppendOnce(q, "once:1", time.Hour, []byte("first"))
+				b.AppendOnce(q, "once:2", 0, []byte("second"), []byte("third"))
+				b.AppendOnce(q, "once:1", time.Hour, []byte("same key in the same batch"))
+				res, err := store.Apply(ctx(t), st, &b)
+				must(t, err)
+				if !res.Seen[0] || len(res.IDs[0]) != 1 || !res.Seen[1] || len(res.IDs[1]) != 2 {
+					t.Errorf("new keys: Seen %v, IDs %v; want appended", res.Seen, res.IDs)
+				}
+				if res.Seen[2] || res.IDs[2] != nil {
+					t.Errorf("a key seen earlier in the batch: Seen %v, IDs %v; want nothing appended", res.Seen[2], res.IDs[2])
+				}
+				// Again in another batch, beside a new one: only the new one.
+				b = store.Batch{}
+				b.AppendOnce(q, "once:2", time.Hour, []byte("resent"))
+				b.AppendOnce(q, "once:3", time.Hour, []byte("fourth"))
+				res, err = store.Apply(ctx(t), st, &b)
+				must(t, err)
+				if res.Seen[0] || res.IDs[0] != nil || !res.Seen[1] || len(res.IDs[1]) != 1 {
+					t.Errorf("second batch: Seen %v, IDs %v", res.Seen, res.IDs)
+				}
+				if got := payloads(readAll(t, st, q)); !slices.Equal(got, []string{"first", "second", "third", "fourth"}) {
+					t.Errorf("queue %q, want [first second third fourth]", got)
+				}
+				// The mark is an ordinary seen mark.
+				if isNew, err := st.MarkSeen(ctx(t), bridgeA, userA, "once:3", time.Hour); err != nil || isNew {
+					t.Errorf("MarkSeen of an AppendOnce key = %v, %v; want false", isNew, err)
+				}
+			})
+		}
+	})
 	t.Run("Persistence", func(t *testing.T) {
 		if s.h.Reopen == nil {
 			t.Skip("no Reopen in the harness")
