@@ -348,6 +348,18 @@ func TestOversizedStanza(t *testing.T) {
 	if got := hs.rec.next(t); len(got.ChildText(stanza.NSComponent, "body")) != 3900 {
 		t.Fatal("stanza below the limit not delivered")
 	}
+	// Whitespace keepalives between stanzas (RFC 6120 §4.6.1), far more
+	// than the limit in all, count against no stanza.
+	if err := hs.srv.InjectRaw(strings.Repeat(" ", 3*4096) + strings.Repeat("\r\n\t", 4096)); err != nil {
+		t.Fatal(err)
+	}
+	fits.SetAttr("id", "after-spaces")
+	if err := hs.srv.Inject(fits); err != nil {
+		t.Fatal(err)
+	}
+	if got := hs.rec.next(t); got.ID() != "after-spaces" {
+		t.Fatalf("stanza after whitespace keepalives = %s", got)
+	}
 	// One huge text token: the limiter stops reading at the limit, the
 	// rest of the stanza is skipped.
 	big := msg("big@localhost/res", testDomain, strings.Repeat("y<&", 1<<18))

@@ -295,6 +295,19 @@ func (d *StreamDecoder) Next() (int, error) {
 		return 0, d.must(err)
 	}
 	if b != '<' {
+		if isSpace(b) {
+			// Whitespace between stanzas (keepalives, RFC 6120 §4.6.1),
+			// a buffer's worth at a time, each its own skip: a caller's
+			// budget for the next stanza (SetLimit) is set after it, so
+			// no run of whitespace, however long, counts against one.
+			a := d.avail()
+			i := 0
+			for i < len(a) && isSpace(a[i]) {
+				i++
+			}
+			d.skip(i)
+			return EventSkip, nil
+		}
 		d.unread()
 		d.resetElement()
 		if err := d.text(false); err != nil {
