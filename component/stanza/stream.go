@@ -867,6 +867,9 @@ func (d *StreamDecoder) startTag() (bool, error) {
 		}
 		d.attrs = append(d.attrs, tAttr{prefix: ap, local: al, lo: int32(lo), hi: int32(len(d.scratch))})
 	}
+	if err := d.uniqueAttrs(d.attrs[alo:]); err != nil {
+		return false, err
+	}
 	// Declarations first (they apply to the element's own name), then
 	// resolve the names and drop the declarations from the attributes.
 	mark := len(d.ns)
@@ -897,6 +900,33 @@ func (d *StreamDecoder) startTag() (bool, error) {
 		alo: int32(alo), ahi: int32(kept), nhi: int32(mark),
 	})
 	return self, nil
+}
+
+// uniqueAttrs refuses a tag that names an attribute twice (XML 1.0 "Unique
+// Att Spec"): which of two ids would an error reply carry? A few
+// attributes are compared pairwise, many through a set, so that a tag of
+// thousands costs no more than its reading.
+func (d *StreamDecoder) uniqueAttrs(as []tAttr) error {
+	if len(as) <= 16 {
+		for i := 1; i < len(as); i++ {
+			for j := range i {
+				if as[i].local == as[j].local && as[i].prefix == as[j].prefix {
+					return d.syntax("attribute " + as[i].local + " given twice in element")
+				}
+			}
+		}
+		return nil
+	}
+	type name struct{ prefix, local string }
+	seen := make(map[name]struct{}, len(as))
+	for _, a := range as {
+		n := name{a.prefix, a.local}
+		if _, ok := seen[n]; ok {
+			return d.syntax("attribute " + a.local + " given twice in element")
+		}
+		seen[n] = struct{}{}
+	}
+	return nil
 }
 
 // resolve maps a prefix ("" for the default namespace) to its namespace as

@@ -3,6 +3,7 @@ package stanza
 import (
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -236,6 +237,44 @@ func TestStreamDecoderLimitAndErrors(t *testing.T) {
 	d.Next()
 	if _, err := d.Element(2); !errors.Is(err, ErrTooDeep) {
 		t.Fatalf("depth 3 with limit 2: %v", err)
+	}
+}
+
+// TestStreamDecoderRefusesDuplicateAttributes: XML 1.0's "Unique Att
+// Spec", in a stanza's tag and in a child's, with few attributes and with
+// many; the same local name under two prefixes is two attributes.
+func TestStreamDecoderRefusesDuplicateAttributes(t *testing.T) {
+	var many strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&many, " a%d='%d'", i, i)
+	}
+	read := func(stanza string) error {
+		d := NewStreamDecoder(strings.NewReader(testHeader+stanza), 0)
+		d.Next()
+		if _, err := d.Next(); err != nil {
+			return err
+		}
+		_, err := d.Element(0)
+		return err
+	}
+	for name, bad := range map[string]string{
+		"stanza":      "<message id='e1' to='a' id='e2'/>",
+		"child":       "<message id='e1'><body xml:lang='en' xml:lang='fr'>x</body></message>",
+		"many":        "<message" + many.String() + " a7='again'/>",
+		"declaration": "<message xmlns:p='urn:a' xmlns:p='urn:b'/>",
+	} {
+		var se *xml.SyntaxError
+		if err := read(bad); !errors.As(err, &se) || !strings.Contains(err.Error(), "given twice") {
+			t.Errorf("%s: %v, want a syntax error naming the repeated attribute", name, err)
+		}
+	}
+	for name, good := range map[string]string{
+		"prefixes": "<message xmlns:p='urn:a' lang='x' xml:lang='en' p:lang='y'/>",
+		"many":     "<message" + many.String() + "/>",
+	} {
+		if err := read(good); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 
