@@ -518,7 +518,7 @@ func (b *Bridge) dispatch(ctx context.Context, st *stanza.Element) {
 	}()
 	pf, err := b.jids.parse(st.From())
 	if err != nil {
-		b.log.Warn("stanza with invalid from dropped", "kind", st.Local, "err", err)
+		b.log.Warn("stanza with invalid from dropped", "kind", st.Local, "type", st.Type(), "id", st.ID(), "to", st.To(), "err", err)
 		return
 	}
 	from := pf.j

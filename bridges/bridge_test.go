@@ -255,6 +255,22 @@ func TestUnknownIQAndErrorsAnsweredOnce(t *testing.T) {
 	if r := h.iq(alice, domain, "get", `<a xmlns='x'/><b xmlns='y'/>`); errCond(r) != stanza.BadRequest {
 		t.Errorf("two payloads = %s", r)
 	}
+	// An invalid type, or none (RFC 6120 §8.2.3), and a presence of an
+	// invalid type (RFC 6121 §4.7.1): bad-request.
+	if r := h.iq(alice, domain, "bogus", `<ping xmlns='urn:xmpp:ping'/>`); errCond(r) != stanza.BadRequest {
+		t.Errorf("iq of type bogus = %s", r)
+	}
+	h.send(`<iq xmlns='jabber:component:accept' id='nt1' from='` + alice + `' to='` + domain + `'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	if r := h.expect("reply to an iq without type", reply("nt1")); errCond(r) != stanza.BadRequest {
+		t.Errorf("iq without type = %s", r)
+	}
+	for i, to := range []string{domain, "hello@" + domain} {
+		id := fmt.Sprintf("pt%d", i)
+		h.send(`<presence xmlns='jabber:component:accept' type='bogus' id='` + id + `' from='` + alice + `/r' to='` + to + `'/>`)
+		if r := h.expect("reply to a presence of type bogus", reply(id)); r.Local != "presence" || errCond(r) != stanza.BadRequest {
+			t.Errorf("presence of type bogus to %s = %s", to, r)
+		}
+	}
 	// Results and errors are never answered.
 	before := len(h.srv.Received())
 	h.send(`<iq xmlns='jabber:component:accept' type='result' id='zz1' from='` + alice + `' to='` + domain + `'/>`)

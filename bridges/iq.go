@@ -19,8 +19,15 @@ import (
 // answers results or errors.
 func (b *Bridge) handleIQ(ctx context.Context, iq *stanza.Element, from, to jid.JID) {
 	typ := iq.Type()
-	if typ != "get" && typ != "set" {
-		return // result or error for a request we did not make (or one the link already matched)
+	switch typ {
+	case "get", "set":
+	case "result", "error":
+		return // for a request we did not make (or one the link already matched)
+	default:
+		// RFC 6120 §8.2.3: the type is required and one of the four.
+		b.log.Info("IQ of an invalid type refused", "type", typ, "id", iq.ID(), "user", jidmap.OwnerKey(b.domain, from.Bare().String()))
+		b.reply(ctx, stanza.ErrorReply(iq, stanza.NewError(stanza.BadRequest, "an IQ's type must be get, set, result or error")))
+		return
 	}
 	children := iq.Children()
 	if len(children) != 1 || iq.ID() == "" {

@@ -90,6 +90,11 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, pf, pt *
 		b.reply(ctx, stanza.ErrorReply(st, stanza.NewError(stanza.ServiceUnavailable, "this gateway has no group chats yet")))
 		return
 	case "headline":
+		// Notifications, not conversation: nothing a contact can be
+		// sent, and RFC 6121 §5.2.2 allows no error reply.
+		if st.Child(stanza.NSComponent, "body") != nil {
+			b.log.Info("headline message to the gateway not bridged", "user", jidmap.OwnerKey(b.domain, pf.bare), "id", st.ID())
+		}
 		return
 	}
 	if to.Localpart() == "" {

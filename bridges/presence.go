@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/jabbergate/jabbergate/bridges/caps"
+	"github.com/jabbergate/jabbergate/bridges/jidmap"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/component"
 	"github.com/jabbergate/jabbergate/component/stanza"
@@ -110,8 +111,18 @@ func (b *Bridge) gatewaySubscribe(bare string) *stanza.Element {
 // gateway's own subscription (XEP-0100).
 func (b *Bridge) handlePresence(ctx context.Context, st *stanza.Element, from, to jid.JID) {
 	bare := from.Bare().String()
-	u := b.getUser(bare)
 	typ := st.Type()
+	switch typ {
+	case "", "unavailable", "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe":
+	case "error":
+		return // nothing to answer (RFC 6120 §8.3.1)
+	default:
+		// RFC 6121 §4.7.1: no other type exists.
+		b.log.Info("presence of an invalid type refused", "type", typ, "user", jidmap.OwnerKey(b.domain, bare))
+		b.reply(ctx, stanza.ErrorReply(st, stanza.NewError(stanza.BadRequest, "a presence's type must be one of those of RFC 6121 §4.7.1")))
+		return
+	}
+	u := b.getUser(bare)
 	if u != nil && from.Resourcepart() != "" && (typ == "" || typ == "unavailable") {
 		b.userPresence(u, from.String(), typ == "")
 	}
@@ -358,7 +369,9 @@ func (b *Bridge) linkUp(ctx context.Context, c *component.Conn) {
 		}
 		contacts, err := b.st.ListContacts(ctx, b.domain, u.jid)
 		if err != nil {
-			b.log.Warn("list contacts", "user", u.owner, "err", err)
+			if ctx.Err() == nil { // not the link going down meanwhile
+				b.log.Warn("list contacts", "user", u.owner, "err", err)
+			}
 			continue
 		}
 		for _, ct := range contacts {
