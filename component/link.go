@@ -309,8 +309,15 @@ func (l *Link) handshake(ctx context.Context, nc net.Conn) (*reader, string, err
 	r := newReader(nc, l.cfg.MaxStanzaSize)
 	r.maxDepth = l.cfg.MaxDepth
 	fail := func(what string, err error) (*reader, string, error) {
-		if f := r.classify(err, nil); f.err != nil {
+		f := r.classify(err, nil)
+		if f.err != nil {
 			err = f.err
+		}
+		if f.cond != "" {
+			// Tell the server why, as on an established stream (a DTD:
+			// restricted-xml; bad XML: not-well-formed).
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			nc.Write([]byte("<stream:error><" + f.cond + " xmlns='" + stanza.NSStreams + "'/></stream:error></stream:stream>"))
 		}
 		return nil, "", fmt.Errorf("%s: %w", what, err)
 	}
@@ -332,10 +339,14 @@ func (l *Link) handshake(ctx context.Context, nc net.Conn) (*reader, string, err
 	// waiting for our handshake (host-unknown, improper-addressing).
 	if id == "" {
 		_, err := l.readHandshakeReply(r)
-		if err == nil {
-			err = errors.New("stream header without id")
+		var se *StreamError
+		if errors.As(err, &se) {
+			return nil, "", err
 		}
-		return nil, "", err
+		if err == nil {
+			err = errors.New("the server sent a handshake nobody asked for")
+		}
+		return nil, "", fmt.Errorf("the server's stream header has no id, which the XEP-0114 handshake needs (is this port a component port?); then: %w", err)
 	}
 	b.Reset()
 	b.WriteString("<handshake>" + Handshake(id, l.cfg.Secret) + "</handshake>")

@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -1159,5 +1160,83 @@ func TestOversizedStanzaNotSent(t *testing.T) {
 	}
 	if n := hs.srv.Handshakes(); n != 1 {
 		t.Errorf("handshakes = %d: the link was dropped", n)
+	}
+}
+
+// scriptedServer accepts one connection at a time on loopback and answers
+// the component's stream header with script; what the component writes
+// back is returned, per connection, on the channel.
+func scriptedServer(t *testing.T, script string) (addr string, written <-chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	out := make(chan string, 16)
+	go func() {
+		for range 16 {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				nc.SetDeadline(time.Now().Add(waitLong))
+				buf := make([]byte, 4096)
+				n, _ := nc.Read(buf) // the component's stream header
+				got := string(buf[:n])
+				if hdr, rest, ok := strings.Cut(script, "<handshake/>"); ok {
+					nc.Write([]byte(hdr))
+					n, _ = nc.Read(buf) // its handshake
+					got += string(buf[:n])
+					nc.Write([]byte("<handshake/>" + rest))
+				} else {
+					nc.Write([]byte(script))
+				}
+				if tcp, ok := nc.(*net.TCPConn); ok && !strings.HasSuffix(script, "</stream:stream>") {
+					tcp.CloseWrite() // the server goes away mid-stream
+				}
+				rest, _ := io.ReadAll(nc)
+				out <- got + string(rest)
+			}()
+		}
+	}()
+	return ln.Addr().String(), out
+}
+
+// TestHandshakeFailuresExplained: a server that breaks the handshake gets
+// the stream error the established stream would give, and the log says
+// what was wrong, not only that the connection closed.
+func TestHandshakeFailuresExplained(t *testing.T) {
+	const header = "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' from='" + testDomain + "'"
+	for _, c := range []struct {
+		name, script, log, wrote string
+	}{
+		{"no id", header + ">", "stream header has no id", ""},
+		{"doctype", "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>]>" + header[len("<?xml version='1.0'?>"):] + " id='x1'>", "reading stream header", "<restricted-xml"},
+		{"cut stanza", header + " id='x2'><handshake/><message from='a@localhost' to='" + testDomain + "'><body>half", "in the middle of a <message>", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			addr, written := scriptedServer(t, c.script)
+			logs := &logBuf{}
+			cfg := testConfig(componenttest.NewServer(t, testDomain, testSecret), logs)
+			cfg.Addr = addr
+			l, err := New(cfg, newRecorder())
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runLink(t, l)
+			logs.waitFor(t, c.log)
+			stop()
+			select {
+			case w := <-written:
+				if c.wrote != "" && !strings.Contains(w, c.wrote) {
+					t.Errorf("the component wrote %q, want %s", w, c.wrote)
+				}
+			case <-time.After(waitLong):
+				t.Error("the connection did not end")
+			}
+		})
 	}
 }

@@ -211,6 +211,10 @@ func (r *reader) classify(err error, start *xml.StartElement) readFailure {
 		// error; the socket's own error is the real reason.
 		rerr := r.dec.ReadErr()
 		if rerr == io.EOF {
+			if start != nil {
+				return readFailure{err: fmt.Errorf("server closed the connection in the middle of a <%s> (%d bytes of it read and discarded)",
+					start.Name.Local, r.dec.InputOffset()-r.start)}
+			}
 			return readFailure{err: errors.New("server closed the connection")}
 		}
 		var ne net.Error
