@@ -141,6 +141,14 @@ func waitBound(t *testing.T, f *smpptest.SMSC) {
 	}
 }
 
+// partTaken fails the test unless the SMSC's deliver_sm got ESME_ROK.
+func partTaken(t *testing.T, r *pdu.DeliverSMResp) {
+	t.Helper()
+	if r.CommandStatus != data.ESME_ROK {
+		t.Fatalf("part answered %v", r.CommandStatus)
+	}
+}
+
 func incomingTexts(rec *legacytest.Recorder) []string {
 	var out []string
 	for _, ev := range rec.Events() {
@@ -163,12 +171,7 @@ func TestSMPPConcatenatedMO(t *testing.T) {
 	ie16 := func(ref uint16, total, part byte) pdu.UDH {
 		return pdu.UDH{pdu.InfoElement{ID: 0x08, Data: []byte{byte(ref >> 8), byte(ref), total, part}}}
 	}
-	ok := func(r *pdu.DeliverSMResp) {
-		t.Helper()
-		if r.CommandStatus != data.ESME_ROK {
-			t.Fatalf("part answered %v", r.CommandStatus)
-		}
-	}
+	ok := func(r *pdu.DeliverSMResp) { t.Helper(); partTaken(t, r) }
 	ok(f.DeliverUDH(t, from, to, "world", 0, data.GSM7BIT, ie8(7, 3, 2)))
 	ok(f.DeliverUDH(t, from, to, "world", 0, data.GSM7BIT, ie8(7, 3, 2))) // duplicate
 	ok(f.DeliverUDH(t, from, to, "Hello ", 0, data.GSM7BIT, ie8(7, 3, 1)))
@@ -319,12 +322,7 @@ func TestSMPPConcatSplitCharacter(t *testing.T) {
 	waitBound(t, f)
 	from, to := strings.TrimPrefix(contact, "+"), strings.TrimPrefix(myNumber, "+")
 	udh := func(ref, total, part byte) []byte { return []byte{5, 0, 3, ref, total, part} }
-	ok := func(r *pdu.DeliverSMResp) {
-		t.Helper()
-		if r.CommandStatus != data.ESME_ROK {
-			t.Fatalf("part answered %v", r.CommandStatus)
-		}
-	}
+	ok := func(r *pdu.DeliverSMResp) { t.Helper(); partTaken(t, r) }
 	// GSM-7 (unpacked): part 1 ends with the escape of "€" (0x1B 0x65).
 	ok(f.DeliverRaw(t, from, to, 0x40, 0, append(udh(8, 2, 1), append([]byte(strings.Repeat("x", 152)), 0x1B)...)))
 	ok(f.DeliverRaw(t, from, to, 0x40, 0, append(udh(8, 2, 2), 0x65, 'O', 'K')))
