@@ -85,7 +85,11 @@ func parse(raw []byte, maxFile int64) *parsed {
 	}
 	p.header(mr.Header)
 	top, params, _ := mr.Header.ContentType()
-	isReport := top == "multipart/report" && strings.EqualFold(params["report-type"], "delivery-status")
+	// A delivery status notification: RFC 3464, or its RFC 6533 form for
+	// internationalised mail (report-type global-delivery-status, as
+	// Postfix sends it, or delivery-status with the global parts).
+	rt := strings.ToLower(params["report-type"])
+	isReport := top == "multipart/report" && (rt == "delivery-status" || rt == "global-delivery-status")
 
 	var plain, html, original string
 	var plainSet, htmlSet bool
@@ -115,10 +119,11 @@ func parse(raw []byte, maxFile int64) *parsed {
 			continue
 		}
 		switch {
-		case isReport && typ == "message/delivery-status":
+		case isReport && (typ == "message/delivery-status" || typ == "message/global-delivery-status"):
 			p.bounce = parseDSN(body)
 			continue
-		case isReport && (typ == "text/rfc822-headers" || typ == "message/rfc822"):
+		case isReport && (typ == "text/rfc822-headers" || typ == "message/rfc822" ||
+			typ == "message/global-headers" || typ == "message/global"):
 			rh := readHeaderLoose(body)
 			if id, err := rh.MessageID(); err == nil && id != "" {
 				original = id

@@ -169,6 +169,21 @@ func TestParseBounce(t *testing.T) {
 	}
 }
 
+// An internationalised bounce (RFC 6533) is a bounce too: its status in
+// message/global-delivery-status, the returned header in
+// message/global-headers, with either report-type.
+func TestParseGlobalBounce(t *testing.T) {
+	global := strings.NewReplacer("message/delivery-status", "message/global-delivery-status",
+		"text/rfc822-headers", "message/global-headers", "Nobody@Example.org", "Jörg@Example.org").Replace(dsn)
+	for _, raw := range []string{global, strings.Replace(global, "report-type=delivery-status", "report-type=global-delivery-status", 1)} {
+		p := parse([]byte(crlf(raw)), 1<<20)
+		if p.bounce == nil || p.bounce.status != "5.1.1" || p.bounce.original != "jg.abc@example.com" || p.from != "jörg@example.org" ||
+			len(p.attachments) != 0 || !strings.Contains(p.text, "could not be delivered") {
+			t.Errorf("bounce = %+v, from %q, text %q, files %d", p.bounce, p.from, p.text, len(p.attachments))
+		}
+	}
+}
+
 func TestParseAttachments(t *testing.T) {
 	raw := crlf("From: bob@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=m\n\n" +
 		"--m\nContent-Type: text/plain\n\nsee attached\n" +
