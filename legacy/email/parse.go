@@ -5,16 +5,18 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/textproto"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message"
-	_ "github.com/emersion/go-message/charset" // legacy charsets
+	"github.com/emersion/go-message/charset" // legacy charsets
 	"github.com/emersion/go-message/mail"
 	"github.com/k3a/html2text"
 
@@ -65,7 +67,63 @@ func (b *bounce) err() error {
 	return permanentError(st, 0, "", b.status, text)
 }
 
-var wordDecoder = &mime.WordDecoder{CharsetReader: message.CharsetReader}
+var wordDecoder = &mime.WordDecoder{CharsetReader: func(cs string, r io.Reader) (io.Reader, error) {
+	return message.CharsetReader(cs, r)
+}}
+
+// Text labelled ISO-8859-1 or US-ASCII is very often Windows-1252 ("smart
+// quotes", €, dashes in 0x80–0x9F, where ISO-8859-1 has only control
+// characters). As browsers do (WHATWG Encoding Standard), these labels
+// are read as Windows-1252, a superset of ISO-8859-1's printable
+// characters: in bodies (message.CharsetReader, below; go-message passes
+// US-ASCII through, and an 8-bit byte in it makes the text invalid
+// UTF-8, read as Windows-1252 by parse) and in RFC 2047 words
+// (cleanHeader: the standard library decodes ISO-8859-1 words itself).
+var windows1252Labels = map[string]bool{
+	"ansi_x3.4-1968": true, "ascii": true, "cp819": true, "csisolatin1": true, "ibm819": true,
+	"iso-8859-1": true, "iso-ir-100": true, "iso8859-1": true, "iso88591": true, "iso_8859-1": true,
+	"iso_8859-1:1987": true, "l1": true, "latin1": true, "us-ascii": true, "x-cp1252": true,
+}
+
+func init() {
+	next := message.CharsetReader // go-message/charset's, set by its init
+	message.CharsetReader = func(cs string, r io.Reader) (io.Reader, error) {
+		if windows1252Labels[strings.ToLower(cs)] {
+			cs = "windows-1252"
+		}
+		return next(cs, r)
+	}
+}
+
+// latin1Word matches the start of an RFC 2047 encoded word whose charset
+// is read as Windows-1252 (also with an RFC 2231 language:
+// "=?iso-8859-1*de?Q?").
+var latin1Word = regexp.MustCompile(`(?i)=\?(` + strings.Join(slices.Sorted(maps.Keys(windows1252Labels)), "|") + `)(\*[a-z0-9-]*)?\?([bq])\?`)
+
+// cleanHeader prepares a header for reading: the encoded words of its
+// values labelled ISO-8859-1 or US-ASCII are read as Windows-1252.
+func cleanHeader(h *message.Header) {
+	var keys []string
+	for fs := h.Fields(); fs.Next(); {
+		if v := fs.Value(); cleanValue(v) != v && !slices.Contains(keys, fs.Key()) {
+			keys = append(keys, fs.Key())
+		}
+	}
+	for _, k := range keys {
+		vs := h.Values(k) // the first is what Get returns
+		h.Del(k)
+		for i := len(vs) - 1; i >= 0; i-- { // Get returns the last added
+			h.Add(k, cleanValue(vs[i]))
+		}
+	}
+}
+
+func cleanValue(v string) string {
+	if !strings.Contains(v, "=?") {
+		return v
+	}
+	return latin1Word.ReplaceAllString(v, "=?windows-1252?$3?")
+}
 
 // parse converts a raw mail. It never fails: what cannot be read is
 // described in the text, so a broken mail still reaches the user.
@@ -76,13 +134,16 @@ func parse(raw []byte, maxFile int64) *parsed {
 	// mr is nil for an unknown top-level transfer encoding (found by
 	// FuzzParse: "Content-Transfer-Encoding: 0" crashed the session).
 	if mr == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
-		p.header(readHeaderLoose(raw))
+		h := readHeaderLoose(raw)
+		cleanHeader(&h.Header)
+		p.header(h)
 		p.text = fmt.Sprintf("[This mail could not be read (%v); %d bytes, read it in your mail client.]", err, len(raw))
 		return p
 	}
 	if err != nil {
 		problems = append(problems, charsetNote(err))
 	}
+	cleanHeader(&mr.Header.Header)
 	p.header(mr.Header)
 	top, params, _ := mr.Header.ContentType()
 	// A delivery status notification: RFC 3464, or its RFC 6533 form for
@@ -112,6 +173,7 @@ func parse(raw []byte, maxFile int64) *parsed {
 		case *mail.AttachmentHeader:
 			h = ph.Header
 		}
+		cleanHeader(&h)
 		typ, _, _ := h.ContentType()
 		body, rerr := io.ReadAll(io.LimitReader(part.Body, max(maxFile, 1<<20)+1))
 		if rerr != nil {
@@ -154,8 +216,9 @@ func parse(raw []byte, maxFile int64) *parsed {
 			continue
 		}
 		if !utf8.Valid(body) {
-			// An unknown or lying charset: Latin-1 keeps every byte readable.
-			body = latin1(body)
+			// An unknown or lying charset, 8-bit text labelled US-ASCII or
+			// not labelled: Windows-1252 keeps every byte readable.
+			body = windows1252(body)
 		}
 		switch {
 		case typ == "text/plain" && !plainSet:
@@ -353,12 +416,15 @@ func charsetNote(err error) string {
 	return err.Error()
 }
 
-func latin1(b []byte) []byte {
-	r := make([]rune, len(b))
-	for i, c := range b {
-		r[i] = rune(c)
+// windows1252 decodes b as Windows-1252 (Latin-1 with the printable
+// characters of 0x80–0x9F).
+func windows1252(b []byte) []byte {
+	if r, err := charset.Reader("windows-1252", bytes.NewReader(b)); err == nil {
+		if u, err := io.ReadAll(r); err == nil {
+			return u
+		}
 	}
-	return []byte(string(r))
+	return []byte(strings.ToValidUTF8(string(b), "\uFFFD"))
 }
 
 func normalizeNewlines(s string) string {

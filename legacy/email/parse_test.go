@@ -72,6 +72,24 @@ func TestParseUnknownCharset(t *testing.T) {
 	}
 }
 
+// Text labelled ISO-8859-1 or US-ASCII, or not labelled, is read as
+// Windows-1252 (WHATWG): the quotes, € and dashes of 0x80–0x9F survive,
+// in the body and in RFC 2047 words.
+func TestParseWindows1252(t *testing.T) {
+	for _, c := range []struct{ name, hdr, body string }{
+		{"iso-8859-1 quoted-printable", "Content-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable", "=93Hi=94 5=80 =96 ok"},
+		{"latin1 8bit", "Content-Type: text/plain; charset=latin1\nContent-Transfer-Encoding: 8bit", "\x93Hi\x94 5\x80 \x96 ok"},
+		{"us-ascii 8bit", "Content-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: 8bit", "\x93Hi\x94 5\x80 \x96 ok"},
+		{"no charset", "Content-Type: text/plain", "\x93Hi\x94 5\x80 \x96 ok"},
+	} {
+		p := parse([]byte(crlf("From: =?ISO-8859-1?Q?=93Bob=94?= <bob@example.org>\nSubject: =?iso-8859-1?q?=93Hi=94_5=80?= =?us-ascii?Q?=96_ok?=\n"+
+			"MIME-Version: 1.0\n"+c.hdr+"\n\n"+c.body+"\n")), 1<<20)
+		if p.text != "“Hi” 5€ – ok" || p.subject != "“Hi” 5€– ok" || p.fromName != "“Bob”" {
+			t.Errorf("%s: text %q, subject %q, name %q", c.name, p.text, p.subject, p.fromName)
+		}
+	}
+}
+
 func TestParseAutomated(t *testing.T) {
 	for _, c := range []struct{ hdr, want string }{
 		{"Auto-Submitted: auto-replied", "automatic"},
