@@ -100,8 +100,11 @@ func init() {
 // "=?iso-8859-1*de?Q?").
 var latin1Word = regexp.MustCompile(`(?i)=\?(` + strings.Join(slices.Sorted(maps.Keys(windows1252Labels)), "|") + `)(\*[a-z0-9-]*)?\?([bq])\?`)
 
-// cleanHeader prepares a header for reading: the encoded words of its
-// values labelled ISO-8859-1 or US-ASCII are read as Windows-1252.
+// cleanHeader prepares a header for reading: a value that is not UTF-8
+// (raw 8-bit text, "From: J\xf6rg <j@example.org>", which RFC 5322
+// forbids and some mailers send) is read as Windows-1252, so the name
+// and subject are readable and no invalid UTF-8 goes on; the encoded
+// words labelled ISO-8859-1 or US-ASCII are read as Windows-1252.
 func cleanHeader(h *message.Header) {
 	var keys []string
 	for fs := h.Fields(); fs.Next(); {
@@ -119,6 +122,9 @@ func cleanHeader(h *message.Header) {
 }
 
 func cleanValue(v string) string {
+	if !utf8.ValidString(v) {
+		v = string(windows1252([]byte(v)))
+	}
 	if !strings.Contains(v, "=?") {
 		return v
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jabbergate/jabbergate/legacy"
 )
@@ -87,6 +88,21 @@ func TestParseWindows1252(t *testing.T) {
 		if p.text != "“Hi” 5€ – ok" || p.subject != "“Hi” 5€– ok" || p.fromName != "“Bob”" {
 			t.Errorf("%s: text %q, subject %q, name %q", c.name, p.text, p.subject, p.fromName)
 		}
+	}
+}
+
+// Raw 8-bit header fields (not RFC 2047) are read as Windows-1252: the
+// sender's name and the subject are readable, and no invalid UTF-8 goes
+// on; a header in raw UTF-8 (RFC 6532) stays as it is.
+func TestParse8BitHeaders(t *testing.T) {
+	p := parse([]byte(crlf("From: J\xf6rg \x93JM\x94 <j@example.org>\nSubject: Gr\xfc\xdfe \x80\nMessage-ID: <a\xe9@example.org>\n"+
+		"Content-Type: text/plain; charset=iso-8859-1\n\nhi \xe9\n")), 1<<20)
+	if p.from != "j@example.org" || p.fromName != "Jörg “JM”" || p.subject != "Grüße €" || p.text != "hi é" || !utf8.ValidString(p.id) {
+		t.Errorf("from %q name %q subject %q text %q id %q", p.from, p.fromName, p.subject, p.text, p.id)
+	}
+	p = parse([]byte(crlf("From: Jörg <jörg@example.org>\nSubject: Grüße\n\nhi\n")), 1<<20)
+	if p.from != "jörg@example.org" || p.fromName != "Jörg" || p.subject != "Grüße" {
+		t.Errorf("UTF-8 header: from %q name %q subject %q", p.from, p.fromName, p.subject)
 	}
 }
 
