@@ -204,11 +204,7 @@ func parse(raw []byte, maxFile int64) *parsed {
 			ah, isAttachment = &mail.AttachmentHeader{Header: h}, true
 		}
 		if isAttachment {
-			name, _ := ah.Filename()
-			if name == "" {
-				_, params, _ := h.ContentType()
-				name = params["name"]
-			}
+			name := fileName(ah.Header)
 			if name == "" {
 				// An inline image (cid:) often has no name: one from its
 				// type, so the file has an extension ("image-1.png").
@@ -340,6 +336,63 @@ func (p *parsed) header(h mail.Header) {
 	case h.Get("List-Id") != "" || prec == "list" || prec == "bulk" || prec == "junk":
 		p.automated = "list"
 	}
+}
+
+// fileName is the name of an attachment: the Content-Disposition's
+// filename, else the Content-Type's name (RFC 2231 or RFC 2047), in any
+// charset; "" without one.
+func fileName(h message.Header) string {
+	for _, f := range []struct{ field, param string }{{"Content-Disposition", "filename"}, {"Content-Type", "name"}} {
+		v := h.Get(f.field)
+		if v == "" {
+			continue
+		}
+		if n := param2231(v, f.param); n != "" {
+			return n
+		}
+		if _, params, err := mime.ParseMediaType(v); err == nil && params[f.param] != "" {
+			n, err := wordDecoder.DecodeHeader(params[f.param])
+			if err != nil {
+				n = params[f.param]
+			}
+			if !utf8.ValidString(n) { // percent-encoded bytes that are no UTF-8
+				n = string(windows1252([]byte(n)))
+			}
+			return n
+		}
+	}
+	return ""
+}
+
+// ext2231 matches the start of an RFC 2231 extended parameter, its name
+// and charset ("filename*=iso-8859-1'", "name*0*=\"koi8-r'").
+var ext2231 = regexp.MustCompile(`(?i)(?:^|;)\s*([a-z0-9_.-]+)\*(?:0\*)?\s*=\s*"?([^'"\s;]*)'`)
+
+// param2231 returns the parameter param of the header value v when it
+// is an RFC 2231 extended value in a charset other than UTF-8, which the
+// standard library leaves out ("filename*=iso-8859-1'fr'r%E9sum%E9.pdf")
+// or takes as UTF-8 (US-ASCII): its bytes, decoded from that charset.
+func param2231(v, param string) string {
+	for _, m := range ext2231.FindAllStringSubmatchIndex(v, -1) {
+		cs := v[m[4]:m[5]]
+		if !strings.EqualFold(v[m[2]:m[3]], param) || cs == "" || strings.EqualFold(cs, "utf-8") {
+			continue
+		}
+		_, params, err := mime.ParseMediaType(v[:m[4]] + "utf-8" + v[m[5]:])
+		if err != nil || params[param] == "" {
+			return ""
+		}
+		r, err := message.CharsetReader(strings.ToLower(cs), strings.NewReader(params[param]))
+		if err != nil {
+			return ""
+		}
+		b, err := io.ReadAll(r)
+		if err != nil || !utf8.Valid(b) {
+			return ""
+		}
+		return string(b)
+	}
+	return ""
 }
 
 // readHeaderLoose reads the header of a mail whose MIME structure is

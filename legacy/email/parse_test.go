@@ -234,6 +234,32 @@ func TestParseAttachments(t *testing.T) {
 	}
 }
 
+// An RFC 2231 file name in a charset other than UTF-8 (which Go's mime
+// package leaves out) is decoded from that charset, continuations too;
+// an ASCII name= in the Content-Type does not hide it.
+func TestParseAttachmentNameCharsets(t *testing.T) {
+	part := func(disp string) string {
+		return "--m\nContent-Type: application/pdf\nContent-Disposition: " + disp + "\nContent-Transfer-Encoding: base64\n\nJVBERi0=\n"
+	}
+	raw := crlf("From: bob@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=m\n\n" +
+		"--m\nContent-Type: text/plain\n\nsee attached\n" +
+		part("attachment; filename*=iso-8859-1''r%E9sum%E9.pdf") +
+		part("attachment; filename*=ISO-8859-15'fr'%A4uros.pdf") +
+		part("attachment;\n filename*0*=koi8-r''%F0%D2%C9;\n filename*1*=%D7%C5%D4.pdf") +
+		part("attachment; filename*=utf8''caf%C3%A9.pdf") +
+		part("attachment; filename*=us-ascii''caf%E9.pdf") +
+		strings.Replace(part("attachment; filename*=windows-1251''%CF%F0%E8%E2%E5%F2.pdf"), "application/pdf", "application/pdf; name=file.pdf", 1) +
+		"--m--\n")
+	p := parse([]byte(raw), 1<<20)
+	var names []string
+	for _, a := range p.attachments {
+		names = append(names, a.Name)
+	}
+	if want := "résumé.pdf,€uros.pdf,Привет.pdf,café.pdf,café.pdf,Привет.pdf"; strings.Join(names, ",") != want {
+		t.Errorf("names %q, want %s", names, want)
+	}
+}
+
 // A bounce's status maps as SMTP replies do: 5.2.2 is a full mailbox (the
 // recipient's side), not a message too large.
 func TestBounceStatus(t *testing.T) {
