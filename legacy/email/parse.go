@@ -158,8 +158,8 @@ func parse(raw []byte, maxFile int64) *parsed {
 	rt := strings.ToLower(params["report-type"])
 	isReport := top == "multipart/report" && (rt == "delivery-status" || rt == "global-delivery-status")
 
-	var plain, html, original string
-	var plainSet, htmlSet bool
+	var plain, html []string // the body's text parts, in order
+	var original string
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -180,7 +180,11 @@ func parse(raw []byte, maxFile int64) *parsed {
 			h = ph.Header
 		}
 		cleanHeader(&h)
-		typ, _, _ := h.ContentType()
+		typ, _, err := h.ContentType()
+		if err != nil { // a malformed Content-Type: its media type as written
+			typ, _, _ = strings.Cut(strings.ToLower(typ), ";")
+			typ = strings.TrimSpace(typ)
+		}
 		body, rerr := io.ReadAll(io.LimitReader(part.Body, max(maxFile, 1<<20)+1))
 		if rerr != nil {
 			problems = append(problems, "part unreadable: "+rerr.Error())
@@ -199,8 +203,10 @@ func parse(raw []byte, maxFile int64) *parsed {
 			continue
 		}
 		ah, isAttachment := part.Header.(*mail.AttachmentHeader)
-		if !isAttachment && typ != "" && !strings.HasPrefix(typ, "text/") {
-			// An inline image or other inline non-text part (cid:).
+		if !isAttachment && !bodyText(typ, h) {
+			// An inline image or other inline non-text part (cid:), a
+			// text file shown inline (a patch, "notes.txt"), text that is
+			// neither plain nor HTML (text/calendar): a file.
 			ah, isAttachment = &mail.AttachmentHeader{Header: h}, true
 		}
 		if isAttachment {
@@ -222,20 +228,19 @@ func parse(raw []byte, maxFile int64) *parsed {
 			// not labelled: Windows-1252 keeps every byte readable.
 			body = windows1252(body)
 		}
-		switch {
-		case typ == "text/plain" && !plainSet:
-			plain, plainSet = string(body), true
-		case typ == "text/html" && !htmlSet:
-			html, htmlSet = string(body), true
-		case typ == "" && !plainSet:
-			plain, plainSet = string(body), true
+		if typ == "text/html" {
+			html = append(html, htmlText(string(body)))
+		} else {
+			plain = append(plain, normalizeNewlines(string(body)))
 		}
 	}
+	// The plain text parts (all of them: Apple Mail splits the text
+	// around an inline image), else the HTML ones.
 	switch {
-	case plainSet:
-		p.text = trimQuote(normalizeNewlines(plain))
-	case htmlSet:
-		p.text = trimQuote(htmlText(html))
+	case len(plain) > 0:
+		p.text = trimQuote(joinParts(plain))
+	case len(html) > 0:
+		p.text = trimQuote(joinParts(html))
 	}
 	if isReport && p.bounce == nil {
 		p.bounce = &bounce{action: "failed"}
@@ -338,30 +343,56 @@ func (p *parsed) header(h mail.Header) {
 	}
 }
 
+// bodyText reports whether an inline part of type typ is text of the
+// mail's body: plain text or HTML without a file name.
+func bodyText(typ string, h message.Header) bool {
+	return (typ == "text/plain" || typ == "text/html" || typ == "") && param(h, "Content-Disposition", "filename") == ""
+}
+
+// joinParts joins the texts of a body's parts, an empty line between
+// two, the empty ones left out.
+func joinParts(parts []string) string {
+	var texts []string
+	for _, t := range parts {
+		if t = strings.TrimRight(strings.Trim(t, "\n"), " \t\n"); strings.TrimSpace(t) != "" {
+			texts = append(texts, t)
+		}
+	}
+	return strings.Join(texts, "\n\n")
+}
+
 // fileName is the name of an attachment: the Content-Disposition's
 // filename, else the Content-Type's name (RFC 2231 or RFC 2047), in any
 // charset; "" without one.
 func fileName(h message.Header) string {
-	for _, f := range []struct{ field, param string }{{"Content-Disposition", "filename"}, {"Content-Type", "name"}} {
-		v := h.Get(f.field)
-		if v == "" {
-			continue
-		}
-		if n := param2231(v, f.param); n != "" {
-			return n
-		}
-		if _, params, err := mime.ParseMediaType(v); err == nil && params[f.param] != "" {
-			n, err := wordDecoder.DecodeHeader(params[f.param])
-			if err != nil {
-				n = params[f.param]
-			}
-			if !utf8.ValidString(n) { // percent-encoded bytes that are no UTF-8
-				n = string(windows1252([]byte(n)))
-			}
-			return n
-		}
+	if n := param(h, "Content-Disposition", "filename"); n != "" {
+		return n
 	}
-	return ""
+	return param(h, "Content-Type", "name")
+}
+
+// param is the parameter name of the header field, decoded (RFC 2231 or
+// RFC 2047, any charset); "" without one.
+func param(h message.Header, field, name string) string {
+	v := h.Get(field)
+	if v == "" {
+		return ""
+	}
+	if n := param2231(v, name); n != "" {
+		return n
+	}
+	_, params, err := mime.ParseMediaType(v)
+	if err != nil || params[name] == "" {
+		return ""
+	}
+	n, err := wordDecoder.DecodeHeader(params[name])
+	if err != nil {
+		n = params[name]
+	}
+	if !utf8.ValidString(n) { // percent-encoded bytes that are no UTF-8
+		n = string(windows1252([]byte(n)))
+	}
+	return n
 }
 
 // ext2231 matches the start of an RFC 2231 extended parameter, its name

@@ -234,6 +234,31 @@ func TestParseAttachments(t *testing.T) {
 	}
 }
 
+// Every text part of the body is kept, in order (Apple Mail splits the
+// text around an inline image); a text part with a file name, or text
+// that is neither plain nor HTML (a patch, an invitation), is a file.
+func TestParseTextParts(t *testing.T) {
+	p := parse([]byte(crlf("From: bob@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=m\n\n"+
+		"--m\nContent-Type: text/plain\n\nPart one\n\n"+
+		"--m\nContent-Type: image/jpeg; name=p.jpg\nContent-Disposition: inline; filename=p.jpg\nContent-Transfer-Encoding: base64\n\n/9j/\n"+
+		"--m\nContent-Type: text/plain; charset=utf-8\n\nPart two, after the image\n"+
+		"--m\nContent-Type: text/plain; name=notes.txt\nContent-Disposition: inline; filename=notes.txt\n\nNOTES\n"+
+		"--m\nContent-Type: text/x-patch; name=fix.patch\nContent-Disposition: inline; filename=fix.patch\n\ndiff --git a/x b/x\n"+
+		"--m\nContent-Type: text/calendar; method=REQUEST; charset=utf-8\n\nBEGIN:VCALENDAR\n"+
+		"--m\nContent-Type: text/plain\n\n-- \nBob\n--m--\n")), 1<<20)
+	if p.text != "Part one\n\nPart two, after the image" {
+		t.Errorf("text = %q", p.text)
+	}
+	var files []string
+	for _, a := range p.attachments {
+		files = append(files, a.Name+" "+a.Type+" "+strings.TrimSpace(string(a.Data)))
+	}
+	want := []string{"p.jpg image/jpeg \xff\xd8\xff", "notes.txt text/plain NOTES", "fix.patch text/x-patch diff --git a/x b/x", "attachment-4.ics text/calendar BEGIN:VCALENDAR"}
+	if strings.Join(files, "|") != strings.Join(want, "|") {
+		t.Errorf("files %q, want %q", files, want)
+	}
+}
+
 // An RFC 2231 file name in a charset other than UTF-8 (which Go's mime
 // package leaves out) is decoded from that charset, continuations too;
 // an ASCII name= in the Content-Type does not hide it.
