@@ -159,6 +159,9 @@ func parse(raw []byte, maxFile int64) *parsed {
 	isReport := top == "multipart/report" && (rt == "delivery-status" || rt == "global-delivery-status")
 
 	var plain, html []string // the body's text parts, in order
+	// The most read of a part: a larger file is left in the mailbox, a
+	// longer text is cut.
+	textLimit := max(maxFile, 1<<20)
 	var original string
 	for {
 		part, err := mr.NextPart()
@@ -185,7 +188,7 @@ func parse(raw []byte, maxFile int64) *parsed {
 			typ, _, _ = strings.Cut(strings.ToLower(typ), ";")
 			typ = strings.TrimSpace(typ)
 		}
-		body, rerr := io.ReadAll(io.LimitReader(part.Body, max(maxFile, 1<<20)+1))
+		body, rerr := io.ReadAll(io.LimitReader(part.Body, textLimit+1))
 		if rerr != nil {
 			problems = append(problems, "part unreadable: "+rerr.Error())
 			continue
@@ -222,6 +225,13 @@ func parse(raw []byte, maxFile int64) *parsed {
 			}
 			p.attachments = append(p.attachments, legacy.Attachment{Name: name, Type: typ, Data: body})
 			continue
+		}
+		if int64(len(body)) > textLimit {
+			body = body[:textLimit]
+			if t := trimPartialRune(body); utf8.Valid(t) {
+				body = t // UTF-8 cut in the middle of a character
+			}
+			problems = append(problems, fmt.Sprintf("… cut by the gateway: the text of this mail is longer than %d KiB; read it whole in your mail client", textLimit>>10))
 		}
 		if !utf8.Valid(body) {
 			// An unknown or lying charset, 8-bit text labelled US-ASCII or
@@ -504,6 +514,20 @@ func charsetNote(err error) string {
 		return "this mail uses a charset the gateway does not know; text shown as Latin-1"
 	}
 	return err.Error()
+}
+
+// trimPartialRune removes the start of a UTF-8 character that b ends
+// with: what is left of a text cut at a byte count.
+func trimPartialRune(b []byte) []byte {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
 }
 
 // windows1252 decodes b as Windows-1252 (Latin-1 with the printable

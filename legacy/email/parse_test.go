@@ -259,6 +259,26 @@ func TestParseTextParts(t *testing.T) {
 	}
 }
 
+// A text longer than the gateway reads (max_file_size, at least 1 MiB)
+// is cut with a note, and a cut in the middle of a UTF-8 character does
+// not turn the whole text into Latin-1.
+func TestParseLongTextCut(t *testing.T) {
+	mail := func(body string) []byte {
+		return []byte(crlf("From: bob@example.org\nSubject: long\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n" + body))
+	}
+	for _, x := range []string{"", "x"} { // "x": 1 MiB cuts an é in two
+		p := parse(mail(x+strings.Repeat("é", 600000)+"\nend\n"), 100<<10) // 1.2 MB
+		text, note, _ := strings.Cut(p.text, "\n\n[")
+		if text != x+strings.Repeat("é", 1<<19-len(x)) || note != "… cut by the gateway: the text of this mail is longer than 1024 KiB; read it whole in your mail client]" {
+			t.Errorf("%q: text: %d bytes, %q … %q", x, len(p.text), p.text[:min(len(p.text), 10)], p.text[max(0, len(p.text)-120):])
+		}
+	}
+	p := parse(mail(strings.Repeat("é", 1<<19)), 100<<10) // exactly 1 MiB
+	if p.text != strings.Repeat("é", 1<<19) {
+		t.Errorf("a text of 1 MiB: %d bytes, %q…", len(p.text), p.text[max(0, len(p.text)-120):])
+	}
+}
+
 // An RFC 2231 file name in a charset other than UTF-8 (which Go's mime
 // package leaves out) is decoded from that charset, continuations too;
 // an ASCII name= in the Content-Type does not hide it.
