@@ -712,7 +712,9 @@ func TestXOAUTH2(t *testing.T) {
 
 // A mail without Message-ID gets a stable id from (UIDVALIDITY, UID); a
 // mail above max_message_size arrives as a notice; a mail without a From
-// arrives from the mailbox itself.
+// arrives from its Sender, else its envelope sender (Return-Path), else
+// — or when that is the user — from the "unknown-sender" contact, never
+// from the user, who would be a contact of their own; Send refuses it.
 func TestOddMails(t *testing.T) {
 	im := startIMAP(t, true)
 	n := testNetwork(t)
@@ -723,7 +725,10 @@ func TestOddMails(t *testing.T) {
 	im.deliver(t, "From: bob@example.org\nSubject: no id\n\nhello\n", time.Time{})
 	im.deliver(t, simpleMail("bob@example.org", "huge", "huge@x", strings.Repeat("big ", 1000)), time.Time{})
 	im.deliver(t, "Subject: anonymous\nMessage-ID: <anon@x>\n\nwho?\n", time.Time{})
-	in := r.waitIncoming(t, 3)
+	im.deliver(t, "From: undisclosed-recipients:;\nSender: Dave <Dave@Example.org>\nSubject: group\nMessage-ID: <grp@x>\n\nvia Sender\n", time.Time{})
+	im.deliver(t, "Return-Path: <carol@example.org>\nSubject: envelope\nMessage-ID: <env@x>\n\nvia Return-Path\n", time.Time{})
+	im.deliver(t, "Return-Path: <Alice@Example.com>\nSubject: mine\nMessage-ID: <mine@x>\n\nfrom me?\n", time.Time{})
+	in := r.waitIncoming(t, 6)
 	r.sess.mu.Lock()
 	v := r.sess.state.UIDValidity
 	r.sess.mu.Unlock()
@@ -733,8 +738,19 @@ func TestOddMails(t *testing.T) {
 	if in[1].ID != "huge@x" || in[1].Subject != "huge" || !strings.Contains(in[1].Text, "too large") {
 		t.Errorf("huge mail: %+v", in[1])
 	}
-	if in[2].Chat != testAddr || !strings.Contains(in[2].Text, "without a valid From") || !strings.Contains(in[2].Text, "who?") {
-		t.Errorf("anonymous mail: %+v", in[2])
+	for i, chat := range []legacy.ChatID{2: unknownSender, 3: "dave@example.org", 4: "carol@example.org", 5: unknownSender} {
+		if i >= 2 && (in[i].Chat != chat || !strings.HasPrefix(in[i].Text, "[Mail without a valid From address]\n")) {
+			t.Errorf("mail %s: from %q, %q; want from %q", in[i].ID, in[i].Chat, in[i].Text, chat)
+		}
+	}
+	for _, ev := range r.rec.Events() {
+		if c, ok := ev.(legacy.Contact); ok && (c.Chat == testAddr || c.Chat == unknownSender && c.Name != "Unknown sender" ||
+			c.Chat == "dave@example.org" && c.Name != "Dave") {
+			t.Errorf("contact %+v", c)
+		}
+	}
+	if _, err := r.sess.Send(context.Background(), &legacy.Message{Chat: unknownSender, Text: "who are you?", Key: "u1"}); !isErr(err, legacy.ErrNotFound) {
+		t.Errorf("Send to %s: %v, want ErrNotFound", unknownSender, err)
 	}
 }
 

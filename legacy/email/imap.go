@@ -575,11 +575,15 @@ func (s *session) importOne(ctx context.Context, cl *imapclient.Client, m *imapc
 		if m.InternalDate.After(st.LastDate) {
 			st.LastDate = m.InternalDate.UTC()
 		}
-		if p.from != "" && p.bounce == nil && p.messageID != "" {
+		if p.from != unknownSender && p.bounce == nil && p.messageID != "" {
 			rememberThread(st, p)
 		}
 	})
 }
+
+// unknownSender is the contact a mail without a sender comes from: no
+// address, so no other contact's id, and Send refuses it.
+const unknownSender = "unknown-sender"
 
 // expunged reports whether the message uid no longer exists.
 func expunged(cl *imapclient.Client, uid imap.UID) (bool, error) {
@@ -665,9 +669,12 @@ func (st *state) replyContext(id, with string) (*thread, []string) {
 
 // deliver emits the events of one parsed mail.
 func (s *session) deliver(ctx context.Context, p *parsed) error {
-	if p.from == "" {
-		// No usable sender: deliver from the mailbox itself so nothing is lost.
-		p.from = s.cfg.address
+	if p.noFrom {
+		if p.from == "" || p.from == s.cfg.address {
+			// Nothing says who sent it: a contact standing for no one,
+			// not the user (who would be a contact of their own).
+			p.from, p.fromName = unknownSender, "Unknown sender"
+		}
 		p.text = "[Mail without a valid From address]\n" + p.text
 	}
 	if p.automated != "" && p.bounce == nil {

@@ -29,6 +29,10 @@ type parsed struct {
 	messageID string
 	from      string // lower-cased addr-spec
 	fromName  string
+	// noFrom: the mail has no usable From (none, or a group such as
+	// "undisclosed-recipients:;"); from is then its Sender, else its
+	// envelope sender (Return-Path), else empty.
+	noFrom bool
 	// replyTo are the Reply-To addresses (RFC 5322 §3.6.2) when they are
 	// not just the From address: where a reply goes. replyToText is the
 	// field as the user reads it ("Support Team <support@shop.example>").
@@ -260,7 +264,7 @@ func parse(raw []byte, maxFile int64) *parsed {
 		p.text = p.bounce.describe()
 		if p.bounce.recipient != "" {
 			if a, err := parseAddress(p.bounce.recipient); err == nil {
-				p.from, p.fromName = a, ""
+				p.from, p.fromName, p.noFrom = a, "", false
 			}
 		}
 		p.automated = ""
@@ -292,6 +296,17 @@ func (p *parsed) header(h mail.Header) {
 		}
 		if a, err := parseAddress(v); err == nil {
 			p.from = a
+		}
+	}
+	if p.from == "" {
+		p.noFrom = true
+		for _, k := range []string{"Sender", "Return-Path"} {
+			if addrs, err := h.AddressList(k); err == nil && len(addrs) > 0 {
+				if a, err := canonicalAddress(addrs[0].Address); err == nil {
+					p.from, p.fromName = a, addrs[0].Name
+					break
+				}
+			}
 		}
 	}
 	if addrs, err := h.AddressList("Reply-To"); err == nil {

@@ -27,6 +27,10 @@ import (
 
 // Send implements legacy.Session: it builds the mail and submits it.
 func (s *session) Send(ctx context.Context, m *legacy.Message) (legacy.MessageID, error) {
+	if m.Chat == unknownSender {
+		return "", &legacy.ReasonError{Reason: "the mail from this contact had no sender address; there is no one to answer",
+			Err: legacy.ErrNotFound}
+	}
 	to, err := parseAddress(string(m.Chat))
 	if err != nil {
 		return "", err
