@@ -360,8 +360,12 @@ func (p *parsed) header(h mail.Header) {
 	}
 	as := strings.ToLower(strings.TrimSpace(h.Get("Auto-Submitted")))
 	prec := strings.ToLower(strings.TrimSpace(h.Get("Precedence")))
+	xar := strings.ToLower(strings.TrimSpace(h.Get("X-Autoreply")))
+	// X-Autoreply (vacation programs, Zimbra) and Precedence: auto_reply
+	// mark auto-replies of mailers without Auto-Submitted; not
+	// X-Auto-Response-Suppress, which Outlook sets on ordinary mail too.
 	switch {
-	case as != "" && as != "no":
+	case as != "" && as != "no", xar != "" && xar != "no", prec == "auto_reply":
 		p.automated = "automatic"
 	case h.Get("List-Id") != "" || prec == "list" || prec == "bulk" || prec == "junk":
 		p.automated = "list"

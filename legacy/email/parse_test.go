@@ -112,6 +112,9 @@ func TestParseAutomated(t *testing.T) {
 		{"Auto-Submitted: no", ""},
 		{"List-Id: <dev.lists.example.org>", "list"},
 		{"Precedence: bulk", "list"},
+		{"X-Autoreply: yes", "automatic"},
+		{"Precedence: auto_reply", "automatic"},
+		{"X-Auto-Response-Suppress: All", ""}, // Outlook sets it on ordinary mail too
 	} {
 		p := parse([]byte(crlf("From: bob@example.org\n"+c.hdr+"\n\nbody\n")), 1<<20)
 		if p.automated != c.want {
