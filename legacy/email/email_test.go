@@ -1113,3 +1113,15 @@ func TestInternationalAddresses(t *testing.T) {
 		t.Errorf("a mail went out")
 	}
 }
+
+// An attachment whose header cannot be written (a type with a line break,
+// from the XMPP side) is refused, not sent as a part whose header stops
+// short and swallows its body: go-message's multipart writer drops that
+// error.
+func TestComposeBadAttachmentHeader(t *testing.T) {
+	m := &legacy.Message{Text: "see file", Attachments: []legacy.Attachment{{Name: "x.pdf", Type: "application/pdf\r\nBcc: eve@evil.example", Data: []byte("%PDF")}}}
+	raw, err := compose(m, plan{subject: "file"}, addrs{from: testAddr, to: []string{"bob@example.org"}}, "jg.1@example.com", time.Now())
+	if !isErr(err, legacy.ErrRejected) {
+		t.Errorf("compose: %v, want ErrRejected; mail:\n%s", err, raw)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"golang.org/x/net/idna"
@@ -354,8 +355,12 @@ func compose(m *legacy.Message, pl plan, env addrs, id string, now time.Time) ([
 		if err != nil {
 			return nil, err
 		}
-		io.WriteString(w, crlf(m.Text))
-		w.Close()
+		if _, err := io.WriteString(w, crlf(m.Text)); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
 	}
 	for i, a := range m.Attachments {
 		var ah mail.AttachmentHeader
@@ -370,12 +375,22 @@ func compose(m *legacy.Message, pl plan, env addrs, id string, now time.Time) ([
 		}
 		ah.SetFilename(name)
 		ah.Set("Content-Transfer-Encoding", "base64")
+		// go-message's multipart writer drops the error of writing a
+		// part's header (a value with a line break): a part whose header
+		// stops short would swallow its body. Write it here first.
+		if err := textproto.WriteHeader(io.Discard, ah.Header.Header); err != nil {
+			return nil, &legacy.ReasonError{Reason: fmt.Sprintf("the file %q cannot be sent: %v", name, err), Err: legacy.ErrRejected}
+		}
 		w, err := mw.CreateAttachment(ah)
 		if err != nil {
 			return nil, err
 		}
-		w.Write(a.Data)
-		w.Close()
+		if _, err := w.Write(a.Data); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
 	}
 	if err := mw.Close(); err != nil {
 		return nil, err
