@@ -1114,14 +1114,55 @@ func TestInternationalAddresses(t *testing.T) {
 	}
 }
 
-// An attachment whose header cannot be written (a type with a line break,
-// from the XMPP side) is refused, not sent as a part whose header stops
-// short and swallows its body: go-message's multipart writer drops that
-// error.
-func TestComposeBadAttachmentHeader(t *testing.T) {
-	m := &legacy.Message{Text: "see file", Attachments: []legacy.Attachment{{Name: "x.pdf", Type: "application/pdf\r\nBcc: eve@evil.example", Data: []byte("%PDF")}}}
-	raw, err := compose(m, plan{subject: "file"}, addrs{from: testAddr, to: []string{"bob@example.org"}}, "jg.1@example.com", time.Now())
-	if !isErr(err, legacy.ErrRejected) {
-		t.Errorf("compose: %v, want ErrRejected; mail:\n%s", err, raw)
+// An attachment's name goes as RFC 2231 in the Content-Disposition (the
+// UTF-8 extended form, in pieces when long) and RFC 2047 in the
+// Content-Type's name= (left out when too long for a line), both read
+// back whole. A type that is not a media type goes as
+// application/octet-stream: a line break from the XMPP side would end the
+// part's header early (go-message's multipart writer drops that error).
+func TestComposeAttachmentNames(t *testing.T) {
+	long := strings.Repeat("日本語の長いファイル名", 10) + ".txt"
+	m := &legacy.Message{Text: "see files", Attachments: []legacy.Attachment{
+		{Name: "Résumé – final 😀.pdf", Type: "application/pdf", Data: []byte("%PDF")},
+		{Name: long, Type: "text/plain; charset=utf-8", Data: []byte("text")},
+		{Name: `x".pdf`, Type: "application/pdf\r\nBcc: eve@evil.example", Data: []byte("%PDF")},
+	}}
+	raw, err := compose(m, plan{subject: "files"}, addrs{from: testAddr, to: []string{"bob@example.org"}}, "jg.1@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("filename*0*=utf-8''R%C3%A9sum%C3%A9%20%E2%80%93%20final%20;\r\n filename*1*=%F0%9F%98%80.pdf")) ||
+		!bytes.Contains(raw, []byte(`name="=?utf-8?q?R=C3=A9sum=C3=A9_=E2=80=93_final_=F0=9F=98=80.pdf?="`)) ||
+		!bytes.Contains(raw, []byte("filename*22*=.txt")) || bytes.Contains(raw, []byte("\r\nBcc:")) {
+		t.Errorf("mail:\n%s", raw)
+	}
+	for _, l := range strings.Split(string(raw), "\r\n") {
+		if len(l) > 78 {
+			t.Errorf("line of %d characters: %q", len(l), l)
+		}
+	}
+	mr, err := mail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			break
+		}
+		if ah, ok := p.Header.(*mail.AttachmentHeader); ok {
+			fn, _ := ah.Filename()
+			_, params, _ := ah.ContentType()
+			typ, _, _ := ah.ContentType()
+			got = append(got, fn+" "+params["name"]+" "+typ)
+		}
+	}
+	want := []string{"Résumé – final 😀.pdf Résumé – final 😀.pdf application/pdf", long + "  text/plain", `x".pdf x".pdf application/octet-stream`}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("attachments %q, want %q", got, want)
+	}
+	if p := parse(raw, 1<<20); len(p.attachments) != 3 || p.attachments[0].Name != want[0][:len("Résumé – final 😀.pdf")] || p.attachments[1].Name != long {
+		t.Errorf("parsed back: %+v", p.attachments)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"regexp"
 	"strconv"
@@ -364,16 +365,27 @@ func compose(m *legacy.Message, pl plan, env addrs, id string, now time.Time) ([
 	}
 	for i, a := range m.Attachments {
 		var ah mail.AttachmentHeader
-		typ := a.Type
-		if typ == "" {
-			typ = "application/octet-stream"
-		}
-		ah.Set("Content-Type", typ)
 		name := a.Name
 		if name == "" {
 			name = "attachment-" + strconv.Itoa(i+1)
 		}
-		ah.SetFilename(name)
+		// The name as mail clients read it: RFC 2231 in the
+		// Content-Disposition (filename*=utf-8''… when it is not ASCII),
+		// and, for clients that know only that, an RFC 2047 name= in the
+		// Content-Type, as Thunderbird writes them — unless that would
+		// pass RFC 5322's 998 characters a line (go-message does not
+		// fold inside quotes; it would cut the name).
+		typ, params, err := mime.ParseMediaType(a.Type)
+		if err != nil {
+			typ, params = "application/octet-stream", map[string]string{}
+		}
+		params["name"] = name
+		ah.SetContentType(typ, params)
+		if len(ah.Get("Content-Type")) > 900 {
+			delete(params, "name")
+			ah.SetContentType(typ, params)
+		}
+		ah.Set("Content-Disposition", attachmentDisposition(name))
 		ah.Set("Content-Transfer-Encoding", "base64")
 		// go-message's multipart writer drops the error of writing a
 		// part's header (a value with a line break): a part whose header
@@ -396,6 +408,39 @@ func compose(m *legacy.Message, pl plan, env addrs, id string, now time.Time) ([
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// attachmentDisposition is the Content-Disposition of an attachment
+// named name: filename="…" when it is ASCII, else RFC 2231's UTF-8
+// extended form (filename*=), cut into numbered pieces (filename*0*,
+// filename*1*, …) that a header line can fold between when it is long.
+func attachmentDisposition(name string) string {
+	const piece = 45 // a piece and its parameter name fit a folded line
+	v := mime.FormatMediaType("attachment", map[string]string{"filename": name})
+	enc, ok := strings.CutPrefix(v, "attachment; filename*=utf-8''")
+	if !ok || len(enc) <= piece {
+		return v
+	}
+	var b strings.Builder
+	b.WriteString("attachment")
+	for i := 0; enc != ""; i++ {
+		n := min(len(enc), piece)
+		if n < len(enc) && enc[n-1] == '%' {
+			n-- // a %XX stays whole
+		} else if n < len(enc) && enc[n-2] == '%' {
+			n -= 2
+		}
+		for n < len(enc) && n > 3 && enc[n] == '%' && strings.IndexByte("89AB", enc[n+1]) >= 0 {
+			n -= 3 // so does a UTF-8 character (%8X–%BX continue one)
+		}
+		if i == 0 {
+			b.WriteString("; filename*0*=utf-8''" + enc[:n])
+		} else {
+			fmt.Fprintf(&b, "; filename*%d*=%s", i, enc[:n])
+		}
+		enc = enc[n:]
+	}
+	return b.String()
 }
 
 func crlf(s string) string {
