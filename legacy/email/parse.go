@@ -317,7 +317,7 @@ func (p *parsed) header(h mail.Header) {
 				continue
 			}
 			p.replyTo = append(p.replyTo, c)
-			if n := oneLine(a.Name); n != "" {
+			if n := headerText(a.Name); n != "" {
 				shown = append(shown, n+" <"+c+">")
 			} else {
 				shown = append(shown, c)
@@ -338,8 +338,8 @@ func (p *parsed) header(h mail.Header) {
 		p.subject = h.Get("Subject")
 	}
 	// A header value is one line: a stray CR or LF (a malformed header, a
-	// decoded encoded-word) becomes a space.
-	p.subject, p.fromName = oneLine(p.subject), oneLine(p.fromName)
+	// decoded encoded-word) becomes a space; and it is UTF-8.
+	p.subject, p.fromName = headerText(p.subject), headerText(p.fromName)
 	p.messageID, _ = h.MessageID()
 	p.id = p.messageID
 	p.references, _ = h.MsgIDList("References")
@@ -605,6 +605,12 @@ func trimQuote(s string) string {
 		return strings.TrimRight(strings.Join(lines, "\n"), " \n\t")
 	}
 	return out
+}
+
+// headerText is a decoded header value as the user reads it: one line,
+// valid UTF-8 (an encoded word that says UTF-8 and is not: U+FFFD).
+func headerText(s string) string {
+	return strings.ToValidUTF8(oneLine(s), "\uFFFD")
 }
 
 // oneLine replaces the line breaks in a header value with spaces (a run
