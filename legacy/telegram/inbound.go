@@ -162,6 +162,19 @@ func (s *session) poll(ctx context.Context) error {
 			grow()
 			continue
 		}
+		s.procMu.Lock()
+		stuck := len(ups) > 0 && s.offset == offset
+		s.procMu.Unlock()
+		if stuck {
+			// Updates came but the offset did not move (a server that
+			// answers below the offset with nothing new): not at once.
+			s.log.Warn("telegram: getUpdates answered without progress", "offset", offset, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			grow()
+			continue
+		}
 		backoff = s.net.minBackoff
 	}
 	return nil
@@ -175,11 +188,19 @@ func (s *session) process(ctx context.Context, ups []Update, commit bool) error 
 	s.procMu.Lock()
 	defer s.procMu.Unlock()
 	next := s.offset
+	restarted := false
+	if commit && len(ups) > 0 && ups[0].UpdateID < s.offset {
+		// getUpdates never answers with an update below the offset it was
+		// asked for: the ids started over (after a week without updates
+		// the next id is random; another Bot API server, api_url changed,
+		// has a sequence of its own). The offset follows them; an update
+		// handled before comes again under the same message ids, which
+		// the gateway drops.
+		s.log.Warn("telegram: update ids started over below the saved offset; following them", "offset", s.offset, "first", ups[0].UpdateID)
+		restarted, next = true, 0
+	}
 	var perr error
 	for _, u := range ups {
-		if commit && u.UpdateID < s.offset {
-			continue // already durable (a server replaying what we confirmed)
-		}
 		if err := s.handle(ctx, u); err != nil {
 			perr = err
 			break
@@ -188,7 +209,7 @@ func (s *session) process(ctx context.Context, ups []Update, commit bool) error 
 			next = u.UpdateID + 1
 		}
 	}
-	if commit && next > s.offset {
+	if commit && (next > s.offset || restarted && next > 0) {
 		b, _ := json.Marshal(state{Offset: next})
 		if err := s.sink.Emit(ctx, legacy.SaveState{State: b}); err != nil {
 			return errors.Join(perr, fmt.Errorf("telegram: saving the update offset: %w", err))

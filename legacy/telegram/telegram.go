@@ -189,8 +189,10 @@ func New(options map[string]string) (*Network, error) {
 			n.apiURL = strings.TrimRight(v, "/")
 		case "poll_timeout":
 			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 || d > 10*time.Minute {
-				bad(k, fmt.Sprintf("poll_timeout %q is not a duration between 0 and 10m", v))
+			if err != nil || d < time.Second || d > 10*time.Minute {
+				// Under a second, getUpdates is sent with timeout=0: short
+				// polling, one request after the other.
+				bad(k, fmt.Sprintf("poll_timeout %q is not a duration between 1s and 10m", v))
 			}
 			n.pollTimeout = d
 		case "webhook_url":

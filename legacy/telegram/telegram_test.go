@@ -124,6 +124,7 @@ func TestOptions(t *testing.T) {
 	for _, bad := range []map[string]string{
 		{"api_url": "ftp://x"},
 		{"poll_timeout": "forever"},
+		{"poll_timeout": "500ms"},
 		{"webhook_url": "https://gw.example.org/webhooks/tg"}, // no secret
 		{"nonsense": "1"},
 	} {
@@ -160,7 +161,7 @@ func TestNewReportsEveryOption(t *testing.T) {
 	want := []legacy.OptionError{
 		{Option: "api_url", Problem: `api_url "ftp://x" is not an http(s) URL`},
 		{Option: "nonsense", Problem: "unknown option (known: api_url, poll_timeout, webhook_url, webhook_secret)"},
-		{Option: "poll_timeout", Problem: `poll_timeout "forever" is not a duration between 0 and 10m`},
+		{Option: "poll_timeout", Problem: `poll_timeout "forever" is not a duration between 1s and 10m`},
 		{Option: "webhook_url", Problem: `webhook_url "ftp://gw.example.org" is not an http(s) URL`},
 		{Option: "webhook_secret", Problem: "webhook_secret must be at least 16 characters (it has 5)"},
 	}
@@ -499,6 +500,35 @@ func TestEmitFailureKeepsUpdates(t *testing.T) {
 	eventually(t, "the offset commit", func() bool { return len(srv.Pending()) == 0 })
 	if got := incomingIDs(sink.Events()); len(got) != 3 || got["123456789:42:1"] != 1 || got["123456789:42:2"] != 1 || got["123456789:42:3"] != 1 {
 		t.Errorf("emitted %v, want each message exactly once", got)
+	}
+}
+
+// TestUpdateIDsStartOver: after a week without updates Telegram picks the
+// next update_id at random, possibly below the saved offset (and another
+// Bot API server has its own sequence); its updates are taken, the offset
+// follows them, and getUpdates is not sent in a tight loop meanwhile.
+func TestUpdateIDsStartOver(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	srv.RestartUpdateIDs(5000)
+	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 1, "after a quiet week"))
+	sink := &crashSink{}
+	start(t, open(t, n, sink, []byte(`{"offset":900001}`)))
+	waitIncoming(t, &sink.Recorder, "123456789:42:1")
+	eventually(t, "the offset commit", func() bool { return len(srv.Pending()) == 0 })
+	sink.mu.Lock()
+	saved := string(sink.lastState)
+	sink.mu.Unlock()
+	if saved != `{"offset":5001}` {
+		t.Errorf("saved state %s, want the offset past the new ids", saved)
+	}
+	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 2, "and the next"))
+	waitIncoming(t, &sink.Recorder, "123456789:42:2")
+	if got := incomingIDs(sink.Events()); len(got) != 2 {
+		t.Errorf("emitted %v, want both messages once", got)
+	}
+	if n := len(srv.Calls("getUpdates")); n > 20 {
+		t.Errorf("%d getUpdates calls: the loop spins", n)
 	}
 }
 

@@ -104,10 +104,15 @@ func chunk(s string, max int) []string {
 		} else if i := strings.LastIndexByte(head, ' '); i >= len(head)/2 && i > 0 {
 			cut = i + 1
 		}
-		parts = append(parts, s[:cut])
+		// A part of whitespace only (a long run of blank lines) is not
+		// sent: Telegram refuses it ("message text is empty"), and the
+		// parts after it would never go.
+		if strings.TrimSpace(s[:cut]) != "" {
+			parts = append(parts, s[:cut])
+		}
 		s = s[cut:]
 	}
-	if s != "" || len(parts) == 0 {
+	if strings.TrimSpace(s) != "" || len(parts) == 0 {
 		parts = append(parts, s)
 	}
 	return parts

@@ -105,3 +105,26 @@ func TestChunk(t *testing.T) {
 		})
 	}
 }
+
+// A run of whitespace longer than a part is not sent as a part of its
+// own: Telegram refuses blank messages, and the parts after it would be
+// lost with it.
+func TestChunkSkipsBlankParts(t *testing.T) {
+	for _, s := range []string{
+		"a" + strings.Repeat(" ", 9000) + "b",
+		"start" + strings.Repeat("\n", 9000) + "end",
+		"end" + strings.Repeat(" \n", 5000),
+	} {
+		parts := chunk(s, 4096)
+		var words []string
+		for i, p := range parts {
+			if strings.TrimSpace(p) == "" {
+				t.Errorf("part %d of %d is blank", i+1, len(parts))
+			}
+			words = append(words, strings.Fields(p)...)
+		}
+		if got, want := strings.Join(words, " "), strings.Join(strings.Fields(s), " "); got != want {
+			t.Errorf("parts hold %q, want %q", got, want)
+		}
+	}
+}

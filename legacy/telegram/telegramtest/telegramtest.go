@@ -197,6 +197,15 @@ func (s *Server) AddUpdate(body map[string]any) int64 {
 	return id
 }
 
+// RestartUpdateIDs makes the next update's id next, as Telegram does
+// after a week without updates (the next id is random, possibly below
+// what the bot confirmed) or as another Bot API server would.
+func (s *Server) RestartUpdateIDs(next int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextUpdate = next - 1
+}
+
 // allowedLocked reports whether updates of kind are created.
 func (s *Server) allowedLocked(kind string) bool {
 	if s.allowed == nil {
@@ -919,6 +928,11 @@ func (s *Server) getUpdates(w http.ResponseWriter, r *http.Request, p map[string
 	// Confirm: updates below a positive offset are forgotten; a negative
 	// offset keeps only the last -offset updates.
 	switch {
+	case offset > s.nextUpdate+1:
+		// An offset from the future (the update ids started over below
+		// it): the Bot API server answers from the head of its queue
+		// (telegram-bot-api's TQueue: "Specified from_id is in the
+		// future"), confirming nothing.
 	case offset > 0:
 		kept := s.updates[:0]
 		for _, u := range s.updates {
