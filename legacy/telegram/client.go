@@ -137,8 +137,12 @@ func (c *client) do(ctx context.Context, method, ctype string, body io.Reader, o
 	var r apiResponse
 	if err := json.Unmarshal(raw, &r); err != nil || (!r.OK && r.ErrorCode == 0 && ok2xx) {
 		// Not the Bot API's JSON, or a 2xx that is neither a result nor
-		// an error.
-		return c.unreadable(method, resp.StatusCode, "malformed reply", ok2xx)
+		// an error. A 2xx web page is no answer of the Bot API (which
+		// always answers JSON) but of something in between, a captive
+		// portal or a proxy's error page: the call did not reach
+		// Telegram, and is not taken as carried out.
+		accepted := ok2xx && !isWebPage(resp.Header.Get("Content-Type"), raw)
+		return c.unreadable(method, resp.StatusCode, "malformed reply", accepted)
 	}
 	if !r.OK {
 		e := &apiError{Method: method, Code: r.ErrorCode, Description: c.scrub(r.Description)}
@@ -160,6 +164,16 @@ func (c *client) do(ctx context.Context, method, ctype string, body io.Reader, o
 		}
 	}
 	return nil
+}
+
+// isWebPage reports whether a reply is an HTML page (by its type, or its
+// first bytes when the type says nothing).
+func isWebPage(ctype string, body []byte) bool {
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(ctype)), "text/html") {
+		return true
+	}
+	b := bytes.ToLower(bytes.TrimSpace(body[:min(len(body), 512)]))
+	return bytes.HasPrefix(b, []byte("<!doctype html")) || bytes.HasPrefix(b, []byte("<html"))
 }
 
 // replyError is a reply of the Bot API that could not be read: its body
@@ -236,6 +250,12 @@ func classify(e *apiError) error {
 		return &legacy.CodeError{Code: code, Text: fmt.Sprintf("this group became a supergroup: write to %d instead (%s)", e.MigrateTo, e.Description), Err: legacy.ErrNotFound}
 	case e.Code == 400 && (strings.Contains(d, "not found") || strings.Contains(d, "user not found")):
 		return &legacy.CodeError{Code: code, Text: e.Description, Err: legacy.ErrNotFound}
+	case e.Code == 400 && (strings.Contains(d, "not enough rights") || strings.Contains(d, "have no rights")):
+		return &legacy.CodeError{Code: code, Text: "the group does not let your bot do this (" + e.Description + ")", Err: legacy.ErrForbidden}
+	case e.Code == 400 && strings.Contains(d, "chat was deactivated"):
+		return &legacy.CodeError{Code: code, Text: "this group no longer exists (" + e.Description + ")", Err: legacy.ErrNotFound}
+	case e.Code == 400 && strings.Contains(d, "message can't be deleted"):
+		return &legacy.CodeError{Code: code, Text: "Telegram lets a bot delete its messages only in their first 48 hours, and others' only as a group admin (" + e.Description + ")", Err: legacy.ErrRejected}
 	case e.Code == 400 && strings.Contains(d, "too long"):
 		return &legacy.CodeError{Code: code, Text: e.Description, Err: legacy.ErrTooLarge}
 	case e.Code == 413 || strings.Contains(d, "too big"):
@@ -352,13 +372,51 @@ type Message struct {
 	Sticker         *File          `json:"sticker,omitempty"`
 	Location        *Location      `json:"location,omitempty"`
 	Contact         *SharedContact `json:"contact,omitempty"`
+	Venue           *Venue         `json:"venue,omitempty"`
+	Poll            *Poll          `json:"poll,omitempty"`
+	Dice            *Dice          `json:"dice,omitempty"`
 	MigrateToChatID int64          `json:"migrate_to_chat_id,omitempty"`
+
+	// Content the gateway cannot show but must not pass over in silence:
+	// present (non-null) when the message carries it.
+	Story     json.RawMessage `json:"story,omitempty"`
+	PaidMedia json.RawMessage `json:"paid_media,omitempty"`
+	Game      *titled         `json:"game,omitempty"`
+	Invoice   *titled         `json:"invoice,omitempty"`
+	Giveaway  json.RawMessage `json:"giveaway,omitempty"`
+	Checklist *titled         `json:"checklist,omitempty"`
 
 	// Forwards: forward_origin since Bot API 7.0, the older fields before.
 	ForwardOrigin     *MessageOrigin `json:"forward_origin,omitempty"`
 	ForwardFrom       *User          `json:"forward_from,omitempty"`
 	ForwardFromChat   *Chat          `json:"forward_from_chat,omitempty"`
 	ForwardSenderName string         `json:"forward_sender_name,omitempty"`
+}
+
+// Venue is a place shared in a chat.
+type Venue struct {
+	Location Location `json:"location"`
+	Title    string   `json:"title"`
+	Address  string   `json:"address"`
+}
+
+// Poll is a poll (only its question and options are shown).
+type Poll struct {
+	Question string `json:"question"`
+	Options  []struct {
+		Text string `json:"text"`
+	} `json:"options"`
+}
+
+// Dice is an animated emoji with a random value.
+type Dice struct {
+	Emoji string `json:"emoji"`
+	Value int    `json:"value"`
+}
+
+// titled is the title of a game, invoice or checklist.
+type titled struct {
+	Title string `json:"title"`
 }
 
 // MessageOrigin is where a forwarded message came from.

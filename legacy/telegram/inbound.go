@@ -383,13 +383,42 @@ func (s *session) body(ctx context.Context, m *Message) (string, []legacy.Attach
 			e = "[sticker]"
 		}
 		return e, nil, nil
-	case m.Location != nil:
-		return fmt.Sprintf("geo:%s,%s",
-			strconv.FormatFloat(m.Location.Latitude, 'f', -1, 64),
-			strconv.FormatFloat(m.Location.Longitude, 'f', -1, 64)), nil, nil
+	case m.Location != nil && m.Venue == nil: // a venue has a location too
+		return geoURI(*m.Location), nil, nil
 	case m.Contact != nil:
 		n := strings.TrimSpace(m.Contact.FirstName + " " + m.Contact.LastName)
 		return strings.TrimSpace("Contact: " + n + " " + m.Contact.PhoneNumber), nil, nil
+	case m.Venue != nil:
+		place := strings.Trim(m.Venue.Title+", "+m.Venue.Address, ", ")
+		return place + "\n" + geoURI(m.Venue.Location), nil, nil
+	case m.Poll != nil:
+		var b strings.Builder
+		b.WriteString("Poll: " + m.Poll.Question)
+		for _, o := range m.Poll.Options {
+			b.WriteString("\n– " + o.Text)
+		}
+		b.WriteString("\n[vote in Telegram]")
+		return b.String(), nil, nil
+	case m.Dice != nil:
+		return fmt.Sprintf("%s rolled %d", m.Dice.Emoji, m.Dice.Value), nil, nil
+	}
+	if text == "" {
+		// Content with no text form here: said, so that nothing
+		// arrives in silence.
+		switch {
+		case m.Story != nil:
+			return "[a story: open Telegram to see it]", nil, nil
+		case m.PaidMedia != nil:
+			return "[paid media: open Telegram to see it]", nil, nil
+		case m.Game != nil:
+			return "[the game " + m.Game.Title + ": open Telegram to play]", nil, nil
+		case m.Invoice != nil:
+			return "[an invoice, " + m.Invoice.Title + ": open Telegram to see it]", nil, nil
+		case m.Giveaway != nil:
+			return "[a giveaway: open Telegram to see it]", nil, nil
+		case m.Checklist != nil:
+			return "[the checklist " + m.Checklist.Title + ": open Telegram to see it]", nil, nil
+		}
 	}
 	if f == nil {
 		return text, nil, nil
@@ -405,6 +434,11 @@ func (s *session) body(ctx context.Context, m *Message) (string, []legacy.Attach
 		return text + note, nil, nil
 	}
 	return text, []legacy.Attachment{att}, nil
+}
+
+// geoURI is a location as an RFC 5870 geo URI, which XMPP clients link.
+func geoURI(l Location) string {
+	return "geo:" + strconv.FormatFloat(l.Latitude, 'f', -1, 64) + "," + strconv.FormatFloat(l.Longitude, 'f', -1, 64)
 }
 
 // Retries of a file Telegram does not hand over (getFile or the download

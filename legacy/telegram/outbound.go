@@ -312,7 +312,23 @@ func (s *session) sendFile(ctx context.Context, chat int64, a legacy.Attachment,
 	cctx, cancel := withTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	err := s.c.upload(cctx, method, fields, field, a.Name, a.Type, a.Data, &sent)
+	if method == "sendPhoto" && photoRefused(err) {
+		// Telegram takes no photo over a 20:1 side ratio (a long
+		// screenshot, a panorama) nor one it cannot decode; a document
+		// it takes as it is.
+		s.log.Info("telegram: Telegram refused the image as a photo, sending it as a document", "err", err)
+		method, field, sent = "sendDocument", "document", Message{}
+		err = s.c.upload(cctx, method, fields, field, a.Name, a.Type, a.Data, &sent)
+	}
 	return s.sentID(method, sent.MessageID, err)
+}
+
+// photoRefused reports whether err is Telegram refusing an uploaded image
+// as a photo (PHOTO_INVALID_DIMENSIONS, IMAGE_PROCESS_FAILED, …), which
+// it would take as a document.
+func photoRefused(err error) bool {
+	var ce *legacy.CodeError
+	return errors.As(err, &ce) && ce.Code == "400" && (strings.Contains(ce.Text, "PHOTO_") || strings.Contains(ce.Text, "IMAGE_PROCESS_FAILED"))
 }
 
 // Limits of files Telegram fetches itself ("Sending files": by URL, 5 MB

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"net/http"
@@ -503,6 +504,37 @@ func TestEmitFailureKeepsUpdates(t *testing.T) {
 	}
 }
 
+// TestInboundWithoutTextForm: a poll, a die, a venue and content the
+// gateway cannot show (a story, paid media) arrive as text that says what
+// they are, never as nothing.
+func TestInboundWithoutTextForm(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	msgs := []struct {
+		fields map[string]any
+		want   string
+	}{
+		{map[string]any{"poll": map[string]any{"question": "Lunch?", "options": []any{map[string]any{"text": "Yes"}, map[string]any{"text": "No"}}}},
+			"Poll: Lunch?\n– Yes\n– No\n[vote in Telegram]"},
+		{map[string]any{"dice": map[string]any{"emoji": "🎲", "value": 4}}, "🎲 rolled 4"},
+		{map[string]any{"location": map[string]any{"latitude": 52.5, "longitude": 13.4},
+			"venue": map[string]any{"location": map[string]any{"latitude": 52.5, "longitude": 13.4}, "title": "Café", "address": "Main St 1"}},
+			"Café, Main St 1\ngeo:52.5,13.4"},
+		{map[string]any{"story": map[string]any{"chat": map[string]any{"id": 7, "type": "private"}, "id": 3}}, "[a story: open Telegram to see it]"},
+		{map[string]any{"paid_media": map[string]any{"star_count": 5, "paid_media": []any{}}}, "[paid media: open Telegram to see it]"},
+	}
+	for i, m := range msgs {
+		srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", int64(i+1), m.fields)})
+	}
+	rec := &legacytest.Recorder{}
+	start(t, open(t, n, rec, nil))
+	for i, m := range msgs {
+		if in := waitIncoming(t, rec, legacy.MessageID(fmt.Sprintf("123456789:42:%d", i+1))); in.Text != m.want {
+			t.Errorf("message %d: %q, want %q", i+1, in.Text, m.want)
+		}
+	}
+}
+
 // TestUpdateIDsStartOver: after a week without updates Telegram picks the
 // next update_id at random, possibly below the saved offset (and another
 // Bot API server has its own sequence); its updates are taken, the offset
@@ -678,6 +710,8 @@ func TestSendErrors(t *testing.T) {
 		{chat: "5", want: legacy.ErrUnavailable, code: "500", textHas: "Internal Server Error", injected: &telegramtest.Fault{Status: 500, Description: "Internal Server Error"}},
 		{chat: "5", want: legacy.ErrUnavailable, reasonHas: "HTTP 502", injected: &telegramtest.Fault{Status: 502, Body: "<html>Bad Gateway</html>"}},
 		{chat: "5", want: legacy.ErrRejected, code: "400", injected: &telegramtest.Fault{Status: 400, Description: "Bad Request: can't parse entities"}},
+		{chat: "5", want: legacy.ErrForbidden, code: "400", textHas: "does not let your bot", injected: &telegramtest.Fault{Status: 400, Description: "Bad Request: not enough rights to send text messages to the chat"}},
+		{chat: "5", want: legacy.ErrNotFound, code: "400", textHas: "no longer exists", injected: &telegramtest.Fault{Status: 400, Description: "Bad Request: group chat was deactivated"}},
 		{chat: "x", want: legacy.ErrInvalidAddress},
 	} {
 		if tc.injected != nil {
@@ -890,6 +924,15 @@ func TestFiles(t *testing.T) {
 	_, err = s.Send(context.Background(), &legacy.Message{Chat: "42", Attachments: []legacy.Attachment{{Name: "big", Data: make([]byte, maxUpload+1)}}})
 	if !errors.Is(err, legacy.ErrTooLarge) {
 		t.Errorf("a file over 50 MB: %v, want ErrTooLarge", err)
+	}
+	// An image Telegram refuses as a photo (a long screenshot) goes as a
+	// document.
+	srv.Inject("sendPhoto", telegramtest.Fault{Status: 400, Description: "Bad Request: PHOTO_INVALID_DIMENSIONS"})
+	if _, err := s.Send(context.Background(), &legacy.Message{Chat: "42", Attachments: []legacy.Attachment{{Name: "long.png", Type: "image/png", Data: jpeg}}}); err != nil {
+		t.Errorf("an image refused as a photo: %v, want it sent as a document", err)
+	}
+	if c := srv.Calls("sendDocument"); len(c) != 2 || c[1].FileName != "long.png" {
+		t.Errorf("sendDocument after the photo was refused: %+v", c)
 	}
 }
 
