@@ -352,30 +352,32 @@ type SharedContact struct {
 
 // Message is a Telegram message.
 type Message struct {
-	MessageID       int64          `json:"message_id"`
-	From            *User          `json:"from,omitempty"`
-	Chat            Chat           `json:"chat"`
-	Date            int64          `json:"date"`
-	EditDate        int64          `json:"edit_date,omitempty"`
-	Text            string         `json:"text,omitempty"`
-	Entities        []Entity       `json:"entities,omitempty"`
-	Caption         string         `json:"caption,omitempty"`
-	CaptionEntities []Entity       `json:"caption_entities,omitempty"`
-	ReplyToMessage  *Message       `json:"reply_to_message,omitempty"`
-	Photo           []File         `json:"photo,omitempty"`
-	Document        *File          `json:"document,omitempty"`
-	Voice           *File          `json:"voice,omitempty"`
-	Audio           *File          `json:"audio,omitempty"`
-	Video           *File          `json:"video,omitempty"`
-	VideoNote       *File          `json:"video_note,omitempty"`
-	Animation       *File          `json:"animation,omitempty"`
-	Sticker         *File          `json:"sticker,omitempty"`
-	Location        *Location      `json:"location,omitempty"`
-	Contact         *SharedContact `json:"contact,omitempty"`
-	Venue           *Venue         `json:"venue,omitempty"`
-	Poll            *Poll          `json:"poll,omitempty"`
-	Dice            *Dice          `json:"dice,omitempty"`
-	MigrateToChatID int64          `json:"migrate_to_chat_id,omitempty"`
+	MessageID         int64          `json:"message_id"`
+	From              *User          `json:"from,omitempty"`
+	Chat              Chat           `json:"chat"`
+	Date              int64          `json:"date"`
+	EditDate          int64          `json:"edit_date,omitempty"`
+	Text              string         `json:"text,omitempty"`
+	Entities          []Entity       `json:"entities,omitempty"`
+	Caption           string         `json:"caption,omitempty"`
+	CaptionEntities   []Entity       `json:"caption_entities,omitempty"`
+	ReplyToMessage    *Message       `json:"reply_to_message,omitempty"`
+	Photo             []File         `json:"photo,omitempty"`
+	Document          *File          `json:"document,omitempty"`
+	Voice             *File          `json:"voice,omitempty"`
+	Audio             *File          `json:"audio,omitempty"`
+	Video             *File          `json:"video,omitempty"`
+	VideoNote         *File          `json:"video_note,omitempty"`
+	Animation         *File          `json:"animation,omitempty"`
+	Sticker           *File          `json:"sticker,omitempty"`
+	Location          *Location      `json:"location,omitempty"`
+	Contact           *SharedContact `json:"contact,omitempty"`
+	Venue             *Venue         `json:"venue,omitempty"`
+	Poll              *Poll          `json:"poll,omitempty"`
+	Dice              *Dice          `json:"dice,omitempty"`
+	MigrateToChatID   int64          `json:"migrate_to_chat_id,omitempty"`
+	MigrateFromChatID int64          `json:"migrate_from_chat_id,omitempty"`
+	NewChatTitle      string         `json:"new_chat_title,omitempty"`
 
 	// Content the gateway cannot show but must not pass over in silence:
 	// present (non-null) when the message carries it.
@@ -480,6 +482,10 @@ type Update struct {
 	// Reactions (reactions.go).
 	MessageReaction      *MessageReactionUpdated      `json:"message_reaction,omitempty"`
 	MessageReactionCount *MessageReactionCountUpdated `json:"message_reaction_count,omitempty"`
+
+	// unreadable is why an update of getUpdates' result could not be
+	// decoded (a field of an unexpected type); only its id is known.
+	unreadable error
 }
 
 // allowedUpdates is what we ask Telegram for.
@@ -508,9 +514,24 @@ func (c *client) getUpdates(ctx context.Context, offset int64, timeout time.Dura
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout+15*time.Second)
 	defer cancel()
-	var ups []Update
-	if err := c.call(ctx, "getUpdates", params, &ups); err != nil {
+	// One by one: an update of a shape this code cannot read must not
+	// hold up the others in the batch (nor every batch after it).
+	var raws []json.RawMessage
+	if err := c.call(ctx, "getUpdates", params, &raws); err != nil {
 		return nil, err
+	}
+	ups := make([]Update, len(raws))
+	for i, raw := range raws {
+		if err := json.Unmarshal(raw, &ups[i]); err != nil {
+			var id struct {
+				UpdateID int64 `json:"update_id"`
+			}
+			if json.Unmarshal(raw, &id) != nil {
+				return nil, c.unreadable("getUpdates", http.StatusOK, "an update without a readable update_id", false)
+			}
+			c.counts.add(eventReplyMalformed)
+			ups[i] = Update{UpdateID: id.UpdateID, unreadable: err}
+		}
 	}
 	return ups, nil
 }

@@ -246,6 +246,12 @@ func chatID(id int64) legacy.ChatID { return legacy.ChatID(strconv.FormatInt(id,
 // (and are confirmed). An error (only from fetching a file, see fetch)
 // means the update must not be confirmed yet.
 func (s *session) translate(ctx context.Context, u Update) ([]legacy.Event, error) {
+	if u.unreadable != nil {
+		// It can never be read: held, it would stop every update after
+		// it. Skipped, loudly.
+		s.log.Error("telegram: an update of a shape this gateway cannot read was skipped", "update_id", u.UpdateID, "err", u.unreadable)
+		return nil, nil
+	}
 	switch {
 	case u.Message != nil:
 		return s.incoming(ctx, u.Message)
@@ -284,10 +290,15 @@ func msgTime(unix int64) time.Time {
 
 func (s *session) incoming(ctx context.Context, m *Message) ([]legacy.Event, error) {
 	if m.MigrateToChatID != 0 {
-		return []legacy.Event{legacy.Incoming{
+		// The supergroup it became is a contact from now on.
+		next := Chat{ID: m.MigrateToChatID, Type: "supergroup", Title: m.Chat.Title}
+		return append(s.contact(next), legacy.Incoming{
 			ID: s.messageID(m.Chat.ID, m.MessageID), Chat: chatID(m.Chat.ID), Time: msgTime(m.Date),
 			Text: fmt.Sprintf("[this group became a supergroup; it continues as the contact %d]", m.MigrateToChatID),
-		}}, nil
+		}), nil
+	}
+	if m.NewChatTitle != "" || m.MigrateFromChatID != 0 {
+		return s.contact(m.Chat), nil // a new name, or the supergroup's first message
 	}
 	text, atts, err := s.body(ctx, m)
 	if err != nil {

@@ -535,6 +535,59 @@ func TestInboundWithoutTextForm(t *testing.T) {
 	}
 }
 
+// TestUnreadableUpdateSkipped: an update with a field of an unexpected
+// type is skipped with an error in the log; the updates beside it and
+// after it arrive.
+func TestUnreadableUpdateSkipped(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 1, "before"))
+	srv.AddUpdate(map[string]any{"message": telegramtest.PrivateMessage(42, "Alice", 2, map[string]any{
+		"contact": map[string]any{"phone_number": 15551234567, "first_name": "Bob"}, // a number, not the documented string
+	})})
+	srv.AddUpdate(telegramtest.PrivateText(42, "Alice", 3, "after"))
+	rec := &legacytest.Recorder{}
+	start(t, open(t, n, rec, nil))
+	waitIncoming(t, rec, "123456789:42:1")
+	waitIncoming(t, rec, "123456789:42:3")
+	eventually(t, "the offset commit", func() bool { return len(srv.Pending()) == 0 })
+	if got := n.EventCounts()["reply_malformed"]; got != 1 {
+		t.Errorf("reply_malformed = %d, want 1", got)
+	}
+}
+
+// TestGroupRenamedAndMigrated: a group's new title renames its contact at
+// once, and the supergroup a group became is a contact from the notice on.
+func TestGroupRenamedAndMigrated(t *testing.T) {
+	srv := telegramtest.New(t)
+	n := newNetwork(t, srv, nil)
+	group := func(chat int64, typ, title string, id int64, fields map[string]any) map[string]any {
+		m := map[string]any{"message_id": id, "date": 1700000000,
+			"from": map[string]any{"id": 42, "is_bot": false, "first_name": "Alice"},
+			"chat": map[string]any{"id": chat, "type": typ, "title": title}}
+		for k, v := range fields {
+			m[k] = v
+		}
+		return map[string]any{"message": m}
+	}
+	srv.AddUpdate(telegramtest.GroupText(-100, "Friends", 42, "Alice", 1, "hi"))
+	srv.AddUpdate(group(-100, "supergroup", "Old friends", 2, map[string]any{"new_chat_title": "Old friends"}))
+	srv.AddUpdate(group(-7, "group", "Club", 3, map[string]any{"migrate_to_chat_id": -1007}))
+	srv.AddUpdate(group(-1007, "supergroup", "Club", 1, map[string]any{"migrate_from_chat_id": -7}))
+	rec := &legacytest.Recorder{}
+	start(t, open(t, n, rec, nil))
+	eventually(t, "all updates", func() bool { return len(srv.Pending()) == 0 })
+	names := map[legacy.ChatID]string{}
+	for _, ev := range rec.Events() {
+		if c, ok := ev.(legacy.Contact); ok {
+			names[c.Chat] = c.Name
+		}
+	}
+	if names["-100"] != "Old friends" || names["-1007"] != "Club" {
+		t.Errorf("contacts %v, want -100 renamed and -1007 introduced", names)
+	}
+}
+
 // TestUpdateIDsStartOver: after a week without updates Telegram picks the
 // next update_id at random, possibly below the saved offset (and another
 // Bot API server has its own sequence); its updates are taken, the offset
