@@ -27,11 +27,18 @@ for port in "$C2S_PORT" "$COMPONENT_PORT" "$UPLOAD_PORT"; do
 		exit 1
 	fi
 done
+HTTP_HOST="${HTTP_LISTEN%:*}"
+HTTP_PORT="${HTTP_LISTEN##*:}"
+if (exec 3<>"/dev/tcp/${HTTP_HOST:-127.0.0.1}/$HTTP_PORT") 2>/dev/null; then
+	echo "demo: $HTTP_LISTEN is in use; set HTTP_LISTEN to a free address (HTTP_LISTEN=127.0.0.1:9471 make demo)" >&2
+	exit 1
+fi
 
 mkdir -p "$DEMO_DIR/prosody/data" "$DEMO_DIR/prosody/certs"
 chmod 755 "$DEMO_DIR"
 SECRET_FILE="$DEMO_DIR/component.secret"
-[ -s "$SECRET_FILE" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRET_FILE"
+[ -s "$SECRET_FILE" ] || (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRET_FILE")
+chmod 600 "$SECRET_FILE" # the gateway's secret: for this user only
 SECRET="$(cat "$SECRET_FILE")"
 
 PCFG="$DEMO_DIR/prosody/prosody.cfg.lua"
@@ -144,7 +151,8 @@ cat <<TXT
        http://127.0.0.1:$UPLOAD_PORT/) come back too.
 
   Metrics: http://$HTTP_LISTEN/metrics   Ready: http://$HTTP_LISTEN/readyz
-  Stop with Ctrl-C. State is kept in $DEMO_DIR.
+  Stop with Ctrl-C in this terminal (or SIGINT/SIGTERM to the jabbergate
+  process; signalling make alone stops nothing). State is kept in $DEMO_DIR.
 
 TXT
 
