@@ -25,6 +25,12 @@ var ErrNotFound = errors.New("store: not found")
 // process.
 var ErrLocked = errors.New("store: locked by another process")
 
+// ErrCorrupt is wrapped by the errors about stored data that cannot be
+// read: an embedded store's file or directory that is damaged (Open's
+// error names it and what is wrong) or one record that does not decode
+// (CorruptRecordError). Restarting does not fix it: an admin must look.
+var ErrCorrupt = errors.New("store: corrupt data")
+
 // Account is one user's registration with one bridge.
 type Account struct {
 	Bridge   string            // bridge domain

@@ -117,6 +117,13 @@ func (e *lockedError) Unwrap() error { return store.ErrLocked }
 // Open opens or creates the store file at path (mode 0600; the directory
 // must exist). It fails after the Timeout option (default 1 s) with an error
 // wrapping store.ErrLocked if another process holds the file.
+//
+// Only a missing file is a new store. An existing file that is not a
+// whole bbolt database — empty (0 bytes), shorter than its meta page says,
+// with no valid meta page, or with pages bbolt cannot read where Open
+// looks — is refused with an error wrapping store.ErrCorrupt that names
+// the file and the problem ("store file PATH is damaged: …"), and is not
+// written to. Check reads the rest of the file.
 func Open(path string, opts ...Option) (*Store, error) {
 	o := options{timeout: time.Second, sweepInterval: 10 * time.Minute, now: time.Now}
 	for _, opt := range opts {
@@ -128,14 +135,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if o.now == nil {
 		o.now = time.Now
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: o.timeout})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, &lockedError{path: path}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
+	db, err := openDB(path, &bbolt.Options{Timeout: o.timeout}, func(tx *bbolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bktMeta)
 		if err != nil {
 			return err
@@ -151,8 +151,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return err
 	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{db: db, path: path, now: o.now, stop: cancel}
