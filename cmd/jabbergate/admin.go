@@ -138,6 +138,11 @@ func openAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io
 			fmt.Fprintf(stderr, "jabbergate %s: %v: stop the gateway first\n", cmd, err)
 			return nil, exitConfig, false
 		}
+		if errors.Is(err, store.ErrCorrupt) {
+			// As for run: a damaged store is the admin's to restore (exitConfig).
+			fmt.Fprintf(stderr, "jabbergate %s: %v\n", cmd, err)
+			return nil, exitConfig, false
+		}
 		fmt.Fprintf(stderr, "jabbergate %s: open %s store: %v\n", cmd, cfg.Store.Backend, err)
 		return nil, 1, false
 	}
@@ -161,20 +166,24 @@ func openAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io
 // never create one.
 func storeMissing(file string, cfg *config.Config) error {
 	s := cfg.Store
-	missing := false
-	switch s.Backend {
-	case "redis":
-	case "pebble":
-		missing = !pebbleStoreExists(s.Path)
-	default:
-		_, err := os.Stat(s.Path)
-		missing = errors.Is(err, fs.ErrNotExist)
-	}
-	if !missing {
+	if !storeMissingAt(s) {
 		return nil
 	}
 	return &config.Error{File: file, Line: cfg.Line("store.path"), Key: "store.path",
 		Problem: fmt.Sprintf("no store at %q: check -config or store.path", s.Path)}
+}
+
+// storeMissingAt reports whether the embedded store s names does not
+// exist yet (the gateway would create it); false for Redis.
+func storeMissingAt(s config.Store) bool {
+	switch s.Backend {
+	case "redis":
+		return false
+	case "pebble":
+		return !pebbleStoreExists(s.Path)
+	}
+	_, err := os.Stat(s.Path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // scrub closes the store and, on bolt, rewrites its file with only its

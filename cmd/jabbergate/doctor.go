@@ -1014,12 +1014,26 @@ func doctorStore(ctx context.Context, cfg config.Store, o doctorOptions) (st sto
 		}
 		if err != nil {
 			c.Status, c.Message = statusFail, fmt.Sprintf("bolt store: %v", err)
+			if errors.Is(err, store.ErrCorrupt) {
+				c.Fix = map[string]string{"jabbergate": damagedStoreFix}
+			}
 			return nil, false, []check{c}
 		}
-		c.Status, c.Message = statusOK, fmt.Sprintf("bolt store %s opens (persistent file)", cfg.Path)
+		// bbolt's consistency check reads every page: damage Open does
+		// not meet would crash the gateway later, on the page's first read.
+		if err := s.Check(ctx); err != nil {
+			s.Close()
+			c.Status, c.Message = statusFail, fmt.Sprintf("bolt store: %v", err)
+			c.Fix = map[string]string{"jabbergate": damagedStoreFix}
+			return nil, false, []check{c}
+		}
+		c.Status, c.Message = statusOK, fmt.Sprintf("bolt store %s opens and its pages are consistent (persistent file)", cfg.Path)
 		return s, false, []check{c}
 	}
 }
+
+// damagedStoreFix is the fix line of a store Open or Check finds damaged.
+const damagedStoreFix = "stop the gateway, keep a copy of the damaged store, and restore store.path from a backup (docs/operations.md, \"A damaged store\")"
 
 // doctorPebble opens the pebble store directory, like the bolt case: a
 // directory held by a running gateway is reported, not forced.
@@ -1050,6 +1064,9 @@ func doctorPebble(cfg config.Store) (store.Store, bool, []check) {
 	}
 	if err != nil {
 		c.Status, c.Message = statusFail, fmt.Sprintf("pebble store: %v", err)
+		if errors.Is(err, store.ErrCorrupt) {
+			c.Fix = map[string]string{"jabbergate": damagedStoreFix}
+		}
 		return nil, false, []check{c}
 	}
 	c.Status, c.Message = statusOK, fmt.Sprintf("pebble store %s opens (persistent directory)", cfg.Path)

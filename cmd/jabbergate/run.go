@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -125,6 +126,26 @@ func ensureVaultKey(ctx context.Context, file string, cfg *config.Config, st sto
 	return nil
 }
 
+// warnNewStoreOldKey logs a warning when the embedded store is about to
+// be created (no bolt file, no pebble database in the directory) while
+// vault.key_file already exists: a key is made together with the first
+// store, so the store may have been moved, deleted or mistyped, and the
+// gateway would start with no users.
+func warnNewStoreOldKey(cfg *config.Config, log *slog.Logger) {
+	kf := cfg.Vault.KeyFile
+	if kf == "" || cfg.Vault.Key != "" || cfg.Store.Backend == "redis" {
+		return
+	}
+	if _, err := os.Stat(kf); err != nil {
+		return
+	}
+	if !storeMissingAt(cfg.Store) {
+		return
+	}
+	log.Warn("the store does not exist and is created empty, but the credential sealing key beside it exists: if the store was moved or deleted, stop the gateway and restore it (or correct store.path); users registered before are not loaded",
+		"component", "store", "backend", cmp.Or(cfg.Store.Backend, "bolt"), "path", cfg.Store.Path, "key_file", kf)
+}
+
 // vaultError is the configuration error of a key openVault could not use.
 func vaultError(file string, cfg *config.Config, err error) error {
 	if cfg.Vault.Key != "" || cfg.Vault.KeyFile == "" {
@@ -184,18 +205,21 @@ func run(ctx context.Context, cfg *config.Config, logOut io.Writer, configFile .
 	redisstore.SetLogger(log) // the Redis client's own lines, structured
 	m := metrics.New(bridges.Version)
 
+	file := ""
+	if len(configFile) > 0 {
+		file = configFile[0]
+	}
+	warnNewStoreOldKey(cfg, log)
 	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
+		// A store held by another process, or damaged: restarting does
+		// not help, an admin must act (exitConfig, not restarted).
+		if errors.Is(err, store.ErrLocked) || errors.Is(err, store.ErrCorrupt) {
 			return &configError{err}
 		}
 		return fmt.Errorf("open %s store: %w", cfg.Store.Backend, err)
 	}
 	defer st.Close()
-	file := ""
-	if len(configFile) > 0 {
-		file = configFile[0]
-	}
 	if err := ensureVaultKey(ctx, file, cfg, st, log); err != nil {
 		return err
 	}
