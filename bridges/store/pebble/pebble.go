@@ -222,6 +222,12 @@ const (
 // 0700 if missing; its parent must exist). It fails after the Timeout
 // option (default 1 s) with an error wrapping store.ErrLocked if another
 // process holds the directory.
+//
+// A directory holding Pebble's data files (*.sst, MANIFEST-*, *.log) but
+// no marker.manifest.* file is refused, not opened as a new store (which
+// would delete the tables), and a database Pebble finds damaged (its
+// write-ahead log, its MANIFEST, a table) is refused with an error naming
+// the directory and the damage; both wrap store.ErrCorrupt.
 func Open(path string, opts ...Option) (*Store, error) {
 	o := options{timeout: time.Second, sweepInterval: 10 * time.Minute, now: time.Now, fs: vfs.Default, fatal: fatal}
 	for _, opt := range opts {
@@ -247,12 +253,19 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkDir(path, o.fs); err != nil {
+		lock.Close()
+		releaseDir(fi)
+		return nil, err
+	}
+	l := logger{path: path, fatal: o.fatal}
 	popts := &pebbledb.Options{
 		CacheSize:          cacheSize,
 		MemTableSize:       memTableSize,
 		MaxOpenFiles:       maxOpenFiles,
 		FormatMajorVersion: pebbledb.FormatNewest,
-		Logger:             logger{path: path, fatal: o.fatal},
+		Logger:             l,
+		EventListener:      &pebbledb.EventListener{DataCorruption: l.dataCorruption},
 		Lock:               lock,
 		FS:                 o.fs,
 	}
@@ -264,7 +277,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		lock.Close()
 		releaseDir(fi)
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, openError(path, o.fs, err)
 	}
 	if err := checkVersion(db); err != nil {
 		db.Close()
@@ -388,6 +401,17 @@ func (l logger) Fatalf(format string, args ...any) {
 	l.fatal("store: pebble: " + l.path + ": " + fmt.Sprintf(format, args...) +
 		"; the gateway stops: the store can no longer write durably")
 	select {} // fatal does not return; a test's replacement may
+}
+
+// dataCorruption is Pebble's DataCorruption event: a table or blob file
+// that fails its checksum, met by a read or a compaction. Pebble's default
+// calls Fatalf with the error and its stack traces (several KB on one log
+// line); this names the file and the error's message, then stops the
+// gateway as Fatalf does: reads of the damaged range would fail again.
+func (l logger) dataCorruption(info pebbledb.DataCorruptionInfo) {
+	l.fatal(fmt.Sprintf("store: pebble: %s: file %s is damaged (%v); the gateway stops: restore the directory from a backup",
+		l.path, info.Path, info.Details))
+	select {}
 }
 
 // fatal logs msg at error level and ends the process with status 1. A
