@@ -15,6 +15,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -30,6 +32,62 @@ var ErrLocked = errors.New("store: locked by another process")
 // error names it and what is wrong) or one record that does not decode
 // (CorruptRecordError). Restarting does not fix it: an admin must look.
 var ErrCorrupt = errors.New("store: corrupt data")
+
+// CorruptRecordError is a stored account record that does not decode:
+// GetAccount's error for it, and one of ListAccounts' CorruptAccountsError.
+// It wraps ErrCorrupt and the decoding error. The record is left as it
+// is: only DeleteAccount (an admin's) or a PutAccount replaces it.
+type CorruptRecordError struct {
+	Bridge, JID string
+	// Key is where the backend keeps the record (a Redis key, a bolt
+	// bucket path, a Pebble key), for the admin.
+	Key string
+	Err error
+}
+
+func (e *CorruptRecordError) Error() string {
+	return fmt.Sprintf("store: the account record of %s on %s (%s) is corrupt: %v", e.JID, e.Bridge, e.Key, e.Err)
+}
+
+func (e *CorruptRecordError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
+
+// CorruptAccountsError is ListAccounts' error when some account records of
+// the bridge do not decode. ListAccounts then returns the accounts it could
+// read with it: a caller that can do without the others (the gateway,
+// which starts every other user) tells it apart with errors.As.
+type CorruptAccountsError struct {
+	Bridge  string
+	Records []*CorruptRecordError
+}
+
+func (e *CorruptAccountsError) Error() string {
+	parts := make([]string, len(e.Records))
+	for i, r := range e.Records {
+		parts[i] = fmt.Sprintf("%s (%s): %v", r.JID, r.Key, r.Err)
+	}
+	return fmt.Sprintf("store: %d account record(s) of %s are corrupt: %s", len(e.Records), e.Bridge, strings.Join(parts, "; "))
+}
+
+func (e *CorruptAccountsError) Unwrap() error { return ErrCorrupt }
+
+// CorruptAccounts collects the corrupt records of one ListAccounts call;
+// Err returns nil when there are none. Backends use it.
+type CorruptAccounts struct{ e CorruptAccountsError }
+
+// Add records the record of jid, kept at key, that failed to decode.
+func (c *CorruptAccounts) Add(bridge, jid, key string, err error) {
+	c.e.Bridge = bridge
+	c.e.Records = append(c.e.Records, &CorruptRecordError{Bridge: bridge, JID: jid, Key: key, Err: err})
+}
+
+// Err returns the *CorruptAccountsError, or nil.
+func (c *CorruptAccounts) Err() error {
+	if len(c.e.Records) == 0 {
+		return nil
+	}
+	e := c.e
+	return &e
+}
 
 // Account is one user's registration with one bridge.
 type Account struct {
@@ -93,12 +151,15 @@ type Entry struct {
 type Store interface {
 	// PutAccount creates or replaces the account (Bridge, JID).
 	PutAccount(ctx context.Context, a *Account) error
-	// GetAccount returns the account or ErrNotFound.
+	// GetAccount returns the account or ErrNotFound; a record that does
+	// not decode, a *CorruptRecordError.
 	GetAccount(ctx context.Context, bridge, jid string) (*Account, error)
 	// DeleteAccount removes the account, its contacts, its queues and its
 	// message maps. Deleting a missing account is not an error.
 	DeleteAccount(ctx context.Context, bridge, jid string) error
 	// ListAccounts returns every account of bridge, in no particular order.
+	// Account records that do not decode are left out and named by a
+	// *CorruptAccountsError, returned with the others.
 	ListAccounts(ctx context.Context, bridge string) ([]*Account, error)
 
 	// PutContact creates or replaces the contact (by Localpart).

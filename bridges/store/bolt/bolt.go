@@ -306,10 +306,17 @@ func (s *Store) GetAccount(ctx context.Context, bridge, jid string) (*store.Acco
 			return store.ErrNotFound
 		}
 		var err error
-		a, err = record.DecodeAccount(v)
-		return err
+		if a, err = record.DecodeAccount(v); err != nil {
+			return &store.CorruptRecordError{Bridge: bridge, JID: jid, Key: accountPath(s.path, bridge, jid), Err: err}
+		}
+		return nil
 	})
 	return a, err
+}
+
+// accountPath describes where the account record of jid is, for errors.
+func accountPath(file, bridge, jid string) string {
+	return fmt.Sprintf("bucket path %q/%q/%q, key %q in %s", bktBridges, bridgeName(bridge), userName(jid), keyAccount, file)
 }
 
 // DeleteAccount removes the user's bucket: account, contacts, queues,
@@ -348,24 +355,32 @@ func forUsers(tx *bbolt.Tx, bridge string, fn func(jid string, u *bbolt.Bucket) 
 	return nil
 }
 
-// ListAccounts returns every account of bridge, ordered by JID.
+// ListAccounts returns every account of bridge, ordered by JID; records
+// that do not decode are named by a *store.CorruptAccountsError returned
+// with the others.
 func (s *Store) ListAccounts(ctx context.Context, bridge string) ([]*store.Account, error) {
 	var as []*store.Account
+	var corrupt store.CorruptAccounts
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		return forUsers(tx, bridge, func(_ string, u *bbolt.Bucket) error {
+		as, corrupt = nil, store.CorruptAccounts{}
+		return forUsers(tx, bridge, func(jid string, u *bbolt.Bucket) error {
 			v := u.Get(keyAccount)
 			if v == nil {
 				return nil
 			}
 			a, err := record.DecodeAccount(v)
 			if err != nil {
-				return err
+				corrupt.Add(bridge, jid, accountPath(s.path, bridge, jid), err)
+				return nil
 			}
 			as = append(as, a)
 			return nil
 		})
 	})
-	return as, err
+	if err != nil {
+		return nil, err
+	}
+	return as, corrupt.Err()
 }
 
 // --- contacts ---------------------------------------------------------------

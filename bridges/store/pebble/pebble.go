@@ -588,7 +588,11 @@ func (s *Store) GetAccount(ctx context.Context, bridge, jid string) (*store.Acco
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	return record.DecodeAccount(v)
+	a, err := record.DecodeAccount(v)
+	if err != nil {
+		return nil, &store.CorruptRecordError{Bridge: bridge, JID: jid, Key: fmt.Sprintf("key %q in %s", accountKey(bridge, jid), s.path), Err: err}
+	}
+	return a, nil
 }
 
 // DeleteAccount deletes every key of the user (one range deletion):
@@ -597,10 +601,13 @@ func (s *Store) DeleteAccount(ctx context.Context, bridge, jid string) error {
 	return s.write(ctx, func(w *writer) error { return w.deleteUser(bridge, jid) })
 }
 
-// ListAccounts returns every account of bridge, ordered by JID. It visits
-// each user's keys with two seeks, whatever they hold.
+// ListAccounts returns every account of bridge, ordered by JID; records
+// that do not decode are named by a *store.CorruptAccountsError returned
+// with the others. It visits each user's keys with two seeks, whatever
+// they hold.
 func (s *Store) ListAccounts(ctx context.Context, bridge string) (as []*store.Account, err error) {
-	err = s.forUsers(ctx, bridge, func(_ *view, it *pebbledb.Iterator, up []byte, _ string) error {
+	var corrupt store.CorruptAccounts
+	err = s.forUsers(ctx, bridge, func(_ *view, it *pebbledb.Iterator, up []byte, jid string) error {
 		k := append(bytes.Clone(up), kindAccount)
 		if !it.SeekGE(k) || !bytes.Equal(it.Key(), k) {
 			return nil
@@ -611,12 +618,16 @@ func (s *Store) ListAccounts(ctx context.Context, bridge string) (as []*store.Ac
 		}
 		a, err := record.DecodeAccount(v)
 		if err != nil {
-			return err
+			corrupt.Add(bridge, jid, fmt.Sprintf("key %q in %s", k, s.path), err)
+			return nil
 		}
 		as = append(as, a)
 		return nil
 	})
-	return as, err
+	if err != nil {
+		return nil, err
+	}
+	return as, corrupt.Err()
 }
 
 // forUsers calls fn for each user of bridge that has keys, in JID order,

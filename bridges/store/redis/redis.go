@@ -216,14 +216,19 @@ func (s *Store) PutAccount(ctx context.Context, a *store.Account) error {
 
 // GetAccount returns the account or store.ErrNotFound.
 func (s *Store) GetAccount(ctx context.Context, bridge, jid string) (*store.Account, error) {
-	v, err := s.c.Get(ctx, s.user(bridge, jid)+"acct").Bytes()
+	key := s.user(bridge, jid) + "acct"
+	v, err := s.c.Get(ctx, key).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, wrap(err)
 	}
-	return record.DecodeAccount(v)
+	a, err := record.DecodeAccount(v)
+	if err != nil {
+		return nil, &store.CorruptRecordError{Bridge: bridge, JID: jid, Key: "key " + key, Err: err}
+	}
+	return a, nil
 }
 
 const deletePage = 1000
@@ -277,7 +282,9 @@ func (s *Store) DeleteAccount(ctx context.Context, bridge, jid string) error {
 // pageSize bounds the commands of one pipeline over many users.
 const pageSize = 500
 
-// ListAccounts returns every account of bridge, ordered by JID.
+// ListAccounts returns every account of bridge, ordered by JID; records
+// that do not decode are named by a *store.CorruptAccountsError returned
+// with the others.
 func (s *Store) ListAccounts(ctx context.Context, bridge string) ([]*store.Account, error) {
 	jids, err := s.c.SMembers(ctx, s.bridgeKey(bridge, "accounts")).Result()
 	if err != nil {
@@ -285,6 +292,7 @@ func (s *Store) ListAccounts(ctx context.Context, bridge string) ([]*store.Accou
 	}
 	slices.Sort(jids)
 	var as []*store.Account
+	var corrupt store.CorruptAccounts
 	for page := range slices.Chunk(jids, pageSize) {
 		cmds := make([]*goredis.StringCmd, len(page))
 		_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -296,7 +304,7 @@ func (s *Store) ListAccounts(ctx context.Context, bridge string) ([]*store.Accou
 		if err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, wrap(err)
 		}
-		for _, cmd := range cmds {
+		for i, cmd := range cmds {
 			v, err := cmd.Bytes()
 			if errors.Is(err, goredis.Nil) {
 				continue // deleted meanwhile, or index written first
@@ -306,12 +314,13 @@ func (s *Store) ListAccounts(ctx context.Context, bridge string) ([]*store.Accou
 			}
 			a, err := record.DecodeAccount(v)
 			if err != nil {
-				return nil, err
+				corrupt.Add(bridge, page[i], "key "+s.user(bridge, page[i])+"acct", err)
+				continue
 			}
 			as = append(as, a)
 		}
 	}
-	return as, nil
+	return as, corrupt.Err()
 }
 
 // --- contacts ---------------------------------------------------------------

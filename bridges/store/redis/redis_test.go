@@ -343,3 +343,15 @@ func TestSentinel(t *testing.T) {
 		t.Errorf("Open with an unknown master name: %v", err)
 	}
 }
+
+func TestCorruptAccount(t *testing.T) {
+	m := miniredis.RunT(t)
+	s := open(t, "redis://"+m.Addr(), "rv")
+	storetest.CorruptAccount(t, s, func(bridge, jid string) string {
+		key := "rv:{" + bridge + "|" + jid + "}:acct"
+		if err := m.Set(key, "garbage"); err != nil {
+			t.Fatal(err)
+		}
+		return key
+	})
+}
