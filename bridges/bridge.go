@@ -64,6 +64,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/jabbergate/jabbergate/bridges/jidmap"
 	"github.com/jabbergate/jabbergate/bridges/media"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/vault"
@@ -222,7 +223,10 @@ type Bridge struct {
 
 	mu    sync.Mutex
 	users map[string]*user // by bare JID
-	ctx   context.Context  // the Run context, set when Run starts
+	// corrupt holds the bare JIDs whose account records ListAccounts
+	// could not read, logged once (skipCorrupt); guarded by mu.
+	corrupt map[string]bool
+	ctx     context.Context // the Run context, set when Run starts
 	// serveCtx is the shards' context: it outlives ctx until the link
 	// has stopped reading, so that a stanza read during the shutdown is
 	// handled (a message is queued), not dropped.
@@ -333,6 +337,34 @@ func (b *Bridge) setStandby(standby bool) {
 // Info returns the network's description.
 func (b *Bridge) Info() legacy.Info { return b.info }
 
+// skipCorrupt reports whether err, from ListAccounts, only names account
+// records that do not decode (a *store.CorruptAccountsError): their users
+// are left out, and the accounts returned with it are used. Each record is
+// logged at error level once per process, naming the record. It is left
+// as it is, for an admin to restore or delete (jabbergate delete-user):
+// the user is not started, so nothing writes it, and a registration of
+// that user is refused while it is there (storeRegistration).
+func (b *Bridge) skipCorrupt(err error) bool {
+	var ce *store.CorruptAccountsError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	for _, r := range ce.Records {
+		b.mu.Lock()
+		seen := b.corrupt[r.JID]
+		if b.corrupt == nil {
+			b.corrupt = map[string]bool{}
+		}
+		b.corrupt[r.JID] = true
+		b.mu.Unlock()
+		if !seen {
+			b.log.Error("account record cannot be read: the user is not started; the record is left as it is for an admin to restore or delete (jabbergate delete-user)",
+				"user", jidmap.OwnerKey(b.domain, r.JID), "record", r.Key, "err", r.Err)
+		}
+	}
+	return true
+}
+
 // Run loads the registered users, starts their legacy sessions and queue
 // workers, and serves the component link until ctx ends. On the way out it
 // tells every user the gateway is unavailable.
@@ -346,7 +378,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 // run is Run once the bridge may serve its domain.
 func (b *Bridge) run(ctx context.Context) error {
 	accts, err := b.st.ListAccounts(ctx, b.domain)
-	if err != nil {
+	if err != nil && !b.skipCorrupt(err) {
 		return fmt.Errorf("bridges: %s: load accounts: %w", b.domain, err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)

@@ -601,11 +601,17 @@ func (c *cluster) renewAll(ctx context.Context) {
 func (c *cluster) rescan(ctx context.Context) bool {
 	b := c.b
 	accts, err := b.st.ListAccounts(ctx, b.domain)
-	if err != nil {
+	var ce *store.CorruptAccountsError
+	if err != nil && !b.skipCorrupt(err) {
 		b.log.Warn("cluster: rescan accounts", "err", err)
 		return false
 	}
 	present := make(map[string]bool, len(accts))
+	if errors.As(err, &ce) {
+		for _, r := range ce.Records {
+			present[r.JID] = true // still registered: not forgotten
+		}
+	}
 	for _, a := range accts {
 		present[a.JID] = true
 		b.mu.Lock()

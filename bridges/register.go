@@ -303,6 +303,17 @@ func (b *Bridge) storeRegistration(ctx context.Context, bare string, clean map[s
 		return false, serr
 	}
 	u := b.getUser(bare)
+	if u == nil {
+		// A user not loaded may have a record that cannot be read
+		// (skipCorrupt): it is the admin's to restore or delete, not
+		// replaced by a new registration.
+		if _, err := b.st.GetAccount(ctx, b.domain, bare); errors.Is(err, store.ErrCorrupt) {
+			b.log.Error("registration refused: the user's stored account record cannot be read; an admin must restore or delete it (jabbergate delete-user)",
+				"user", jidmap.OwnerKey(b.domain, bare), "err", err)
+			return false, &stanza.Error{Condition: stanza.InternalServerError, Type: stanza.ErrCancel,
+				Text: "your stored registration is damaged; ask the gateway's admin to repair or delete it, then register again"}
+		}
+	}
 	sealed, err := b.sealFields(bare, clean)
 	if err != nil {
 		b.log.Error("seal credentials", "user", jidmap.OwnerKey(b.domain, bare), "err", err)
@@ -552,7 +563,7 @@ func (b *Bridge) checkAccountFree(ctx context.Context, bare string, acctID legac
 		}
 	}
 	accts, err := b.st.ListAccounts(ctx, b.domain)
-	if err != nil {
+	if err != nil && !b.skipCorrupt(err) { // a corrupt record is not known to hold acctID
 		b.log.Error("registration: list accounts", "err", err)
 		return &stanza.Error{Condition: stanza.InternalServerError, Type: stanza.ErrWait, Text: "could not check your registration now; try again"}
 	}

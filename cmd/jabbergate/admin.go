@@ -283,7 +283,7 @@ func rotateKeyCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jabbergate rotate-key: %v\n", err)
 		return 1
 	}
-	var resealed, accounts, failed int
+	var resealed, accounts, failed, corrupt int
 	for _, bc := range env.cfg.Bridges {
 		secret, err := secretFields(bc)
 		if err != nil {
@@ -291,7 +291,14 @@ func rotateKeyCmd(args []string, stdout, stderr io.Writer) int {
 			return exitConfig
 		}
 		accts, err := env.store.ListAccounts(ctx, bc.Domain)
-		if err != nil {
+		var ce *store.CorruptAccountsError
+		if errors.As(err, &ce) {
+			// Their values stay sealed with the old key: keep it.
+			for _, r := range ce.Records {
+				corrupt++
+				fmt.Fprintf(stderr, "jabbergate rotate-key: bridge %s: %v; left as is\n", bc.Domain, r)
+			}
+		} else if err != nil {
 			fmt.Fprintf(stderr, "jabbergate rotate-key: bridge %s: list accounts: %v\n", bc.Domain, err)
 			return 1
 		}
@@ -339,6 +346,11 @@ func rotateKeyCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if failed > 0 {
 		fmt.Fprintf(stderr, "jabbergate rotate-key: %d values could not be opened (add the key they were sealed with to vault.old_keys)\n", failed)
+	}
+	if corrupt > 0 {
+		fmt.Fprintf(stderr, "jabbergate rotate-key: %d account records could not be read, so their values are not re-sealed: keep the old key until they are restored (then run rotate-key again) or deleted (jabbergate delete-user)\n", corrupt)
+	}
+	if failed > 0 || corrupt > 0 {
 		return 1
 	}
 	return 0
@@ -473,7 +485,10 @@ func deleteUserCmd(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
-		if err != nil {
+		if errors.Is(err, store.ErrCorrupt) {
+			// The admin's way to be rid of a record the gateway skips.
+			fmt.Fprintf(stderr, "jabbergate delete-user: bridge %s: %v; deleting it\n", bc.Domain, err)
+		} else if err != nil {
 			fmt.Fprintf(stderr, "jabbergate delete-user: bridge %s: %v\n", bc.Domain, err)
 			return 1
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
 	"github.com/jabbergate/jabbergate/bridges/vault"
 	"github.com/jabbergate/jabbergate/component/componenttest"
+	bbolt "go.etcd.io/bbolt"
 )
 
 // damagedBoltStore writes a bolt store with an account at path and cuts
@@ -119,5 +120,70 @@ func TestWarnNewStoreBesideOldKey(t *testing.T) {
 	warnNewStoreOldKey(cfg, newLogger(cfg.Log, &logs))
 	if logs.Len() != 0 {
 		t.Errorf("logs:\n%s\nwant none", logs.String())
+	}
+}
+
+// corruptBoltAccount overwrites the account record of jid on bridge in
+// the (closed) bolt store at path.
+func corruptBoltAccount(t *testing.T, path, bridge, jid string) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte("bridges")).Bucket([]byte("b"+bridge)).Bucket([]byte("u"+jid)).Put([]byte("account"), []byte("garbage"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCorruptAccountRecord: doctor -check-accounts names an account
+// record that cannot be read (FAIL), the vault key check counts it as an
+// account, and delete-user deletes it.
+func TestCorruptAccountRecord(t *testing.T) {
+	srv := componenttest.NewServer(t, "echo.localhost", doctorSecret)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "jg.db")
+	st, err := bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"romeo@localhost", "juliet@localhost"} {
+		if err := st.PutAccount(context.Background(), &store.Account{Bridge: "echo.localhost", JID: u, LegacyID: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	corruptBoltAccount(t, path, "echo.localhost", "juliet@localhost")
+
+	cfg, p := doctorConfig(t, srv.Addr(), "store:\n  path: "+path+"\n")
+	checks := runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 50 * time.Millisecond, CheckAccounts: true})
+	c := one(t, checks, "accounts")
+	if c.Status != statusFail || !strings.Contains(c.Message, "1 registered account(s) readable, 1 not") || !strings.Contains(c.Message, "juliet@localhost") || c.Fix["jabbergate"] == "" {
+		t.Errorf("accounts = %+v", c)
+	}
+
+	st, err = bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := countAccounts(context.Background(), st, cfg)
+	st.Close()
+	if n != 2 || err != nil {
+		t.Errorf("countAccounts = %d, %v; want 2 (the corrupt record counts)", n, err)
+	}
+
+	if _, err := vault.CreateKey(cfg.Vault.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI("delete-user", "-config", p, "-jid", "juliet@localhost")
+	if code != 0 || !strings.Contains(errs, "is corrupt") || !strings.Contains(out, "deleted juliet@localhost") {
+		t.Errorf("delete-user of the corrupt record: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	checks = runDoctor(context.Background(), cfg, doctorOptions{PrivilegeWait: 50 * time.Millisecond, CheckAccounts: true})
+	if c := one(t, checks, "accounts"); c.Status != statusOK || !strings.Contains(c.Message, "1 registered account(s)") {
+		t.Errorf("accounts after delete-user = %+v", c)
 	}
 }

@@ -719,7 +719,8 @@ func rosterProbeJID(ctx context.Context, st store.Store, domain, serverDomain st
 		rctx, cancel := context.WithTimeout(ctx, o.Timeout)
 		accs, err := st.ListAccounts(rctx, domain)
 		cancel()
-		if err == nil {
+		var ce *store.CorruptAccountsError
+		if err == nil || errors.As(err, &ce) {
 			for _, a := range accs {
 				if _, d, ok := strings.Cut(a.JID, "@"); ok && strings.EqualFold(d, serverDomain) {
 					return a.JID
@@ -1262,11 +1263,18 @@ func doctorAccounts(ctx context.Context, b config.Bridge, st store.Store, o doct
 	rctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	accs, err := st.ListAccounts(rctx, b.Domain)
-	if err != nil {
+	var ce *store.CorruptAccountsError
+	if err != nil && !errors.As(err, &ce) {
 		c.Status, c.Message = statusWarn, fmt.Sprintf("listing accounts failed: %v", err)
 		return []check{c}
 	}
 	c.Message = fmt.Sprintf("%d registered account(s); legacy logins not tried (doctor never logs in to users' accounts)", len(accs))
+	if ce != nil {
+		// The gateway skips these users (an ERROR line each at start).
+		c.Status = statusFail
+		c.Message = fmt.Sprintf("%d registered account(s) readable, %d not: %v; those users are not started", len(accs), len(ce.Records), ce)
+		c.Fix = map[string]string{"jabbergate": "restore the store from a backup, or delete each user named (jabbergate delete-user -config FILE -jid JID) so that they can register again"}
+	}
 	return []check{c}
 }
 

@@ -431,12 +431,17 @@ func storedAccounts(ctx context.Context, cfg *config.Config) (n int, skipped str
 	return n, ""
 }
 
-// countAccounts counts the registered accounts of cfg's bridges in st.
+// countAccounts counts the registered accounts of cfg's bridges in st,
+// including those whose records cannot be read (they were registered too,
+// with credentials sealed with the key in use).
 func countAccounts(ctx context.Context, st store.Store, cfg *config.Config) (int, error) {
 	n := 0
 	for _, b := range cfg.Bridges {
 		accts, err := st.ListAccounts(ctx, b.Domain)
-		if err != nil {
+		var ce *store.CorruptAccountsError
+		if errors.As(err, &ce) {
+			n += len(ce.Records)
+		} else if err != nil {
 			return 0, fmt.Errorf("cannot list the accounts of %s: %w", b.Domain, err)
 		}
 		n += len(accts)
