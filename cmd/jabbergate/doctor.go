@@ -6,7 +6,8 @@ package main
 //
 //	jabbergate doctor -config FILE [-json] [-check-accounts] [-force-link] [-timeout 5s]
 //
-// Checks: store (bolt file / Redis PING and AOF), vault key file, media
+// Checks: store (bolt file and bbolt's consistency check / Redis PING and
+// AOF), vault key file, media
 // (media.dir, media.base_url), and per
 // bridge: link (TCP reach and handshake, stream errors explained), XEP-0356
 // privileges (advertisement awaited up to 2 s), a ping round trip to the
