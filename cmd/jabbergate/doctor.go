@@ -213,7 +213,11 @@ func runDoctor(ctx context.Context, cfg *config.Config, o doctorOptions) []check
 	}
 	for i, b := range cfg.Bridges {
 		if gw.running && !o.ForceLink {
-			out = append(out, runningLinkCheck(b.Domain, gw))
+			addr := b.Server
+			if addr == "" {
+				addr = cfg.XMPP.Server
+			}
+			out = append(out, runningLinkCheck(b.Domain, addr, gw, o.Timeout))
 		} else if c, held := clusterLinkCheck(ctx, b.Domain, st, o); held && !o.ForceLink {
 			out = append(out, c)
 		} else {
@@ -323,7 +327,7 @@ func probeGateway(ctx context.Context, listen string, o doctorOptions) gatewaySt
 
 // runningLinkCheck reports a bridge's link from the running gateway's
 // point of view, without opening a link of doctor's own.
-func runningLinkCheck(domain string, gw gatewayState) check {
+func runningLinkCheck(domain, addr string, gw gatewayState, timeout time.Duration) check {
 	c := check{Bridge: domain, Check: "link"}
 	skipped := "doctor opened no link of its own (ejabberd would load-balance users' stanzas onto it); the privilege, ping and upload checks were skipped: stop the gateway, or pass -force-link, to run them"
 	down, standby := false, false
@@ -343,8 +347,16 @@ func runningLinkCheck(domain string, gw gatewayState) check {
 		c.Status = statusOK
 		c.Message = "the running gateway is a cluster standby for " + domain + " (/readyz): another instance holds the link; " + skipped
 	case down:
-		c.Status = statusWarn
-		c.Message = "the running gateway reports its link for " + domain + " down (/readyz); its log names the stream error; " + skipped
+		// A plain connection (no stream) tells a server that is down from
+		// one that refuses the link, without disturbing the gateway's.
+		if nc, err := net.DialTimeout("tcp", addr, timeout); err != nil {
+			c.Status = statusFail
+			c.Message = fmt.Sprintf("the running gateway reports its link for %s down (/readyz): the component listener %s cannot be reached (%v); start the XMPP server, or check xmpp.server; %s", domain, addr, err, skipped)
+		} else {
+			nc.Close()
+			c.Status = statusWarn
+			c.Message = "the running gateway reports its link for " + domain + " down (/readyz) although " + addr + " accepts connections: the server refuses the link or closes it (the gateway's log says why: a stream error, the secret); " + skipped
+		}
 	default:
 		c.Status = statusOK
 		c.Message = "the running gateway reports its link for " + domain + " up (/readyz); " + skipped

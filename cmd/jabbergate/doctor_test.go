@@ -669,14 +669,18 @@ func redisClient(t *testing.T, url string) (goredis.UniversalClient, func()) {
 // A running gateway that is a cluster standby is no warning: its link is
 // down by design.
 func TestDoctorRunningLinkCheckStandby(t *testing.T) {
-	for _, c := range []struct{ ready, status, want string }{
-		{"link echo.localhost standby\n", statusOK, "cluster standby"},
-		{"link echo.localhost down\n", statusWarn, "reports its link for echo.localhost down"},
-		{"ok\n", statusOK, "up"},
+	listening := componenttest.NewServer(t, "echo.localhost", doctorSecret).Addr()
+	down := freeAddr(t) // nothing listens there
+	for _, c := range []struct{ ready, addr, status, want string }{
+		{"link echo.localhost standby\n", listening, statusOK, "cluster standby"},
+		{"link echo.localhost down\n", listening, statusWarn, "although " + listening + " accepts connections"},
+		// The server is down: a failure, not a warning.
+		{"link echo.localhost down\n", down, statusFail, "the component listener " + down + " cannot be reached"},
+		{"ok\n", listening, statusOK, "up"},
 	} {
-		got := runningLinkCheck("echo.localhost", gatewayState{running: true, how: "test", ready: c.ready})
+		got := runningLinkCheck("echo.localhost", c.addr, gatewayState{running: true, how: "test", ready: c.ready}, time.Second)
 		if got.Status != c.status || !strings.Contains(got.Message, c.want) {
-			t.Errorf("/readyz %q: %s %q", c.ready, got.Status, got.Message)
+			t.Errorf("/readyz %q, server %s: %s %q", c.ready, c.addr, got.Status, got.Message)
 		}
 	}
 }
