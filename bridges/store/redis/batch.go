@@ -23,6 +23,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -78,12 +79,15 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 		groups[g] = append(groups[g], i)
 	}
 	for _, g := range groups {
-		_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		txCmds, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			var t txWriter
 			t.ops(ctx, s, p, b, g, cmds)
 			t.end(ctx, p)
 			return nil
 		})
+		if err != nil && cmds.retryNoScript(ctx, s) {
+			err = firstErr(txCmds)
+		}
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -96,11 +100,36 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 type batchCmds struct {
 	adds [][]*goredis.StringCmd // OpAppend
 	seen []*goredis.BoolCmd     // OpMarkSeen
-	once []*goredis.Cmd         // OpAppendOnce (appendOnceScript)
+	once []*goredis.Cmd         // OpAppendOnce (appendOnce, by EVALSHA)
+	// onceKeys and onceArgs are the EVALSHA's, to send the script itself
+	// when the server does not have it (retryNoScript).
+	onceKeys [][]string
+	onceArgs [][]any
 }
 
 func newBatchCmds(n int) *batchCmds {
-	return &batchCmds{adds: make([][]*goredis.StringCmd, n), seen: make([]*goredis.BoolCmd, n), once: make([]*goredis.Cmd, n)}
+	return &batchCmds{adds: make([][]*goredis.StringCmd, n), seen: make([]*goredis.BoolCmd, n), once: make([]*goredis.Cmd, n),
+		onceKeys: make([][]string, n), onceArgs: make([][]any, n)}
+}
+
+// retryNoScript sends, as EVAL, each OpAppendOnce of c that the server
+// refused with NOSCRIPT (its script cache is empty after a restart or a
+// SCRIPT FLUSH, or this is another Cluster node): such a command did not
+// run at all, so running it now, alone, is what it would have done in the
+// transaction, and the script is atomic on its own. The reply replaces the
+// refused one. It reports whether any was retried.
+func (c *batchCmds) retryNoScript(ctx context.Context, s *Store) bool {
+	retried := false
+	for i, cmd := range c.once {
+		if cmd == nil || cmd.Err() == nil || !strings.HasPrefix(cmd.Err().Error(), "NOSCRIPT") {
+			continue
+		}
+		r := appendOnce.Eval(ctx, s.c, c.onceKeys[i], c.onceArgs[i]...)
+		cmd.SetVal(r.Val())
+		cmd.SetErr(r.Err())
+		retried = true
+	}
+	return retried
 }
 
 // result fills res from the replies.
@@ -126,13 +155,15 @@ func (c *batchCmds) result(res *store.BatchResult) *store.BatchResult {
 	return res
 }
 
-// appendOnceScript is OpAppendOnce: KEYS[1] the seen mark, KEYS[2] the
-// queue's stream; ARGV[1] the mark's ttl in ms (0: none), ARGV[2…] the
-// payloads. It returns the new entries' ids, or none when the mark was
-// there (nothing appended; not a nil reply, which a pipeline reports as
-// an error). A script, as MULTI cannot make a command depend on another's
-// reply.
-const appendOnceScript = `
+// appendOnce is OpAppendOnce: KEYS[1] the seen mark, KEYS[2] the queue's
+// stream; ARGV[1] the mark's ttl in ms (0: none), ARGV[2…] the payloads.
+// It returns the new entries' ids, or none when the mark was there
+// (nothing appended; not a nil reply, which a pipeline reports as an
+// error). A script, as MULTI cannot make a command depend on another's
+// reply. It is sent by its digest (EVALSHA: the server neither receives
+// nor hashes its text each time, which costs it twice a SET and an XADD);
+// Open loads it, and retryNoScript sends the text when a server lacks it.
+var appendOnce = goredis.NewScript(`
 local set
 if ARGV[1] ~= '0' then
   set = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1])
@@ -144,7 +175,7 @@ local ids = {}
 for i = 2, #ARGV do
   ids[#ids + 1] = redis.call('XADD', KEYS[2], '*', 'p', ARGV[i])
 end
-return ids`
+return ids`)
 
 // txWriter writes batches into one MULTI/EXEC: per transaction, not per
 // operation, one queue-set SADD per queue, one ZADD per ttl zset (and
@@ -256,7 +287,9 @@ func (t *txWriter) op(ctx context.Context, s *Store, p goredis.Pipeliner, b *sto
 		for _, pl := range op.Payloads {
 			args = append(args, pl)
 		}
-		c.once[i] = p.Eval(ctx, appendOnceScript, []string{u + m, queueKey(u, op.Queue.Kind)}, args...)
+		keys := []string{u + m, queueKey(u, op.Queue.Kind)}
+		c.onceKeys[i], c.onceArgs[i] = keys, args
+		c.once[i] = appendOnce.EvalSha(ctx, p, keys, args...)
 		t.track(uttl, m, ttl, true)
 	case store.OpAck:
 		valid := make([]string, 0, len(op.IDs))
@@ -328,6 +361,15 @@ func (g *groupTx) round(ctx context.Context, s *Store, reqs []*txReq) {
 		t.end(ctx, p)
 		return nil
 	})
+	if err != nil {
+		retried := false
+		for _, r := range reqs {
+			retried = r.cmds.retryNoScript(ctx, s) || retried
+		}
+		if retried {
+			err = firstErr(cmds)
+		}
+	}
 	if err == nil {
 		for _, r := range reqs {
 			r.done <- nil

@@ -203,3 +203,38 @@ func TestBatchTracksEveryMember(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendOnceWithoutTheScript: a server whose script cache is empty (a
+// restart, SCRIPT FLUSH) refuses the EVALSHA of an AppendOnce with
+// NOSCRIPT; the store then sends the script's text, so the append happens
+// once, and the other operations of the transaction happen once too.
+func TestAppendOnceWithoutTheScript(t *testing.T) {
+	ctx := context.Background()
+	s := openGroupTest(t)
+	const br = "gw.example"
+	q := store.Queue{Bridge: br, JID: "a@example", Kind: store.Outbox}
+	other := store.Queue{Bridge: br, JID: "b@example", Kind: store.Outbox}
+	for i, key := range []string{"k1", "k2"} {
+		if err := s.c.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var b store.Batch
+		b.Append(other, []byte(fmt.Sprintf("plain %d", i)))
+		b.AppendOnce(q, key, time.Hour, []byte("once "+key))
+		b.AppendOnce(q, "k1", time.Hour, []byte("resent"))
+		res, err := s.Apply(ctx, &b)
+		if err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		if !res.Seen[1] || len(res.IDs[1]) != 1 || res.Seen[2] || len(res.IDs[2]) != 0 {
+			t.Errorf("batch %d: Seen %v IDs %v", i, res.Seen, res.IDs)
+		}
+	}
+	es, err := s.Read(ctx, q, "", 10)
+	if err != nil || len(es) != 2 || string(es[0].Payload) != "once k1" || string(es[1].Payload) != "once k2" {
+		t.Errorf("queue: %v, %v; want once k1, once k2", es, err)
+	}
+	if es, err := s.Read(ctx, other, "", 10); err != nil || len(es) != 2 {
+		t.Errorf("the other operations: %v, %v; want each applied once", es, err)
+	}
+}

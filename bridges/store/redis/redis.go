@@ -111,6 +111,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: redis %s: %w", redact(url), err)
 	}
+	// Best effort: a server without it gets the script's text once
+	// (batch.go, retryNoScript).
+	_ = appendOnce.Load(ctx, s.c).Err()
 	return s, nil
 }
 
