@@ -121,6 +121,7 @@ type Network struct {
 	minBackoff, maxBackoff time.Duration
 	dialTimeout            time.Duration
 	idleRefresh            time.Duration // option idle_refresh: re-check the mailbox while idling
+	replyTimeout           time.Duration // silence during an IMAP command that ends the connection (imap.go, replyGuard)
 }
 
 var (
@@ -142,6 +143,7 @@ func New(options map[string]string) (*Network, error) {
 		maxBackoff:     5 * time.Minute,
 		dialTimeout:    30 * time.Second,
 		idleRefresh:    10 * time.Minute,
+		replyTimeout:   90 * time.Second,
 	}
 	var errs []error
 	bad := func(k, problem string) { errs = append(errs, &legacy.OptionError{Option: k, Problem: problem}) }
@@ -482,7 +484,7 @@ func (n *Network) Register(ctx context.Context, fields map[string]string) (legac
 	if err != nil {
 		return "", err
 	}
-	cl, err := n.dialIMAP(ctx, c, nil)
+	cl, _, err := n.dialIMAP(ctx, c, nil)
 	if err != nil {
 		return "", err
 	}

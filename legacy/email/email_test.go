@@ -492,6 +492,101 @@ func TestDropMidFetch(t *testing.T) {
 	}
 }
 
+// silentProxy forwards to target until hush, after which the
+// connections open then stay open but carry nothing either way (a hung
+// server, a middlebox that lost its state); later connections work.
+type silentProxy struct {
+	addr  string
+	mu    sync.Mutex
+	conns int
+	quiet map[int]bool
+}
+
+func startSilentProxy(t *testing.T, target string) *silentProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p := &silentProxy{addr: ln.Addr().String(), quiet: map[int]bool{}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.conns++
+			n := p.conns
+			p.mu.Unlock()
+			go p.serve(t, c, target, n)
+		}
+	}()
+	return p
+}
+
+// hush silences the connections open now.
+func (p *silentProxy) hush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := 1; i <= p.conns; i++ {
+		p.quiet[i] = true
+	}
+}
+
+func (p *silentProxy) connections() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.conns
+}
+
+func (p *silentProxy) serve(t *testing.T, c net.Conn, target string, n int) {
+	defer c.Close()
+	s, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	pipe := func(dst, src net.Conn) {
+		buf := make([]byte, 4096)
+		for {
+			k, err := src.Read(buf)
+			p.mu.Lock()
+			quiet := p.quiet[n]
+			p.mu.Unlock()
+			if k > 0 && !quiet {
+				if _, err := dst.Write(buf[:k]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go pipe(c, s)
+	pipe(s, c)
+}
+
+// TestSilentServerReconnects: a server that stops answering while the
+// connection stays up (no reset, no FIN) is given up after the reply
+// timeout, and the session reconnects and imports the mail.
+func TestSilentServerReconnects(t *testing.T) {
+	im := startIMAP(t, true)
+	px := startSilentProxy(t, im.addr)
+	n := testNetwork(t)
+	n.idleRefresh, n.replyTimeout = 50*time.Millisecond, 300*time.Millisecond
+	r := runSession(t, n, fields(px.addr, ""), nil)
+	r.waitState(t, 0)
+	waitStatus(t, r.rec, legacy.StatusConnected)
+	px.hush()
+	im.deliver(t, simpleMail("bob@example.org", "x", "s1@x", "after the silence"), time.Time{})
+	r.waitIncoming(t, 1)
+	if c := px.connections(); c < 2 {
+		t.Errorf("%d connections: the session did not reconnect", c)
+	}
+}
+
 func TestSend(t *testing.T) {
 	im := startIMAP(t, true)
 	sm := startSMTP(t)

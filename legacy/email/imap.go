@@ -192,7 +192,67 @@ func statusText(err error, connected bool) string {
 
 // dialIMAP connects and logs in. newMail, if set, is signalled when the
 // server reports a new message count.
-func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct{}) (*imapclient.Client, error) {
+// progressConn notes when bytes last came from the server (replyGuard).
+type progressConn struct {
+	net.Conn
+	last atomic.Int64 // unix nanoseconds
+}
+
+func (c *progressConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// replyGuard closes an IMAP connection whose server goes silent while a
+// command waits for its reply: go-imap sets no deadline on a reply, and a
+// server or middlebox that hangs but keeps the TCP connection (which
+// keepalives never notice) would hold the session for ever, "connected".
+// Any byte from the server is progress, so a long FETCH of a large mail
+// is not cut. It is disarmed while the session idles or waits to poll,
+// when silence is normal.
+type replyGuard struct {
+	pc      *progressConn
+	armedAt atomic.Int64 // unix nanoseconds; 0: disarmed
+	stop    chan struct{}
+}
+
+func (s *session) newReplyGuard(pc *progressConn, cl *imapclient.Client) *replyGuard {
+	g := &replyGuard{pc: pc, stop: make(chan struct{})}
+	timeout := s.net.replyTimeout
+	go func() {
+		t := time.NewTicker(max(timeout/8, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-g.stop:
+				return
+			case <-cl.Closed():
+				return
+			case <-t.C:
+			}
+			at := g.armedAt.Load()
+			if at == 0 {
+				continue
+			}
+			if last := max(at, pc.last.Load()); time.Since(time.Unix(0, last)) > timeout {
+				s.log.Warn("email: the IMAP server sent nothing while a command waited for its reply; reconnecting", "silent_for", timeout)
+				cl.Close()
+				return
+			}
+		}
+	}()
+	g.arm()
+	return g
+}
+
+func (g *replyGuard) arm()    { g.armedAt.Store(time.Now().UnixNano()) }
+func (g *replyGuard) disarm() { g.armedAt.Store(0) }
+func (g *replyGuard) close()  { close(g.stop) }
+
+func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct{}) (*imapclient.Client, *progressConn, error) {
 	opts := &imapclient.Options{}
 	if newMail != nil {
 		opts.UnilateralDataHandler = &imapclient.UnilateralDataHandler{
@@ -207,11 +267,16 @@ func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct
 		}
 	}
 	d := net.Dialer{Timeout: n.dialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", c.imapAddr)
+	raw, err := d.DialContext(ctx, "tcp", c.imapAddr)
 	if err != nil {
-		return nil, reason(fmt.Sprintf("cannot reach the IMAP server %s (%s)", c.imapAddr, netReason(err)),
+		return nil, nil, reason(fmt.Sprintf("cannot reach the IMAP server %s (%s)", c.imapAddr, netReason(err)),
 			fmt.Errorf("email: IMAP server %s unreachable: %v: %w", c.imapAddr, err, legacy.ErrUnavailable))
 	}
+	// Greeting, TLS and login within dialTimeout: a server that accepts
+	// and then says nothing must not hold the session.
+	raw.SetDeadline(time.Now().Add(n.dialTimeout))
+	pc := &progressConn{Conn: raw}
+	var conn net.Conn = pc
 	var cl *imapclient.Client
 	switch c.imapSec {
 	case SecurityTLS:
@@ -221,7 +286,7 @@ func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct
 		cl, err = imapclient.NewStartTLS(conn, opts)
 		if err != nil {
 			conn.Close()
-			return nil, reason(fmt.Sprintf("cannot start TLS with the IMAP server %s (%s)", c.imapAddr, netReason(err)),
+			return nil, nil, reason(fmt.Sprintf("cannot start TLS with the IMAP server %s (%s)", c.imapAddr, netReason(err)),
 				fmt.Errorf("email: IMAP STARTTLS with %s: %v: %w", c.imapAddr, err, legacy.ErrUnavailable))
 		}
 	default:
@@ -231,11 +296,12 @@ func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct
 	defer stop()
 	if err := cl.WaitGreeting(); err != nil {
 		cl.Close()
-		return nil, reason(fmt.Sprintf("the IMAP server %s did not answer as an IMAP server (%s)", c.imapAddr, netReason(err)),
+		return nil, nil, reason(fmt.Sprintf("the IMAP server %s did not answer as an IMAP server (%s)", c.imapAddr, netReason(err)),
 			fmt.Errorf("email: IMAP server %s: %v: %w", c.imapAddr, err, legacy.ErrUnavailable))
 	}
 	if cl.State() == imap.ConnStateAuthenticated {
-		return cl, nil // PREAUTH greeting (a local server started for this user)
+		raw.SetDeadline(time.Time{})
+		return cl, pc, nil // PREAUTH greeting (a local server started for this user)
 	}
 	var login error
 	if c.xoauth2 {
@@ -249,18 +315,19 @@ func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct
 		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
 			switch ie.Code {
 			case imap.ResponseCodeUnavailable, imap.ResponseCodeServerBug, imap.ResponseCodeLimit:
-				return nil, reason("the IMAP server cannot log you in now ("+ie.Text+"); retrying",
+				return nil, nil, reason("the IMAP server cannot log you in now ("+ie.Text+"); retrying",
 					fmt.Errorf("email: IMAP login: %v: %w", err, legacy.ErrUnavailable))
 			}
-			return nil, authError(err)
+			return nil, nil, authError(err)
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
-		return nil, reason("the IMAP login failed ("+netReason(err)+"); retrying",
+		return nil, nil, reason("the IMAP login failed ("+netReason(err)+"); retrying",
 			fmt.Errorf("email: IMAP login: %v: %w", err, legacy.ErrUnavailable))
 	}
-	return cl, nil
+	raw.SetDeadline(time.Time{})
+	return cl, pc, nil
 }
 
 // Run implements legacy.Session: it watches INBOX, reconnecting with
@@ -304,13 +371,15 @@ func (s *session) status(ctx context.Context, st legacy.Status, text string) {
 func (s *session) runOnce(ctx context.Context) (connected bool, err error) {
 	s.status(ctx, legacy.StatusConnecting, "")
 	newMail := make(chan struct{}, 1)
-	cl, err := s.net.dialIMAP(ctx, s.cfg, newMail)
+	cl, pc, err := s.net.dialIMAP(ctx, s.cfg, newMail)
 	if err != nil {
 		return false, err
 	}
 	defer cl.Close()
 	stop := context.AfterFunc(ctx, func() { cl.Close() })
 	defer stop()
+	guard := s.newReplyGuard(pc, cl)
+	defer guard.close()
 
 	sel, err := cl.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
@@ -342,6 +411,7 @@ func (s *session) runOnce(ctx context.Context) (connected bool, err error) {
 			// server advertises IDLE with IMAP4rev1 whatever Options.Caps
 			// says, so that session was idling, not polling, and waited
 			// for the 10-minute refresh. Option idle=false really polls.
+			guard.disarm()
 			t := time.NewTimer(s.net.idleRefresh)
 			select {
 			case <-newMail:
@@ -351,11 +421,13 @@ func (s *session) runOnce(ctx context.Context) (connected bool, err error) {
 			case <-cl.Closed():
 			}
 			t.Stop()
+			guard.arm() // DONE must be answered
 			cmd.Close()
 			if err := cmd.Wait(); err != nil {
 				return true, fmt.Errorf("email: IDLE: %w", err)
 			}
 		} else {
+			guard.disarm()
 			t := time.NewTimer(s.net.pollInterval)
 			select {
 			case <-t.C:
@@ -364,6 +436,7 @@ func (s *session) runOnce(ctx context.Context) (connected bool, err error) {
 			case <-ctx.Done():
 				t.Stop()
 			}
+			guard.arm()
 			if err := cl.Noop().Wait(); err != nil {
 				return true, fmt.Errorf("email: NOOP: %w", err)
 			}
