@@ -384,6 +384,13 @@ func TestUIDValidityChange(t *testing.T) {
 	if len(in) != 1 || in[0].ID != "v2@x" {
 		t.Errorf("after UIDVALIDITY change got %+v, want only v2", in)
 	}
+	// A mail that arrives after the change is new whatever its date (one
+	// moved in from another folder keeps its old INTERNALDATE).
+	im.deliver(t, simpleMail("bob@example.org", "moved", "v3@x", "moved in"), past.Add(-24*time.Hour))
+	r2.waitIncoming(t, 2)
+	if in := incomings(r2.rec); in[len(in)-1].ID != "v3@x" {
+		t.Errorf("after the change, an old-dated new mail: got %+v", in)
+	}
 }
 
 func TestWrongPasswordStopsRun(t *testing.T) {

@@ -38,8 +38,12 @@ type state struct {
 	LastUID     uint32 `json:"last_uid"`
 	// LastDate is the INTERNALDATE of the last imported mail.
 	LastDate time.Time `json:"last_date,omitzero"`
-	// Floor, set after a UIDVALIDITY change, hides mail not newer than it.
-	Floor time.Time `json:"floor,omitzero"`
+	// Floor, set after a UIDVALIDITY change, hides the mail older than it
+	// among the UIDs up to FloorUntil (the mailbox as it was at the
+	// change); mail that arrives after the change is imported whatever
+	// its date (a mail moved in from another folder keeps its old one).
+	Floor      time.Time `json:"floor,omitzero"`
+	FloorUntil uint32    `json:"floor_until,omitempty"`
 	// Threads maps a thread id (root Message-ID) to what a reply needs.
 	Threads map[string]*thread `json:"threads,omitempty"`
 }
@@ -473,9 +477,18 @@ func (s *session) sync(ctx context.Context, cl *imapclient.Client, sel *imap.Sel
 		})
 	}
 	// UIDVALIDITY changed: every UID is void. Walk the new mailbox from
-	// the start but deliver only mail newer than the last import.
+	// the start but deliver, of what is in it now, only mail not older
+	// than the last import (the same second included: a mail imported
+	// before comes again under its Message-ID, which the gateway drops).
+	until, err := lastUID(cl, sel)
+	if err != nil {
+		return err
+	}
 	return s.save(ctx, func(st *state) {
-		st.UIDValidity, st.LastUID, st.Floor = sel.UIDValidity, 0, st.LastDate
+		st.UIDValidity, st.LastUID, st.Floor, st.FloorUntil = sel.UIDValidity, 0, st.LastDate, until
+		if until == 0 {
+			st.Floor = time.Time{} // an empty mailbox: all that comes is new
+		}
 	})
 }
 
@@ -583,10 +596,18 @@ func (s *session) ingest(ctx context.Context, cl *imapclient.Client) error {
 // watermark past it.
 func (s *session) importOne(ctx context.Context, cl *imapclient.Client, m *imapclient.FetchMessageBuffer) error {
 	s.mu.Lock()
-	floor := s.state.Floor
+	floor, until := s.state.Floor, s.state.FloorUntil
 	s.mu.Unlock()
 	uid := uint32(m.UID)
-	if !floor.IsZero() && !m.InternalDate.After(floor) {
+	if !floor.IsZero() && uid > until {
+		// Past the mailbox as it was at the UIDVALIDITY change: the
+		// floor has done its work.
+		if err := s.save(ctx, func(st *state) { st.Floor, st.FloorUntil = time.Time{}, 0 }); err != nil {
+			return err
+		}
+		floor = time.Time{}
+	}
+	if !floor.IsZero() && m.InternalDate.Before(floor) {
 		// Re-sync after a UIDVALIDITY change: already seen (or too old).
 		return s.save(ctx, func(st *state) { st.LastUID = max(st.LastUID, uid) })
 	}
