@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jabbergate/jabbergate/component/stanza"
@@ -97,5 +98,57 @@ func TestSessionEndShowsTheAdaptersReason(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// sendRejectNet is echo whose sessions run but whose Send finds its
+// credentials rejected (an SMTP password changed while IMAP still works).
+type sendRejectNet struct {
+	*echo.Network
+	sends *atomic.Int64
+}
+
+func (n sendRejectNet) Open(ctx context.Context, a legacy.Account, s legacy.Sink) (legacy.Session, error) {
+	inner, err := n.Network.Open(ctx, a, s)
+	return &sendRejectSession{Session: inner, sends: n.sends}, err
+}
+
+type sendRejectSession struct {
+	legacy.Session
+	sends *atomic.Int64
+}
+
+func (s *sendRejectSession) Send(context.Context, *legacy.Message) (legacy.MessageID, error) {
+	s.sends.Add(1)
+	return "", fmt.Errorf("email: SMTP AUTH: %w", &legacy.ReasonError{Reason: "the SMTP server rejected the username or password", Err: legacy.ErrUnauthorized})
+}
+
+// Credentials refused when sending are told once, like a failed login,
+// and the messages behind fail at once without trying them again.
+func TestSendCredentialsRejectedToldOnce(t *testing.T) {
+	e, _ := echo.New(nil)
+	sends := &atomic.Int64{}
+	h := newHarness(t, sendRejectNet{e, sends})
+	h.register(alice)
+	for i := 1; i <= 3; i++ {
+		h.send(fmt.Sprintf(`<message xmlns='jabber:component:accept' type='chat' id='s%d' from='%s/p' to='hello@%s'><body>hi %d</body></message>`, i, alice, domain, i))
+		if r := h.expect("error", func(e *stanza.Element) bool { return e.ID() == fmt.Sprintf("s%d", i) }); errCond(r) != stanza.NotAuthorized {
+			t.Errorf("message %d = %s", i, r)
+		}
+	}
+	h.expect("chat message saying so", func(e *stanza.Element) bool {
+		return e.Local == "message" && e.From() == domain && strings.Contains(e.ChildText("", "body"), "SMTP server rejected")
+	})
+	if n := sends.Load(); n != 1 {
+		t.Errorf("Send called %d times, want once: the others must fail without trying the credentials again", n)
+	}
+	notices := 0
+	for _, st := range h.srv.Received() {
+		if st.Local == "message" && st.From() == domain && strings.Contains(st.ChildText("", "body"), "SMTP server rejected") {
+			notices++
+		}
+	}
+	if notices != 1 {
+		t.Errorf("%d notices, want 1", notices)
 	}
 }

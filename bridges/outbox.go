@@ -792,6 +792,14 @@ func (b *Bridge) deliverOut(ctx context.Context, u *user, e *outboxEntry, bound 
 		if legacy.IsPermanent(err) {
 			b.log.Info("outgoing message refused by the legacy network", "user", u.owner, logErr(err))
 			b.failOut(ctx, e, outError(e, err))
+			if errors.Is(err, legacy.ErrUnauthorized) {
+				// The credentials of sending were refused (an SMTP
+				// password changed while IMAP still works): told once,
+				// and the messages behind fail at once instead of each
+				// trying them again, which may lock the account.
+				b.log.Warn("legacy credentials rejected when sending; messages fail until the user registers again", "user", u.owner, logErr(err))
+				b.setStatus(ctx, u, legacy.StatusUnauthorized, unauthorizedText(err))
+			}
 			return outSettled, time.Time{}
 		}
 		t.lastErr = err

@@ -270,14 +270,7 @@ func (b *Bridge) runSession(ctx context.Context, u *user, sess legacy.Session) {
 		b.sessionFailed(sessionFailureReason(err))
 		if errors.Is(err, legacy.ErrUnauthorized) {
 			b.log.Warn("legacy credentials rejected; session stopped", "user", u.owner, logErr(err))
-			text := "the legacy network rejected your credentials; register again"
-			if r := userReason(err); r != "" {
-				text = r
-				if !strings.Contains(r, "register again") { // adapters' reasons may say it already
-					text += "; register again"
-				}
-			}
-			b.setStatus(ctx, u, legacy.StatusUnauthorized, text)
+			b.setStatus(ctx, u, legacy.StatusUnauthorized, unauthorizedText(err))
 			return
 		}
 		if time.Since(started) > time.Minute {
@@ -307,6 +300,19 @@ func sessionFailureReason(err error) string {
 		return "unavailable"
 	}
 	return "error"
+}
+
+// unauthorizedText is what the user reads when the legacy network
+// rejected her credentials (err wraps legacy.ErrUnauthorized).
+func unauthorizedText(err error) string {
+	text := "the legacy network rejected your credentials; register again"
+	if r := userReason(err); r != "" {
+		text = r
+		if !strings.Contains(r, "register again") { // adapters' reasons may say it already
+			text += "; register again"
+		}
+	}
+	return text
 }
 
 // errText is err for the user: the adapter's reason (legacy.ReasonError,

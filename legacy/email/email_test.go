@@ -720,7 +720,13 @@ func TestSendErrors(t *testing.T) {
 		{true, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.NoEnhancedCode, Message: "transaction failed"}, legacy.ErrRejected, "554", "refused the message"},
 		{false, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "local error"}, legacy.ErrUnavailable, "451 4.3.0", ""},
 		{false, &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full, try later"}, legacy.ErrUnavailable, "452 4.2.2", ""},
-		{false, &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "rate limit exceeded"}, legacy.ErrRateLimited, "", ""},
+		{false, &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "rate limit exceeded"}, legacy.ErrRateLimited, "450 4.7.1", ""},
+		{false, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many messages from you, slow down"}, legacy.ErrRateLimited, "421 4.7.0", ""},
+		// Greylisting and a per-message limit are no rate limit: they do
+		// not hold the user's other messages.
+		{false, &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "Greylisted, try again later"}, legacy.ErrUnavailable, "450 4.2.0", ""},
+		{true, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "please try again later"}, legacy.ErrUnavailable, "451 4.3.0", ""},
+		{false, &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients"}, legacy.ErrUnavailable, "452 4.5.3", ""},
 	} {
 		sm.setRcptErr(nil)
 		sm.setDataErr(nil)
@@ -731,7 +737,7 @@ func TestSendErrors(t *testing.T) {
 		}
 		name := c.err.Error()
 		_, err := s.Send(ctx, &legacy.Message{Chat: "bob@example.org", Text: "x", Key: "e"})
-		if !isErr(err, c.want) {
+		if !isErr(err, c.want) || c.want != legacy.ErrRateLimited && isErr(err, legacy.ErrRateLimited) {
 			t.Errorf("%s (data %v): Send = %v, want %v", name, c.data, err, c.want)
 			continue
 		}

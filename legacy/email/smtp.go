@@ -560,6 +560,13 @@ func (n *Network) dialSMTP(ctx context.Context, c *config) (cl *smtp.Client, rel
 		if ctx.Err() != nil {
 			return fail(nil)
 		}
+		var se *smtp.SMTPError
+		if c.smtpSec == SecurityStartTLS && !errors.As(err, &se) {
+			// After STARTTLS the first command is where the handshake
+			// happens (go-smtp starts it lazily): its failure is TLS's.
+			return nil, nil, fmt.Errorf("email: SMTP EHLO after STARTTLS: %v: %w", err, &legacy.ReasonError{
+				Reason: fmt.Sprintf("the SMTP server %s accepted STARTTLS but does not complete TLS (%s)", c.smtpAddr, netReason(err)), Err: legacy.ErrUnavailable})
+		}
 		return nil, nil, smtpError("EHLO", err)
 	}
 	if c.password == "" {
@@ -598,7 +605,14 @@ func (n *Network) dialSMTP(ctx context.Context, c *config) (cl *smtp.Client, rel
 
 func heloName(addr string) string { return asciiDomain(addr) }
 
-var rateWords = regexp.MustCompile(`(?i)rate|too many|throttl|slow down|try again later`)
+// rateWords are what servers say when they limit a sender's rate ("421
+// 4.7.0 Too many messages", "450 Rate limit exceeded", "Throttled"); not
+// greylisting ("try again later") nor a per-message limit ("452 4.5.3 Too
+// many recipients"), which are ordinary transient failures.
+var (
+	rateWords = regexp.MustCompile(`(?i)\brate\b|rate.?limit|throttl|slow down|sending limit|too many (messages|mails|e-?mails|connections|sessions|requests|errors|recipients per)`)
+	greyWords = regexp.MustCompile(`(?i)gr[ea]ylist`)
+)
 
 // smtpError maps an SMTP failure to the contract's errors: 4xx is
 // transient (a RateLimitError when the reply speaks of a rate), 5xx
@@ -619,8 +633,10 @@ func smtpError(stage string, err error) error {
 	}
 	switch {
 	case se.Code >= 400 && se.Code < 500:
-		if rateWords.MatchString(se.Message) {
-			return fmt.Errorf("email: SMTP %s: %s %s: %w", stage, code, se.Message, &legacy.RateLimitError{RetryAfter: time.Minute})
+		if rateWords.MatchString(se.Message) && !greyWords.MatchString(se.Message) {
+			// The CodeError carries the server's words into the delay
+			// notice.
+			return fmt.Errorf("email: SMTP %s: %w: %w", stage, &legacy.CodeError{Code: code, Text: se.Message, Err: legacy.ErrRateLimited}, &legacy.RateLimitError{RetryAfter: time.Minute})
 		}
 		return fmt.Errorf("email: SMTP %s: %w", stage, &legacy.CodeError{Code: code, Text: se.Message, Err: legacy.ErrUnavailable})
 	case se.Code >= 500 && se.Code < 600:

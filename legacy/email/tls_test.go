@@ -1,6 +1,7 @@
 package email
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,8 +9,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
+	"fmt"
 	"math/big"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +123,57 @@ func TestTLSModes(t *testing.T) {
 	f["imap_security"] = SecurityTLS
 	if _, err := strict.Register(ctx, f); !isErr(err, legacy.ErrUnavailable) {
 		t.Errorf("Register with an untrusted certificate = %v, want ErrUnavailable", err)
+	}
+}
+
+// A server that accepts STARTTLS and then speaks plain text: the error
+// says TLS did not complete, not a bare EOF, and nothing goes in the clear.
+func TestBrokenStartTLSExplained(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				r := bufio.NewReader(c)
+				fmt.Fprint(c, "220 broken.example ESMTP\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+					case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
+						fmt.Fprint(c, "250-broken.example\r\n250 STARTTLS\r\n")
+					case cmd == "STARTTLS":
+						fmt.Fprint(c, "220 go ahead\r\nthis is not TLS at all\r\n")
+						return
+					default:
+						fmt.Fprint(c, "500 what\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	im := startIMAP(t, true)
+	f := fields(im.addr, ln.Addr().String())
+	f["smtp_security"] = "starttls"
+	n := testNetwork(t)
+	s, err := n.Open(context.Background(), legacy.Account{ID: testAddr, Fields: f}, &legacytest.Recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Send(context.Background(), &legacy.Message{Chat: "bob@example.org", Text: "secret", Key: "k"})
+	var re *legacy.ReasonError
+	if !isErr(err, legacy.ErrUnavailable) || !errors.As(err, &re) || !strings.Contains(re.Reason, "does not complete TLS") {
+		t.Errorf("Send = %v, want a transient error saying TLS did not complete", err)
 	}
 }
