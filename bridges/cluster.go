@@ -290,7 +290,10 @@ func (c *cluster) notify(ctx context.Context, jid, topic string) {
 	if c.notifier == nil {
 		return
 	}
-	nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// Not canceled with ctx: a change committed while this instance
+	// stops or loses its leases must still reach the owner, or nothing
+	// would tell it before the next full pass.
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := c.notifier.Notify(nctx, c.b.domain, jid, topic); err != nil {
 		c.b.log.Warn("cluster: notification not sent; the owner finds the change at its next check", "topic", topic, "err", err)
@@ -651,7 +654,8 @@ func (c *cluster) acquireFree(ctx context.Context) {
 	b.mu.Lock()
 	users := b.snapshotUsers()
 	b.mu.Unlock()
-	if time.Since(c.lastFull) >= fullPass*c.ttl {
+	full := time.Since(c.lastFull) >= fullPass*c.ttl
+	if full {
 		c.owners, c.lastFull = map[string]string{}, time.Now()
 	}
 	alive := c.alive(ctx)
@@ -660,7 +664,10 @@ func (c *cluster) acquireFree(ctx context.Context) {
 			return
 		}
 		if c.holds(u.jid) {
-			if c.notifier == nil {
+			// Without notifications, at every check; with them, at every
+			// full pass: the outbox is read again, for messages queued
+			// by another instance whose notification was lost.
+			if c.notifier == nil || full {
 				kick(u.kickOut)
 			}
 			continue

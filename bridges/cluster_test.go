@@ -558,3 +558,44 @@ func TestClusterDuplicateNameStandby(t *testing.T) {
 		t.Errorf("the second process connected %d times", n)
 	}
 }
+
+// hanging is a Leaser whose renewals of the link lease hang, whatever
+// their context says, while hang is set: a Redis that stopped answering
+// but keeps its connections.
+type hanging struct {
+	store.Leaser
+	hang atomic.Bool
+}
+
+func (h *hanging) Renew(ctx context.Context, name, holder string, token int64, ttl time.Duration) (bool, error) {
+	if h.hang.Load() && strings.HasPrefix(name, "link:") {
+		time.Sleep(5 * clusterTTL)
+		return false, errors.New("store timed out")
+	}
+	return h.Leaser.Renew(ctx, name, holder, token, ttl)
+}
+
+// TestClusterHungStoreDropsTheLink: when the store hangs, the active
+// instance closes its link at the lease's local deadline (4/5 of its
+// ttl), not when the hung renewal returns: by then a standby may hold
+// the link lease, and two links would serve the domain.
+func TestClusterHungStoreDropsTheLink(t *testing.T) {
+	st := openShared(t)
+	hl := &hanging{Leaser: st}
+	a := startInstance(t, "a", st, bridges.Cluster{Leaser: hl})
+	if err := a.srv.WaitHandshakes(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	waitHolder(t, st, "link:"+domain, "a")
+	hl.hang.Store(true)
+	start := time.Now()
+	if err := a.srv.WaitDisconnected(3 * clusterTTL); err != nil {
+		t.Fatalf("link not closed while the store hangs: %v", err)
+	}
+	if took := time.Since(start); took >= 5*clusterTTL {
+		t.Errorf("link closed after %v: it waited for the hung renewal", took)
+	}
+	if !strings.Contains(a.log.String(), "link lease not renewed in time") {
+		t.Errorf("no log of the missed deadline")
+	}
+}

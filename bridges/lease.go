@@ -103,17 +103,21 @@ func (c *cluster) waitLink(ctx context.Context, name string) (int64, bool) {
 // would keep a standby with a working link from serving.
 func (c *cluster) keepLink(ctx context.Context, name string, tok int64, cancel context.CancelCauseFunc) {
 	downSince := time.Now() // the link is not up yet when the lease is taken
-	deadline := time.NewTimer(c.ttl * 4 / 5)
+	// The deadline runs on its own: a Renew that hangs (a store that
+	// stopped answering but keeps its connections) must not hold it up,
+	// or two instances would hold links at once.
+	deadline := time.AfterFunc(c.ttl*4/5, func() {
+		if ctx.Err() == nil {
+			c.b.log.Warn("cluster: link lease not renewed in time")
+			cancel(errLeaseLost)
+		}
+	})
 	defer deadline.Stop()
 	tick := time.NewTicker(c.check())
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-deadline.C:
-			c.b.log.Warn("cluster: link lease not renewed in time")
-			cancel(errLeaseLost)
 			return
 		case <-tick.C:
 		}
@@ -140,6 +144,9 @@ func (c *cluster) keepLink(ctx context.Context, name string, tok int64, cancel c
 			cancel(errLeaseLost)
 			return
 		default:
+			if ctx.Err() != nil {
+				return // the deadline passed while this renewal waited
+			}
 			deadline.Reset(time.Until(c.deadline(sent)))
 		}
 	}

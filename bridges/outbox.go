@@ -280,6 +280,11 @@ func (b *Bridge) appendRound(ctx context.Context, round []*appendReq) {
 // still queued needs nothing: the first one's answer carries the same id.
 func (b *Bridge) answerResend(ctx context.Context, r *appendReq) {
 	e := r.e
+	// The first sending may still be queued: the client is waiting for
+	// it. Its worker (or, in a cluster, the instance that runs the user)
+	// looks at the outbox again, in case the wake-up it had was lost.
+	kick(r.u.kickOut)
+	b.wakeOwner(ctx, r.u)
 	if e.Kind != "" {
 		return
 	}

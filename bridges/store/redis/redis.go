@@ -98,6 +98,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		// echoed message on Redis).
 		uo.Protocol = 2
 	}
+	// A context's deadline bounds the command (go-redis otherwise waits
+	// for its read timeout, retries included): lease renewals must give
+	// up in time when Redis hangs, or an instance would act on a lease
+	// another may already hold.
+	uo.ContextTimeoutEnabled = true
 	s, err := New(goredis.NewUniversalClient(uo), opts)
 	if err != nil {
 		return nil, err
