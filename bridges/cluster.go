@@ -732,6 +732,12 @@ func (c *cluster) heldCount() int {
 // short deadline).
 func (c *cluster) releaseAll() {
 	c.releaseAccounts()
+	c.releaseInstance()
+}
+
+// releaseInstance gives this instance's liveness lease back (if held), so
+// that a restart under the same name is not taken for a second process.
+func (c *cluster) releaseInstance() {
 	if c.instTok > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -599,3 +599,23 @@ func TestClusterHungStoreDropsTheLink(t *testing.T) {
 		t.Errorf("no log of the missed deadline")
 	}
 }
+
+// TestClusterStoppedStandbyReleasesItsName: a standby that stops cleanly
+// gives its liveness lease back, so that it can start again under its
+// name at once (a rolling restart) instead of being taken for a second
+// process for a lease period.
+func TestClusterStoppedStandbyReleasesItsName(t *testing.T) {
+	st := openShared(t)
+	a := startInstance(t, "a", st, bridges.Cluster{})
+	if err := a.srv.WaitHandshakes(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	waitHolder(t, st, "link:"+domain, "a")
+	b := startInstance(t, "b", st, bridges.Cluster{})
+	waitHolder(t, st, "inst:"+domain+"|b", "b")
+	b.stop()
+	// At once, not when it lapses a lease period later.
+	if h, _, err := st.Holder(context.Background(), "inst:"+domain+"|b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after a clean stop the standby's liveness lease is still held by %q (%v)", h, err)
+	}
+}

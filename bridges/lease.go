@@ -18,6 +18,7 @@ func (b *Bridge) runStandby(ctx context.Context) error {
 	c := b.cl
 	name := c.linkLease()
 	defer b.setStandby(false)
+	defer c.releaseInstance() // a standby holds it too (waitLink)
 	for {
 		b.setStandby(true)
 		tok, ok := c.waitLink(ctx, name)
