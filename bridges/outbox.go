@@ -123,6 +123,12 @@ func (b *Bridge) handleMessage(ctx context.Context, st *stanza.Element, pf, pt *
 		return // chat states, receipts, markers only: nothing to queue
 	}
 	u := b.getUser(pf.bare)
+	if u == nil && b.cl != nil {
+		// Registered through another instance a moment ago, whose
+		// notification has not arrived: the store knows.
+		b.cl.reload(ctx, pf.bare)
+		u = b.getUser(pf.bare)
+	}
 	if u == nil {
 		b.reply(ctx, stanza.ErrorReply(st, stanza.NewError(stanza.RegistrationRequired,
 			"register with "+b.domain+" first (service discovery, or send \"help\" to "+b.domain+")")))
