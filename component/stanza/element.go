@@ -26,6 +26,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -581,6 +582,30 @@ func DecodeLimit(d *xml.Decoder, start xml.StartElement, maxDepth int) (*Element
 	}
 }
 
+// checkNames refuses an element whose name, or one of its elements' or
+// attributes', has a local part that is no XML name on its own ("p:0",
+// which encoding/xml splits into p and 0): it could not be written back.
+func checkNames(e *Element) error {
+	bad := func(local string) bool {
+		r, _ := utf8.DecodeRuneInString(local)
+		return r == '-' || r == '.' || unicode.In(r, unicode.Nd, unicode.Mn, unicode.Mc)
+	}
+	if bad(e.Local) {
+		return &xml.SyntaxError{Msg: "invalid XML name: " + e.Local}
+	}
+	for _, a := range e.Attrs {
+		if bad(a.Local) {
+			return &xml.SyntaxError{Msg: "invalid XML name: " + a.Local}
+		}
+	}
+	for _, c := range e.Children() {
+		if err := checkNames(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Parse decodes a single element from s. It is meant for tests and config;
 // the link decodes from its stream.
 func Parse(s string) (*Element, error) {
@@ -592,7 +617,14 @@ func Parse(s string) (*Element, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			return Decode(d, t)
+			e, err := Decode(d, t)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkNames(e); err != nil {
+				return nil, err
+			}
+			return e, nil
 		case xml.Directive:
 			return nil, ErrRestrictedXML
 		}
