@@ -62,31 +62,46 @@ type early struct {
 	left    bool // hold gave up waiting; the flight's end claims and removes it
 }
 
+// recent is a map of at most recentIDs keys, the oldest forgotten first.
+type recent[K comparable, V any] struct {
+	m     map[K]V
+	order []K
+}
+
+func (r *recent[K, V]) put(k K, v V) {
+	if r.m == nil {
+		r.m = map[K]V{}
+	}
+	if _, ok := r.m[k]; !ok {
+		if len(r.order) >= recentIDs {
+			delete(r.m, r.order[0])
+			r.order = r.order[1:]
+		}
+		r.order = append(r.order, k)
+	}
+	r.m[k] = v
+}
+
+func (r *recent[K, V]) get(k K) (V, bool) {
+	v, ok := r.m[k]
+	return v, ok
+}
+
+func (r *recent[K, V]) remove(k K) { delete(r.m, k) }
+
 // idSet is a bounded set of message ids, the oldest forgotten first.
 type idSet struct {
-	m     map[legacy.MessageID]struct{}
-	order []legacy.MessageID
+	recent[legacy.MessageID, struct{}]
 }
 
 func (s *idSet) add(id legacy.MessageID) {
-	if s.m == nil {
-		s.m = map[legacy.MessageID]struct{}{}
+	if id != "" {
+		s.put(id, struct{}{})
 	}
-	if _, ok := s.m[id]; ok || id == "" {
-		return
-	}
-	if len(s.order) >= recentIDs {
-		delete(s.m, s.order[0])
-		s.order = s.order[1:]
-	}
-	s.m[id] = struct{}{}
-	s.order = append(s.order, id)
 }
 
-func (s *idSet) remove(id legacy.MessageID) { delete(s.m, id) }
-
 func (s *idSet) has(id legacy.MessageID) bool {
-	_, ok := s.m[id]
+	_, ok := s.get(id)
 	return ok
 }
 

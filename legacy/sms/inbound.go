@@ -163,6 +163,14 @@ func (s *session) report(ctx context.Context, id legacy.MessageID, to, token str
 		s.log.Info("sms: delivery report on a message not sent through the gateway; ignored", "id", id, "failed", failure != nil)
 		return nil
 	}
+	return s.finalReport(ctx, id, to, failure)
+}
+
+// finalReport emits a final delivery report on id (failure: nil for
+// delivered): a failure once, "delivered" never after a failure. It
+// returns an error only when the sink did not take the event (the
+// provider's retry reports it again).
+func (s *session) finalReport(ctx context.Context, id legacy.MessageID, to string, failure error) error {
 	if failure == nil {
 		if s.hasFailed(id) {
 			return nil // never "delivered" after a failure
@@ -181,7 +189,8 @@ func (s *session) report(ctx context.Context, id legacy.MessageID, to, token str
 	return nil
 }
 
-// chatOf returns number in E.164 when it parses, else as it is.
+// chatOf returns number in E.164 when it reads as one (numberOf), else as
+// it is (a short code, an alphanumeric sender).
 func (s *session) chatOf(number string) string {
 	e, _ := s.net.numberOf(number)
 	return e

@@ -27,10 +27,9 @@ type smppRoute struct {
 
 	// partsMu guards partOf: the SMSC ids of the parts before the last of
 	// recent multi-part messages, mapped to the last part's id (which
-	// names the message), the oldest forgotten first.
-	partsMu   sync.Mutex
-	partOf    map[string]string
-	partOrder []string
+	// names the message).
+	partsMu sync.Mutex
+	partOf  recent[string, string]
 }
 
 // recordParts remembers which message the parts before the last belong to.
@@ -38,21 +37,10 @@ func (r *smppRoute) recordParts(ids []string) {
 	last := ids[len(ids)-1]
 	r.partsMu.Lock()
 	defer r.partsMu.Unlock()
-	if r.partOf == nil {
-		r.partOf = map[string]string{}
-	}
 	for _, id := range ids[:len(ids)-1] {
-		if id == "" || id == last {
-			continue
+		if id != "" && id != last {
+			r.partOf.put(id, last)
 		}
-		if _, ok := r.partOf[id]; !ok {
-			if len(r.partOrder) >= recentIDs {
-				delete(r.partOf, r.partOrder[0])
-				r.partOrder = r.partOrder[1:]
-			}
-			r.partOrder = append(r.partOrder, id)
-		}
-		r.partOf[id] = last
 	}
 }
 
@@ -61,7 +49,7 @@ func (r *smppRoute) recordParts(ids []string) {
 func (r *smppRoute) messageOf(id string) (string, bool) {
 	r.partsMu.Lock()
 	defer r.partsMu.Unlock()
-	if m, ok := r.partOf[id]; ok {
+	if m, ok := r.partOf.get(id); ok {
 		return m, true
 	}
 	return id, false
@@ -192,23 +180,11 @@ func (n *Network) smppReceipt(r smpp.Receipt) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if cause != nil {
-		if !s.markFailed(id) {
-			return nil // another part's failure was reported
-		}
 		text := "the SMS centre reports the message " + r.State
 		if earlierPart {
 			text = "the SMS centre reports a part of the message " + r.State
 		}
-		if err := s.undelivered(ctx, id, r.From, &legacy.CodeError{Code: r.State, Text: text, Err: cause}); err != nil {
-			s.mu.Lock()
-			s.failedIDs.remove(id) // not taken: the SMSC delivers the receipt again
-			s.mu.Unlock()
-			return err
-		}
-		return nil
+		cause = &legacy.CodeError{Code: r.State, Text: text, Err: cause}
 	}
-	if s.hasFailed(id) {
-		return nil // never "delivered" after a part failed
-	}
-	return s.receipt(ctx, id, r.From)
+	return s.finalReport(ctx, id, r.From, cause) // a part's failure is the message's, once
 }
