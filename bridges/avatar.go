@@ -184,7 +184,7 @@ func (b *Bridge) announceAvatar(ctx context.Context, u *user, lp string, chat le
 	if c.LegacyID != "" {
 		chat = legacy.ChatID(c.LegacyID)
 	}
-	b.sendContactPresence(ctx, u, chat)
+	b.sendContactPresence(ctx, u, chat, c)
 	b.reply(ctx, b.avatarEvent(lp+"@"+b.domain, u.jid, m))
 }
 

@@ -156,7 +156,7 @@ func (s *sink) take(ctx context.Context, ev legacy.Event) (*emitReq, error) {
 			if c, err := b.st.GetContact(ctx, b.domain, u.jid, lp); err == nil {
 				b.keepUnavailability(ctx, u, c, ev)
 				if hasFrom(c.Subscription) {
-					b.sendContactPresence(ctx, u, ev.Chat)
+					b.sendContactPresence(ctx, u, ev.Chat, c)
 				}
 			}
 		}

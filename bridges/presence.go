@@ -145,7 +145,7 @@ func (b *Bridge) handlePresence(ctx context.Context, st *stanza.Element, from, t
 		}
 		b.updateContactSub(ctx, u, to.Localpart(), func(s string) string { return addSub(s, subFrom) })
 		b.reply(ctx, presence("subscribed", to.Bare().String(), bare))
-		b.sendContactPresence(ctx, u, b.chatFor(ctx, u, to.Localpart()))
+		b.sendContactPresence(ctx, u, b.chatFor(ctx, u, to.Localpart()), nil)
 	case "unsubscribe":
 		if u != nil {
 			b.updateContactSub(ctx, u, to.Localpart(), func(s string) string { return delSub(s, subFrom) })
@@ -169,7 +169,7 @@ func (b *Bridge) handlePresence(ctx context.Context, st *stanza.Element, from, t
 			b.reply(ctx, presence("unavailable", to.Bare().String(), bare))
 			return
 		}
-		b.sendContactPresence(ctx, u, legacy.ChatID(c.LegacyID))
+		b.sendContactPresence(ctx, u, legacy.ChatID(c.LegacyID), c)
 	case "", "unavailable", "error":
 		// The user's own availability: legacy sessions stay connected
 		// regardless (see the package doc); sessions that care were told
@@ -299,8 +299,9 @@ func (b *Bridge) sendGatewayPresence(ctx context.Context, u *user) {
 
 // contactPresenceStanza is a contact's presence: what the adapter reported
 // (since this process started, or else the unavailability the contact
-// record keeps), or available when the network has no presence concept.
-func (b *Bridge) contactPresenceStanza(ctx context.Context, u *user, chat legacy.ChatID) *stanza.Element {
+// record keeps: stored, or read when nil), or available when the network
+// has no presence concept.
+func (b *Bridge) contactPresenceStanza(ctx context.Context, u *user, chat legacy.ChatID, stored *store.Contact) *stanza.Element {
 	from, err := b.contactJID(chat)
 	if err != nil {
 		return nil
@@ -309,9 +310,13 @@ func (b *Bridge) contactPresenceStanza(ctx context.Context, u *user, chat legacy
 	p, known := u.presence[chat]
 	u.mu.Unlock()
 	if b.info.Caps.Presence && !known {
-		lp, _, _ := strings.Cut(from, "@")
-		if c, err := b.st.GetContact(ctx, b.domain, u.jid, lp); err == nil && c.Unavailable {
-			p, known = legacy.Presence{Chat: chat, Status: c.UnavailableStatus}, true
+		if stored == nil {
+			if lp, err := jidmap.Localpart(chat, b.domain); err == nil {
+				stored, _ = b.st.GetContact(ctx, b.domain, u.jid, lp)
+			}
+		}
+		if stored != nil && stored.Unavailable {
+			p, known = legacy.Presence{Chat: chat, Status: stored.UnavailableStatus}, true
 		}
 	}
 	if !b.info.Caps.Presence || !known {
@@ -334,8 +339,8 @@ func (b *Bridge) contactPresenceStanza(ctx context.Context, u *user, chat legacy
 	return b.withCaps(b.withIdentity(u, chat, st))
 }
 
-func (b *Bridge) sendContactPresence(ctx context.Context, u *user, chat legacy.ChatID) {
-	b.reply(ctx, b.contactPresenceStanza(ctx, u, chat))
+func (b *Bridge) sendContactPresence(ctx context.Context, u *user, chat legacy.ChatID, stored *store.Contact) {
+	b.reply(ctx, b.contactPresenceStanza(ctx, u, chat, stored))
 }
 
 // linkUp runs after every handshake: it announces the gateway and the
@@ -376,7 +381,7 @@ func (b *Bridge) linkUp(ctx context.Context, c *component.Conn) {
 		}
 		for _, ct := range contacts {
 			if hasFrom(ct.Subscription) {
-				if p := b.contactPresenceStanza(ctx, u, legacy.ChatID(ct.LegacyID)); p != nil {
+				if p := b.contactPresenceStanza(ctx, u, legacy.ChatID(ct.LegacyID), ct); p != nil {
 					_ = c.Send(ctx, p)
 				}
 			}

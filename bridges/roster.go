@@ -350,7 +350,7 @@ func (b *Bridge) privilegedRoster(ctx context.Context, conn *component.Conn, g *
 			// The user now expects the item's presence.
 			if it.gateway {
 				_ = conn.Send(ctx, b.gatewayPresenceStanza(u))
-			} else if p := b.contactPresenceStanza(ctx, u, b.itemChat(ctx, u, it)); p != nil {
+			} else if p := b.contactPresenceStanza(ctx, u, b.itemChat(ctx, u, it), nil); p != nil {
 				_ = conn.Send(ctx, p)
 			}
 		}
