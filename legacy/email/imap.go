@@ -194,8 +194,6 @@ func statusText(err error, connected bool) string {
 	return "cannot connect to the IMAP server; retrying"
 }
 
-// dialIMAP connects and logs in. newMail, if set, is signalled when the
-// server reports a new message count.
 // progressConn notes when bytes last came from the server (replyGuard).
 type progressConn struct {
 	net.Conn
@@ -218,13 +216,12 @@ func (c *progressConn) Read(p []byte) (int, error) {
 // is not cut. It is disarmed while the session idles or waits to poll,
 // when silence is normal.
 type replyGuard struct {
-	pc      *progressConn
 	armedAt atomic.Int64 // unix nanoseconds; 0: disarmed
 	stop    chan struct{}
 }
 
 func (s *session) newReplyGuard(pc *progressConn, cl *imapclient.Client) *replyGuard {
-	g := &replyGuard{pc: pc, stop: make(chan struct{})}
+	g := &replyGuard{stop: make(chan struct{})}
 	timeout := s.net.replyTimeout
 	go func() {
 		t := time.NewTicker(max(timeout/8, 10*time.Millisecond))
@@ -256,6 +253,9 @@ func (g *replyGuard) arm()    { g.armedAt.Store(time.Now().UnixNano()) }
 func (g *replyGuard) disarm() { g.armedAt.Store(0) }
 func (g *replyGuard) close()  { close(g.stop) }
 
+// dialIMAP connects and logs in. newMail, if set, is signalled when the
+// server reports a new message count. The progressConn under the client
+// is returned for the session's replyGuard.
 func (n *Network) dialIMAP(ctx context.Context, c *config, newMail chan<- struct{}) (*imapclient.Client, *progressConn, error) {
 	opts := &imapclient.Options{}
 	if newMail != nil {
