@@ -85,7 +85,7 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) (*store.BatchResult, 
 			t.end(ctx, p)
 			return nil
 		})
-		if err != nil && cmds.retryNoScript(ctx, s) {
+		if err != nil && cmds.retryNoScript(ctx, s, b) {
 			err = firstErr(txCmds)
 		}
 		if err != nil {
@@ -101,30 +101,27 @@ type batchCmds struct {
 	adds [][]*goredis.StringCmd // OpAppend
 	seen []*goredis.BoolCmd     // OpMarkSeen
 	once []*goredis.Cmd         // OpAppendOnce (appendOnce, by EVALSHA)
-	// onceKeys and onceArgs are the EVALSHA's, to send the script itself
-	// when the server does not have it (retryNoScript).
-	onceKeys [][]string
-	onceArgs [][]any
 }
 
 func newBatchCmds(n int) *batchCmds {
-	return &batchCmds{adds: make([][]*goredis.StringCmd, n), seen: make([]*goredis.BoolCmd, n), once: make([]*goredis.Cmd, n),
-		onceKeys: make([][]string, n), onceArgs: make([][]any, n)}
+	return &batchCmds{adds: make([][]*goredis.StringCmd, n), seen: make([]*goredis.BoolCmd, n), once: make([]*goredis.Cmd, n)}
 }
 
-// retryNoScript sends, as EVAL, each OpAppendOnce of c that the server
-// refused with NOSCRIPT (its script cache is empty after a restart or a
-// SCRIPT FLUSH, or this is another Cluster node): such a command did not
+// retryNoScript sends, as EVAL, each OpAppendOnce of b (c holds its
+// commands) that the server refused with NOSCRIPT (its script cache is
+// empty after a restart or a SCRIPT FLUSH, or this is another Cluster
+// node): such a command did not
 // run at all, so running it now, alone, is what it would have done in the
 // transaction, and the script is atomic on its own. The reply replaces the
 // refused one. It reports whether any was retried.
-func (c *batchCmds) retryNoScript(ctx context.Context, s *Store) bool {
+func (c *batchCmds) retryNoScript(ctx context.Context, s *Store, b *store.Batch) bool {
 	retried := false
 	for i, cmd := range c.once {
 		if cmd == nil || cmd.Err() == nil || !strings.HasPrefix(cmd.Err().Error(), "NOSCRIPT") {
 			continue
 		}
-		r := appendOnce.Eval(ctx, s.c, c.onceKeys[i], c.onceArgs[i]...)
+		keys, args, _, _ := s.appendOnceCall(b.Ops[i])
+		r := appendOnce.Eval(ctx, s.c, keys, args...)
 		cmd.SetVal(r.Val())
 		cmd.SetErr(r.Err())
 		retried = true
@@ -252,6 +249,19 @@ func (t *txWriter) ops(ctx context.Context, s *Store, p goredis.Pipeliner, b *st
 	}
 }
 
+// appendOnceCall is the keys and arguments of op's appendOnce script, the
+// seen mark's member of the user's ttl zset and its ttl.
+func (s *Store) appendOnceCall(op store.Op) (keys []string, args []any, member string, ttl time.Duration) {
+	u := s.user(op.Queue.Bridge, op.Queue.JID)
+	member, ttl = seenMember(op.Key), ttlArg(op.TTL)
+	args = make([]any, 0, 1+len(op.Payloads))
+	args = append(args, strconv.FormatInt(ttl.Milliseconds(), 10))
+	for _, pl := range op.Payloads {
+		args = append(args, pl)
+	}
+	return []string{u + member, queueKey(u, op.Queue.Kind)}, args, member, ttl
+}
+
 // indexQueue adds the SADD of q's user to the queue index, once per
 // transaction (on Cluster, Apply did it before).
 func (t *txWriter) indexQueue(ctx context.Context, s *Store, p goredis.Pipeliner, q store.Queue) {
@@ -281,14 +291,7 @@ func (t *txWriter) op(ctx context.Context, s *Store, p goredis.Pipeliner, b *sto
 		// The index may name a user whose queue stays empty: harmless,
 		// as after an Ack of everything.
 		t.indexQueue(ctx, s, p, op.Queue)
-		m, ttl := seenMember(op.Key), ttlArg(op.TTL)
-		args := make([]any, 0, 1+len(op.Payloads))
-		args = append(args, strconv.FormatInt(ttl.Milliseconds(), 10))
-		for _, pl := range op.Payloads {
-			args = append(args, pl)
-		}
-		keys := []string{u + m, queueKey(u, op.Queue.Kind)}
-		c.onceKeys[i], c.onceArgs[i] = keys, args
+		keys, args, m, ttl := s.appendOnceCall(op)
 		c.once[i] = appendOnce.EvalSha(ctx, p, keys, args...)
 		t.track(uttl, m, ttl, true)
 	case store.OpAck:
@@ -364,7 +367,7 @@ func (g *groupTx) round(ctx context.Context, s *Store, reqs []*txReq) {
 	if err != nil {
 		retried := false
 		for _, r := range reqs {
-			retried = r.cmds.retryNoScript(ctx, s) || retried
+			retried = r.cmds.retryNoScript(ctx, s, r.b) || retried
 		}
 		if retried {
 			err = firstErr(cmds)
