@@ -665,17 +665,11 @@ func TestSend(t *testing.T) {
 		}
 		if i == 3 {
 			var names []string
-			for {
-				p, err := mr.NextPart()
-				if err != nil {
-					break
-				}
-				if ah, ok := p.Header.(*mail.AttachmentHeader); ok {
-					fn, _ := ah.Filename()
-					b, _ := io.ReadAll(p.Body)
-					names = append(names, fn+"="+string(b))
-				}
-			}
+			eachAttachment(mr, func(ah *mail.AttachmentHeader, body io.Reader) {
+				fn, _ := ah.Filename()
+				b, _ := io.ReadAll(body)
+				names = append(names, fn+"="+string(b))
+			})
 			if strings.Join(names, ",") != "a.txt=file" {
 				t.Errorf("attachments %v", names)
 			}
@@ -1254,23 +1248,29 @@ func TestComposeAttachmentNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for {
-		p, err := mr.NextPart()
-		if err != nil {
-			break
-		}
-		if ah, ok := p.Header.(*mail.AttachmentHeader); ok {
-			fn, _ := ah.Filename()
-			_, params, _ := ah.ContentType()
-			typ, _, _ := ah.ContentType()
-			got = append(got, fn+" "+params["name"]+" "+typ)
-		}
-	}
+	eachAttachment(mr, func(ah *mail.AttachmentHeader, _ io.Reader) {
+		fn, _ := ah.Filename()
+		typ, params, _ := ah.ContentType()
+		got = append(got, fn+" "+params["name"]+" "+typ)
+	})
 	want := []string{"Résumé – final 😀.pdf Résumé – final 😀.pdf application/pdf", long + "  text/plain", `x".pdf x".pdf application/octet-stream`}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("attachments %q, want %q", got, want)
 	}
 	if p := parse(raw, 1<<20); len(p.attachments) != 3 || p.attachments[0].Name != want[0][:len("Résumé – final 😀.pdf")] || p.attachments[1].Name != long {
 		t.Errorf("parsed back: %+v", p.attachments)
+	}
+}
+
+// eachAttachment calls f with every attachment part of mr, in order.
+func eachAttachment(mr *mail.Reader, f func(*mail.AttachmentHeader, io.Reader)) {
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			return
+		}
+		if ah, ok := p.Header.(*mail.AttachmentHeader); ok {
+			f(ah, p.Body)
+		}
 	}
 }
