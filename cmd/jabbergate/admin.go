@@ -32,6 +32,7 @@ import (
 	"github.com/jabbergate/jabbergate/bridges/config"
 	"github.com/jabbergate/jabbergate/bridges/store"
 	"github.com/jabbergate/jabbergate/bridges/store/bolt"
+	pebblestore "github.com/jabbergate/jabbergate/bridges/store/pebble"
 	"github.com/jabbergate/jabbergate/bridges/vault"
 	"github.com/jabbergate/jabbergate/legacy"
 )
@@ -180,7 +181,7 @@ func storeMissingAt(s config.Store) bool {
 	case "redis":
 		return false
 	case "pebble":
-		return !pebbleStoreExists(s.Path)
+		return !pebblestore.Exists(s.Path)
 	}
 	_, err := os.Stat(s.Path)
 	return errors.Is(err, fs.ErrNotExist)

@@ -405,7 +405,7 @@ func storedAccounts(ctx context.Context, cfg *config.Config) (n int, skipped str
 		redisstore.SetLogger(slog.New(slog.DiscardHandler)) // the verdict says what matters
 		st, err = redisstore.Open(rctx, s.Redis.URL, redisstore.Options{Prefix: s.Redis.Prefix})
 	case "pebble":
-		if !pebbleStoreExists(s.Path) {
+		if !pebblestore.Exists(s.Path) {
 			return 0, ""
 		}
 		st, err = pebblestore.Open(s.Path, pebblestore.Timeout(300*time.Millisecond), pebblestore.SweepInterval(-1))
@@ -447,16 +447,6 @@ func countAccounts(ctx context.Context, st store.Store, cfg *config.Config) (int
 		n += len(accts)
 	}
 	return n, nil
-}
-
-// pebbleStoreExists reports whether dir holds a pebble store (its
-// MANIFEST), which Open would otherwise create.
-func pebbleStoreExists(dir string) bool {
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		return false
-	}
-	return slices.ContainsFunc(es, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), "MANIFEST-") })
 }
 
 // checkNote is what a check says that is no configuration error (the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"slices"
 	"strings"
 
@@ -35,6 +36,19 @@ func (e *damagedError) Unwrap() []error {
 // its data in: tables, MANIFESTs (the list of tables) and write-ahead logs.
 func isData(name string) bool {
 	return strings.HasSuffix(name, ".sst") || strings.HasPrefix(name, "MANIFEST-") || strings.HasSuffix(name, ".log")
+}
+
+// Exists reports whether dir holds a Pebble store, or what is left of
+// one (its marker or any data file): something Open would not create
+// afresh.
+func Exists(dir string) bool {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(es, func(e os.DirEntry) bool {
+		return strings.HasPrefix(e.Name(), "marker.manifest.") || isData(e.Name())
+	})
 }
 
 // checkDir refuses a directory that holds Pebble's data files but no
